@@ -1,0 +1,96 @@
+"""Interleaved compressed sparse column (CSC) storage: encode a code matrix, decode it back.
+
+Row r of an M x K matrix belongs to PE ``r mod N`` as local row ``r div N``. Per PE and column,
+each non-zero is stored as (v, z): v its 4-bit codebook index, z the number of zero local rows
+since the previous stored entry of the column (or the column's start). A gap of more than 15
+zeros first stores padding entries (v = 0, z = 15), each standing for 16 rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eiec.isa.program import PADDING_Z
+
+
+@dataclass(frozen=True)
+class CscArrays:
+    """``ptr`` (N, K + 1) relative to each PE's first entry; ``v`` and ``z`` PE after PE."""
+
+    ptr: np.ndarray
+    v: np.ndarray
+    z: np.ndarray
+
+
+def encode(codes: np.ndarray, pes: int) -> CscArrays:
+    """Interleaved CSC of ``codes`` (M x K, uint8 codebook indices, 0 = zero) over ``pes`` PEs."""
+    codes = np.asarray(codes)
+    cols = codes.shape[1]
+    # Non-zeros in (column, row) order; a stable sort by PE keeps that order inside each PE.
+    col_idx, row_idx = np.nonzero(codes.T)
+    pe = row_idx % pes
+    order = np.argsort(pe, kind="stable")
+    col_idx, row_idx, pe = col_idx[order], row_idx[order], pe[order]
+    local = row_idx // pes
+    value = codes[row_idx, col_idx].astype(np.uint8)
+
+    group = pe.astype(np.int64) * cols + col_idx
+    first = np.ones(group.size, dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    previous = np.empty_like(local)
+    previous[first] = -1
+    previous[~first] = local[:-1][~first[1:]]
+    gap = local - previous - 1
+    pads = gap // (PADDING_Z + 1)
+    stored = pads + 1
+
+    per_group = np.bincount(group, weights=stored, minlength=pes * cols).astype(np.int64)
+    ptr = np.zeros((pes, cols + 1), dtype=np.int64)
+    np.cumsum(per_group.reshape(pes, cols), axis=1, out=ptr[:, 1:])
+
+    total = int(stored.sum())
+    v = np.zeros(total, dtype=np.uint8)
+    z = np.full(total, PADDING_Z, dtype=np.uint8)
+    real = np.cumsum(stored) - 1  # position of each non-zero's own entry
+    v[real] = value
+    z[real] = (gap % (PADDING_Z + 1)).astype(np.uint8)
+    return CscArrays(ptr=ptr, v=v, z=z)
+
+
+@dataclass(frozen=True)
+class EntryCoordinates:
+    """For every stored entry: its PE, column and local row (padding entries included)."""
+
+    pe: np.ndarray
+    col: np.ndarray
+    local_row: np.ndarray
+
+
+def coordinates(ptr: np.ndarray, z: np.ndarray) -> EntryCoordinates:
+    """Where every stored entry of an interleaved CSC sits."""
+    pes, cols_plus_one = ptr.shape
+    cols = cols_plus_one - 1
+    per_column = np.diff(ptr, axis=1).ravel()
+    pe = np.repeat(np.repeat(np.arange(pes, dtype=np.int64), cols), per_column)
+    col = np.repeat(np.tile(np.arange(cols, dtype=np.int64), pes), per_column)
+    step = z.astype(np.int64) + 1
+    running = np.cumsum(step)
+    starts = np.concatenate(([0], np.cumsum(per_column)[:-1]))
+    nonempty = per_column > 0
+    before_group = np.zeros(per_column.size, dtype=np.int64)
+    before_group[nonempty] = running[starts[nonempty]] - step[starts[nonempty]]
+    local_row = running - np.repeat(before_group, per_column) - 1
+    return EntryCoordinates(pe=pe, col=col, local_row=local_row)
+
+
+def decode(ptr: np.ndarray, v: np.ndarray, z: np.ndarray, rows: int) -> np.ndarray:
+    """The M x K code matrix an interleaved CSC stores (inverse of :func:`encode`)."""
+    pes, cols_plus_one = ptr.shape
+    where = coordinates(ptr, z)
+    row = where.local_row * pes + where.pe
+    codes = np.zeros((rows, cols_plus_one - 1), dtype=np.uint8)
+    keep = v != 0
+    codes[row[keep], where.col[keep]] = v[keep]
+    return codes

@@ -1,0 +1,62 @@
+"""16-bit fixed-point arithmetic of the EIE machine (isa/SPEC.md, "Arithmetic").
+
+A word is a signed 16-bit integer q standing for q / 2**frac. Every narrowing step uses the
+same rule: round half up (add half an LSB, shift right arithmetically), then saturate to
+[-32768, 32767]. The functions return how many values saturated so callers can count events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eiec.isa.program import WORD_MAX, WORD_MIN
+
+
+def round_shift(values: np.ndarray, shift: int) -> np.ndarray:
+    """``values * 2**-shift`` rounded half up, as int64 (a left shift when ``shift < 0``)."""
+    wide = values.astype(np.int64, copy=False)
+    if shift <= 0:
+        return wide << -shift
+    return (wide + (1 << (shift - 1))) >> shift
+
+
+def saturate(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Clamp int64 values to 16 bits; returns (int16 array, number clamped)."""
+    clipped = np.clip(values, WORD_MIN, WORD_MAX)
+    count = int(np.count_nonzero(clipped != values))
+    return clipped.astype(np.int16), count
+
+
+def narrow(values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, int]:
+    """Integers with ``from_frac`` fraction bits to 16-bit words with ``to_frac`` bits."""
+    return saturate(round_shift(values, from_frac - to_frac))
+
+
+def quantize(x: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
+    """Real values to 16-bit words with ``frac`` fraction bits (round half up, saturate)."""
+    scaled = np.floor(np.asarray(x, dtype=np.float64) * 2.0**frac + 0.5)
+    clipped = np.clip(scaled, WORD_MIN, WORD_MAX)
+    count = int(np.count_nonzero(clipped != scaled))
+    return clipped.astype(np.int16), count
+
+
+def dequantize(q: np.ndarray, frac: int) -> np.ndarray:
+    """16-bit words with ``frac`` fraction bits to float64 values."""
+    return np.asarray(q, dtype=np.float64) * 2.0**-frac
+
+
+def frac_for_range(max_abs: float, *, headroom: float = 1.0) -> int:
+    """The largest fraction-bit count whose range holds ``max_abs * headroom``.
+
+    A 16-bit word with f fraction bits holds values up to ``(2**15 - 1) / 2**f``. The result is
+    clamped to [-16, 30] so a zero or tiny range still yields a usable format.
+    """
+    target = float(max_abs) * headroom
+    if not np.isfinite(target) or target <= 0.0:
+        return 15
+    frac = 15
+    while frac > -16 and target > WORD_MAX * 2.0**-frac:
+        frac -= 1
+    while frac < 30 and target <= WORD_MAX * 2.0 ** -(frac + 1):
+        frac += 1
+    return frac

@@ -1,0 +1,452 @@
+"""The EIE program as typed data: machine header, data sections and the instruction stream.
+
+This module is the one definition of the ISA's vocabulary. The parser builds these objects,
+the printer prints them, the verifier checks them and the emulator executes them; the compiler
+produces them. ``isa/SPEC.md`` states the semantics in prose; the instruction classes below state
+them in their docstrings, and ``INSTRUCTIONS`` lists every instruction once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from eiec.errors import SourceLocation
+
+FORMAT_VERSION = 1
+
+#: Width of activations, codebook values and table values (bits, two's complement).
+WORD_BITS = 16
+WORD_MIN = -(1 << (WORD_BITS - 1))
+WORD_MAX = (1 << (WORD_BITS - 1)) - 1
+#: Width of a virtual weight (codebook index) and of a relative row index.
+NIBBLE_BITS = 4
+CODEBOOK_SIZE = 1 << NIBBLE_BITS
+#: z of a padding entry: 15 zero rows are skipped and the entry itself (v = 0) adds nothing.
+PADDING_Z = (1 << NIBBLE_BITS) - 1
+
+
+# --- machine header ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The EIE machine a program was compiled for (the ``.machine`` header).
+
+    Memory sizes are per PE, in bytes. Defaults are the paper's 64-PE chip.
+    """
+
+    pes: int = 64
+    fifo_depth: int = 8
+    clock_mhz: float = 800.0
+    spmat_sram: int = 128 * 1024
+    ptr_sram: int = 32 * 1024
+    act_sram: int = 2 * 1024
+    ptr_bits: int = 16
+    acc_bits: int = 48
+
+    FIELDS: ClassVar[tuple[str, ...]] = (
+        "pes",
+        "fifo_depth",
+        "clock_mhz",
+        "spmat_sram",
+        "ptr_sram",
+        "act_sram",
+        "ptr_bits",
+        "acc_bits",
+    )
+
+
+# --- data sections ----------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Buffer:
+    """An activation buffer: ``rows`` x ``pitch`` 16-bit words with ``frac`` fraction bits.
+
+    Element ``e`` (flat, row-major with row stride ``pitch``) lives on PE ``e mod N``. Only the
+    first ``cols`` words of each row are data; the rest pad rows to a PE-aligned stride.
+    ``init`` (``rows * pitch`` int16 words) gives constant initial contents; otherwise zero.
+    """
+
+    name: str
+    rows: int
+    cols: int
+    pitch: int
+    frac: int
+    init: np.ndarray | None = None
+    loc: SourceLocation | None = field(default=None, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Words in the buffer, padding included."""
+        return self.rows * self.pitch
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Buffer):
+            return NotImplemented
+        same_init = (self.init is None and other.init is None) or (
+            self.init is not None
+            and other.init is not None
+            and np.array_equal(self.init, other.init)
+        )
+        return (self.name, self.rows, self.cols, self.pitch, self.frac) == (
+            other.name,
+            other.rows,
+            other.cols,
+            other.pitch,
+            other.frac,
+        ) and same_init
+
+
+@dataclass(frozen=True)
+class Port:
+    """A program input or output: a host tensor of ``shape`` stored in a buffer.
+
+    The tensor's elements, in C order, fill the buffer's data words row by row (``cols`` per
+    row, skipping the pitch padding). ``batch_axis`` names the axis of size 1 along which the
+    host stacks independent runs for a batch; None when the tensor has no batch axis.
+    """
+
+    name: str
+    buffer: str
+    shape: tuple[int, ...]
+    batch_axis: int | None = None
+    loc: SourceLocation | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(eq=False)
+class Codebook:
+    """A layer's shared weights: up to 16 int16 values with ``frac`` fraction bits; entry 0 is 0."""
+
+    values: np.ndarray
+    frac: int
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Codebook):
+            return NotImplemented
+        return self.frac == other.frac and np.array_equal(self.values, other.values)
+
+
+@dataclass(eq=False)
+class Layer:
+    """A weight matrix of ``rows`` x ``cols`` in interleaved CSC over the machine's PEs.
+
+    Row ``r`` belongs to PE ``r mod N`` as local row ``r div N``. For PE ``p``, the entries of
+    column ``j`` are ``v[base_p + ptr[p, j] : base_p + ptr[p, j + 1]]`` (likewise ``z``), where
+    ``base_p`` is the number of entries of PEs ``0 .. p-1``: ``v`` and ``z`` hold every PE's
+    entries, PE after PE. ``ptr`` has shape ``(N, cols + 1)`` and ``ptr[p, 0] == 0``.
+    """
+
+    name: str
+    rows: int
+    cols: int
+    codebook: Codebook
+    ptr: np.ndarray
+    v: np.ndarray
+    z: np.ndarray
+    loc: SourceLocation | None = field(default=None, repr=False)
+
+    @property
+    def pes(self) -> int:
+        """Number of PEs the layer is interleaved over."""
+        return int(self.ptr.shape[0])
+
+    @property
+    def entries_per_pe(self) -> np.ndarray:
+        """Stored entries (padding included) of each PE, shape ``(N,)``."""
+        return self.ptr[:, -1].astype(np.int64)
+
+    @property
+    def pe_base(self) -> np.ndarray:
+        """Offset of each PE's first entry in ``v`` / ``z``, shape ``(N,)``."""
+        counts = self.entries_per_pe
+        return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+
+    @property
+    def stored_entries(self) -> int:
+        """All stored entries, padding included."""
+        return int(self.v.size)
+
+    @property
+    def padding_entries(self) -> int:
+        """Entries with ``v == 0`` (padding, or explicitly stored zeros)."""
+        return int(np.count_nonzero(self.v == 0))
+
+    def local_rows(self, pe: int) -> int:
+        """Rows of the matrix owned by PE ``pe``."""
+        n = self.pes
+        return max(0, (self.rows - pe + n - 1) // n)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Layer):
+            return NotImplemented
+        return (
+            (self.name, self.rows, self.cols) == (other.name, other.rows, other.cols)
+            and self.codebook == other.codebook
+            and np.array_equal(self.ptr, other.ptr)
+            and np.array_equal(self.v, other.v)
+            and np.array_equal(self.z, other.z)
+        )
+
+
+@dataclass(eq=False)
+class Table:
+    """A piecewise-linear function table for ``ew-lut``.
+
+    ``values[i]`` (int16, ``frac`` fraction bits) is the function at ``lo + i * 2**step_log2``.
+    ``fn`` names the function it samples (``sigmoid``, ``tanh``, ...); the float32 arithmetic mode
+    evaluates ``fn`` exactly instead of the table.
+    """
+
+    name: str
+    fn: str
+    lo: float
+    step_log2: int
+    frac: int
+    values: np.ndarray
+    loc: SourceLocation | None = field(default=None, repr=False)
+
+    @property
+    def hi(self) -> float:
+        """The input at the last sample."""
+        return self.lo + (self.values.size - 1) * 2.0**self.step_log2
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Table):
+            return NotImplemented
+        return (self.name, self.fn, self.lo, self.step_log2, self.frac) == (
+            other.name,
+            other.fn,
+            other.lo,
+            other.step_log2,
+            other.frac,
+        ) and np.array_equal(self.values, other.values)
+
+
+# --- operands ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """A buffer operand: the whole buffer (``row`` is None, ``rows * pitch`` words, padding
+    included) or one row (``cols`` words starting at word ``row * pitch``)."""
+
+    buffer: str
+    row: int | None = None
+
+    def __str__(self) -> str:
+        return self.buffer if self.row is None else f"{self.buffer}[{self.row}]"
+
+
+@dataclass(frozen=True)
+class One:
+    """The constant activation 1.0 in a broadcast: the bias column (written ``#1``)."""
+
+    def __str__(self) -> str:
+        return "#1"
+
+
+Source = View | One
+
+
+# --- instructions -----------------------------------------------------------------------------
+
+#: Operand kinds, used by the parser, the printer and the verifier.
+LAYER = "layer"  # a layer name
+TABLE = "table"  # a table name
+VIEW = "view"  # a buffer view: NAME or NAME[ROW]
+SOURCES = "sources"  # a non-empty comma list of views and #1
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """Base of all instructions. ``OPERANDS`` lists (field name, operand kind) in text order."""
+
+    MNEMONIC: ClassVar[str] = ""
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = ()
+    loc: SourceLocation | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+    def operand_values(self) -> Iterator[tuple[str, object]]:
+        """(kind, value) of each operand, in text order."""
+        for name, kind in self.OPERANDS:
+            yield kind, getattr(self, name)
+
+
+@dataclass(frozen=True)
+class LoadCodebook(Instruction):
+    """``load-codebook L``: copy layer L's codebook into every PE's codebook registers.
+
+    The following ``sparse-column-mac`` instructions decode virtual weights through it.
+    """
+
+    MNEMONIC: ClassVar[str] = "load-codebook"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("layer", LAYER),)
+    layer: str
+
+
+@dataclass(frozen=True)
+class BroadcastActivation(Instruction):
+    """``broadcast-activation S1, S2, ...``: set the activation stream of the next MAC.
+
+    The stream is the concatenation of the sources (``#1`` is one element of value 1.0); its
+    element j is activation a_j of column j. The central unit's leading-non-zero detector sends
+    each non-zero (j, a_j) to every PE's activation queue while the next ``sparse-column-mac``
+    runs. All view sources share one fixed-point format, in which ``#1`` is ``2**frac``.
+    """
+
+    MNEMONIC: ClassVar[str] = "broadcast-activation"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("sources", SOURCES),)
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class SparseColumnMac(Instruction):
+    """``sparse-column-mac L``: every PE, for each broadcast (j, a_j), adds
+    ``codebook[v] * a_j`` into the accumulator of each of its local rows that column j of
+    layer L stores (padding entries add 0). Accumulators are wide (``acc_bits``) integers with
+    ``codebook.frac + activation frac`` fraction bits.
+    """
+
+    MNEMONIC: ClassVar[str] = "sparse-column-mac"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("layer", LAYER),)
+    layer: str
+
+
+@dataclass(frozen=True)
+class Writeback(Instruction):
+    """``writeback D``: round each accumulator to D's format, saturate to 16 bits, store row r
+    of the layer in word r of view D, and clear the accumulators."""
+
+    MNEMONIC: ClassVar[str] = "writeback"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("dst", VIEW),)
+    dst: View
+
+
+@dataclass(frozen=True)
+class ReluWriteback(Instruction):
+    """``relu-writeback D``: as ``writeback``, storing max(0, value)."""
+
+    MNEMONIC: ClassVar[str] = "relu-writeback"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("dst", VIEW),)
+    dst: View
+
+
+@dataclass(frozen=True)
+class EwAdd(Instruction):
+    """``ew-add D, A, B``: D[i] = sat(round(A[i] + B[i])) in D's format, on each PE's slice."""
+
+    MNEMONIC: ClassVar[str] = "ew-add"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("dst", VIEW), ("a", VIEW), ("b", VIEW))
+    dst: View
+    a: View
+    b: View
+
+
+@dataclass(frozen=True)
+class EwMul(Instruction):
+    """``ew-mul D, A, B``: D[i] = sat(round(A[i] * B[i])) in D's format, on each PE's slice."""
+
+    MNEMONIC: ClassVar[str] = "ew-mul"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("dst", VIEW), ("a", VIEW), ("b", VIEW))
+    dst: View
+    a: View
+    b: View
+
+
+@dataclass(frozen=True)
+class EwLut(Instruction):
+    """``ew-lut D, A, T``: D[i] = sat(round(T(A[i]))), T the piecewise-linear table T."""
+
+    MNEMONIC: ClassVar[str] = "ew-lut"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("dst", VIEW),
+        ("a", VIEW),
+        ("table", TABLE),
+    )
+    dst: View
+    a: View
+    table: str
+
+
+@dataclass(frozen=True)
+class EwCopy(Instruction):
+    """``ew-copy D, A``: D[i] = sat(round(A[i])) in D's format, on each PE's slice."""
+
+    MNEMONIC: ClassVar[str] = "ew-copy"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("dst", VIEW), ("a", VIEW))
+    dst: View
+    a: View
+
+
+@dataclass(frozen=True)
+class Halt(Instruction):
+    """``halt``: stop. Every program ends with exactly one ``halt``."""
+
+    MNEMONIC: ClassVar[str] = "halt"
+
+
+#: Every instruction, by mnemonic: the one list parser, printer, verifier and emulator use.
+INSTRUCTIONS: dict[str, type[Instruction]] = {
+    cls.MNEMONIC: cls
+    for cls in (
+        LoadCodebook,
+        BroadcastActivation,
+        SparseColumnMac,
+        Writeback,
+        ReluWriteback,
+        EwAdd,
+        EwMul,
+        EwLut,
+        EwCopy,
+        Halt,
+    )
+}
+
+WRITEBACKS: tuple[type[Instruction], ...] = (Writeback, ReluWriteback)
+ELEMENTWISE: tuple[type[Instruction], ...] = (EwAdd, EwMul, EwLut, EwCopy)
+
+
+# --- the program ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Program:
+    """A whole EIE program. Dicts keep declaration order, which the printer preserves."""
+
+    machine: Machine
+    buffers: dict[str, Buffer] = field(default_factory=dict)
+    inputs: list[Port] = field(default_factory=list)
+    outputs: list[Port] = field(default_factory=list)
+    layers: dict[str, Layer] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    text: list[Instruction] = field(default_factory=list)
+    version: int = FORMAT_VERSION
+    source: str = field(default="<program>", repr=False)
+
+    def view_length(self, view: View) -> int:
+        """Words a view covers."""
+        buf = self.buffers[view.buffer]
+        return buf.size if view.row is None else buf.cols
+
+    def view_offset(self, view: View) -> int:
+        """Flat word offset of a view's first word in its buffer."""
+        buf = self.buffers[view.buffer]
+        return 0 if view.row is None else view.row * buf.pitch
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Program):
+            return NotImplemented
+        return (
+            self.version == other.version
+            and self.machine == other.machine
+            and list(self.buffers.items()) == list(other.buffers.items())
+            and self.inputs == other.inputs
+            and self.outputs == other.outputs
+            and list(self.layers.items()) == list(other.layers.items())
+            and list(self.tables.items()) == list(other.tables.items())
+            and self.text == other.text
+        )
