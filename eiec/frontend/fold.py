@@ -1,0 +1,158 @@
+"""Constant folding of ONNX graphs: subgraphs that depend only on initialisers and static shapes.
+
+Exporters compute many tensors at run time that are really constants: PyTorch's LSTM export
+builds its zero initial state as ``ConstantOfShape(Concat(Unsqueeze(Gather(Shape(x), 0)), ...))``
+and reshapes go through ``Shape -> Gather -> Concat``. EIE needs them as constants, so
+:func:`fold_constants` evaluates every node whose inputs are all known (initialisers,
+``Constant`` nodes, results of folded nodes, and ``Shape``/``Size`` of tensors whose shape shape
+inference determined) with ``onnx.reference.ReferenceEvaluator`` and replaces it by an
+initialiser. Nodes that produce graph outputs, random-number nodes and nodes with subgraphs are
+kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+from onnx.reference import ReferenceEvaluator
+
+#: Nodes that must not be evaluated at compile time (their result is not a constant).
+_NOT_FOLDABLE = frozenset(
+    {
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+        "If",
+        "Loop",
+        "Scan",
+    }
+)
+
+
+def fold_constants(model: onnx.ModelProto, *, max_rounds: int = 8) -> onnx.ModelProto:
+    """A copy of ``model`` with its constant subgraphs replaced by initialisers.
+
+    Shape inference and folding alternate (up to ``max_rounds``) because a folded shape tensor
+    can make further shapes static. The input model is not modified.
+    """
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    for _ in range(max_rounds):
+        folded = _infer(folded)
+        if not _fold_once(folded):
+            break
+    _drop_unused_initializers(folded.graph)
+    return _infer(folded)
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # shape inference is best effort here; the checker reports real errors
+        return model
+
+
+def _static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape, for every tensor whose dimensions are all known integers."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        if not info.type.HasField("tensor_type"):
+            continue
+        tensor = info.type.tensor_type
+        if not tensor.HasField("shape"):
+            continue
+        dims = tensor.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[info.name] = tuple(int(d.dim_value) for d in dims)
+    for init in graph.initializer:
+        shapes[init.name] = tuple(int(d) for d in init.dims)
+    return shapes
+
+
+def _opsets(model: onnx.ModelProto) -> dict[str, int]:
+    return {entry.domain: int(entry.version) for entry in model.opset_import}
+
+
+def _shape_value(node: onnx.NodeProto, shape: tuple[int, ...]) -> np.ndarray:
+    """The result of ``Shape`` (with its ``start``/``end`` attributes) or ``Size``."""
+    if node.op_type == "Size":
+        return np.array(int(np.prod(shape, dtype=np.int64)), dtype=np.int64)
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    start = attrs.get("start", 0)
+    end = attrs.get("end", len(shape))
+    return np.array(shape[slice(start, end)], dtype=np.int64)
+
+
+def _fold_once(model: onnx.ModelProto) -> bool:
+    """Fold every foldable node once; True when anything changed."""
+    graph = model.graph
+    graph_inputs = {i.name for i in graph.input}
+    known: dict[str, np.ndarray] = {
+        init.name: numpy_helper.to_array(init)
+        for init in graph.initializer
+        if init.name not in graph_inputs  # an initialiser that is also an input can be fed
+    }
+    shapes = _static_shapes(graph)
+    outputs = {o.name for o in graph.output}
+    opsets = _opsets(model)
+    kept: list[onnx.NodeProto] = []
+    new_constants: dict[str, np.ndarray] = {}
+    for node in graph.node:
+        value = _evaluate(node, known, shapes, opsets) if not outputs & set(node.output) else None
+        if value is None:
+            kept.append(node)
+            continue
+        for name, array in zip(node.output, value, strict=True):
+            if name:
+                known[name] = array
+                new_constants[name] = array
+    if not new_constants:
+        return False
+    used = {name for node in kept for name in node.input} | outputs
+    del graph.node[:]
+    graph.node.extend(kept)
+    for name, array in new_constants.items():
+        if name in used:
+            graph.initializer.append(numpy_helper.from_array(np.asarray(array), name))
+    # Value infos of folded tensors are now implied by the initialisers.
+    stale = [vi for vi in graph.value_info if vi.name in new_constants]
+    for info in stale:
+        graph.value_info.remove(info)
+    return True
+
+
+def _evaluate(
+    node: onnx.NodeProto,
+    known: dict[str, np.ndarray],
+    shapes: dict[str, tuple[int, ...]],
+    opsets: dict[str, int],
+) -> list[np.ndarray] | None:
+    """The node's outputs when they are compile-time constants, else None."""
+    if node.op_type in _NOT_FOLDABLE or node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type in ("Shape", "Size") and node.input[0] in shapes:
+        return [_shape_value(node, shapes[node.input[0]])]
+    inputs = [name for name in node.input if name]
+    if not all(name in known for name in inputs):
+        return None
+    if any(
+        a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
+    ):
+        return None
+    evaluator = ReferenceEvaluator(node, opsets={"": opsets.get("", opsets.get("ai.onnx", 21))})
+    feeds = {name: known[name] for name in inputs}
+    results = evaluator.run(None, feeds)
+    return [np.asarray(r) for r in results]
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    graph_inputs = {i.name for i in graph.input}
+    keep = [i for i in graph.initializer if i.name in used or i.name in graph_inputs]
+    if len(keep) != len(graph.initializer):
+        del graph.initializer[:]
+        graph.initializer.extend(keep)

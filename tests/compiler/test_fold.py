@@ -1,0 +1,93 @@
+"""fold_constants: constant subgraphs on initialisers and static shapes become initialisers."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from eiec.frontend.fold import fold_constants
+
+
+def _zero_state_model(batch: int | str) -> onnx.ModelProto:
+    """PyTorch's LSTM-export idiom: h0 = ConstantOfShape([1, Shape(x)[0], 3]); y = x + h0."""
+    nodes = [
+        helper.make_node("Shape", ["x"], ["shape"]),
+        helper.make_node("Constant", [], ["zero"], value=numpy_helper.from_array(np.array(0))),
+        helper.make_node("Gather", ["shape", "zero"], ["b"], axis=0),
+        helper.make_node("Unsqueeze", ["b", "axes0"], ["b1"]),
+        helper.make_node("Concat", ["one", "b1", "three"], ["hshape"], axis=0),
+        helper.make_node(
+            "ConstantOfShape",
+            ["hshape"],
+            ["h0"],
+            value=numpy_helper.from_array(np.array([0.0], dtype=np.float32)),
+        ),
+        helper.make_node("Cast", ["h0"], ["h0f"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["x", "h0f"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "axes0"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "one"),
+        numpy_helper.from_array(np.array([3], dtype=np.int64), "three"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_zero_state_folds_to_an_initialiser() -> None:
+    model = _zero_state_model(2)
+    folded = fold_constants(model)
+    assert [n.op_type for n in folded.graph.node] == ["Add"]
+    inits = {i.name: numpy_helper.to_array(i) for i in folded.graph.initializer}
+    assert set(inits) == {"h0f"}
+    np.testing.assert_array_equal(inits["h0f"], np.zeros((1, 2, 3), dtype=np.float32))
+    onnx.checker.check_model(folded)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    expected = ReferenceEvaluator(model).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(ReferenceEvaluator(folded).run(None, {"x": x})[0], expected)
+
+
+def test_dynamic_shape_is_kept() -> None:
+    folded = fold_constants(_zero_state_model("batch"))
+    ops = [n.op_type for n in folded.graph.node]
+    assert ops[0] == "Shape" and "ConstantOfShape" in ops
+    # The Constant node alone folds; nothing downstream of Shape(x) does.
+    assert "Constant" not in ops
+
+
+def test_reshape_shape_subgraph_and_input_model_untouched() -> None:
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Slice", ["s", "st", "en"], ["s0"]),
+        helper.make_node("Concat", ["s0", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([0], dtype=np.int64), "st"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "en"),
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "minus1"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    before = model.SerializeToString()
+    folded = fold_constants(model)
+    assert model.SerializeToString() == before
+    assert [n.op_type for n in folded.graph.node] == ["Reshape"]
+    target = {i.name: numpy_helper.to_array(i) for i in folded.graph.initializer}["target"]
+    np.testing.assert_array_equal(target, [1, -1])
+    out = folded.graph.output[0].type.tensor_type.shape
+    assert [d.dim_value for d in out.dim] == [1, 6]
