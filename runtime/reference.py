@@ -1,0 +1,271 @@
+"""The CPU reference: an ONNX model built by TVM for the host CPU and run on numpy inputs.
+
+``tvm.relax.frontend.onnx.from_onnx`` -> ``tvm.compile(mod, target="llvm")`` ->
+``relax.VirtualMachine``. Builds are cached per process, keyed by the SHA-256 of the model's
+serialised bytes (and the extra outputs asked for), so the original and the compressed model of
+one run are built once each.
+
+TVM's ONNX front end lacks some ops that exporters write. Before import, :func:`tvm_compatible`
+rewrites them into equivalent standard ops, so the whole model still runs in TVM:
+
+- ``ai.onnx.ml.ArrayFeatureExtractor(data, indices)`` (skl2onnx's label lookup after
+  ``ArgMax``) becomes ``Gather(data, Reshape(indices, [-1]), axis=-1)``, followed by
+  ``Unsqueeze(axes=[0])`` when ``data`` is 1-D (the op's output is then ``[1, n]``, as
+  onnxruntime and ``onnx.reference`` define it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from eiec.errors import InputError, ModelLoadError, RuntimeCheckError
+
+#: Builds kept per process (each holds a compiled VM executable).
+CACHE_SIZE = 16
+
+ModelLike = str | Path | onnx.ModelProto
+
+
+def load_model(model: ModelLike) -> onnx.ModelProto:
+    """An ONNX model from a path or a ``ModelProto`` (returned as is)."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = Path(model)
+    try:
+        return onnx.load(str(path))
+    except FileNotFoundError:
+        raise ModelLoadError(
+            "ONNX model file not found", where=str(path), fix="check the path"
+        ) from None
+    except Exception as error:
+        raise ModelLoadError(
+            f"cannot read the ONNX model: {error}",
+            where=str(path),
+            fix="pass a valid .onnx file (onnx.checker.check_model should accept it)",
+        ) from None
+
+
+def model_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """The graph inputs that are fed at run time (initialisers excluded)."""
+    initialisers = {init.name for init in model.graph.initializer}
+    return [vi for vi in model.graph.input if vi.name not in initialisers]
+
+
+def _static_rank(model: onnx.ModelProto, name: str) -> int | None:
+    for init in model.graph.initializer:
+        if init.name == name:
+            return len(init.dims)
+    for node in model.graph.node:
+        if node.op_type == "Constant" and name in node.output:
+            return len(helper.get_attribute_value(node.attribute[0]).dims)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        if info.name == name and info.type.tensor_type.HasField("shape"):
+            return len(info.type.tensor_type.shape.dim)
+    return None
+
+
+def tvm_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with the ops TVM's ONNX front end lacks rewritten (module doc)."""
+    if not any(n.op_type == "ArrayFeatureExtractor" for n in model.graph.node):
+        return model
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    nodes: list[onnx.NodeProto] = []
+    for index, node in enumerate(result.graph.node):
+        if node.op_type != "ArrayFeatureExtractor":
+            nodes.append(node)
+            continue
+        data, indices = node.input
+        rank = _static_rank(result, data)
+        if rank is None:
+            raise RuntimeCheckError(
+                f"ArrayFeatureExtractor on '{data}' of unknown rank",
+                where=f"ONNX node {node.name or index}",
+                fix="give the data input a static rank (an initialiser or a typed value_info)",
+            )
+        stem = f"eiec_afe{index}"
+        shape = numpy_helper.from_array(np.array([-1], dtype=np.int64), f"{stem}_flat_shape")
+        result.graph.initializer.append(shape)
+        gathered = node.output[0] if rank > 1 else f"{stem}_gathered"
+        nodes.append(
+            helper.make_node("Reshape", [indices, shape.name], [f"{stem}_flat"], name=f"{stem}_r")
+        )
+        nodes.append(
+            helper.make_node(
+                "Gather", [data, f"{stem}_flat"], [gathered], axis=-1, name=f"{stem}_g"
+            )
+        )
+        if rank == 1:
+            axes = numpy_helper.from_array(np.array([0], dtype=np.int64), f"{stem}_axes")
+            result.graph.initializer.append(axes)
+            nodes.append(
+                helper.make_node(
+                    "Unsqueeze", [gathered, axes.name], [node.output[0]], name=f"{stem}_u"
+                )
+            )
+    del result.graph.node[:]
+    result.graph.node.extend(nodes)
+    return result
+
+
+def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph also outputs the intermediate tensors ``names``."""
+    present = {o.name for o in model.graph.output}
+    produced = {out for node in model.graph.node for out in node.output}
+    produced |= {vi.name for vi in model_inputs(model)}
+    missing = [name for name in names if name not in produced]
+    if missing:
+        raise RuntimeCheckError(
+            f"no tensor named {', '.join(repr(m) for m in missing)} in the model",
+            fix="name tensors that a node of the graph produces",
+        )
+    extra = [name for name in names if name not in present]
+    if not extra:
+        return model
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    infos = {vi.name: vi for vi in inferred.graph.value_info}
+    for name in extra:
+        info = infos.get(name)
+        result.graph.output.append(info if info is not None else helper.ValueInfoProto(name=name))
+    return result
+
+
+def _elem_dtype(info: onnx.ValueInfoProto) -> np.dtype:
+    return np.dtype(helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type))
+
+
+@dataclass
+class Reference:
+    """A TVM CPU build of an ONNX model; :meth:`run` executes it on numpy inputs."""
+
+    model: onnx.ModelProto
+    input_names: tuple[str, ...]
+    input_dtypes: tuple[np.dtype, ...]
+    output_names: tuple[str, ...]
+    _vm: Any = field(repr=False)
+    _device: Any = field(repr=False)
+
+    def feeds(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
+        """``inputs`` in the model's input order, cast to the declared element types.
+
+        Only the width may change (float64 -> float32); a change of kind is an error.
+        """
+        if isinstance(inputs, np.ndarray):
+            if len(self.input_names) != 1:
+                raise InputError(
+                    f"the model has {len(self.input_names)} inputs "
+                    f"({', '.join(self.input_names)}); got one array",
+                    fix="pass a dict of input name -> array",
+                )
+            inputs = {self.input_names[0]: inputs}
+        unknown = sorted(set(inputs) - set(self.input_names))
+        missing = [name for name in self.input_names if name not in inputs]
+        if unknown or missing:
+            raise InputError(
+                f"inputs do not match the model: missing {missing}, unknown {unknown}",
+                fix=f"the model's inputs are {list(self.input_names)}",
+            )
+        result = []
+        for name, dtype in zip(self.input_names, self.input_dtypes, strict=True):
+            array = np.asarray(inputs[name])
+            if array.dtype.kind != dtype.kind:
+                raise InputError(
+                    f"input '{name}' has dtype {array.dtype}; the model takes {dtype}",
+                    fix=f"convert it with .astype(np.{dtype})",
+                )
+            result.append(np.ascontiguousarray(array, dtype=dtype))
+        return result
+
+    def run(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        """Execute the build; returns every graph output by name (batch as given)."""
+        import tvm
+
+        args = [tvm.runtime.tensor(a, self._device) for a in self.feeds(inputs)]
+        try:
+            result = self._vm["main"](*args)
+        except Exception as error:  # TVM raises its own error types for shape mismatches
+            raise InputError(
+                f"the TVM CPU build rejected the inputs: {str(error).splitlines()[-1]}",
+                where="CPU reference",
+                fix="check the input shapes against the model's inputs",
+            ) from None
+        values = [result] if len(self.output_names) == 1 else list(result)
+        return {name: value.numpy() for name, value in zip(self.output_names, values, strict=True)}
+
+
+_CACHE: OrderedDict[tuple[str, tuple[str, ...]], Reference] = OrderedDict()
+
+
+def model_key(model: onnx.ModelProto) -> str:
+    """The SHA-256 of the model's serialised bytes."""
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+
+
+def build(model: ModelLike, extra_outputs: Sequence[str] = ()) -> Reference:
+    """The (cached) TVM CPU build of ``model``, optionally exposing intermediate tensors."""
+    proto = load_model(model)
+    key = (model_key(proto), tuple(extra_outputs))
+    cached = _CACHE.get(key)
+    if cached is not None:
+        _CACHE.move_to_end(key)
+        return cached
+    reference = _compile(with_outputs(proto, extra_outputs) if extra_outputs else proto)
+    _CACHE[key] = reference
+    if len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return reference
+
+
+def _compile(model: onnx.ModelProto) -> Reference:
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+
+    runnable = tvm_compatible(model)
+    inputs = model_inputs(runnable)
+    try:
+        mod = from_onnx(runnable, keep_params_in_input=False)
+        executable = tvm.compile(mod, target="llvm")
+    except Exception as error:
+        raise RuntimeCheckError(
+            f"TVM could not build the model for the CPU: {str(error).strip().splitlines()[-1]}",
+            where=f"graph '{model.graph.name}'",
+            fix="check that TVM's ONNX front end supports every op of the model",
+        ) from None
+    device = tvm.cpu()
+    return Reference(
+        model=model,
+        input_names=tuple(vi.name for vi in inputs),
+        input_dtypes=tuple(_elem_dtype(vi) for vi in inputs),
+        output_names=tuple(o.name for o in runnable.graph.output),
+        _vm=relax.VirtualMachine(executable, device),
+        _device=device,
+    )
+
+
+def run_reference(
+    model: ModelLike, inputs: Mapping[str, np.ndarray] | np.ndarray
+) -> dict[str, np.ndarray]:
+    """Run ``model`` on the CPU with TVM; every graph output by name."""
+    return build(model).run(inputs)
+
+
+def run_intermediates(
+    model: ModelLike, inputs: Mapping[str, np.ndarray] | np.ndarray, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """The tensors ``names`` (any tensors of the graph) computed by the TVM CPU build."""
+    outputs = build(model, extra_outputs=tuple(names)).run(inputs)
+    return {name: outputs[name] for name in names}
