@@ -1,0 +1,129 @@
+"""Rewrite a checked ONNX model into the form the importer expects, without changing its values.
+
+- Batch: the program runs one vector at a time, so each graph input's batch axis is fixed to 1
+  (axis 0, or axis 1 for an input that feeds a ``Gemm`` with ``transA=1``); the runtime splits
+  a batch along that axis.
+- ``Dropout`` (inference) becomes ``Identity``.
+- ``Gemm`` ``alpha``/``beta`` are folded into the weight and bias initialisers, so every layer is
+  ``x @ W (+ b)``; the exported compressed model is this canonical graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from eiec.errors import UnsupportedModelError
+from eiec.frontend.graph import attributes
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A graph input: its name, shape at batch 1, and the axis a batch is stacked along."""
+
+    name: str
+    shape: tuple[int, ...]
+    batch_axis: int | None
+
+
+def fix_batch(model: onnx.ModelProto, where: str) -> tuple[onnx.ModelProto, list[InputSpec]]:
+    """A copy of ``model`` whose inputs have batch 1 and only static dimensions."""
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    graph = fixed.graph
+    initializers = {i.name for i in graph.initializer}
+    specs = []
+    for info in graph.input:
+        if info.name in initializers:
+            continue
+        dims = info.type.tensor_type.shape.dim
+        axis = _batch_axis(graph, info.name, len(dims))
+        shape = []
+        for index, dim in enumerate(dims):
+            if index == axis:
+                dim.Clear()
+                dim.dim_value = 1
+            elif not dim.HasField("dim_value"):
+                raise UnsupportedModelError(
+                    f"input '{info.name}' has a dynamic dimension '{dim.dim_param}' at axis "
+                    f"{index}",
+                    where=where,
+                    fix="export the model with static feature dimensions (only the batch axis "
+                    "may be dynamic)",
+                )
+            shape.append(int(dim.dim_value))
+        specs.append(InputSpec(info.name, tuple(shape), axis))
+    # Shapes downstream of the inputs are re-inferred at batch 1.
+    del graph.value_info[:]
+    for info in graph.output:
+        if info.type.HasField("tensor_type"):
+            info.type.tensor_type.ClearField("shape")
+    return fixed, specs
+
+
+def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:
+    if rank < 2:
+        return None
+    for node in graph.node:
+        if node.op_type == "Gemm" and node.input[0] == name and attributes(node).get("transA"):
+            return rank - 1
+    return 0
+
+
+def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy with Dropout as Identity and Gemm alpha/beta folded into the initialisers."""
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    inits = {init.name: init for init in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    for node in graph.node:
+        if node.op_type == "Dropout":
+            outputs = [node.output[0]]
+            inputs = [node.input[0]]
+            node.ClearField("attribute")
+            del node.input[:]
+            node.input.extend(inputs)
+            del node.output[:]
+            node.output.extend(outputs)
+            node.op_type = "Identity"
+        elif node.op_type == "Gemm":
+            attrs = attributes(node)
+            for index, key in ((1, "alpha"), (2, "beta")):
+                scale = float(attrs.get(key, 1.0))
+                if index < len(node.input) and node.input[index]:
+                    name = node.input[index]
+                    if scale != 1.0:
+                        node.input[index] = _scaled(graph, inits, uses, name, scale)
+            kept = [a for a in node.attribute if a.name not in ("alpha", "beta")]
+            node.ClearField("attribute")
+            node.attribute.extend(kept)
+    return result
+
+
+def _scaled(
+    graph: onnx.GraphProto,
+    inits: dict[str, onnx.TensorProto],
+    uses: dict[str, int],
+    name: str,
+    scale: float,
+) -> str:
+    """The name of an initialiser holding ``scale * name`` (in place when used only once)."""
+    array = numpy_helper.to_array(inits[name])
+    scaled = (array.astype(np.float64) * scale).astype(array.dtype)
+    if uses.get(name, 0) == 1:
+        inits[name].CopyFrom(numpy_helper.from_array(scaled, name))
+        return name
+    new_name = f"{name}.scaled"
+    while new_name in inits:
+        new_name += "_"
+    tensor = numpy_helper.from_array(scaled, new_name)
+    graph.initializer.append(tensor)
+    inits[new_name] = tensor
+    return new_name

@@ -1,0 +1,71 @@
+"""Read-only facts about an ONNX graph that the support check and the layer finder share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+@dataclass
+class GraphFacts:
+    """Initialisers, static shapes, producers and consumers of an ONNX graph's tensors."""
+
+    model: onnx.ModelProto
+    initializers: dict[str, np.ndarray] = field(default_factory=dict)
+    shapes: dict[str, tuple[int | str | None, ...]] = field(default_factory=dict)
+    producer: dict[str, onnx.NodeProto] = field(default_factory=dict)
+    consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: onnx.ModelProto) -> GraphFacts:
+        """Facts of ``model`` (expects shape inference to have run)."""
+        graph = model.graph
+        facts = cls(model=model)
+        inputs = {i.name for i in graph.input}
+        for init in graph.initializer:
+            if init.name not in inputs:
+                facts.initializers[init.name] = numpy_helper.to_array(init)
+            facts.shapes[init.name] = tuple(int(d) for d in init.dims)
+        for info in [*graph.input, *graph.value_info, *graph.output]:
+            if info.name in facts.shapes or not info.type.HasField("tensor_type"):
+                continue
+            tensor = info.type.tensor_type
+            if tensor.HasField("shape"):
+                facts.shapes[info.name] = tuple(
+                    int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None)
+                    for d in tensor.shape.dim
+                )
+        for node in graph.node:
+            for name in node.output:
+                facts.producer[name] = node
+            for name in node.input:
+                if name:
+                    facts.consumers.setdefault(name, []).append(node)
+        return facts
+
+    @property
+    def graph_inputs(self) -> list[onnx.ValueInfoProto]:
+        """The graph inputs that are fed at run time (not initialisers)."""
+        return [i for i in self.model.graph.input if i.name not in self.initializers]
+
+    def is_vector(self, name: str) -> bool:
+        """True when ``name`` has a known shape with at most one dimension larger than 1."""
+        shape = self.shapes.get(name)
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            return False
+        return sum(1 for d in shape if d != 1) <= 1
+
+
+def attributes(node: onnx.NodeProto) -> dict[str, object]:
+    """The node's attributes as Python values."""
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def node_label(node: onnx.NodeProto) -> str:
+    """How error messages name a node: ``'name' (Op)``, or the op and first output if unnamed."""
+    if node.name:
+        return f"'{node.name}' ({node.op_type})"
+    return f"{node.op_type} -> '{node.output[0]}'"

@@ -1,0 +1,71 @@
+"""Import a canonical ONNX model into Relax with named FC layers and constant weights.
+
+``from_onnx(keep_params_in_input=True)`` keeps the initialisers as named function parameters, so
+each ``matmul`` can be traced to its weight initialiser and its binding renamed to the layer's
+name (a Gemm with ``transB=1`` imports as ``matmul(x, permute_dims(W))``). The parameters are
+then bound and folded: every layer becomes ``NAME = matmul(x, const[K, M])``, optionally followed
+by ``add(NAME, const)`` (the bias) and ``nn.relu``.
+"""
+
+from __future__ import annotations
+
+import onnx
+import tvm
+from tvm import relax
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from eiec.frontend.layers import OnnxLayer
+
+
+def import_onnx(model: onnx.ModelProto, layers: list[OnnxLayer]) -> tvm.IRModule:
+    """The Relax module of ``model`` whose layer bindings carry the names of ``layers``."""
+    from tvm.relax.frontend.onnx import from_onnx
+
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    mod = from_onnx(model, opset=opset, keep_params_in_input=True)
+    func = mod["main"]
+    num_input = int(func.attrs["num_input"])
+    inputs = {i.name for i in model.graph.input}
+    init_names = [i.name for i in model.graph.initializer if i.name not in inputs]
+    param_vars = list(func.params[num_input:])
+    values = list(func.attrs["params"]) if "params" in func.attrs else []
+    by_weight = {layer.weight: layer.name for layer in layers}
+    names = {
+        var: by_weight[init]
+        for var, init in zip(param_vars, init_names, strict=True)
+        if init in by_weight
+    }
+    mod["main"] = _LayerNamer(mod, names).visit_expr(func)
+    bound = {var.name: value for var, value in zip(param_vars, values, strict=True)}
+    mod = relax.transform.BindParams("main", bound)(mod)
+    mod = relax.transform.FoldConstant()(mod)
+    mod["main"] = mod["main"].without_attr("params")
+    return mod
+
+
+@mutator
+class _LayerNamer(PyExprMutator):
+    """Renames each ``matmul`` whose weight is a layer's parameter to the layer's name."""
+
+    def __init__(self, mod: tvm.IRModule, names: dict[relax.Var, str]) -> None:
+        super().__init__(mod)
+        self.names = names
+        self.transposed: dict[relax.Var, relax.Var] = {}
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        value = binding.value
+        if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op):
+            if value.op.name == "relax.permute_dims" and value.args[0] in self.names:
+                self.transposed[binding.var] = value.args[0]
+            elif value.op.name == "relax.matmul":
+                weight = self.transposed.get(value.args[1], value.args[1])
+                if weight in self.names:
+                    new_value = self.visit_expr(value)
+                    name = self.names[weight]
+                    if isinstance(binding.var, relax.DataflowVar):
+                        new_var = self.builder_.emit(new_value, name)
+                    else:
+                        new_var = self.builder_.emit_output(new_value, name)
+                    self.set_var_remap(binding.var, new_var)
+                    return
+        super().visit_var_binding_(binding)

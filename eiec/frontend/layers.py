@@ -1,0 +1,97 @@
+"""The fully-connected layers of a canonical ONNX model and their program names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import onnx
+
+from eiec.frontend.graph import GraphFacts, attributes
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+
+
+@dataclass(frozen=True)
+class OnnxLayer:
+    """One FC layer of the ONNX graph.
+
+    ``weight_layout`` is ``"out_in"`` for a Gemm with ``transB=1`` (PyTorch) and ``"in_out"``
+    otherwise (MatMul, skl2onnx). ``output`` is the tensor after the bias and an optional Relu:
+    the value the program writes back.
+    """
+
+    name: str
+    node: str
+    op: str
+    weight: str
+    weight_layout: str
+    bias: str | None
+    bias_node: str | None
+    output: str
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Names a user may give for this layer: program name, ONNX node name, weight name."""
+        return tuple(dict.fromkeys(n for n in (self.name, self.node, self.weight) if n))
+
+
+def identifier(text: str, fallback: str) -> str:
+    """``text`` made into an ISA identifier (``[A-Za-z_][A-Za-z0-9_.]*``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.]", "_", text.strip("/").replace("/", ".")).strip(".")
+    if not cleaned:
+        return fallback
+    if not _IDENTIFIER.match(cleaned):
+        cleaned = f"{fallback}_{cleaned}"
+    return cleaned
+
+
+def _base_name(node: onnx.NodeProto, weight: str, index: int) -> str:
+    """PyTorch names nodes ``/fc1/Gemm``: the layer is ``fc1``. Else the node or weight name."""
+    if node.name:
+        parts = [p for p in node.name.split("/") if p]
+        if len(parts) > 1 and parts[-1].split("_")[0] in ("Gemm", "MatMul"):
+            parts = parts[:-1]
+        return identifier("/".join(parts), "fc")
+    stem = weight.removesuffix(".weight").removesuffix("_weight")
+    return identifier(stem, "fc") if stem else f"fc{index}"
+
+
+def find_onnx_layers(model: onnx.ModelProto) -> list[OnnxLayer]:
+    """Every Gemm / MatMul(+Add) with a constant weight, in graph order, with unique names."""
+    facts = GraphFacts.of(model)
+    layers: list[OnnxLayer] = []
+    taken: set[str] = {i.name for i in model.graph.input} | {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        if node.op_type not in ("Gemm", "MatMul") or node.input[1] not in facts.initializers:
+            continue
+        weight = node.input[1]
+        layout = "out_in" if node.op_type == "Gemm" and attributes(node).get("transB") else "in_out"
+        bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else None
+        bias_node = None
+        output = node.output[0]
+        follower = _sole_consumer(facts, output)
+        if bias is None and follower is not None and follower.op_type == "Add":
+            bias = next(n for n in follower.input if n != output)
+            bias_node = follower.name
+            output = follower.output[0]
+            follower = _sole_consumer(facts, output)
+        if follower is not None and follower.op_type == "Relu":
+            output = follower.output[0]
+        name = _base_name(node, weight, len(layers))
+        unique, suffix = name, 2
+        while unique in taken:
+            unique, suffix = f"{name}_{suffix}", suffix + 1
+        taken.add(unique)
+        layers.append(
+            OnnxLayer(
+                unique, node.name, node.op_type, weight, layout, bias or None, bias_node, output
+            )
+        )
+    return layers
+
+
+def _sole_consumer(facts: GraphFacts, name: str) -> onnx.NodeProto | None:
+    consumers = facts.consumers.get(name, [])
+    outputs = {o.name for o in facts.model.graph.output}
+    return consumers[0] if len(consumers) == 1 and name not in outputs else None

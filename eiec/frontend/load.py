@@ -1,0 +1,52 @@
+"""Load and check an ONNX model: the one entry point that turns a path into a checked ModelProto."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+
+from eiec.errors import ModelLoadError
+
+
+def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+    """The model at ``model`` (or the given proto), checked by ``onnx.checker``.
+
+    Raises ModelLoadError naming the file and the reason (missing, not ONNX, invalid).
+    """
+    if isinstance(model, onnx.ModelProto):
+        where = f"model {model.graph.name or '<in memory>'}"
+        proto = model
+    else:
+        path = Path(model)
+        where = str(path)
+        if not path.is_file():
+            raise ModelLoadError(
+                "model file not found" if not path.exists() else "not a file",
+                where=where,
+                fix="give the path of an .onnx file",
+            )
+        try:
+            proto = onnx.load(str(path))
+        except Exception as error:  # protobuf raises DecodeError and friends
+            raise ModelLoadError(
+                f"not an ONNX model: {_first_line(error)}",
+                where=where,
+                fix="export the model with torch.onnx.export, skl2onnx or onnx.save",
+            ) from error
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as error:
+        raise ModelLoadError(
+            f"invalid ONNX model: {_first_line(error)}",
+            where=where,
+            fix="repair the model so that onnx.checker.check_model accepts it",
+        ) from error
+    if len(proto.graph.node) == 0:
+        raise ModelLoadError("the model's graph has no nodes", where=where)
+    return proto
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,46 @@
+"""The front end in one call: ONNX file -> checked, folded, canonical model -> Relax module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import tvm
+
+from eiec.frontend.canonicalize import InputSpec, canonicalize, fix_batch
+from eiec.frontend.fold import fold_constants
+from eiec.frontend.importer import import_onnx
+from eiec.frontend.layers import OnnxLayer, find_onnx_layers
+from eiec.frontend.load import load_model
+from eiec.frontend.support import check_supported
+
+
+@dataclass
+class ImportedModel:
+    """An ONNX model ready for the passes.
+
+    ``model`` is the canonical ONNX graph (batch 1, constants folded, Dropout as Identity, Gemm
+    alpha/beta in the initialisers): the graph the compressed model is exported as.
+    """
+
+    source: str
+    model: onnx.ModelProto
+    inputs: list[InputSpec]
+    outputs: list[str]
+    layers: list[OnnxLayer]
+    module: tvm.IRModule
+
+
+def read_onnx(model: str | Path | onnx.ModelProto) -> ImportedModel:
+    """Load, check, fold, check support, canonicalise and import ``model``."""
+    proto = load_model(model)
+    source = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
+    batch1, inputs = fix_batch(proto, source)
+    folded = fold_constants(batch1)
+    check_supported(folded, source)
+    canonical = canonicalize(folded)
+    layers = find_onnx_layers(canonical)
+    module = import_onnx(canonical, layers)
+    outputs = [o.name for o in canonical.graph.output]
+    return ImportedModel(source, canonical, inputs, outputs, layers, module)
