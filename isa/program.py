@@ -27,6 +27,8 @@ NIBBLE_BITS = 4
 CODEBOOK_SIZE = 1 << NIBBLE_BITS
 #: z of a padding entry: 15 zero rows are skipped and the entry itself (v = 0) adds nothing.
 PADDING_Z = (1 << NIBBLE_BITS) - 1
+#: Functions a ``.table`` may sample (its ``fn``); float32 emulation evaluates them exactly.
+TABLE_FUNCTIONS: tuple[str, ...] = ("sigmoid", "tanh")
 
 
 # --- machine header ---------------------------------------------------------------------------
@@ -124,6 +126,7 @@ class Codebook:
 
     values: np.ndarray
     frac: int
+    loc: SourceLocation | None = field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Codebook):
@@ -139,6 +142,7 @@ class Layer:
     column ``j`` are ``v[base_p + ptr[p, j] : base_p + ptr[p, j + 1]]`` (likewise ``z``), where
     ``base_p`` is the number of entries of PEs ``0 .. p-1``: ``v`` and ``z`` hold every PE's
     entries, PE after PE. ``ptr`` has shape ``(N, cols + 1)`` and ``ptr[p, 0] == 0``.
+    ``loc`` is the ``.layer`` line, ``pe_locs`` the ``.pe`` lines (set by the parser).
     """
 
     name: str
@@ -149,6 +153,7 @@ class Layer:
     v: np.ndarray
     z: np.ndarray
     loc: SourceLocation | None = field(default=None, repr=False)
+    pe_locs: tuple[SourceLocation, ...] | None = field(default=None, repr=False)
 
     @property
     def pes(self) -> int:

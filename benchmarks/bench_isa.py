@@ -1,0 +1,107 @@
+"""Benchmark of the textual ISA on an AlexNet FC6-sized program.
+
+Builds a 9216 -> 4096 fully connected layer with a bias column (a 4096 x 9217 code matrix, about
+4 M stored entries) over 64 PEs of the paper's machine, then times printing, parsing and
+verifying it and reports the file size and the peak memory of each step.
+
+    python benchmarks/bench_isa.py [--density 0.09] [--pes 64] [--repeat 3]
+
+Targets (isa track, issue 2): parse <= 3 s and print <= 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import tracemalloc
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+
+from eiec.isa import format_program, parse, verify
+from eiec.isa.builder import make_layer
+from eiec.isa.program import (
+    BroadcastActivation,
+    Buffer,
+    Halt,
+    LoadCodebook,
+    Machine,
+    One,
+    Port,
+    Program,
+    ReluWriteback,
+    SparseColumnMac,
+    View,
+)
+
+T = TypeVar("T")
+
+
+def fc6_program(density: float, pes: int, seed: int = 0) -> Program:
+    """One FC6-shaped layer (bias included) with random codes at ``density``."""
+    rows, cols = 4096, 9216
+    rng = np.random.default_rng(seed)
+    nonzero = rng.random((rows, cols + 1)) < density
+    codes = np.where(nonzero, rng.integers(1, 16, size=(rows, cols + 1)), 0).astype(np.uint8)
+    codebook = np.concatenate(([0], np.linspace(-8000, 8000, 15))).astype(np.int16)
+    layer = make_layer("fc6", codes, codebook, codebook_frac=14, pes=pes)
+    return Program(
+        machine=Machine(pes=pes),
+        buffers={
+            "x": Buffer("x", rows=1, cols=cols, pitch=cols, frac=12),
+            "y": Buffer("y", rows=1, cols=rows, pitch=rows, frac=10),
+        },
+        inputs=[Port("x", "x", (1, cols), 0)],
+        outputs=[Port("y", "y", (1, rows), 0)],
+        layers={"fc6": layer},
+        text=[
+            LoadCodebook("fc6"),
+            BroadcastActivation((View("x"), One())),
+            SparseColumnMac("fc6"),
+            ReluWriteback(View("y")),
+            Halt(),
+        ],
+    )
+
+
+def measure(step: Callable[[], T], repeat: int) -> tuple[T, float, float]:
+    """(result, best wall time in s, peak traced memory in MB of one run)."""
+    best = float("inf")
+    result: T
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = step()
+        best = min(best, time.perf_counter() - start)
+    tracemalloc.start()
+    step()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return result, best, peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--density", type=float, default=0.09)
+    parser.add_argument("--pes", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    program = fc6_program(args.density, args.pes)
+    layer = program.layers["fc6"]
+    print(
+        f"program: {layer.rows} x {layer.cols} layer over {layer.pes} PEs, "
+        f"{layer.stored_entries:,} stored entries ({layer.padding_entries:,} padding)"
+    )
+    text, print_s, print_mb = measure(lambda: format_program(program), args.repeat)
+    print(f"print : {print_s:6.3f} s  peak {print_mb:7.1f} MB  file {len(text) / 2**20:.2f} MB")
+    parsed, parse_s, parse_mb = measure(lambda: parse(text, "fc6.eie"), args.repeat)
+    print(f"parse : {parse_s:6.3f} s  peak {parse_mb:7.1f} MB")
+    _, verify_s, verify_mb = measure(lambda: verify(parsed), args.repeat)
+    print(f"verify: {verify_s:6.3f} s  peak {verify_mb:7.1f} MB")
+    assert parsed == program, "round trip changed the program"
+    print("round trip: parse(format_program(p)) == p")
+
+
+if __name__ == "__main__":
+    main()

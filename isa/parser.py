@@ -1,0 +1,401 @@
+"""The parser: ``.eie`` text to a ``Program`` (grammar in ``isa/grammar.lark``).
+
+Lark's LALR parser with the contextual lexer turns the text into a small tree (a hex blob is one
+token, so a layer of millions of entries is a handful of tokens); ``_Assembler`` turns the tree
+into the typed data model, decoding blobs with numpy and recording a ``SourceLocation`` on every
+directive and instruction. Instructions are parsed generically and mapped to their classes
+through ``INSTRUCTIONS``, whose ``OPERANDS`` give the operand kinds.
+
+Errors: ``ProgramSyntaxError`` for text that does not follow the grammar (file, line, column,
+the offending text and what was expected) or an instruction with unknown mnemonic or wrong
+operands; ``VerificationError`` for the rules of SPEC section 7 that the data model cannot hold
+(a duplicate name, per-PE pointer and entry counts) and for an invalid ``.machine`` header or
+layer shape, without which the data sections cannot be read. Everything else is the verifier's.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import numpy as np
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import PatternStr
+
+from eiec.errors import ProgramSyntaxError, SourceLocation, VerificationError
+from eiec.isa import hexblob
+from eiec.isa.program import (
+    FORMAT_VERSION,
+    INSTRUCTIONS,
+    LAYER,
+    SOURCES,
+    TABLE,
+    VIEW,
+    WORD_BITS,
+    WORD_MAX,
+    WORD_MIN,
+    Buffer,
+    Codebook,
+    Instruction,
+    Layer,
+    Machine,
+    One,
+    Port,
+    Program,
+    Table,
+    View,
+)
+from eiec.isa.verifier import check_layer_shape, check_machine
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+_Decoded = TypeVar("_Decoded")
+
+#: How error messages name the grammar's terminals (literal ones are shown quoted).
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "MNEMONIC": "an instruction",
+    "INT": "an integer",
+    "REAL": "a number",
+    "BLOB": "a hex blob",
+    "_NL": "end of line",
+    "$END": "end of file",
+}
+#: Operand kinds as error messages name them.
+_KIND_NAMES = {
+    LAYER: "a layer name",
+    TABLE: "a table name",
+    VIEW: "a buffer view (NAME or NAME[ROW])",
+    SOURCES: "a source (NAME, NAME[ROW] or #1)",
+}
+#: Longest offending text an error message quotes.
+_QUOTE_LIMIT = 24
+_WORD = re.compile(r"[^\s,\[\]]+|\S")
+
+
+@functools.cache
+def _lark() -> Lark:
+    return Lark(
+        GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        maybe_placeholders=True,
+    )
+
+
+def parse(text: str, source: str = "<string>") -> Program:
+    """The program ``text`` spells; ``source`` names it in locations and errors."""
+    if not text.endswith("\n"):
+        text += "\n"
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text, source) from None
+    return _Assembler(source).program(tree)
+
+
+# --- syntax errors ----------------------------------------------------------------------------
+
+
+def _quote(text: str) -> str:
+    if len(text) > _QUOTE_LIMIT:
+        text = text[: _QUOTE_LIMIT - 3] + "..."
+    return repr(text) if ("'" in text or not text.isprintable()) else f"'{text}'"
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[terminal]
+    pattern = _lark().get_terminal(terminal).pattern
+    return f"'{pattern.value}'" if isinstance(pattern, PatternStr) else terminal
+
+
+def _expected(terminals: set[str]) -> str:
+    names = sorted({_describe(t) for t in terminals})
+    if len(names) == 1:
+        return f"expected {names[0]}"
+    return "expected one of: " + ", ".join(names)
+
+
+def _syntax_error(error: UnexpectedInput, text: str, source: str) -> ProgramSyntaxError:
+    if isinstance(error, UnexpectedToken):
+        token = error.token
+        if token.type == "$END":
+            found = "end of file"
+        elif token.type == "_NL":
+            found = "end of line"
+        else:
+            found = _quote(str(token))
+        expected = error.accepts or error.expected
+        line, column = token.line, token.column
+    elif isinstance(error, UnexpectedCharacters):
+        match = _WORD.match(text, error.pos_in_stream)
+        found = _quote(match.group(0) if match else text[error.pos_in_stream])
+        expected = error.allowed or set()
+        line, column = error.line, error.column
+    else:  # UnexpectedEOF
+        assert isinstance(error, UnexpectedEOF)
+        found, expected = "end of file", error.expected
+        line = text.count("\n") + 1
+        column = 1
+    return ProgramSyntaxError(
+        f"unexpected {found}; {_expected(set(expected))}",
+        where=str(SourceLocation(source, line, column)),
+    )
+
+
+# --- from tree to program ---------------------------------------------------------------------
+
+
+class _Assembler:
+    """Builds a ``Program`` from the parse tree of one text."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def loc(self, token: Token, offset: int = 0) -> SourceLocation:
+        return SourceLocation(self.source, token.line, token.column + offset)
+
+    def syntax(self, token: Token, what: str, fix: str | None = None, offset: int = 0) -> NoReturn:
+        raise ProgramSyntaxError(what, where=str(self.loc(token, offset)), fix=fix)
+
+    def program(self, tree: Tree) -> Program:
+        version, machine, *directives, text = tree.children
+        self.version(version)
+        program = Program(machine=self.machine(machine), source=self.source)
+        for directive in directives:
+            getattr(self, directive.data)(program, directive)
+        program.text = [self.instruction(i) for i in text.children[1:]]
+        return program
+
+    # --- header -------------------------------------------------------------------------------
+
+    def version(self, tree: Tree) -> None:
+        token = tree.children[1]
+        if int(token) != FORMAT_VERSION:
+            self.syntax(
+                token,
+                f"unsupported format version {int(token)}",
+                f"this eiec reads .eie {FORMAT_VERSION}",
+            )
+
+    def machine(self, tree: Tree) -> Machine:
+        keyword, *values = tree.children
+        fields = {
+            name: float(value) if name == "clock_mhz" else int(value)
+            for name, value in zip(Machine.FIELDS, values, strict=True)
+        }
+        machine = Machine(**fields)
+        check_machine(machine, str(self.loc(keyword)))
+        return machine
+
+    # --- data sections ------------------------------------------------------------------------
+
+    def declare(self, kind: str, table: dict, item: Buffer | Layer | Table, token: Token) -> None:
+        first = table.get(item.name)
+        if first is not None:
+            raise VerificationError(
+                f"duplicate {kind} '{item.name}' (first declared at {first.loc})",
+                where=str(self.loc(token)),
+            )
+        table[item.name] = item
+
+    def words(self, tree: Tree) -> np.ndarray:
+        """An ``int_list`` of 16-bit words."""
+        for token in tree.children:
+            if not WORD_MIN <= int(token) <= WORD_MAX:
+                self.syntax(token, f"{int(token)} is not a 16-bit word ({WORD_MIN}..{WORD_MAX})")
+        return np.array([int(t) for t in tree.children], dtype=np.int16)
+
+    def blob(self, token: Token, what: str, decode: Callable[[str], _Decoded]) -> _Decoded:
+        try:
+            return decode(str(token))
+        except hexblob.BlobError as error:
+            self.syntax(token, f"bad {what} blob: {error}", offset=error.offset)
+
+    def buffer(self, program: Program, tree: Tree) -> None:
+        keyword, name, rows, cols, pitch, frac, init = tree.children
+        words = None
+        if init is not None:
+            decode = functools.partial(hexblob.decode_words, digits=WORD_BITS // 4, signed=True)
+            words = self.blob(init, "init", decode).astype(np.int16)
+        buffer = Buffer(
+            name=str(name),
+            rows=int(rows),
+            cols=int(cols),
+            pitch=int(pitch),
+            frac=int(frac),
+            init=words,
+            loc=self.loc(keyword),
+        )
+        self.declare("buffer", program.buffers, buffer, keyword)
+
+    def port(self, program: Program, tree: Tree) -> None:
+        keyword, name, buffer, shape, axis = tree.children
+        port = Port(
+            name=str(name),
+            buffer=str(buffer),
+            shape=tuple(int(d) for d in shape.children),
+            batch_axis=None if axis.type == "NONE" else int(axis),
+            loc=self.loc(keyword),
+        )
+        (program.inputs if keyword.type == "INPUT" else program.outputs).append(port)
+
+    def table(self, program: Program, tree: Tree) -> None:
+        keyword, name, fn, lo, step_log2, frac, values = tree.children
+        table = Table(
+            name=str(name),
+            fn=str(fn),
+            lo=float(lo),
+            step_log2=int(step_log2),
+            frac=int(frac),
+            values=self.words(values),
+            loc=self.loc(keyword),
+        )
+        self.declare("table", program.tables, table, keyword)
+
+    def layer(self, program: Program, tree: Tree) -> None:
+        keyword, name, rows, cols, codebook, *pes = tree.children
+        name, rows, cols = str(name), int(rows), int(cols)
+        check_layer_shape(name, rows, cols, str(self.loc(keyword)))
+        book_keyword, frac, values = codebook.children
+        book = Codebook(values=self.words(values), frac=int(frac), loc=self.loc(book_keyword))
+        digits = program.machine.ptr_bits // 4
+        decode_ptr = functools.partial(hexblob.decode_words, digits=digits, item="pointer")
+        ptrs, vs, zs, locs = [], [], [], []
+        for expected, pe in enumerate(pes):
+            pe_keyword, index, ptr_blob, entries_blob = pe.children
+            if int(index) != expected:
+                self.syntax(
+                    index,
+                    f"layer {name}: .pe {int(index)} where .pe {expected} was expected",
+                    "a layer lists its PEs in order from .pe 0",
+                )
+            ptr = self.blob(ptr_blob, "ptr", decode_ptr)
+            v, z = self.blob(entries_blob, "entries", hexblob.decode_entries)
+            where = str(self.loc(pe_keyword))
+            if ptr.size != cols + 1:
+                raise VerificationError(
+                    f"layer {name}, PE {expected}: {ptr.size} pointers, expected cols + 1 = "
+                    f"{cols + 1}",
+                    where=where,
+                )
+            if ptr[-1] != v.size:
+                problem = (
+                    "pointers past the data"
+                    if ptr[-1] > v.size
+                    else "entries after the last pointer"
+                )
+                raise VerificationError(
+                    f"layer {name}, PE {expected}: {problem}: ptr[{cols}] = {int(ptr[-1])}, the "
+                    f"PE stores {v.size} entries",
+                    where=where,
+                )
+            ptrs.append(ptr)
+            vs.append(v)
+            zs.append(z)
+            locs.append(self.loc(pe_keyword))
+        layer = Layer(
+            name=name,
+            rows=rows,
+            cols=cols,
+            codebook=book,
+            ptr=np.stack(ptrs) if ptrs else np.zeros((0, cols + 1), dtype=np.int64),
+            v=np.concatenate(vs) if vs else np.zeros(0, dtype=np.uint8),
+            z=np.concatenate(zs) if zs else np.zeros(0, dtype=np.uint8),
+            loc=self.loc(keyword),
+            pe_locs=tuple(locs),
+        )
+        self.declare("layer", program.layers, layer, keyword)
+
+    # --- instructions -------------------------------------------------------------------------
+
+    def instruction(self, tree: Tree) -> Instruction:
+        mnemonic, *operands = tree.children
+        cls = INSTRUCTIONS.get(str(mnemonic))
+        if cls is None:
+            close = difflib.get_close_matches(str(mnemonic), INSTRUCTIONS, n=1)
+            known = "known: " + ", ".join(INSTRUCTIONS)
+            self.syntax(
+                mnemonic,
+                f"unknown instruction {_quote(str(mnemonic))}",
+                f"did you mean '{close[0]}'? {known}" if close else known,
+            )
+        signature = " ".join([cls.MNEMONIC, ", ".join(name for name, _ in cls.OPERANDS)]).strip()
+        fields: dict[str, object] = {}
+        position = 0
+        for name, kind in cls.OPERANDS:
+            if kind == SOURCES:
+                if position >= len(operands):
+                    self.missing(mnemonic, cls, signature, position)
+                fields[name] = tuple(
+                    self.operand(cls, signature, position + i, kind, operand)
+                    for i, operand in enumerate(operands[position:])
+                )
+                position = len(operands)
+                continue
+            if position >= len(operands):
+                self.missing(mnemonic, cls, signature, position)
+            fields[name] = self.operand(cls, signature, position, kind, operands[position])
+            position += 1
+        if position < len(operands):
+            extra = operands[position]
+            self.syntax(
+                _first_token(extra),
+                f"{cls.MNEMONIC} takes {len(cls.OPERANDS)} operand"
+                f"{'s' if len(cls.OPERANDS) != 1 else ''}, got {len(operands)}",
+                f"syntax: {signature}",
+            )
+        return cls(**fields, loc=self.loc(mnemonic))
+
+    def missing(
+        self, mnemonic: Token, cls: type[Instruction], signature: str, position: int
+    ) -> NoReturn:
+        name, kind = cls.OPERANDS[position]
+        self.syntax(
+            mnemonic,
+            f"{cls.MNEMONIC}: missing operand {position + 1} ({name}: {_KIND_NAMES[kind]})",
+            f"syntax: {signature}",
+        )
+
+    def operand(
+        self,
+        cls: type[Instruction],
+        signature: str,
+        position: int,
+        kind: str,
+        operand: Token | Tree,
+    ) -> object:
+        value: object
+        if isinstance(operand, Token):  # ONE
+            value = One()
+        elif operand.data == "name":
+            value = str(operand.children[0])
+        else:
+            buffer, row = operand.children
+            value = View(str(buffer), int(row))
+        if kind in (LAYER, TABLE):
+            if isinstance(value, str):
+                return value
+        elif kind == VIEW:
+            if isinstance(value, str):
+                return View(value)
+            if isinstance(value, View):
+                return value
+        elif kind == SOURCES:
+            return View(value) if isinstance(value, str) else value
+        name = cls.OPERANDS[min(position, len(cls.OPERANDS) - 1)][0]
+        self.syntax(
+            _first_token(operand),
+            f"{cls.MNEMONIC}: operand {position + 1} ({name}) must be {_KIND_NAMES[kind]}, "
+            f"not {_quote(str(value))}",
+            f"syntax: {signature}",
+        )
+
+
+def _first_token(operand: Token | Tree) -> Token:
+    return operand if isinstance(operand, Token) else operand.children[0]
