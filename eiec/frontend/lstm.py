@@ -389,15 +389,20 @@ def _shape_of(
 
 def _check_tvm() -> None:
     version = str(tvm.__version__)
-    if not version.startswith(PINNED_TVM + ".") or not callable(
-        getattr(onnx_frontend, "_get_convert_map", None)
-    ):
+    fix = f"install apache-tvm {PINNED_TVM} (the version pyproject.toml pins) or port the hook"
+    if not version.startswith(PINNED_TVM + "."):
         raise CompileError(
             f"the LSTM importer hooks onnx_frontend._get_convert_map of TVM {PINNED_TVM}, "
             f"but TVM {version} is installed",
             where="eiec/frontend/lstm.py",
-            fix=f"install apache-tvm {PINNED_TVM} (the version pyproject.toml pins) or port "
-            "the hook",
+            fix=fix,
+        )
+    if not callable(getattr(onnx_frontend, "_get_convert_map", None)):
+        raise CompileError(
+            f"TVM {version}'s Relax ONNX frontend has no _get_convert_map, which the LSTM "
+            "importer hooks",
+            where="eiec/frontend/lstm.py",
+            fix=fix,
         )
 
 
