@@ -1,0 +1,32 @@
+"""The EIE emulator: functional semantics, cycle model, statistics and energy (isa/SPEC.md)."""
+
+from eiec.emulator.batch import BatchResult, BatchStats, run_batch
+from eiec.emulator.config import CycleCosts, EmulatorConfig
+from eiec.emulator.cycles import CycleModel, schedule
+from eiec.emulator.emulator import Emulator, RunResult
+from eiec.emulator.energy import EnergyModel
+from eiec.emulator.events import Observer, Timing
+from eiec.emulator.state import MachineState
+from eiec.emulator.stats import LayerTotals, MacStats, PeStats, Stats
+from eiec.emulator.trace import Tracer
+
+__all__ = [
+    "BatchResult",
+    "BatchStats",
+    "CycleCosts",
+    "CycleModel",
+    "Emulator",
+    "EmulatorConfig",
+    "EnergyModel",
+    "LayerTotals",
+    "MacStats",
+    "MachineState",
+    "Observer",
+    "PeStats",
+    "RunResult",
+    "Stats",
+    "Timing",
+    "Tracer",
+    "run_batch",
+    "schedule",
+]

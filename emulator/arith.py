@@ -1,0 +1,181 @@
+"""The two arithmetic modes: the machine's 16-bit fixed point, and float32 for debugging.
+
+Both expose the same operations on word arrays so the instruction handlers are written once.
+Fixed point follows isa/SPEC.md §4 through ``eiec.isa.fixed`` (round half up, saturate, count);
+float32 mode uses real values and never rounds or saturates (SPEC §5, "float32 mode").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from eiec.emulator.layers import LayerTables
+from eiec.isa import fixed
+from eiec.isa.program import Table
+
+#: The functions a table may sample, evaluated exactly in float32 mode.
+TABLE_FUNCTIONS = {
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": np.tanh,
+}
+
+
+@dataclass(frozen=True)
+class FixedArith:
+    """16-bit words (int16 in buffers, int64 while computing) with per-operand fraction bits."""
+
+    acc_bits: int
+    word_dtype: type = np.int16
+
+    def constant(self, words: np.ndarray, frac: int) -> np.ndarray:
+        """A buffer's initial contents from its int16 ``init`` words."""
+        return np.asarray(words, dtype=np.int16).copy()
+
+    def load(self, words: np.ndarray) -> np.ndarray:
+        """Buffer words as computation values."""
+        return words.astype(np.int64)
+
+    def quantize(self, values: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
+        """Host reals to words (inputs, ``#1``)."""
+        return fixed.quantize(values, frac)
+
+    def to_host(self, words: np.ndarray, frac: int) -> np.ndarray:
+        """Words to host float32 values."""
+        return fixed.dequantize(words, frac).astype(np.float32)
+
+    def narrow(self, values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, int]:
+        """Wide integers to words (round half up, saturate)."""
+        return fixed.narrow(values, from_frac, to_frac)
+
+    def codebook(self, values: np.ndarray, frac: int) -> np.ndarray:
+        """Codebook registers from the layer's int16 codebook."""
+        return values.astype(np.int64)
+
+    def zeros(self, rows: int) -> np.ndarray:
+        """Cleared accumulators."""
+        return np.zeros(rows, dtype=np.int64)
+
+    def mac(
+        self,
+        acc: np.ndarray,
+        tables: LayerTables,
+        codebook: np.ndarray,
+        columns: np.ndarray,
+        activations: np.ndarray,
+    ) -> int:
+        """``acc[row] += codebook[v] * a_j`` for every real entry of ``columns``; returns the
+        accumulator overflow count (sums clamped to ``acc_bits``)."""
+        index, item = tables.gather(columns)
+        rows = tables.row[index]
+        if tables.exact_in_float64:
+            weights = codebook[tables.v[index]].astype(np.float64) * activations[item]
+            acc += np.bincount(rows, weights=weights, minlength=acc.size).astype(np.int64)
+        else:
+            np.add.at(acc, rows, codebook[tables.v[index]] * activations[item])
+        limit = 1 << (self.acc_bits - 1)
+        clipped = np.clip(acc, -limit, limit - 1)
+        overflows = int(np.count_nonzero(clipped != acc))
+        acc[:] = clipped
+        return overflows
+
+    def add(
+        self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
+    ) -> tuple[np.ndarray, int]:
+        """``ew-add``: align both to the finer format, add, narrow."""
+        common = max(a_frac, b_frac)
+        total = (a << (common - a_frac)) + (b << (common - b_frac))
+        return self.narrow(total, common, to_frac)
+
+    def mul(
+        self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
+    ) -> tuple[np.ndarray, int]:
+        """``ew-mul``: exact product, narrow."""
+        return self.narrow(a * b, a_frac + b_frac, to_frac)
+
+    def lut(self, a: np.ndarray, a_frac: int, table: Table, to_frac: int) -> tuple[np.ndarray, int]:
+        """``ew-lut``: piecewise-linear interpolation of the table samples (SPEC §5, lut)."""
+        t = table.values.astype(np.int64)
+        shift = a_frac + table.step_log2
+        offset = a - round(table.lo * 2.0**a_frac)
+        if shift > 0:
+            index = offset >> shift
+            rest = offset - (index << shift)
+        else:
+            index = offset << -shift
+            rest = np.zeros_like(offset)
+        inner = np.clip(index, 0, t.size - 2)
+        bits = max(shift, 0)
+        value = (t[inner] << bits) + (t[inner + 1] - t[inner]) * rest
+        value = np.where(index < 0, t[0] << bits, value)
+        value = np.where(index >= t.size - 1, t[-1] << bits, value)
+        return self.narrow(value, table.frac + bits, to_frac)
+
+
+@dataclass(frozen=True)
+class FloatArith:
+    """float32 words; computation in float64, stored back as float32; no rounding to formats."""
+
+    word_dtype: type = np.float32
+
+    def constant(self, words: np.ndarray, frac: int) -> np.ndarray:
+        """A buffer's initial contents: ``init / 2**frac``."""
+        return fixed.dequantize(words, frac).astype(np.float32)
+
+    def load(self, words: np.ndarray) -> np.ndarray:
+        """Buffer words as computation values."""
+        return words.astype(np.float64)
+
+    def quantize(self, values: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
+        """Host reals unchanged (float32)."""
+        return np.asarray(values, dtype=np.float32), 0
+
+    def to_host(self, words: np.ndarray, frac: int) -> np.ndarray:
+        """Words are already host values."""
+        return np.asarray(words, dtype=np.float32)
+
+    def narrow(self, values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, int]:
+        """Values to float32 words; formats are ignored."""
+        return np.asarray(values, dtype=np.float32), 0
+
+    def codebook(self, values: np.ndarray, frac: int) -> np.ndarray:
+        """Codebook registers as reals."""
+        return fixed.dequantize(values, frac)
+
+    def zeros(self, rows: int) -> np.ndarray:
+        """Cleared accumulators."""
+        return np.zeros(rows, dtype=np.float64)
+
+    def mac(
+        self,
+        acc: np.ndarray,
+        tables: LayerTables,
+        codebook: np.ndarray,
+        columns: np.ndarray,
+        activations: np.ndarray,
+    ) -> int:
+        """``acc[row] += codebook[v] * a_j`` in float64; never overflows."""
+        index, item = tables.gather(columns)
+        weights = codebook[tables.v[index]] * activations[item]
+        acc += np.bincount(tables.row[index], weights=weights, minlength=acc.size)
+        return 0
+
+    def add(
+        self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
+    ) -> tuple[np.ndarray, int]:
+        """``ew-add``."""
+        return self.narrow(a + b, 0, 0)
+
+    def mul(
+        self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
+    ) -> tuple[np.ndarray, int]:
+        """``ew-mul``."""
+        return self.narrow(a * b, 0, 0)
+
+    def lut(self, a: np.ndarray, a_frac: int, table: Table, to_frac: int) -> tuple[np.ndarray, int]:
+        """``ew-lut``: the table's function evaluated exactly."""
+        return self.narrow(TABLE_FUNCTIONS[table.fn](a), 0, 0)
+
+
+Arithmetic = FixedArith | FloatArith

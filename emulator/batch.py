@@ -1,0 +1,125 @@
+"""Batches: independent runs of one program, split and stacked along each port's batch axis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from eiec.emulator.config import EmulatorConfig
+from eiec.emulator.emulator import Emulator
+from eiec.emulator.ports import batch_size, check_dtype_and_values
+from eiec.emulator.stats import Stats
+from eiec.errors import InputError
+from eiec.isa.program import Program
+
+
+@dataclass
+class BatchStats:
+    """A batch summed up: totals of cycles, time and energy, means of the ratios."""
+
+    samples: int
+    cycles: int
+    time_us: float
+    energy_pj: float
+    useful_macs: int
+    saturations: int
+    mean_cycles: float
+    alu_utilization: float
+    load_efficiency: float
+
+    @classmethod
+    def of(cls, runs: list[Stats]) -> BatchStats:
+        """Aggregate the per-sample statistics."""
+        count = len(runs)
+        return cls(
+            samples=count,
+            cycles=sum(s.cycles for s in runs),
+            time_us=sum(s.time_us for s in runs),
+            energy_pj=sum(s.energy_pj for s in runs),
+            useful_macs=sum(s.useful_macs for s in runs),
+            saturations=sum(s.saturations for s in runs),
+            mean_cycles=sum(s.cycles for s in runs) / count if count else 0.0,
+            alu_utilization=float(np.mean([s.alu_utilization for s in runs])) if count else 0.0,
+            load_efficiency=float(np.mean([s.load_efficiency for s in runs])) if count else 0.0,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass
+class BatchResult:
+    """``outputs`` stacked along each output port's batch axis; ``runs``: per-sample stats."""
+
+    outputs: dict[str, np.ndarray]
+    runs: list[Stats]
+    stats: BatchStats
+
+
+def _sample(array: np.ndarray, axis: int, index: int) -> np.ndarray:
+    where = [slice(None)] * array.ndim
+    where[axis] = slice(index, index + 1)
+    return array[tuple(where)]
+
+
+def run_batch(
+    program: Program,
+    inputs: Mapping[str, np.ndarray],
+    config: EmulatorConfig | None = None,
+    progress: bool = False,
+) -> BatchResult:
+    """Run every sample of ``inputs`` (stacked along the input ports' batch axes).
+
+    An input with exactly its port's shape is reused for every sample. All batched inputs
+    must agree on the batch size.
+    """
+    sizes: dict[str, int] = {}
+    ports = {port.name: port for port in program.inputs}
+    for name, array in inputs.items():
+        port = ports.get(name)
+        if port is None:
+            continue  # Emulator.reset reports unknown names
+        array = np.asarray(array)
+        check_dtype_and_values(port, array, program.source)
+        size = batch_size(port, array, program.source)
+        if size is not None:
+            sizes[name] = size
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{name}: {size}" for name, size in sizes.items())
+        raise InputError(
+            f"inputs disagree on the batch size ({shown})",
+            where=program.source,
+            fix="give every batched input the same number of samples",
+        )
+    count = next(iter(sizes.values()), 1)
+    emulator = Emulator(program, config)
+    samples = range(count)
+    if progress:
+        from rich.progress import track
+
+        samples = track(samples, description="emulating", total=count, transient=True)
+    outputs: dict[str, list[np.ndarray]] = {port.name: [] for port in program.outputs}
+    runs = []
+    for index in samples:
+        sample = {
+            name: _sample(np.asarray(array), ports[name].batch_axis or 0, index)
+            if name in sizes
+            else array
+            for name, array in inputs.items()
+        }
+        result = emulator.run(sample)
+        runs.append(result.stats)
+        for name, value in result.outputs.items():
+            outputs[name].append(value)
+    stacked = {}
+    for port in program.outputs:
+        parts = outputs[port.name]
+        if port.batch_axis is None:
+            stacked[port.name] = parts[0] if count == 1 and not sizes else np.stack(parts)
+        else:
+            stacked[port.name] = np.concatenate(parts, axis=port.batch_axis)
+    return BatchResult(outputs=stacked, runs=runs, stats=BatchStats.of(runs))

@@ -1,0 +1,155 @@
+"""The EIE emulator: executes a Program instruction by instruction, observed by the cycle model.
+
+emulator = Emulator(program, EmulatorConfig(fifo_depth=4))
+result = emulator.run({"x": x})          # or: emulator.reset({"x": x}); emulator.step() ...
+result.outputs["y"], result.stats.cycles
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from eiec.emulator.arith import TABLE_FUNCTIONS, Arithmetic, FixedArith, FloatArith
+from eiec.emulator.config import EmulatorConfig
+from eiec.emulator.cycles import CycleModel
+from eiec.emulator.events import Observer
+from eiec.emulator.layers import LayerTables
+from eiec.emulator.ports import check_inputs, data_words
+from eiec.emulator.semantics import HANDLERS, Context
+from eiec.emulator.state import MachineState
+from eiec.emulator.stats import Stats, StatsCollector
+from eiec.errors import EmulatorError
+from eiec.isa.program import Instruction, Program
+
+
+@dataclass
+class RunResult:
+    """What a run produced: ``outputs`` (float32, the ports' shapes), ``buffers`` (float32 final
+    contents of every buffer, rows x cols, values not words) and ``stats``."""
+
+    outputs: dict[str, np.ndarray]
+    buffers: dict[str, np.ndarray]
+    stats: Stats
+
+
+class Emulator:
+    """Runs ``program`` on the machine of its header (FIFO depth and clock overridable).
+
+    Layer tables are built once here; ``reset`` loads inputs, ``step`` executes one
+    instruction, ``run`` does both until ``halt``. Observers receive every executed instruction
+    with its timing from the cycle model (see ``eiec.emulator.events.Observer``).
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        config: EmulatorConfig | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> None:
+        self.program = program
+        self.config = (config or EmulatorConfig()).resolve(program.machine)
+        self.arith: Arithmetic = (
+            FixedArith(acc_bits=self.config.acc_bits)
+            if self.config.arith == "fixed16"
+            else FloatArith()
+        )
+        self._check_program()
+        self.tables = {name: LayerTables.build(layer) for name, layer in program.layers.items()}
+        self._words = {name: data_words(buf) for name, buf in program.buffers.items()}
+        self._context = Context(program, self.tables, self.arith)
+        self.cycle_model = CycleModel(self.config)
+        self.collector = StatsCollector(self.config)
+        self.observers: tuple[Observer, ...] = (self.collector, *observers)
+        self.state: MachineState | None = None
+
+    def _check_program(self) -> None:
+        pes = self.program.machine.pes
+        for layer in self.program.layers.values():
+            if layer.pes != pes:
+                raise EmulatorError(
+                    f"layer {layer.name} is stored for {layer.pes} PEs, the machine has {pes}",
+                    where=str(layer.loc or self.program.source),
+                    fix="recompile the program for the machine's PE count",
+                )
+        if self.config.arith == "float32":
+            for table in self.program.tables.values():
+                if table.fn not in TABLE_FUNCTIONS:
+                    raise EmulatorError(
+                        f"table {table.name} samples {table.fn!r}, which float32 mode cannot "
+                        "evaluate",
+                        where=str(table.loc or self.program.source),
+                        fix=f"use one of {', '.join(TABLE_FUNCTIONS)}, or fixed16 mode",
+                    )
+
+    def reset(self, inputs: Mapping[str, np.ndarray]) -> None:
+        """Start a run: buffers from their initial contents, inputs quantised into theirs."""
+        checked = check_inputs(self.program, dict(inputs))
+        arith = self.arith
+        buffers = {}
+        for name, buf in self.program.buffers.items():
+            if buf.init is None:
+                buffers[name] = np.zeros(buf.size, dtype=arith.word_dtype)
+            else:
+                buffers[name] = arith.constant(buf.init, buf.frac)
+        self.cycle_model.reset()
+        for observer in self.observers:
+            observer.reset()
+        for port in self.program.inputs:
+            buf = self.program.buffers[port.buffer]
+            words, saturations = arith.quantize(checked[port.name].ravel(), buf.frac)
+            buffers[port.buffer][self._words[port.buffer]] = words
+            self.collector.add_input_saturations(port.name, saturations)
+        self.state = MachineState(buffers=buffers)
+
+    def step(self) -> Instruction | None:
+        """Execute the next instruction and return it; None once the program has halted."""
+        state = self.state
+        if state is None:
+            raise EmulatorError(
+                "the emulator has no inputs yet",
+                where=self.program.source,
+                fix="call reset(inputs) (or run(inputs)) before step()",
+            )
+        if state.halted:
+            return None
+        if state.pc >= len(self.program.text):
+            raise EmulatorError(
+                "the program ran past its last instruction without a halt",
+                where=self.program.source,
+                fix="end the instruction stream with halt",
+            )
+        instruction = self.program.text[state.pc]
+        event = HANDLERS[type(instruction)](self._context, state, instruction, state.pc)
+        state.pc += 1
+        timing = self.cycle_model.time(event)
+        for observer in self.observers:
+            observer.observe(event, timing)
+        return instruction
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> RunResult:
+        """``reset(inputs)``, then ``step()`` until ``halt``."""
+        self.reset(inputs)
+        while self.step() is not None:
+            pass
+        return self.result()
+
+    def result(self) -> RunResult:
+        """Outputs, buffers and statistics of the run so far."""
+        if self.state is None:
+            raise EmulatorError(
+                "the emulator has not run",
+                where=self.program.source,
+                fix="call run(inputs) first",
+            )
+        buffers = {}
+        for name, buf in self.program.buffers.items():
+            words = self.state.buffers[name][self._words[name]]
+            buffers[name] = self.arith.to_host(words, buf.frac).reshape(buf.rows, buf.cols)
+        outputs = {
+            port.name: buffers[port.buffer].reshape(port.shape).copy()
+            for port in self.program.outputs
+        }
+        return RunResult(outputs=outputs, buffers=buffers, stats=self.collector.finish())

@@ -1,0 +1,98 @@
+"""Host tensors <-> activation buffers: validation of inputs, quantisation, output read-back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eiec.errors import InputError
+from eiec.isa.program import Buffer, Port, Program
+
+
+def data_words(buffer: Buffer) -> np.ndarray:
+    """Flat word indices of a buffer's data words, row by row (pitch padding skipped)."""
+    rows = np.arange(buffer.rows, dtype=np.int64)[:, None] * buffer.pitch
+    return (rows + np.arange(buffer.cols, dtype=np.int64)[None, :]).ravel()
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_dtype_and_values(port: Port, array: np.ndarray, where: str) -> None:
+    """A numeric dtype and only finite values (the first bad index is named)."""
+    if array.dtype.kind not in "fiub":
+        raise InputError(
+            f"input {port.name!r} has dtype {array.dtype}, not a real number type",
+            where=where,
+            fix="give a float32 (or other float/int) array",
+        )
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise InputError(
+                f"input {port.name!r} has {array[index]} at index {index}; inputs must be "
+                f"finite ({int(bad.sum())} value(s) are NaN or Inf)",
+                where=where,
+                fix="replace NaN/Inf before emulating",
+            )
+
+
+def batch_size(port: Port, array: np.ndarray, where: str) -> int | None:
+    """The batch size of ``array`` for ``port``: None when it has exactly the port's shape,
+    B when it is the port's shape with B samples along the port's batch axis."""
+    shape = tuple(array.shape)
+    if shape == port.shape:
+        return None
+    axis = port.batch_axis
+    if axis is not None and len(shape) == len(port.shape):
+        others = shape[:axis] + shape[axis + 1 :]
+        if others == port.shape[:axis] + port.shape[axis + 1 :] and shape[axis] >= 1:
+            return shape[axis]
+    raise InputError(_shape_message(port, shape), where=where, fix=_shape_fix(port))
+
+
+def check_shape(port: Port, array: np.ndarray, where: str) -> None:
+    """Exactly the port's shape (one sample)."""
+    if tuple(array.shape) != port.shape:
+        raise InputError(
+            _shape_message(port, tuple(array.shape)), where=where, fix=_shape_fix(port)
+        )
+
+
+def _shape_message(port: Port, got: tuple[int, ...]) -> str:
+    return f"input {port.name!r} has shape {_shape(got)}, expected {_shape(port.shape)}"
+
+
+def _shape_fix(port: Port) -> str:
+    if port.batch_axis is None:
+        return "reshape the array to the port's shape (this port has no batch axis)"
+    return (
+        f"reshape the array to the port's shape; a batch of B samples along axis "
+        f"{port.batch_axis} (size B instead of 1) is also accepted"
+    )
+
+
+def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One sample per input port: every port given, no unknown names, shapes exact, finite."""
+    names = [port.name for port in program.inputs]
+    unknown = sorted(set(inputs) - set(names))
+    if unknown:
+        raise InputError(
+            f"unknown input {unknown[0]!r}",
+            where=program.source,
+            fix=f"the program's inputs are: {', '.join(names) or 'none'}",
+        )
+    checked = {}
+    for port in program.inputs:
+        if port.name not in inputs:
+            raise InputError(
+                f"missing input {port.name!r}",
+                where=program.source,
+                fix=f"give every input: {', '.join(names)}",
+            )
+        array = np.asarray(inputs[port.name])
+        check_dtype_and_values(port, array, program.source)
+        check_shape(port, array, program.source)
+        checked[port.name] = array
+    return checked

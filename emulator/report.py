@@ -1,0 +1,87 @@
+"""Rich tables of :class:`~eiec.emulator.stats.Stats` (imported only when rendering)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Group
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from eiec.emulator.stats import Stats
+
+
+def render_stats(stats: Stats) -> Group:
+    """Summary, one row per MAC, energy by unit, and the PEs' totals."""
+    summary = Table(title="EIE emulation", show_header=False)
+    summary.add_column("what")
+    summary.add_column("value", justify="right")
+    rows = [
+        ("PEs / FIFO depth / clock", f"{stats.pes} / {stats.fifo_depth} / {stats.clock_mhz} MHz"),
+        ("arithmetic", stats.arith),
+        ("cycles", f"{stats.cycles:,}"),
+        ("time", f"{stats.time_us:,.3f} us"),
+        ("ideal (theoretical) cycles", f"{stats.ideal_cycles:,.1f}"),
+        ("useful MACs", f"{stats.useful_macs:,}"),
+        ("padding entries", f"{stats.padding_entries:,}"),
+        ("ALU utilisation", f"{stats.alu_utilization:.1%}"),
+        ("load efficiency", f"{stats.load_efficiency:.1%}"),
+        ("broadcast stall cycles", f"{stats.stall_cycles:,}"),
+        ("energy", f"{stats.energy_pj / 1e3:,.3f} nJ"),
+        ("saturations", f"{stats.saturations:,}"),
+    ]
+    for what, value in rows:
+        summary.add_row(what, value)
+
+    macs = Table(title="sparse-column-mac")
+    for name in (
+        "layer",
+        "step",
+        "cycles",
+        "ideal",
+        "K",
+        "useful",
+        "padding",
+        "stalls",
+        "ALU util",
+        "load eff",
+        "energy nJ",
+    ):
+        macs.add_column(name, justify="left" if name == "layer" else "right")
+    for mac in stats.layers:
+        macs.add_row(
+            mac.layer,
+            str(mac.step),
+            f"{mac.cycles:,}",
+            f"{mac.ideal_cycles:,.1f}",
+            f"{mac.broadcasts:,}",
+            f"{mac.useful_macs:,}",
+            f"{mac.padding_entries:,}",
+            f"{mac.stall_cycles:,}",
+            f"{mac.alu_utilization:.1%}",
+            f"{mac.load_efficiency:.1%}",
+            f"{mac.energy_pj / 1e3:,.3f}",
+        )
+
+    energy = Table(title="energy by unit")
+    energy.add_column("unit")
+    energy.add_column("nJ", justify="right")
+    energy.add_column("share", justify="right")
+    for unit, pj in stats.energy_breakdown_pj.items():
+        share = pj / stats.energy_pj if stats.energy_pj else 0.0
+        energy.add_row(unit, f"{pj / 1e3:,.3f}", f"{share:.1%}")
+
+    pes = Table(title="PEs (cycles in MAC windows)")
+    for name in ("", "useful", "padding", "pointer", "starved", "stalled"):
+        pes.add_column(name, justify="right")
+    fields = ("useful_macs", "padding_cycles", "pointer_cycles", "starved_cycles", "stall_cycles")
+    if stats.pe_stats:
+        for label, pick in (("min", min), ("max", max)):
+            pes.add_row(
+                label, *(f"{pick(getattr(p, f) for p in stats.pe_stats):,}" for f in fields)
+            )
+        count = len(stats.pe_stats)
+        pes.add_row(
+            "mean", *(f"{sum(getattr(p, f) for p in stats.pe_stats) / count:,.1f}" for f in fields)
+        )
+    return Group(summary, macs, energy, pes)

@@ -1,0 +1,50 @@
+"""``--trace``: an observer printing each executed instruction with its cycle span."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from eiec.emulator.events import Event, MacEvent, Timing
+from eiec.isa.program import SOURCES, Instruction
+
+
+def instruction_text(instruction: Instruction) -> str:
+    """The instruction as assembly text (``mnemonic op1, op2``)."""
+    operands = []
+    for kind, value in instruction.operand_values():
+        if kind == SOURCES:
+            operands.extend(str(source) for source in value)  # type: ignore[attr-defined]
+        else:
+            operands.append(str(value))
+    return f"{instruction.MNEMONIC} {', '.join(operands)}".rstrip()
+
+
+class Tracer:
+    """Prints ``pc  [start, end)  cycles  text  details`` for every instruction."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self.file = file
+
+    def reset(self) -> None:
+        """Nothing to clear: lines are printed as instructions run."""
+
+    def observe(self, event: Event, timing: Timing) -> None:
+        """Print one line."""
+        details = []
+        if isinstance(event, MacEvent) and timing.mac is not None:
+            mac = timing.mac
+            details.append(
+                f"step {event.step}: {mac.broadcasts}/{event.stream_length} broadcast, "
+                f"window {mac.window}, stalled {mac.stall_cycles}, "
+                f"useful {int(mac.busy.sum())}, padding {int(mac.padding.sum())}"
+            )
+        if event.saturations:
+            details.append(f"{event.saturations} saturated")
+        line = (
+            f"{event.pc:5d}  [{timing.start:9d}, {timing.end:9d})  {timing.cycles:8d}  "
+            f"{instruction_text(event.instruction)}"
+        )
+        if details:
+            line += "  ; " + "; ".join(details)
+        print(line, file=self.file or sys.stdout)
