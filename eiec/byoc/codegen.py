@@ -1,0 +1,160 @@
+"""``relax.ext.eie``: the codegen ``RunCodegen`` calls for the functions marked ``Codegen="eie"``.
+
+For each function it builds a standalone Relax module (:func:`offloaded_module`: composite
+calls inlined, LSTM functions lifted to module level, as the importer makes them), compiles it
+with ``eiec.compiler.compile_relax`` and registers the runner under the function's
+``global_symbol``. It returns no runtime module: the VM finds the runners in the global registry
+when it starts, so a fresh process must :func:`eiec.byoc.load` the programs first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import tvm
+from tvm import relax
+from tvm.ir import IRModule
+
+from eiec.byoc.lstm import ATTR_LSTM_NAME
+from eiec.byoc.offload import Offload, register, registered
+from eiec.byoc.options import options_from_json
+from eiec.byoc.partition import ATTR_OPTIONS
+from eiec.errors import BackendError
+
+
+def _is_lstm(func: relax.Function) -> bool:
+    return func.attrs is not None and ATTR_LSTM_NAME in func.attrs
+
+
+def _has_lstm(func: relax.Function) -> bool:
+    found = []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Function) and _is_lstm(expr):
+            found.append(expr)
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return bool(found)
+
+
+class _Inliner:
+    """Re-emits an offloaded function's body into a block builder: calls of local composite
+    functions inlined, local LSTM functions added to the module as global functions."""
+
+    def __init__(self, bb: relax.BlockBuilder) -> None:
+        self.bb = bb
+
+    def seq(self, body: relax.Expr, env: dict[relax.Var, relax.Expr]) -> relax.Expr:
+        if not isinstance(body, relax.SeqExpr):
+            return self.expr(body, env)
+        for block in body.blocks:
+            for binding in block.bindings:
+                value = binding.value
+                if isinstance(value, relax.Function):
+                    env[binding.var] = value
+                else:
+                    env[binding.var] = self.value(value, env)
+        return self.expr(body.body, env)
+
+    def value(self, value: relax.Expr, env: dict[relax.Var, relax.Expr]) -> relax.Expr:
+        if isinstance(value, relax.Call) and isinstance(env.get(value.op), relax.Function):
+            callee = env[value.op]
+            args = [self.expr(arg, env) for arg in value.args]
+            if _is_lstm(callee):
+                name = str(callee.attrs[ATTR_LSTM_NAME])
+                gvar = self.bb.add_func(callee.without_attr(ATTR_LSTM_NAME), name)
+                return self.bb.emit(relax.Call(gvar, args))
+            inner = dict(zip(callee.params, args, strict=True))
+            return self.seq(callee.body, inner)
+        return self.bb.emit(self.expr(value, env))
+
+    def expr(self, expr: relax.Expr, env: dict[relax.Var, relax.Expr]) -> relax.Expr:
+        if isinstance(expr, relax.Var):
+            return env[expr]
+        if isinstance(expr, relax.Tuple):
+            return relax.Tuple([self.expr(field, env) for field in expr.fields])
+        if isinstance(expr, relax.TupleGetItem):
+            return relax.TupleGetItem(self.expr(expr.tuple_value, env), expr.index)
+        if isinstance(expr, relax.Call):
+            return relax.Call(expr.op, [self.expr(arg, env) for arg in expr.args], expr.attrs)
+        if not isinstance(expr, relax.Function | relax.SeqExpr | relax.If):
+            return expr  # a leaf: constant, shape, prim value
+        raise BackendError(
+            f"cannot offload a {type(expr).__name__} expression",
+            where="eiec.byoc.codegen",
+            fix="report this model: the partitioner offloaded an unexpected expression",
+        )
+
+
+def _row_param(param: relax.Var) -> relax.Var:
+    """``param`` with its leading dimensions set to 1 (the program runs one row)."""
+    ty = param.ty
+    last = ty.shape.values[-1]
+    shape = [1] * (len(ty.shape.values) - 1) + [int(last.value)]
+    return relax.Var(param.name, relax.TensorType(shape, ty.dtype))
+
+
+def offloaded_module(func: relax.Function) -> tuple[IRModule, bool]:
+    """A standalone module whose ``main`` computes ``func``, and whether it runs row by row.
+
+    FC chains are compiled for one row (leading dimensions 1, which may be symbolic in
+    ``func``); functions holding an LSTM keep their shapes.
+    """
+    rows = not _has_lstm(func)
+    params = [_row_param(p) for p in func.params] if rows else list(func.params)
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        with bb.dataflow():
+            env: dict[relax.Var, relax.Expr] = dict(zip(func.params, params, strict=True))
+            result = _Inliner(bb).seq(func.body, env)
+            output = bb.emit_output(result)
+        bb.emit_func_output(output)
+    return relax.transform.CanonicalizeBindings()(bb.get()), rows
+
+
+def _port_names(ports: list, params: list[str], role: str, symbol: str) -> tuple[str, ...]:
+    names = [port.name for port in ports]
+    if sorted(names) == sorted(params):
+        return tuple(params)
+    if len(names) == len(params):
+        return tuple(names)
+    raise BackendError(
+        f"the program of {symbol} has {role} ports {names}, expected {len(params)}",
+        where=symbol,
+    )
+
+
+def compile_function(func: relax.Function, symbol: str) -> Offload:
+    """Compile one offloaded function to an EIE program (see the module docstring)."""
+    from eiec.compiler import compile_relax
+
+    options = options_from_json(str(func.attrs[ATTR_OPTIONS]))
+    mod, rows = offloaded_module(func)
+    program = compile_relax(mod, options).program
+    params = [p.name for p in mod["main"].params]
+    n_out = len(func.ret_ty.fields) if isinstance(func.ret_ty, relax.TupleType) else 1
+    outputs = [port.name for port in program.outputs]
+    if len(outputs) != n_out:
+        raise BackendError(
+            f"the program of {symbol} has {len(outputs)} outputs, the function {n_out}",
+            where=symbol,
+        )
+    return Offload(
+        symbol=symbol,
+        program=program,
+        inputs=_port_names(program.inputs, params, "input", symbol),
+        outputs=tuple(outputs),
+        rows=rows,
+    )
+
+
+@tvm.register_global_func("relax.ext.eie", override=True)
+def eie_codegen(
+    functions: list[relax.Function], _options: Mapping, _constant_names: Mapping
+) -> list:
+    """Compile and register every function; returns no runtime module (module docstring)."""
+    for func in functions:
+        symbol = str(func.attrs["global_symbol"])
+        if registered(symbol) is None:
+            register(compile_function(func, symbol))
+    return []

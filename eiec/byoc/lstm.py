@@ -1,0 +1,123 @@
+"""``OffloadLSTM``: offload the calls of imported LSTM functions to EIE.
+
+The LSTM importer (``eiec/frontend/lstm.py``) makes each ONNX LSTM a call of a private
+module-level function (attribute ``eiec.op = "lstm"``) with the weights as constant arguments.
+A DPL pattern could match the call but ``FuseOpsByPattern`` would leave the callee outside the
+offloaded function, where the codegen cannot see it; this pass instead replaces each call whose
+W, R and B are float32 constants by a call of a new ``Codegen="eie"`` function of the
+remaining (runtime) arguments. That function binds a copy of the LSTM function locally and calls
+it with the constants; the codegen lifts it back to module level, the form the compiler reads.
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+from tvm.ir import GenericConst, IRModule
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from eiec.byoc.partition import CODEGEN, is_offloaded
+from eiec.byoc.patterns import DTYPE, Capacity, layer_refusal, static_shape
+from eiec.frontend.lstm import ATTR_DIRECTION, ATTR_HIDDEN_SIZE, lstm_function
+
+#: Attribute of the local LSTM function: the name of the module-level function it copies.
+ATTR_LSTM_NAME = "eie.lstm_name"
+_W, _R, _B = 1, 2, 3
+
+
+def lstm_refusal(call: relax.Call, func: relax.Function, capacity: Capacity) -> str | None:
+    """Why an LSTM call cannot run on EIE, or None when it can. Each direction is one layer of
+    4H rows over the I + H + 1 columns [x; h; 1] (the paper's form); all directions share the
+    PEs' memories."""
+    x = call.args[0]
+    if isinstance(x, GenericConst):
+        return "the input sequence is a constant (fold the layer on the host instead)"
+    for index, label in ((_W, "W"), (_R, "R"), (_B, "B")):
+        arg = call.args[index]
+        if not isinstance(arg, GenericConst):
+            return f"the weight {label} is not a constant"
+        if str(arg.ty.dtype) != DTYPE:
+            return f"the weight {label} is {arg.ty.dtype}, not {DTYPE}"
+    if str(x.ty.dtype) != DTYPE:
+        return f"the input is {x.ty.dtype}, not {DTYPE}"
+    hidden = int(func.attrs[ATTR_HIDDEN_SIZE])
+    directions = 2 if str(func.attrs[ATTR_DIRECTION]) == "bidirectional" else 1
+    input_size = static_shape(call.args[_W])[2]
+    return layer_refusal(directions * 4 * hidden, input_size + hidden + 1, capacity)
+
+
+def _offload_function(call: relax.Call, func: relax.Function, name: str) -> relax.Function:
+    """``Codegen="eie"`` function of the call's non-constant arguments computing the call."""
+    local = func.with_attr(ATTR_LSTM_NAME, name)
+    runtime = [
+        (p, arg)
+        for p, arg in zip(func.params, call.args, strict=True)
+        if not isinstance(arg, GenericConst)
+    ]
+    params = [relax.Var(p.name, arg.ty) for p, arg in runtime]
+    by_param = {p: new for (p, _), new in zip(runtime, params, strict=True)}
+    bb = relax.BlockBuilder()
+    with bb.function("eie_lstm", params):
+        callee = bb.emit(local, "lstm")
+        args = [by_param.get(p, arg) for p, arg in zip(func.params, call.args, strict=True)]
+        result = bb.emit(relax.Call(callee, args))
+        bb.emit_func_output(result)
+    return bb.get()["eie_lstm"].with_attr("Codegen", CODEGEN)
+
+
+@mutator
+class _Offloader(PyExprMutator):
+    def __init__(self, mod: IRModule, capacity: Capacity) -> None:
+        super().__init__(mod)
+        self.mod = mod
+        self.capacity = capacity
+        self.offloaded: set[str] = set()
+
+    def visit_call_(self, call: relax.Call) -> relax.Expr:
+        call = super().visit_call_(call)
+        func = lstm_function(self.mod, call.op)
+        if func is None or lstm_refusal(call, func, self.capacity) is not None:
+            return call
+        name = call.op.name_hint
+        gvar = self.builder_.add_func(_offload_function(call, func, name), "eie_lstm")
+        self.offloaded.add(name)
+        runtime = [arg for arg in call.args if not isinstance(arg, GenericConst)]
+        return relax.Call(gvar, runtime)
+
+    def transform(self) -> IRModule:
+        for gvar, func in self.mod.functions_items():
+            if not isinstance(func, relax.Function) or is_offloaded(func):
+                continue
+            if lstm_function(self.mod, gvar) is not None:
+                continue
+            self.builder_.update_func(gvar, self.visit_expr(func))
+        result = self.builder_.get()
+        for gvar in list(result.get_global_vars()):
+            if gvar.name_hint in self.offloaded and not _called(result, gvar):
+                del result[gvar]
+        return result
+
+
+def _called(mod: IRModule, gvar: relax.GlobalVar) -> bool:
+    found = []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.GlobalVar) and expr.same_as(gvar):
+            found.append(expr)
+
+    for other, func in mod.functions_items():
+        if isinstance(func, relax.Function) and not other.same_as(gvar):
+            relax.analysis.post_order_visit(func.body, visit)
+    return bool(found)
+
+
+@tvm.transform.module_pass(opt_level=0, name="OffloadLSTM")
+class OffloadLSTM:
+    """Offload every imported LSTM EIE can run (module docstring)."""
+
+    def __init__(self, capacity: Capacity) -> None:
+        self.capacity = capacity
+
+    def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
+        """The module with the LSTM calls replaced by calls of offloaded functions."""
+        return _Offloader(mod, self.capacity).transform()

@@ -1,0 +1,129 @@
+"""Compiled offloaded functions and the packed functions the Relax VM calls to run them.
+
+An :class:`Offload` is one EIE program with how the VM's tensors map to its ports. Its runner,
+registered as a global packed function under the function's symbol, follows the
+destination-passing style of ``R.call_dps_packed``: the inputs, then the output tensors, which
+it fills. FC chains compute each row independently, so a runner splits the inputs' leading
+(batch) dimensions into rows and runs the program (compiled for one row) once per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import tvm
+
+from eiec.byoc.profile import CallRecord, LayerRecord, record
+from eiec.emulator import Emulator, EmulatorConfig, Stats
+from eiec.errors import BackendError
+from eiec.isa.program import Program
+
+#: Every offload registered in this process, by symbol.
+_OFFLOADS: dict[str, Offload] = {}
+
+
+@dataclass(frozen=True)
+class Offload:
+    """One offloaded function compiled to an EIE program.
+
+    ``inputs`` / ``outputs`` name the program's ports in the order of the function's parameters
+    and results. With ``rows`` set, the program takes one row of each input (its last
+    dimension) and the runner repeats it over the flattened leading dimensions.
+    """
+
+    symbol: str
+    program: Program
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    rows: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The mapping part (the program is saved as text beside it)."""
+        return {"inputs": list(self.inputs), "outputs": list(self.outputs), "rows": self.rows}
+
+
+def _port_shape(program: Program, name: str, outputs: bool) -> tuple[int, ...]:
+    ports = program.outputs if outputs else program.inputs
+    return next(port.shape for port in ports if port.name == name)
+
+
+def call_record(symbol: str, runs: Sequence[Stats]) -> CallRecord:
+    """The profile record of one call made of ``runs`` emulator runs."""
+    layers: dict[str, list[float]] = {}
+    for stats in runs:
+        for totals in stats.layer_totals:
+            entry = layers.setdefault(totals.layer, [0, 0, 0.0])
+            entry[0] += totals.macs
+            entry[1] += totals.cycles
+            entry[2] += totals.energy_pj
+    return CallRecord(
+        symbol=symbol,
+        runs=len(runs),
+        cycles=sum(stats.cycles for stats in runs),
+        time_us=sum(stats.time_us for stats in runs),
+        energy_pj=sum(stats.energy_pj for stats in runs),
+        layers=tuple(
+            LayerRecord(name, int(macs), int(cycles), float(pj))
+            for name, (macs, cycles, pj) in layers.items()
+        ),
+    )
+
+
+class Runner:
+    """The packed function of one offload: ``runner(*inputs, *outputs)``."""
+
+    def __init__(self, offload: Offload, config: EmulatorConfig | None = None) -> None:
+        self.offload = offload
+        self.emulator = Emulator(offload.program, config)
+
+    def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The program's outputs for host inputs (rows split off when ``offload.rows``)."""
+        offload = self.offload
+        if len(inputs) != len(offload.inputs):
+            raise BackendError(
+                f"{offload.symbol} takes {len(offload.inputs)} inputs, got {len(inputs)}",
+                where=offload.symbol,
+            )
+        if not offload.rows:
+            result = self.emulator.run(dict(zip(offload.inputs, inputs, strict=True)))
+            record(call_record(offload.symbol, [result.stats]))
+            return [result.outputs[name] for name in offload.outputs]
+        lead = inputs[0].shape[:-1]
+        rows = [
+            x.reshape(-1, _port_shape(offload.program, name, False)[-1])
+            for name, x in zip(offload.inputs, inputs, strict=True)
+        ]
+        collected: list[list[np.ndarray]] = [[] for _ in offload.outputs]
+        runs = []
+        for index in range(rows[0].shape[0]):
+            feeds = {
+                name: x[index].reshape(_port_shape(offload.program, name, False))
+                for name, x in zip(offload.inputs, rows, strict=True)
+            }
+            result = self.emulator.run(feeds)
+            runs.append(result.stats)
+            for out, name in zip(collected, offload.outputs, strict=True):
+                out.append(result.outputs[name].reshape(-1))
+        record(call_record(offload.symbol, runs))
+        return [np.stack(out).reshape(*lead, -1) for out in collected]
+
+    def __call__(self, *args: tvm.runtime.Tensor) -> None:
+        n_in = len(self.offload.inputs)
+        inputs = [np.asarray(arg.numpy(), dtype=np.float32) for arg in args[:n_in]]
+        results = self.run(inputs)
+        for dst, value in zip(args[n_in:], results, strict=True):
+            dst.copyfrom(np.ascontiguousarray(value.reshape(dst.shape), dtype=np.float32))
+
+
+def register(offload: Offload, config: EmulatorConfig | None = None) -> None:
+    """Make ``offload`` callable by the VM (a global packed function named by its symbol)."""
+    _OFFLOADS[offload.symbol] = offload
+    tvm.register_global_func(offload.symbol, Runner(offload, config), override=True)
+
+
+def registered(symbol: str) -> Offload | None:
+    """The offload registered under ``symbol`` in this process, or None."""
+    return _OFFLOADS.get(symbol)

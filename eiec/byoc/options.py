@@ -1,0 +1,83 @@
+"""The compile options of offloaded functions: keyword arguments, JSON, machine capacity.
+
+``partition_for_eie(mod, **options)`` takes the fields of ``eiec.compiler.CompileOptions``;
+each offloaded function carries them as JSON (so the codegen, and a saved program's manifest,
+know how it was compiled). ``calibration`` is not accepted: it holds inputs of the whole model,
+not of an offloaded function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from eiec.byoc.patterns import Capacity
+from eiec.errors import BackendError
+from eiec.isa.program import Machine
+
+#: CompileOptions fields that are not part of an offloaded function's compilation.
+_EXCLUDED = ("calibration", "progress")
+
+
+def make_options(kwargs: Mapping[str, Any]) -> Any:
+    """``CompileOptions(**kwargs)``, refusing what BYOC cannot honour."""
+    from eiec.compiler import CompileOptions
+
+    where = "eiec.byoc.partition_for_eie"
+    if kwargs.get("calibration") is not None:
+        raise BackendError(
+            "calibration inputs are not supported by partition_for_eie",
+            where=where,
+            fix="leave calibration out: offloaded functions take intermediate tensors, not the "
+            "model's inputs",
+        )
+    known = {f.name for f in dataclasses.fields(CompileOptions)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise BackendError(
+            f"unknown compile option {', '.join(unknown)}",
+            where=where,
+            fix=f"use fields of eiec.compiler.CompileOptions: {', '.join(sorted(known))}",
+        )
+    return CompileOptions(**{k: v for k, v in kwargs.items() if k not in _EXCLUDED})
+
+
+def options_dict(options: Any) -> dict[str, Any]:
+    """The options an offloaded function is compiled with, as JSON-ready data."""
+    return {
+        f.name: getattr(options, f.name)
+        for f in dataclasses.fields(options)
+        if f.name not in _EXCLUDED
+    }
+
+
+def options_from_json(text: str) -> Any:
+    """The ``CompileOptions`` of :func:`options_dict`'s JSON."""
+    from eiec.compiler import CompileOptions
+
+    return CompileOptions(**json.loads(text))
+
+
+def _density(options: Any) -> float:
+    sparsity = options.sparsity
+    if isinstance(sparsity, Mapping):
+        sparsity = getattr(options, "default_sparsity", None)
+        sparsity = 0.0 if sparsity is None else sparsity
+    return 1.0 - float(sparsity)
+
+
+def capacity_of(options: Any) -> Capacity:
+    """The machine the options describe (None fields: the paper's chip) and the density the
+    compiler prunes to (per-layer sparsities are unknown here: the default one is used)."""
+    chip = Machine()
+    machine = dataclasses.replace(
+        chip,
+        **{
+            name: value
+            for name in Machine.FIELDS
+            if (value := getattr(options, name, None)) is not None
+        },
+    )
+    return Capacity(machine=machine, density=_density(options))

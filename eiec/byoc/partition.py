@@ -1,0 +1,195 @@
+"""Partition a Relax module for EIE: the offloaded functions carry ``Codegen="eie"``.
+
+``partition_for_eie`` runs ``ConvertToDataflow`` (``FuseOpsByPattern`` only looks inside
+dataflow blocks), ``FuseOpsByPattern`` with EIE's patterns, ``MergeCompositeFunctions`` (chains
+of EIE layers become one program, activations staying on the machine), ``OffloadLSTM`` and
+``AssignEieSymbols``. Each offloaded function carries the compile options as the ``eie.options``
+attribute (JSON), read back by the codegen (``relax.ext.eie``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import tvm
+import tvm_ffi
+from tvm import relax
+from tvm.ir import IRModule
+from tvm.relax.expr_functor import PyExprMutator, mutator
+
+from eiec.byoc.patterns import Capacity, eie_patterns, layer_refusal, static_shape
+from eiec.errors import BackendError
+
+CODEGEN = "eie"
+#: Function attribute holding the JSON compile options of an offloaded function.
+ATTR_OPTIONS = "eie.options"
+#: Prefix of every offloaded function's symbol.
+SYMBOL_PREFIX = "eie_"
+
+
+def is_offloaded(func: relax.Function) -> bool:
+    """True for a function the EIE codegen compiles."""
+    attrs = func.attrs
+    return attrs is not None and "Codegen" in attrs and str(attrs["Codegen"]) == CODEGEN
+
+
+def symbol_of(func: relax.Function, options_json: str) -> str:
+    """A symbol unique to the function's content (weights included) and options.
+
+    Two models in one process never share a symbol unless they compile to the same program.
+    """
+    digest = hashlib.sha256(f"{tvm_ffi.structural_hash(func)}:{options_json}".encode()).hexdigest()
+    return f"{SYMBOL_PREFIX}{digest[:16]}"
+
+
+@mutator
+class _RenameCallees(PyExprMutator):
+    """Replace global variables by their new names."""
+
+    def __init__(self, mod: IRModule) -> None:
+        super().__init__(mod)
+        self.mod = mod
+        self.renamed: dict[str, relax.GlobalVar] = {}
+
+    def visit_global_var_(self, op: relax.GlobalVar) -> relax.Expr:
+        return self.renamed.get(op.name_hint, op)
+
+    def transform(self, options_json: str) -> IRModule:
+        old = []
+        for gvar, func in self.mod.functions_items():
+            if isinstance(func, relax.Function) and is_offloaded(func):
+                func = func.with_attr(ATTR_OPTIONS, options_json)
+                symbol = symbol_of(func, options_json)
+                func = func.with_attr("global_symbol", symbol)
+                self.renamed[gvar.name_hint] = self.builder_.add_func(func, symbol)
+                old.append(gvar)
+        for gvar, func in self.mod.functions_items():
+            if isinstance(func, relax.Function) and not is_offloaded(func):
+                self.builder_.update_func(gvar, self.visit_expr(func))
+        result = self.builder_.get()
+        for gvar in old:
+            del result[gvar]
+        return result
+
+
+@tvm.transform.module_pass(opt_level=0, name="AssignEieSymbols")
+class AssignEieSymbols:
+    """Give each offloaded function its options and a per-content ``global_symbol``
+    (``eie_<digest>``), and name its global variable after it.
+
+    ``MergeCompositeFunctions`` derives symbols from op names, so two models would share them
+    and the second model's program would run for the first.
+    """
+
+    def __init__(self, options_json: str) -> None:
+        self.options_json = options_json
+
+    def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
+        """Rename the offloaded functions and their call sites."""
+        return _RenameCallees(mod).transform(self.options_json)
+
+
+def _local_functions(func: relax.Function) -> list[relax.Function]:
+    """The composite functions bound inside an offloaded function."""
+    found = []
+
+    def visit(expr: relax.Expr) -> None:
+        if isinstance(expr, relax.Function) and expr.attrs and "Composite" in expr.attrs:
+            found.append(expr)
+
+    relax.analysis.post_order_visit(func.body, visit)
+    return found
+
+
+def _layer_shape(composite: relax.Function) -> tuple[int, int]:
+    """(rows, columns with the bias column) of the layer a composite function computes."""
+    matmul, bias = None, False
+
+    def visit(expr: relax.Expr) -> None:
+        nonlocal matmul, bias
+        if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
+            matmul = expr if expr.op.name == "relax.matmul" else matmul
+            bias = bias or expr.op.name == "relax.add"
+
+    relax.analysis.post_order_visit(composite.body, visit)
+    if matmul is None:
+        raise BackendError(
+            f"composite function {composite.attrs['Composite']} has no matmul",
+            where="eiec.byoc.partition",
+        )
+    return static_shape(matmul)[-1], static_shape(matmul.args[1])[0] + bias
+
+
+def group_refusal(func: relax.Function, capacity: Capacity) -> str | None:
+    """Why the layers merged into one offloaded function do not fit the machine together
+    (all layers' weights and pointers and all activation vectors share each PE's memories),
+    or None."""
+    m = capacity.machine
+    shapes = [_layer_shape(composite) for composite in _local_functions(func)]
+    for rows, cols in shapes:
+        if refusal := layer_refusal(rows, cols, capacity):
+            return refusal
+    if len(shapes) < 2:
+        return None
+    ptr_bytes = sum((cols + 1) * m.ptr_bits // 8 for _, cols in shapes)
+    entries = sum(-(-int(capacity.density * rows * cols) // m.pes) for rows, cols in shapes)
+    act_bytes = 2 * sum(-(-cols // m.pes) + -(-rows // m.pes) for rows, cols in shapes)
+    if ptr_bytes > m.ptr_sram or entries > m.spmat_sram or act_bytes > m.act_sram:
+        return (
+            f"{len(shapes)} merged layers need {ptr_bytes} bytes of pointers, about {entries} "
+            f"weight entries and {act_bytes} bytes of activations per PE"
+        )
+    return None
+
+
+def _offloaded_refusals(mod: IRModule, capacity: Capacity) -> list[str]:
+    return [
+        f"{gvar.name_hint}: {refusal}"
+        for gvar, func in mod.functions_items()
+        if isinstance(func, relax.Function) and is_offloaded(func)
+        if (refusal := group_refusal(func, capacity))
+    ]
+
+
+def options_to_json(options: Any) -> str:
+    """The compile options as canonical JSON (sorted keys): stable across processes."""
+    from eiec.byoc.options import options_dict
+
+    return json.dumps(options_dict(options), sort_keys=True)
+
+
+def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
+    """Offload the FC (and LSTM) layers EIE can run; the rest stays for the host.
+
+    ``compile_options`` are the fields of ``eiec.compiler.CompileOptions`` (``pes``,
+    ``sparsity``, ``bits``...). Chains of consecutive layers become one EIE program; when the
+    merged layers would not fit the machine's memories together, every layer becomes its own
+    program instead.
+    """
+    from eiec.byoc.options import capacity_of, make_options
+
+    options = make_options(compile_options)
+    capacity = capacity_of(options)
+    options_json = options_to_json(options)
+    patterns = eie_patterns(capacity)
+    mod = relax.transform.ConvertToDataflow()(mod)
+    fused = relax.transform.FuseOpsByPattern(patterns, bind_constants=True)(mod)
+    merged = relax.transform.MergeCompositeFunctions()(fused)
+    if _offloaded_refusals(merged, capacity):
+        merged = relax.transform.FuseOpsByPattern(
+            patterns, bind_constants=True, annotate_codegen=True
+        )(mod)
+    from eiec.byoc.lstm import OffloadLSTM
+
+    merged = OffloadLSTM(capacity)(merged)
+    result = AssignEieSymbols(options_json)(merged)
+    refusals = _offloaded_refusals(result, capacity)
+    if refusals:
+        raise BackendError(
+            f"offloaded functions do not fit the machine: {'; '.join(refusals)}",
+            where="eiec.byoc.partition_for_eie",
+            fix="use more PEs (pes=...) or a higher sparsity",
+        )
+    return result

@@ -1,0 +1,145 @@
+"""Cycles, time and energy of the offloaded calls a model made: ``with profile() as prof``.
+
+Every call of an offloaded function (one EIE program) appends one :class:`CallRecord` to each
+active profiler; :meth:`Profiler.report` tables them per offloaded function and per EIE layer,
+with the total, and :meth:`Profiler.to_json` gives the same figures as plain data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+_ACTIVE: list[Profiler] = []
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One EIE layer's share of a call: summed over its executions (LSTM steps, batch rows)."""
+
+    layer: str
+    executions: int
+    cycles: int
+    energy_pj: float
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call of an offloaded function: ``runs`` emulator runs (one per batch row)."""
+
+    symbol: str
+    runs: int
+    cycles: int
+    time_us: float
+    energy_pj: float
+    layers: tuple[LayerRecord, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data."""
+        return {
+            "symbol": self.symbol,
+            "runs": self.runs,
+            "cycles": self.cycles,
+            "time_us": self.time_us,
+            "energy_pj": self.energy_pj,
+            "layers": [vars(layer) for layer in self.layers],
+        }
+
+
+@dataclass
+class Profiler:
+    """The offloaded calls made while it was active (see :func:`profile`)."""
+
+    calls: list[CallRecord] = field(default_factory=list)
+
+    def per_function(self) -> dict[str, dict[str, float]]:
+        """Calls, cycles, time and energy summed per offloaded function, in first-call order."""
+        table: dict[str, dict[str, float]] = {}
+        for call in self.calls:
+            row = table.setdefault(
+                call.symbol, {"calls": 0, "runs": 0, "cycles": 0, "time_us": 0.0, "energy_pj": 0.0}
+            )
+            row["calls"] += 1
+            row["runs"] += call.runs
+            row["cycles"] += call.cycles
+            row["time_us"] += call.time_us
+            row["energy_pj"] += call.energy_pj
+        return table
+
+    def per_layer(self) -> dict[tuple[str, str], dict[str, float]]:
+        """Executions, cycles and energy summed per (offloaded function, EIE layer)."""
+        table: dict[tuple[str, str], dict[str, float]] = {}
+        for call in self.calls:
+            for layer in call.layers:
+                row = table.setdefault(
+                    (call.symbol, layer.layer), {"executions": 0, "cycles": 0, "energy_pj": 0.0}
+                )
+                row["executions"] += layer.executions
+                row["cycles"] += layer.cycles
+                row["energy_pj"] += layer.energy_pj
+        return table
+
+    def total(self) -> dict[str, float]:
+        """Calls, cycles, time and energy of every offloaded call together."""
+        return {
+            "calls": len(self.calls),
+            "cycles": sum(call.cycles for call in self.calls),
+            "time_us": sum(call.time_us for call in self.calls),
+            "energy_pj": sum(call.energy_pj for call in self.calls),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Every figure as plain data: calls, per function, per layer, total."""
+        return {
+            "calls": [call.to_json() for call in self.calls],
+            "functions": self.per_function(),
+            "layers": [
+                {"symbol": symbol, "layer": layer, **row}
+                for (symbol, layer), row in self.per_layer().items()
+            ],
+            "total": self.total(),
+        }
+
+    def report(self) -> str:
+        """A text table: one line per EIE layer, one per offloaded function, and the total."""
+        lines = [
+            f"{'function / layer':<40} {'calls':>6} {'cycles':>12} {'time us':>10} "
+            f"{'energy nJ':>11}"
+        ]
+        layers = self.per_layer()
+        for symbol, row in self.per_function().items():
+            lines.append(
+                f"{symbol:<40} {row['calls']:>6} {row['cycles']:>12} {row['time_us']:>10.2f} "
+                f"{row['energy_pj'] / 1e3:>11.3f}"
+            )
+            for (owner, layer), lrow in layers.items():
+                if owner == symbol:
+                    lines.append(
+                        f"  {layer:<38} {lrow['executions']:>6} {lrow['cycles']:>12} "
+                        f"{'':>10} {lrow['energy_pj'] / 1e3:>11.3f}"
+                    )
+        total = self.total()
+        lines.append(
+            f"{'total':<40} {total['calls']:>6} {total['cycles']:>12} {total['time_us']:>10.2f} "
+            f"{total['energy_pj'] / 1e3:>11.3f}"
+        )
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def profile() -> Iterator[Profiler]:
+    """Collect the offloaded calls made inside the block (profilers nest)."""
+    profiler = Profiler()
+    _ACTIVE.append(profiler)
+    try:
+        yield profiler
+    finally:
+        _ACTIVE.remove(profiler)
+
+
+def record(call: CallRecord) -> None:
+    """Give one offloaded call to every active profiler (called by the runners)."""
+    for profiler in _ACTIVE:
+        profiler.calls.append(call)
