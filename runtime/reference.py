@@ -27,37 +27,21 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from eiec.errors import InputError, ModelLoadError, RuntimeCheckError
+from eiec.errors import InputError, RuntimeCheckError
+from eiec.frontend.graph import GraphFacts
+from eiec.frontend.load import load_model
 
 #: Builds kept per process (each holds a compiled VM executable).
 CACHE_SIZE = 16
 
 ModelLike = str | Path | onnx.ModelProto
 
-
-def load_model(model: ModelLike) -> onnx.ModelProto:
-    """An ONNX model from a path or a ``ModelProto`` (returned as is)."""
-    if isinstance(model, onnx.ModelProto):
-        return model
-    path = Path(model)
-    try:
-        return onnx.load(str(path))
-    except FileNotFoundError:
-        raise ModelLoadError(
-            "ONNX model file not found", where=str(path), fix="check the path"
-        ) from None
-    except Exception as error:
-        raise ModelLoadError(
-            f"cannot read the ONNX model: {error}",
-            where=str(path),
-            fix="pass a valid .onnx file (onnx.checker.check_model should accept it)",
-        ) from None
+__all__ = ["Reference", "build", "load_model", "run_intermediates", "run_reference", "run_rows"]
 
 
 def model_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
     """The graph inputs that are fed at run time (initialisers excluded)."""
-    initialisers = {init.name for init in model.graph.initializer}
-    return [vi for vi in model.graph.input if vi.name not in initialisers]
+    return GraphFacts.of(model).graph_inputs
 
 
 def _static_rank(model: onnx.ModelProto, name: str) -> int | None:
@@ -261,6 +245,26 @@ def run_reference(
 ) -> dict[str, np.ndarray]:
     """Run ``model`` on the CPU with TVM; every graph output by name."""
     return build(model).run(inputs)
+
+
+def run_rows(
+    model: ModelLike, inputs: Mapping[str, np.ndarray], extra_outputs: Sequence[str] = ()
+) -> dict[str, np.ndarray]:
+    """Run a batch (axis 0) of ``inputs``; a model whose inputs have a fixed batch of 1 runs
+    sample by sample and the outputs are concatenated along axis 0."""
+    ref = build(model, extra_outputs=tuple(extra_outputs))
+    sizes = {int(np.asarray(v).shape[0]) for v in inputs.values() if np.ndim(v) >= 1}
+    fixed_one = all(
+        vi.type.tensor_type.shape.dim and vi.type.tensor_type.shape.dim[0].dim_value == 1
+        for vi in model_inputs(ref.model)
+    )
+    if not fixed_one or sizes <= {1}:
+        return ref.run(inputs)
+    (count,) = sizes
+    parts = [
+        ref.run({k: np.asarray(v)[i : i + 1] for k, v in inputs.items()}) for i in range(count)
+    ]
+    return {name: np.concatenate([p[name] for p in parts]) for name in ref.output_names}
 
 
 def run_intermediates(

@@ -88,7 +88,8 @@ def test_missing_model_file_is_a_model_load_error(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as info:
         reference.build(tmp_path / "none.onnx")
     assert (
-        str(info.value) == f"{tmp_path / 'none.onnx'}: ONNX model file not found (check the path)"
+        str(info.value)
+        == f"{tmp_path / 'none.onnx'}: model file not found (give the path of an .onnx file)"
     )
 
 
