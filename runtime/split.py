@@ -36,7 +36,6 @@ class TailSplit:
 
 def supported_ops() -> frozenset[str]:
     """The ONNX op types ``eiec compile`` accepts (the front end's registry)."""
-    import eiec.compiler  # noqa: F401  (registers every op check, LSTM included)
     from eiec.frontend.support import SUPPORTED_OPS
 
     return frozenset(SUPPORTED_OPS)

@@ -1,0 +1,417 @@
+"""Check an EIE program's emulated results against TVM's CPU build of the model it came from.
+
+:func:`verify` emulates every sample of a batch and compares, output by output:
+
+1. shape and dtype, first (a mismatch fails at once, values are not compared);
+2. values against the **compressed** model (the pruned, weight-shared float32 model the program
+   was compiled from: ``CompileResult.compressed_model``, or the file ``eiec compile
+   --export-onnx`` writes): element by element against the error bound that
+   :mod:`eiec.runtime.tolerance` derives from the program's fixed-point formats. ``tolerance``
+   in the report is the largest of these per-element bounds; an element passes when its error is
+   within its own bound;
+3. values against the **original** model, when given: the largest error (compression changes
+   the function, so this is information, not a pass/fail criterion) and, for classifiers, how
+   often the top-1 class agrees.
+
+On a mismatch it names the layer where emulator and CPU first diverge: each writeback of the
+program is compared with the CPU's value of the ONNX tensor that ``tensor_map`` (ONNX tensor ->
+program buffer, from ``CompileResult.tensor_map``) maps to its destination buffer, against that
+layer's own bound; the first layer (in program order) over its bound is the one named.
+
+When only a model and a program are given (``eiec verify MODEL.onnx PROG.eie``), the model is
+taken to be the compressed model the program was compiled from. The model may end in a CPU tail
+(Softmax, ArgMax, ...): the comparison is then made on the tensor the EIE part hands to the tail
+(see :mod:`eiec.runtime.split`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from eiec.emulator.config import EmulatorConfig
+from eiec.emulator.emulator import Emulator
+from eiec.emulator.stats import Stats
+from eiec.errors import InputError, RuntimeCheckError
+from eiec.isa.program import Port, Program, View
+from eiec.runtime import reference
+from eiec.runtime.split import split_tail
+from eiec.runtime.tolerance import ErrorBounds, LayerBound
+
+#: Ops whose presence makes a model a classifier (top-1 agreement is then reported).
+CLASSIFIER_OPS = frozenset({"Softmax", "LogSoftmax", "ArgMax"})
+
+
+@dataclass
+class LayerCheck:
+    """One writeback of the program compared with the CPU's value of its ONNX tensor."""
+
+    layer: str
+    step: int
+    buffer: str
+    tensor: str
+    max_abs_error: float
+    tolerance: float
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of :func:`verify` (JSON keys: :meth:`to_json`)."""
+
+    samples: int
+    outputs: list[str]
+    max_abs_error_vs_compressed: float | None = None
+    max_rel_error_vs_compressed: float | None = None
+    tolerance: float | None = None
+    worst_error_to_tolerance: float | None = None
+    failing_samples: int = 0
+    first_failing_sample: int | None = None
+    max_abs_error_vs_original: float | None = None
+    top1_agreement_vs_original: float | None = None
+    diverging_layer: str | None = None
+    layers: list[LayerCheck] = field(default_factory=list)
+    saturations: int = 0
+    problems: list[str] = field(default_factory=list)
+    arith: str = "fixed16"
+
+    @property
+    def passed(self) -> bool:
+        """True when shapes, dtypes and every element are within tolerance."""
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (errors as floats, ``None`` where not applicable)."""
+        return {
+            "passed": self.passed,
+            "samples": self.samples,
+            "outputs": self.outputs,
+            "arith": self.arith,
+            "max_abs_error_vs_compressed": self.max_abs_error_vs_compressed,
+            "max_rel_error_vs_compressed": self.max_rel_error_vs_compressed,
+            "tolerance": self.tolerance,
+            "worst_error_to_tolerance": self.worst_error_to_tolerance,
+            "failing_samples": self.failing_samples,
+            "first_failing_sample": self.first_failing_sample,
+            "max_abs_error_vs_original": self.max_abs_error_vs_original,
+            "top1_agreement_vs_original": self.top1_agreement_vs_original,
+            "diverging_layer": self.diverging_layer,
+            "saturations": self.saturations,
+            "layers": [layer.to_json() for layer in self.layers],
+            "problems": self.problems,
+        }
+
+    def summary(self) -> str:
+        """A few lines for the terminal: the verdict, the errors, and what went wrong."""
+
+        def num(value: float | None, spec: str = ".3g") -> str:
+            return "n/a" if value is None else format(value, spec)
+
+        verdict = "PASSED" if self.passed else "FAILED"
+        lines = [
+            f"verify {verdict}: {self.samples} sample(s), outputs {', '.join(self.outputs)} "
+            f"({self.arith})",
+            f"  vs compressed model: max abs error {num(self.max_abs_error_vs_compressed)}, "
+            f"max rel error {num(self.max_rel_error_vs_compressed)}, tolerance "
+            f"{num(self.tolerance)} (worst error/bound {num(self.worst_error_to_tolerance)})",
+        ]
+        if self.max_abs_error_vs_original is not None:
+            top1 = self.top1_agreement_vs_original
+            lines.append(
+                f"  vs original model:   max abs error {num(self.max_abs_error_vs_original)}"
+                + ("" if top1 is None else f", top-1 agreement {top1:.2%}")
+            )
+        if self.saturations:
+            lines.append(f"  saturations: {self.saturations}")
+        lines.extend(f"  problem: {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+
+# --- binding the program to the model ---------------------------------------------------------
+
+
+def _bind(ports: list[Port], names: list[str], what: str) -> dict[str, str]:
+    """Program port name -> ONNX tensor name: by name, else by position when counts match."""
+    if {p.name for p in ports} == set(names):
+        return {p.name: p.name for p in ports}
+    if len(ports) == len(names):
+        return {p.name: name for p, name in zip(ports, names, strict=True)}
+    raise RuntimeCheckError(
+        f"the program has {len(ports)} {what} port(s) ({', '.join(p.name for p in ports)}), "
+        f"the model {len(names)} ({', '.join(names)})",
+        fix="verify a program against the model it was compiled from",
+    )
+
+
+def _samples(port: Port, array: np.ndarray) -> int:
+    axis = port.batch_axis if port.batch_axis is not None else 0
+    if array.ndim == len(port.shape) and array.shape[axis] >= 1:
+        return int(array.shape[axis])
+    raise InputError(
+        f"input '{port.name}' has shape {tuple(array.shape)}; the program takes "
+        f"{tuple(port.shape)} per sample, stacked along axis {axis}",
+        fix="give an array of the program's input shape with the batch along that axis",
+    )
+
+
+def _take(array: np.ndarray, axis: int | None, index: int) -> np.ndarray:
+    return np.take(array, [index], axis=axis or 0)
+
+
+@dataclass
+class _Emulated:
+    """One sample's emulator outputs, its per-output bounds and its layer writebacks."""
+
+    outputs: dict[str, np.ndarray]
+    bounds: dict[str, np.ndarray]
+    writebacks: list[LayerBound]
+    stats: Stats
+
+
+def emulate_with_bounds(
+    program: Program, sample: Mapping[str, np.ndarray], config: EmulatorConfig | None = None
+) -> _Emulated:
+    """Run one sample, tracking the error bound of every buffer word (``tolerance``)."""
+    emulator = Emulator(program, config)
+    return _emulate(emulator, sample)
+
+
+def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:
+    program = emulator.program
+    bounds = ErrorBounds(program, fixed_point=emulator.config.arith == "fixed16")
+    emulator.reset(sample)
+    bounds.start(sample)
+    state = emulator.state
+    assert state is not None
+
+    def read(view: View) -> np.ndarray:
+        start = program.view_offset(view)
+        words = state.buffers[view.buffer][start : start + program.view_length(view)]
+        frac = program.buffers[view.buffer].frac
+        return emulator.arith.to_host(words, frac).astype(np.float64)
+
+    while not state.halted:
+        instruction = program.text[state.pc]
+        bounds.before(instruction, read)
+        emulator.step()
+        bounds.after(instruction, read)
+    result = emulator.result()
+    port_bounds = {}
+    for port in program.outputs:
+        buf = program.buffers[port.buffer]
+        grid = bounds.words[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols]
+        port_bounds[port.name] = grid.reshape(port.shape)
+    return _Emulated(result.outputs, port_bounds, bounds.writebacks, result.stats)
+
+
+# --- the check --------------------------------------------------------------------------------
+
+
+def _is_classifier(model: onnx.ModelProto) -> bool:
+    return any(node.op_type in CLASSIFIER_OPS for node in model.graph.node)
+
+
+def verify(
+    model: reference.ModelLike,
+    program: Program,
+    inputs: Mapping[str, np.ndarray] | np.ndarray,
+    *,
+    original: reference.ModelLike | None = None,
+    tensor_map: Mapping[str, str] | None = None,
+    config: EmulatorConfig | None = None,
+    classifier: bool | None = None,
+) -> VerifyReport:
+    """Emulate ``program`` on every sample of ``inputs`` and compare it with the CPU.
+
+    ``model`` is the compressed model the program was compiled from; ``original`` the model
+    before compression (optional). ``inputs``: input name -> array with the batch along each
+    port's batch axis (one array for a one-input program). ``tensor_map`` (ONNX tensor ->
+    program buffer) enables naming the diverging layer; without it, buffers named like ONNX
+    tensors are matched by name. ``classifier``: report top-1 agreement (default: when the
+    model has a Softmax/LogSoftmax/ArgMax node).
+    """
+    compressed = reference.load_model(model)
+    head = split_tail(compressed).head
+    original_proto = None if original is None else reference.load_model(original)
+    if classifier is None:
+        classifier = _is_classifier(compressed) or (
+            original_proto is not None and _is_classifier(original_proto)
+        )
+    in_map = _bind(program.inputs, [vi.name for vi in reference.model_inputs(head)], "input")
+    out_map = _bind(program.outputs, [o.name for o in head.graph.output], "output")
+    if isinstance(inputs, np.ndarray):
+        if len(program.inputs) != 1:
+            raise InputError(
+                f"the program has {len(program.inputs)} inputs; got one array",
+                fix="pass a dict of input name -> array",
+            )
+        inputs = {program.inputs[0].name: inputs}
+    feeds = {name: np.asarray(inputs[name]) for name in in_map if name in inputs}
+    missing = [name for name in in_map if name not in inputs]
+    if missing:
+        raise InputError(
+            f"missing input(s) {', '.join(missing)}",
+            fix=f"give every program input: {', '.join(in_map)}",
+        )
+    counts = {_samples(port, feeds[port.name]) for port in program.inputs}
+    if len(counts) != 1:
+        raise InputError(f"inputs disagree on the batch size ({sorted(counts)})")
+    (count,) = counts
+
+    mapping = dict(tensor_map) if tensor_map is not None else _names_as_map(head, program)
+    emulator = Emulator(program, config)
+    report = VerifyReport(
+        samples=count, outputs=list(out_map.values()), arith=emulator.config.arith
+    )
+    cpu_feeds = {in_map[name]: value for name, value in feeds.items()}
+    intermediate_names = sorted(set(mapping) - set(out_map.values()))
+    cpu = reference.run_rows(head, cpu_feeds, extra_outputs=intermediate_names)
+    orig = None
+    if original_proto is not None:
+        orig = reference.run_rows(split_tail(original_proto).head, cpu_feeds)
+
+    runs = []
+    for index in range(count):
+        sample = {
+            port.name: _take(feeds[port.name], port.batch_axis, index) for port in program.inputs
+        }
+        runs.append(_emulate(emulator, sample))
+    report.saturations = sum(run.stats.saturations for run in runs)
+
+    for port in program.outputs:
+        tensor = out_map[port.name]
+        axis = port.batch_axis or 0
+        got = np.concatenate([run.outputs[port.name] for run in runs], axis=axis)
+        want = cpu[tensor]
+        if got.shape != want.shape or want.dtype != np.float32:
+            report.problems.append(
+                f"output '{tensor}': emulator gives {got.dtype}{list(got.shape)}, the CPU "
+                f"model {want.dtype}{list(want.shape)}"
+            )
+            continue
+        bound = np.concatenate([run.bounds[port.name] for run in runs], axis=axis)
+        _compare_values(report, tensor, got, want, bound, axis)
+        if orig is not None:
+            _compare_original(report, got, orig[tensor], classifier)
+    if report.problems and report.first_failing_sample is not None:
+        _find_divergence(report, runs, cpu, mapping, report.first_failing_sample)
+    return report
+
+
+def _compare_values(
+    report: VerifyReport,
+    tensor: str,
+    got: np.ndarray,
+    want: np.ndarray,
+    bound: np.ndarray,
+    axis: int,
+) -> None:
+    error = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    scale = float(np.abs(want).max()) if want.size else 0.0
+    worst = float(error.max()) if error.size else 0.0
+    tolerance = float(bound.max()) if bound.size else 0.0
+    ratio = float((error / np.maximum(bound, np.finfo(np.float64).tiny)).max())
+    report.max_abs_error_vs_compressed = max(report.max_abs_error_vs_compressed or 0.0, worst)
+    rel = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
+    report.max_rel_error_vs_compressed = max(report.max_rel_error_vs_compressed or 0.0, rel)
+    report.tolerance = max(report.tolerance or 0.0, tolerance)
+    report.worst_error_to_tolerance = max(report.worst_error_to_tolerance or 0.0, ratio)
+    over = error > bound
+    if not over.any():
+        return
+    per_sample = np.moveaxis(over, axis, 0).reshape(over.shape[axis], -1).any(axis=1)
+    failing = np.flatnonzero(per_sample)
+    report.failing_samples = max(report.failing_samples, int(failing.size))
+    first = int(failing[0])
+    if report.first_failing_sample is None or first < report.first_failing_sample:
+        report.first_failing_sample = first
+    where = tuple(int(i) for i in np.argwhere(over)[0])
+    report.problems.append(
+        f"output '{tensor}': {int(over.sum())} of {over.size} elements exceed their error "
+        f"bound in {failing.size} of {over.shape[axis]} samples; first at index {where}: "
+        f"emulator {float(got[where]):.6g}, CPU {float(want[where]):.6g}, error "
+        f"{float(error[where]):.3g} > bound {float(bound[where]):.3g}"
+    )
+
+
+def _compare_original(
+    report: VerifyReport, got: np.ndarray, want: np.ndarray, classifier: bool
+) -> None:
+    if got.shape != want.shape:
+        report.problems.append(
+            f"the original model's output has shape {list(want.shape)}, the program's "
+            f"{list(got.shape)}"
+        )
+        return
+    worst = float(np.abs(got.astype(np.float64) - want).max()) if got.size else 0.0
+    report.max_abs_error_vs_original = max(report.max_abs_error_vs_original or 0.0, worst)
+    if classifier and got.ndim >= 1 and got.shape[-1] > 1:
+        agree = float(np.mean(got.argmax(axis=-1) == want.argmax(axis=-1)))
+        report.top1_agreement_vs_original = agree
+
+
+def _names_as_map(model: onnx.ModelProto, program: Program) -> dict[str, str]:
+    """ONNX tensor -> buffer for buffers named exactly like a tensor of the model."""
+    tensors = {out for node in model.graph.node for out in node.output}
+    return {name: name for name in program.buffers if name in tensors}
+
+
+def _find_divergence(
+    report: VerifyReport,
+    runs: list[_Emulated],
+    cpu: Mapping[str, np.ndarray],
+    mapping: Mapping[str, str],
+    sample: int,
+) -> None:
+    """Compare every mapped writeback of ``sample`` with the CPU; name the first over bound."""
+    by_buffer: dict[str, str] = {}
+    for tensor, buffer in mapping.items():
+        by_buffer.setdefault(buffer, tensor)
+    # The CPU holds each tensor's final value: compare the last writeback into each buffer.
+    last = {record.dst.buffer: record for record in runs[sample].writebacks}
+    for record in sorted(last.values(), key=runs[sample].writebacks.index):
+        tensor = by_buffer.get(record.dst.buffer)
+        if tensor is None or tensor not in cpu:
+            continue
+        want = np.asarray(cpu[tensor][sample : sample + 1], dtype=np.float64).ravel()
+        got = record.values
+        if want.size != got.size:
+            continue
+        error = np.abs(got - want)
+        passed = bool((error <= record.bound).all())
+        report.layers.append(
+            LayerCheck(
+                layer=record.layer,
+                step=record.step,
+                buffer=record.dst.buffer,
+                tensor=tensor,
+                max_abs_error=float(error.max()),
+                tolerance=float(record.bound.max()),
+                passed=passed,
+            )
+        )
+        if not passed and report.diverging_layer is None:
+            report.diverging_layer = record.layer
+            row = int(np.argmax(error - record.bound))
+            report.problems.append(
+                f"sample {sample}: the emulator first diverges from the CPU in layer "
+                f"'{record.layer}' (step {record.step}, buffer '{record.dst.buffer}', ONNX "
+                f"tensor '{tensor}'): row {row} is {got[row]:.6g} on EIE, {want[row]:.6g} on "
+                f"the CPU, error {error[row]:.3g} > bound {record.bound[row]:.3g}"
+            )
+    if report.diverging_layer is None:
+        report.problems.append(
+            f"sample {sample}: no layer output could be matched to an ONNX tensor to locate "
+            "the divergence (give tensor_map, from CompileResult.tensor_map)"
+            if not report.layers
+            else f"sample {sample}: every mapped layer is within its bound; the divergence "
+            "is after the last mapped layer"
+        )
