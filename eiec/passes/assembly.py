@@ -1,0 +1,235 @@
+"""ProgramAssembly: the program under construction, shared by every per-op lowering.
+
+It owns the machine, buffers, ports, layers, tables, the instruction list and the fixed-point
+format decisions, hands out unique names, and checks the per-PE capacity at the end. Lowerings
+(``eiec.passes.lower_to_eie.LOWERINGS``) only call its methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from eiec.errors import CapacityError
+from eiec.isa import csc
+from eiec.isa.builder import make_layer
+from eiec.isa.fixed import frac_for_range, quantize
+from eiec.isa.program import (
+    Buffer,
+    Instruction,
+    Layer,
+    Machine,
+    Port,
+    Program,
+    Table,
+)
+
+#: Calibrated activation ranges are widened by this factor (half a bit) before the format is
+#: chosen, so inputs a little beyond the calibration set do not saturate.
+CALIBRATION_HEADROOM = 1.5
+
+
+@dataclass(frozen=True)
+class FormatChoice:
+    """Why a buffer, codebook or table has its number of fraction bits.
+
+    ``source`` is ``calibration`` (max-abs over the calibration inputs times the headroom),
+    ``bound`` (the analytic bound), ``input-range`` (the assumed input range), ``codebook`` or
+    ``table`` (the range of the constants).
+    """
+
+    name: str
+    kind: str
+    frac: int
+    max_abs: float
+    source: str
+
+
+@dataclass
+class LayerRecord:
+    """What the report needs about a lowered layer: its code matrix and whether it has a bias."""
+
+    layer: Layer
+    codes: np.ndarray
+    has_bias: bool
+
+
+@dataclass
+class ProgramAssembly:
+    """A program being built (see the module docstring)."""
+
+    machine: Machine
+    buffers: dict[str, Buffer] = field(default_factory=dict)
+    inputs: list[Port] = field(default_factory=list)
+    outputs: list[Port] = field(default_factory=list)
+    layers: dict[str, Layer] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    text: list[Instruction] = field(default_factory=list)
+    formats: dict[str, FormatChoice] = field(default_factory=dict)
+    records: dict[str, LayerRecord] = field(default_factory=dict)
+    _names: set[str] = field(default_factory=set)
+
+    def unique_name(self, hint: str) -> str:
+        """``hint``, or ``hint_2``, ``hint_3``... when taken (one namespace for all names)."""
+        name, suffix = hint, 2
+        while name in self._names:
+            name, suffix = f"{hint}_{suffix}", suffix + 1
+        self._names.add(name)
+        return name
+
+    def add_buffer(
+        self,
+        hint: str,
+        cols: int,
+        choice: tuple[int, float, str],
+        *,
+        rows: int = 1,
+        pitch: int | None = None,
+        init: np.ndarray | None = None,
+    ) -> Buffer:
+        """A new buffer of ``rows`` x ``cols`` words; ``choice`` is (frac, max_abs, source)."""
+        frac, max_abs, source = choice
+        name = self.unique_name(hint)
+        buffer = Buffer(name, rows, cols, pitch if pitch is not None else cols, frac, init)
+        self.buffers[name] = buffer
+        self.formats[name] = FormatChoice(name, "buffer", frac, max_abs, source)
+        return buffer
+
+    def add_layer(
+        self, hint: str, codes: np.ndarray, codebook: np.ndarray, *, has_bias: bool
+    ) -> Layer:
+        """A layer storing ``codes`` (M x K indices into the real-valued ``codebook``).
+
+        The codebook's format is the largest fraction-bit count that holds its range.
+        """
+        name = self.unique_name(hint)
+        max_abs = float(np.abs(codebook).max()) if codebook.size else 0.0
+        frac = frac_for_range(max_abs)
+        words, _ = quantize(codebook, frac)
+        layer = make_layer(name, codes, words, frac, self.machine.pes)
+        self.layers[name] = layer
+        self.records[name] = LayerRecord(layer, codes, has_bias)
+        self.formats[f"{name}.codebook"] = FormatChoice(name, "codebook", frac, max_abs, "codebook")
+        return layer
+
+    def add_table(self, table: Table) -> Table:
+        """Register a function table (its name must come from :meth:`unique_name`)."""
+        self.tables[table.name] = table
+        max_abs = float(np.abs(table.values).max()) * 2.0**-table.frac
+        self.formats[table.name] = FormatChoice(table.name, "table", table.frac, max_abs, "table")
+        return table
+
+    def emit(self, *instructions: Instruction) -> None:
+        """Append instructions to the text."""
+        self.text.extend(instructions)
+
+    def program(self) -> Program:
+        """The finished program, after the capacity check."""
+        self.check_capacity()
+        return Program(
+            machine=self.machine,
+            buffers=dict(self.buffers),
+            inputs=list(self.inputs),
+            outputs=list(self.outputs),
+            layers=dict(self.layers),
+            tables=dict(self.tables),
+            text=list(self.text),
+        )
+
+    # --- capacity ---------------------------------------------------------------------------
+
+    def check_capacity(self) -> None:
+        """Raise CapacityError when the layers or buffers do not fit a PE's memories."""
+        machine = self.machine
+        max_pointer = (1 << machine.ptr_bits) - 1
+        spmat = np.zeros(machine.pes, dtype=np.int64)
+        pointer_bytes = 0
+        for name, layer in self.layers.items():
+            entries = layer.entries_per_pe
+            if int(entries.max(initial=0)) > max_pointer:
+                pe = int(np.argmax(entries))
+                raise CapacityError(
+                    f"PE {pe} stores {int(entries[pe])} entries of this layer, more than "
+                    f"{machine.ptr_bits}-bit column pointers address ({max_pointer})",
+                    where=f"layer {name}",
+                    fix=self._fix_entries(name, None),
+                )
+            spmat += entries
+            pointer_bytes += (layer.cols + 1) * machine.ptr_bits // 8
+            if int(spmat.max()) > machine.spmat_sram:
+                pe = int(np.argmax(spmat))
+                need = int(spmat[pe])
+                own = int(entries[pe])
+                raise CapacityError(
+                    f"does not fit the sparse-matrix SRAM: PE {pe} needs {need} bytes "
+                    f"({own} for this layer, {need - own} for the layers before it), "
+                    f"{machine.spmat_sram} bytes available per PE",
+                    where=f"layer {name}",
+                    fix=self._fix_entries(name, need),
+                )
+            if pointer_bytes > machine.ptr_sram:
+                own = (layer.cols + 1) * machine.ptr_bits // 8
+                raise CapacityError(
+                    f"does not fit the pointer SRAM: every PE needs {pointer_bytes} bytes of "
+                    f"column pointers ({own} for this layer's {layer.cols + 1} pointers, "
+                    f"{pointer_bytes - own} for the layers before it), {machine.ptr_sram} "
+                    "bytes available per PE",
+                    where=f"layer {name}",
+                    fix=f"raise --ptr-sram to {pointer_bytes} (more PEs do not help: each PE "
+                    "holds a pointer per column), or compile the layers as separate programs",
+                )
+        act = 0
+        for name, buffer in self.buffers.items():
+            act += 2 * (-(-buffer.size // machine.pes))
+            if act > machine.act_sram:
+                fitting = self._pes_for_activations()
+                raise CapacityError(
+                    f"does not fit the activation SRAM: PE 0 needs {act} bytes for this and "
+                    f"the earlier buffers, {machine.act_sram} bytes available per PE",
+                    where=f"buffer {name}",
+                    fix=(f"use --pes {fitting} or more, or " if fitting else "")
+                    + f"raise --act-sram to {self._activation_bytes(machine.pes)}",
+                )
+
+    def _activation_bytes(self, pes: int) -> int:
+        return sum(2 * (-(-b.size // pes)) for b in self.buffers.values())
+
+    def _pes_for_activations(self, limit: int = 4096) -> int | None:
+        for pes in range(self.machine.pes + 1, limit + 1):
+            if self._activation_bytes(pes) <= self.machine.act_sram:
+                return pes
+        return None
+
+    def _entries_fit(self, pes: int) -> bool:
+        machine = self.machine
+        total = np.zeros(pes, dtype=np.int64)
+        for record in self.records.values():
+            per_pe = csc.encode(record.codes, pes).ptr[:, -1]
+            if int(per_pe.max(initial=0)) > (1 << machine.ptr_bits) - 1:
+                return False
+            total += per_pe
+        return int(total.max(initial=0)) <= machine.spmat_sram
+
+    def _fix_entries(self, name: str, need: int | None) -> str:
+        """The options that make the layers fit: the smallest PE count, a larger SRAM."""
+        low, high = self.machine.pes, None
+        candidate = self.machine.pes * 2
+        while candidate <= 4096:
+            if self._entries_fit(candidate):
+                high = candidate
+                break
+            low, candidate = candidate, candidate * 2
+        parts = []
+        if high is not None:
+            while high - low > 1:
+                middle = (low + high) // 2
+                if self._entries_fit(middle):
+                    high = middle
+                else:
+                    low = middle
+            parts.append(f"use --pes {high} or more")
+        if need is not None:
+            parts.append(f"raise --spmat-sram to {need}")
+        parts.append("prune more (a higher --sparsity)")
+        return ", ".join(parts[:-1]) + f", or {parts[-1]}" if len(parts) > 1 else parts[0]

@@ -1,0 +1,415 @@
+"""LowerToEIE: a Relax function of FC layers with shared weights -> an EIE ``Program``.
+
+The pass walks ``main``'s bindings in order and dispatches each call on its operator name to a
+lowering in ``LOWERINGS``; lowerings read and produce *values*:
+
+- ``Activation``: a vector held in a program buffer (with its calibration samples and its
+  analytic bound, which decide the buffer's format);
+- ``PendingLayer``: a ``matmul`` with its bias and ReLU fused in but not yet written back;
+- ``Constant``: a constant tensor.
+
+``matmul`` makes a pending layer, the layer's bias ``add`` and ``nn.relu`` fuse into it, and any
+other use materialises it: ``load-codebook``, ``broadcast-activation SRC, #1``,
+``sparse-column-mac``, ``(relu-)writeback`` into a new buffer. Reshape-like ops (``reshape``,
+``permute_dims`` of a vector, ``astype`` to float32) alias the value. Other tracks add ops by
+registering a lowering: ``@register_lowering("relax.some_op")``, a function of
+``(ctx: LoweringContext, binding: relax.VarBinding) -> value`` working on ``ctx.asm``.
+
+Fixed-point formats (documented with their error bound in ``eiec/FIXED_POINT.md``): a codebook
+gets the largest fraction-bit count holding its max-abs; a buffer's format holds the max-abs of
+its values over the calibration inputs times ``CALIBRATION_HEADROOM`` when calibration inputs are
+given, else its analytic bound: inputs ``|x| <= input_range``, a layer's output
+``|y_i| <= sum_j |W_ij| * bound(x_j) + |b_i|`` (ReLU keeps the bound).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from eiec.errors import CompileError, UnsupportedModelError
+from eiec.isa.fixed import frac_for_range
+from eiec.isa.program import (
+    CODEBOOK_SIZE,
+    BroadcastActivation,
+    Halt,
+    LoadCodebook,
+    Machine,
+    One,
+    Port,
+    Program,
+    ReluWriteback,
+    SparseColumnMac,
+    View,
+    Writeback,
+)
+from eiec.passes.assembly import CALIBRATION_HEADROOM, ProgramAssembly
+from eiec.passes.fc_layers import FcLayer, bindings, constant_value, find_fc_layers, op_name
+
+# --- values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A vector in buffer ``buffer`` with the Relax ``shape`` it has at this point.
+
+    ``samples`` (S x n) are its values for the calibration inputs, computed in float64 with the
+    compressed weights; ``bound`` (n,) bounds its magnitude analytically.
+    """
+
+    buffer: str
+    shape: tuple[int, ...]
+    samples: np.ndarray | None
+    bound: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class PendingLayer:
+    """``relu?(source @ W + bias?)``, not yet emitted."""
+
+    layer: FcLayer
+    source: Activation
+    shape: tuple[int, ...]
+    with_bias: bool = False
+    relu: bool = False
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant tensor."""
+
+    value: np.ndarray
+
+
+Value = Activation | PendingLayer | Constant
+
+
+# --- the context the lowerings work in --------------------------------------------------------
+
+
+@dataclass
+class LoweringContext:
+    """State of one lowering: the assembly, the value of every Relax var, the FC layers."""
+
+    asm: ProgramAssembly
+    layers: dict[relax.Var, FcLayer]
+    bias_of: dict[relax.Var, FcLayer]
+    input_range: float
+    calibrated: bool
+    env: dict[relax.Var, Value] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+
+    def value(self, expr: relax.Expr) -> Value:
+        """The value of an argument."""
+        if isinstance(expr, relax.Var):
+            return self.env[expr]
+        array = constant_value(expr)
+        if array is not None:
+            return Constant(array)
+        raise UnsupportedModelError(f"argument {type(expr).__name__} is not supported")
+
+    def activation(self, expr: relax.Expr | Value) -> Activation:
+        """The argument as a buffer-held vector, emitting a pending layer if needed."""
+        value = expr if isinstance(expr, Activation | PendingLayer | Constant) else self.value(expr)
+        if isinstance(value, PendingLayer):
+            return self.materialize(value)
+        if isinstance(value, Constant):
+            raise UnsupportedModelError(
+                "a constant is used as an activation; EIE computes on input-derived vectors"
+            )
+        return value
+
+    def choose_format(
+        self, samples: np.ndarray | None, bound: np.ndarray
+    ) -> tuple[int, float, str]:
+        """(frac, max_abs, source) of a buffer holding values with these samples / bound."""
+        if self.calibrated and samples is not None:
+            max_abs = float(np.abs(samples).max(initial=0.0))
+            return frac_for_range(max_abs, headroom=CALIBRATION_HEADROOM), max_abs, "calibration"
+        max_abs = float(bound.max(initial=0.0))
+        return frac_for_range(max_abs), max_abs, "bound"
+
+    def materialize(self, pending: PendingLayer) -> Activation:
+        """Emit a pending layer into a new buffer; returns the buffer's activation."""
+        layer, source = pending.layer, pending.source
+        weight = layer.weight.astype(np.float64)  # (K, M)
+        matrix = weight.T
+        bias = layer.bias_vector().astype(np.float64) if pending.with_bias else None
+        columns = matrix if bias is None else np.concatenate([matrix, bias[:, None]], axis=1)
+        codebook = _codebook_of(layer.name, columns)
+        codes = _codes(columns, codebook)
+        eie_layer = self.asm.add_layer(layer.name, codes, codebook, has_bias=bias is not None)
+
+        samples = None if source.samples is None else source.samples @ weight
+        bound = np.abs(matrix) @ source.bound
+        if bias is not None:
+            samples = None if samples is None else samples + bias
+            bound = bound + np.abs(bias)
+        if pending.relu and samples is not None:
+            samples = np.maximum(samples, 0.0)
+        out = self.asm.add_buffer(
+            f"{layer.name}.out", layer.rows, self.choose_format(samples, bound)
+        )
+        sources = (_whole(self.asm, source.buffer),) + ((One(),) if bias is not None else ())
+        writeback = ReluWriteback if pending.relu else Writeback
+        self.asm.emit(
+            LoadCodebook(eie_layer.name),
+            BroadcastActivation(sources),
+            SparseColumnMac(eie_layer.name),
+            writeback(View(out.name)),
+        )
+        self.written[layer.name] = out.name
+        return Activation(out.name, pending.shape, samples, bound)
+
+
+def _whole(asm: ProgramAssembly, name: str) -> View:
+    buffer = asm.buffers[name]
+    if buffer.pitch == buffer.cols or buffer.rows > 1:
+        return View(name)
+    return View(name, 0)
+
+
+def _codebook_of(name: str, columns: np.ndarray) -> np.ndarray:
+    """[0, sorted distinct non-zero values]; CompileError when more than the 16 registers."""
+    distinct = np.unique(columns[columns != 0])
+    if distinct.size > CODEBOOK_SIZE - 1:
+        raise CompileError(
+            f"layer {name} has {distinct.size} distinct non-zero weights; EIE's codebook holds "
+            f"{CODEBOOK_SIZE - 1} besides zero",
+            where=f"layer {name}",
+            fix="run ShareWeights before LowerToEIE (eiec compile does)",
+        )
+    return np.concatenate(([0.0], distinct))
+
+
+def _codes(columns: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+    index = np.searchsorted(codebook[1:], columns) + 1
+    return np.where(columns != 0, index, 0).astype(np.uint8)
+
+
+# --- the registry -----------------------------------------------------------------------------
+
+Lowering = Callable[[LoweringContext, relax.VarBinding], Value]
+
+#: Relax operator name -> lowering. Extend with :func:`register_lowering`.
+LOWERINGS: dict[str, Lowering] = {}
+
+
+def register_lowering(op: str) -> Callable[[Lowering], Lowering]:
+    """Decorator: lower calls of Relax operator ``op`` with the decorated function."""
+
+    def decorate(lowering: Lowering) -> Lowering:
+        LOWERINGS[op] = lowering
+        return lowering
+
+    return decorate
+
+
+def _shape(var: relax.Var) -> tuple[int, ...]:
+    return tuple(int(d) for d in var.ty.shape)
+
+
+@register_lowering("relax.matmul")
+def _lower_matmul(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
+    layer = ctx.layers.get(binding.var)
+    if layer is None:
+        raise UnsupportedModelError(
+            f"matmul '{binding.var.name}' does not multiply by a constant weight matrix"
+        )
+    source = ctx.activation(binding.value.args[0])
+    if source.size != layer.cols:
+        raise UnsupportedModelError(
+            f"layer {layer.name}: input of shape {list(source.shape)} is not a vector of "
+            f"{layer.cols} elements (batch 1)"
+        )
+    return PendingLayer(layer, source, _shape(binding.var))
+
+
+@register_lowering("relax.add")
+def _lower_add(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
+    layer = ctx.bias_of.get(binding.var)
+    pending = [ctx.value(a) for a in binding.value.args]
+    for value in pending:
+        if isinstance(value, PendingLayer) and layer is not None and value.layer is layer:
+            return replace(value, with_bias=True, shape=_shape(binding.var))
+    raise UnsupportedModelError(
+        f"add '{binding.var.name}' is not the bias of a layer (EIE adds constants only as a "
+        "bias column)"
+    )
+
+
+@register_lowering("relax.nn.relu")
+def _lower_relu(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
+    value = ctx.value(binding.value.args[0])
+    if isinstance(value, PendingLayer) and not value.relu:
+        return replace(value, relu=True)
+    raise UnsupportedModelError(
+        f"relu '{binding.var.name}' does not follow a layer (EIE applies ReLU at write-back)"
+    )
+
+
+def _alias(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
+    value = ctx.value(binding.value.args[0])
+    shape = _shape(binding.var)
+    if isinstance(value, Constant):
+        raise UnsupportedModelError(f"'{binding.var.name}' reshapes a constant")
+    if sum(1 for d in value.shape if d != 1) > 1 and op_name(binding.value) == "relax.permute_dims":
+        raise UnsupportedModelError(
+            f"permute_dims '{binding.var.name}' transposes a matrix of shape {list(value.shape)}"
+        )
+    return replace(value, shape=shape)
+
+
+for _op in ("relax.reshape", "relax.permute_dims", "relax.flatten"):
+    register_lowering(_op)(_alias)
+
+
+@register_lowering("relax.astype")
+def _lower_astype(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
+    dtype = str(binding.value.attrs.dtype)
+    if dtype != "float32":
+        raise UnsupportedModelError(f"astype '{binding.var.name}' to {dtype} (only float32)")
+    return _alias(ctx, binding)
+
+
+# --- the pass ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """Name and batch axis of a program input or output port (None: derive from Relax)."""
+
+    name: str
+    batch_axis: int | None
+
+
+@tvm.transform.module_pass(opt_level=0, name="LowerToEIE")
+@dataclass
+class LowerToEIE:
+    """Lower ``main`` to an EIE program for ``machine``; the module is returned unchanged.
+
+    ``inputs`` / ``outputs`` name the ports (default: the Relax parameter names and ``y``,
+    ``y1``...; batch axis 0 for a rank >= 2 tensor whose first dimension is 1).
+    ``calibration`` maps each input port to samples (S x its element count). After the pass,
+    ``program`` is the program, ``assembly`` its assembly (formats, layer records) and
+    ``tensor_map`` maps each layer's name to the buffer it writes.
+    """
+
+    machine: Machine = field(default_factory=Machine)
+    inputs: list[PortSpec] | None = None
+    outputs: list[PortSpec] | None = None
+    calibration: dict[str, np.ndarray] | None = None
+    input_range: float = 8.0
+    program: Program | None = field(default=None, init=False)
+    assembly: ProgramAssembly | None = field(default=None, init=False)
+    tensor_map: dict[str, str] = field(default_factory=dict, init=False)
+
+    def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        func = mod["main"]
+        layers = find_fc_layers(func)
+        asm = ProgramAssembly(self.machine)
+        lctx = LoweringContext(
+            asm,
+            {layer.var: layer for layer in layers},
+            {layer.bias_var: layer for layer in layers if layer.bias_var is not None},
+            self.input_range,
+            self.calibration is not None,
+        )
+        num_input = int(func.attrs["num_input"]) if "num_input" in func.attrs else len(func.params)
+        params = list(func.params[:num_input])
+        in_specs = self.inputs or [PortSpec(p.name, _default_batch_axis(_shape(p))) for p in params]
+        for param, spec in zip(params, in_specs, strict=True):
+            lctx.env[param] = self._input(asm, param, spec)
+        _check_ops(func)
+        for binding in bindings(func):
+            lctx.env[binding.var] = self._lower_binding(lctx, binding)
+        results = _returned(func.body.body)
+        out_specs = self.outputs or [
+            PortSpec("y" if i == 0 else f"y{i}", None) for i in range(len(results))
+        ]
+        for expr, spec in zip(results, out_specs, strict=True):
+            activation = lctx.activation(expr)
+            axis = spec.batch_axis
+            if self.outputs is None:
+                axis = _default_batch_axis(activation.shape)
+            asm.outputs.append(
+                Port(asm_port_name(asm, spec.name), activation.buffer, activation.shape, axis)
+            )
+        asm.emit(Halt())
+        self.program = asm.program()
+        self.assembly = asm
+        self.tensor_map = dict(lctx.written)
+        return mod
+
+    def _input(self, asm: ProgramAssembly, param: relax.Var, spec: PortSpec) -> Activation:
+        shape = _shape(param)
+        size = int(np.prod(shape, dtype=np.int64))
+        samples = None
+        if self.calibration is not None:
+            samples = np.asarray(self.calibration[spec.name], dtype=np.float64).reshape(-1, size)
+            max_abs = float(np.abs(samples).max(initial=0.0))
+            choice = (
+                frac_for_range(max_abs, headroom=CALIBRATION_HEADROOM),
+                max_abs,
+                "calibration",
+            )
+        else:
+            choice = (frac_for_range(self.input_range), self.input_range, "input-range")
+        buffer = asm.add_buffer(spec.name, size, choice)
+        asm.inputs.append(Port(spec.name, buffer.name, shape, spec.batch_axis))
+        bound = np.full(size, choice[1])
+        return Activation(buffer.name, shape, samples, bound)
+
+    @staticmethod
+    def _lower_binding(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
+        value = binding.value
+        if isinstance(value, relax.Var):
+            return ctx.value(value)
+        name = op_name(value)
+        return LOWERINGS[name](ctx, binding)
+
+
+def asm_port_name(asm: ProgramAssembly, name: str) -> str:
+    """Ports have their own namespace; output names only need to differ from input names."""
+    taken = {p.name for p in asm.inputs} | {p.name for p in asm.outputs}
+    candidate, suffix = name, 2
+    while candidate in taken:
+        candidate, suffix = f"{name}_{suffix}", suffix + 1
+    return candidate
+
+
+def _default_batch_axis(shape: tuple[int, ...]) -> int | None:
+    return 0 if len(shape) >= 2 and shape[0] == 1 else None
+
+
+def _returned(body: relax.Expr) -> list[relax.Expr]:
+    return list(body.fields) if isinstance(body, relax.Tuple) else [body]
+
+
+def _check_ops(func: relax.Function) -> None:
+    """One UnsupportedModelError listing every binding whose operator has no lowering."""
+    problems = []
+    for binding in bindings(func):
+        value = binding.value
+        if isinstance(value, relax.Var):
+            continue
+        name = op_name(value)
+        if name not in LOWERINGS:
+            what = name or type(value).__name__
+            problems.append(f"'{binding.var.name}' = {what}")
+    if problems:
+        raise UnsupportedModelError(
+            f"{len(problems)} binding{'s' if len(problems) > 1 else ''} of main cannot run on "
+            "EIE: " + "; ".join(problems),
+            fix="EIE runs chains of FC layers (matmul by a constant, bias add, relu, reshape); "
+            "offload only those with eiec.byoc.partition_for_eie(mod)",
+        )

@@ -1,0 +1,124 @@
+"""PruneWeights: magnitude pruning of every FC layer's weights to a target sparsity.
+
+Deep Compression's first stage. Per layer, the smallest-magnitude weights are set to zero until
+the layer has ``round(sparsity * K * M)`` zeros. Weights that are already zero stay zero and
+count towards the target: a layer that is already as sparse as asked loses nothing, and
+sparsity 0 prunes nothing. Ties at the threshold are broken by position (the earlier weight in
+row-major [out, in] order is pruned first), so the result is deterministic. Biases are not
+pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm.relax.expr_functor import mutator
+
+from eiec.errors import CompileError
+from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
+
+
+@dataclass(frozen=True)
+class PruneStats:
+    """What pruning did to one layer."""
+
+    layer: str
+    target: float
+    density_before: float
+    density_after: float
+    pruned: int
+
+
+def prune_magnitude(weight: np.ndarray, sparsity: float) -> np.ndarray:
+    """``weight`` (any shape, row-major order breaks ties) with its smallest magnitudes zeroed."""
+    flat = np.abs(weight).ravel()
+    target = round(sparsity * flat.size)
+    zeros = flat.size - int(np.count_nonzero(flat))
+    if target <= zeros:
+        return weight.copy()
+    threshold = np.partition(flat, target - 1)[target - 1]
+    mask = flat < threshold
+    ties = np.flatnonzero(flat == threshold)[: target - int(np.count_nonzero(mask))]
+    mask[ties] = True
+    pruned = weight.copy().ravel()
+    pruned[mask] = 0
+    return pruned.reshape(weight.shape)
+
+
+def resolve_layer_options(
+    values: Mapping[str, float],
+    layer_names: list[str],
+    aliases: Mapping[str, str],
+    option: str,
+) -> dict[str, float]:
+    """Per-layer values keyed by layer name; keys may be layer names or their aliases.
+
+    Raises CompileError naming the unknown keys and listing the layers.
+    """
+    known = {name: name for name in layer_names} | dict(aliases)
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        listing = ", ".join(_describe(name, aliases) for name in layer_names)
+        raise CompileError(
+            f"unknown layer name{'s' if len(unknown) > 1 else ''} in {option}: "
+            + ", ".join(repr(k) for k in unknown),
+            fix=f"the model's layers are: {listing}",
+        )
+    return {known[key]: value for key, value in values.items()}
+
+
+def _describe(name: str, aliases: Mapping[str, str]) -> str:
+    others = [repr(alias) for alias, layer in aliases.items() if layer == name and alias != name]
+    return f"{name} (or {' / '.join(others)})" if others else name
+
+
+@mutator
+class _PruneRewriter(LayerConstantRewriter):
+    """Substitutes the pruned weights."""
+
+
+@tvm.transform.module_pass(opt_level=0, name="PruneWeights")
+@dataclass
+class PruneWeights:
+    """Magnitude-prune every FC layer of ``main`` to ``sparsity`` (0 <= s <= 1).
+
+    ``overrides`` gives other targets for some layers, keyed by layer name or by an alias in
+    ``aliases`` (ONNX node name or weight initialiser name -> layer name). After the pass,
+    ``stats`` lists what each layer lost.
+    """
+
+    sparsity: float = 0.9
+    overrides: Mapping[str, float] = field(default_factory=dict)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    stats: list[PruneStats] = field(default_factory=list, init=False)
+
+    def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        layers = find_fc_layers(mod["main"])
+        targets = resolve_layer_options(
+            self.overrides, [layer.name for layer in layers], self.aliases, "--sparsity"
+        )
+        self.stats = []
+        new_constants = {}
+        for layer in layers:
+            target = targets.get(layer.name, self.sparsity)
+            if not 0.0 <= target <= 1.0:
+                raise CompileError(
+                    f"sparsity {target} of layer {layer.name} is outside [0, 1]",
+                    fix="give the fraction of weights to remove, e.g. --sparsity 0.9",
+                )
+            # Relax holds W as (K, M); prune in EIE's (M, K) row-major order.
+            pruned = prune_magnitude(layer.weight.T, target).T
+            self.stats.append(
+                PruneStats(
+                    layer.name,
+                    target,
+                    float(np.count_nonzero(layer.weight)) / layer.weight.size,
+                    float(np.count_nonzero(pruned)) / pruned.size,
+                    int(np.count_nonzero(layer.weight) - np.count_nonzero(pruned)),
+                )
+            )
+            new_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
+        return rewrite_layers(mod, new_constants, _PruneRewriter)

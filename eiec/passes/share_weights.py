@@ -1,0 +1,128 @@
+"""ShareWeights: per-layer weight sharing with a k-means codebook (Deep Compression, stage 2).
+
+Each layer gets a codebook of ``2**bits`` entries: entry 0 is reserved for zero (pruned weights
+and EIE's padding entries), the other ``2**bits - 1`` are the centroids of a one-dimensional
+k-means (scikit-learn ``KMeans``, Lloyd, ``n_init=1``, centroids initialised linearly between
+the minimum and the maximum: Deep Compression's best initialisation) over the layer's non-zero
+weights. Every non-zero weight becomes its centroid; zeros stay zero. A layer with at most
+``2**bits - 1`` distinct non-zero values keeps them exactly, so compiling a compressed model
+again is lossless.
+
+The bias shares the layer's codebook: EIE stores it as one more column of the same matrix, with
+the same 4-bit indices into the same 16 registers, so its non-zero values join the k-means data
+(they are M values beside M * K weights). Biases are not pruned; a zero bias stays zero.
+
+Codebook order is ascending (entry 1 the most negative centroid); ``LowerToEIE`` rebuilds the
+codebook from the shared values in that order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm.relax.expr_functor import mutator
+
+from eiec.errors import CompileError
+from eiec.isa.program import CODEBOOK_SIZE, NIBBLE_BITS
+from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
+
+
+@dataclass(frozen=True)
+class ShareStats:
+    """Weight sharing of one layer: its non-zero codebook values and the quantisation error.
+
+    ``rmse`` and ``max_error`` are over the layer's non-zero weights and bias values;
+    ``relative_rmse`` is ``rmse`` over their root mean square. ``exact`` is True when the layer
+    already had few enough distinct values (no k-means ran, no error).
+    """
+
+    layer: str
+    bits: int
+    centroids: np.ndarray
+    exact: bool
+    rmse: float
+    max_error: float
+    relative_rmse: float
+
+
+def share_values(values: np.ndarray, clusters: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(sorted centroids, index of each value's centroid, exact) for 1-D non-zero ``values``."""
+    distinct, inverse = np.unique(values, return_inverse=True)
+    if distinct.size <= clusters:
+        return distinct, inverse.reshape(-1), True
+    from sklearn.cluster import KMeans
+
+    init = np.linspace(values.min(), values.max(), clusters, dtype=np.float64).reshape(-1, 1)
+    kmeans = KMeans(n_clusters=clusters, init=init, n_init=1, algorithm="lloyd", random_state=0)
+    kmeans.fit(values.astype(np.float64).reshape(-1, 1))
+    centers = kmeans.cluster_centers_.reshape(-1)
+    order = np.argsort(centers, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return centers[order], rank[kmeans.labels_], False
+
+
+def check_bits(bits: int) -> None:
+    """Raise CompileError unless 1 <= bits <= 4 (EIE's weight index is a nibble)."""
+    if not 1 <= bits <= NIBBLE_BITS:
+        raise CompileError(
+            f"--bits {bits} is not supported: EIE stores {NIBBLE_BITS}-bit weight indices "
+            f"(a codebook of at most {CODEBOOK_SIZE} entries, entry 0 reserved for zero)",
+            fix=f"use --bits between 1 and {NIBBLE_BITS}",
+        )
+
+
+@mutator
+class _ShareRewriter(LayerConstantRewriter):
+    """Substitutes the shared weights."""
+
+
+@tvm.transform.module_pass(opt_level=0, name="ShareWeights")
+@dataclass
+class ShareWeights:
+    """Quantise every FC layer of ``main`` to a ``2**bits``-entry codebook (entry 0 = 0).
+
+    After the pass, ``stats`` holds each layer's centroids and quantisation error.
+    """
+
+    bits: int = 4
+    stats: list[ShareStats] = field(default_factory=list, init=False)
+
+    def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        check_bits(self.bits)
+        self.stats = []
+        new_constants = {}
+        for layer in find_fc_layers(mod["main"]):
+            weight = layer.weight
+            bias = layer.bias if layer.bias is not None else np.zeros(0, weight.dtype)
+            w_mask, b_mask = weight != 0, bias != 0
+            values = np.concatenate((weight[w_mask], bias[b_mask])).astype(np.float64)
+            if values.size == 0:
+                centroids, labels, exact = np.zeros(0), np.zeros(0, np.int64), True
+            else:
+                centroids, labels, exact = share_values(values, (1 << self.bits) - 1)
+            shared = centroids[labels]
+            error = shared - values
+            rms = float(np.sqrt(np.mean(values**2))) if values.size else 0.0
+            rmse = float(np.sqrt(np.mean(error**2))) if values.size else 0.0
+            self.stats.append(
+                ShareStats(
+                    layer.name,
+                    self.bits,
+                    centroids.astype(np.float32),
+                    exact,
+                    rmse,
+                    float(np.abs(error).max()) if values.size else 0.0,
+                    rmse / rms if rms else 0.0,
+                )
+            )
+            new_weight = np.zeros_like(weight)
+            new_weight[w_mask] = shared[: int(w_mask.sum())]
+            new_bias = None
+            if layer.bias is not None:
+                new_bias = np.zeros_like(layer.bias)
+                new_bias[b_mask] = shared[int(w_mask.sum()) :]
+            new_constants[layer.name] = (new_weight, new_bias)
+        return rewrite_layers(mod, new_constants, _ShareRewriter)
