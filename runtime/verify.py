@@ -37,7 +37,7 @@ from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator
 from eiec.emulator.stats import Stats
 from eiec.errors import InputError, RuntimeCheckError
-from eiec.isa.program import Port, Program, View
+from eiec.isa.program import Port, Program, ReluWriteback, SparseColumnMac, View, Writeback
 from eiec.runtime import reference
 from eiec.runtime.split import split_tail
 from eiec.runtime.tolerance import ErrorBounds, LayerBound
@@ -266,7 +266,7 @@ def verify(
         raise InputError(f"inputs disagree on the batch size ({sorted(counts)})")
     (count,) = counts
 
-    mapping = dict(tensor_map) if tensor_map is not None else _names_as_map(head, program)
+    mapping = dict(tensor_map) if tensor_map is not None else derive_tensor_map(head, program)
     emulator = Emulator(program, config)
     report = VerifyReport(
         samples=count, outputs=list(out_map.values()), arith=emulator.config.arith
@@ -358,10 +358,30 @@ def _compare_original(
         report.top1_agreement_vs_original = agree
 
 
-def _names_as_map(model: onnx.ModelProto, program: Program) -> dict[str, str]:
-    """ONNX tensor -> buffer for buffers named exactly like a tensor of the model."""
+def derive_tensor_map(model: onnx.ModelProto, program: Program) -> dict[str, str]:
+    """ONNX tensor -> program buffer, without the compiler's ``tensor_map``.
+
+    The compiler names each program layer after the ONNX layer it lowers
+    (``eiec.frontend.layers.find_onnx_layers``); the buffer a layer's last MAC is written back
+    into then holds that layer's output tensor. Buffers named exactly like a tensor of the model
+    are matched too.
+    """
+    from eiec.frontend.layers import find_onnx_layers
+
+    destination: dict[str, str] = {}
+    pending: str | None = None
+    for instruction in program.text:
+        if isinstance(instruction, SparseColumnMac):
+            pending = instruction.layer
+        elif isinstance(instruction, Writeback | ReluWriteback) and pending is not None:
+            destination[pending] = instruction.dst.buffer
+            pending = None
     tensors = {out for node in model.graph.node for out in node.output}
-    return {name: name for name in program.buffers if name in tensors}
+    mapping = {name: name for name in program.buffers if name in tensors}
+    for layer in find_onnx_layers(model):
+        if layer.name in destination:
+            mapping[layer.output] = destination[layer.name]
+    return mapping
 
 
 def _find_divergence(
