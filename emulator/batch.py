@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator
+from eiec.emulator.events import Observer
 from eiec.emulator.ports import batch_size, check_dtype_and_values
 from eiec.emulator.stats import Stats
 from eiec.errors import InputError
@@ -50,6 +51,23 @@ class BatchStats:
         """A JSON-ready dict."""
         return asdict(self)
 
+    def render(self) -> Any:
+        """A rich table of the batch totals."""
+        from rich.table import Table
+
+        table = Table(title="EIE emulation (batch)", show_header=False)
+        table.add_column("what")
+        table.add_column("value", justify="right")
+        table.add_row("samples", str(self.samples))
+        table.add_row("cycles (total / mean)", f"{self.cycles:,} / {self.mean_cycles:,.1f}")
+        table.add_row("time (total)", f"{self.time_us:,.3f} us")
+        table.add_row("useful MACs", f"{self.useful_macs:,}")
+        table.add_row("ALU utilisation (mean)", f"{self.alu_utilization:.1%}")
+        table.add_row("load efficiency (mean)", f"{self.load_efficiency:.1%}")
+        table.add_row("energy (total)", f"{self.energy_pj / 1e3:,.3f} nJ")
+        table.add_row("saturations", f"{self.saturations:,}")
+        return table
+
 
 @dataclass
 class BatchResult:
@@ -71,6 +89,7 @@ def run_batch(
     inputs: Mapping[str, np.ndarray],
     config: EmulatorConfig | None = None,
     progress: bool = False,
+    observers: Iterable[Observer] = (),
 ) -> BatchResult:
     """Run every sample of ``inputs`` (stacked along the input ports' batch axes).
 
@@ -96,7 +115,7 @@ def run_batch(
             fix="give every batched input the same number of samples",
         )
     count = next(iter(sizes.values()), 1)
-    emulator = Emulator(program, config)
+    emulator = Emulator(program, config, observers)
     samples = range(count)
     if progress:
         from rich.progress import track

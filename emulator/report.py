@@ -33,34 +33,21 @@ def render_stats(stats: Stats) -> Group:
     for what, value in rows:
         summary.add_row(what, value)
 
-    macs = Table(title="sparse-column-mac")
-    for name in (
-        "layer",
-        "step",
-        "cycles",
-        "ideal",
-        "K",
-        "useful",
-        "padding",
-        "stalls",
-        "ALU util",
-        "load eff",
-        "energy nJ",
-    ):
-        macs.add_column(name, justify="left" if name == "layer" else "right")
+    macs = Table(title="sparse-column-mac (cycles; K = broadcast non-zeros)")
+    headers = ("layer", "step", "cycles", "ideal", "K", "stalled", "ALU", "load", "nJ")
+    for name in headers:
+        macs.add_column(name, justify="left" if name == "layer" else "right", no_wrap=True)
     for mac in stats.layers:
         macs.add_row(
             mac.layer,
             str(mac.step),
             f"{mac.cycles:,}",
-            f"{mac.ideal_cycles:,.1f}",
+            f"{mac.ideal_cycles:,.0f}",
             f"{mac.broadcasts:,}",
-            f"{mac.useful_macs:,}",
-            f"{mac.padding_entries:,}",
             f"{mac.stall_cycles:,}",
-            f"{mac.alu_utilization:.1%}",
-            f"{mac.load_efficiency:.1%}",
-            f"{mac.energy_pj / 1e3:,.3f}",
+            f"{mac.alu_utilization:.0%}",
+            f"{mac.load_efficiency:.0%}",
+            f"{mac.energy_pj / 1e3:,.1f}",
         )
 
     energy = Table(title="energy by unit")

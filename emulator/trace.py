@@ -6,18 +6,7 @@ import sys
 from typing import TextIO
 
 from eiec.emulator.events import Event, MacEvent, Timing
-from eiec.isa.program import SOURCES, Instruction
-
-
-def instruction_text(instruction: Instruction) -> str:
-    """The instruction as assembly text (``mnemonic op1, op2``)."""
-    operands = []
-    for kind, value in instruction.operand_values():
-        if kind == SOURCES:
-            operands.extend(str(source) for source in value)  # type: ignore[attr-defined]
-        else:
-            operands.append(str(value))
-    return f"{instruction.MNEMONIC} {', '.join(operands)}".rstrip()
+from eiec.isa.printer import format_instruction
 
 
 class Tracer:
@@ -43,7 +32,7 @@ class Tracer:
             details.append(f"{event.saturations} saturated")
         line = (
             f"{event.pc:5d}  [{timing.start:9d}, {timing.end:9d})  {timing.cycles:8d}  "
-            f"{instruction_text(event.instruction)}"
+            f"{format_instruction(event.instruction)}"
         )
         if details:
             line += "  ; " + "; ".join(details)
