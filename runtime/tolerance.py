@@ -7,7 +7,8 @@ instruction stream, alongside an emulator run, so every buffer word (and so ever
 element) gets its own tolerance. The terms, for fixed16 arithmetic:
 
 - **input quantisation**: a host input ``x`` stored with F fraction bits is off by exactly
-  ``|x - round(x * 2**F) / 2**F|`` (at most ``2**-(F+1)``); constant buffers and ``#1`` are exact.
+  ``|x - round(x * 2**F) / 2**F|`` (at most ``2**-(F+1)``); constant buffers are exact, and so is ``#1``
+  unless the stream has 15 or more fraction bits (it then saturates to ``1 - 2**-15``).
 - **codebook quantisation**: a stored weight ``c`` (a k-means centroid, float32 in the CPU
   model) becomes ``round(c * 2**Fc) / 2**Fc``: off by at most ``dw = 2**-(Fc+1)``.
 - **MAC** (exact in the wide accumulators): for row i, with ``a`` the emulator's broadcast
@@ -39,6 +40,7 @@ import numpy as np
 from eiec.emulator.arith import TABLE_FUNCTIONS
 from eiec.isa import csc
 from eiec.isa.program import (
+    WORD_MAX,
     BroadcastActivation,
     EwAdd,
     EwCopy,
@@ -195,17 +197,20 @@ class ErrorBounds:
             self._lut(ins, read)
 
     def _broadcast(self, ins: BroadcastActivation, read: ReadView) -> None:
+        views = [s for s in ins.sources if isinstance(s, View)]
+        self._stream_frac = self.program.buffers[views[0].buffer].frac if views else 0
+        # #1 is 1.0 quantised to the stream's format: exact unless it saturates (F >= 15).
+        one = min(2.0**self._stream_frac, WORD_MAX) * 2.0**-self._stream_frac
+        one_error = 1.0 - one if self.fixed_point else 0.0
         values, bounds = [], []
         for source in ins.sources:
             if isinstance(source, One):
-                values.append(np.ones(1))
-                bounds.append(np.zeros(1))
+                values.append(np.array([one]))
+                bounds.append(np.array([one_error]))
             else:
                 values.append(read(source))
                 bounds.append(self._bound(source))
         self._stream = (np.abs(np.concatenate(values)), np.concatenate(bounds))
-        views = [s for s in ins.sources if isinstance(s, View)]
-        self._stream_frac = self.program.buffers[views[0].buffer].frac if views else 0
 
     def _mac(self, ins: SparseColumnMac) -> None:
         assert self._stream is not None, "the verifier guarantees a broadcast before a MAC"

@@ -26,8 +26,9 @@ taken to be the compressed model the program was compiled from. The model may en
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,6 +83,11 @@ class VerifyReport:
     saturations: int = 0
     problems: list[str] = field(default_factory=list)
     arith: str = "fixed16"
+    #: Not in the JSON: the emulator's outputs (stacked over the batch), its statistics per
+    #: sample, and the inputs as the CPU model was fed (ONNX input name -> array).
+    emulator_outputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    stats: list[Stats] = field(default_factory=list, repr=False)
+    cpu_feeds: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -221,23 +227,29 @@ def _is_classifier(model: onnx.ModelProto) -> bool:
 
 def verify(
     model: reference.ModelLike,
-    program: Program,
+    program: Program | str | Path,
     inputs: Mapping[str, np.ndarray] | np.ndarray,
     *,
     original: reference.ModelLike | None = None,
     tensor_map: Mapping[str, str] | None = None,
     config: EmulatorConfig | None = None,
     classifier: bool | None = None,
+    progress: bool = False,
 ) -> VerifyReport:
     """Emulate ``program`` on every sample of ``inputs`` and compare it with the CPU.
 
-    ``model`` is the compressed model the program was compiled from; ``original`` the model
+    ``model`` is the compressed model the program (a Program or an ``.eie`` path) was compiled
+    from; ``original`` the model
     before compression (optional). ``inputs``: input name -> array with the batch along each
     port's batch axis (one array for a one-input program). ``tensor_map`` (ONNX tensor ->
     program buffer) enables naming the diverging layer; without it, buffers named like ONNX
     tensors are matched by name. ``classifier``: report top-1 agreement (default: when the
-    model has a Softmax/LogSoftmax/ArgMax node).
+    model has a Softmax/LogSoftmax/ArgMax node). ``progress`` shows a progress bar.
     """
+    if not isinstance(program, Program):
+        from eiec.isa import load
+
+        program = load(program)
     compressed = reference.load_model(model)
     head = split_tail(compressed).head
     original_proto = None if original is None else reference.load_model(original)
@@ -278,18 +290,26 @@ def verify(
     if original_proto is not None:
         orig = reference.run_rows(split_tail(original_proto).head, cpu_feeds)
 
+    report.cpu_feeds = cpu_feeds
+    indices: Iterable[int] = range(count)
+    if progress:
+        from rich.progress import track
+
+        indices = track(indices, description="emulating", total=count, transient=True)
     runs = []
-    for index in range(count):
+    for index in indices:
         sample = {
             port.name: _take(feeds[port.name], port.batch_axis, index) for port in program.inputs
         }
         runs.append(_emulate(emulator, sample))
     report.saturations = sum(run.stats.saturations for run in runs)
+    report.stats = [run.stats for run in runs]
 
     for port in program.outputs:
         tensor = out_map[port.name]
         axis = port.batch_axis or 0
         got = np.concatenate([run.outputs[port.name] for run in runs], axis=axis)
+        report.emulator_outputs[port.name] = got
         want = cpu[tensor]
         if got.shape != want.shape or want.dtype != np.float32:
             report.problems.append(

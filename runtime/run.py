@@ -1,0 +1,218 @@
+"""One call from an ONNX model to compressed, emulated, verified results: ``eiec run``.
+
+:func:`run` compiles the model in memory, emulates every sample of a batch, verifies the
+emulator against TVM's CPU build of the compressed model (and the original), and reports the
+compression, cycles, energy and, with labels, accuracy before and after compression.
+
+Ops EIE does not run: a classifier tail after the last FC layer (Softmax, ArgMax, skl2onnx's
+ArrayFeatureExtractor...) is cut off (:mod:`eiec.runtime.split`) and runs on the CPU through
+TVM on the emulator's output. Models with unsupported ops before or between FC layers go
+through ``eiec.byoc.partition_for_eie`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eiec.emulator import BatchResult, BatchStats, EmulatorConfig, Stats, run_batch
+from eiec.errors import InputError
+from eiec.isa.program import Program
+from eiec.runtime import reference
+from eiec.runtime.split import TailSplit, split_tail
+from eiec.runtime.verify import VerifyReport, verify
+
+if TYPE_CHECKING:
+    from eiec.compiler import CompileOptions, CompileResult
+
+Inputs = Mapping[str, np.ndarray] | np.ndarray
+
+
+def emulate(
+    program: Program | str | Path,
+    inputs: Inputs,
+    config: EmulatorConfig | None = None,
+    progress: bool = False,
+) -> BatchResult:
+    """Run a program (or an ``.eie`` file) on every sample of ``inputs``.
+
+    ``inputs``: port name -> array, or one array for a one-input program; a batch is stacked
+    along each port's batch axis. See ``eiec.emulator.run_batch``.
+    """
+    from eiec.isa import load
+
+    prog = program if isinstance(program, Program) else load(program)
+    if isinstance(inputs, np.ndarray):
+        if len(prog.inputs) != 1:
+            raise InputError(
+                f"the program has {len(prog.inputs)} inputs; got one array",
+                where=prog.source,
+                fix="pass a dict of input name -> array",
+            )
+        inputs = {prog.inputs[0].name: inputs}
+    return run_batch(prog, inputs, config, progress=progress)
+
+
+@dataclass
+class Accuracy:
+    """Top-1 accuracy against labels: the original model, the compressed model on the CPU,
+    and the emulator."""
+
+    original: float
+    compressed: float
+    emulator: float
+
+    def to_json(self) -> dict[str, float]:
+        """A JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunReport:
+    """What :func:`run` found. ``outputs``: the model's outputs computed by EIE (+ CPU tail)."""
+
+    compiled: CompileResult
+    verify: VerifyReport
+    stats: BatchStats
+    runs: list[Stats]
+    outputs: dict[str, np.ndarray]
+    tail_ops: tuple[str, ...] = ()
+    accuracy: Accuracy | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the emulator matched the compressed CPU model within tolerance."""
+        return self.verify.passed
+
+    def per_inference(self) -> dict[str, float]:
+        """Means over the batch: cycles, microseconds and energy (pJ) per inference."""
+        count = max(self.stats.samples, 1)
+        return {
+            "cycles": self.stats.cycles / count,
+            "time_us": self.stats.time_us / count,
+            "energy_pj": self.stats.energy_pj / count,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """The verify keys (aggregated over the batch), the compile report and the statistics."""
+        data = self.verify.to_json()
+        data["compile"] = self.compiled.report.to_json()
+        data["emulator"] = {
+            **self.stats.to_json(),
+            "per_inference": self.per_inference(),
+            "runs": [run.to_json() for run in self.runs],
+        }
+        data["cpu_tail"] = list(self.tail_ops)
+        data["accuracy"] = None if self.accuracy is None else self.accuracy.to_json()
+        return data
+
+    def summary(self) -> str:
+        """The compression, cycle and accuracy report as a few lines of text."""
+        total = self.compiled.report.to_json()["total"]
+        per = self.per_inference()
+        lines = [
+            f"compression: {total['stored_bytes']} bytes stored vs {total['dense_bytes']} dense "
+            f"fp32 ({total['compression_ratio']:.1f}x; Huffman-coded "
+            f"{total['huffman_compression_ratio']:.1f}x), weight density "
+            f"{total['weight_density']:.1%}",
+            f"emulator: {self.stats.samples} inference(s), {per['cycles']:.0f} cycles = "
+            f"{per['time_us']:.3f} us per inference, ALU utilisation "
+            f"{self.stats.alu_utilization:.1%}, load efficiency {self.stats.load_efficiency:.1%}, "
+            f"{per['energy_pj'] / 1e3:.3f} nJ per inference",
+        ]
+        if self.tail_ops:
+            lines.append(f"CPU tail (TVM): {', '.join(self.tail_ops)}")
+        if self.accuracy is not None:
+            acc = self.accuracy
+            lines.append(
+                f"accuracy: original {acc.original:.2%}, compressed (CPU) {acc.compressed:.2%}, "
+                f"EIE emulator {acc.emulator:.2%}"
+            )
+        lines.append(self.verify.summary())
+        return "\n".join(lines)
+
+
+def _predictions(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Predicted classes: an integer output of rank 1 (a label), else the arg-max of the first
+    float output."""
+    for value in outputs.values():
+        if value.dtype.kind in "iu" and value.ndim == 1:
+            return value
+    for value in outputs.values():
+        if value.dtype.kind == "f":
+            return value.reshape(value.shape[0], -1).argmax(axis=1)
+    raise InputError("the model has no output a class can be read from")
+
+
+def _with_tail(split: TailSplit, boundary: np.ndarray) -> dict[str, np.ndarray]:
+    if split.tail is None:
+        return {split.boundary: boundary}
+    return reference.run_rows(split.tail, {split.boundary: boundary})
+
+
+def run(
+    model: reference.ModelLike,
+    inputs: Inputs,
+    *,
+    labels: np.ndarray | None = None,
+    options: CompileOptions | None = None,
+    config: EmulatorConfig | None = None,
+    progress: bool = False,
+) -> RunReport:
+    """Compile ``model`` for EIE, emulate every sample of ``inputs``, verify, and report.
+
+    ``inputs``: one array (batch along the first axis) or input name -> array. ``labels``
+    (one class per sample) add accuracy before and after compression.
+    """
+    from eiec.compiler import CompileOptions, compile_model
+
+    original = reference.load_model(model)
+    split = split_tail(original)
+    compiled = compile_model(split.head, options or CompileOptions())
+    program = compiled.program
+    assert compiled.compressed_model is not None, "an ONNX model compiles to an ONNX model"
+    report = verify(
+        compiled.compressed_model,
+        program,
+        inputs,
+        original=split.head,
+        tensor_map=compiled.tensor_map,
+        config=config,
+        classifier=labels is not None or bool(split.tail_ops) or None,
+        progress=progress,
+    )
+    (port,) = program.outputs
+    boundary = report.emulator_outputs[port.name]
+    outputs = _with_tail(split, boundary)
+    accuracy = None
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != boundary.shape[0]:
+            raise InputError(
+                f"{labels.shape[0]} labels for {boundary.shape[0]} samples",
+                where="labels",
+                fix="give one label per sample",
+            )
+        feeds = report.cpu_feeds
+        compressed_boundary = reference.run_rows(compiled.compressed_model, feeds)
+        compressed_out = _with_tail(split, next(iter(compressed_boundary.values())))
+        original_out = reference.run_rows(original, feeds)
+        accuracy = Accuracy(
+            original=float(np.mean(_predictions(original_out) == labels)),
+            compressed=float(np.mean(_predictions(compressed_out) == labels)),
+            emulator=float(np.mean(_predictions(outputs) == labels)),
+        )
+    return RunReport(
+        compiled=compiled,
+        verify=report,
+        stats=BatchStats.of(report.stats),
+        runs=report.stats,
+        outputs=outputs,
+        tail_ops=split.tail_ops,
+        accuracy=accuracy,
+    )
