@@ -21,10 +21,11 @@ class ImportedModel:
     """An ONNX model ready for the passes.
 
     ``model`` is the canonical ONNX graph (batch 1, constants folded, Dropout as Identity, Gemm
-    alpha/beta in the initialisers): the graph the compressed model is exported as.
+    alpha/beta in the initialisers); ``original`` the model as loaded.
     """
 
     source: str
+    original: onnx.ModelProto
     model: onnx.ModelProto
     inputs: list[InputSpec]
     outputs: list[str]
@@ -43,4 +44,4 @@ def read_onnx(model: str | Path | onnx.ModelProto) -> ImportedModel:
     layers = find_onnx_layers(canonical)
     module = import_onnx(canonical, layers)
     outputs = [o.name for o in canonical.graph.output]
-    return ImportedModel(source, canonical, inputs, outputs, layers, module)
+    return ImportedModel(source, proto, canonical, inputs, outputs, layers, module)

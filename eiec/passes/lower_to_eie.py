@@ -12,8 +12,11 @@ lowering in ``LOWERINGS``; lowerings read and produce *values*:
 other use materialises it: ``load-codebook``, ``broadcast-activation SRC, #1``,
 ``sparse-column-mac``, ``(relu-)writeback`` into a new buffer. Reshape-like ops (``reshape``,
 ``permute_dims`` of a vector, ``astype`` to float32) alias the value. Other tracks add ops by
-registering a lowering: ``@register_lowering("relax.some_op")``, a function of
-``(ctx: LoweringContext, binding: relax.VarBinding) -> value`` working on ``ctx.asm``.
+registering a lowering: ``@register_lowering(key)``, a function of
+``(ctx: LoweringContext, binding: relax.VarBinding) -> value`` (a tuple of values for a tuple
+result, which ``TupleGetItem`` bindings index) working on ``ctx.asm``. The key is the operator
+name (``relax.matmul``) or, for a call of a module function, its ``eiec.op`` attribute
+(``lstm``).
 
 Fixed-point formats (documented with their error bound in ``eiec/FIXED_POINT.md``): a codebook
 gets the largest fraction-bit count holding its max-abs; a buffer's format holds the max-abs of
@@ -90,7 +93,7 @@ class Constant:
     value: np.ndarray
 
 
-Value = Activation | PendingLayer | Constant
+Value = Activation | PendingLayer | Constant | tuple
 
 
 # --- the context the lowerings work in --------------------------------------------------------
@@ -101,6 +104,7 @@ class LoweringContext:
     """State of one lowering: the assembly, the value of every Relax var, the FC layers."""
 
     asm: ProgramAssembly
+    mod: tvm.IRModule
     layers: dict[relax.Var, FcLayer]
     bias_of: dict[relax.Var, FcLayer]
     input_range: float
@@ -319,6 +323,7 @@ class LowerToEIE:
         asm = ProgramAssembly(self.machine)
         lctx = LoweringContext(
             asm,
+            mod,
             {layer.var: layer for layer in layers},
             {layer.bias_var: layer for layer in layers if layer.bias_var is not None},
             self.input_range,
@@ -329,7 +334,7 @@ class LowerToEIE:
         in_specs = self.inputs or [PortSpec(p.name, _default_batch_axis(_shape(p))) for p in params]
         for param, spec in zip(params, in_specs, strict=True):
             lctx.env[param] = self._input(asm, param, spec)
-        _check_ops(func)
+        _check_ops(mod, func)
         for binding in bindings(func):
             lctx.env[binding.var] = self._lower_binding(lctx, binding)
         results = _returned(func.body.body)
@@ -374,8 +379,11 @@ class LowerToEIE:
         value = binding.value
         if isinstance(value, relax.Var):
             return ctx.value(value)
-        name = op_name(value)
-        return LOWERINGS[name](ctx, binding)
+        if isinstance(value, relax.TupleGetItem):
+            return ctx.value(value.tuple_value)[value.index]
+        if isinstance(value, relax.Tuple):
+            return tuple(ctx.value(f) for f in value.fields)
+        return LOWERINGS[lowering_key(ctx.mod, value)](ctx, binding)
 
 
 def asm_port_name(asm: ProgramAssembly, name: str) -> str:
@@ -391,20 +399,40 @@ def _default_batch_axis(shape: tuple[int, ...]) -> int | None:
     return 0 if len(shape) >= 2 and shape[0] == 1 else None
 
 
+def op_label(value: relax.Expr) -> str:
+    """How an unsupported value is named in messages."""
+    if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
+        return f"call of {value.op.name_hint}"
+    return type(value).__name__
+
+
 def _returned(body: relax.Expr) -> list[relax.Expr]:
     return list(body.fields) if isinstance(body, relax.Tuple) else [body]
 
 
-def _check_ops(func: relax.Function) -> None:
+def lowering_key(mod: tvm.IRModule, value: relax.Expr) -> str | None:
+    """The ``LOWERINGS`` key of a bound value: the operator name of an operator call, the
+    ``eiec.op`` attribute of a called module function (e.g. ``lstm``), else None."""
+    name = op_name(value)
+    if name is not None:
+        return name
+    if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
+        callee = mod[value.op]
+        if callee.attrs is not None and "eiec.op" in callee.attrs:
+            return str(callee.attrs["eiec.op"])
+    return None
+
+
+def _check_ops(mod: tvm.IRModule, func: relax.Function) -> None:
     """One UnsupportedModelError listing every binding whose operator has no lowering."""
     problems = []
     for binding in bindings(func):
         value = binding.value
-        if isinstance(value, relax.Var):
+        if isinstance(value, relax.Var | relax.TupleGetItem | relax.Tuple):
             continue
-        name = op_name(value)
+        name = lowering_key(mod, value)
         if name not in LOWERINGS:
-            what = name or type(value).__name__
+            what = name or op_label(value)
             problems.append(f"'{binding.var.name}' = {what}")
     if problems:
         raise UnsupportedModelError(

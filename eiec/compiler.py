@@ -1,0 +1,280 @@
+"""The compiler driver: ONNX (or Relax) -> prune -> share -> lower -> EIE program + report.
+
+Stages, each timed (``CompileResult.timings``, seconds): ``import`` (load, check, fold,
+canonicalise, import to Relax), ``prune`` (PruneWeights), ``share`` (ShareWeights),
+``lower`` (LowerToEIE), ``export`` (the compressed ONNX model) and ``report``. The same input
+and options give the same program, text for text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import tvm
+
+from eiec.errors import CompileError
+from eiec.isa.program import Machine, Program
+from eiec.passes.assembly import FormatChoice
+from eiec.report import CompressionReport
+
+STAGES = ("import", "prune", "share", "lower", "export", "report")
+
+
+@dataclass
+class CompileOptions:
+    """How to compile. Memory sizes default to the paper's chip (``Machine()``).
+
+    ``sparsity`` is one target for every layer, or a dict of per-layer targets (keys: layer
+    names, ONNX node names or weight initialiser names) with ``default_sparsity`` for the other
+    layers. ``calibration`` holds sample inputs (the model input's shape with any batch size)
+    that decide the activation formats; without it, inputs are assumed within
+    ``+-input_range``.
+    """
+
+    pes: int = 64
+    fifo_depth: int = 8
+    clock_mhz: float = 800.0
+    sparsity: float | dict[str, float] = 0.9
+    default_sparsity: float = 0.9
+    bits: int = 4
+    calibration: np.ndarray | None = None
+    input_range: float = 8.0
+    spmat_sram: int | None = None
+    ptr_sram: int | None = None
+    act_sram: int | None = None
+    ptr_bits: int | None = None
+    progress: bool = False
+
+    def machine(self) -> Machine:
+        """The machine these options describe."""
+        base = Machine()
+        if self.pes < 1:
+            raise CompileError(f"--pes {self.pes}: the machine needs at least one PE")
+        return Machine(
+            pes=self.pes,
+            fifo_depth=self.fifo_depth,
+            clock_mhz=self.clock_mhz,
+            spmat_sram=self.spmat_sram or base.spmat_sram,
+            ptr_sram=self.ptr_sram or base.ptr_sram,
+            act_sram=self.act_sram or base.act_sram,
+            ptr_bits=self.ptr_bits or base.ptr_bits,
+            acc_bits=base.acc_bits,
+        )
+
+    def sparsity_targets(self) -> tuple[float, dict[str, float]]:
+        """(default target, per-layer overrides)."""
+        if isinstance(self.sparsity, dict):
+            return self.default_sparsity, dict(self.sparsity)
+        return float(self.sparsity), {}
+
+
+@dataclass
+class CompileResult:
+    """A compiled model: the program, its report and the compressed model it computes.
+
+    ``tensor_map`` maps the ONNX tensor each layer writes (after bias and ReLU; the layer name
+    for ``compile_relax``) to the program buffer holding it. ``formats`` records why each
+    buffer and codebook has its fixed-point format.
+    """
+
+    program: Program
+    report: CompressionReport
+    module: tvm.IRModule
+    compressed_model: onnx.ModelProto | None
+    tensor_map: dict[str, str]
+    layer_names: list[str]
+    formats: dict[str, FormatChoice] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Stages:
+    """Times the stages and drives an optional rich progress bar."""
+
+    def __init__(self, progress: bool, names: tuple[str, ...]) -> None:
+        self.timings: dict[str, float] = {}
+        self._bar: Any = None
+        self._names = names
+        if progress:
+            from rich.progress import Progress
+
+            self._bar = Progress(transient=True)
+
+    @contextmanager
+    def run(self) -> Iterator[Callable[[str], Any]]:
+        if self._bar is None:
+            yield self._stage
+            return
+        with self._bar:
+            self._task = self._bar.add_task("compile", total=len(self._names))
+            yield self._stage
+
+    @contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        if self._bar is not None:
+            self._bar.update(self._task, description=f"compile: {name}")
+        start = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - start
+        if self._bar is not None:
+            self._bar.advance(self._task)
+
+
+def compile_model(
+    model: str | Path | onnx.ModelProto, options: CompileOptions | None = None
+) -> CompileResult:
+    """Compile an ONNX FC model into an EIE program."""
+    from eiec.frontend.canonicalize import canonicalize
+    from eiec.frontend.layers import identifier
+    from eiec.frontend.read import read_onnx
+    from eiec.passes.export_compressed import ExportCompressed
+    from eiec.passes.lower_to_eie import PortSpec
+
+    options = options or CompileOptions()
+    machine = options.machine()
+    stages = _Stages(options.progress, STAGES)
+    with stages.run() as stage:
+        with stage("import"):
+            imported = read_onnx(model)
+        inputs = [PortSpec(identifier(i.name, "x"), i.batch_axis) for i in imported.inputs]
+        outputs = [
+            PortSpec(
+                identifier(name, "y"), 0 if inputs and inputs[0].batch_axis is not None else None
+            )
+            for name in imported.outputs
+        ]
+        calibration = _calibration(options.calibration, imported.inputs, inputs)
+        aliases = {a: layer.name for layer in imported.layers for a in layer.aliases}
+        module, share, lower = _compress_and_lower(
+            imported.module, options, machine, stage, aliases, inputs, outputs, calibration
+        )
+        with stage("export"):
+            base = _export_base(imported, canonicalize)
+            exporter = ExportCompressed(base, imported.layers)
+            exporter(module)
+        with stage("report"):
+            report = CompressionReport.build(
+                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share.stats
+            )
+    written = lower.tensor_map
+    tensor_map = {
+        layer.output: written[layer.name] for layer in imported.layers if layer.name in written
+    }
+    return CompileResult(
+        program=lower.program,
+        report=report,
+        module=module,
+        compressed_model=exporter.compressed,
+        tensor_map=tensor_map,
+        layer_names=[layer.name for layer in imported.layers],
+        formats=dict(lower.assembly.formats),
+        timings=stages.timings,
+    )
+
+
+def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> CompileResult:
+    """Compile a Relax module whose ``main`` is a chain of FC layers with constant weights."""
+    from eiec.passes.fc_layers import find_fc_layers
+
+    options = options or CompileOptions()
+    machine = options.machine()
+    stages = _Stages(options.progress, ("prune", "share", "lower", "report"))
+    calibration = None
+    if options.calibration is not None:
+        params = mod["main"].params
+        if len(params) != 1:
+            raise CompileError("calibration inputs need a single-input function")
+        calibration = {params[0].name: np.asarray(options.calibration)}
+    with stages.run() as stage:
+        module, share, lower = _compress_and_lower(
+            mod, options, machine, stage, {}, None, None, calibration
+        )
+        with stage("report"):
+            report = CompressionReport.build(
+                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share.stats
+            )
+    names = [layer.name for layer in find_fc_layers(module["main"])]
+    return CompileResult(
+        program=lower.program,
+        report=report,
+        module=module,
+        compressed_model=None,
+        tensor_map=dict(lower.tensor_map),
+        layer_names=names,
+        formats=dict(lower.assembly.formats),
+        timings=stages.timings,
+    )
+
+
+def _compress_and_lower(
+    mod: tvm.IRModule,
+    options: CompileOptions,
+    machine: Machine,
+    stage: Callable[[str], Any],
+    aliases: dict[str, str],
+    inputs: list[Any] | None,
+    outputs: list[Any] | None,
+    calibration: dict[str, np.ndarray] | None,
+) -> tuple[tvm.IRModule, Any, Any]:
+    from eiec.passes.lower_to_eie import LowerToEIE
+    from eiec.passes.prune_weights import PruneWeights
+    from eiec.passes.share_weights import ShareWeights, check_bits
+
+    check_bits(options.bits)
+    default, overrides = options.sparsity_targets()
+    with stage("prune"):
+        mod = PruneWeights(default, overrides, aliases)(mod)
+    with stage("share"):
+        share = ShareWeights(options.bits)
+        mod = share(mod)
+    with stage("lower"):
+        lower = LowerToEIE(machine, inputs, outputs, calibration, options.input_range)
+        lower(mod)
+    return mod, share, lower
+
+
+def _calibration(
+    samples: np.ndarray | None, specs: list[Any], ports: list[Any]
+) -> dict[str, np.ndarray] | None:
+    """Calibration samples per input port, as (S, elements) arrays."""
+    if samples is None:
+        return None
+    if len(specs) != 1:
+        raise CompileError(
+            f"calibration inputs need a single-input model; this one has {len(specs)} inputs"
+        )
+    spec = specs[0]
+    array = np.asarray(samples, dtype=np.float64)
+    size = int(np.prod(spec.shape, dtype=np.int64))
+    if spec.batch_axis is not None and array.ndim == len(spec.shape):
+        array = np.moveaxis(array, spec.batch_axis, 0)
+    if (
+        array.size == 0
+        or array.size % size != 0
+        or (array.ndim > 1 and int(np.prod(array.shape[1:], dtype=np.int64)) != size)
+    ):
+        raise CompileError(
+            f"calibration data of shape {list(np.shape(samples))} does not match input "
+            f"'{spec.name}' of shape {list(spec.shape)} (batch axis {spec.batch_axis})",
+            fix="give samples stacked along the input's batch axis",
+        )
+    if not np.all(np.isfinite(array)):
+        raise CompileError("calibration data contains NaN or infinity")
+    return {ports[0].name: array.reshape(-1, size)}
+
+
+def _export_base(imported: Any, canonicalize: Callable[[onnx.ModelProto], onnx.ModelProto]) -> Any:
+    """The graph to export: the loaded model, canonicalised (keeps its batch dimension), when it
+    holds every layer's initialisers; else the folded batch-1 graph the compiler imported."""
+    base = canonicalize(imported.original)
+    names = {init.name for init in base.graph.initializer}
+    needed = {layer.weight for layer in imported.layers} | {
+        layer.bias for layer in imported.layers if layer.bias
+    }
+    return base if needed <= names else imported.model

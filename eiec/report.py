@@ -1,0 +1,225 @@
+"""The compression report, per layer and in total, as in Deep Compression's tables.
+
+Sizes are what the program stores, over all PEs: entries (one byte each: a 4-bit codebook index
+and a 4-bit relative row index, padding entries included), column pointers (``cols + 1`` per PE
+per layer, ``ptr_bits`` each) and the codebook (16-bit words), against the dense float32 weights
+and biases. The Huffman figures (Deep Compression's third stage) replace the 4-bit fields by
+canonical Huffman codes built from the layer's histograms of weight indices and of relative
+indices (pointers and codebook unchanged).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from eiec.isa.program import NIBBLE_BITS
+from eiec.passes.assembly import LayerRecord
+from eiec.passes.share_weights import ShareStats
+
+
+def huffman_lengths(counts: np.ndarray) -> np.ndarray:
+    """Code length of each symbol of a Huffman code for ``counts`` (0 for absent symbols)."""
+    lengths = np.zeros(len(counts), dtype=np.int64)
+    heap = [(int(c), i, [i]) for i, c in enumerate(counts) if c > 0]
+    if len(heap) == 1:
+        lengths[heap[0][2]] = 1
+        return lengths
+    heapq.heapify(heap)
+    order = len(counts)
+    while len(heap) > 1:
+        count_a, _, symbols_a = heapq.heappop(heap)
+        count_b, _, symbols_b = heapq.heappop(heap)
+        merged = symbols_a + symbols_b
+        lengths[merged] += 1
+        heapq.heappush(heap, (count_a + count_b, order, merged))
+        order += 1
+    return lengths
+
+
+def huffman_bits(symbols: np.ndarray, alphabet: int = 1 << NIBBLE_BITS) -> int:
+    """Bits of ``symbols`` Huffman-coded with a code built from their own histogram."""
+    counts = np.bincount(symbols.astype(np.int64), minlength=alphabet)
+    return int((counts * huffman_lengths(counts)).sum())
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer's (or the total's) compression figures."""
+
+    name: str
+    shape: list[int] | None
+    weights: int
+    nonzero_weights: int
+    weight_density: float
+    has_bias: bool
+    stored_entries: int
+    padding_entries: int
+    bits_per_weight_index: int
+    bits_per_relative_index: int
+    entry_bytes: int
+    pointer_bytes: int
+    codebook_bytes: int
+    stored_bytes: int
+    dense_bytes: int
+    compression_ratio: float
+    huffman_bits_per_weight_index: float
+    huffman_bits_per_relative_index: float
+    huffman_bytes: int
+    huffman_compression_ratio: float
+    quantization_rmse: float
+    quantization_relative_rmse: float
+
+    def to_json(self) -> dict[str, object]:
+        """The figures as JSON-ready data."""
+        return asdict(self)
+
+
+def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -> LayerReport:
+    """The figures of one lowered layer."""
+    layer = record.layer
+    inputs = layer.cols - (1 if record.has_bias else 0)
+    weights = layer.rows * inputs
+    nonzero = int(np.count_nonzero(record.codes[:, :inputs]))
+    entries = layer.stored_entries
+    pointer_bytes = layer.pes * (layer.cols + 1) * ptr_bits // 8
+    codebook_bytes = 2 * int(layer.codebook.values.size)
+    stored = entries + pointer_bytes + codebook_bytes
+    dense = 4 * (weights + (layer.rows if record.has_bias else 0))
+    v_bits, z_bits = huffman_bits(layer.v), huffman_bits(layer.z)
+    huffman = math.ceil(v_bits / 8) + math.ceil(z_bits / 8) + pointer_bytes + codebook_bytes
+    return LayerReport(
+        name=layer.name,
+        shape=[layer.rows, inputs],
+        weights=weights,
+        nonzero_weights=nonzero,
+        weight_density=nonzero / weights if weights else 0.0,
+        has_bias=record.has_bias,
+        stored_entries=entries,
+        padding_entries=layer.padding_entries,
+        bits_per_weight_index=NIBBLE_BITS,
+        bits_per_relative_index=NIBBLE_BITS,
+        entry_bytes=entries,
+        pointer_bytes=pointer_bytes,
+        codebook_bytes=codebook_bytes,
+        stored_bytes=stored,
+        dense_bytes=dense,
+        compression_ratio=dense / stored if stored else 0.0,
+        huffman_bits_per_weight_index=v_bits / entries if entries else 0.0,
+        huffman_bits_per_relative_index=z_bits / entries if entries else 0.0,
+        huffman_bytes=huffman,
+        huffman_compression_ratio=dense / huffman if huffman else 0.0,
+        quantization_rmse=share.rmse if share else 0.0,
+        quantization_relative_rmse=share.relative_rmse if share else 0.0,
+    )
+
+
+def _total(layers: list[LayerReport]) -> LayerReport:
+    def total(key: str) -> int:
+        return int(sum(getattr(layer, key) for layer in layers))
+
+    weights, entries = total("weights"), total("stored_entries")
+    stored, dense, huffman = total("stored_bytes"), total("dense_bytes"), total("huffman_bytes")
+    v_bits = sum(r.huffman_bits_per_weight_index * r.stored_entries for r in layers)
+    z_bits = sum(r.huffman_bits_per_relative_index * r.stored_entries for r in layers)
+    sq = sum(r.quantization_rmse**2 * r.nonzero_weights for r in layers)
+    nonzero = total("nonzero_weights")
+    return LayerReport(
+        name="total",
+        shape=None,
+        weights=weights,
+        nonzero_weights=nonzero,
+        weight_density=nonzero / weights if weights else 0.0,
+        has_bias=any(r.has_bias for r in layers),
+        stored_entries=entries,
+        padding_entries=total("padding_entries"),
+        bits_per_weight_index=NIBBLE_BITS,
+        bits_per_relative_index=NIBBLE_BITS,
+        entry_bytes=total("entry_bytes"),
+        pointer_bytes=total("pointer_bytes"),
+        codebook_bytes=total("codebook_bytes"),
+        stored_bytes=stored,
+        dense_bytes=dense,
+        compression_ratio=dense / stored if stored else 0.0,
+        huffman_bits_per_weight_index=v_bits / entries if entries else 0.0,
+        huffman_bits_per_relative_index=z_bits / entries if entries else 0.0,
+        huffman_bytes=huffman,
+        huffman_compression_ratio=dense / huffman if huffman else 0.0,
+        quantization_rmse=math.sqrt(sq / nonzero) if nonzero else 0.0,
+        quantization_relative_rmse=float("nan")
+        if not layers
+        else max(r.quantization_relative_rmse for r in layers),
+    )
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    """Per-layer and total compression figures of a compiled program.
+
+    The total's ``quantization_relative_rmse`` is the worst layer's.
+    """
+
+    layers: list[LayerReport]
+    total: LayerReport
+    pes: int
+    bits: int
+
+    @classmethod
+    def build(
+        cls,
+        records: dict[str, LayerRecord],
+        ptr_bits: int,
+        pes: int,
+        bits: int,
+        share: list[ShareStats] | None = None,
+    ) -> CompressionReport:
+        """The report of the lowered layers ``records`` (``share``: ShareWeights' stats)."""
+        by_layer = {s.layer: s for s in share or []}
+        layers = [layer_report(r, ptr_bits, by_layer.get(name)) for name, r in records.items()]
+        return cls(layers, _total(layers), pes, bits)
+
+    def to_json(self) -> dict[str, object]:
+        """``layers`` (list of per-layer dicts), ``total`` (same keys), ``pes``, ``bits``."""
+        return {
+            "pes": self.pes,
+            "bits": self.bits,
+            "layers": [layer.to_json() for layer in self.layers],
+            "total": self.total.to_json(),
+        }
+
+    def table(self) -> object:
+        """A ``rich.table.Table`` of the report."""
+        from rich.table import Table
+
+        table = Table(title=f"Compression ({self.pes} PEs, {self.bits}-bit weights)")
+        for header in (
+            "layer",
+            "shape",
+            "density",
+            "padding",
+            "stored KB",
+            "dense KB",
+            "ratio",
+            "Huffman KB",
+            "ratio",
+            "k-means err",
+        ):
+            table.add_column(header, justify="left" if header == "layer" else "right")
+        for row in [*self.layers, self.total]:
+            table.add_row(
+                row.name,
+                "x".join(map(str, row.shape)) if row.shape else "",
+                f"{row.weight_density:.1%}",
+                str(row.padding_entries),
+                f"{row.stored_bytes / 1024:.1f}",
+                f"{row.dense_bytes / 1024:.1f}",
+                f"{row.compression_ratio:.1f}x",
+                f"{row.huffman_bytes / 1024:.1f}",
+                f"{row.huffman_compression_ratio:.1f}x",
+                f"{row.quantization_relative_rmse:.2%}",
+                end_section=row is self.layers[-1],
+            )
+        return table
