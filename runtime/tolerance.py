@@ -7,8 +7,8 @@ instruction stream, alongside an emulator run, so every buffer word (and so ever
 element) gets its own tolerance. The terms, for fixed16 arithmetic:
 
 - **input quantisation**: a host input ``x`` stored with F fraction bits is off by exactly
-  ``|x - round(x * 2**F) / 2**F|`` (at most ``2**-(F+1)``); constant buffers are exact, and so is ``#1``
-  unless the stream has 15 or more fraction bits (it then saturates to ``1 - 2**-15``).
+  ``|x - round(x * 2**F) / 2**F|`` (at most ``2**-(F+1)``); constant buffers are exact, and so
+  is ``#1`` unless the stream has 15 or more fraction bits (it then saturates to 1 - 2**-15).
 - **codebook quantisation**: a stored weight ``c`` (a k-means centroid, float32 in the CPU
   model) becomes ``round(c * 2**Fc) / 2**Fc``: off by at most ``dw = 2**-(Fc+1)``.
 - **MAC** (exact in the wide accumulators): for row i, with ``a`` the emulator's broadcast
