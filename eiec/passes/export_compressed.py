@@ -21,6 +21,7 @@ from onnx import numpy_helper
 from eiec.errors import CompileError
 from eiec.frontend.layers import OnnxLayer
 from eiec.passes.fc_layers import find_fc_layers
+from eiec.passes.pass_decorator import eiec_module_pass
 
 
 def export_onnx(
@@ -52,7 +53,7 @@ def _replace(tensor: onnx.TensorProto, value: np.ndarray) -> None:
     tensor.CopyFrom(numpy_helper.from_array(new, tensor.name))
 
 
-@tvm.transform.module_pass(opt_level=0, name="ExportCompressed")
+@eiec_module_pass("ExportCompressed")
 @dataclass
 class ExportCompressed:
     """Export ``main``'s compressed weights into ``model`` (see :func:`export_onnx`).

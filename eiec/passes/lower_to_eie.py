@@ -52,6 +52,7 @@ from eiec.isa.program import (
 )
 from eiec.passes.assembly import CALIBRATION_HEADROOM, ProgramAssembly
 from eiec.passes.fc_layers import FcLayer, bindings, constant_value, find_fc_layers, op_name
+from eiec.passes.pass_decorator import eiec_module_pass
 
 # --- values -----------------------------------------------------------------------------------
 
@@ -296,7 +297,7 @@ class PortSpec:
     batch_axis: int | None
 
 
-@tvm.transform.module_pass(opt_level=0, name="LowerToEIE")
+@eiec_module_pass("LowerToEIE")
 @dataclass
 class LowerToEIE:
     """Lower ``main`` to an EIE program for ``machine``; the module is returned unchanged.

@@ -19,6 +19,7 @@ from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError
 from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.passes.pass_decorator import eiec_module_pass
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class _PruneRewriter(LayerConstantRewriter):
     """Substitutes the pruned weights."""
 
 
-@tvm.transform.module_pass(opt_level=0, name="PruneWeights")
+@eiec_module_pass("PruneWeights")
 @dataclass
 class PruneWeights:
     """Magnitude-prune every FC layer of ``main`` to ``sparsity`` (0 <= s <= 1).

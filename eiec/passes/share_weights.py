@@ -27,6 +27,7 @@ from tvm.relax.expr_functor import mutator
 from eiec.errors import CompileError
 from eiec.isa.program import CODEBOOK_SIZE, NIBBLE_BITS
 from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.passes.pass_decorator import eiec_module_pass
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class _ShareRewriter(LayerConstantRewriter):
     """Substitutes the shared weights."""
 
 
-@tvm.transform.module_pass(opt_level=0, name="ShareWeights")
+@eiec_module_pass("ShareWeights")
 @dataclass
 class ShareWeights:
     """Quantise every FC layer of ``main`` to a ``2**bits``-entry codebook (entry 0 = 0).
