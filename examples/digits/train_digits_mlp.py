@@ -1,5 +1,11 @@
 """Train the demo model: a 64-128-64-10 ReLU MLP on scikit-learn's bundled digits, exported to ONNX.
 
+The MLP is trained dense with scikit-learn, then pruned the Deep Compression way: magnitude
+pruning of every weight matrix to 50%, 75% and finally 90% zeros, each step followed by masked
+fine-tuning (numpy, Adam). Deep Compression retrains after pruning; eiec compiles a trained
+model and does not train, so the retraining happens here and the exported weights are already
+90% sparse. (The dense model pruned to 90% without retraining loses about half its accuracy.)
+
 Writes, next to this script:
 
 - ``digits_mlp.onnx``: the classifier as PyTorch exports an MLP (``Gemm`` with ``transB=1``,
@@ -36,6 +42,13 @@ RANDOM_STATE = 0
 HIDDEN = (128, 64)
 TEST_FRACTION = 0.25
 CALIBRATION_SAMPLES = 64
+#: Deep Compression's prune-and-retrain: per-layer magnitude pruning to these sparsities in
+#: turn, each followed by masked fine-tuning (Han et al., NIPS 2015). Biases are not pruned.
+PRUNE_SCHEDULE = (0.5, 0.75, 0.9)
+FINE_TUNE_EPOCHS = 30
+FINE_TUNE_BATCH = 64
+FINE_TUNE_LR = 1e-3
+L2 = 1e-4
 #: ONNX versions the TVM Relax front end and onnx.reference both handle.
 OPSET = 17
 ML_OPSET = 3
@@ -53,6 +66,7 @@ class TrainedMLP:
     test_y: np.ndarray
     calib_x: np.ndarray
     test_accuracy: float
+    dense_test_accuracy: float
 
 
 def train() -> TrainedMLP:
@@ -78,9 +92,16 @@ def train() -> TrainedMLP:
             random_state=RANDOM_STATE,
         )
         clf.fit(train_x, train_y)
-        accuracy = float(clf.score(test_x, test_y))
-    weights = [np.ascontiguousarray(w, dtype=np.float32) for w in clf.coefs_]
-    biases = [np.ascontiguousarray(b, dtype=np.float32) for b in clf.intercepts_]
+        dense_accuracy = float(clf.score(test_x, test_y))
+        weights, biases = prune_and_retrain(
+            [np.asarray(w, dtype=np.float64) for w in clf.coefs_],
+            [np.asarray(b, dtype=np.float64) for b in clf.intercepts_],
+            train_x.astype(np.float64),
+            train_y,
+        )
+    accuracy = float(np.mean(_forward(weights, biases, test_x)[-1].argmax(axis=1) == test_y))
+    weights = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
+    biases = [np.ascontiguousarray(b, dtype=np.float32) for b in biases]
     return TrainedMLP(
         weights=weights,
         biases=biases,
@@ -89,7 +110,80 @@ def train() -> TrainedMLP:
         test_y=np.ascontiguousarray(test_y),
         calib_x=np.ascontiguousarray(train_x[:CALIBRATION_SAMPLES]),
         test_accuracy=accuracy,
+        dense_test_accuracy=dense_accuracy,
     )
+
+
+def _forward(
+    weights: list[np.ndarray], biases: list[np.ndarray], x: np.ndarray
+) -> list[np.ndarray]:
+    """Activations of every layer (input first, logits last)."""
+    activations = [np.asarray(x, dtype=np.float64)]
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        z = activations[-1] @ w + b
+        activations.append(z if i == len(weights) - 1 else np.maximum(z, 0.0))
+    return activations
+
+
+def _magnitude_mask(w: np.ndarray, sparsity: float) -> np.ndarray:
+    """Keep the ``1 - sparsity`` largest-magnitude weights (ties broken by position)."""
+    keep = round(w.size * (1.0 - sparsity))
+    order = np.argsort(-np.abs(w), axis=None, kind="stable")
+    mask = np.zeros(w.size, dtype=bool)
+    mask[order[:keep]] = True
+    return mask.reshape(w.shape)
+
+
+def prune_and_retrain(
+    weights: list[np.ndarray], biases: list[np.ndarray], x: np.ndarray, y: np.ndarray
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Iterative magnitude pruning with masked fine-tuning (Adam, softmax cross-entropy)."""
+    rng = np.random.default_rng(RANDOM_STATE)
+    params = [*weights, *biases]
+    onehot = np.eye(weights[-1].shape[1])[y]
+    moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
+    step = 0
+    for sparsity in PRUNE_SCHEDULE:
+        masks = [_magnitude_mask(w, sparsity) for w in weights]
+        for w, mask in zip(weights, masks, strict=True):
+            w *= mask
+        for _ in range(FINE_TUNE_EPOCHS):
+            order = rng.permutation(len(x))
+            for start in range(0, len(x), FINE_TUNE_BATCH):
+                batch = order[start : start + FINE_TUNE_BATCH]
+                grads = _gradients(weights, biases, x[batch], onehot[batch])
+                step += 1
+                for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
+                    m, v = moments[i]
+                    m *= 0.9
+                    m += 0.1 * grad
+                    v *= 0.999
+                    v += 0.001 * grad * grad
+                    m_hat = m / (1 - 0.9**step)
+                    v_hat = v / (1 - 0.999**step)
+                    param -= FINE_TUNE_LR * m_hat / (np.sqrt(v_hat) + 1e-8)
+                for w, mask in zip(weights, masks, strict=True):
+                    w *= mask
+    return weights, biases
+
+
+def _gradients(
+    weights: list[np.ndarray], biases: list[np.ndarray], x: np.ndarray, onehot: np.ndarray
+) -> list[np.ndarray]:
+    """Gradients of mean cross-entropy + L2 (weights, then biases), by backpropagation."""
+    activations = _forward(weights, biases, x)
+    logits = activations[-1]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    delta = (p - onehot) / len(x)
+    w_grads: list[np.ndarray] = []
+    b_grads: list[np.ndarray] = []
+    for i in range(len(weights) - 1, -1, -1):
+        w_grads.insert(0, activations[i].T @ delta + L2 * weights[i])
+        b_grads.insert(0, delta.sum(axis=0))
+        if i:
+            delta = (delta @ weights[i].T) * (activations[i] > 0)
+    return [*w_grads, *b_grads]
 
 
 def _model(graph: onnx.GraphProto, opsets: list[onnx.OperatorSetIdProto]) -> onnx.ModelProto:
@@ -221,7 +315,10 @@ def main() -> None:
     for name, data in artefacts(trained).items():
         write_atomic(args.out / name, data)
         print(f"wrote {args.out / name} ({len(data)} bytes)")
-    print(f"scikit-learn test accuracy: {trained.test_accuracy:.4f} on {len(trained.test_y)}")
+    print(
+        f"test accuracy on {len(trained.test_y)} images: dense {trained.dense_test_accuracy:.4f}, "
+        f"pruned to {PRUNE_SCHEDULE[-1]:.0%} and retrained {trained.test_accuracy:.4f}"
+    )
 
 
 if __name__ == "__main__":
