@@ -15,8 +15,8 @@ from eiec.isa.verifier import verify
 __all__ = ["format_program", "load", "parse", "save", "verify"]
 
 
-def load(path: str | os.PathLike[str]) -> Program:
-    """Read, parse and verify the program at ``path``."""
+def load(path: str | os.PathLike[str], *, check: bool = True) -> Program:
+    """Read and parse the program at ``path``, and verify it unless ``check`` is False."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -29,7 +29,8 @@ def load(path: str | os.PathLike[str]) -> Program:
             f"cannot read the program: {error.strerror or error}", where=str(path)
         ) from None
     program = parse(text, source=str(path))
-    verify(program)
+    if check:
+        verify(program)
     return program
 
 

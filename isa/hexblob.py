@@ -30,7 +30,7 @@ class BlobError(ValueError):
         self.offset = offset
 
 
-def _nibbles(blob: str, digits: int, item: str) -> np.ndarray:
+def _nibbles(blob: str, digits: int, items: str) -> np.ndarray:
     """The digit values of ``blob``, shape (items, digits)."""
     if blob == EMPTY:
         return np.zeros((0, digits), dtype=np.uint8)
@@ -45,16 +45,18 @@ def _nibbles(blob: str, digits: int, item: str) -> np.ndarray:
         raise BlobError(f"{blob[offset]!r} is not a hex digit", offset)
     if raw.size % digits:
         raise BlobError(
-            f"{raw.size} hex digits are not a whole number of {item}s ({digits} digits each)",
+            f"{raw.size} hex digits are not a whole number of {items} ({digits} digits each)",
             raw.size,
         )
     return values.reshape(-1, digits)
 
 
-def decode_words(blob: str, digits: int, *, signed: bool = False, item: str = "word") -> np.ndarray:
+def decode_words(
+    blob: str, digits: int, *, signed: bool = False, items: str = "words"
+) -> np.ndarray:
     """The int64 words of a blob with ``digits`` hex digits per word (two's complement if
     ``signed``)."""
-    nibbles = _nibbles(blob, digits, item).astype(np.int64)
+    nibbles = _nibbles(blob, digits, items).astype(np.int64)
     weights = np.left_shift(1, 4 * np.arange(digits - 1, -1, -1, dtype=np.int64))
     words = nibbles @ weights
     if signed:
@@ -76,7 +78,7 @@ def encode_words(words: np.ndarray, digits: int) -> str:
 
 def decode_entries(blob: str) -> tuple[np.ndarray, np.ndarray]:
     """The (v, z) nibbles, as uint8 arrays, of a blob of entries."""
-    pairs = _nibbles(blob, 2, "entry")
+    pairs = _nibbles(blob, 2, "entries")
     return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 

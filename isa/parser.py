@@ -50,7 +50,7 @@ from eiec.isa.program import (
     Table,
     View,
 )
-from eiec.isa.verifier import check_layer_shape, check_machine
+from eiec.isa.verifier import check_layer_shape, check_machine, check_pe_count
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 _Decoded = TypeVar("_Decoded")
@@ -69,8 +69,8 @@ _TERMINAL_NAMES = {
 _KIND_NAMES = {
     LAYER: "a layer name",
     TABLE: "a table name",
-    VIEW: "a buffer view (NAME or NAME[ROW])",
-    SOURCES: "a source (NAME, NAME[ROW] or #1)",
+    VIEW: "a buffer view NAME or NAME[ROW]",
+    SOURCES: "a source NAME, NAME[ROW] or #1",
 }
 #: Longest offending text an error message quotes.
 _QUOTE_LIMIT = 24
@@ -107,6 +107,12 @@ def _quote(text: str) -> str:
     return repr(text) if ("'" in text or not text.isprintable()) else f"'{text}'"
 
 
+def _word_at(text: str, pos: int) -> str:
+    """The offending text: from ``pos`` to the next space, comma or bracket."""
+    match = _WORD.match(text, pos)
+    return match.group(0) if match else text[pos : pos + 1]
+
+
 def _describe(terminal: str) -> str:
     if terminal in _TERMINAL_NAMES:
         return _TERMINAL_NAMES[terminal]
@@ -129,12 +135,11 @@ def _syntax_error(error: UnexpectedInput, text: str, source: str) -> ProgramSynt
         elif token.type == "_NL":
             found = "end of line"
         else:
-            found = _quote(str(token))
+            found = _quote(_word_at(text, token.start_pos))
         expected = error.accepts or error.expected
         line, column = token.line, token.column
     elif isinstance(error, UnexpectedCharacters):
-        match = _WORD.match(text, error.pos_in_stream)
-        found = _quote(match.group(0) if match else text[error.pos_in_stream])
+        found = _quote(_word_at(text, error.pos_in_stream))
         expected = error.allowed or set()
         line, column = error.line, error.column
     else:  # UnexpectedEOF
@@ -261,11 +266,13 @@ class _Assembler:
     def layer(self, program: Program, tree: Tree) -> None:
         keyword, name, rows, cols, codebook, *pes = tree.children
         name, rows, cols = str(name), int(rows), int(cols)
-        check_layer_shape(name, rows, cols, str(self.loc(keyword)))
+        where = str(self.loc(keyword))
+        check_layer_shape(name, rows, cols, where)
+        check_pe_count(name, len(pes), program.machine.pes, where)
         book_keyword, frac, values = codebook.children
         book = Codebook(values=self.words(values), frac=int(frac), loc=self.loc(book_keyword))
         digits = program.machine.ptr_bits // 4
-        decode_ptr = functools.partial(hexblob.decode_words, digits=digits, item="pointer")
+        decode_ptr = functools.partial(hexblob.decode_words, digits=digits, items="pointers")
         ptrs, vs, zs, locs = [], [], [], []
         for expected, pe in enumerate(pes):
             pe_keyword, index, ptr_blob, entries_blob = pe.children
@@ -277,12 +284,12 @@ class _Assembler:
                 )
             ptr = self.blob(ptr_blob, "ptr", decode_ptr)
             v, z = self.blob(entries_blob, "entries", hexblob.decode_entries)
-            where = str(self.loc(pe_keyword))
+            pe_where = str(self.loc(pe_keyword))
             if ptr.size != cols + 1:
                 raise VerificationError(
                     f"layer {name}, PE {expected}: {ptr.size} pointers, expected cols + 1 = "
                     f"{cols + 1}",
-                    where=where,
+                    where=pe_where,
                 )
             if ptr[-1] != v.size:
                 problem = (
@@ -293,7 +300,7 @@ class _Assembler:
                 raise VerificationError(
                     f"layer {name}, PE {expected}: {problem}: ptr[{cols}] = {int(ptr[-1])}, the "
                     f"PE stores {v.size} entries",
-                    where=where,
+                    where=pe_where,
                 )
             ptrs.append(ptr)
             vs.append(v)
@@ -304,9 +311,9 @@ class _Assembler:
             rows=rows,
             cols=cols,
             codebook=book,
-            ptr=np.stack(ptrs) if ptrs else np.zeros((0, cols + 1), dtype=np.int64),
-            v=np.concatenate(vs) if vs else np.zeros(0, dtype=np.uint8),
-            z=np.concatenate(zs) if zs else np.zeros(0, dtype=np.uint8),
+            ptr=np.stack(ptrs),
+            v=np.concatenate(vs),
+            z=np.concatenate(zs),
             loc=self.loc(keyword),
             pe_locs=tuple(locs),
         )
@@ -358,7 +365,7 @@ class _Assembler:
         name, kind = cls.OPERANDS[position]
         self.syntax(
             mnemonic,
-            f"{cls.MNEMONIC}: missing operand {position + 1} ({name}: {_KIND_NAMES[kind]})",
+            f"{cls.MNEMONIC}: operand {position + 1} ({name}, {_KIND_NAMES[kind]}) is missing",
             f"syntax: {signature}",
         )
 

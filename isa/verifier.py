@@ -99,6 +99,17 @@ def check_layer_shape(name: str, rows: int, cols: int, where: str) -> None:
             )
 
 
+def check_pe_count(name: str, stored: int, pes: int, where: str) -> None:
+    """Rule 6: a layer is stored over exactly the machine's PEs."""
+    if stored != pes:
+        raise VerificationError(
+            f"layer {name}: PE count mismatch: {stored} .pe line{'s' if stored != 1 else ''}, "
+            f"the machine has pes = {pes}",
+            where=where,
+            fix="a layer has one .pe line per PE, numbered from 0",
+        )
+
+
 def verify(program: Program) -> None:
     """Raise ``VerificationError`` unless ``program`` satisfies every rule of SPEC section 7."""
     _Verifier(program).run()
@@ -244,7 +255,11 @@ class _Verifier:
     def table(self, table: Table) -> None:
         owner = f"table {table.name}"
         if table.values.size < 2:
-            self.fail(table.loc, f"{owner}: {table.values.size} values, at least 2 are needed")
+            count = table.values.size
+            self.fail(
+                table.loc,
+                f"{owner}: has {count} value{'s' if count != 1 else ''}, at least 2 are needed",
+            )
         if table.fn not in TABLE_FUNCTIONS:
             known = ", ".join(TABLE_FUNCTIONS)
             self.fail(table.loc, f"{owner}: unknown function '{table.fn}'", f"known: {known}")
@@ -264,16 +279,10 @@ class _Verifier:
         where = _where(layer.loc, self.program.source)
         check_layer_shape(layer.name, layer.rows, layer.cols, where)
         self.codebook(layer)
-        pes = self.machine.pes
         ptr = np.asarray(layer.ptr)
-        if ptr.ndim != 2 or ptr.shape[0] != pes:
-            stored = ptr.shape[0] if ptr.ndim == 2 else "?"
-            self.fail(
-                layer.loc,
-                f"layer {layer.name}: PE count mismatch: stored over {stored} PEs, the machine "
-                f"has pes = {pes}",
-                "a layer has exactly one .pe line per PE",
-            )
+        if ptr.ndim != 2:
+            self.fail(layer.loc, f"layer {layer.name}: ptr must be 2-D (PEs x (cols + 1))")
+        check_pe_count(layer.name, ptr.shape[0], self.machine.pes, where)
         if ptr.shape[1] != layer.cols + 1:
             self.fail(
                 layer.loc,
@@ -359,7 +368,9 @@ class _Verifier:
                 self.fail_entry(layer, ptr, index, f"nibble out of range: {why}")
         where = csc.coordinates(ptr, z)
         pes = ptr.shape[0]
-        local_rows = (layer.rows - np.arange(pes) + pes - 1) // pes
+        # Entries reach at most 16 local rows each, so capping rows keeps int64 exact.
+        rows = min(layer.rows, 16 * (layer.v.size + 1) * pes)
+        local_rows = (rows - np.arange(pes) + pes - 1) // pes
         bad = np.flatnonzero(where.local_row >= local_rows[where.pe])
         if bad.size:
             index = int(bad[0])
@@ -387,7 +398,7 @@ class _Verifier:
 
     def capacity(self) -> None:
         machine = self.machine
-        entries = np.zeros(machine.pes, dtype=np.int64)
+        entries: np.ndarray | int = 0
         pointer_bits = 0
         for layer in self.program.layers.values():
             entries += layer.entries_per_pe
@@ -433,10 +444,11 @@ class _Verifier:
         stream: tuple[int, int] | None = None  # (length, frac) of the pending broadcast
         codebook: Layer | None = None
         pending: _Pending | None = None
-        for instruction in program.text:
+        last = len(program.text) - 1
+        for index, instruction in enumerate(program.text):
             self.operands(instruction)
             if isinstance(instruction, Halt):
-                if instruction is not program.text[-1]:
+                if index != last:
                     self.fail(instruction.loc, "halt before the end of the program")
                 if pending is not None:
                     self.fail(
@@ -486,13 +498,8 @@ class _Verifier:
     def broadcast(self, instruction: BroadcastActivation) -> tuple[int, int]:
         owner = format_instruction(instruction)
         views = [s for s in instruction.sources if isinstance(s, View)]
-        if not views:
-            self.fail(
-                instruction.loc,
-                f"{owner}: no buffer source gives the stream a format",
-                "broadcast at least one view",
-            )
-        fracs = {self.program.buffers[v.buffer].frac for v in views}
+        # A stream of #1 alone has format 0 (SPEC section 5).
+        fracs = {self.program.buffers[v.buffer].frac for v in views} or {0}
         if len(fracs) > 1:
             listing = ", ".join(f"{v} ({self.program.buffers[v.buffer].frac})" for v in views)
             self.fail(
