@@ -99,13 +99,16 @@ class RunReport:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """The verify keys (aggregated over the batch), the compile report and the statistics."""
+        """The verify keys (aggregated over the batch), ``compile`` (the compression report),
+        ``emulator`` (batch totals and means, ``per_inference`` means, and ``first_run``: the
+        full statistics of the first sample, per layer and per PE), ``cpu_tail``, ``accuracy``.
+        """
         data = self.verify.to_json()
         data["compile"] = self.compiled.report.to_json()
         data["emulator"] = {
             **self.stats.to_json(),
             "per_inference": self.per_inference(),
-            "runs": [run.to_json() for run in self.runs],
+            "first_run": self.runs[0].to_json() if self.runs else None,
         }
         data["cpu_tail"] = list(self.tail_ops)
         data["accuracy"] = None if self.accuracy is None else self.accuracy.to_json()
