@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import tvm
 from tvm import relax
-from tvm.ir import IRModule
+from tvm.ir import GenericConst, IRModule
 
 from eiec.byoc.lstm import ATTR_LSTM_NAME
 from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
 from eiec.byoc.partition import ATTR_OPTIONS
 from eiec.errors import BackendError
+
+_PERMUTE = tvm.ir.Op.get("relax.permute_dims")
 
 
 def _is_lstm(func: relax.Function) -> bool:
@@ -66,7 +69,9 @@ class _Inliner:
                 return self.bb.emit(relax.Call(gvar, args))
             inner = dict(zip(callee.params, args, strict=True))
             return self.seq(callee.body, inner)
-        return self.bb.emit(self.expr(value, env))
+        result = self.expr(value, env)
+        # Constants stay inline: the compiler reads weights from the matmul's arguments.
+        return result if isinstance(result, GenericConst) else self.bb.emit(result)
 
     def expr(self, expr: relax.Expr, env: dict[relax.Var, relax.Expr]) -> relax.Expr:
         if isinstance(expr, relax.Var):
@@ -76,7 +81,13 @@ class _Inliner:
         if isinstance(expr, relax.TupleGetItem):
             return relax.TupleGetItem(self.expr(expr.tuple_value, env), expr.index)
         if isinstance(expr, relax.Call):
-            return relax.Call(expr.op, [self.expr(arg, env) for arg in expr.args], expr.attrs)
+            args = [self.expr(arg, env) for arg in expr.args]
+            if expr.op.same_as(_PERMUTE) and isinstance(args[0], GenericConst):
+                # Gemm's transB: the compiler takes matmul(x, W) with W a constant.
+                axes = expr.attrs.axes
+                value = args[0].value.numpy()
+                return relax.const(np.transpose(value, None if axes is None else list(axes)))
+            return relax.Call(expr.op, args, expr.attrs)
         if not isinstance(expr, relax.Function | relax.SeqExpr | relax.If):
             return expr  # a leaf: constant, shape, prim value
         raise BackendError(

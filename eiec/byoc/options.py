@@ -15,7 +15,6 @@ from typing import Any
 
 from eiec.byoc.patterns import Capacity
 from eiec.errors import BackendError
-from eiec.isa.program import Machine
 
 #: CompileOptions fields that are not part of an offloaded function's compilation.
 _EXCLUDED = ("calibration", "progress")
@@ -60,24 +59,8 @@ def options_from_json(text: str) -> Any:
     return CompileOptions(**json.loads(text))
 
 
-def _density(options: Any) -> float:
-    sparsity = options.sparsity
-    if isinstance(sparsity, Mapping):
-        sparsity = getattr(options, "default_sparsity", None)
-        sparsity = 0.0 if sparsity is None else sparsity
-    return 1.0 - float(sparsity)
-
-
 def capacity_of(options: Any) -> Capacity:
-    """The machine the options describe (None fields: the paper's chip) and the density the
-    compiler prunes to (per-layer sparsities are unknown here: the default one is used)."""
-    chip = Machine()
-    machine = dataclasses.replace(
-        chip,
-        **{
-            name: value
-            for name in Machine.FIELDS
-            if (value := getattr(options, name, None)) is not None
-        },
-    )
-    return Capacity(machine=machine, density=_density(options))
+    """The machine the options describe and the density the compiler prunes to (per-layer
+    sparsities are unknown at partitioning time: the default target is used)."""
+    default, _ = options.sparsity_targets()
+    return Capacity(machine=options.machine(), density=1.0 - default)

@@ -11,18 +11,38 @@ from onnx import TensorProto, helper, numpy_helper
 from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
+#: Weight values EIE stores exactly: fewer than 16 distinct non-zeros (weight sharing keeps them),
+#: each a few bits wide (16-bit fixed point holds them).
+GRID = np.array([-0.5, -0.375, -0.25, -0.125, 0.125, 0.25, 0.375, 0.5], dtype=np.float32)
+#: Fraction of zero weights of :func:`exact_weights`; compile with sparsity at most this.
+ZEROS = 0.6
+
+
+def exact_weights(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """Weights EIE compiles without loss: ``ZEROS`` of them zero, the rest from ``GRID``."""
+    values = rng.choice(GRID, size=shape)
+    values[rng.random(shape) < ZEROS] = 0.0
+    return values.astype(np.float32)
+
 
 def mlp_onnx(
-    sizes: list[int], seed: int, *, gemm: bool = True, between: str = "Relu", tail: str = ""
+    sizes: list[int],
+    seed: int,
+    *,
+    gemm: bool = True,
+    between: str = "Relu",
+    tail: str = "",
+    batch: int | str = 1,
 ) -> onnx.ModelProto:
-    """An MLP ``sizes[0] -> ... -> sizes[-1]``: Gemm (transB=1) or MatMul+Add layers with
-    ``between`` (an ONNX op name) after every hidden layer and an optional ``tail`` op."""
+    """An MLP ``sizes[0] -> ... -> sizes[-1]`` with :func:`exact_weights`: Gemm (transB=1) or
+    MatMul+Add layers with ``between`` (an ONNX op name) after every hidden layer and an
+    optional ``tail`` op; input ``x`` [batch, sizes[0]]."""
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     current = "x"
     for index, (k, m) in enumerate(itertools.pairwise(sizes)):
-        w = (rng.standard_normal((m, k)) / np.sqrt(k)).astype(np.float32)
-        b = (0.1 * rng.standard_normal(m)).astype(np.float32)
+        w = exact_weights(rng, m, k)
+        b = rng.choice(GRID, size=m).astype(np.float32)
         out = f"fc{index}"
         if gemm:
             inits += [
@@ -48,8 +68,8 @@ def mlp_onnx(
     graph = helper.make_graph(
         nodes,
         "mlp",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, sizes[0]])],
-        [helper.make_tensor_value_info(current, TensorProto.FLOAT, [1, sizes[-1]])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, sizes[0]])],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, [batch, sizes[-1]])],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

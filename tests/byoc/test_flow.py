@@ -1,0 +1,95 @@
+"""The standard TVM flow with EIE offload equals the CPU-only module within fixed-point bounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import numpy_helper
+
+import eiec.byoc
+from eiec.byoc import offloaded_symbols
+
+from .flow import cpu_vm, eie_build, row_bounds, run
+from .models import mlp_onnx, to_relax
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("gemm", [True, False], ids=["gemm_transB", "matmul_add"])
+def test_mlp_matches_cpu(gemm: bool) -> None:
+    mod = to_relax(mlp_onnx([12, 24, 16, 6], seed=3, gemm=gemm, batch=3))
+    x = np.random.default_rng(4).uniform(-1, 1, (3, 12)).astype(np.float32)
+    built, vm = eie_build(mod)
+    (symbol,) = offloaded_symbols(built)  # three layers, one EIE program
+    eie, cpu = run(vm, x), run(cpu_vm(mod), x)
+    assert np.all(np.abs(eie - cpu) <= row_bounds(symbol, x) + 1e-6)
+    assert not np.array_equal(eie, np.zeros_like(eie))
+
+
+def test_mixed_model_with_host_ops_between_eie_layers() -> None:
+    # FC -> Sigmoid (host) -> FC -> Softmax (host): two EIE programs.
+    model = mlp_onnx([10, 20, 5], seed=5, between="Sigmoid", tail="Softmax")
+    mod = to_relax(model)
+    x = np.random.default_rng(6).uniform(-1, 1, (1, 10)).astype(np.float32)
+    built, vm = eie_build(mod)
+    first, second = offloaded_symbols(built)
+    eie, cpu = run(vm, x), run(cpu_vm(mod), x)
+
+    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    w0, b0, w1 = weights["w0"], weights["b0"], weights["w1"]
+    hidden = sigmoid(x.astype(np.float64) @ w0.T + b0)
+    # |error| after FC2: its own bound on the host's sigmoid output, plus the first program's
+    # bound through sigmoid (Lipschitz 1/4) and W1; softmax is 1-Lipschitz in the max norm.
+    e1 = row_bounds(first, x) * 0.25
+    e2 = row_bounds(second, hidden.astype(np.float32)) + e1 @ np.abs(w1).T
+    assert np.all(np.abs(eie - cpu) <= e2.max() + 1e-6)
+
+
+def test_two_models_in_one_process_keep_their_own_weights() -> None:
+    x = np.random.default_rng(7).uniform(-1, 1, (1, 8)).astype(np.float32)
+    mods = [to_relax(mlp_onnx([8, 16, 4], seed=seed)) for seed in (10, 11)]
+    builds = [eie_build(mod) for mod in mods]
+    symbols = [offloaded_symbols(built) for built, _ in builds]
+    assert symbols[0] != symbols[1]
+    for mod, (_, vm), (symbol,) in zip(mods, builds, symbols, strict=True):
+        eie, cpu = run(vm, x), run(cpu_vm(mod), x)
+        assert np.all(np.abs(eie - cpu) <= row_bounds(symbol, x) + 1e-6)
+    # The same model and options again: the same program under the same symbol.
+    again, _ = eie_build(mods[0])
+    assert offloaded_symbols(again) == symbols[0]
+    other, _ = eie_build(mods[0], pes=8)
+    assert offloaded_symbols(other) != symbols[0]
+
+
+def test_profile_reports_every_offloaded_call_per_layer() -> None:
+    mod = to_relax(mlp_onnx([10, 20, 5], seed=5, between="Sigmoid", tail="Softmax"))
+    built, vm = eie_build(mod)
+    x = np.random.default_rng(6).uniform(-1, 1, (1, 10)).astype(np.float32)
+    with eiec.byoc.profile() as prof:
+        run(vm, x)
+        run(vm, x)
+    data = prof.to_json()
+    assert [call["symbol"] for call in data["calls"]] == offloaded_symbols(built) * 2
+    assert all(call["cycles"] > 0 and call["energy_pj"] > 0 for call in data["calls"])
+    total = data["total"]
+    assert total["calls"] == 4
+    assert total["cycles"] == sum(call["cycles"] for call in data["calls"])
+    for call in data["calls"]:
+        assert len(call["layers"]) == 1
+        assert call["layers"][0]["cycles"] <= call["cycles"]
+    report = prof.report()
+    assert report.splitlines()[-1].split()[:3] == ["total", "4", str(total["cycles"])]
+    # Outside the block nothing is recorded.
+    run(vm, x)
+    assert len(prof.calls) == 4
+
+
+def test_merged_layers_over_capacity_become_separate_programs() -> None:
+    mod = to_relax(mlp_onnx([64, 64, 64], seed=8))
+    # One PE whose pointer SRAM holds one 65-column layer but not two.
+    built, vm = eie_build(mod, pes=1, ptr_sram=160)
+    assert len(offloaded_symbols(built)) == 2
+    x = np.random.default_rng(9).uniform(-1, 1, (1, 64)).astype(np.float32)
+    assert np.abs(run(vm, x) - run(cpu_vm(mod), x)).max() < 0.5

@@ -1,0 +1,86 @@
+"""Export a partitioned model, then run it in a fresh process after loading its EIE programs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+
+import eiec.byoc
+from eiec.errors import BackendError
+
+from .flow import eie_build, run
+from .models import mlp_onnx, to_relax
+
+FRESH = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, tvm
+    from tvm import relax
+    import eiec.byoc
+    folder, load = sys.argv[1], sys.argv[2] == "load"
+    if load:
+        eiec.byoc.load(folder + "/programs")
+    lib = tvm.runtime.load_module(folder + "/model.so")
+    try:
+        vm = relax.VirtualMachine(lib, tvm.cpu())
+        x = np.load(folder + "/x.npy")
+        y = vm["main"](tvm.runtime.tensor(x)).numpy()
+    except Exception as error:
+        print(json.dumps({"error": str(error).splitlines()[0]}))
+    else:
+        print(json.dumps({"y": y.tolist()}))
+    """
+)
+
+
+def fresh(folder: Path, load: bool) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH, str(folder), "load" if load else "skip"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_export_and_reload_in_a_fresh_process(tmp_path: Path) -> None:
+    model = mlp_onnx([64, 128, 10], seed=12, tail="Softmax")
+    built, vm = eie_build(to_relax(model))
+    x = np.random.default_rng(13).uniform(-1, 1, (1, 64)).astype(np.float32)
+    expected = run(vm, x)
+
+    tvm.compile(built, target="llvm").export_library(tmp_path / "model.so")
+    eiec.byoc.save(built, tmp_path / "programs")
+    np.save(tmp_path / "x.npy", x)
+
+    manifest = json.loads((tmp_path / "programs" / "manifest.json").read_text())
+    assert list(manifest["functions"]) == eiec.byoc.offloaded_symbols(built)
+    # The library does not carry the offloaded weights (const_name_to_constant dropped).
+    weight_bytes = sum(init.raw_data.__len__() or 4 * len(init.float_data)
+                       for init in model.graph.initializer)  # fmt: skip
+    assert (tmp_path / "model.so").stat().st_size < weight_bytes
+
+    result = fresh(tmp_path, load=True)
+    assert np.array_equal(np.array(result["y"], dtype=np.float32), expected)
+    missing = fresh(tmp_path, load=False)
+    assert "eie_" in missing.get("error", "")
+
+
+def test_save_refuses_a_module_before_run_codegen(tmp_path: Path) -> None:
+    mod = eiec.byoc.partition_for_eie(to_relax(mlp_onnx([8, 4], seed=1)), pes=4)
+    with pytest.raises(BackendError, match="the module calls no EIE program"):
+        eiec.byoc.save(mod, tmp_path / "programs")
+
+
+def test_load_reports_a_missing_manifest(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="cannot read the EIE manifest"):
+        eiec.byoc.load(tmp_path)
