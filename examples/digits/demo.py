@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  per inference  {per['cycles']:.1f} cycles = {per['time_us']:.3f} us at "
         f"{options.clock_mhz:.0f} MHz, ALU utilisation {report.stats.alu_utilization:.1%}, "
-        f"load efficiency {report.stats.load_efficiency:.1%}, energy {per['energy_pj'] / 1e3:.2f} nJ"
+        f"load efficiency {report.stats.load_efficiency:.1%}, "
+        f"energy {per['energy_pj'] / 1e3:.2f} nJ"
     )
     print(
         f"  verify    {'PASSED' if verdict.passed else 'FAILED'}: max abs error vs the "
