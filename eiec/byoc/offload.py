@@ -55,10 +55,11 @@ def call_record(symbol: str, runs: Sequence[Stats]) -> CallRecord:
     layers: dict[str, list[float]] = {}
     for stats in runs:
         for totals in stats.layer_totals:
-            entry = layers.setdefault(totals.layer, [0, 0, 0.0])
+            entry = layers.setdefault(totals.layer, [0, 0, 0.0, 0.0])
             entry[0] += totals.macs
             entry[1] += totals.cycles
-            entry[2] += totals.energy_pj
+            entry[2] += totals.cycles / stats.clock_mhz
+            entry[3] += totals.energy_pj
     return CallRecord(
         symbol=symbol,
         runs=len(runs),
@@ -66,8 +67,8 @@ def call_record(symbol: str, runs: Sequence[Stats]) -> CallRecord:
         time_us=sum(stats.time_us for stats in runs),
         energy_pj=sum(stats.energy_pj for stats in runs),
         layers=tuple(
-            LayerRecord(name, int(macs), int(cycles), float(pj))
-            for name, (macs, cycles, pj) in layers.items()
+            LayerRecord(name, int(macs), int(cycles), float(time_us), float(pj))
+            for name, (macs, cycles, time_us, pj) in layers.items()
         ),
     )
 

@@ -119,7 +119,8 @@ def _layer_shape(composite: relax.Function) -> tuple[int, int]:
             f"composite function {composite.attrs['Composite']} has no matmul",
             where="eiec.byoc.partition",
         )
-    return static_shape(matmul)[-1], static_shape(matmul.args[1])[0] + bias
+    cols, rows = static_shape(matmul.args[1])  # the (K, M) weight, after any transpose
+    return rows, cols + bias
 
 
 def group_refusal(func: relax.Function, capacity: Capacity) -> str | None:

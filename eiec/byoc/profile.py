@@ -22,6 +22,7 @@ class LayerRecord:
     layer: str
     executions: int
     cycles: int
+    time_us: float
     energy_pj: float
 
 
@@ -74,10 +75,12 @@ class Profiler:
         for call in self.calls:
             for layer in call.layers:
                 row = table.setdefault(
-                    (call.symbol, layer.layer), {"executions": 0, "cycles": 0, "energy_pj": 0.0}
+                    (call.symbol, layer.layer),
+                    {"executions": 0, "cycles": 0, "time_us": 0.0, "energy_pj": 0.0},
                 )
                 row["executions"] += layer.executions
                 row["cycles"] += layer.cycles
+                row["time_us"] += layer.time_us
                 row["energy_pj"] += layer.energy_pj
         return table
 
@@ -103,28 +106,29 @@ class Profiler:
         }
 
     def report(self) -> str:
-        """A text table: one line per EIE layer, one per offloaded function, and the total."""
-        lines = [
-            f"{'function / layer':<40} {'calls':>6} {'cycles':>12} {'time us':>10} "
-            f"{'energy nJ':>11}"
-        ]
+        """A text table: each offloaded function (calls, emulator runs: one per batch row), its
+        EIE layers below it (runs: executions of the layer's MAC), and the total. A function's
+        cycles include its codebook loads and write-backs besides its layers' MACs."""
+        header = (
+            f"{'function / layer':<36} {'calls':>6} {'runs':>6} {'cycles':>12} "
+            f"{'time us':>10} {'energy nJ':>11}"
+        )
+        lines = [header]
+
+        def line(name: str, calls: object, runs: object, row: dict[str, float]) -> str:
+            return (
+                f"{name:<36} {calls!s:>6} {runs!s:>6} {int(row['cycles']):>12} "
+                f"{row['time_us']:>10.2f} {row['energy_pj'] / 1e3:>11.3f}"
+            )
+
         layers = self.per_layer()
         for symbol, row in self.per_function().items():
-            lines.append(
-                f"{symbol:<40} {row['calls']:>6} {row['cycles']:>12} {row['time_us']:>10.2f} "
-                f"{row['energy_pj'] / 1e3:>11.3f}"
-            )
+            lines.append(line(symbol, int(row["calls"]), int(row["runs"]), row))
             for (owner, layer), lrow in layers.items():
                 if owner == symbol:
-                    lines.append(
-                        f"  {layer:<38} {lrow['executions']:>6} {lrow['cycles']:>12} "
-                        f"{'':>10} {lrow['energy_pj'] / 1e3:>11.3f}"
-                    )
+                    lines.append(line(f"  {layer}", "", int(lrow["executions"]), lrow))
         total = self.total()
-        lines.append(
-            f"{'total':<40} {total['calls']:>6} {total['cycles']:>12} {total['time_us']:>10.2f} "
-            f"{total['energy_pj'] / 1e3:>11.3f}"
-        )
+        lines.append(line("total", int(total["calls"]), "", total))
         return "\n".join(lines)
 
 
