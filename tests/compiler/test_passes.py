@@ -1,0 +1,106 @@
+"""PruneWeights and ShareWeights on Relax modules: Before/Expected and their rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+
+from eiec.errors import CompileError
+from eiec.passes.fc_layers import find_fc_layers
+from eiec.passes.prune_weights import PruneWeights, prune_magnitude
+from eiec.passes.share_weights import ShareWeights
+
+
+def _module(weight: np.ndarray, bias: np.ndarray | None, name: str = "fc1") -> tvm.IRModule:
+    """main(x) = relu(matmul(x, W) [+ b]) with W (K, M) and the matmul bound as ``name``."""
+    k = weight.shape[0]
+    x = relax.Var("x", relax.TensorType([1, k], "float32"))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            h = bb.emit(relax.op.matmul(x, relax.const(weight.astype(np.float32))), name)
+            if bias is not None:
+                h = bb.emit(relax.op.add(h, relax.const(bias.astype(np.float32))))
+            out = bb.emit_output(relax.op.nn.relu(h))
+        bb.emit_func_output(out)
+    return bb.get()
+
+
+def test_prune_before_expected() -> None:
+    weight = np.array([[0.5, -0.1], [0.2, -0.9], [0.0, 0.3]])  # (K=3, M=2)
+    bias = np.array([0.01, -0.02])
+    after = PruneWeights(sparsity=0.5)(_module(weight, bias))
+    # [out, in] order: [[.5, .2, 0], [-.1, -.9, .3]]; 3 of 6 zero: 0 (existing), -.1, .2.
+    expected = _module(np.array([[0.5, 0.0], [0.0, -0.9], [0.0, 0.3]]), bias)
+    tvm.ir.assert_structural_equal(after, expected)
+
+
+def test_prune_keeps_zeros_prunes_nothing_when_sparser_or_zero_target() -> None:
+    weight = np.array([[0.0, 0.0], [0.0, 0.7], [0.2, 0.0]])
+    module = _module(weight, None)
+    for target in (0.0, 0.5, 0.6):
+        tvm.ir.assert_structural_equal(PruneWeights(sparsity=target)(module), module)
+    pruned = PruneWeights(sparsity=0.9)(module)
+    (layer,) = find_fc_layers(pruned["main"])
+    np.testing.assert_array_equal(layer.weight, np.float32([[0, 0], [0, 0.7], [0, 0]]))
+
+
+def test_prune_ties_break_by_position_in_out_in_order() -> None:
+    flat = np.array([[1.0, -1.0, 1.0], [1.0, 2.0, -1.0]])
+    np.testing.assert_array_equal(prune_magnitude(flat, 0.5), [[0, 0, 0], [1, 2, -1]])
+
+
+def test_prune_per_layer_overrides_and_unknown_names() -> None:
+    weight = np.arange(1.0, 9.0).reshape(4, 2)
+    module = _module(weight, None)
+    pruned = PruneWeights(sparsity=0.0, overrides={"/fc1/Gemm": 0.75}, aliases={"/fc1/Gemm": "fc1"})
+    (layer,) = find_fc_layers(pruned(module)["main"])
+    assert np.count_nonzero(layer.weight) == 2
+    assert pruned.stats[0].target == 0.75 and pruned.stats[0].pruned == 6
+    with pytest.raises(CompileError) as info:
+        PruneWeights(overrides={"fc9": 0.5, "x": 0.1}, aliases={"fc1.weight": "fc1"})(module)
+    assert str(info.value) == (
+        "unknown layer names in --sparsity: 'fc9', 'x' "
+        "(the model's layers are: fc1 (or 'fc1.weight'))"
+    )
+
+
+def test_share_keeps_few_distinct_values_exactly_with_bias() -> None:
+    weight = np.array([[0.25, 0.0], [-0.5, 0.25], [0.0, 0.75]])
+    bias = np.array([0.75, 0.0])
+    module = _module(weight, bias)
+    share = ShareWeights(bits=2)
+    tvm.ir.assert_structural_equal(share(module), module)
+    stats = share.stats[0]
+    assert stats.exact and stats.rmse == 0.0
+    np.testing.assert_array_equal(stats.centroids, [-0.5, 0.25, 0.75])
+
+
+def test_share_kmeans_codebook_size_error_and_determinism() -> None:
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((40, 30))
+    weight[rng.random(weight.shape) < 0.5] = 0.0
+    bias = rng.standard_normal(30)
+    module = _module(weight, bias)
+    share = ShareWeights(bits=3)
+    first = share(module)
+    (layer,) = find_fc_layers(first["main"])
+    values = np.unique(np.concatenate([layer.weight[layer.weight != 0], layer.bias]))
+    assert values.size <= 7
+    np.testing.assert_array_equal(np.sort(share.stats[0].centroids), values)
+    assert np.array_equal(layer.weight != 0, weight != 0)  # zeros stay zero, nothing new
+    assert 0.0 < share.stats[0].relative_rmse < 0.3
+    tvm.ir.assert_structural_equal(ShareWeights(bits=3)(module), first)
+    # Sharing a shared layer again changes nothing (lossless recompilation).
+    tvm.ir.assert_structural_equal(ShareWeights(bits=3)(first), first)
+
+
+def test_share_rejects_more_than_four_bits() -> None:
+    with pytest.raises(CompileError) as info:
+        ShareWeights(bits=5)(_module(np.ones((2, 2)), None))
+    assert str(info.value) == (
+        "--bits 5 is not supported: EIE stores 4-bit weight indices (a codebook of at most 16 "
+        "entries, entry 0 reserved for zero) (use --bits between 1 and 4)"
+    )
