@@ -140,7 +140,9 @@ def _syntax_error(error: UnexpectedInput, text: str, source: str) -> ProgramSynt
         line, column = token.line, token.column
     elif isinstance(error, UnexpectedCharacters):
         found = _quote(_word_at(text, error.pos_in_stream))
-        expected = error.allowed or set()
+        # The lexer's allowed set merges the lookaheads of LALR states; ask the parser instead.
+        parser = getattr(error, "interactive_parser", None)
+        expected = parser.accepts() if parser is not None else (error.allowed or set())
         line, column = error.line, error.column
     else:  # UnexpectedEOF
         assert isinstance(error, UnexpectedEOF)
