@@ -3,7 +3,7 @@
 Five lines into an existing pipeline::
 
     mod = eiec.byoc.partition_for_eie(mod, pes=64, sparsity=0.9)
-    mod = eiec.byoc.RunCodegen()(mod)        # relax RunCodegen + drop the offloaded weights
+    mod = eiec.byoc.RunCodegen()(mod)  # relax RunCodegen, then drop the offloaded weights
     ex = tvm.compile(mod, target="llvm")
     vm = relax.VirtualMachine(ex, tvm.cpu())
     with eiec.byoc.profile() as prof: y = vm["main"](x)
@@ -18,7 +18,7 @@ from eiec.byoc import codegen as _codegen  # noqa: F401  (registers relax.ext.ei
 from eiec.byoc.partition import AssignEieSymbols, partition_for_eie
 from eiec.byoc.patterns import Capacity, dense_refusal, eie_patterns, layer_refusal, register
 from eiec.byoc.profile import CallRecord, Profiler, profile
-from eiec.byoc.run_codegen import DropConstantNames, RunCodegen
+from eiec.byoc.run_codegen import RunCodegen
 from eiec.byoc.store import load, offloaded_symbols, save
 
 register()
@@ -27,7 +27,6 @@ __all__ = [
     "AssignEieSymbols",
     "CallRecord",
     "Capacity",
-    "DropConstantNames",
     "Profiler",
     "RunCodegen",
     "dense_refusal",

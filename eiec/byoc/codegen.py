@@ -9,6 +9,7 @@ when it starts, so a fresh process must :func:`eiec.byoc.load` the programs firs
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -20,7 +21,7 @@ from eiec.byoc.lstm import ATTR_LSTM_NAME
 from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
 from eiec.byoc.partition import ATTR_OPTIONS
-from eiec.errors import BackendError
+from eiec.errors import BackendError, EiecError
 
 _PERMUTE = tvm.ir.Op.get("relax.permute_dims")
 
@@ -159,6 +160,15 @@ def compile_function(func: relax.Function, symbol: str) -> Offload:
     )
 
 
+_pending = threading.local()
+
+
+def take_error() -> EiecError | None:
+    """The ``EiecError`` the last codegen call raised (TVM's FFI only passes its text on)."""
+    error, _pending.error = getattr(_pending, "error", None), None
+    return error
+
+
 @tvm.register_global_func("relax.ext.eie", override=True)
 def eie_codegen(
     functions: list[relax.Function], _options: Mapping, _constant_names: Mapping
@@ -167,5 +177,10 @@ def eie_codegen(
     for func in functions:
         symbol = str(func.attrs["global_symbol"])
         if registered(symbol) is None:
-            register(compile_function(func, symbol))
+            try:
+                offload = compile_function(func, symbol)
+            except EiecError as error:
+                _pending.error = error
+                raise
+            register(offload)
     return []

@@ -19,6 +19,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from eiec.byoc.partition import CODEGEN, is_offloaded
 from eiec.byoc.patterns import DTYPE, Capacity, layer_refusal, static_shape
 from eiec.frontend.lstm import ATTR_DIRECTION, ATTR_HIDDEN_SIZE, lstm_function
+from eiec.passes.pass_decorator import eiec_module_pass
 
 #: Attribute of the local LSTM function: the name of the module-level function it copies.
 ATTR_LSTM_NAME = "eie.lstm_name"
@@ -111,7 +112,7 @@ def _called(mod: IRModule, gvar: relax.GlobalVar) -> bool:
     return bool(found)
 
 
-@tvm.transform.module_pass(opt_level=0, name="OffloadLSTM")
+@eiec_module_pass("OffloadLSTM")
 class OffloadLSTM:
     """Offload every imported LSTM EIE can run (module docstring)."""
 

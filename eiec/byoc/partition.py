@@ -21,6 +21,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from eiec.byoc.patterns import Capacity, eie_patterns, layer_refusal, static_shape
 from eiec.errors import BackendError
+from eiec.passes.pass_decorator import eiec_module_pass
 
 CODEGEN = "eie"
 #: Function attribute holding the JSON compile options of an offloaded function.
@@ -74,7 +75,7 @@ class _RenameCallees(PyExprMutator):
         return result
 
 
-@tvm.transform.module_pass(opt_level=0, name="AssignEieSymbols")
+@eiec_module_pass("AssignEieSymbols")
 class AssignEieSymbols:
     """Give each offloaded function its options and a per-content ``global_symbol``
     (``eie_<digest>``), and name its global variable after it.
@@ -162,30 +163,33 @@ def options_to_json(options: Any) -> str:
 
 
 def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
-    """Offload the FC (and LSTM) layers EIE can run; the rest stays for the host.
+    """Offload the FC and LSTM layers EIE can run; the rest stays for the host.
 
     ``compile_options`` are the fields of ``eiec.compiler.CompileOptions`` (``pes``,
-    ``sparsity``, ``bits``...). Chains of consecutive layers become one EIE program; when the
-    merged layers would not fit the machine's memories together, every layer becomes its own
-    program instead.
+    ``sparsity``, ``bits``...). Chains of consecutive layers become one EIE program. Every layer
+    becomes its own program instead when the merged layers would not fit the machine's memories
+    together, or when ``MergeCompositeFunctions`` cannot group the module (TVM 0.27 fails on a
+    call of a private function returning a tuple, e.g. an LSTM left on the host).
     """
+    from eiec.byoc.lstm import OffloadLSTM
     from eiec.byoc.options import capacity_of, make_options
 
     options = make_options(compile_options)
     capacity = capacity_of(options)
-    options_json = options_to_json(options)
     patterns = eie_patterns(capacity)
     mod = relax.transform.ConvertToDataflow()(mod)
-    fused = relax.transform.FuseOpsByPattern(patterns, bind_constants=True)(mod)
-    merged = relax.transform.MergeCompositeFunctions()(fused)
-    if _offloaded_refusals(merged, capacity):
+    mod = OffloadLSTM(capacity)(mod)
+    try:
+        merged = relax.transform.MergeCompositeFunctions()(
+            relax.transform.FuseOpsByPattern(patterns, bind_constants=True)(mod)
+        )
+    except tvm.error.InternalError:
+        merged = None
+    if merged is None or _offloaded_refusals(merged, capacity):
         merged = relax.transform.FuseOpsByPattern(
             patterns, bind_constants=True, annotate_codegen=True
         )(mod)
-    from eiec.byoc.lstm import OffloadLSTM
-
-    merged = OffloadLSTM(capacity)(merged)
-    result = AssignEieSymbols(options_json)(merged)
+    result = AssignEieSymbols(options_to_json(options))(merged)
     refusals = _offloaded_refusals(result, capacity)
     if refusals:
         raise BackendError(

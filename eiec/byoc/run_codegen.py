@@ -1,4 +1,4 @@
-"""``RunCodegen``: TVM's ``RunCodegen`` followed by :class:`DropConstantNames`."""
+"""``RunCodegen``: TVM's ``RunCodegen`` followed by dropping ``const_name_to_constant``."""
 
 from __future__ import annotations
 
@@ -6,24 +6,30 @@ import tvm
 from tvm import relax
 from tvm.ir import IRModule
 
+from eiec.byoc import codegen
+from eiec.passes.pass_decorator import eiec_module_pass
+
 #: The module attribute ``RunCodegen`` leaves with every offloaded weight.
 CONST_NAMES = "const_name_to_constant"
 
 
-@tvm.transform.module_pass(opt_level=0, name="DropConstantNames")
-class DropConstantNames:
-    """Remove the ``const_name_to_constant`` attribute: the EIE programs hold the weights, an
-    exported library would otherwise carry them all again."""
+@eiec_module_pass("EieRunCodegen")
+class RunCodegen:
+    """Compile the offloaded functions (``relax.ext.eie`` registers their runners), then remove
+    the ``const_name_to_constant`` attribute: the EIE programs hold the weights, an exported
+    library would otherwise carry them all again. A compile error of an offloaded function is
+    raised as the original ``EiecError`` (TVM's FFI would make it a ``RuntimeError``)."""
 
     def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
-        """The module without the attribute."""
-        if mod.attrs is None or CONST_NAMES not in mod.attrs:
-            return mod
-        return mod.without_attr(CONST_NAMES)
-
-
-def RunCodegen() -> tvm.transform.Pass:
-    """Compile the offloaded functions (``relax.ext.eie``) and drop their weights' attribute."""
-    return tvm.transform.Sequential(
-        [relax.transform.RunCodegen(), DropConstantNames()], name="EieRunCodegen"
-    )
+        """The module calling the registered runners, without the weights' attribute."""
+        codegen.take_error()
+        try:
+            mod = relax.transform.RunCodegen()(mod)
+        except Exception:
+            error = codegen.take_error()
+            if error is not None:
+                raise error from None
+            raise
+        if mod.attrs is not None and CONST_NAMES in mod.attrs:
+            mod = mod.without_attr(CONST_NAMES)
+        return mod
