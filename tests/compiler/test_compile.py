@@ -207,7 +207,6 @@ def test_gemm_attribute_variants_match_the_compressed_model(variant: dict) -> No
     assert report.passed, report.to_json()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("style", ["pytorch", "sklearn"])
 def test_emulator_matches_compressed_model_with_calibration(style: str) -> None:
     from eiec.runtime.verify import verify
