@@ -12,6 +12,7 @@ Targets (isa track, issue 2): parse <= 3 s and print <= 3 s.
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -101,6 +102,8 @@ def main() -> None:
     print(f"verify: {verify_s:6.3f} s  peak {verify_mb:7.1f} MB")
     assert parsed == program, "round trip changed the program"
     print("round trip: parse(format_program(p)) == p")
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    print(f"process peak RSS (generation included): {peak_rss:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import NoReturn, TypeVar
 
 import numpy as np
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedToken
 from lark.lexer import PatternStr
 
 from eiec.errors import ProgramSyntaxError, SourceLocation, VerificationError
@@ -93,7 +93,7 @@ def parse(text: str, source: str = "<string>") -> Program:
         text += "\n"
     try:
         tree = _lark().parse(text)
-    except UnexpectedInput as error:
+    except (UnexpectedToken, UnexpectedCharacters) as error:  # LALR raises no other kind
         raise _syntax_error(error, text, source) from None
     return _Assembler(source).program(tree)
 
@@ -127,7 +127,9 @@ def _expected(terminals: set[str]) -> str:
     return "expected one of: " + ", ".join(names)
 
 
-def _syntax_error(error: UnexpectedInput, text: str, source: str) -> ProgramSyntaxError:
+def _syntax_error(
+    error: UnexpectedToken | UnexpectedCharacters, text: str, source: str
+) -> ProgramSyntaxError:
     if isinstance(error, UnexpectedToken):
         token = error.token
         if token.type == "$END":
@@ -136,19 +138,17 @@ def _syntax_error(error: UnexpectedInput, text: str, source: str) -> ProgramSynt
             found = "end of line"
         else:
             found = _quote(_word_at(text, token.start_pos))
-        expected = error.accepts or error.expected
         line, column = token.line, token.column
-    elif isinstance(error, UnexpectedCharacters):
+        expected = error.expected
+    else:
         found = _quote(_word_at(text, error.pos_in_stream))
-        # The lexer's allowed set merges the lookaheads of LALR states; ask the parser instead.
-        parser = getattr(error, "interactive_parser", None)
-        expected = parser.accepts() if parser is not None else (error.allowed or set())
         line, column = error.line, error.column
-    else:  # UnexpectedEOF
-        assert isinstance(error, UnexpectedEOF)
-        found, expected = "end of file", error.expected
-        line = text.count("\n") + 1
-        column = 1
+        expected = error.allowed or set()
+    # The contextual lexer's sets merge the lookaheads of LALR states that share a lexer (after
+    # a hex blob: end of line or 'entries='); the parser at the point of failure knows exactly.
+    parser = getattr(error, "interactive_parser", None)
+    if parser is not None:
+        expected = parser.accepts()
     return ProgramSyntaxError(
         f"unexpected {found}; {_expected(set(expected))}",
         where=str(SourceLocation(source, line, column)),

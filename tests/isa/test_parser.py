@@ -143,3 +143,12 @@ def test_shape_and_batch_axis_forms() -> None:
     assert _error(CANONICAL.replace("batch_axis=-", "batch_axis=x")) == (
         "p.eie:7:46: unexpected 'x'; expected one of: '-', an integer"
     )
+
+
+def test_expected_tokens_are_those_of_the_context() -> None:
+    # After a blob the lexer state is shared with `ptr=BLOB` (followed by entries=); the message
+    # must only offer what can follow `init=BLOB`.
+    text = HEADER + ".buffer x rows=1 cols=1 pitch=1 frac=0 init=0000 zz=1\n.text\n    halt\n"
+    assert _error(text) == "p.eie:3:50: unexpected 'zz=1'; expected end of line"
+    text = HEADER + ".buffer x rows=1 cols=1 pitch=1 frac=0 init=0000 entries=00\n"
+    assert _error(text) == "p.eie:3:50: unexpected 'entries=00'; expected end of line"
