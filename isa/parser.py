@@ -334,22 +334,21 @@ class _Assembler:
                 f"unknown instruction {_quote(str(mnemonic))}",
                 f"did you mean '{close[0]}'? {known}" if close else known,
             )
-        signature = " ".join([cls.MNEMONIC, ", ".join(name for name, _ in cls.OPERANDS)]).strip()
         fields: dict[str, object] = {}
         position = 0
         for name, kind in cls.OPERANDS:
             if kind == SOURCES:
                 if position >= len(operands):
-                    self.missing(mnemonic, cls, signature, position)
+                    self.missing(mnemonic, cls, position)
                 fields[name] = tuple(
-                    self.operand(cls, signature, position + i, kind, operand)
+                    self.operand(cls, position + i, kind, operand)
                     for i, operand in enumerate(operands[position:])
                 )
                 position = len(operands)
                 continue
             if position >= len(operands):
-                self.missing(mnemonic, cls, signature, position)
-            fields[name] = self.operand(cls, signature, position, kind, operands[position])
+                self.missing(mnemonic, cls, position)
+            fields[name] = self.operand(cls, position, kind, operands[position])
             position += 1
         if position < len(operands):
             extra = operands[position]
@@ -357,24 +356,21 @@ class _Assembler:
                 _first_token(extra),
                 f"{cls.MNEMONIC} takes {len(cls.OPERANDS)} operand"
                 f"{'s' if len(cls.OPERANDS) != 1 else ''}, got {len(operands)}",
-                f"syntax: {signature}",
+                f"syntax: {_signature(cls)}",
             )
         return cls(**fields, loc=self.loc(mnemonic))
 
-    def missing(
-        self, mnemonic: Token, cls: type[Instruction], signature: str, position: int
-    ) -> NoReturn:
+    def missing(self, mnemonic: Token, cls: type[Instruction], position: int) -> NoReturn:
         name, kind = cls.OPERANDS[position]
         self.syntax(
             mnemonic,
             f"{cls.MNEMONIC}: operand {position + 1} ({name}, {_KIND_NAMES[kind]}) is missing",
-            f"syntax: {signature}",
+            f"syntax: {_signature(cls)}",
         )
 
     def operand(
         self,
         cls: type[Instruction],
-        signature: str,
         position: int,
         kind: str,
         operand: Token | Tree,
@@ -402,8 +398,13 @@ class _Assembler:
             _first_token(operand),
             f"{cls.MNEMONIC}: operand {position + 1} ({name}) must be {_KIND_NAMES[kind]}, "
             f"not {_quote(str(value))}",
-            f"syntax: {signature}",
+            f"syntax: {_signature(cls)}",
         )
+
+
+def _signature(cls: type[Instruction]) -> str:
+    """``ew-add dst, a, b``: the mnemonic and operand names, for error messages."""
+    return " ".join([cls.MNEMONIC, ", ".join(name for name, _ in cls.OPERANDS)]).strip()
 
 
 def _first_token(operand: Token | Tree) -> Token:
