@@ -1,0 +1,103 @@
+"""``eiec verify`` and ``eiec run``: exit codes, reports, JSON keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from eiec.cli import main
+from eiec.isa import save
+
+from .handmade import handmade_mlp
+
+VERIFY_KEYS = {
+    "max_abs_error_vs_compressed",
+    "max_rel_error_vs_compressed",
+    "tolerance",
+    "max_abs_error_vs_original",
+    "top1_agreement_vs_original",
+    "passed",
+}
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    made = handmade_mlp()
+    paths = {
+        "model": tmp_path / "m.onnx",
+        "program": tmp_path / "p.eie",
+        "bad": tmp_path / "bad.eie",
+        "x": tmp_path / "x.npy",
+    }
+    onnx.save(made.compressed, str(paths["model"]))
+    save(made.program, paths["program"])
+    np.save(paths["x"], made.x)
+    values = made.program.layers["fc2"].codebook.values
+    values[[3, 12]] = values[[12, 3]]
+    save(made.program, paths["bad"])
+    return paths
+
+
+def test_verify_passes_with_exit_0(files: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    code = main(["verify", str(files["model"]), str(files["program"]), "--input", str(files["x"])])
+    assert code == 0
+    assert capsys.readouterr().out.startswith("verify PASSED: 6 sample(s), outputs logits")
+
+
+def test_verify_json_keys(files: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    args = ["verify", str(files["model"]), str(files["program"]), "-i", str(files["x"])]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) >= VERIFY_KEYS
+    assert report["passed"] is True
+    assert report["top1_agreement_vs_original"] is None
+
+
+def test_verify_corrupted_program_exits_1_naming_the_layer(
+    files: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
+    code = main(["verify", str(files["model"]), str(files["bad"]), "--input", str(files["x"])])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.startswith("verify FAILED")
+    assert "first diverges from the CPU in layer 'fc2'" in out
+    code = main(["verify", str(files["model"]), str(files["bad"]), "-i", str(files["x"]), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1 and report["passed"] is False and report["diverging_layer"] == "fc2"
+
+
+def test_verify_missing_input_file_is_a_user_error(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    missing = tmp_path / "none.npy"
+    code = main(["verify", str(files["model"]), str(files["program"]), "-i", str(missing)])
+    assert code == 1
+    assert capsys.readouterr().err == (
+        f"eiec verify: error: {missing}: no such file (give a .npy file written by numpy.save)\n"
+    )
+
+
+def test_run_json_has_verify_compile_and_emulator_keys(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    x = np.load(digits_dir / "test_x.npy")[:8]
+    y = np.load(digits_dir / "test_y.npy")[:8]
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    model = str(digits_dir / "digits_skl_style.onnx")
+    args = ["run", model, "-i", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy")]
+    code = main([*args, "--pes", "8", "--calibration", str(digits_dir / "calib_x.npy"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(report) >= VERIFY_KEYS | {"compile", "emulator", "accuracy", "cpu_tail"}
+    assert report["samples"] == 8
+    assert report["cpu_tail"] == ["Softmax", "ArgMax", "ArrayFeatureExtractor", "Reshape"]
+    assert report["compile"]["pes"] == 8
+    assert {"layers", "total"} <= set(report["compile"])
+    assert report["emulator"]["samples"] == 8 and report["emulator"]["cycles"] > 0
+    assert report["top1_agreement_vs_original"] is not None
+    assert set(report["accuracy"]) == {"original", "compressed", "emulator"}
