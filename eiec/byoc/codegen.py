@@ -17,6 +17,7 @@ import tvm
 from tvm import relax
 from tvm.ir import GenericConst, IRModule
 
+from eiec.byoc.calibrate import ATTR_CALIBRATION
 from eiec.byoc.lstm import ATTR_LSTM_NAME
 from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
@@ -45,8 +46,9 @@ class _Inliner:
     """Re-emits an offloaded function's body into a block builder: calls of local composite
     functions inlined, local LSTM functions added to the module as global functions."""
 
-    def __init__(self, bb: relax.BlockBuilder) -> None:
+    def __init__(self, bb: relax.BlockBuilder, lift_lstm: bool) -> None:
         self.bb = bb
+        self.lift_lstm = lift_lstm
 
     def seq(self, body: relax.Expr, env: dict[relax.Var, relax.Expr]) -> relax.Expr:
         if not isinstance(body, relax.SeqExpr):
@@ -64,7 +66,7 @@ class _Inliner:
         if isinstance(value, relax.Call) and isinstance(env.get(value.op), relax.Function):
             callee = env[value.op]
             args = [self.expr(arg, env) for arg in value.args]
-            if _is_lstm(callee):
+            if _is_lstm(callee) and self.lift_lstm:
                 name = str(callee.attrs[ATTR_LSTM_NAME])
                 gvar = self.bb.add_func(callee.without_attr(ATTR_LSTM_NAME), name)
                 return self.bb.emit(relax.Call(gvar, args))
@@ -106,6 +108,17 @@ def _row_param(param: relax.Var) -> relax.Var:
     return relax.Var(param.name, relax.TensorType(shape, ty.dtype))
 
 
+def _build(func: relax.Function, params: list[relax.Var], lift_lstm: bool) -> IRModule:
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        with bb.dataflow():
+            env: dict[relax.Var, relax.Expr] = dict(zip(func.params, params, strict=True))
+            result = _Inliner(bb, lift_lstm).seq(func.body, env)
+            output = bb.emit_output(result)
+        bb.emit_func_output(output)
+    return relax.transform.CanonicalizeBindings()(bb.get())
+
+
 def offloaded_module(func: relax.Function) -> tuple[IRModule, bool]:
     """A standalone module whose ``main`` computes ``func``, and whether it runs row by row.
 
@@ -114,14 +127,14 @@ def offloaded_module(func: relax.Function) -> tuple[IRModule, bool]:
     """
     rows = not _has_lstm(func)
     params = [_row_param(p) for p in func.params] if rows else list(func.params)
-    bb = relax.BlockBuilder()
-    with bb.function("main", params):
-        with bb.dataflow():
-            env: dict[relax.Var, relax.Expr] = dict(zip(func.params, params, strict=True))
-            result = _Inliner(bb).seq(func.body, env)
-            output = bb.emit_output(result)
-        bb.emit_func_output(output)
-    return relax.transform.CanonicalizeBindings()(bb.get()), rows
+    return _build(func, params, lift_lstm=True), rows
+
+
+def inline_function(func: relax.Function) -> relax.Function:
+    """``func`` as a plain Relax function for the CPU (composites and LSTMs inlined)."""
+    params = [relax.Var(p.name, p.ty) for p in func.params]
+    main = _build(func, params, lift_lstm=False)["main"]
+    return relax.Function(main.params, main.body, main.ret_ty)
 
 
 def _port_names(ports: list, params: list[str], role: str, symbol: str) -> tuple[str, ...]:
@@ -141,6 +154,8 @@ def compile_function(func: relax.Function, symbol: str) -> Offload:
     from eiec.compiler import compile_relax
 
     options = options_from_json(str(func.attrs[ATTR_OPTIONS]))
+    if ATTR_CALIBRATION in func.attrs:
+        options.calibration = func.attrs[ATTR_CALIBRATION].numpy()
     mod, rows = offloaded_module(func)
     program = compile_relax(mod, options).program
     params = [p.name for p in mod["main"].params]

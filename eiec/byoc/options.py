@@ -2,8 +2,8 @@
 
 ``partition_for_eie(mod, **options)`` takes the fields of ``eiec.compiler.CompileOptions``;
 each offloaded function carries them as JSON (so the codegen, and a saved program's manifest,
-know how it was compiled). ``calibration`` is not accepted: it holds inputs of the whole model,
-not of an offloaded function.
+know how it was compiled). ``calibration`` holds samples of the whole model's inputs:
+``partition_for_eie`` turns them into each offloaded function's own (``eiec.byoc.calibrate``).
 """
 
 from __future__ import annotations
@@ -25,13 +25,6 @@ def make_options(kwargs: Mapping[str, Any]) -> Any:
     from eiec.compiler import CompileOptions
 
     where = "eiec.byoc.partition_for_eie"
-    if kwargs.get("calibration") is not None:
-        raise BackendError(
-            "calibration inputs are not supported by partition_for_eie",
-            where=where,
-            fix="leave calibration out: offloaded functions take intermediate tensors, not the "
-            "model's inputs",
-        )
     known = {f.name for f in dataclasses.fields(CompileOptions)}
     unknown = sorted(set(kwargs) - known)
     if unknown:

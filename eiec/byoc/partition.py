@@ -13,6 +13,7 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
 import tvm
 import tvm_ffi
 from tvm import relax
@@ -166,10 +167,13 @@ def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
     """Offload the FC and LSTM layers EIE can run; the rest stays for the host.
 
     ``compile_options`` are the fields of ``eiec.compiler.CompileOptions`` (``pes``,
-    ``sparsity``, ``bits``...). Chains of consecutive layers become one EIE program. Every layer
-    becomes its own program instead when the merged layers would not fit the machine's memories
-    together, or when ``MergeCompositeFunctions`` cannot group the module (TVM 0.27 fails on a
-    call of a private function returning a tuple, e.g. an LSTM left on the host).
+    ``sparsity``, ``bits``...); ``calibration`` holds samples of ``main``'s inputs (an array
+    for a one-input ``main``, else a list, samples stacked on a new first axis), from which each
+    single-input offloaded function gets its own calibration inputs. Chains of consecutive
+    layers become one EIE program. Every layer becomes its own program instead when the merged
+    layers would not fit the machine's memories together, or when ``MergeCompositeFunctions``
+    cannot group the module (TVM 0.27 fails on a call of a private function returning a tuple,
+    e.g. an LSTM left on the host).
     """
     from eiec.byoc.lstm import OffloadLSTM
     from eiec.byoc.options import capacity_of, make_options
@@ -189,6 +193,12 @@ def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
         merged = relax.transform.FuseOpsByPattern(
             patterns, bind_constants=True, annotate_codegen=True
         )(mod)
+    calibration = compile_options.get("calibration")
+    if calibration is not None:
+        from eiec.byoc.calibrate import attach_calibration
+
+        samples = [calibration] if isinstance(calibration, np.ndarray) else list(calibration)
+        merged = attach_calibration(merged, samples)
     result = AssignEieSymbols(options_to_json(options))(merged)
     refusals = _offloaded_refusals(result, capacity)
     if refusals:

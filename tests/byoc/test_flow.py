@@ -93,3 +93,27 @@ def test_merged_layers_over_capacity_become_separate_programs() -> None:
     assert len(offloaded_symbols(built)) == 2
     x = np.random.default_rng(9).uniform(-1, 1, (1, 64)).astype(np.float32)
     assert np.abs(run(vm, x) - run(cpu_vm(mod), x)).max() < 0.5
+
+
+def test_calibration_reaches_offloaded_functions_after_host_ops() -> None:
+    # Inputs far beyond the assumed +-8 saturate without calibration. The second offloaded
+    # function takes a host-computed tensor (Neg), so partition_for_eie computes each
+    # function's calibration inputs from samples of the model's input.
+    model = mlp_onnx([6, 12, 4], seed=14, between="Neg")
+    mod = to_relax(model)
+    samples = np.random.default_rng(15).uniform(-40, 40, (8, 1, 6)).astype(np.float32)
+    x = samples[3]
+    cpu = run(cpu_vm(mod), x)
+    plain, plain_vm = eie_build(mod)
+    calibrated, calibrated_vm = eie_build(mod, calibration=samples)
+    assert offloaded_symbols(plain) != offloaded_symbols(calibrated)
+    assert np.abs(run(plain_vm, x) - cpu).max() > 1.0  # saturated
+
+    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    hidden = -(x.astype(np.float64) @ weights["w0"].T + weights["b0"])
+    first, second = offloaded_symbols(calibrated)
+    bound = (
+        row_bounds(second, hidden.astype(np.float32))
+        + row_bounds(first, x) @ np.abs(weights["w1"]).T
+    )
+    assert np.all(np.abs(run(calibrated_vm, x) - cpu) <= bound + 1e-5)
