@@ -3,9 +3,10 @@ three FC layers on EIE and the Softmax/ArgMax/label lookup on the CPU.
 
 Reads ``examples/digits/digits_skl_style.onnx`` (written by ``examples/digits/
 train_digits_mlp.py``), runs the held-out digits through the partitioned model, prints the EIE
-cycles per layer and the accuracy next to the CPU-only model's.
+cycles per layer and the accuracy next to the CPU-only model's. The activation formats come from
+``calib_x.npy`` (64 training images).
 
-Usage: ``python examples/byoc/skl_classifier.py [--pes 64] [--sparsity 0.8] [--samples 100]``
+Usage: ``python examples/byoc/skl_classifier.py [--pes 64] [--sparsity 0.9] [--samples 100]``
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def run(vm: relax.VirtualMachine, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pes", type=int, default=64)
-    parser.add_argument("--sparsity", type=float, default=0.8)
+    parser.add_argument("--sparsity", type=float, default=0.9)
     parser.add_argument("--samples", type=int, default=100)
     args = parser.parse_args()
 
@@ -43,7 +44,10 @@ def main() -> None:
     x = np.load(DIGITS / "test_x.npy")[: args.samples]
     y = np.load(DIGITS / "test_y.npy")[: args.samples]
 
-    partitioned = eiec.byoc.partition_for_eie(mod, pes=args.pes, sparsity=args.sparsity)
+    calibration = np.load(DIGITS / "calib_x.npy")[:, None, :]  # 64 samples of [1, 64]
+    partitioned = eiec.byoc.partition_for_eie(
+        mod, pes=args.pes, sparsity=args.sparsity, calibration=calibration
+    )
     vm = relax.VirtualMachine(
         tvm.compile(eiec.byoc.RunCodegen()(partitioned), target="llvm"), tvm.cpu()
     )
