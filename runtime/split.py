@@ -36,6 +36,7 @@ class TailSplit:
 
 def supported_ops() -> frozenset[str]:
     """The ONNX op types ``eiec compile`` accepts (the front end's registry)."""
+    import eiec.compiler  # noqa: F401  (the compiler's imports register every op it accepts)
     from eiec.frontend.support import SUPPORTED_OPS
 
     return frozenset(SUPPORTED_OPS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -117,3 +119,24 @@ def test_shape_mismatch_is_reported_before_values() -> None:
         "output 'relu1': emulator gives float32[6, 10], the CPU model float32[6, 32]"
     )
     assert report.max_abs_error_vs_compressed is None
+
+
+def test_compiled_digits_model_passes_and_a_corrupted_second_layer_is_named(
+    digits_dir: Path, digits_x: np.ndarray
+) -> None:
+    from eiec.compiler import CompileOptions, compile_model
+
+    options = CompileOptions(pes=16, calibration=np.load(digits_dir / "calib_x.npy"))
+    compiled = compile_model(digits_dir / "digits_mlp.onnx", options)
+    x = digits_x[:10]
+    args = (compiled.compressed_model, compiled.program, x)
+    good = verify(*args, original=digits_dir / "digits_mlp.onnx", classifier=True)
+    assert good.passed, good.summary()
+    assert good.top1_agreement_vs_original is not None
+    second = compiled.layer_names[1]
+    _swap_codebook(compiled.program, second, 1, 14)
+    bad = verify(*args, tensor_map=compiled.tensor_map)
+    assert not bad.passed
+    assert bad.diverging_layer == second
+    # Without the compiler's tensor_map, the mapping is rebuilt from the layer names.
+    assert verify(*args).diverging_layer == second
