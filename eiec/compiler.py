@@ -130,11 +130,12 @@ def compile_model(
     model: str | Path | onnx.ModelProto, options: CompileOptions | None = None
 ) -> CompileResult:
     """Compile an ONNX FC model into an EIE program."""
-    from eiec.frontend.canonicalize import canonicalize
+    from eiec.frontend.canonicalize import canonicalize, output_batch_axes
     from eiec.frontend.layers import identifier
     from eiec.frontend.read import read_onnx
     from eiec.passes.export_compressed import ExportCompressed
     from eiec.passes.lower_to_eie import PortSpec
+    from eiec.passes.lstm_layers import export_lstm_onnx, find_lstm_layers, lstm_outputs
 
     options = options or CompileOptions()
     machine = options.machine()
@@ -143,36 +144,47 @@ def compile_model(
         with stage("import"):
             imported = read_onnx(model)
         inputs = [PortSpec(identifier(i.name, "x"), i.batch_axis) for i in imported.inputs]
+        batched = 0 if inputs and inputs[0].batch_axis is not None else None
         outputs = [
-            PortSpec(
-                identifier(name, "y"), 0 if inputs and inputs[0].batch_axis is not None else None
+            PortSpec(identifier(name, "y"), batched if axis is None else axis)
+            for name, axis in zip(
+                imported.outputs, output_batch_axes(imported.model, imported.inputs), strict=True
             )
-            for name in imported.outputs
         ]
         calibration = _calibration(options.calibration, imported.inputs, inputs)
         aliases = {a: layer.name for layer in imported.layers for a in layer.aliases}
-        module, share, lower = _compress_and_lower(
+        module, share_stats, lower = _compress_and_lower(
             imported.module, options, machine, stage, aliases, inputs, outputs, calibration
         )
         with stage("export"):
             base = _export_base(imported, canonicalize)
             exporter = ExportCompressed(base, imported.layers)
             exporter(module)
+            compressed = export_lstm_onnx(exporter.compressed, module)
         with stage("report"):
             report = CompressionReport.build(
-                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share.stats
+                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share_stats
             )
     written = lower.tensor_map
     tensor_map = {
         layer.output: written[layer.name] for layer in imported.layers if layer.name in written
     }
+    lstm_layers = find_lstm_layers(module)
+    outputs_of = lstm_outputs(imported.model)
+    tensor_map.update(
+        {
+            outputs_of[layer.call.onnx_node]: written[layer.name]
+            for layer in lstm_layers
+            if outputs_of.get(layer.call.onnx_node) and layer.name in written
+        }
+    )
     return CompileResult(
         program=lower.program,
         report=report,
         module=module,
-        compressed_model=exporter.compressed,
+        compressed_model=compressed,
         tensor_map=tensor_map,
-        layer_names=[layer.name for layer in imported.layers],
+        layer_names=[layer.name for layer in imported.layers] + [lstm.name for lstm in lstm_layers],
         formats=dict(lower.assembly.formats),
         timings=stages.timings,
     )
@@ -181,6 +193,7 @@ def compile_model(
 def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> CompileResult:
     """Compile a Relax module whose ``main`` is a chain of FC layers with constant weights."""
     from eiec.passes.fc_layers import find_fc_layers
+    from eiec.passes.lstm_layers import find_lstm_layers
 
     options = options or CompileOptions()
     machine = options.machine()
@@ -192,14 +205,15 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
             raise CompileError("calibration inputs need a single-input function")
         calibration = {params[0].name: np.asarray(options.calibration)}
     with stages.run() as stage:
-        module, share, lower = _compress_and_lower(
+        module, share_stats, lower = _compress_and_lower(
             mod, options, machine, stage, {}, None, None, calibration
         )
         with stage("report"):
             report = CompressionReport.build(
-                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share.stats
+                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share_stats
             )
     names = [layer.name for layer in find_fc_layers(module["main"])]
+    names += [layer.name for layer in find_lstm_layers(module)]
     return CompileResult(
         program=lower.program,
         report=report,
@@ -222,21 +236,28 @@ def _compress_and_lower(
     outputs: list[Any] | None,
     calibration: dict[str, np.ndarray] | None,
 ) -> tuple[tvm.IRModule, Any, Any]:
+    from eiec.passes import lower_lstm  # noqa: F401 (registers the LSTM lowerings)
     from eiec.passes.lower_to_eie import LowerToEIE
+    from eiec.passes.lstm_layers import lstm_aliases
+    from eiec.passes.prune_lstm_weights import PruneLstmWeights
     from eiec.passes.prune_weights import PruneWeights
+    from eiec.passes.share_lstm_weights import ShareLstmWeights
     from eiec.passes.share_weights import ShareWeights, check_bits
 
     check_bits(options.bits)
     default, overrides = options.sparsity_targets()
     with stage("prune"):
-        mod = PruneWeights(default, overrides, aliases)(mod)
+        lstm_names = lstm_aliases(mod)
+        fc_overrides = {k: v for k, v in overrides.items() if k not in lstm_names}
+        mod = PruneWeights(default, fc_overrides, aliases)(mod)
+        mod = PruneLstmWeights(default, overrides, lstm_names)(mod)
     with stage("share"):
-        share = ShareWeights(options.bits)
-        mod = share(mod)
+        share, share_lstm = ShareWeights(options.bits), ShareLstmWeights(options.bits)
+        mod = share_lstm(share(mod))
     with stage("lower"):
         lower = LowerToEIE(machine, inputs, outputs, calibration, options.input_range)
         lower(mod)
-    return mod, share, lower
+    return mod, share.stats + share_lstm.stats, lower
 
 
 def _calibration(

@@ -82,18 +82,19 @@ def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -
     """The figures of one lowered layer."""
     layer = record.layer
     inputs = layer.cols - (1 if record.has_bias else 0)
-    weights = layer.rows * inputs
+    rows = record.model_rows
+    weights = rows * inputs
     nonzero = int(np.count_nonzero(record.codes[:, :inputs]))
     entries = layer.stored_entries
     pointer_bytes = layer.pes * (layer.cols + 1) * ptr_bits // 8
     codebook_bytes = 2 * int(layer.codebook.values.size)
     stored = entries + pointer_bytes + codebook_bytes
-    dense = 4 * (weights + (layer.rows if record.has_bias else 0))
+    dense = 4 * (weights + (rows if record.has_bias else 0))
     v_bits, z_bits = huffman_bits(layer.v), huffman_bits(layer.z)
     huffman = math.ceil(v_bits / 8) + math.ceil(z_bits / 8) + pointer_bytes + codebook_bytes
     return LayerReport(
         name=layer.name,
-        shape=[layer.rows, inputs],
+        shape=[rows, inputs],
         weights=weights,
         nonzero_weights=nonzero,
         weight_density=nonzero / weights if weights else 0.0,

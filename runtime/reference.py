@@ -218,10 +218,13 @@ def _compile(model: onnx.ModelProto) -> Reference:
     from tvm import relax
     from tvm.relax.frontend.onnx import from_onnx
 
+    from eiec.frontend.lstm import lstm_converter
+
     runnable = tvm_compatible(model)
     inputs = model_inputs(runnable)
     try:
-        mod = from_onnx(runnable, keep_params_in_input=False)
+        with lstm_converter():
+            mod = from_onnx(runnable, keep_params_in_input=False)
         executable = tvm.compile(mod, target="llvm")
     except Exception as error:
         raise RuntimeCheckError(

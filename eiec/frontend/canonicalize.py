@@ -1,7 +1,8 @@
 """Rewrite a checked ONNX model into the form the importer expects, without changing its values.
 
 - Batch: the program runs one vector at a time, so each graph input's batch axis is fixed to 1
-  (axis 0, or axis 1 for an input that feeds a ``Gemm`` with ``transA=1``); the runtime splits
+  (axis 0, or the last axis for an input that feeds a ``Gemm`` with ``transA=1``, or axis 1 for
+  an LSTM's sequence-first X); the runtime splits
   a batch along that axis.
 - ``Dropout`` (inference) becomes ``Identity``.
 - ``Gemm`` ``alpha``/``beta`` are folded into the weight and bias initialisers, so every layer is
@@ -64,12 +65,46 @@ def fix_batch(model: onnx.ModelProto, where: str) -> tuple[onnx.ModelProto, list
     return fixed, specs
 
 
+_BATCH = "eiec_batch"
+
+
+def output_batch_axes(model: onnx.ModelProto, inputs: list[InputSpec]) -> list[int | None]:
+    """For each graph output, the axis a batch of the inputs stacks along, found by shape
+    inference with a symbolic batch dimension (e.g. axis 2 of an LSTM's Y [seq, dirs, batch,
+    hidden]); None where inference loses it (a reshape to constant dims)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    specs = {spec.name: spec for spec in inputs}
+    for info in probe.graph.input:
+        spec = specs.get(info.name)
+        if spec is not None and spec.batch_axis is not None:
+            dim = info.type.tensor_type.shape.dim[spec.batch_axis]
+            dim.Clear()
+            dim.dim_param = _BATCH
+    del probe.graph.value_info[:]
+    for info in probe.graph.output:
+        if info.type.HasField("tensor_type"):
+            info.type.tensor_type.ClearField("shape")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(probe)
+    except Exception:  # inference is best effort; callers fall back to their default
+        return [None] * len(probe.graph.output)
+    axes: list[int | None] = []
+    for info in inferred.graph.output:
+        dims = info.type.tensor_type.shape.dim
+        found = [i for i, dim in enumerate(dims) if dim.dim_param == _BATCH]
+        axes.append(found[0] if len(found) == 1 else None)
+    return axes
+
+
 def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:
     if rank < 2:
         return None
     for node in graph.node:
         if node.op_type == "Gemm" and node.input[0] == name and attributes(node).get("transA"):
             return rank - 1
+        if node.op_type == "LSTM" and node.input[0] == name and rank == 3:
+            return 1  # X is [seq, batch, input] (layout 0)
     return 0
 
 

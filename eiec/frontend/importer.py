@@ -15,6 +15,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from eiec.frontend.layers import OnnxLayer
+from eiec.frontend.lstm import lstm_converter
 
 
 def import_onnx(model: onnx.ModelProto, layers: list[OnnxLayer]) -> tvm.IRModule:
@@ -22,7 +23,8 @@ def import_onnx(model: onnx.ModelProto, layers: list[OnnxLayer]) -> tvm.IRModule
     from tvm.relax.frontend.onnx import from_onnx
 
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    mod = from_onnx(model, opset=opset, keep_params_in_input=True)
+    with lstm_converter():
+        mod = from_onnx(model, opset=opset, keep_params_in_input=True)
     func = mod["main"]
     num_input = int(func.attrs["num_input"])
     inputs = {i.name for i in model.graph.input}

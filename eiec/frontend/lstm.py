@@ -49,6 +49,8 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from eiec.errors import CompileError, UnsupportedModelError
 from eiec.frontend.fold import fold_constants
+from eiec.frontend.graph import GraphFacts, attributes
+from eiec.frontend.support import SUPPORTED_OPS, OpCheck, register_op
 
 #: The TVM release whose ONNX frontend internals the converter hook relies on.
 PINNED_TVM = "0.27"
@@ -329,8 +331,7 @@ class LSTMConverter(onnx_frontend.OnnxOpConverter):
         _check_peepholes(node_name, args[_P] is not None)
         shape = _shape_of(node_name, args, attrs)
         if args[_SEQUENCE_LENS] is not None:
-            lens = args[_SEQUENCE_LENS]
-            values = lens.value.numpy() if isinstance(lens, tvm.ir.GenericConst) else None
+            values = _constant_value(args[_SEQUENCE_LENS], params)
             check_sequence_lens(node_name, values, shape.seq_length)
 
         dirs, hidden = shape.directions, shape.hidden_size
@@ -347,6 +348,18 @@ class LSTMConverter(onnx_frontend.OnnxOpConverter):
         func = build_lstm_function(shape, node_name)
         gvar = bb.add_func(func, _function_name(node_name))
         return bb.emit(relax.Call(gvar, call_args))
+
+
+def _constant_value(expr: relax.Expr, params: object) -> np.ndarray | None:
+    """The value of a constant, or of an initialiser kept as a parameter
+    (``from_onnx(keep_params_in_input=True)`` passes ``[nodes, {name: (var, value)}]``)."""
+    if isinstance(expr, tvm.ir.GenericConst):
+        return expr.value.numpy()
+    if isinstance(expr, relax.Var) and isinstance(params, list | tuple) and len(params) > 1:
+        for var, value in params[1].values():
+            if var.same_as(expr):
+                return value.numpy()
+    return None
 
 
 def _shape_of(
@@ -528,3 +541,87 @@ def match_lstm_call(mod: tvm.IRModule, expr: relax.Expr) -> LstmCall | None:
         initial_h=h0,
         initial_c=c0,
     )
+
+
+# --- what `eiec compile` accepts around LSTMs (eiec.frontend.support) --------------------------
+
+#: Ops that move a sequence's data without computing: they re-view the LSTM's buffers.
+_SEQUENCE_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Gather")
+
+
+def sequence_tensors(facts: GraphFacts) -> set[str]:
+    """LSTM inputs X and outputs, and what data movement (``_SEQUENCE_OPS``) makes of them."""
+    found: set[str] = set()
+    for node in facts.model.graph.node:
+        if node.op_type == "LSTM":
+            found.add(node.input[0])
+            found.update(name for name in node.output if name)
+        elif node.op_type in _SEQUENCE_OPS and node.input and node.input[0] in found:
+            found.update(name for name in node.output if name)
+    return found
+
+
+def _lstm_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    inputs = list(node.input) + [""] * (8 - len(node.input))
+    name = node.name or node.output[0]
+    try:
+        check_lstm_attributes(name, _onnx_attrs(node))
+        _check_peepholes(name, inputs[_P] != "")
+    except UnsupportedModelError as error:
+        return [error.what]
+    problems = [
+        f"{label} '{inputs[index]}' is not a constant initialiser"
+        for index, label in ((_W, "weight"), (_R, "recurrence weight"), (_B, "bias"))
+        if inputs[index] and inputs[index] not in facts.initializers
+    ]
+    problems += [
+        f"{label} '{inputs[index]}' is computed at run time"
+        for index, label in ((_INITIAL_H, "initial_h"), (_INITIAL_C, "initial_c"))
+        if inputs[index] and inputs[index] not in facts.initializers
+    ]
+    lens = inputs[_SEQUENCE_LENS]
+    x_shape = facts.shapes.get(inputs[_X])
+    if lens and (lens not in facts.initializers or x_shape is None):
+        problems.append("input sequence_lens is not a constant")
+    elif lens and np.any(facts.initializers[lens] != x_shape[0]):
+        problems.append(f"input sequence_lens={facts.initializers[lens].tolist()} varies")
+    return problems
+
+
+def _transpose_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    shape = facts.shapes.get(node.input[0])
+    perm = attributes(node).get("perm")
+    if shape is None or perm is None:
+        return ["transpose of a sequence of unknown shape or permutation"]
+    moved = [axis for axis in perm if shape[axis] != 1]
+    if moved != sorted(moved):
+        return [f"perm={list(perm)} reorders the sequence's axes {list(shape)}"]
+    return []
+
+
+def _gather_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    indices = facts.initializers.get(node.input[1])
+    if int(attributes(node).get("axis", 0)) != 0 or indices is None or indices.size != 1:
+        return ["only one constant time step (axis 0) of a sequence can be gathered"]
+    return []
+
+
+def _on_sequences(op_type: str, own: OpCheck | None) -> OpCheck:
+    """``op_type``'s check: ``own`` on LSTM sequences, the previous check elsewhere."""
+    previous = SUPPORTED_OPS.get(op_type)
+
+    def check(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+        if node.input and node.input[0] in sequence_tensors(facts):
+            return own(node, facts) if own is not None else []
+        if previous is not None:
+            return previous(node, facts)
+        return [f"op {op_type} is supported only on LSTM sequences"]
+
+    return check
+
+
+register_op("LSTM")(_lstm_problems)
+register_op("Transpose")(_on_sequences("Transpose", _transpose_problems))
+register_op("Gather")(_on_sequences("Gather", _gather_problems))
+for _op in ("Reshape", "Squeeze", "Unsqueeze", "Flatten"):
+    register_op(_op)(_on_sequences(_op, None))

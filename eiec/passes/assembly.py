@@ -48,11 +48,19 @@ class FormatChoice:
 
 @dataclass
 class LayerRecord:
-    """What the report needs about a lowered layer: its code matrix and whether it has a bias."""
+    """What the report needs about a lowered layer: its code matrix, whether it has a bias, and
+    how many of its rows are the model's (``rows``; fewer than the layer's when a lowering pads
+    rows to align them on the PEs, as the LSTM's gate rows are)."""
 
     layer: Layer
     codes: np.ndarray
     has_bias: bool
+    rows: int | None = None
+
+    @property
+    def model_rows(self) -> int:
+        """Rows of the model's weight matrix."""
+        return self.layer.rows if self.rows is None else self.rows
 
 
 @dataclass
@@ -97,11 +105,18 @@ class ProgramAssembly:
         return buffer
 
     def add_layer(
-        self, hint: str, codes: np.ndarray, codebook: np.ndarray, *, has_bias: bool
+        self,
+        hint: str,
+        codes: np.ndarray,
+        codebook: np.ndarray,
+        *,
+        has_bias: bool,
+        model_rows: int | None = None,
     ) -> Layer:
         """A layer storing ``codes`` (M x K indices into the real-valued ``codebook``).
 
         The codebook's format is the largest fraction-bit count that holds its range.
+        ``model_rows``: the model's rows among the M when the rest are alignment padding.
         """
         name = self.unique_name(hint)
         max_abs = float(np.abs(codebook).max()) if codebook.size else 0.0
@@ -109,7 +124,7 @@ class ProgramAssembly:
         words, _ = quantize(codebook, frac)
         layer = make_layer(name, codes, words, frac, self.machine.pes)
         self.layers[name] = layer
-        self.records[name] = LayerRecord(layer, codes, has_bias)
+        self.records[name] = LayerRecord(layer, codes, has_bias, model_rows)
         self.formats[f"{name}.codebook"] = FormatChoice(name, "codebook", frac, max_abs, "codebook")
         return layer
 

@@ -267,14 +267,19 @@ def _alias(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
     shape = _shape(binding.var)
     if isinstance(value, Constant):
         raise UnsupportedModelError(f"'{binding.var.name}' reshapes a constant")
-    if sum(1 for d in value.shape if d != 1) > 1 and op_name(binding.value) == "relax.permute_dims":
-        raise UnsupportedModelError(
-            f"permute_dims '{binding.var.name}' transposes a matrix of shape {list(value.shape)}"
-        )
+    if op_name(binding.value) == "relax.permute_dims":
+        # Moving axes of size 1 keeps the memory order; reordering the others transposes.
+        axes = [int(a) for a in binding.value.attrs.axes] if binding.value.attrs.axes else None
+        moved = [a for a in axes or range(len(value.shape))[::-1] if value.shape[a] != 1]
+        if moved != sorted(moved):
+            raise UnsupportedModelError(
+                f"permute_dims '{binding.var.name}' transposes a matrix of shape "
+                f"{list(value.shape)}"
+            )
     return replace(value, shape=shape)
 
 
-for _op in ("relax.reshape", "relax.permute_dims", "relax.flatten"):
+for _op in ("relax.reshape", "relax.permute_dims", "relax.flatten", "relax.squeeze"):
     register_lowering(_op)(_alias)
 
 
@@ -338,12 +343,12 @@ class LowerToEIE:
         _check_ops(mod, func)
         for binding in bindings(func):
             lctx.env[binding.var] = self._lower_binding(lctx, binding)
-        results = _returned(func.body.body)
+        results = _flatten([lctx.value(expr) for expr in _returned(func.body.body)])
         out_specs = self.outputs or [
             PortSpec("y" if i == 0 else f"y{i}", None) for i in range(len(results))
         ]
-        for expr, spec in zip(results, out_specs, strict=True):
-            activation = lctx.activation(expr)
+        for value, spec in zip(results, out_specs, strict=True):
+            activation = lctx.activation(value)
             axis = spec.batch_axis
             if self.outputs is None:
                 axis = _default_batch_axis(activation.shape)
@@ -405,6 +410,14 @@ def op_label(value: relax.Expr) -> str:
     if isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.GlobalVar):
         return f"call of {value.op.name_hint}"
     return type(value).__name__
+
+
+def _flatten(values: list[Value]) -> list[Value]:
+    """Values with tuples (a returned var bound to a tuple, e.g. an LSTM's) spliced in."""
+    flat: list[Value] = []
+    for value in values:
+        flat.extend(_flatten(list(value)) if isinstance(value, tuple) else [value])
+    return flat
 
 
 def _returned(body: relax.Expr) -> list[relax.Expr]:
