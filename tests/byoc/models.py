@@ -107,3 +107,41 @@ def relax_dense(
             out = bb.emit_output(h)
         bb.emit_func_output(out)
     return bb.get()
+
+
+def lstm_onnx(
+    seq: int, inputs: int, hidden: int, seed: int, *, head: int | None = None
+) -> onnx.ModelProto:
+    """One forward LSTM on X [seq, 1, inputs] with :func:`exact_weights` (recurrence bias zero,
+    so W, R and the input bias share the 8 values of ``GRID``), outputs Y [seq, 1, 1, hidden]
+    and, with ``head``, a Gemm on the last hidden state (``logits`` [1, head])."""
+    rng = np.random.default_rng(seed)
+    w = exact_weights(rng, 1, 4 * hidden, inputs)
+    r = exact_weights(rng, 1, 4 * hidden, hidden)
+    b = np.concatenate([rng.choice(GRID, size=(1, 4 * hidden)), np.zeros((1, 4 * hidden))], 1)
+    inits = [
+        numpy_helper.from_array(w, "W"),
+        numpy_helper.from_array(r, "R"),
+        numpy_helper.from_array(b.astype(np.float32), "B"),
+    ]
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=hidden)]
+    outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [seq, 1, 1, hidden])]
+    if head is not None:
+        inits += [
+            numpy_helper.from_array(exact_weights(rng, head, hidden), "Wh"),
+            numpy_helper.from_array(rng.choice(GRID, size=head).astype(np.float32), "bh"),
+            numpy_helper.from_array(np.array([1, hidden], np.int64), "flat"),
+        ]
+        nodes += [
+            helper.make_node("Reshape", ["Y_h", "flat"], ["last"]),
+            helper.make_node("Gemm", ["last", "Wh", "bh"], ["logits"], transB=1),
+        ]
+        outputs.append(helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, head]))
+    graph = helper.make_graph(
+        nodes,
+        "lstm",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [seq, 1, inputs])],
+        outputs,
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
