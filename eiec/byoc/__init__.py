@@ -19,23 +19,27 @@ from eiec.byoc.partition import AssignEieSymbols, partition_for_eie
 from eiec.byoc.patterns import Capacity, dense_refusal, eie_patterns, layer_refusal, register
 from eiec.byoc.profile import CallRecord, Profiler, profile
 from eiec.byoc.run_codegen import RunCodegen
+from eiec.byoc.run_onnx import ByocRun, import_model, run_onnx
 from eiec.byoc.store import load, offloaded_symbols, save
 
 register()
 
 __all__ = [
     "AssignEieSymbols",
+    "ByocRun",
     "CallRecord",
     "Capacity",
     "Profiler",
     "RunCodegen",
     "dense_refusal",
     "eie_patterns",
+    "import_model",
     "layer_refusal",
     "load",
     "offloaded_symbols",
     "partition_for_eie",
     "profile",
     "register",
+    "run_onnx",
     "save",
 ]
