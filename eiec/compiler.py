@@ -144,9 +144,8 @@ def compile_model(
         with stage("import"):
             imported = read_onnx(model)
         inputs = [PortSpec(identifier(i.name, "x"), i.batch_axis) for i in imported.inputs]
-        batched = 0 if inputs and inputs[0].batch_axis is not None else None
         outputs = [
-            PortSpec(identifier(name, "y"), batched if axis is None else axis)
+            PortSpec(identifier(name, "y"), axis)
             for name, axis in zip(
                 imported.outputs, output_batch_axes(imported.model, imported.inputs), strict=True
             )

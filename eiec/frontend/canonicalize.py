@@ -69,9 +69,15 @@ _BATCH = "eiec_batch"
 
 
 def output_batch_axes(model: onnx.ModelProto, inputs: list[InputSpec]) -> list[int | None]:
-    """For each graph output, the axis a batch of the inputs stacks along, found by shape
-    inference with a symbolic batch dimension (e.g. axis 2 of an LSTM's Y [seq, dirs, batch,
-    hidden]); None where inference loses it (a reshape to constant dims)."""
+    """For each graph output of the batch-1 ``model``, the axis a batch of the inputs stacks
+    along (None when no input has a batch axis).
+
+    Shape inference with a symbolic batch dimension finds it (e.g. axis 2 of an LSTM's Y [seq,
+    dirs, batch, hidden]). Where inference loses the symbol (a reshape to constant dims), it is
+    axis 0 if that axis has size 1, else the output's only axis of size 1, else None.
+    """
+    if not any(spec.batch_axis is not None for spec in inputs):
+        return [None] * len(model.graph.output)
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     specs = {spec.name: spec for spec in inputs}
@@ -85,16 +91,30 @@ def output_batch_axes(model: onnx.ModelProto, inputs: list[InputSpec]) -> list[i
     for info in probe.graph.output:
         if info.type.HasField("tensor_type"):
             info.type.tensor_type.ClearField("shape")
-    try:
-        inferred = onnx.shape_inference.infer_shapes(probe)
-    except Exception:  # inference is best effort; callers fall back to their default
-        return [None] * len(probe.graph.output)
+    symbolic = _output_dims(probe)
+    static = _output_dims(model)
     axes: list[int | None] = []
-    for info in inferred.graph.output:
-        dims = info.type.tensor_type.shape.dim
+    for dims, fixed in zip(symbolic, static, strict=True):
         found = [i for i, dim in enumerate(dims) if dim.dim_param == _BATCH]
-        axes.append(found[0] if len(found) == 1 else None)
+        ones = [
+            i for i, dim in enumerate(fixed) if dim.HasField("dim_value") and dim.dim_value == 1
+        ]
+        if len(found) == 1:
+            axes.append(found[0])
+        elif ones and (ones[0] == 0 or len(ones) == 1):
+            axes.append(ones[0])
+        else:
+            axes.append(None)
     return axes
+
+
+def _output_dims(model: onnx.ModelProto) -> list[list[onnx.TensorShapeProto.Dimension]]:
+    """The inferred dimensions of each graph output (empty when unknown)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference is best effort; unknown shapes give no batch axis
+        inferred = model
+    return [list(info.type.tensor_type.shape.dim) for info in inferred.graph.output]
 
 
 def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:

@@ -396,8 +396,26 @@ def _shape_of(
             where=where,
             fix="fix hidden_size or R",
         )
+    optional = {
+        _B: ("B", (dirs, 8 * hidden)),
+        _INITIAL_H: ("initial_h", (dirs, batch, hidden)),
+        _INITIAL_C: ("initial_c", (dirs, batch, hidden)),
+    }
+    for index, (label, dims) in optional.items():
+        if args[index] is not None and _static_shape(args[index]) != dims:
+            raise UnsupportedModelError(
+                f"input {label} has shape {_shape_text(args[index])}, expected {list(dims)} "
+                "(directions, batch of X, hidden)",
+                where=where,
+                fix="give one initial state per sequence of the batch (at batch 1: one state)",
+            )
     dtype = str(args[_X].ty.dtype)
     return LstmShape(t_len, batch, input_size, hidden, direction, dtype)
+
+
+def _shape_text(expr: relax.Expr) -> str:
+    dims = _static_shape(expr)
+    return str(list(dims)) if dims is not None else str(expr.ty)
 
 
 def _check_tvm() -> None:
@@ -574,13 +592,17 @@ def _lstm_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
         for index, label in ((_W, "weight"), (_R, "recurrence weight"), (_B, "bias"))
         if inputs[index] and inputs[index] not in facts.initializers
     ]
-    problems += [
-        f"{label} '{inputs[index]}' is computed at run time"
-        for index, label in ((_INITIAL_H, "initial_h"), (_INITIAL_C, "initial_c"))
-        if inputs[index] and inputs[index] not in facts.initializers
-    ]
-    lens = inputs[_SEQUENCE_LENS]
     x_shape = facts.shapes.get(inputs[_X])
+    for index, label in ((_INITIAL_H, "initial_h"), (_INITIAL_C, "initial_c")):
+        state = facts.initializers.get(inputs[index])
+        if inputs[index] and state is None:
+            problems.append(f"{label} '{inputs[index]}' is computed at run time")
+        elif state is not None and x_shape is not None and state.shape[1:2] != x_shape[1:2]:
+            problems.append(
+                f"{label} '{inputs[index]}' of shape {list(state.shape)} is not for batch "
+                f"{x_shape[1]} (one initial state per sequence of the batch)"
+            )
+    lens = inputs[_SEQUENCE_LENS]
     if lens and (lens not in facts.initializers or x_shape is None):
         problems.append("input sequence_lens is not a constant")
     elif lens and np.any(facts.initializers[lens] != x_shape[0]):

@@ -198,6 +198,19 @@ def test_unsupported_attribute_is_named(spec: LstmSpec, message: str) -> None:
     assert str(error.value) == message
 
 
+def test_initial_state_shape_is_checked_by_the_converter() -> None:
+    model = lstm_model([LstmSpec(4, initial_h=True)], seq=2, batch=2)
+    h0 = next(i for i in model.graph.initializer if i.name == "l0_h0")
+    h0.CopyFrom(onnx.numpy_helper.from_array(np.zeros((1, 3, 4), np.float32), "l0_h0"))
+    with lstm_converter(), pytest.raises(UnsupportedModelError) as error:
+        from_onnx(model)
+    assert str(error.value) == (
+        "ONNX node 'lstm0' (LSTM): input initial_h has shape [1, 3, 4], expected [1, 2, 4] "
+        "(directions, batch of X, hidden) (give one initial state per sequence of the batch "
+        "(at batch 1: one state))"
+    )
+
+
 def test_default_activations_spelled_out_are_accepted() -> None:
     spec = LstmSpec(4, "bidirectional", attrs={"activations": ["Sigmoid", "Tanh", "Tanh"] * 2})
     assert_matches_reference(lstm_model([spec], seq=2))
