@@ -154,3 +154,8 @@ def _cast(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
         name = TensorProto.DataType.Name(int(to)) if isinstance(to, int) else to
         return [f"attribute to={name} is not supported (only FLOAT)"]
     return []
+
+
+# The LSTM node and the data movement around it register their checks here, so the registry is
+# complete wherever it is read (eiec compile, runtime.split).
+from eiec.frontend import lstm as _lstm  # noqa: E402, F401
