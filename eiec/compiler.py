@@ -237,26 +237,20 @@ def _compress_and_lower(
 ) -> tuple[tvm.IRModule, Any, Any]:
     from eiec.passes import lower_lstm  # noqa: F401 (registers the LSTM lowerings)
     from eiec.passes.lower_to_eie import LowerToEIE
-    from eiec.passes.lstm_layers import lstm_aliases
-    from eiec.passes.prune_lstm_weights import PruneLstmWeights
     from eiec.passes.prune_weights import PruneWeights
-    from eiec.passes.share_lstm_weights import ShareLstmWeights
     from eiec.passes.share_weights import ShareWeights, check_bits
 
     check_bits(options.bits)
     default, overrides = options.sparsity_targets()
     with stage("prune"):
-        lstm_names = lstm_aliases(mod)
-        fc_overrides = {k: v for k, v in overrides.items() if k not in lstm_names}
-        mod = PruneWeights(default, fc_overrides, aliases)(mod)
-        mod = PruneLstmWeights(default, overrides, lstm_names)(mod)
+        mod = PruneWeights(default, overrides, aliases)(mod)
     with stage("share"):
-        share, share_lstm = ShareWeights(options.bits), ShareLstmWeights(options.bits)
-        mod = share_lstm(share(mod))
+        share = ShareWeights(options.bits)
+        mod = share(mod)
     with stage("lower"):
         lower = LowerToEIE(machine, inputs, outputs, calibration, options.input_range)
         lower(mod)
-    return mod, share.stats + share_lstm.stats, lower
+    return mod, share.stats, lower
 
 
 def _calibration(

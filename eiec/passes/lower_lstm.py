@@ -10,7 +10,7 @@ of hidden unit u is row ``g * Hp + u`` of a ``4 Hp x (I + H + 1)`` matrix ``[W |
 (rows with u >= H are empty). Row ``g * Hp + u`` lives on PE ``u mod N`` for every g, so each PE
 owns all four gates, the cell state and the output of the units it holds: the cell update needs
 no data movement. Each direction is its own EIE layer (``NAME`` or ``NAME.forward`` /
-``NAME.backward``) with the layer's one codebook (ShareLstmWeights).
+``NAME.backward``) with the layer's one codebook (ShareWeights).
 
 Buffers (rows x cols, pitch Hp so every row starts on PE 0 and element i of every operand sits
 on the same PE): ``NAME.gates`` (4 x H, pre-activations, ``GATE_FRAC``), ``NAME.act`` (4 x H,

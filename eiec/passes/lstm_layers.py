@@ -109,10 +109,10 @@ def find_lstm_layers(mod: tvm.IRModule) -> list[LstmLayer]:
     return layers
 
 
-def lstm_aliases(mod: tvm.IRModule) -> dict[str, str]:
+def lstm_aliases(layers: list[LstmLayer]) -> dict[str, str]:
     """Names a user may give for each LSTM layer (layer name, ONNX node name) -> layer name."""
     aliases = {}
-    for layer in find_lstm_layers(mod):
+    for layer in layers:
         aliases[layer.call.onnx_node] = layer.name
         aliases[layer.name] = layer.name
     return aliases

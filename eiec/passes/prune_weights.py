@@ -1,11 +1,14 @@
-"""PruneWeights: magnitude pruning of every FC layer's weights to a target sparsity.
+"""PruneWeights: magnitude pruning of every FC and LSTM layer's weights to a target sparsity.
 
 Deep Compression's first stage. Per layer, the smallest-magnitude weights are set to zero until
-the layer has ``round(sparsity * K * M)`` zeros. Weights that are already zero stay zero and
+the layer has ``round(sparsity * weights)`` zeros. Weights that are already zero stay zero and
 count towards the target: a layer that is already as sparse as asked loses nothing, and
 sparsity 0 prunes nothing. Ties at the threshold are broken by position (the earlier weight in
-row-major [out, in] order is pruned first), so the result is deterministic. Biases are not
-pruned.
+row-major order is pruned first), so the result is deterministic. Biases are not pruned.
+
+The weights of an FC layer are its (M, K) matrix in EIE's [out, in] order; those of an LSTM
+layer are W and R of all its directions together, EIE's ``[W | R]`` matrices in
+[direction, gate row, column] order (``D * 4H * (I + H)`` weights).
 """
 
 from __future__ import annotations
@@ -19,6 +22,12 @@ from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError
 from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.passes.lstm_layers import (
+    find_lstm_layers,
+    lstm_aliases,
+    rewrite_lstm_layers,
+    split_weights,
+)
 from eiec.passes.pass_decorator import eiec_module_pass
 
 
@@ -84,11 +93,11 @@ class _PruneRewriter(LayerConstantRewriter):
 @eiec_module_pass("PruneWeights")
 @dataclass
 class PruneWeights:
-    """Magnitude-prune every FC layer of ``main`` to ``sparsity`` (0 <= s <= 1).
+    """Magnitude-prune every FC layer and every LSTM layer of ``main`` to ``sparsity`` (0..1).
 
-    ``overrides`` gives other targets for some layers, keyed by layer name or by an alias in
-    ``aliases`` (ONNX node name or weight initialiser name -> layer name). After the pass,
-    ``stats`` lists what each layer lost.
+    ``overrides`` gives other targets for some layers, keyed by layer name, by an alias in
+    ``aliases`` (ONNX node name or weight initialiser name -> layer name) or by an LSTM layer's
+    ONNX node name. After the pass, ``stats`` lists what each layer lost (FC layers first).
     """
 
     sparsity: float = 0.9
@@ -97,29 +106,39 @@ class PruneWeights:
     stats: list[PruneStats] = field(default_factory=list, init=False)
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        layers = find_fc_layers(mod["main"])
-        targets = resolve_layer_options(
-            self.overrides, [layer.name for layer in layers], self.aliases, "--sparsity"
-        )
+        fc_layers, lstm_layers = find_fc_layers(mod["main"]), find_lstm_layers(mod)
+        names = [layer.name for layer in fc_layers] + [layer.name for layer in lstm_layers]
+        aliases = {**self.aliases, **lstm_aliases(lstm_layers)}
+        targets = resolve_layer_options(self.overrides, names, aliases, "--sparsity")
         self.stats = []
-        new_constants = {}
-        for layer in layers:
-            target = targets.get(layer.name, self.sparsity)
-            if not 0.0 <= target <= 1.0:
-                raise CompileError(
-                    f"sparsity {target} of layer {layer.name} is outside [0, 1]",
-                    fix="give the fraction of weights to remove, e.g. --sparsity 0.9",
-                )
+        fc_constants = {}
+        for layer in fc_layers:
             # Relax holds W as (K, M); prune in EIE's (M, K) row-major order.
-            pruned = prune_magnitude(layer.weight.T, target).T
-            self.stats.append(
-                PruneStats(
-                    layer.name,
-                    target,
-                    float(np.count_nonzero(layer.weight)) / layer.weight.size,
-                    float(np.count_nonzero(pruned)) / pruned.size,
-                    int(np.count_nonzero(layer.weight) - np.count_nonzero(pruned)),
-                )
+            pruned = self._prune(layer.name, layer.weight.T, targets).T
+            fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
+        lstm_constants = {}
+        for layer in lstm_layers:
+            pruned = self._prune(layer.name, layer.weights(), targets)
+            lstm_constants[layer.name] = split_weights(layer, pruned, layer.bias())
+        mod = rewrite_layers(mod, fc_constants, _PruneRewriter)
+        return rewrite_lstm_layers(mod, lstm_constants)
+
+    def _prune(self, name: str, weights: np.ndarray, targets: Mapping[str, float]) -> np.ndarray:
+        """``weights`` pruned to the layer's target; records the layer's stats."""
+        target = targets.get(name, self.sparsity)
+        if not 0.0 <= target <= 1.0:
+            raise CompileError(
+                f"sparsity {target} of layer {name} is outside [0, 1]",
+                fix="give the fraction of weights to remove, e.g. --sparsity 0.9",
             )
-            new_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
-        return rewrite_layers(mod, new_constants, _PruneRewriter)
+        pruned = prune_magnitude(weights, target)
+        self.stats.append(
+            PruneStats(
+                name,
+                target,
+                float(np.count_nonzero(weights)) / weights.size,
+                float(np.count_nonzero(pruned)) / pruned.size,
+                int(np.count_nonzero(weights) - np.count_nonzero(pruned)),
+            )
+        )
+        return pruned

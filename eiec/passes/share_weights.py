@@ -1,5 +1,7 @@
 """ShareWeights: per-layer weight sharing with a k-means codebook (Deep Compression, stage 2).
 
+Every FC layer and every LSTM layer gets its own codebook.
+
 Each layer gets a codebook of ``2**bits`` entries: entry 0 is reserved for zero (pruned weights
 and EIE's padding entries), the other ``2**bits - 1`` are the centroids of a one-dimensional
 k-means (scikit-learn ``KMeans``, Lloyd, ``n_init=1``, centroids initialised linearly between
@@ -12,13 +14,19 @@ The bias shares the layer's codebook: EIE stores it as one more column of the sa
 the same 4-bit indices into the same 16 registers, so its non-zero values join the k-means data
 (they are M values beside M * K weights). Biases are not pruned; a zero bias stays zero.
 
+An LSTM layer (ONNX node) has one codebook shared by its four gates, W and R, both directions
+and the bias: EIE runs a direction's gates as one matrix ``[W | R | bias]`` with one set of 16
+codebook registers, and one codebook per layer keeps the two directions' programs alike (the
+program stores it once per direction, each direction being its own EIE layer). Its bias is
+``Wb + Rb`` (the ``#1`` column), written back as ``B = [shared(Wb + Rb); 0]``.
+
 Codebook order is ascending (entry 1 the most negative centroid); ``LowerToEIE`` rebuilds the
 codebook from the shared values in that order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import tvm
@@ -27,6 +35,12 @@ from tvm.relax.expr_functor import mutator
 from eiec.errors import CompileError
 from eiec.isa.program import CODEBOOK_SIZE, NIBBLE_BITS
 from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.passes.lstm_layers import (
+    direction_suffixes,
+    find_lstm_layers,
+    rewrite_lstm_layers,
+    split_weights,
+)
 from eiec.passes.pass_decorator import eiec_module_pass
 
 
@@ -83,9 +97,11 @@ class _ShareRewriter(LayerConstantRewriter):
 @eiec_module_pass("ShareWeights")
 @dataclass
 class ShareWeights:
-    """Quantise every FC layer of ``main`` to a ``2**bits``-entry codebook (entry 0 = 0).
+    """Quantise every FC and LSTM layer of ``main`` to a ``2**bits``-entry codebook (entry 0 = 0).
 
-    After the pass, ``stats`` holds each layer's centroids and quantisation error.
+    After the pass, ``stats`` holds each program layer's centroids and quantisation error, FC
+    layers first; an LSTM layer has one entry per direction (``NAME``, or ``NAME.forward`` and
+    ``NAME.backward``: the same figures).
     """
 
     bits: int = 4
@@ -94,36 +110,50 @@ class ShareWeights:
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         check_bits(self.bits)
         self.stats = []
-        new_constants = {}
+        fc_constants = {}
         for layer in find_fc_layers(mod["main"]):
-            weight = layer.weight
-            bias = layer.bias if layer.bias is not None else np.zeros(0, weight.dtype)
-            w_mask, b_mask = weight != 0, bias != 0
-            values = np.concatenate((weight[w_mask], bias[b_mask])).astype(np.float64)
-            if values.size == 0:
-                centroids, labels, exact = np.zeros(0), np.zeros(0, np.int64), True
-            else:
-                centroids, labels, exact = share_values(values, (1 << self.bits) - 1)
-            shared = centroids[labels]
-            error = shared - values
-            rms = float(np.sqrt(np.mean(values**2))) if values.size else 0.0
-            rmse = float(np.sqrt(np.mean(error**2))) if values.size else 0.0
-            self.stats.append(
-                ShareStats(
-                    layer.name,
-                    self.bits,
-                    centroids.astype(np.float32),
-                    exact,
-                    rmse,
-                    float(np.abs(error).max()) if values.size else 0.0,
-                    rmse / rms if rms else 0.0,
-                )
-            )
-            new_weight = np.zeros_like(weight)
-            new_weight[w_mask] = shared[: int(w_mask.sum())]
-            new_bias = None
-            if layer.bias is not None:
-                new_bias = np.zeros_like(layer.bias)
-                new_bias[b_mask] = shared[int(w_mask.sum()) :]
-            new_constants[layer.name] = (new_weight, new_bias)
-        return rewrite_layers(mod, new_constants, _ShareRewriter)
+            bias = layer.bias if layer.bias is not None else np.zeros(0, layer.weight.dtype)
+            weight, shared_bias, stats = self._share(layer.name, layer.weight, bias)
+            self.stats.append(stats)
+            fc_constants[layer.name] = (weight, shared_bias if layer.bias is not None else None)
+        lstm_constants = {}
+        for layer in find_lstm_layers(mod):
+            weights, bias, stats = self._share(layer.name, layer.weights(), layer.bias())
+            self.stats += [
+                replace(stats, layer=layer.name + suffix)
+                for suffix in direction_suffixes(layer.directions)
+            ]
+            lstm_constants[layer.name] = split_weights(layer, weights, bias)
+        mod = rewrite_layers(mod, fc_constants, _ShareRewriter)
+        return rewrite_lstm_layers(mod, lstm_constants)
+
+    def _share(
+        self, name: str, weight: np.ndarray, bias: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, ShareStats]:
+        """(shared weight, shared bias, stats): the non-zero values of both, in that order,
+        clustered together; zeros stay zero."""
+        w_mask, b_mask = weight != 0, bias != 0
+        values = np.concatenate((weight[w_mask], bias[b_mask])).astype(np.float64)
+        if values.size == 0:
+            centroids, labels, exact = np.zeros(0), np.zeros(0, np.int64), True
+        else:
+            centroids, labels, exact = share_values(values, (1 << self.bits) - 1)
+        shared = centroids[labels]
+        error = shared - values
+        rms = float(np.sqrt(np.mean(values**2))) if values.size else 0.0
+        rmse = float(np.sqrt(np.mean(error**2))) if values.size else 0.0
+        stats = ShareStats(
+            name,
+            self.bits,
+            centroids.astype(np.float32),
+            exact,
+            rmse,
+            float(np.abs(error).max()) if values.size else 0.0,
+            rmse / rms if rms else 0.0,
+        )
+        count = int(w_mask.sum())
+        new_weight = np.zeros_like(weight)
+        new_weight[w_mask] = shared[:count]
+        new_bias = np.zeros_like(bias)
+        new_bias[b_mask] = shared[count:]
+        return new_weight, new_bias, stats

@@ -1,4 +1,4 @@
-"""PruneWeights and ShareWeights on Relax modules: Before/Expected and their rules."""
+"""PruneWeights and ShareWeights on Relax modules (FC and LSTM layers): Before/Expected, rules."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import tvm
 from tvm import relax
 
 from eiec.errors import CompileError
+from eiec.frontend.read import read_onnx
 from eiec.passes.fc_layers import find_fc_layers
+from eiec.passes.lstm_layers import find_lstm_layers
 from eiec.passes.prune_weights import PruneWeights, prune_magnitude
 from eiec.passes.share_weights import ShareWeights
+from tests.lstm.lstm_models import LstmSpec, lstm_model
 
 
 def _module(weight: np.ndarray, bias: np.ndarray | None, name: str = "fc1") -> tvm.IRModule:
@@ -104,3 +107,50 @@ def test_share_rejects_more_than_four_bits() -> None:
         "--bits 5 is not supported: EIE stores 4-bit weight indices (a codebook of at most 16 "
         "entries, entry 0 reserved for zero) (use --bits between 1 and 4)"
     )
+
+
+def _lstm_and_head() -> tvm.IRModule:
+    """A bidirectional LSTM (node ``lstm0``, H = 3, I = 2) and a Gemm head (layer ``head_W``)."""
+    model = lstm_model([LstmSpec(3, "bidirectional")], seq=2, inputs=2, head=2, outputs=("Y",))
+    return read_onnx(model).module
+
+
+def test_prune_lstm_w_and_r_together_with_fc_overrides() -> None:
+    module = _lstm_and_head()
+    (before,) = find_lstm_layers(module)
+    prune = PruneWeights(sparsity=0.5, overrides={"head_W": 0.0})
+    after = prune(module)
+    (layer,) = find_lstm_layers(after)
+    weights = np.concatenate([layer.w, layer.r], axis=2)  # (2, 12, 5): D * 4H * (I + H) = 120
+    assert np.count_nonzero(weights) == 60
+    np.testing.assert_array_equal(weights, prune_magnitude(before.weights(), 0.5))
+    # The bias is not pruned; it is written back as B = [Wb + Rb; 0].
+    np.testing.assert_array_equal(layer.bias(), before.bias())
+    assert not layer.b[:, 12:].any()
+    (head,) = find_fc_layers(after["main"])
+    assert np.count_nonzero(head.weight) == head.weight.size
+    assert [(s.layer, s.target, s.pruned) for s in prune.stats] == [
+        ("head_W", 0.0, 0),
+        ("lstm0", 0.5, 60),
+    ]
+    with pytest.raises(CompileError) as info:
+        PruneWeights(overrides={"lstm9": 0.5})(module)
+    assert str(info.value) == (
+        "unknown layer name in --sparsity: 'lstm9' (the model's layers are: head_W, lstm0)"
+    )
+
+
+def test_share_lstm_one_codebook_per_layer_stats_per_direction() -> None:
+    module = PruneWeights(sparsity=0.3)(_lstm_and_head())
+    share = ShareWeights(bits=2)
+    shared = share(module)
+    (layer,) = find_lstm_layers(shared)
+    bias = layer.bias()
+    values = np.unique(np.concatenate([layer.weights().ravel(), bias.ravel()]))
+    assert np.count_nonzero(values) <= 3
+    assert not layer.b[:, 12:].any()  # Wb + Rb written back as [shared sum; 0]
+    assert [s.layer for s in share.stats] == ["head_W", "lstm0.forward", "lstm0.backward"]
+    forward, backward = share.stats[1:]
+    np.testing.assert_array_equal(forward.centroids, backward.centroids)
+    np.testing.assert_array_equal(np.sort(forward.centroids), values[values != 0])
+    assert forward.rmse == backward.rmse > 0
