@@ -22,13 +22,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # for the tests' program builder
+from eiec.emulator import Emulator, EmulatorConfig
+from eiec.isa import save
+from eiec.isa.builder import fc_program, random_codes
+from eiec.isa.program import Machine, Program
 
-from eiec.emulator import Emulator, EmulatorConfig  # noqa: E402
-from eiec.isa import save  # noqa: E402
-from eiec.isa.program import Machine, Program  # noqa: E402
-from tests.emulator.programs import fc_program, random_codes  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 #: (name, inputs, outputs, weight density, activation density): the design doc's table.
 LAYERS = (
@@ -51,7 +50,8 @@ def layer_program(
     """One random FC layer on ``pes`` PEs, on the paper's memories or enlarged ones (noted)."""
     codes = random_codes(rng, outputs, inputs, density)
     book = np.array([0, *np.linspace(-3000, 3000, 15).astype(int)], dtype=np.int16)
-    program = fc_program([codes], [book], [15], [10, 8], pes=pes, fifo_depth=depth, relu=True)
+    machine = dataclasses.replace(CHIP, pes=pes, fifo_depth=depth)
+    program = fc_program([codes], [book], [15], [10, 8], machine=machine, relu=True)
     layer = next(iter(program.layers.values()))
     entries = int(layer.entries_per_pe.max())
     notes = []
@@ -66,7 +66,7 @@ def layer_program(
         ptr_sram = 1 << int(np.ceil(np.log2((inputs + 1) * ptr_bits // 8)))
         notes.append(f"ptr {ptr_sram // 1024} KB")
     program.machine = dataclasses.replace(
-        CHIP, pes=pes, fifo_depth=depth, spmat_sram=spmat, ptr_sram=ptr_sram, ptr_bits=ptr_bits
+        machine, spmat_sram=spmat, ptr_sram=ptr_sram, ptr_bits=ptr_bits
     )
     return program, notes
 

@@ -21,20 +21,8 @@ from typing import TypeVar
 import numpy as np
 
 from eiec.isa import format_program, parse, verify
-from eiec.isa.builder import make_layer
-from eiec.isa.program import (
-    BroadcastActivation,
-    Buffer,
-    Halt,
-    LoadCodebook,
-    Machine,
-    One,
-    Port,
-    Program,
-    ReluWriteback,
-    SparseColumnMac,
-    View,
-)
+from eiec.isa.builder import fc_program, random_codes
+from eiec.isa.program import Machine, Program
 
 T = TypeVar("T")
 
@@ -42,27 +30,16 @@ T = TypeVar("T")
 def fc6_program(density: float, pes: int, seed: int = 0) -> Program:
     """One FC6-shaped layer (bias included) with random codes at ``density``."""
     rows, cols = 4096, 9216
-    rng = np.random.default_rng(seed)
-    nonzero = rng.random((rows, cols + 1)) < density
-    codes = np.where(nonzero, rng.integers(1, 16, size=(rows, cols + 1)), 0).astype(np.uint8)
+    codes = random_codes(np.random.default_rng(seed), rows, cols + 1, density)
     codebook = np.concatenate(([0], np.linspace(-8000, 8000, 15))).astype(np.int16)
-    layer = make_layer("fc6", codes, codebook, codebook_frac=14, pes=pes)
-    return Program(
+    return fc_program(
+        [codes],
+        [codebook],
+        [14],
+        [12, 10],
         machine=Machine(pes=pes),
-        buffers={
-            "x": Buffer("x", rows=1, cols=cols, pitch=cols, frac=12),
-            "y": Buffer("y", rows=1, cols=rows, pitch=rows, frac=10),
-        },
-        inputs=[Port("x", "x", (1, cols), 0)],
-        outputs=[Port("y", "y", (1, rows), 0)],
-        layers={"fc6": layer},
-        text=[
-            LoadCodebook("fc6"),
-            BroadcastActivation((View("x"), One())),
-            SparseColumnMac("fc6"),
-            ReluWriteback(View("y")),
-            Halt(),
-        ],
+        bias=True,
+        layer_names=["fc6"],
     )
 
 

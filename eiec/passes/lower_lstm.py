@@ -62,6 +62,7 @@ import numpy as np
 from tvm import relax
 
 from eiec.errors import UnsupportedModelError
+from eiec.isa.builder import codes_of
 from eiec.isa.fixed import frac_for_range, quantize
 from eiec.isa.program import (
     BroadcastActivation,
@@ -83,8 +84,7 @@ from eiec.passes.lower_to_eie import (
     Activation,
     LoweringContext,
     Value,
-    _codebook_of,
-    _codes,
+    layer_codebook,
     register_lowering,
 )
 from eiec.passes.lstm_layers import LstmLayer, direction_suffixes, find_lstm_layers
@@ -269,12 +269,12 @@ def lower_lstm(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
     sigmoid, tanh = _table(asm, "sigmoid"), _table(asm, "tanh")
 
     columns = [_matrix(weights[d], bias[d], pitch) for d in range(dirs)]
-    codebook = _codebook_of(layer.name, np.concatenate(columns, axis=1))
+    codebook = layer_codebook(layer.name, np.concatenate(columns, axis=1))
     suffixes = direction_suffixes(dirs)
     for d in range(dirs):
         eie = asm.add_layer(
             layer.name + suffixes[d],
-            _codes(columns[d], codebook),
+            codes_of(columns[d], codebook),
             codebook,
             has_bias=True,
             model_rows=4 * hidden,

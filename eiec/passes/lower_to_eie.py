@@ -35,6 +35,7 @@ import tvm
 from tvm import relax
 
 from eiec.errors import CompileError, UnsupportedModelError
+from eiec.isa.builder import codebook_of, codes_of
 from eiec.isa.fixed import frac_for_range
 from eiec.isa.program import (
     CODEBOOK_SIZE,
@@ -150,8 +151,8 @@ class LoweringContext:
         matrix = weight.T
         bias = layer.bias_vector().astype(np.float64) if pending.with_bias else None
         columns = matrix if bias is None else np.concatenate([matrix, bias[:, None]], axis=1)
-        codebook = _codebook_of(layer.name, columns)
-        codes = _codes(columns, codebook)
+        codebook = layer_codebook(layer.name, columns)
+        codes = codes_of(columns, codebook)
         eie_layer = self.asm.add_layer(layer.name, codes, codebook, has_bias=bias is not None)
 
         samples = None if source.samples is None else source.samples @ weight
@@ -183,22 +184,18 @@ def _whole(asm: ProgramAssembly, name: str) -> View:
     return View(name, 0)
 
 
-def _codebook_of(name: str, columns: np.ndarray) -> np.ndarray:
-    """[0, sorted distinct non-zero values]; CompileError when more than the 16 registers."""
-    distinct = np.unique(columns[columns != 0])
-    if distinct.size > CODEBOOK_SIZE - 1:
+def layer_codebook(name: str, columns: np.ndarray) -> np.ndarray:
+    """The real codebook of layer ``name``'s shared weights (:func:`codebook_of`); CompileError
+    when it needs more than the 16 registers."""
+    codebook = codebook_of(columns)
+    if codebook.size > CODEBOOK_SIZE:
         raise CompileError(
-            f"layer {name} has {distinct.size} distinct non-zero weights; EIE's codebook holds "
-            f"{CODEBOOK_SIZE - 1} besides zero",
+            f"layer {name} has {codebook.size - 1} distinct non-zero weights; EIE's codebook "
+            f"holds {CODEBOOK_SIZE - 1} besides zero",
             where=f"layer {name}",
             fix="run ShareWeights before LowerToEIE (eiec compile does)",
         )
-    return np.concatenate(([0.0], distinct))
-
-
-def _codes(columns: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-    index = np.searchsorted(codebook[1:], columns) + 1
-    return np.where(columns != 0, index, 0).astype(np.uint8)
+    return codebook
 
 
 # --- the registry -----------------------------------------------------------------------------

@@ -17,17 +17,18 @@ from eiec.emulator import (
     run_batch,
 )
 from eiec.errors import EmulatorError, InputError
+from eiec.isa.builder import fc_program
 from eiec.isa.program import LoadCodebook, SparseColumnMac
 
-from .programs import fc_program
+from .programs import big_machine
 
 CODES = np.array([[1, 0, 2], [0, 3, 0], [2, 2, 2], [0, 0, 1]], dtype=np.uint8)
 BOOK = np.array([0, 256, -128, 64], dtype=np.int16)
 X = np.array([[1.0, 2.0, -0.5]])
 
 
-def program(**kwargs):
-    return fc_program([CODES], [BOOK], [8], [8, 8], pes=2, **kwargs)
+def program(fifo_depth: int = 8, **kwargs):
+    return fc_program([CODES], [BOOK], [8], [8, 8], machine=big_machine(2, fifo_depth), **kwargs)
 
 
 def test_step_by_step_then_none_after_halt() -> None:

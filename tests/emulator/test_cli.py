@@ -12,8 +12,9 @@ import pytest
 
 from eiec.cli import main
 from eiec.isa import save
+from eiec.isa.builder import fc_program
 
-from .programs import fc_program
+from .programs import big_machine
 
 CODES = np.array([[1, 0, 2], [0, 3, 0], [2, 2, 2], [0, 0, 1]], dtype=np.uint8)
 BOOK = np.array([0, 256, -128, 64], dtype=np.int16)  # 1.0, -0.5, 0.25 at frac 8
@@ -25,7 +26,7 @@ Y = [[1.25, 0.5, 0.0, 0.0]]
 
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
-    save(fc_program([CODES], [BOOK], [8], [8, 8], pes=2), tmp_path / "p.eie")
+    save(fc_program([CODES], [BOOK], [8], [8, 8], machine=big_machine(2)), tmp_path / "p.eie")
     np.save(tmp_path / "x.npy", X)
     return tmp_path
 

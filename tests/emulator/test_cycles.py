@@ -7,14 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eiec.emulator import Emulator, schedule
+from eiec.isa.builder import fc_program, random_codes
 
-from .programs import fc_program, random_codes
+from .programs import big_machine
 
 BOOK = np.arange(16, dtype=np.int16) * 100  # any codebook with entry 0 = 0
 
 
 def _mac_stats(codes: np.ndarray, x: np.ndarray, pes: int, depth: int):
-    program = fc_program([codes], [BOOK], [8], [8, 0], pes=pes, fifo_depth=depth)
+    program = fc_program([codes], [BOOK], [8], [8, 0], machine=big_machine(pes, depth))
     result = Emulator(program).run({"x": x.reshape(1, -1)})
     return result.stats, result.stats.layers[0]
 

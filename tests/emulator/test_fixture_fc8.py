@@ -9,8 +9,9 @@ import pytest
 
 from eiec.emulator import Emulator, EmulatorConfig
 from eiec.isa import fixed
+from eiec.isa.builder import fc_program
 
-from .programs import fc_program
+from .programs import big_machine
 
 FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/alexnet_fc8_eie.npz"
 
@@ -32,7 +33,13 @@ def test_alexnet_fc8_matches_reference() -> None:
     book, _ = fixed.quantize(codebook, book_frac)
     layer_codes = np.concatenate([codes, bias_codes[:, None]], axis=1)
     program = fc_program(
-        [layer_codes], [book], [book_frac], [x_frac, y_frac], pes=64, bias=True, relu=False
+        [layer_codes],
+        [book],
+        [book_frac],
+        [x_frac, y_frac],
+        machine=big_machine(64),
+        bias=True,
+        relu=False,
     )
 
     # Error bound per row r, from the three roundings (accumulation itself is exact):

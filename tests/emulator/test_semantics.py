@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from eiec.emulator import Emulator, EmulatorConfig
 from eiec.emulator.semantics import HANDLERS
+from eiec.isa.builder import fc_program, random_codes
 from eiec.isa.program import (
     INSTRUCTIONS,
     Buffer,
@@ -27,7 +28,7 @@ from eiec.isa.program import (
     View,
 )
 
-from .programs import fc_program, random_codes
+from .programs import big_machine
 
 WORD_MIN, WORD_MAX = -32768, 32767
 
@@ -84,7 +85,9 @@ def chains(draw: st.DrawFn):
 @settings(max_examples=80, deadline=None)
 def test_fixed16_equals_reference_bit_for_bit(case) -> None:
     codes, books, book_fracs, fracs, x, bias, relu, pes = case
-    program = fc_program(codes, books, book_fracs, fracs, pes=pes, bias=bias, relu=relu)
+    program = fc_program(
+        codes, books, book_fracs, fracs, machine=big_machine(pes), bias=bias, relu=relu
+    )
     result = Emulator(program).run({"x": x.reshape(1, -1)})
     expected = ref_fc_chain(codes, books, book_fracs, fracs, x, bias=bias, relu=relu)
     np.testing.assert_array_equal(result.outputs["y"][0], expected * 2.0 ** -fracs[-1])
@@ -95,7 +98,7 @@ def test_saturations_are_counted() -> None:
     # holds up to 127.99: two outputs clamp (relu off).
     codes = np.eye(3, dtype=np.uint8)
     book = np.array([0, 20000], dtype=np.int16)
-    program = fc_program([codes], [book], [8], [8, 8], pes=2, relu=False)
+    program = fc_program([codes], [book], [8], [8, 8], machine=big_machine(2), relu=False)
     result = Emulator(program).run({"x": np.array([[0.5, 8.0, -8.0]])})
     assert result.outputs["y"].tolist() == [[39.0625, WORD_MAX / 256, WORD_MIN / 256]]
     assert result.stats.saturations == 2
@@ -104,7 +107,9 @@ def test_saturations_are_counted() -> None:
 
 def test_input_saturations_are_counted() -> None:
     codes = np.eye(2, dtype=np.uint8)
-    program = fc_program([codes], [np.array([0, 256], np.int16)], [8], [12, 12], pes=1)
+    program = fc_program(
+        [codes], [np.array([0, 256], np.int16)], [8], [12, 12], machine=big_machine(1)
+    )
     result = Emulator(program).run({"x": np.array([[100.0, 1.0]])})
     assert result.stats.saturation_events[0] == {"input": "x", "count": 1}
     assert result.outputs["y"].tolist() == [[WORD_MAX / 4096, 1.0]]
@@ -114,7 +119,7 @@ def test_float64_accumulation_fallback_is_identical(monkeypatch: pytest.MonkeyPa
     rng = np.random.default_rng(3)
     codes = [random_codes(rng, 30, 25, 0.4)]
     books = [np.array([0, *rng.integers(-30000, 30000, 15)], dtype=np.int16)]
-    program = fc_program(codes, books, [15], [10, 6], pes=3, relu=False)
+    program = fc_program(codes, books, [15], [10, 6], machine=big_machine(3), relu=False)
     x = {"x": rng.normal(0, 4, (1, 25))}
     fast = Emulator(program).run(x).outputs["y"]
     monkeypatch.setattr("eiec.emulator.layers.FLOAT64_EXACT", 0)
@@ -126,7 +131,9 @@ def test_float64_accumulation_fallback_is_identical(monkeypatch: pytest.MonkeyPa
 def test_accumulator_overflow_saturates_and_counts() -> None:
     # acc_bits = 17: accumulators hold -65536..65535. 3 * (200 * 200) = 120000 clamps to 65535.
     codes = np.ones((1, 3), dtype=np.uint8)
-    program = fc_program([codes], [np.array([0, 200], np.int16)], [0], [0, 0], pes=1)
+    program = fc_program(
+        [codes], [np.array([0, 200], np.int16)], [0], [0, 0], machine=big_machine(1)
+    )
     program.machine = dataclasses.replace(program.machine, acc_bits=17)
     result = Emulator(program).run({"x": np.full((1, 3), 200.0)})
     assert result.stats.saturation_events[0] == {
@@ -142,7 +149,9 @@ def test_accumulator_overflow_saturates_and_counts() -> None:
 @settings(max_examples=40, deadline=None)
 def test_float32_equals_dense_product(case) -> None:
     codes, books, book_fracs, fracs, x, bias, relu, pes = case
-    program = fc_program(codes, books, book_fracs, fracs, pes=pes, bias=bias, relu=relu)
+    program = fc_program(
+        codes, books, book_fracs, fracs, machine=big_machine(pes), bias=bias, relu=relu
+    )
     config = EmulatorConfig(arith="float32")
     y = Emulator(program, config).run({"x": x.reshape(1, -1)}).outputs["y"][0]
     a = x.astype(np.float32).astype(np.float64)
@@ -252,7 +261,11 @@ def test_every_instruction_has_a_handler() -> None:
 def test_buffers_are_returned_dequantized() -> None:
     codes = np.eye(2, dtype=np.uint8)
     program = fc_program(
-        [codes, codes], [np.array([0, 512], np.int16)] * 2, [8, 8], [8, 8, 8], pes=2
+        [codes, codes],
+        [np.array([0, 512], np.int16)] * 2,
+        [8, 8],
+        [8, 8, 8],
+        machine=big_machine(2),
     )
     result = Emulator(program).run({"x": np.array([[0.25, 0.5]])})
     assert result.buffers["h1"].tolist() == [[0.5, 1.0]]
