@@ -10,6 +10,7 @@ from tvm import relax
 from eiec.errors import CompileError
 from eiec.frontend.read import read_onnx
 from eiec.passes.fc_layers import find_fc_layers
+from eiec.passes.lower_to_eie import LowerToEIE
 from eiec.passes.lstm_layers import find_lstm_layers
 from eiec.passes.prune_weights import PruneWeights, prune_magnitude
 from eiec.passes.share_weights import ShareWeights
@@ -154,3 +155,14 @@ def test_share_lstm_one_codebook_per_layer_stats_per_direction() -> None:
     np.testing.assert_array_equal(forward.centroids, backward.centroids)
     np.testing.assert_array_equal(np.sort(forward.centroids), values[values != 0])
     assert forward.rmse == backward.rmse > 0
+
+
+def test_lowering_an_unshared_layer_names_the_layer_and_the_pass() -> None:
+    module = _module(np.arange(1.0, 19.0).reshape(6, 3), None)
+    with pytest.raises(CompileError) as info:
+        LowerToEIE()(module)
+    assert str(info.value) == (
+        "layer fc1: layer fc1 has 18 distinct non-zero weights; EIE's codebook holds 15 besides "
+        "zero (run ShareWeights before LowerToEIE (eiec compile does))"
+    )
+    LowerToEIE()(ShareWeights(bits=4)(module))
