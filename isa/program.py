@@ -9,7 +9,7 @@ them in their docstrings, and ``INSTRUCTIONS`` lists every instruction once.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 import numpy as np
@@ -65,8 +65,27 @@ class Machine:
 # --- data sections ----------------------------------------------------------------------------
 
 
+class _ArrayFields:
+    """Equality of a dataclass with array fields: every compared field equal, arrays by value
+    (``np.array_equal``), source locations (``compare=False``) ignored."""
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        for item in fields(self):
+            if not item.compare:
+                continue
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            if isinstance(mine, np.ndarray) or isinstance(theirs, np.ndarray):
+                if mine is None or theirs is None or not np.array_equal(mine, theirs):
+                    return False
+            elif mine != theirs:
+                return False
+        return True
+
+
 @dataclass(eq=False)
-class Buffer:
+class Buffer(_ArrayFields):
     """An activation buffer: ``rows`` x ``pitch`` 16-bit words with ``frac`` fraction bits.
 
     Element ``e`` (flat, row-major with row stride ``pitch``) lives on PE ``e mod N``. Only the
@@ -80,28 +99,12 @@ class Buffer:
     pitch: int
     frac: int
     init: np.ndarray | None = None
-    loc: SourceLocation | None = field(default=None, repr=False)
+    loc: SourceLocation | None = field(default=None, compare=False, repr=False)
 
     @property
     def size(self) -> int:
         """Words in the buffer, padding included."""
         return self.rows * self.pitch
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Buffer):
-            return NotImplemented
-        same_init = (self.init is None and other.init is None) or (
-            self.init is not None
-            and other.init is not None
-            and np.array_equal(self.init, other.init)
-        )
-        return (self.name, self.rows, self.cols, self.pitch, self.frac) == (
-            other.name,
-            other.rows,
-            other.cols,
-            other.pitch,
-            other.frac,
-        ) and same_init
 
 
 @dataclass(frozen=True)
@@ -121,21 +124,16 @@ class Port:
 
 
 @dataclass(eq=False)
-class Codebook:
+class Codebook(_ArrayFields):
     """A layer's shared weights: up to 16 int16 values with ``frac`` fraction bits; entry 0 is 0."""
 
     values: np.ndarray
     frac: int
-    loc: SourceLocation | None = field(default=None, repr=False)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Codebook):
-            return NotImplemented
-        return self.frac == other.frac and np.array_equal(self.values, other.values)
+    loc: SourceLocation | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(eq=False)
-class Layer:
+class Layer(_ArrayFields):
     """A weight matrix of ``rows`` x ``cols`` in interleaved CSC over the machine's PEs.
 
     Row ``r`` belongs to PE ``r mod N`` as local row ``r div N``. For PE ``p``, the entries of
@@ -152,8 +150,8 @@ class Layer:
     ptr: np.ndarray
     v: np.ndarray
     z: np.ndarray
-    loc: SourceLocation | None = field(default=None, repr=False)
-    pe_locs: tuple[SourceLocation, ...] | None = field(default=None, repr=False)
+    loc: SourceLocation | None = field(default=None, compare=False, repr=False)
+    pe_locs: tuple[SourceLocation, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def pes(self) -> int:
@@ -186,20 +184,9 @@ class Layer:
         n = self.pes
         return max(0, (self.rows - pe + n - 1) // n)
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Layer):
-            return NotImplemented
-        return (
-            (self.name, self.rows, self.cols) == (other.name, other.rows, other.cols)
-            and self.codebook == other.codebook
-            and np.array_equal(self.ptr, other.ptr)
-            and np.array_equal(self.v, other.v)
-            and np.array_equal(self.z, other.z)
-        )
-
 
 @dataclass(eq=False)
-class Table:
+class Table(_ArrayFields):
     """A piecewise-linear function table for ``ew-lut``.
 
     ``values[i]`` (int16, ``frac`` fraction bits) is the function at ``lo + i * 2**step_log2``.
@@ -213,23 +200,12 @@ class Table:
     step_log2: int
     frac: int
     values: np.ndarray
-    loc: SourceLocation | None = field(default=None, repr=False)
+    loc: SourceLocation | None = field(default=None, compare=False, repr=False)
 
     @property
     def hi(self) -> float:
         """The input at the last sample."""
         return self.lo + (self.values.size - 1) * 2.0**self.step_log2
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Table):
-            return NotImplemented
-        return (self.name, self.fn, self.lo, self.step_log2, self.frac) == (
-            other.name,
-            other.fn,
-            other.lo,
-            other.step_log2,
-            other.frac,
-        ) and np.array_equal(self.values, other.values)
 
 
 # --- operands ---------------------------------------------------------------------------------
