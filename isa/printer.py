@@ -9,6 +9,7 @@ layers (each group in declaration order, groups and layers separated by blank li
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 
 import numpy as np
@@ -84,25 +85,36 @@ def _ints(values: Iterable[int]) -> str:
     return "[" + ", ".join(str(int(v)) for v in values) + "]"
 
 
-def _word_blob(owner: str, values: np.ndarray) -> str:
+def _words(owner: str, values: np.ndarray) -> np.ndarray:
+    """``values`` as int64; IsaError when one is outside 16 bits."""
     values = np.asarray(values, dtype=np.int64)
     if values.size and (values.min() < WORD_MIN or values.max() > WORD_MAX):
         raise IsaError(f"{owner}: cannot print words outside the 16-bit range")
-    return hexblob.encode_words(values & 0xFFFF, WORD_BITS // 4)
+    return values
+
+
+def _word_blob(owner: str, values: np.ndarray) -> str:
+    return hexblob.encode_words(_words(owner, values) & 0xFFFF, WORD_BITS // 4)
 
 
 def _word_list(owner: str, values: np.ndarray) -> str:
-    values = np.asarray(values, dtype=np.int64)
-    if values.size and (values.min() < WORD_MIN or values.max() > WORD_MAX):
-        raise IsaError(f"{owner}: cannot print words outside the 16-bit range")
-    return _ints(values.tolist())
+    return _ints(_words(owner, values).tolist())
+
+
+def _integer(name: str, value: object) -> int:
+    """A machine field as the integer the text holds; IsaError when it is not integral."""
+    if not (isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()):
+        raise IsaError(f"machine: cannot print {name} = {value!r}: not an integer")
+    return int(value)
 
 
 def _machine(machine: Machine) -> str:
     fields = []
     for name in Machine.FIELDS:
         value = getattr(machine, name)
-        fields.append(f"{name}={format_real(value) if name == 'clock_mhz' else int(value)}")
+        fields.append(
+            f"{name}={format_real(value) if name == 'clock_mhz' else _integer(name, value)}"
+        )
     return ".machine " + " ".join(fields)
 
 
@@ -144,13 +156,14 @@ def _layer(layer: Layer, machine: Machine) -> list[str]:
     for name, values in (("v", v), ("z", z)):
         if values.size and (values.min() < 0 or values.max() >= limit):
             raise IsaError(f"{owner}: cannot print {name} nibbles outside 0..{limit - 1}")
-    if machine.ptr_bits % 4 or machine.ptr_bits < 4:
-        raise IsaError(f"{owner}: cannot print pointers of ptr_bits = {machine.ptr_bits}")
-    if ptr.size and (ptr.min() < 0 or ptr.max() >= 1 << machine.ptr_bits):
-        raise IsaError(f"{owner}: cannot print pointers outside {machine.ptr_bits} bits")
+    bits = _integer("ptr_bits", machine.ptr_bits)
+    if bits % 4 or bits < 4:
+        raise IsaError(f"{owner}: cannot print pointers of ptr_bits = {bits}")
+    if ptr.size and (ptr.min() < 0 or ptr.max() >= 1 << bits):
+        raise IsaError(f"{owner}: cannot print pointers outside {bits} bits")
     if ptr.ndim != 2 or not ptr.shape[1] or int(ptr[:, -1].sum()) != v.size or v.size != z.size:
         raise IsaError(f"{owner}: cannot print: the pointers do not match the entries")
-    digits = machine.ptr_bits // 4
+    digits = bits // 4
     start = 0
     for pe in range(ptr.shape[0]):
         stop = start + int(ptr[pe, -1])

@@ -10,8 +10,9 @@ import pytest
 
 from eiec.errors import IsaError, ProgramSyntaxError, SourceLocation
 from eiec.isa import format_program, hexblob, parse
+from eiec.isa.builder import make_layer
 from eiec.isa.printer import format_real
-from eiec.isa.program import BroadcastActivation, One, View
+from eiec.isa.program import BroadcastActivation, Machine, One, Program, View
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "valid"
 CANONICAL = (GOLDEN / "one_pe_padding.eie").read_text(encoding="utf-8")
@@ -92,6 +93,30 @@ def test_reals_print_so_they_parse_back(value: float, text: str) -> None:
 def test_non_finite_reals_cannot_be_printed() -> None:
     with pytest.raises(IsaError, match="cannot print the non-finite real inf"):
         format_real(float("inf"))
+
+
+@pytest.mark.parametrize(
+    ("ptr_bits", "message"),
+    [
+        (0, "layer l: cannot print pointers of ptr_bits = 0"),
+        (-8, "layer l: cannot print pointers of ptr_bits = -8"),
+        (6, "layer l: cannot print pointers of ptr_bits = 6"),
+        (2.5, "machine: cannot print ptr_bits = 2.5: not an integer"),
+        (float("nan"), "machine: cannot print ptr_bits = nan: not an integer"),
+        (None, "machine: cannot print ptr_bits = None: not an integer"),
+    ],
+)
+def test_invalid_pointer_width_cannot_be_printed(ptr_bits: object, message: str) -> None:
+    layer = make_layer("l", np.array([[1, 0], [0, 2]]), np.array([0, 1, 2]), 0, pes=2)
+    program = Program(machine=Machine(pes=2, ptr_bits=ptr_bits), layers={"l": layer})
+    with pytest.raises(IsaError) as info:
+        format_program(program)
+    assert str(info.value) == message
+
+
+def test_integral_machine_fields_print_as_integers() -> None:
+    text = format_program(Program(machine=Machine(ptr_bits=16.0, pes=np.int64(4))))
+    assert parse(text).machine == Machine(pes=4, ptr_bits=16)
 
 
 def test_empty_text() -> None:
