@@ -85,6 +85,20 @@ def coordinates(ptr: np.ndarray, z: np.ndarray) -> EntryCoordinates:
     return EntryCoordinates(pe=pe, col=col, local_row=local_row)
 
 
+def column_heights(ptr: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(N, K): the local rows each PE's column reaches, i.e. the local row of its last stored
+    entry plus one (0 for an empty column). Costs O(N * K) memory, not O(entries) as
+    :func:`coordinates`; ``z`` must hold exactly the entries ``ptr`` counts."""
+    pes, cols_plus_one = ptr.shape
+    per_column = np.diff(ptr, axis=1).ravel().astype(np.int64)
+    heights = np.zeros(per_column.size, dtype=np.int64)
+    nonempty = np.flatnonzero(per_column > 0)
+    if nonempty.size:
+        starts = (np.cumsum(per_column) - per_column)[nonempty]
+        heights[nonempty] = np.add.reduceat(z, starts, dtype=np.int64) + per_column[nonempty]
+    return heights.reshape(pes, cols_plus_one - 1)
+
+
 def decode(ptr: np.ndarray, v: np.ndarray, z: np.ndarray, rows: int) -> np.ndarray:
     """The M x K code matrix an interleaved CSC stores (inverse of :func:`encode`)."""
     pes, cols_plus_one = ptr.shape

@@ -366,20 +366,24 @@ class _Verifier:
                 if array == "v" and 0 <= values[index] < nibble:
                     why += f" but the codebook has {book} entries"
                 self.fail_entry(layer, ptr, index, f"nibble out of range: {why}")
-        where = csc.coordinates(ptr, z)
         pes = ptr.shape[0]
         # Entries reach at most 16 local rows each, so capping rows keeps int64 exact.
         rows = min(layer.rows, 16 * (layer.v.size + 1) * pes)
         local_rows = (rows - np.arange(pes) + pes - 1) // pes
-        bad = np.flatnonzero(where.local_row >= local_rows[where.pe])
-        if bad.size:
-            index = int(bad[0])
-            pe = int(where.pe[index])
+        # A column's last entry has its highest local row: check columns, then find the first
+        # entry past the PE's rows in the first bad column (storage order: PE, column, entry).
+        bad_pes, bad_cols = np.nonzero(csc.column_heights(ptr, z) > local_rows[:, None])
+        if bad_pes.size:
+            pe, col = int(bad_pes[0]), int(bad_cols[0])
+            start = int(ptr[:pe, -1].sum()) + int(ptr[pe, col])
+            column = z[start : start + int(ptr[pe, col + 1] - ptr[pe, col])]
+            local = np.cumsum(column.astype(np.int64) + 1) - 1
+            first = int(np.flatnonzero(local >= local_rows[pe])[0])
             self.fail_entry(
                 layer,
                 ptr,
-                index,
-                f"shapes inconsistent: local row {int(where.local_row[index])} is past the "
+                start + first,
+                f"shapes inconsistent: local row {int(local[first])} is past the "
                 f"PE's {int(local_rows[pe])} local rows (rows = {layer.rows} over {pes} PEs)",
             )
 

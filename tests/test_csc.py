@@ -51,3 +51,7 @@ def test_decode_inverts_encode(codes: np.ndarray, pes: int) -> None:
     where = csc.coordinates(stored.ptr, stored.z)
     local_rows = (codes.shape[0] - where.pe + pes - 1) // pes
     assert np.all(where.local_row < local_rows)
+    # column_heights: each (PE, column)'s highest local row + 1, without per-entry arrays.
+    expected = np.zeros((pes, codes.shape[1]), dtype=np.int64)
+    np.maximum.at(expected, (where.pe, where.col), where.local_row + 1)
+    np.testing.assert_array_equal(csc.column_heights(stored.ptr, stored.z), expected)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from eiec.errors import IsaError, VerificationError
-from eiec.isa import format_program, verify
+from eiec.isa import csc, format_program, verify
 from eiec.isa.builder import make_layer
 from eiec.isa.program import (
     BroadcastActivation,
@@ -143,4 +143,25 @@ def test_machine_header_of_a_built_program() -> None:
     program = _program(machine=Machine(pes=2, clock_mhz=float("nan")))
     assert _message(program) == (
         "<program>: machine: clock_mhz must be a positive finite number, got nan"
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_entry_past_the_rows_is_named(seed: int) -> None:
+    """Raising a random entry's z pushes it (and its column's later entries) past the PE's
+    rows: the error names the first such entry in storage order, as per-entry coordinates do."""
+    rng = np.random.default_rng(seed)
+    codes = np.where(rng.random((23, 9)) < 0.4, rng.integers(1, 3, (23, 9)), 0)
+    layer = make_layer("fc", codes, np.array([0, 100, -100]), 8, pes=3)
+    index = int(rng.integers(layer.z.size))
+    layer.z[index] = 15
+    where = csc.coordinates(layer.ptr, layer.z)
+    local_rows = (23 - where.pe + 2) // 3
+    first = int(np.flatnonzero(where.local_row >= local_rows)[0])
+    pe, col = int(where.pe[first]), int(where.col[first])
+    entry = first - int(layer.ptr[:pe, -1].sum()) - int(layer.ptr[pe, 0])
+    assert _message(_program(layer, Machine(pes=3))) == (
+        f"<program>: layer fc, PE {pe}, column {col}, entry {entry}: shapes inconsistent: "
+        f"local row {int(where.local_row[first])} is past the PE's {int(local_rows[pe])} local "
+        "rows (rows = 23 over 3 PEs)"
     )
