@@ -157,7 +157,8 @@ def compile_function(func: relax.Function, symbol: str) -> Offload:
     if ATTR_CALIBRATION in func.attrs:
         options.calibration = func.attrs[ATTR_CALIBRATION].numpy()
     mod, rows = offloaded_module(func)
-    program = compile_relax(mod, options).program
+    compiled = compile_relax(mod, options)
+    program = compiled.program
     params = [p.name for p in mod["main"].params]
     n_out = len(func.ret_ty.fields) if isinstance(func.ret_ty, relax.TupleType) else 1
     outputs = [port.name for port in program.outputs]
@@ -172,6 +173,7 @@ def compile_function(func: relax.Function, symbol: str) -> Offload:
         inputs=_port_names(program.inputs, params, "input", symbol),
         outputs=tuple(outputs),
         rows=rows,
+        compiled=compiled,
     )
 
 

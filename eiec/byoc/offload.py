@@ -10,8 +10,8 @@ it fills. FC chains compute each row independently, so a runner splits the input
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tvm
@@ -20,6 +20,9 @@ from eiec.byoc.profile import CallRecord, LayerRecord, record
 from eiec.emulator import Emulator, EmulatorConfig, Stats
 from eiec.errors import BackendError
 from eiec.isa.program import Program
+
+if TYPE_CHECKING:
+    from eiec.compiler import CompileResult
 
 #: Every offload registered in this process, by symbol.
 _OFFLOADS: dict[str, Offload] = {}
@@ -31,7 +34,9 @@ class Offload:
 
     ``inputs`` / ``outputs`` name the program's ports in the order of the function's parameters
     and results. With ``rows`` set, the program takes one row of each input (its last
-    dimension) and the runner repeats it over the flattened leading dimensions.
+    dimension) and the runner repeats it over the flattened leading dimensions. ``compiled``
+    is the compiler's result (report, compressed Relax module) when compiled in this process,
+    None when loaded from a saved program.
     """
 
     symbol: str
@@ -39,10 +44,31 @@ class Offload:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     rows: bool
+    compiled: CompileResult | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The mapping part (the program is saved as text beside it)."""
         return {"inputs": list(self.inputs), "outputs": list(self.outputs), "rows": self.rows}
+
+    def feeds(self, inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """The program's inputs (port -> array) of each emulator run one call makes: one run,
+        or one per row of the flattened leading dimensions with ``rows``."""
+        if len(inputs) != len(self.inputs):
+            raise BackendError(
+                f"{self.symbol} takes {len(self.inputs)} inputs, got {len(inputs)}",
+                where=self.symbol,
+            )
+        if not self.rows:
+            return [dict(zip(self.inputs, inputs, strict=True))]
+        shapes = [_port_shape(self.program, name, False) for name in self.inputs]
+        rows = [x.reshape(-1, shape[-1]) for x, shape in zip(inputs, shapes, strict=True)]
+        return [
+            {
+                name: x[index].reshape(shape)
+                for name, x, shape in zip(self.inputs, rows, shapes, strict=True)
+            }
+            for index in range(rows[0].shape[0])
+        ]
 
 
 def _port_shape(program: Program, name: str, outputs: bool) -> tuple[int, ...]:
@@ -83,33 +109,15 @@ class Runner:
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program's outputs for host inputs (rows split off when ``offload.rows``)."""
         offload = self.offload
-        if len(inputs) != len(offload.inputs):
-            raise BackendError(
-                f"{offload.symbol} takes {len(offload.inputs)} inputs, got {len(inputs)}",
-                where=offload.symbol,
-            )
+        results = [self.emulator.run(feed) for feed in offload.feeds(inputs)]
+        record(call_record(offload.symbol, [result.stats for result in results]), inputs)
         if not offload.rows:
-            result = self.emulator.run(dict(zip(offload.inputs, inputs, strict=True)))
-            record(call_record(offload.symbol, [result.stats]))
-            return [result.outputs[name] for name in offload.outputs]
+            return [results[0].outputs[name] for name in offload.outputs]
         lead = inputs[0].shape[:-1]
-        rows = [
-            x.reshape(-1, _port_shape(offload.program, name, False)[-1])
-            for name, x in zip(offload.inputs, inputs, strict=True)
+        return [
+            np.stack([result.outputs[name].reshape(-1) for result in results]).reshape(*lead, -1)
+            for name in offload.outputs
         ]
-        collected: list[list[np.ndarray]] = [[] for _ in offload.outputs]
-        runs = []
-        for index in range(rows[0].shape[0]):
-            feeds = {
-                name: x[index].reshape(_port_shape(offload.program, name, False))
-                for name, x in zip(offload.inputs, rows, strict=True)
-            }
-            result = self.emulator.run(feeds)
-            runs.append(result.stats)
-            for out, name in zip(collected, offload.outputs, strict=True):
-                out.append(result.outputs[name].reshape(-1))
-        record(call_record(offload.symbol, runs))
-        return [np.stack(out).reshape(*lead, -1) for out in collected]
 
     def __call__(self, *args: tvm.runtime.Tensor) -> None:
         n_in = len(self.offload.inputs)

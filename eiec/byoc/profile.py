@@ -2,15 +2,20 @@
 
 Every call of an offloaded function (one EIE program) appends one :class:`CallRecord` to each
 active profiler; :meth:`Profiler.report` tables them per offloaded function and per EIE layer,
-with the total, and :meth:`Profiler.to_json` gives the same figures as plain data.
+with the total, and :meth:`Profiler.to_json` gives the same figures as plain data. A profiler
+made with ``profile(keep_inputs=True)`` also keeps each call's input arrays (to check the call
+against a reference afterwards, as ``eiec run`` does).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 _ACTIVE: list[Profiler] = []
 
@@ -28,7 +33,8 @@ class LayerRecord:
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One call of an offloaded function: ``runs`` emulator runs (one per batch row)."""
+    """One call of an offloaded function: ``runs`` emulator runs (one per batch row).
+    ``inputs``: the call's host inputs, kept only by ``profile(keep_inputs=True)``."""
 
     symbol: str
     runs: int
@@ -36,6 +42,7 @@ class CallRecord:
     time_us: float
     energy_pj: float
     layers: tuple[LayerRecord, ...]
+    inputs: tuple[np.ndarray, ...] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
@@ -54,6 +61,7 @@ class Profiler:
     """The offloaded calls made while it was active (see :func:`profile`)."""
 
     calls: list[CallRecord] = field(default_factory=list)
+    keep_inputs: bool = False
 
     def per_function(self) -> dict[str, dict[str, float]]:
         """Calls, cycles, time and energy summed per offloaded function, in first-call order."""
@@ -133,9 +141,10 @@ class Profiler:
 
 
 @contextlib.contextmanager
-def profile() -> Iterator[Profiler]:
-    """Collect the offloaded calls made inside the block (profilers nest)."""
-    profiler = Profiler()
+def profile(keep_inputs: bool = False) -> Iterator[Profiler]:
+    """Collect the offloaded calls made inside the block (profilers nest); with
+    ``keep_inputs``, each record also holds the call's input arrays."""
+    profiler = Profiler(keep_inputs=keep_inputs)
     _ACTIVE.append(profiler)
     try:
         yield profiler
@@ -143,7 +152,9 @@ def profile() -> Iterator[Profiler]:
         _ACTIVE.remove(profiler)
 
 
-def record(call: CallRecord) -> None:
-    """Give one offloaded call to every active profiler (called by the runners)."""
+def record(call: CallRecord, inputs: Sequence[np.ndarray] = ()) -> None:
+    """Give one offloaded call (made on ``inputs``) to every active profiler (called by the
+    runners)."""
+    kept = dataclasses.replace(call, inputs=tuple(inputs))
     for profiler in _ACTIVE:
-        profiler.calls.append(call)
+        profiler.calls.append(kept if profiler.keep_inputs else call)
