@@ -1,13 +1,21 @@
 """One call from an ONNX model to compressed, emulated, verified results: ``eiec run``.
 
-:func:`run` compiles the model in memory, emulates every sample of a batch, verifies the
-emulator against TVM's CPU build of the compressed model (and the original), and reports the
-compression, cycles, energy and, with labels, accuracy before and after compression.
+:func:`run` picks one of two paths from the front end's support check
+(:func:`eiec.runtime.split.eie_split`):
 
-Ops EIE does not run: a classifier tail after the last FC layer (Softmax, ArgMax, skl2onnx's
-ArrayFeatureExtractor...) is cut off (:mod:`eiec.runtime.split`) and runs on the CPU through
-TVM on the emulator's output. Models with unsupported ops before or between FC layers go
-through ``eiec.byoc.partition_for_eie`` instead.
+- **EIE** (the model is FC/LSTM layers, possibly followed by a classifier tail: Softmax,
+  ArgMax, skl2onnx's ArrayFeatureExtractor...): compile the EIE part in memory, emulate every
+  sample, verify the emulator against TVM's CPU build of the compressed model (and the
+  original) within the program's fixed-point bounds, naming the diverging layer on a mismatch.
+  The tail is cut off (:mod:`eiec.runtime.split`) and runs on the CPU through TVM on the
+  emulator's output. Report: :class:`RunReport`.
+- **BYOC** (ops EIE does not run before or between its layers: convolutions in front of the
+  classifier, element-wise ops between FC layers): ``eiec.byoc.run_onnx`` offloads the FC/LSTM
+  layers and TVM runs the rest; each offloaded call is checked against its compressed function.
+  Report: :class:`eiec.runtime.run_byoc.ByocReport`.
+
+The tail split stays beside BYOC because it checks more: the whole compressed model, per layer,
+with one compression report; BYOC can only bound each offloaded function on its own.
 """
 
 from __future__ import annotations
@@ -23,11 +31,12 @@ from eiec.emulator import BatchResult, BatchStats, EmulatorConfig, Stats, run_ba
 from eiec.errors import InputError
 from eiec.isa.program import Program
 from eiec.runtime import reference
-from eiec.runtime.split import TailSplit, split_tail
+from eiec.runtime.split import TailSplit, eie_split
 from eiec.runtime.verify import VerifyReport, verify
 
 if TYPE_CHECKING:
     from eiec.compiler import CompileOptions, CompileResult
+    from eiec.runtime.run_byoc import ByocReport
 
 Inputs = Mapping[str, np.ndarray] | np.ndarray
 
@@ -59,11 +68,11 @@ def emulate(
 
 @dataclass
 class Accuracy:
-    """Top-1 accuracy against labels: the original model, the compressed model on the CPU,
-    and the emulator."""
+    """Top-1 accuracy against labels: the original model, the compressed model on the CPU
+    (None on the BYOC path, which builds no compressed model), and the emulator."""
 
     original: float
-    compressed: float
+    compressed: float | None
     emulator: float
 
     def to_json(self) -> dict[str, float]:
@@ -99,11 +108,13 @@ class RunReport:
         }
 
     def to_json(self) -> dict[str, Any]:
-        """The verify keys (aggregated over the batch), ``compile`` (the compression report),
-        ``emulator`` (batch totals and means, ``per_inference`` means, and ``first_run``: the
-        full statistics of the first sample, per layer and per PE), ``cpu_tail``, ``accuracy``.
+        """The verify keys (aggregated over the batch), ``path: "eie"``, ``compile`` (the
+        compression report), ``emulator`` (batch totals and means, ``per_inference`` means, and
+        ``first_run``: the full statistics of the first sample, per layer and per PE),
+        ``cpu_tail``, ``accuracy``.
         """
         data = self.verify.to_json()
+        data["path"] = "eie"
         data["compile"] = self.compiled.report.to_json()
         data["emulator"] = {
             **self.stats.to_json(),
@@ -113,6 +124,10 @@ class RunReport:
         data["cpu_tail"] = list(self.tail_ops)
         data["accuracy"] = None if self.accuracy is None else self.accuracy.to_json()
         return data
+
+    def tables(self) -> list[Any]:
+        """The compression report (a rich table)."""
+        return [self.compiled.report.table()]
 
     def summary(self) -> str:
         """The compression, cycle and accuracy report as a few lines of text."""
@@ -140,7 +155,7 @@ class RunReport:
         return "\n".join(lines)
 
 
-def _predictions(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
+def predictions(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """Predicted classes: an integer output of rank 1 (a label), else the arg-max of the first
     float output."""
     for value in outputs.values():
@@ -152,10 +167,11 @@ def _predictions(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
     raise InputError("the model has no output a class can be read from")
 
 
-def _with_tail(split: TailSplit, boundary: np.ndarray) -> dict[str, np.ndarray]:
+def _with_tail(split: TailSplit, head_outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The model's outputs from the head's (by ONNX name): through the CPU tail if any."""
     if split.tail is None:
-        return {split.boundary: boundary}
-    return reference.run_rows(split.tail, {split.boundary: boundary})
+        return head_outputs
+    return reference.run_rows(split.tail, head_outputs)
 
 
 def run(
@@ -166,16 +182,22 @@ def run(
     options: CompileOptions | None = None,
     config: EmulatorConfig | None = None,
     progress: bool = False,
-) -> RunReport:
+) -> RunReport | ByocReport:
     """Compile ``model`` for EIE, emulate every sample of ``inputs``, verify, and report.
 
     ``inputs``: one array (batch along the first axis) or input name -> array. ``labels``
-    (one class per sample) add accuracy before and after compression.
+    (one class per sample) add accuracy before and after compression. Models with ops EIE does
+    not run before or between its layers take the BYOC path (module doc) and return a
+    ``ByocReport``; ``config`` then must keep the emulator's defaults.
     """
     from eiec.compiler import CompileOptions, compile_model
 
     original = reference.load_model(model)
-    split = split_tail(original)
+    split = eie_split(original)
+    if split is None:
+        from eiec.runtime.run_byoc import run_byoc
+
+        return run_byoc(original, inputs, labels=labels, options=options, config=config)
     compiled = compile_model(split.head, options or CompileOptions())
     program = compiled.program
     assert compiled.compressed_model is not None, "an ONNX model compiles to an ONNX model"
@@ -189,26 +211,28 @@ def run(
         classifier=labels is not None or bool(split.tail_ops) or None,
         progress=progress,
     )
-    (port,) = program.outputs
-    boundary = report.emulator_outputs[port.name]
-    outputs = _with_tail(split, boundary)
+    head_outputs = {
+        tensor: report.emulator_outputs[port.name]
+        for port, tensor in zip(program.outputs, report.outputs, strict=True)
+    }
+    outputs = _with_tail(split, head_outputs)
     accuracy = None
     if labels is not None:
         labels = np.asarray(labels).reshape(-1)
-        if labels.shape[0] != boundary.shape[0]:
+        if labels.shape[0] != report.samples:
             raise InputError(
-                f"{labels.shape[0]} labels for {boundary.shape[0]} samples",
+                f"{labels.shape[0]} labels for {report.samples} samples",
                 where="labels",
                 fix="give one label per sample",
             )
         feeds = report.cpu_feeds
-        compressed_boundary = reference.run_rows(compiled.compressed_model, feeds)
-        compressed_out = _with_tail(split, next(iter(compressed_boundary.values())))
+        compressed_head = reference.run_rows(compiled.compressed_model, feeds)
+        compressed_out = _with_tail(split, {name: compressed_head[name] for name in head_outputs})
         original_out = reference.run_rows(original, feeds)
         accuracy = Accuracy(
-            original=float(np.mean(_predictions(original_out) == labels)),
-            compressed=float(np.mean(_predictions(compressed_out) == labels)),
-            emulator=float(np.mean(_predictions(outputs) == labels)),
+            original=float(np.mean(predictions(original_out) == labels)),
+            compressed=float(np.mean(predictions(compressed_out) == labels)),
+            emulator=float(np.mean(predictions(outputs) == labels)),
         )
     return RunReport(
         compiled=compiled,

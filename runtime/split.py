@@ -4,13 +4,21 @@ Exporters end classifiers with ops EIE does not run: ``Softmax``, ``ArgMax`` and
 ``ai.onnx.ml.ArrayFeatureExtractor`` with a label and a probability output. :func:`split_tail`
 cuts such a model at the one tensor where the EIE-supported prefix ends: the *head* (inputs to
 that tensor, compiled for EIE) and the *tail* (that tensor to the model's outputs, run on the CPU
-by :mod:`eiec.runtime.reference`). Models whose unsupported ops sit in front of or between FC
-layers need the general path, ``eiec.byoc.partition_for_eie``.
+by :mod:`eiec.runtime.reference`). A model EIE runs whole (any number of outputs, e.g. an LSTM's
+Y, Y_h and Y_c) has no tail.
+
+Which nodes EIE runs is the front end's decision (``eiec.frontend.support.node_problems``, on
+the model at batch 1 with its constants folded, as ``eiec compile`` checks it): a node runs on
+the CPU when it has problems or reads a CPU node's output. The model is split after
+``eiec.frontend.fold.fold_constants``, so run-time constants (an exporter's
+``Shape``/``Gather``/``Expand`` building a zero initial state) are initialisers, not CPU ops.
+Models whose unsupported ops sit in front of or between FC layers cannot be split this way;
+:func:`eie_split` returns None for them and ``eiec run`` takes the BYOC path
+(``eiec.byoc.partition_for_eie``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 
 import onnx
@@ -20,26 +28,31 @@ from eiec.errors import UnsupportedModelError
 
 BYOC_HINT = (
     "run models with unsupported ops before or between FC layers through "
-    "eiec.byoc.partition_for_eie, which leaves those ops to TVM on the CPU"
+    "eiec.byoc.partition_for_eie (eiec run does), which leaves those ops to TVM on the CPU"
 )
 
 
 @dataclass(frozen=True)
 class TailSplit:
-    """The EIE head, the CPU tail (None when EIE runs every node) and the tensor between."""
+    """The EIE head, the CPU tail (None when EIE runs every node) and the tensor between
+    (None without a tail)."""
 
     head: onnx.ModelProto
     tail: onnx.ModelProto | None
-    boundary: str
+    boundary: str | None
     tail_ops: tuple[str, ...] = ()
 
 
-def supported_ops() -> frozenset[str]:
-    """The ONNX op types ``eiec compile`` accepts (the front end's registry)."""
+def cpu_outputs(model: onnx.ModelProto) -> set[str]:
+    """The outputs of the nodes of ``model`` that EIE cannot run (front end's check at batch 1,
+    constants folded); nodes that fold to constants at batch 1 are not among them."""
     import eiec.compiler  # noqa: F401  (the compiler's imports register every op it accepts)
-    from eiec.frontend.support import SUPPORTED_OPS
+    from eiec.frontend.canonicalize import fix_batch
+    from eiec.frontend.fold import fold_constants
+    from eiec.frontend.support import node_problems
 
-    return frozenset(SUPPORTED_OPS)
+    batch1, _ = fix_batch(model, f"graph '{model.graph.name}'")
+    return {out for node, _ in node_problems(fold_constants(batch1)) for out in node.output}
 
 
 def _feeds(model: onnx.ModelProto) -> list[str]:
@@ -47,32 +60,23 @@ def _feeds(model: onnx.ModelProto) -> list[str]:
     return [vi.name for vi in model.graph.input if vi.name not in initialisers]
 
 
-def split_tail(model: onnx.ModelProto, supported: Collection[str] | None = None) -> TailSplit:
-    """Cut ``model`` after its EIE-supported prefix (module doc).
+def _label(node: onnx.NodeProto) -> str:
+    return node.name or node.output[0]
 
-    A node runs on the CPU when its op is not supported or it consumes a CPU node's output.
-    The prefix must hand exactly one tensor to the CPU nodes, no CPU node may read a graph
-    input and no FC layer (Gemm, MatMul) may be left to the CPU; otherwise
-    UnsupportedModelError names the tensors or nodes involved.
-    """
-    ops = supported_ops() if supported is None else frozenset(supported)
+
+def _split(model: onnx.ModelProto) -> TailSplit | str:
+    """The split of the folded ``model``, or why there is none (module doc)."""
     graph = model.graph
+    unsupported = cpu_outputs(model)
     cpu_tensors: set[str] = set()
     cpu_nodes: list[onnx.NodeProto] = []
     for node in graph.node:
-        on_cpu = node.op_type not in ops or node.domain not in ("", "ai.onnx")
-        if on_cpu or any(name in cpu_tensors for name in node.input):
+        if unsupported.intersection(node.output) or cpu_tensors.intersection(node.input):
             cpu_nodes.append(node)
             cpu_tensors.update(node.output)
-    outputs = [o.name for o in graph.output]
     if not cpu_nodes:
-        if len(outputs) != 1:
-            raise UnsupportedModelError(
-                f"the model has {len(outputs)} outputs; an EIE program has one",
-                where=f"graph '{graph.name}'",
-                fix="export one output tensor",
-            )
-        return TailSplit(head=model, tail=None, boundary=outputs[0])
+        return TailSplit(head=model, tail=None, boundary=None)
+    outputs = [o.name for o in graph.output]
     feeds = _feeds(model)
     head_tensors = {out for node in graph.node if node not in cpu_nodes for out in node.output}
     initialisers = {init.name for init in graph.initializer}
@@ -83,25 +87,19 @@ def split_tail(model: onnx.ModelProto, supported: Collection[str] | None = None)
         if name and name not in cpu_tensors and name not in initialisers
     }
     handed |= {name for name in outputs if name in head_tensors}
-    where = f"graph '{graph.name}'"
     if handed & set(feeds) or len(handed) != 1:
         first = cpu_nodes[0]
-        raise UnsupportedModelError(
+        return (
             f"the CPU ops ({', '.join(sorted({n.op_type for n in cpu_nodes}))}, first "
-            f"'{first.name or first.output[0]}') read {sorted(handed)}, not one tensor computed "
-            "by the FC layers",
-            where=where,
-            fix=BYOC_HINT,
+            f"'{_label(first)}') read {sorted(handed)}, not one tensor computed by the FC layers"
+        )
+    stranded = [n for n in cpu_nodes if n.op_type in ("Gemm", "MatMul", "LSTM")]
+    if stranded:
+        return (
+            f"{stranded[0].op_type} layer '{_label(stranded[0])}' follows an op EIE does not "
+            f"run ({cpu_nodes[0].op_type} '{_label(cpu_nodes[0])}')"
         )
     (boundary,) = handed
-    stranded = [n for n in cpu_nodes if n.op_type in ("Gemm", "MatMul")]
-    if stranded:
-        raise UnsupportedModelError(
-            f"FC layer '{stranded[0].name or stranded[0].output[0]}' follows an op EIE does "
-            f"not run ({cpu_nodes[0].op_type} '{cpu_nodes[0].name or cpu_nodes[0].output[0]}')",
-            where=where,
-            fix=BYOC_HINT,
-        )
     extractor = Extractor(onnx.shape_inference.infer_shapes(model))
     head = extractor.extract_model(feeds, [boundary])
     tail = extractor.extract_model([boundary], outputs)
@@ -115,3 +113,29 @@ def split_tail(model: onnx.ModelProto, supported: Collection[str] | None = None)
         boundary=boundary,
         tail_ops=tuple(node.op_type for node in cpu_nodes),
     )
+
+
+def _folded(model: onnx.ModelProto) -> onnx.ModelProto:
+    from eiec.frontend.fold import fold_constants
+
+    return fold_constants(model)
+
+
+def eie_split(model: onnx.ModelProto) -> TailSplit | None:
+    """The model as an EIE head and a CPU tail (see :func:`split_tail`), or None when ops EIE
+    does not run sit before or between its layers (the BYOC path)."""
+    result = _split(_folded(model))
+    return None if isinstance(result, str) else result
+
+
+def split_tail(model: onnx.ModelProto) -> TailSplit:
+    """Cut ``model`` (constants folded) after its EIE-supported prefix (module doc).
+
+    The prefix must hand exactly one tensor to the CPU nodes, no CPU node may read a graph
+    input and no layer (Gemm, MatMul, LSTM) may be left to the CPU; otherwise
+    UnsupportedModelError names the tensors or nodes involved.
+    """
+    result = _split(_folded(model))
+    if isinstance(result, str):
+        raise UnsupportedModelError(result, where=f"graph '{model.graph.name}'", fix=BYOC_HINT)
+    return result

@@ -66,10 +66,17 @@ class LayerCheck:
 
 @dataclass
 class VerifyReport:
-    """The outcome of :func:`verify` (JSON keys: :meth:`to_json`)."""
+    """The outcome of :func:`verify` (JSON keys: :meth:`to_json`).
+
+    ``scope`` says what the ``*_vs_compressed`` figures compare: ``"model"``, the program's
+    outputs with the compressed model's (:func:`verify`); ``"offloaded_calls"``, each call of
+    an offloaded EIE program with its compressed function on the CPU, on the same inputs
+    (``eiec.runtime.run_byoc``).
+    """
 
     samples: int
     outputs: list[str]
+    scope: str = "model"
     max_abs_error_vs_compressed: float | None = None
     max_rel_error_vs_compressed: float | None = None
     tolerance: float | None = None
@@ -101,6 +108,7 @@ class VerifyReport:
             "samples": self.samples,
             "outputs": self.outputs,
             "arith": self.arith,
+            "verify_scope": self.scope,
             "max_abs_error_vs_compressed": self.max_abs_error_vs_compressed,
             "max_rel_error_vs_compressed": self.max_rel_error_vs_compressed,
             "tolerance": self.tolerance,
@@ -122,10 +130,14 @@ class VerifyReport:
             return "n/a" if value is None else format(value, spec)
 
         verdict = "PASSED" if self.passed else "FAILED"
+        against = {
+            "model": "compressed model",
+            "offloaded_calls": "compressed functions (each EIE call, same inputs)",
+        }[self.scope]
         lines = [
             f"verify {verdict}: {self.samples} sample(s), outputs {', '.join(self.outputs)} "
             f"({self.arith})",
-            f"  vs compressed model: max abs error {num(self.max_abs_error_vs_compressed)}, "
+            f"  vs {against}: max abs error {num(self.max_abs_error_vs_compressed)}, "
             f"max rel error {num(self.max_rel_error_vs_compressed)}, tolerance "
             f"{num(self.tolerance)} (worst error/bound {num(self.worst_error_to_tolerance)})",
         ]
@@ -221,7 +233,8 @@ def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:
 # --- the check --------------------------------------------------------------------------------
 
 
-def _is_classifier(model: onnx.ModelProto) -> bool:
+def is_classifier(model: onnx.ModelProto) -> bool:
+    """Whether the model has a Softmax, LogSoftmax or ArgMax node."""
     return any(node.op_type in CLASSIFIER_OPS for node in model.graph.node)
 
 
@@ -254,8 +267,8 @@ def verify(
     head = split_tail(compressed).head
     original_proto = None if original is None else reference.load_model(original)
     if classifier is None:
-        classifier = _is_classifier(compressed) or (
-            original_proto is not None and _is_classifier(original_proto)
+        classifier = is_classifier(compressed) or (
+            original_proto is not None and is_classifier(original_proto)
         )
     in_map = _bind(program.inputs, [vi.name for vi in reference.model_inputs(head)], "input")
     out_map = _bind(program.outputs, [o.name for o in head.graph.output], "output")
@@ -318,15 +331,15 @@ def verify(
             )
             continue
         bound = np.concatenate([run.bounds[port.name] for run in runs], axis=axis)
-        _compare_values(report, tensor, got, want, bound, axis)
+        compare_values(report, tensor, got, want, bound, axis)
         if orig is not None:
-            _compare_original(report, got, orig[tensor], classifier)
+            compare_original(report, got, orig[tensor], classifier)
     if report.problems and report.first_failing_sample is not None:
         _find_divergence(report, runs, cpu, mapping, report.first_failing_sample)
     return report
 
 
-def _compare_values(
+def compare_values(
     report: VerifyReport,
     tensor: str,
     got: np.ndarray,
@@ -334,6 +347,8 @@ def _compare_values(
     bound: np.ndarray,
     axis: int,
 ) -> None:
+    """Fold the errors of ``got`` (EIE) vs ``want`` (CPU, compressed) into ``report``; a
+    problem when an element exceeds its ``bound`` (samples along ``axis``)."""
     error = np.abs(got.astype(np.float64) - want.astype(np.float64))
     scale = float(np.abs(want).max()) if want.size else 0.0
     worst = float(error.max()) if error.size else 0.0
@@ -362,9 +377,11 @@ def _compare_values(
     )
 
 
-def _compare_original(
+def compare_original(
     report: VerifyReport, got: np.ndarray, want: np.ndarray, classifier: bool
 ) -> None:
+    """Fold the error of ``got`` vs the original model's ``want`` (and, for a classifier, the
+    top-1 agreement along the last axis) into ``report``."""
     if got.shape != want.shape:
         report.problems.append(
             f"the original model's output has shape {list(want.shape)}, the program's "

@@ -38,17 +38,27 @@ def register_op(op_type: str) -> Callable[[OpCheck], OpCheck]:
     return decorate
 
 
-def check_supported(model: onnx.ModelProto, where: str) -> None:
-    """Raise one UnsupportedModelError listing every node ``eiec compile`` cannot run."""
+def node_problems(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, list[str]]]:
+    """Every node ``eiec compile`` cannot run, with why: its op is not supported, or the
+    op's check found problems. ``model`` should be batch 1 with constants folded (shape
+    inference run), as ``eiec compile`` checks it."""
     facts = GraphFacts.of(model)
-    problems: list[str] = []
+    found = []
     for node in model.graph.node:
         check = SUPPORTED_OPS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
         if check is None:
             domain = f"{node.domain}." if node.domain not in ("", "ai.onnx") else ""
-            problems.append(f"{node_label(node)}: op {domain}{node.op_type} is not supported")
-            continue
-        problems.extend(f"{node_label(node)}: {issue}" for issue in check(node, facts))
+            found.append((node, [f"op {domain}{node.op_type} is not supported"]))
+        elif issues := check(node, facts):
+            found.append((node, issues))
+    return found
+
+
+def check_supported(model: onnx.ModelProto, where: str) -> None:
+    """Raise one UnsupportedModelError listing every node ``eiec compile`` cannot run."""
+    problems = [
+        f"{node_label(node)}: {issue}" for node, issues in node_problems(model) for issue in issues
+    ]
     if problems:
         count = len(problems)
         raise UnsupportedModelError(

@@ -14,6 +14,8 @@ from eiec.isa import save
 
 from .handmade import handmade_mlp
 
+LSTM = Path(__file__).resolve().parents[2] / "examples" / "lstm"
+
 VERIFY_KEYS = {
     "max_abs_error_vs_compressed",
     "max_rel_error_vs_compressed",
@@ -94,6 +96,7 @@ def test_run_json_has_verify_compile_and_emulator_keys(
     report = json.loads(capsys.readouterr().out)
     assert code == 0
     assert set(report) >= VERIFY_KEYS | {"compile", "emulator", "accuracy", "cpu_tail"}
+    assert report["path"] == "eie" and report["verify_scope"] == "model"
     assert report["samples"] == 8
     assert report["cpu_tail"] == ["Softmax", "ArgMax", "ArrayFeatureExtractor", "Reshape"]
     assert report["compile"]["pes"] == 8
@@ -101,3 +104,40 @@ def test_run_json_has_verify_compile_and_emulator_keys(
     assert report["emulator"]["samples"] == 8 and report["emulator"]["cycles"] > 0
     assert report["top1_agreement_vs_original"] is not None
     assert set(report["accuracy"]) == {"original", "compressed", "emulator"}
+
+
+def test_run_lstm_with_three_outputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # nn.LSTM(8, 16) exported with outputs y, h, c: EIE runs every node.
+    x = np.random.default_rng(8).uniform(-1, 1, (5, 1, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code = main(["run", str(LSTM / "lstm.onnx"), "-i", str(tmp_path / "x.npy"), "--pes", "16",
+                 "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["problems"]
+    assert report["path"] == "eie" and report["cpu_tail"] == []
+    assert report["outputs"] == ["y", "h", "c"] and report["samples"] == 1
+    assert report["max_abs_error_vs_compressed"] <= report["tolerance"]
+    assert report["max_abs_error_vs_original"] is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("lstm", (5, 1, 8)), ("lstm_linear", (6, 1, 8)), ("lstm_bidir_legacy", (4, 1, 6))],
+)
+def test_verify_pytorch_lstm_exports(
+    name: str, shape: tuple[int, ...], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """compile --export-onnx, then verify against the compressed and the original model (the
+    legacy export keeps its Shape/Expand initial-state nodes in the compressed model)."""
+    model, program, compressed = LSTM / f"{name}.onnx", tmp_path / "p.eie", tmp_path / "c.onnx"
+    x = np.random.default_rng(9).uniform(-1, 1, shape).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    code = main(["compile", str(model), "-o", str(program), "--pes", "16", "--export-onnx",
+                 str(compressed), "-q"])  # fmt: skip
+    assert code == 0
+    code = main(["verify", str(compressed), str(program), "-i", str(tmp_path / "x.npy"),
+                 "--original", str(model), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["problems"]
+    assert report["max_abs_error_vs_compressed"] <= report["tolerance"]
+    assert report["max_abs_error_vs_original"] is not None

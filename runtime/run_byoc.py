@@ -1,0 +1,263 @@
+"""``eiec run`` for models with ops EIE does not run before or between its layers: the BYOC path.
+
+A model that is not an EIE head with a CPU tail (``eiec.runtime.split.eie_split`` returns None:
+convolutions in front of an FC classifier, element-wise ops between FC layers...) runs through
+``eiec.byoc.run_onnx``: its FC/LSTM layers are offloaded to EIE (one program per chain of
+layers), every other op runs in TVM on the CPU, and each sample runs under a profiler recording
+the cycles, time and energy of every offloaded call, per function and per EIE layer.
+
+What is checked, and against what:
+
+- **each offloaded call vs its compressed function** (``verify_scope: "offloaded_calls"``): the
+  compiler's compressed Relax module of the function (pruned, weight-shared, float32), built for
+  the CPU, runs on the inputs the call received; the program, re-emulated on them while tracking
+  error bounds (``eiec.runtime.verify.emulate_with_bounds``), must be within its fixed-point
+  bound element by element. ``max_abs_error_vs_compressed`` and ``tolerance`` are over every
+  call's outputs. This checks every EIE program, not the model's outputs: the host ops after an
+  offloaded function have no error bound.
+- **the model's outputs vs the CPU-only run of the original model** (TVM, no EIE):
+  ``max_abs_error_vs_original`` and, for classifiers, top-1 agreement; with labels, accuracy of
+  both (a compressed model on the CPU is not built on this path: ``accuracy.compressed`` is None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+
+from eiec.byoc.offload import Offload, registered
+from eiec.byoc.profile import CallRecord, Profiler, profile
+from eiec.emulator import EmulatorConfig
+from eiec.errors import InputError, UnsupportedModelError
+from eiec.runtime import reference
+from eiec.runtime.run import Accuracy, Inputs, predictions
+from eiec.runtime.verify import (
+    VerifyReport,
+    compare_original,
+    compare_values,
+    emulate_with_bounds,
+    is_classifier,
+)
+
+if TYPE_CHECKING:
+    from eiec.compiler import CompileOptions
+
+
+@dataclass
+class ByocReport:
+    """What :func:`run_byoc` found. ``outputs``: the model's outputs (EIE + CPU), by name;
+    ``offloads``: the offloaded functions by symbol, in first-call order."""
+
+    verify: VerifyReport
+    profile: Profiler
+    offloads: dict[str, Offload]
+    outputs: dict[str, np.ndarray]
+    accuracy: Accuracy | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Whether every offloaded call matched its compressed function within tolerance."""
+        return self.verify.passed
+
+    def per_inference(self) -> dict[str, float]:
+        """Means over the samples of the offloaded calls' cycles, microseconds, energy (pJ)."""
+        total = self.profile.total()
+        count = max(self.verify.samples, 1)
+        return {key: total[key] / count for key in ("cycles", "time_us", "energy_pj")}
+
+    def to_json(self) -> dict[str, Any]:
+        """The verify keys, ``path: "byoc"``, ``compile`` (each offloaded function's compression
+        report, by symbol), ``emulator`` (the profile per function and per layer, its total and
+        ``per_inference`` means) and ``accuracy``."""
+        data = self.verify.to_json()
+        data["path"] = "byoc"
+        data["compile"] = {
+            symbol: None if offload.compiled is None else offload.compiled.report.to_json()
+            for symbol, offload in self.offloads.items()
+        }
+        profile = self.profile.to_json()
+        data["emulator"] = {
+            "functions": profile["functions"],
+            "layers": profile["layers"],
+            "total": profile["total"],
+            "per_inference": self.per_inference(),
+        }
+        data["accuracy"] = None if self.accuracy is None else self.accuracy.to_json()
+        return data
+
+    def tables(self) -> list[Any]:
+        """The compression report (a rich table) of each offloaded function."""
+        return [
+            offload.compiled.report.table()
+            for offload in self.offloads.values()
+            if offload.compiled is not None
+        ]
+
+    def summary(self) -> str:
+        """The offload profile, cycle, accuracy and verification report as text."""
+        per = self.per_inference()
+        lines = [
+            f"BYOC: {len(self.offloads)} function(s) offloaded to EIE, every other op on the "
+            "CPU (TVM)",
+            self.profile.report(),
+            f"EIE: {per['cycles']:.0f} cycles = {per['time_us']:.3f} us, "
+            f"{per['energy_pj'] / 1e3:.3f} nJ per inference (offloaded calls only)",
+        ]
+        for symbol, offload in self.offloads.items():
+            if offload.compiled is not None:
+                total = offload.compiled.report.to_json()["total"]
+                lines.append(
+                    f"compression of {symbol}: {total['stored_bytes']} bytes stored vs "
+                    f"{total['dense_bytes']} dense fp32 ({total['compression_ratio']:.1f}x), "
+                    f"weight density {total['weight_density']:.1%}"
+                )
+        if self.accuracy is not None:
+            acc = self.accuracy
+            lines.append(
+                f"accuracy: original (CPU) {acc.original:.2%}, EIE + CPU {acc.emulator:.2%}"
+            )
+        lines.append(self.verify.summary())
+        return "\n".join(lines)
+
+
+def _function_vm(offload: Offload) -> Any:
+    """The compressed function of ``offload`` built for the CPU."""
+    import tvm
+    from tvm import relax
+
+    assert offload.compiled is not None
+    return relax.VirtualMachine(tvm.compile(offload.compiled.module, target="llvm"), tvm.cpu())
+
+
+def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    import tvm
+
+    result = vm["main"](*(tvm.runtime.tensor(feed[name]) for name in offload.inputs))
+    values = list(result) if len(offload.outputs) > 1 else [result]
+    return [value.numpy() for value in values]
+
+
+def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, Offload]:
+    """Compare every offloaded call (recorded with its inputs) with its compressed function on
+    the CPU, within the program's error bounds (module doc); returns the offloads by symbol.
+
+    Every sample runs the same calls, so each function's runs are grouped per sample: a
+    problem names the function, the output and the failing samples.
+    """
+    by_symbol: dict[str, list[CallRecord]] = {}
+    for call in calls:
+        by_symbol.setdefault(call.symbol, []).append(call)
+    offloads = {}
+    for symbol, records in by_symbol.items():
+        offload = registered(symbol)
+        assert offload is not None, "a recorded call comes from a registered offload"
+        offloads[symbol] = offload
+        if offload.compiled is None:
+            report.problems.append(
+                f"{symbol} was loaded from a saved program: no compressed function to check it"
+            )
+            continue
+        vm = _function_vm(offload)
+        feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
+        emulated = [emulate_with_bounds(offload.program, feed) for feed in feeds]
+        cpu = [_run_function(vm, offload, feed) for feed in feeds]
+        report.saturations += sum(run.stats.saturations for run in emulated)
+        for index, name in enumerate(offload.outputs):
+
+            def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
+                return np.stack([np.asarray(v).reshape(-1) for v in values]).reshape(
+                    report.samples, -1
+                )
+
+            compare_values(
+                report,
+                f"{symbol}/{name}",
+                stacked([run.outputs[name] for run in emulated]),
+                stacked([values[index] for values in cpu]),
+                stacked([run.bounds[name] for run in emulated]),
+                axis=0,
+            )
+    return offloads
+
+
+def _byoc_options(options: CompileOptions) -> dict[str, Any]:
+    """``partition_for_eie`` keyword arguments: calibration samples keep a batch axis of 1
+    (each sample runs alone)."""
+    values = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "progress"}
+    if options.calibration is not None:
+        values["calibration"] = np.asarray(options.calibration)[:, None]
+    return values
+
+
+def run_byoc(
+    model: onnx.ModelProto,
+    inputs: Inputs,
+    *,
+    labels: np.ndarray | None = None,
+    options: CompileOptions | None = None,
+    config: EmulatorConfig | None = None,
+) -> ByocReport:
+    """Run ``model`` with its FC/LSTM layers on EIE and the rest on the CPU; check and report
+    (module doc). ``inputs``: one array (samples along the first axis) or name -> array."""
+    from eiec.byoc import run_onnx
+    from eiec.compiler import CompileOptions
+
+    if config is not None and (config.arith, config.fifo_depth, config.clock_mhz) != (
+        "fixed16",
+        None,
+        None,
+    ):
+        raise InputError(
+            "emulator settings (arith, FIFO depth, clock) apply to models EIE runs whole or "
+            "with a CPU tail; this model runs through BYOC, whose programs run in fixed16 on "
+            "the machine they were compiled for",
+            where="eiec run",
+            fix="keep --arith fixed16 (config=None); set the FIFO depth as a compile option",
+        )
+    names = [info.name for info in reference.model_inputs(model)]
+    arrays = {names[0]: inputs} if isinstance(inputs, np.ndarray) else dict(inputs)
+    feeds = reference.build(model).feeds(arrays)
+    named = dict(zip(names, feeds, strict=True))
+    with profile(keep_inputs=True) as recorder:
+        run = run_onnx(model, named, **_byoc_options(options or CompileOptions()))
+    if not recorder.calls:
+        raise UnsupportedModelError(
+            "no layer of the model runs on EIE: BYOC offloaded nothing",
+            where=f"graph '{model.graph.name}'",
+            fix="EIE runs FC layers (MatMul/Gemm with constant weights) and LSTMs",
+        )
+    samples = len(feeds[0])
+    report = VerifyReport(samples=samples, outputs=list(run.outputs), scope="offloaded_calls")
+    report.emulator_outputs = run.outputs
+    report.cpu_feeds = named
+    offloads = check_calls(report, recorder.calls)
+    original = reference.run_rows(model, named)
+    classifier = labels is not None or is_classifier(model)
+    for name, got in run.outputs.items():
+        if got.dtype.kind == "f":
+            compare_original(report, got, original[name], classifier)
+    accuracy = None
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != samples:
+            raise InputError(
+                f"{labels.shape[0]} labels for {samples} samples",
+                where="labels",
+                fix="give one label per sample",
+            )
+        accuracy = Accuracy(
+            original=float(np.mean(predictions(original) == labels)),
+            compressed=None,
+            emulator=float(np.mean(predictions(run.outputs) == labels)),
+        )
+    return ByocReport(
+        verify=report,
+        profile=run.profile,
+        offloads=offloads,
+        outputs=run.outputs,
+        accuracy=accuracy,
+    )

@@ -1,0 +1,139 @@
+"""``eiec run`` on models with ops EIE does not run before or between its layers (BYOC path)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import eiec
+from eiec.byoc.offload import register, registered
+from eiec.byoc.profile import CallRecord
+from eiec.cli import main
+from eiec.runtime.run_byoc import ByocReport, check_calls
+from eiec.runtime.verify import VerifyReport
+
+from .test_cli import VERIFY_KEYS
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "byoc"
+
+
+def small_cnn() -> onnx.ModelProto:
+    spec = importlib.util.spec_from_file_location("small_cnn", EXAMPLES / "small_cnn.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.small_cnn()
+
+
+def sigmoid_between(seed: int = 0) -> onnx.ModelProto:
+    """x [N, 12] -> Gemm -> Sigmoid (CPU) -> Gemm -> Softmax: two EIE programs."""
+    rng = np.random.default_rng(seed)
+    inits = [
+        numpy_helper.from_array(rng.uniform(-0.5, 0.5, (16, 12)).astype(np.float32), "w0"),
+        numpy_helper.from_array(rng.uniform(-0.5, 0.5, (6, 16)).astype(np.float32), "w1"),
+    ]
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["x", "w0"], ["h"], transB=1, name="fc0"),
+            helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+            helper.make_node("Gemm", ["s", "w1"], ["logits"], transB=1, name="fc1"),
+            helper.make_node("Softmax", ["logits"], ["p"], name="softmax"),
+        ],
+        "sigmoid_between",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 12])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["N", 6])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_cli_runs_a_cnn_with_conv_on_the_cpu_and_fc_on_eie(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    onnx.save(small_cnn(), tmp_path / "cnn.onnx")
+    x = np.random.default_rng(1).random((2, 1, 28, 28), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.array([3, 7]))
+    args = ["run", str(tmp_path / "cnn.onnx"), "-i", str(tmp_path / "x.npy"), "--pes", "16"]
+    code = main([*args, "--labels", str(tmp_path / "y.npy"), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["problems"]
+    assert set(report) >= VERIFY_KEYS | {"path", "compile", "emulator", "accuracy"}
+    assert report["path"] == "byoc" and report["verify_scope"] == "offloaded_calls"
+    assert report["samples"] == 2 and report["outputs"] == ["probabilities"]
+    assert 0 < report["max_abs_error_vs_compressed"] <= report["tolerance"]
+    assert report["top1_agreement_vs_original"] is not None
+    (symbol,) = report["compile"]  # the two Gemm layers are one EIE program
+    assert [layer["name"] for layer in report["compile"][symbol]["layers"]] == ["fc0", "fc1"]
+    assert [(row["symbol"], row["layer"]) for row in report["emulator"]["layers"]] == [
+        (symbol, "fc0"),
+        (symbol, "fc1"),
+    ]
+    assert report["emulator"]["functions"][symbol]["calls"] == 2
+    assert report["emulator"]["per_inference"]["cycles"] > 0
+    assert report["accuracy"]["compressed"] is None
+    assert 0.0 <= report["accuracy"]["emulator"] <= 1.0
+
+
+def test_ops_between_layers_make_two_checked_programs() -> None:
+    x = np.random.default_rng(2).uniform(-1, 1, (3, 12)).astype(np.float32)
+    report = eiec.run(sigmoid_between(), x, options=eiec.CompileOptions(pes=4, sparsity=0.5))
+    assert isinstance(report, ByocReport)
+    assert report.passed, report.summary()
+    assert len(report.offloads) == 2
+    assert [row["calls"] for row in report.profile.per_function().values()] == [3, 3]
+    assert report.outputs["p"].shape == (3, 6)
+    np.testing.assert_allclose(report.outputs["p"].sum(axis=1), 1.0, rtol=1e-5)
+    text = report.summary()
+    assert "BYOC: 2 function(s) offloaded to EIE" in text
+    assert "vs compressed functions (each EIE call, same inputs)" in text
+
+
+def test_a_corrupted_offloaded_program_fails_the_check_naming_it() -> None:
+    x = np.random.default_rng(3).uniform(-1, 1, (2, 12)).astype(np.float32)
+    good = eiec.run(sigmoid_between(seed=4), x, options=eiec.CompileOptions(pes=4))
+    assert isinstance(good, ByocReport) and good.passed
+    offload = next(iter(good.offloads.values()))
+    program = offload.program
+    layer = program.layers[next(iter(program.layers))]
+    values = layer.codebook.values.copy()
+    values[[3, 12]] = values[[12, 3]]
+    bad_layer = dataclasses.replace(
+        layer, codebook=dataclasses.replace(layer.codebook, values=values)
+    )
+    bad_program = dataclasses.replace(program, layers={**program.layers, layer.name: bad_layer})
+    bad = dataclasses.replace(offload, symbol="eie_test_corrupted", program=bad_program)
+    register(bad)
+    assert registered("eie_test_corrupted") is bad
+    calls = [
+        CallRecord("eie_test_corrupted", 1, 0, 0.0, 0.0, (), inputs=(x[i : i + 1],))
+        for i in range(2)
+    ]
+    report = VerifyReport(samples=2, outputs=["p"], scope="offloaded_calls")
+    check_calls(report, calls)
+    assert not report.passed
+    assert report.problems[0].startswith("output 'eie_test_corrupted/")
+    assert "exceed their error bound" in report.problems[0]
+
+
+def test_emulator_settings_are_refused_on_the_byoc_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    onnx.save(sigmoid_between(), tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.zeros((1, 12), np.float32))
+    code = main(["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "--arith",
+                 "float32"])  # fmt: skip
+    assert code == 1
+    assert capsys.readouterr().err == (
+        "eiec run: error: eiec run: emulator settings (arith, FIFO depth, clock) apply to "
+        "models EIE runs whole or with a CPU tail; this model runs through BYOC, whose programs "
+        "run in fixed16 on the machine they were compiled for (keep --arith fixed16 "
+        "(config=None); set the FIFO depth as a compile option)\n"
+    )
