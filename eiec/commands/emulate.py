@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from eiec.commands.options import add_arith_option, add_json_option, load_npy
 from eiec.errors import InputError
 from eiec.fileio import save_npy_atomic, write_atomic
 from eiec.isa.program import Port, Program
@@ -45,18 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="[NAME=]Y.npy",
         help="where to save an output tensor (.npy, float32)",
     )
-    parser.add_argument("--json", action="store_true", help="print statistics as JSON")
+    add_json_option(parser, "the statistics")
     parser.add_argument(
         "--stats-out", metavar="FILE.json", help="also write the JSON statistics to a file"
     )
     parser.add_argument("--fifo-depth", type=int, help="activation queue depth (default: header)")
     parser.add_argument("--clock-mhz", type=float, help="clock in MHz (default: header)")
-    parser.add_argument(
-        "--arith",
-        choices=("fixed16", "float32"),
-        default="fixed16",
-        help="the machine's 16-bit fixed point (default) or float32 for debugging",
-    )
+    add_arith_option(parser)
     parser.add_argument("--energy", metavar="TABLE.json", help="per-event energy table")
     parser.add_argument(
         "--trace", action="store_true", help="print each instruction with its cycle span"
@@ -92,31 +87,6 @@ def _bind(specs: list[str], ports: list[Port], kind: str) -> dict[str, str]:
             )
         bound[name] = path
     return bound
-
-
-def load_npy(path: str) -> np.ndarray:
-    """Read one array from a .npy file (no pickles), with clear errors."""
-    file = Path(path)
-    fix = "give a .npy file written by numpy.save"
-    try:
-        with file.open("rb") as handle:
-            magic = handle.read(6)
-    except FileNotFoundError:
-        raise InputError("no such file", where=path, fix=fix) from None
-    except OSError as error:
-        raise InputError(f"cannot read: {error.strerror}", where=path, fix=fix) from None
-    if magic.startswith(b"PK"):
-        raise InputError(
-            "is a .npz archive, not a .npy file",
-            where=path,
-            fix="save each input with numpy.save into its own .npy file",
-        )
-    if magic != b"\x93NUMPY":
-        raise InputError("not a .npy file (no NUMPY header)", where=path, fix=fix)
-    try:
-        return np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputError(f"corrupt .npy file ({error})", where=path, fix=fix) from None
 
 
 def _inputs(program: Program, specs: list[str]) -> tuple[dict[str, np.ndarray], bool]:

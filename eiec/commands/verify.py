@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
-
-from eiec.errors import InputError
+from eiec.commands.options import add_arith_option, add_input_option, add_json_option, read_inputs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", metavar="MODEL.onnx", help="the compressed model")
     parser.add_argument("program", metavar="PROG.eie", help="the compiled program")
-    add_input_arguments(parser)
+    add_input_option(parser)
     parser.add_argument(
         "--original", metavar="ORIG.onnx", help="the model before compression (optional)"
     )
@@ -36,47 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="report top-1 agreement (default: when the model has Softmax/ArgMax)",
     )
-    parser.add_argument(
-        "--arith",
-        choices=("fixed16", "float32"),
-        default="fixed16",
-        help="emulator arithmetic (default: the machine's fixed16)",
-    )
+    add_arith_option(parser)
     parser.add_argument("--fifo-depth", type=int, help="activation queue depth (default: header)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_option(parser)
     parser.set_defaults(run=run)
-
-
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--input [NAME=]X.npy`` (repeatable), shared with ``eiec run``."""
-    parser.add_argument(
-        "--input",
-        "-i",
-        action="append",
-        required=True,
-        metavar="[NAME=]X.npy",
-        help="input tensor (.npy), a batch along the first axis; NAME= for several inputs",
-    )
-
-
-def read_inputs(specs: list[str]) -> dict[str, np.ndarray] | np.ndarray:
-    """``[NAME=]FILE`` arguments -> one array, or {name: array} when named."""
-    from eiec.commands.emulate import load_npy
-
-    bare = [spec for spec in specs if "=" not in spec]
-    if bare and len(specs) > 1:
-        raise InputError(
-            f"--input {bare[0]} does not name its input and {len(specs)} inputs are given",
-            where="--input",
-            fix=f"write --input NAME={bare[0]}",
-        )
-    if bare:
-        return load_npy(bare[0])
-    named = {}
-    for spec in specs:
-        name, _, path = spec.partition("=")
-        named[name] = load_npy(path)
-    return named
 
 
 def run(args: argparse.Namespace) -> int:

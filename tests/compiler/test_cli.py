@@ -10,7 +10,7 @@ import pytest
 from onnx.reference import ReferenceEvaluator
 
 from eiec.cli import main
-from eiec.commands.compile import parse_sparsity
+from eiec.commands.options import parse_sparsity
 from eiec.errors import CompileError
 from eiec.isa import load
 

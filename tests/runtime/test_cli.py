@@ -141,3 +141,23 @@ def test_verify_pytorch_lstm_exports(
     assert code == 0, report["problems"]
     assert report["max_abs_error_vs_compressed"] <= report["tolerance"]
     assert report["max_abs_error_vs_original"] is not None
+
+
+def test_compile_and_run_read_the_same_compile_options(tmp_path: Path) -> None:
+    from eiec.cli import build_parser
+    from eiec.commands.options import options_from_args
+
+    np.save(tmp_path / "c.npy", np.ones((2, 4), np.float32))
+    flags = ["--pes", "8", "--sparsity", "fc0=0.5,*=0.7", "--bits", "3", "--fifo-depth", "4",
+             "--calibration", str(tmp_path / "c.npy"), "--act-sram", "4096"]  # fmt: skip
+    parser = build_parser()
+    compile_args = parser.parse_args(["compile", "m.onnx", "-o", "p.eie", *flags])
+    run_args = parser.parse_args(["run", "m.onnx", "-i", "x.npy", *flags])
+    built = [options_from_args(args) for args in (compile_args, run_args)]
+    assert built[0].calibration is not None and built[1].calibration is not None
+    np.testing.assert_array_equal(built[0].calibration, built[1].calibration)
+    for options in built:
+        options.calibration = None
+    assert built[0] == built[1]
+    assert (built[0].pes, built[0].sparsity, built[0].default_sparsity) == (8, {"fc0": 0.5}, 0.7)
+    assert (built[0].bits, built[0].fifo_depth, built[0].act_sram) == (3, 4, 4096)

@@ -1,0 +1,183 @@
+"""Options the subcommands share: the compile options (``eiec compile``, ``eiec run``), input
+arrays (``--input [NAME=]X.npy``), the emulator's arithmetic and ``--json``.
+
+No TVM here (``eiec emulate`` imports this module and must start fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from eiec.errors import CompileError, InputError
+
+if TYPE_CHECKING:
+    from eiec.compiler import CompileOptions
+
+
+# --- compile options --------------------------------------------------------------------------
+
+
+def add_compile_options(parser: argparse.ArgumentParser) -> None:
+    """The fields of ``CompileOptions`` as options (same names and defaults everywhere)."""
+    group = parser.add_argument_group("compile options")
+    group.add_argument("--pes", type=int, default=64, metavar="N", help="PEs (default 64)")
+    group.add_argument(
+        "--fifo-depth", type=int, default=8, metavar="D", help="activation queue depth (8)"
+    )
+    group.add_argument(
+        "--sparsity",
+        default="0.9",
+        metavar="S | LAYER=S,...",
+        help="fraction of weights to prune: one value for all layers, or per-layer values "
+        "LAYER=S (layer, ONNX node or weight name; '*=S' sets the others; default 0.9)",
+    )
+    group.add_argument(
+        "--bits", type=int, default=4, metavar="B", help="weight index bits, 1..4 (default 4)"
+    )
+    group.add_argument(
+        "--calibration",
+        metavar="X.npy",
+        help="sample inputs (stacked along the batch axis) that set the activation formats",
+    )
+    group.add_argument(
+        "--input-range",
+        type=float,
+        default=8.0,
+        metavar="R",
+        help="without --calibration: inputs are assumed within +-R (default 8)",
+    )
+    for flag, what in (
+        ("--spmat-sram", "sparse-matrix SRAM"),
+        ("--ptr-sram", "pointer SRAM"),
+        ("--act-sram", "activation SRAM"),
+    ):
+        group.add_argument(flag, type=int, metavar="BYTES", help=f"{what} per PE (paper's chip)")
+
+
+def options_from_args(args: argparse.Namespace, progress: bool = False) -> CompileOptions:
+    """The ``CompileOptions`` of the options :func:`add_compile_options` added."""
+    from eiec.compiler import CompileOptions
+
+    sparsity, default = parse_sparsity(args.sparsity)
+    return CompileOptions(
+        pes=args.pes,
+        fifo_depth=args.fifo_depth,
+        sparsity=sparsity,
+        default_sparsity=default,
+        bits=args.bits,
+        calibration=load_npy(args.calibration) if args.calibration else None,
+        input_range=args.input_range,
+        spmat_sram=args.spmat_sram,
+        ptr_sram=args.ptr_sram,
+        act_sram=args.act_sram,
+        progress=progress,
+    )
+
+
+def parse_sparsity(text: str) -> tuple[float | dict[str, float], float]:
+    """``0.9`` -> (0.9, 0.9); ``fc1=0.8,*=0.5`` -> ({'fc1': 0.8}, 0.5); default 0.9."""
+    text = text.strip()
+    if "=" not in text:
+        return _fraction(text, "--sparsity"), 0.9
+    overrides: dict[str, float] = {}
+    default = 0.9
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise CompileError(
+                f"--sparsity item '{item}' is not LAYER=S",
+                fix="write --sparsity 0.9 or --sparsity fc1=0.9,fc2=0.8",
+            )
+        if name.strip() == "*":
+            default = _fraction(value, f"--sparsity {item}")
+        else:
+            overrides[name.strip()] = _fraction(value, f"--sparsity {item}")
+    return overrides, default
+
+
+def _fraction(text: str, option: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise CompileError(f"{option}: '{text}' is not a number in [0, 1]")
+    return value
+
+
+# --- inputs, arithmetic, JSON -----------------------------------------------------------------
+
+
+def add_input_option(parser: argparse.ArgumentParser) -> None:
+    """``--input [NAME=]X.npy`` (repeatable, required): the model's inputs, batch first."""
+    parser.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        required=True,
+        metavar="[NAME=]X.npy",
+        help="input tensor (.npy), a batch along the first axis; NAME= for several inputs",
+    )
+
+
+def read_inputs(specs: list[str]) -> dict[str, np.ndarray] | np.ndarray:
+    """``[NAME=]FILE`` arguments -> one array, or {name: array} when named."""
+    bare = [spec for spec in specs if "=" not in spec]
+    if bare and len(specs) > 1:
+        raise InputError(
+            f"--input {bare[0]} does not name its input and {len(specs)} inputs are given",
+            where="--input",
+            fix=f"write --input NAME={bare[0]}",
+        )
+    if bare:
+        return load_npy(bare[0])
+    named = {}
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        named[name] = load_npy(path)
+    return named
+
+
+def load_npy(path: str) -> np.ndarray:
+    """Read one array from a .npy file (no pickles), with clear errors."""
+    file = Path(path)
+    fix = "give a .npy file written by numpy.save"
+    try:
+        with file.open("rb") as handle:
+            magic = handle.read(6)
+    except FileNotFoundError:
+        raise InputError("no such file", where=path, fix=fix) from None
+    except OSError as error:
+        raise InputError(f"cannot read: {error.strerror}", where=path, fix=fix) from None
+    if magic.startswith(b"PK"):
+        raise InputError(
+            "is a .npz archive, not a .npy file",
+            where=path,
+            fix="save each input with numpy.save into its own .npy file",
+        )
+    if magic != b"\x93NUMPY":
+        raise InputError("not a .npy file (no NUMPY header)", where=path, fix=fix)
+    try:
+        return np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise InputError(f"corrupt .npy file ({error})", where=path, fix=fix) from None
+
+
+def add_arith_option(parser: argparse.ArgumentParser) -> None:
+    """``--arith fixed16|float32``: the emulator's arithmetic."""
+    parser.add_argument(
+        "--arith",
+        choices=("fixed16", "float32"),
+        default="fixed16",
+        help="emulator arithmetic: the machine's 16-bit fixed point (default) or float32 "
+        "for debugging",
+    )
+
+
+def add_json_option(parser: argparse.ArgumentParser, what: str = "the report") -> None:
+    """``--json``: print ``what`` as JSON instead of text."""
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
