@@ -129,10 +129,13 @@ def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:
 
 
 def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy with Dropout as Identity and Gemm alpha/beta folded into the initialisers."""
+    """A copy with Dropout as Identity, Gemm alpha/beta folded into the initialisers (kept
+    for an operand that is computed, e.g. by a Constant node before folding) and unnamed LSTM
+    nodes named (the compressed model's export finds each LSTM by name)."""
     result = onnx.ModelProto()
     result.CopyFrom(model)
     graph = result.graph
+    _name_lstm_nodes(graph)
     inits = {init.name: init for init in graph.initializer}
     uses: dict[str, int] = {}
     for node in graph.node:
@@ -150,16 +153,33 @@ def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
             node.op_type = "Identity"
         elif node.op_type == "Gemm":
             attrs = attributes(node)
+            folded = []
             for index, key in ((1, "alpha"), (2, "beta")):
                 scale = float(attrs.get(key, 1.0))
-                if index < len(node.input) and node.input[index]:
-                    name = node.input[index]
-                    if scale != 1.0:
-                        node.input[index] = _scaled(graph, inits, uses, name, scale)
-            kept = [a for a in node.attribute if a.name not in ("alpha", "beta")]
+                name = node.input[index] if index < len(node.input) else ""
+                if scale != 1.0 and name in inits:
+                    node.input[index] = _scaled(graph, inits, uses, name, scale)
+                # A computed operand (a Constant node's output before folding) keeps its factor.
+                if scale == 1.0 or not name or name in inits:
+                    folded.append(key)
+            kept = [a for a in node.attribute if a.name not in folded]
             node.ClearField("attribute")
             node.attribute.extend(kept)
     return result
+
+
+def _name_lstm_nodes(graph: onnx.GraphProto) -> None:
+    """Name the k-th LSTM node ``LSTM_k`` when it has no name: LSTMs are never folded, so the
+    folded batch-1 graph and the loaded graph name them alike."""
+    taken = {node.name for node in graph.node}
+    lstms = [node for node in graph.node if node.op_type == "LSTM"]
+    for ordinal, node in enumerate(lstms):
+        if not node.name:
+            name = f"LSTM_{ordinal}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
 
 
 def _scaled(
