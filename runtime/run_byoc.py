@@ -158,7 +158,8 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
         offloads[symbol] = offload
         if offload.compiled is None:
             report.problems.append(
-                f"{symbol} was loaded from a saved program: no compressed function to check it"
+                f"{symbol} was loaded from a saved program: without its compressed function "
+                "its calls cannot be checked"
             )
             continue
         vm = _function_vm(offload)
@@ -167,21 +168,20 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
         report.saturations += sum(run.stats.saturations for run in emulated)
         for index, name in enumerate(offload.outputs):
-
-            def stacked(values: Sequence[np.ndarray]) -> np.ndarray:
-                return np.stack([np.asarray(v).reshape(-1) for v in values]).reshape(
-                    report.samples, -1
-                )
-
             compare_values(
                 report,
                 f"{symbol}/{name}",
-                stacked([run.outputs[name] for run in emulated]),
-                stacked([values[index] for values in cpu]),
-                stacked([run.bounds[name] for run in emulated]),
+                _per_sample([run.outputs[name] for run in emulated], report.samples),
+                _per_sample([values[index] for values in cpu], report.samples),
+                _per_sample([run.bounds[name] for run in emulated], report.samples),
                 axis=0,
             )
     return offloads
+
+
+def _per_sample(values: Sequence[np.ndarray], samples: int) -> np.ndarray:
+    """One function's results of every run, flattened, one row per sample (in run order)."""
+    return np.stack([np.asarray(value).reshape(-1) for value in values]).reshape(samples, -1)
 
 
 def _byoc_options(options: CompileOptions) -> dict[str, Any]:
@@ -222,6 +222,15 @@ def run_byoc(
     arrays = {names[0]: inputs} if isinstance(inputs, np.ndarray) else dict(inputs)
     feeds = reference.build(model).feeds(arrays)
     named = dict(zip(names, feeds, strict=True))
+    samples = len(feeds[0])
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != samples:
+            raise InputError(
+                f"{labels.shape[0]} labels for {samples} samples",
+                where="labels",
+                fix="give one label per sample",
+            )
     with profile(keep_inputs=True) as recorder:
         run = run_onnx(model, named, **_byoc_options(options or CompileOptions()))
     if not recorder.calls:
@@ -230,7 +239,6 @@ def run_byoc(
             where=f"graph '{model.graph.name}'",
             fix="EIE runs FC layers (MatMul/Gemm with constant weights) and LSTMs",
         )
-    samples = len(feeds[0])
     report = VerifyReport(samples=samples, outputs=list(run.outputs), scope="offloaded_calls")
     report.emulator_outputs = run.outputs
     report.cpu_feeds = named
@@ -242,13 +250,6 @@ def run_byoc(
             compare_original(report, got, original[name], classifier)
     accuracy = None
     if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
-        if labels.shape[0] != samples:
-            raise InputError(
-                f"{labels.shape[0]} labels for {samples} samples",
-                where="labels",
-                fix="give one label per sample",
-            )
         accuracy = Accuracy(
             original=float(np.mean(predictions(original) == labels)),
             compressed=None,
