@@ -49,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report_json:
         write_atomic(args.report_json, json.dumps(result.report.to_json(), indent=2) + "\n")
     if not args.quiet:
-        from rich.console import Console
+        from eiec.console import console
 
-        Console().print(result.report.table())
+        console().print(result.report.table())
         total = result.report.total
         print(
             f"{args.output}: {len(result.program.layers)} layers, {total.stored_entries} "

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(text)
     else:
-        from rich.console import Console
+        from eiec.console import console
 
-        Console().print(stats.render())
+        console().print(stats.render())
     return 0

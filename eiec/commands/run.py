@@ -70,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        from rich.console import Console
+        from eiec.console import console
 
-        console = Console()
+        terminal = console()
         for table in report.tables():
-            console.print(table)
+            terminal.print(table)
         print(report.summary())
     return 0 if report.passed else 1

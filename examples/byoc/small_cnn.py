@@ -6,7 +6,9 @@ stages on a 1x28x28 image, Flatten, then a 392-256-10 classifier (Gemm+ReLU, Gem
 TVM flow builds the rest. Prints the partitioned module's functions, the EIE profile (cycles,
 time, energy per offloaded function and per layer), and the gap to the CPU-only model.
 
-Usage: ``python examples/byoc/small_cnn.py [--pes 64] [--sparsity 0.9] [--batch 2]``
+Usage: ``python examples/byoc/small_cnn.py [--pes 64] [--sparsity 0.9] [--batch 2]
+[--save-onnx cnn.onnx --save-input images.npy]``; the last two write the model and the input
+batch (for ``eiec run cnn.onnx --input images.npy``) and stop.
 """
 
 from __future__ import annotations
@@ -74,11 +76,21 @@ def main() -> None:
     parser.add_argument("--pes", type=int, default=64)
     parser.add_argument("--sparsity", type=float, default=0.9)
     parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--save-onnx", metavar="OUT.onnx", help="write the model and stop")
+    parser.add_argument("--save-input", metavar="OUT.npy", help="write the input batch and stop")
     args = parser.parse_args()
+    image = np.random.default_rng(SEED + 1).random((args.batch, 1, 28, 28), dtype=np.float32)
+    if args.save_onnx or args.save_input:
+        from eiec.fileio import save_npy_atomic, write_atomic
+
+        if args.save_onnx:
+            write_atomic(args.save_onnx, small_cnn().SerializeToString())
+        if args.save_input:
+            save_npy_atomic(args.save_input, image)
+        return
 
     mod = from_onnx(small_cnn(), shape_dict={"image": [args.batch, 1, 28, 28]},
                     keep_params_in_input=False)  # fmt: skip
-    image = np.random.default_rng(SEED + 1).random((args.batch, 1, 28, 28), dtype=np.float32)
 
     # The five lines of the integration.
     partitioned = eiec.byoc.partition_for_eie(mod, pes=args.pes, sparsity=args.sparsity)
