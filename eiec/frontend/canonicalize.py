@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from eiec.errors import UnsupportedModelError
-from eiec.frontend.graph import attributes
+from eiec.frontend.graph import attributes, infer_shapes
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def output_batch_axes(model: onnx.ModelProto, inputs: list[InputSpec]) -> list[i
 def _output_dims(model: onnx.ModelProto) -> list[list[onnx.TensorShapeProto.Dimension]]:
     """The inferred dimensions of each graph output (empty when unknown)."""
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = infer_shapes(model, weights=False)
     except Exception:  # inference is best effort; unknown shapes give no batch axis
         inferred = model
     return [list(info.type.tensor_type.shape.dim) for info in inferred.graph.output]

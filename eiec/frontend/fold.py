@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference
+from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
+
+from eiec.frontend.graph import infer_shapes
 
 #: Nodes that must not be evaluated at compile time (their result is not a constant).
 _NOT_FOLDABLE = frozenset(
@@ -51,7 +53,7 @@ def fold_constants(model: onnx.ModelProto, *, max_rounds: int = 8) -> onnx.Model
 
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
     try:
-        return shape_inference.infer_shapes(model, data_prop=True)
+        return infer_shapes(model, data_prop=True)
     except Exception:  # shape inference is best effort here; the checker reports real errors
         return model
 

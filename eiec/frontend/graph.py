@@ -1,12 +1,18 @@
-"""Read-only facts about an ONNX graph that the support check and the layer finder share."""
+"""Read-only facts about an ONNX graph that the support check and the layer finder share, and
+ONNX shape inference that does not copy the weights."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from google.protobuf.message import Message
+from onnx import TensorProto, numpy_helper
+
+#: Float initialisers with more elements than this go to ONNX shape inference as dims only.
+_WEIGHT_ELEMENTS = 1024
 
 
 @dataclass
@@ -69,3 +75,50 @@ def node_label(node: onnx.NodeProto) -> str:
     if node.name:
         return f"'{node.name}' ({node.op_type})"
     return f"{node.op_type} -> '{node.output[0]}'"
+
+
+def infer_shapes(
+    model: onnx.ModelProto, *, data_prop: bool = False, weights: bool = True
+) -> onnx.ModelProto:
+    """``onnx.shape_inference.infer_shapes(model, data_prop=data_prop)`` without handing the
+    weights to ONNX, which serialises the model and parses it back (seconds for AlexNet's FC).
+
+    Float initialisers of more than ``_WEIGHT_ELEMENTS`` elements go in as name, type and dims,
+    all that inference reads of a float tensor (data propagation computes integer shape
+    tensors), and get their data back in the result unless ``weights`` is False (for callers
+    that only read shapes). Raises what ONNX raises.
+    """
+    large = {
+        init.name: init
+        for init in model.graph.initializer
+        if init.data_type == TensorProto.FLOAT
+        and init.HasField("raw_data")
+        and math.prod(init.dims) > _WEIGHT_ELEMENTS
+    }
+    stub = onnx.ModelProto()
+    _copy_fields(model, stub, skip="graph")
+    _copy_fields(model.graph, stub.graph, skip="initializer")
+    for init in model.graph.initializer:
+        if init.name in large:
+            stub.graph.initializer.add(name=init.name, data_type=init.data_type, dims=init.dims)
+        else:
+            stub.graph.initializer.add().CopyFrom(init)
+    inferred = onnx.shape_inference.infer_shapes(stub, data_prop=data_prop)
+    if weights:
+        for init in inferred.graph.initializer:
+            if init.name in large:
+                init.CopyFrom(large[init.name])
+    return inferred
+
+
+def _copy_fields(source: Message, target: Message, *, skip: str) -> None:
+    """Copy every set field of ``source`` but ``skip`` into the empty ``target``."""
+    for descriptor, value in source.ListFields():
+        if descriptor.name == skip:
+            continue
+        if descriptor.is_repeated:
+            getattr(target, descriptor.name).extend(value)
+        elif descriptor.message_type is not None:
+            getattr(target, descriptor.name).CopyFrom(value)
+        else:
+            setattr(target, descriptor.name, value)

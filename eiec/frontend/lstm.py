@@ -49,7 +49,7 @@ from tvm.relax.frontend.onnx import onnx_frontend
 
 from eiec.errors import CompileError, UnsupportedModelError
 from eiec.frontend.fold import fold_constants
-from eiec.frontend.graph import GraphFacts, attributes
+from eiec.frontend.graph import GraphFacts, attributes, infer_shapes
 from eiec.frontend.support import SUPPORTED_OPS, OpCheck, register_op
 
 #: The TVM release whose ONNX frontend internals the converter hook relies on.
@@ -170,7 +170,7 @@ def check_lstm_nodes(model: onnx.ModelProto) -> None:
 
     ``sequence_lens`` is compared with the sequence length when shape inference knows X's shape.
     """
-    graph = onnx.shape_inference.infer_shapes(model).graph
+    graph = infer_shapes(model).graph
     constants = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.output:

@@ -1,13 +1,23 @@
-"""fold_constants: constant subgraphs on initialisers and static shapes become initialisers."""
+"""fold_constants: constant subgraphs on initialisers and static shapes become initialisers;
+shape inference without the weights gives ONNX's result."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from eiec.frontend.canonicalize import fix_batch
 from eiec.frontend.fold import fold_constants
+from eiec.frontend.graph import infer_shapes
+from tests.compiler.models import mlp
+from tests.lstm.lstm_models import LstmSpec, lstm_model
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "lstm"
 
 
 def _zero_state_model(batch: int | str) -> onnx.ModelProto:
@@ -91,3 +101,25 @@ def test_reshape_shape_subgraph_and_input_model_untouched() -> None:
     np.testing.assert_array_equal(target, [1, -1])
     out = folded.graph.output[0].type.tensor_type.shape
     assert [d.dim_value for d in out.dim] == [1, 6]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: mlp([300, 200, 10]),
+        lambda: lstm_model([LstmSpec(40, "bidirectional", initial_h=True)], head=5),
+        lambda: onnx.load(str(EXAMPLES / "lstm_linear.onnx")),
+        lambda: onnx.load(str(EXAMPLES / "lstm_bidir_legacy.onnx")),
+    ],
+)
+def test_shape_inference_without_weights_equals_onnx(make) -> None:
+    model = make()
+    assert max(len(init.raw_data) for init in model.graph.initializer) > 4096  # some left out
+    for proto in (model, fix_batch(model, "m")[0]):
+        for data_prop in (False, True):
+            expected = onnx.shape_inference.infer_shapes(proto, data_prop=data_prop)
+            got = infer_shapes(proto, data_prop=data_prop)
+            assert got.SerializeToString() == expected.SerializeToString()
+            shapes = infer_shapes(proto, data_prop=data_prop, weights=False).graph
+            assert list(shapes.value_info) == list(expected.graph.value_info)
+            assert list(shapes.output) == list(expected.graph.output)
