@@ -43,8 +43,10 @@ def codebook_of(values: np.ndarray) -> np.ndarray:
 
 def codes_of(values: np.ndarray, codebook: np.ndarray) -> np.ndarray:
     """The uint8 index into ``codebook`` (from :func:`codebook_of`) of each value; 0 for zeros."""
-    index = np.searchsorted(codebook[1:], values) + 1
-    return np.where(values != 0, index, 0).astype(np.uint8)
+    codes = np.zeros(values.shape, dtype=np.uint8)
+    nonzero = values != 0
+    codes[nonzero] = np.searchsorted(codebook[1:], values[nonzero]) + 1
+    return codes
 
 
 def make_layer(

@@ -10,8 +10,10 @@ layers (``lv*``, ``gv*``) get ``fc0``, ``fc1``, ...
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import tvm
@@ -23,23 +25,37 @@ _GENERATED = re.compile(r"(lv|gv)\d*\Z")
 
 @dataclass(frozen=True)
 class FcLayer:
-    """One FC layer of a Relax function (see the module docstring)."""
+    """One FC layer of a Relax function (see the module docstring).
+
+    ``weight`` and ``bias`` are the values of the constants ``weight_const`` and ``bias_const``,
+    read (copied out of TVM) when first used.
+    """
 
     name: str
     var: relax.Var
-    weight: np.ndarray
+    weight_const: relax.Expr
     bias_var: relax.Var | None
-    bias: np.ndarray | None
+    bias_const: relax.Expr | None
+
+    @cached_property
+    def weight(self) -> np.ndarray:
+        """W, shape (K, M)."""
+        return constant_value(self.weight_const)
+
+    @cached_property
+    def bias(self) -> np.ndarray | None:
+        """The bias constant as stored (broadcastable to (M,)), or None."""
+        return None if self.bias_const is None else constant_value(self.bias_const)
 
     @property
     def rows(self) -> int:
         """Outputs M (rows of EIE's weight matrix)."""
-        return int(self.weight.shape[1])
+        return int(self.weight_const.value.shape[1])
 
     @property
     def cols(self) -> int:
         """Inputs K (columns of EIE's weight matrix, without the bias column)."""
-        return int(self.weight.shape[0])
+        return int(self.weight_const.value.shape[0])
 
     def bias_vector(self) -> np.ndarray | None:
         """The bias broadcast to (M,), or None."""
@@ -52,6 +68,13 @@ def constant_value(expr: relax.Expr) -> np.ndarray | None:
     """The numpy value of a Relax constant, or None when ``expr`` is not a constant."""
     if isinstance(expr, tvm.ir.GenericConst):
         return expr.value.numpy()
+    return None
+
+
+def constant_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    """The shape of a Relax constant (without copying its value), or None."""
+    if isinstance(expr, tvm.ir.GenericConst):
+        return tuple(int(d) for d in expr.value.shape)
     return None
 
 
@@ -85,8 +108,9 @@ def find_fc_layers(func: relax.Function) -> list[FcLayer]:
         value = binding.value
         if op_name(value) != "relax.matmul":
             continue
-        weight = constant_value(value.args[1])
-        if weight is None or weight.ndim != 2:
+        weight = value.args[1]
+        shape = constant_shape(weight)
+        if shape is None or len(shape) != 2:
             continue
         bias_var, bias = None, None
         consumers = uses.get(binding.var, [])
@@ -94,9 +118,9 @@ def find_fc_layers(func: relax.Function) -> list[FcLayer]:
             add = consumers[0]
             if op_name(add.value) == "relax.add":
                 other = [a for a in add.value.args if not a.same_as(binding.var)]
-                value_b = constant_value(other[0]) if len(other) == 1 else None
-                if value_b is not None and _is_bias(value_b, int(weight.shape[1])):
-                    bias_var, bias = add.var, value_b
+                shape_b = constant_shape(other[0]) if len(other) == 1 else None
+                if shape_b is not None and _is_bias(shape_b, shape[1]):
+                    bias_var, bias = add.var, other[0]
         name = binding.var.name
         if _GENERATED.match(name) or name in names:
             name = f"fc{len(layers)}"
@@ -105,10 +129,10 @@ def find_fc_layers(func: relax.Function) -> list[FcLayer]:
     return layers
 
 
-def _is_bias(value: np.ndarray, rows: int) -> bool:
-    if value.size not in (1, rows):
+def _is_bias(shape: tuple[int, ...], rows: int) -> bool:
+    if math.prod(shape) not in (1, rows):
         return False
-    return all(d == 1 for d in value.shape[:-1]) if value.ndim else True
+    return all(d == 1 for d in shape[:-1])
 
 
 def _var_args(expr: relax.Expr) -> list[relax.Var]:
@@ -182,9 +206,10 @@ def rewrite_layers(
         if layer.name not in new_constants:
             continue
         weight, bias = new_constants[layer.name]
-        weights[layer.var] = weight.astype(layer.weight.dtype)
+        weights[layer.var] = weight.astype(layer.weight_const.value.dtype, copy=False)
         if layer.bias_var is not None and bias is not None:
-            biases[layer.bias_var] = bias.astype(layer.bias.dtype).reshape(layer.bias.shape)
+            stored = layer.bias_const.value
+            biases[layer.bias_var] = bias.astype(stored.dtype, copy=False).reshape(stored.shape)
     new_func = rewriter(mod, weights, biases).visit_expr(func)
     result = mod.clone()
     result["main"] = new_func

@@ -147,17 +147,18 @@ class LoweringContext:
     def materialize(self, pending: PendingLayer) -> Activation:
         """Emit a pending layer into a new buffer; returns the buffer's activation."""
         layer, source = pending.layer, pending.source
-        weight = layer.weight.astype(np.float64)  # (K, M)
-        matrix = weight.T
-        bias = layer.bias_vector().astype(np.float64) if pending.with_bias else None
-        columns = matrix if bias is None else np.concatenate([matrix, bias[:, None]], axis=1)
+        weight = layer.weight  # (K, M) in the model's float type; the codebook is float64
+        bias = layer.bias_vector() if pending.with_bias else None
+        columns = weight.T if bias is None else np.concatenate([weight.T, bias[:, None]], axis=1)
         codebook = layer_codebook(layer.name, columns)
         codes = codes_of(columns, codebook)
         eie_layer = self.asm.add_layer(layer.name, codes, codebook, has_bias=bias is not None)
 
-        samples = None if source.samples is None else source.samples @ weight
-        bound = np.abs(matrix) @ source.bound
+        # Formats come from float64 arithmetic on the (exactly widened) weights.
+        samples = None if source.samples is None else source.samples @ weight.astype(np.float64)
+        bound = np.abs(weight).astype(np.float64).T @ source.bound
         if bias is not None:
+            bias = bias.astype(np.float64)
             samples = None if samples is None else samples + bias
             bound = bound + np.abs(bias)
         if pending.relu and samples is not None:

@@ -44,16 +44,16 @@ class PruneStats:
 
 def prune_magnitude(weight: np.ndarray, sparsity: float) -> np.ndarray:
     """``weight`` (any shape, row-major order breaks ties) with its smallest magnitudes zeroed."""
-    flat = np.abs(weight).ravel()
+    pruned = weight.flatten()
+    flat = np.abs(pruned)
     target = round(sparsity * flat.size)
     zeros = flat.size - int(np.count_nonzero(flat))
     if target <= zeros:
-        return weight.copy()
+        return pruned.reshape(weight.shape)
     threshold = np.partition(flat, target - 1)[target - 1]
     mask = flat < threshold
     ties = np.flatnonzero(flat == threshold)[: target - int(np.count_nonzero(mask))]
     mask[ties] = True
-    pruned = weight.copy().ravel()
     pruned[mask] = 0
     return pruned.reshape(weight.shape)
 
