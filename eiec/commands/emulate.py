@@ -57,6 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--trace", action="store_true", help="print each instruction with its cycle span"
     )
     parser.add_argument("--progress", action="store_true", help="progress bar for batches")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="save a picture of each PE's cycles and each MAC's timing (needs eiec[plot])",
+    )
     parser.set_defaults(run=run)
 
 
@@ -127,12 +132,16 @@ def run(args: argparse.Namespace) -> int:
     observers = [Tracer(sys.stderr if args.json else sys.stdout)] if args.trace else []
     if batched:
         batch = run_batch(program, arrays, config, progress=args.progress, observers=observers)
-        results, stats = batch.outputs, batch.stats
+        results, stats, runs = batch.outputs, batch.stats, batch.runs
         report = {"batch": stats.to_json(), "runs": [s.to_json() for s in batch.runs]}
     else:
         result = Emulator(program, config, observers).run(arrays)
-        results, stats = result.outputs, result.stats
+        results, stats, runs = result.outputs, result.stats, [result.stats]
         report = stats.to_json()
+    if args.plot:
+        from eiec.emulator.plot import plot_run
+
+        plot_run(runs, args.plot)
     for name, path in outputs.items():
         save_npy_atomic(path, results[name])
     text = json.dumps(report, indent=2)
