@@ -41,15 +41,16 @@ def export_onnx(
                 where=f"layer {layer.name}",
             )
         weight = fc.weight.T if layer.weight_layout == "out_in" else fc.weight
-        _replace(inits[layer.weight], weight)
+        replace_initializer(inits[layer.weight], weight)
         if layer.bias is not None and fc.bias is not None and layer.bias in inits:
-            _replace(inits[layer.bias], fc.bias)
+            replace_initializer(inits[layer.bias], fc.bias)
     return compressed
 
 
-def _replace(tensor: onnx.TensorProto, value: np.ndarray) -> None:
-    old = numpy_helper.to_array(tensor)
-    new = np.ascontiguousarray(value).astype(old.dtype).reshape(old.shape)
+def replace_initializer(tensor: onnx.TensorProto, value: np.ndarray) -> None:
+    """Store ``value`` in ``tensor``, in the initialiser's element type and shape."""
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    new = np.ascontiguousarray(value).astype(dtype, copy=False).reshape(tuple(tensor.dims))
     tensor.CopyFrom(numpy_helper.from_array(new, tensor.name))
 
 

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import tvm
-from onnx import numpy_helper
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from eiec.errors import CompileError, UnsupportedModelError
 from eiec.frontend.layers import identifier
 from eiec.frontend.lstm import LstmCall, match_lstm_call
+from eiec.passes.export_compressed import replace_initializer
 from eiec.passes.fc_layers import bindings, find_fc_layers
 
 
@@ -189,7 +189,5 @@ def export_lstm_onnx(model: onnx.ModelProto, mod: tvm.IRModule) -> onnx.ModelPro
             )
         for name, value in zip(names, (layer.w, layer.r, layer.b), strict=False):
             if name:
-                old = numpy_helper.to_array(inits[name])
-                new = np.ascontiguousarray(value).astype(old.dtype).reshape(old.shape)
-                inits[name].CopyFrom(numpy_helper.from_array(new, name))
+                replace_initializer(inits[name], value)
     return compressed
