@@ -17,8 +17,9 @@ from tvm.ir import GenericConst, IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from eiec.byoc.partition import CODEGEN, is_offloaded
-from eiec.byoc.patterns import DTYPE, Capacity, layer_refusal, static_shape
+from eiec.byoc.patterns import DTYPE, Capacity, layer_refusal
 from eiec.frontend.lstm import ATTR_DIRECTION, ATTR_HIDDEN_SIZE, lstm_function
+from eiec.passes.fc_layers import static_shape
 from eiec.passes.pass_decorator import eiec_module_pass
 
 #: Attribute of the local LSTM function: the name of the module-level function it copies.

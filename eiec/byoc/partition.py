@@ -20,8 +20,9 @@ from tvm import relax
 from tvm.ir import IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from eiec.byoc.patterns import Capacity, eie_patterns, layer_refusal, static_shape
+from eiec.byoc.patterns import Capacity, eie_patterns, layer_refusal
 from eiec.errors import BackendError
+from eiec.passes.fc_layers import static_shape
 from eiec.passes.pass_decorator import eiec_module_pass
 
 CODEGEN = "eie"

@@ -31,6 +31,7 @@ from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
 from eiec.isa.program import Machine
+from eiec.passes.fc_layers import static_shape
 
 PREFIX = "eie"
 DENSE_BIAS_RELU = "eie.dense_bias_relu"
@@ -80,19 +81,6 @@ def layer_refusal(rows: int, cols: int, capacity: Capacity) -> str | None:
             f"entries per PE, over the {m.spmat_sram}-byte sparse-matrix SRAM"
         )
     return None
-
-
-def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    """The shape of a tensor-typed expression if every dimension is a constant, else None."""
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.shape is None:
-        return None
-    dims = []
-    for dim in ty.shape.values:
-        if not isinstance(dim, tvm.tirx.IntImm):
-            return None
-        dims.append(int(dim.value))
-    return tuple(dims)
 
 
 def _dtype(expr: relax.Expr) -> str | None:

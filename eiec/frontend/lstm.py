@@ -51,6 +51,7 @@ from eiec.errors import CompileError, UnsupportedModelError
 from eiec.frontend.fold import fold_constants
 from eiec.frontend.graph import GraphFacts, attributes, infer_shapes
 from eiec.frontend.support import SUPPORTED_OPS, OpCheck, register_op
+from eiec.passes.fc_layers import constant_value, static_shape
 
 #: The TVM release whose ONNX frontend internals the converter hook relies on.
 PINNED_TVM = "0.27"
@@ -197,19 +198,6 @@ def check_lstm_nodes(model: onnx.ModelProto) -> None:
 # --- the Relax function of one LSTM node ------------------------------------------------------
 
 
-def _static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    """The shape of a tensor-typed expression if every dimension is a constant."""
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.shape is None:
-        return None
-    dims = []
-    for dim in ty.shape.values:
-        if not isinstance(dim, tvm.tirx.IntImm):
-            return None
-        dims.append(int(dim.value))
-    return tuple(dims)
-
-
 def _function_name(node_name: str) -> str:
     """``lstm_`` plus the node name reduced to identifier characters."""
     body = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", node_name)).strip("_")
@@ -354,7 +342,7 @@ def _constant_value(expr: relax.Expr, params: object) -> np.ndarray | None:
     """The value of a constant, or of an initialiser kept as a parameter
     (``from_onnx(keep_params_in_input=True)`` passes ``[nodes, {name: (var, value)}]``)."""
     if isinstance(expr, tvm.ir.GenericConst):
-        return expr.value.numpy()
+        return constant_value(expr)
     if isinstance(expr, relax.Var) and isinstance(params, list | tuple) and len(params) > 1:
         for var, value in params[1].values():
             if var.same_as(expr):
@@ -369,7 +357,7 @@ def _shape_of(
     where = _where(node_name)
     shapes = {}
     for index, label in ((_X, "X"), (_W, "W"), (_R, "R")):
-        dims = _static_shape(args[index])
+        dims = static_shape(args[index])
         if dims is None or len(dims) != 3:
             raise UnsupportedModelError(
                 f"input {label} has no static rank-3 shape ({args[index].ty})",
@@ -402,7 +390,7 @@ def _shape_of(
         _INITIAL_C: ("initial_c", (dirs, batch, hidden)),
     }
     for index, (label, dims) in optional.items():
-        if args[index] is not None and _static_shape(args[index]) != dims:
+        if args[index] is not None and static_shape(args[index]) != dims:
             raise UnsupportedModelError(
                 f"input {label} has shape {_shape_text(args[index])}, expected {list(dims)} "
                 "(directions, batch of X, hidden)",
@@ -414,7 +402,7 @@ def _shape_of(
 
 
 def _shape_text(expr: relax.Expr) -> str:
-    dims = _static_shape(expr)
+    dims = static_shape(expr)
     return str(list(dims)) if dims is not None else str(expr.ty)
 
 
@@ -542,11 +530,7 @@ def match_lstm_call(mod: tvm.IRModule, expr: relax.Expr) -> LstmCall | None:
     func = lstm_function(mod, expr.op)
     if func is None:
         return None
-
-    def constant(arg: relax.Expr) -> np.ndarray | None:
-        return arg.value.numpy() if isinstance(arg, tvm.ir.GenericConst) else None
-
-    _, w, r, b, h0, c0 = (constant(arg) for arg in expr.args)
+    _, w, r, b, h0, c0 = (constant_value(arg) for arg in expr.args)
     return LstmCall(
         function=expr.op.name_hint,
         onnx_node=str(func.attrs[ATTR_ONNX_NODE]),

@@ -71,6 +71,19 @@ def constant_value(expr: relax.Expr) -> np.ndarray | None:
     return None
 
 
+def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
+    """The shape of a tensor-typed expression if every dimension is a constant, else None."""
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        return None
+    dims = []
+    for dim in ty.shape.values:
+        if not isinstance(dim, tvm.tirx.IntImm):
+            return None
+        dims.append(int(dim.value))
+    return tuple(dims)
+
+
 def constant_shape(expr: relax.Expr) -> tuple[int, ...] | None:
     """The shape of a Relax constant (without copying its value), or None."""
     if isinstance(expr, tvm.ir.GenericConst):
