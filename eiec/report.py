@@ -78,29 +78,35 @@ class LayerReport:
         return asdict(self)
 
 
-def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -> LayerReport:
-    """The figures of one lowered layer."""
-    layer = record.layer
-    inputs = layer.cols - (1 if record.has_bias else 0)
-    rows = record.model_rows
-    weights = rows * inputs
-    nonzero = int(np.count_nonzero(record.codes[:, :inputs]))
-    entries = layer.stored_entries
-    pointer_bytes = layer.pes * (layer.cols + 1) * ptr_bits // 8
-    codebook_bytes = 2 * int(layer.codebook.values.size)
+def _report(
+    name: str,
+    shape: list[int] | None,
+    *,
+    weights: int,
+    nonzero: int,
+    has_bias: bool,
+    entries: int,
+    padding: int,
+    pointer_bytes: int,
+    codebook_bytes: int,
+    dense: int,
+    v_bits: float,
+    z_bits: float,
+    huffman: int,
+    rmse: float,
+    relative_rmse: float,
+) -> LayerReport:
+    """The figures of a layer or of the total from its counts (ratios 0 when undefined)."""
     stored = entries + pointer_bytes + codebook_bytes
-    dense = 4 * (weights + (rows if record.has_bias else 0))
-    v_bits, z_bits = huffman_bits(layer.v), huffman_bits(layer.z)
-    huffman = math.ceil(v_bits / 8) + math.ceil(z_bits / 8) + pointer_bytes + codebook_bytes
     return LayerReport(
-        name=layer.name,
-        shape=[rows, inputs],
+        name=name,
+        shape=shape,
         weights=weights,
         nonzero_weights=nonzero,
         weight_density=nonzero / weights if weights else 0.0,
-        has_bias=record.has_bias,
+        has_bias=has_bias,
         stored_entries=entries,
-        padding_entries=layer.padding_entries,
+        padding_entries=padding,
         bits_per_weight_index=NIBBLE_BITS,
         bits_per_relative_index=NIBBLE_BITS,
         entry_bytes=entries,
@@ -113,8 +119,35 @@ def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -
         huffman_bits_per_relative_index=z_bits / entries if entries else 0.0,
         huffman_bytes=huffman,
         huffman_compression_ratio=dense / huffman if huffman else 0.0,
-        quantization_rmse=share.rmse if share else 0.0,
-        quantization_relative_rmse=share.relative_rmse if share else 0.0,
+        quantization_rmse=rmse,
+        quantization_relative_rmse=relative_rmse,
+    )
+
+
+def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -> LayerReport:
+    """The figures of one lowered layer."""
+    layer = record.layer
+    inputs = layer.cols - (1 if record.has_bias else 0)
+    rows = record.model_rows
+    pointer_bytes = layer.pes * (layer.cols + 1) * ptr_bits // 8
+    codebook_bytes = 2 * int(layer.codebook.values.size)
+    v_bits, z_bits = huffman_bits(layer.v), huffman_bits(layer.z)
+    return _report(
+        layer.name,
+        [rows, inputs],
+        weights=rows * inputs,
+        nonzero=int(np.count_nonzero(record.codes[:, :inputs])),
+        has_bias=record.has_bias,
+        entries=layer.stored_entries,
+        padding=layer.padding_entries,
+        pointer_bytes=pointer_bytes,
+        codebook_bytes=codebook_bytes,
+        dense=4 * (rows * inputs + (rows if record.has_bias else 0)),
+        v_bits=v_bits,
+        z_bits=z_bits,
+        huffman=math.ceil(v_bits / 8) + math.ceil(z_bits / 8) + pointer_bytes + codebook_bytes,
+        rmse=share.rmse if share else 0.0,
+        relative_rmse=share.relative_rmse if share else 0.0,
     )
 
 
@@ -122,37 +155,24 @@ def _total(layers: list[LayerReport]) -> LayerReport:
     def total(key: str) -> int:
         return int(sum(getattr(layer, key) for layer in layers))
 
-    weights, entries = total("weights"), total("stored_entries")
-    stored, dense, huffman = total("stored_bytes"), total("dense_bytes"), total("huffman_bytes")
-    v_bits = sum(r.huffman_bits_per_weight_index * r.stored_entries for r in layers)
-    z_bits = sum(r.huffman_bits_per_relative_index * r.stored_entries for r in layers)
-    sq = sum(r.quantization_rmse**2 * r.nonzero_weights for r in layers)
     nonzero = total("nonzero_weights")
-    return LayerReport(
-        name="total",
-        shape=None,
-        weights=weights,
-        nonzero_weights=nonzero,
-        weight_density=nonzero / weights if weights else 0.0,
+    sq = sum(r.quantization_rmse**2 * r.nonzero_weights for r in layers)
+    return _report(
+        "total",
+        None,
+        weights=total("weights"),
+        nonzero=nonzero,
         has_bias=any(r.has_bias for r in layers),
-        stored_entries=entries,
-        padding_entries=total("padding_entries"),
-        bits_per_weight_index=NIBBLE_BITS,
-        bits_per_relative_index=NIBBLE_BITS,
-        entry_bytes=total("entry_bytes"),
+        entries=total("stored_entries"),
+        padding=total("padding_entries"),
         pointer_bytes=total("pointer_bytes"),
         codebook_bytes=total("codebook_bytes"),
-        stored_bytes=stored,
-        dense_bytes=dense,
-        compression_ratio=dense / stored if stored else 0.0,
-        huffman_bits_per_weight_index=v_bits / entries if entries else 0.0,
-        huffman_bits_per_relative_index=z_bits / entries if entries else 0.0,
-        huffman_bytes=huffman,
-        huffman_compression_ratio=dense / huffman if huffman else 0.0,
-        quantization_rmse=math.sqrt(sq / nonzero) if nonzero else 0.0,
-        quantization_relative_rmse=float("nan")
-        if not layers
-        else max(r.quantization_relative_rmse for r in layers),
+        dense=total("dense_bytes"),
+        v_bits=sum(r.huffman_bits_per_weight_index * r.stored_entries for r in layers),
+        z_bits=sum(r.huffman_bits_per_relative_index * r.stored_entries for r in layers),
+        huffman=total("huffman_bytes"),
+        rmse=math.sqrt(sq / nonzero) if nonzero else 0.0,
+        relative_rmse=max((r.quantization_relative_rmse for r in layers), default=float("nan")),
     )
 
 
