@@ -211,22 +211,26 @@ def _store(ctx: Context, state: MachineState, dst: View, words: np.ndarray) -> N
     state.buffers[dst.buffer][ctx.span(dst)] = words
 
 
-def ew_add(ctx: Context, state: MachineState, ins: EwAdd, pc: int) -> Event:
-    """``D[i] := round_sat(A[i] + B[i])``."""
+def _binary(
+    ctx: Context, state: MachineState, ins: EwAdd | EwMul, pc: int, op: str
+) -> ElementwiseEvent:
+    """``D[i] := round_sat(A[i] op B[i])`` with the arithmetic's ``add`` or ``mul``."""
     length = _check_lengths(ctx, pc, ins, (ins.dst, ins.a, ins.b))
     a, b = ctx.read(state, ins.a), ctx.read(state, ins.b)
-    words, sat = ctx.arith.add(a, ctx.frac(ins.a), b, ctx.frac(ins.b), ctx.frac(ins.dst))
+    compute = ctx.arith.add if op == "add" else ctx.arith.mul
+    words, sat = compute(a, ctx.frac(ins.a), b, ctx.frac(ins.b), ctx.frac(ins.dst))
     _store(ctx, state, ins.dst, words)
-    return ElementwiseEvent(pc, ins, saturations=sat, op="add", length=length, sources=2)
+    return ElementwiseEvent(pc, ins, saturations=sat, op=op, length=length, sources=2)
+
+
+def ew_add(ctx: Context, state: MachineState, ins: EwAdd, pc: int) -> Event:
+    """``D[i] := round_sat(A[i] + B[i])``."""
+    return _binary(ctx, state, ins, pc, "add")
 
 
 def ew_mul(ctx: Context, state: MachineState, ins: EwMul, pc: int) -> Event:
     """``D[i] := round_sat(A[i] * B[i])``."""
-    length = _check_lengths(ctx, pc, ins, (ins.dst, ins.a, ins.b))
-    a, b = ctx.read(state, ins.a), ctx.read(state, ins.b)
-    words, sat = ctx.arith.mul(a, ctx.frac(ins.a), b, ctx.frac(ins.b), ctx.frac(ins.dst))
-    _store(ctx, state, ins.dst, words)
-    return ElementwiseEvent(pc, ins, saturations=sat, op="mul", length=length, sources=2)
+    return _binary(ctx, state, ins, pc, "mul")
 
 
 def ew_copy(ctx: Context, state: MachineState, ins: EwCopy, pc: int) -> Event:
