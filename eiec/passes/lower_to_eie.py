@@ -191,7 +191,7 @@ def layer_codebook(name: str, columns: np.ndarray) -> np.ndarray:
     codebook = codebook_of(columns)
     if codebook.size > CODEBOOK_SIZE:
         raise CompileError(
-            f"layer {name} has {codebook.size - 1} distinct non-zero weights; EIE's codebook "
+            f"{codebook.size - 1} distinct non-zero weights; EIE's codebook "
             f"holds {CODEBOOK_SIZE - 1} besides zero",
             where=f"layer {name}",
             fix="run ShareWeights before LowerToEIE (eiec compile does)",

@@ -162,7 +162,7 @@ def test_lowering_an_unshared_layer_names_the_layer_and_the_pass() -> None:
     with pytest.raises(CompileError) as info:
         LowerToEIE()(module)
     assert str(info.value) == (
-        "layer fc1: layer fc1 has 18 distinct non-zero weights; EIE's codebook holds 15 besides "
+        "layer fc1: 18 distinct non-zero weights; EIE's codebook holds 15 besides "
         "zero (run ShareWeights before LowerToEIE (eiec compile does))"
     )
     LowerToEIE()(ShareWeights(bits=4)(module))

@@ -13,21 +13,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from eiec.isa.builder import make_layer
-from eiec.isa.program import (
-    BroadcastActivation,
-    Buffer,
-    Halt,
-    LoadCodebook,
-    Machine,
-    One,
-    Port,
-    Program,
-    ReluWriteback,
-    SparseColumnMac,
-    View,
-    Writeback,
-)
+from eiec.isa.builder import fc_program
+from eiec.isa.program import Machine, Program
 
 
 @dataclass
@@ -56,7 +43,7 @@ def handmade_mlp(pes: int = 4, samples: int = 6, seed: int = 0) -> Handmade:
         centroids = np.sort(rng.uniform(-0.6, 0.6, 15)).astype(np.float32)
         words = np.concatenate(([0], np.floor(centroids * 2.0**cb_frac + 0.5))).astype(np.int16)
         codes = _codes(rng, rows, cols + 1, 0.3)
-        layers.append(make_layer(f"fc{index}", codes, words, cb_frac, pes))
+        layers.append((codes, words))
         dense = np.concatenate(([0.0], centroids)).astype(np.float32)[codes]
         inits.append(numpy_helper.from_array(np.ascontiguousarray(dense[:, :-1]), f"w{index}"))
         inits.append(numpy_helper.from_array(np.ascontiguousarray(dense[:, -1]), f"b{index}"))
@@ -76,32 +63,16 @@ def handmade_mlp(pes: int = 4, samples: int = 6, seed: int = 0) -> Handmade:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
 
-    def pitch(n: int) -> int:
-        return -(-n // pes) * pes
-
-    buffers = {
-        "input": Buffer("input", 1, 64, pitch(64), 14),
-        "relu1": Buffer("relu1", 1, 32, pitch(32), 11),
-        "logits": Buffer("logits", 1, 10, pitch(10), 10),
-    }
-    text = [
-        LoadCodebook("fc1"),
-        BroadcastActivation((View("input", 0), One())),
-        SparseColumnMac("fc1"),
-        ReluWriteback(View("relu1", 0)),
-        LoadCodebook("fc2"),
-        BroadcastActivation((View("relu1", 0), One())),
-        SparseColumnMac("fc2"),
-        Writeback(View("logits", 0)),
-        Halt(),
-    ]
-    program = Program(
+    program = fc_program(
+        [layer_codes for layer_codes, _ in layers],
+        [words for _, words in layers],
+        [cb_frac, cb_frac],
+        [14, 11, 10],
         machine=Machine(pes=pes),
-        buffers=buffers,
-        inputs=[Port("input", "input", (1, 64), 0)],
-        outputs=[Port("logits", "logits", (1, 10), 0)],
-        layers={layer.name: layer for layer in layers},
-        text=text,
+        bias=True,
+        relu=False,
+        buffer_names=["input", "relu1", "logits"],
+        layer_names=["fc1", "fc2"],
     )
     x = rng.uniform(0, 1, (samples, 64)).astype(np.float32)
     return Handmade(program, model, {"relu1": "relu1", "logits": "logits"}, x)
