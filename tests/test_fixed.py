@@ -25,6 +25,13 @@ def test_quantize_and_back() -> None:
     assert fixed.dequantize(q[:2], 8).tolist() == [0.5, -0.25]
 
 
+def test_quantize_rounds_ties_half_up() -> None:
+    # frac 2: x * 4 = 0.5, -0.5, 1.5, -1.5, 2.5 -> 1, 0, 2, -1, 3 (towards +inf, as round_shift).
+    q, count = fixed.quantize(np.array([0.125, -0.125, 0.375, -0.375, 0.625]), frac=2)
+    assert q.tolist() == [1, 0, 2, -1, 3]
+    assert count == 0
+
+
 def test_frac_for_range_is_largest_that_fits() -> None:
     frac = fixed.frac_for_range(3.9)
     assert 32767 * 2.0**-frac >= 3.9
