@@ -105,6 +105,20 @@ def test_saturations_are_counted() -> None:
     assert result.stats.saturation_events == [{"pc": 3, "instruction": "writeback", "count": 2}]
 
 
+def test_relu_writeback_clamps_before_rounding_so_negative_sums_never_saturate() -> None:
+    # As test_saturations_are_counted with relu on: -625 becomes 0 before narrowing (SPEC,
+    # relu-writeback), so only 625 saturates. ReLU after narrowing gives the same words but
+    # counts -625's clamp too.
+    codes = np.eye(3, dtype=np.uint8)
+    book = np.array([0, 20000], dtype=np.int16)
+    program = fc_program([codes], [book], [8], [8, 8], machine=big_machine(2), relu=True)
+    result = Emulator(program).run({"x": np.array([[0.5, 8.0, -8.0]])})
+    assert result.outputs["y"].tolist() == [[39.0625, WORD_MAX / 256, 0.0]]
+    assert result.stats.saturation_events == [
+        {"pc": 3, "instruction": "relu-writeback", "count": 1}
+    ]
+
+
 def test_input_saturations_are_counted() -> None:
     codes = np.eye(2, dtype=np.uint8)
     program = fc_program(
