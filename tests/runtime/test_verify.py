@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from eiec.emulator import EmulatorConfig
 from eiec.isa.program import Program
-from eiec.runtime.verify import verify
+from eiec.runtime.verify import emulate_with_bounds, verify
 
 from .handmade import handmade_mlp
 
@@ -56,6 +57,29 @@ def test_bound_is_tight_enough_to_catch_a_one_lsb_codebook_shift() -> None:
     report = verify(made.compressed, made.program, made.x, tensor_map=made.tensor_map)
     assert not report.passed
     assert report.diverging_layer == "fc2"
+
+
+@pytest.mark.parametrize(("factor", "passed"), [(0.9, True), (1.5, False)])
+def test_an_error_just_over_its_own_bound_fails(factor: float, passed: bool) -> None:
+    """One CPU output moved (via its bias) to ``factor`` times its bound from the emulator's."""
+    made = handmade_mlp(samples=1)
+    run = emulate_with_bounds(made.program, {"input": made.x})
+    got, bound = run.outputs["logits"][0].astype(np.float64), run.bounds["logits"][0]
+    cpu = ReferenceEvaluator(made.compressed).run(None, {"input": made.x})[0][0]
+    b2 = next(init for init in made.compressed.graph.initializer if init.name == "b2")
+    bias = numpy_helper.to_array(b2).copy()
+    bias[3] += got[3] - cpu[3] - factor * bound[3]  # the CPU's logit 3 := got - factor * bound
+    b2.CopyFrom(numpy_helper.from_array(bias, "b2"))
+    report = verify(made.compressed, made.program, made.x, tensor_map=made.tensor_map)
+    assert report.passed is passed, report.summary()
+    assert report.worst_error_to_tolerance == pytest.approx(factor, rel=1e-3)
+    if not passed:
+        assert report.problems[0].startswith("output 'logits': 1 of 10 elements exceed")
+        assert report.diverging_layer == "fc2"
+        assert {check.layer: check.passed for check in report.layers} == {
+            "fc1": True,
+            "fc2": False,
+        }
 
 
 @pytest.mark.parametrize("layer", ["fc1", "fc2"])
