@@ -22,7 +22,8 @@ Fixed-point formats (documented with their error bound in ``eiec/FIXED_POINT.md`
 gets the largest fraction-bit count holding its max-abs; a buffer's format holds the max-abs of
 its values over the calibration inputs times ``CALIBRATION_HEADROOM`` when calibration inputs are
 given, else its analytic bound: inputs ``|x| <= input_range``, a layer's output
-``|y_i| <= sum_j |W_ij| * bound(x_j) + |b_i|`` (ReLU keeps the bound).
+``|y_i| <= sum_j |Wq_ij| * bound(x_j) + |bq_i|`` with the stored (rounded) weights, each
+bound rounded to its buffer's grid (ReLU keeps the bound); such a format never saturates.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tvm import relax
 
 from eiec.errors import CompileError, UnsupportedModelError
 from eiec.isa.builder import codebook_of, codes_of
-from eiec.isa.fixed import frac_for_range
+from eiec.isa.fixed import dequantize, frac_for_range
 from eiec.isa.program import (
     CODEBOOK_SIZE,
     BroadcastActivation,
@@ -154,18 +155,19 @@ class LoweringContext:
         codes = codes_of(columns, codebook)
         eie_layer = self.asm.add_layer(layer.name, codes, codebook, has_bias=bias is not None)
 
-        # Formats come from float64 arithmetic on the (exactly widened) weights.
+        # Formats come from float64 arithmetic on the (exactly widened) weights; the bound from
+        # the stored words (a codebook word may round up), the bias column's #1 included.
         samples = None if source.samples is None else source.samples @ weight.astype(np.float64)
-        bound = np.abs(weight).astype(np.float64).T @ source.bound
+        stored = np.abs(dequantize(eie_layer.codebook.values, eie_layer.codebook.frac))
+        bound = stored[codes] @ np.append(source.bound, 1.0)[: codes.shape[1]]
         if bias is not None:
-            bias = bias.astype(np.float64)
-            samples = None if samples is None else samples + bias
-            bound = bound + np.abs(bias)
+            samples = None if samples is None else samples + bias.astype(np.float64)
         if pending.relu and samples is not None:
             samples = np.maximum(samples, 0.0)
         out = self.asm.add_buffer(
             f"{layer.name}.out", layer.rows, self.choose_format(samples, bound)
         )
+        bound = on_grid(bound, out.frac)
         sources = (_whole(self.asm, source.buffer),) + ((One(),) if bias is not None else ())
         writeback = ReluWriteback if pending.relu else Writeback
         self.asm.emit(
@@ -176,6 +178,12 @@ class LoweringContext:
         )
         self.written[layer.name] = out.name
         return Activation(out.name, pending.shape, samples, bound)
+
+
+def on_grid(bound: np.ndarray, frac: int) -> np.ndarray:
+    """``bound`` rounded half up to ``frac`` fraction bits: a bound on the stored words of values
+    within ``bound`` (the rounding of an input or of a writeback may add half an LSB)."""
+    return np.floor(bound * 2.0**frac + 0.5) * 2.0**-frac
 
 
 def _whole(asm: ProgramAssembly, name: str) -> View:
@@ -375,7 +383,7 @@ class LowerToEIE:
             choice = (frac_for_range(self.input_range), self.input_range, "input-range")
         buffer = asm.add_buffer(spec.name, size, choice)
         asm.inputs.append(Port(spec.name, buffer.name, shape, spec.batch_axis))
-        bound = np.full(size, choice[1])
+        bound = on_grid(np.full(size, choice[1]), buffer.frac)
         return Activation(buffer.name, shape, samples, bound)
 
     @staticmethod

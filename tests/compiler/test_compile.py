@@ -225,6 +225,25 @@ def test_emulator_matches_compressed_model_with_calibration(style: str) -> None:
     assert np.abs(emulated - batch_cpu).max() < 0.01 * scale
 
 
+def test_analytic_formats_never_saturate_within_the_input_range() -> None:
+    # Both weights lie half an LSB below a codebook word (14 fraction bits), so each rounds up;
+    # 6 * (w0 + w1) = 15.99939 fits 11 fraction bits (up to 15.99951), but the machine computes
+    # 6 * (24577 + 19113) / 2**14 = 32767.5 / 2**11: a bound from the unrounded weights saturates.
+    from eiec.emulator import Emulator
+
+    w = np.array([[24576.5, 19112.5]], dtype=np.float32) / 2**14
+    result = compile_model(
+        gemm_model(w, None, trans_b=1), CompileOptions(pes=1, sparsity=0.0, input_range=6.0)
+    )
+    assert result.formats["gemm.out"].source == "bound"
+    for x in ([6.0, 6.0], [-6.0, -6.0], [6.0, -6.0]):
+        run = Emulator(result.program).run({"x": np.array([x])})
+        assert run.stats.saturations == 0, x
+        # FIXED_POINT.md's bound: codebook rounding (2**-15 per |x_j|) + writeback rounding.
+        out_frac = result.program.buffers[result.program.outputs[0].buffer].frac
+        assert abs(run.outputs["y"][0, 0] - w[0] @ x) <= 12 * 2.0**-15 + 2.0 ** -(out_frac + 1)
+
+
 @pytest.mark.fixture
 @pytest.mark.skipif(not FIXTURE.exists(), reason="AlexNet FC8 fixture absent")
 def test_alexnet_fc8_recompiles_to_the_same_codes() -> None:
