@@ -39,6 +39,7 @@ import numpy as np
 
 from eiec.emulator.arith import TABLE_FUNCTIONS
 from eiec.isa import csc
+from eiec.isa.fixed import dequantize, quantize
 from eiec.isa.program import (
     WORD_MAX,
     BroadcastActivation,
@@ -148,8 +149,8 @@ class ErrorBounds:
             buf = self.program.buffers[port.buffer]
             value = np.asarray(inputs[port.name], dtype=np.float64).reshape(buf.rows, buf.cols)
             if self.fixed_point:
-                scale = 2.0**buf.frac
-                error = np.abs(value - np.floor(value * scale + 0.5) / scale)
+                words, _ = quantize(value, buf.frac)  # as the emulator stores the input
+                error = np.abs(value - dequantize(words, buf.frac))
             else:
                 error = np.abs(value - value.astype(np.float32))
             grid = self.words[port.buffer].reshape(buf.rows, buf.pitch)

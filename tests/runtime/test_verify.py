@@ -46,7 +46,7 @@ def test_handmade_program_passes_within_a_true_bound(pes: int, seed: int) -> Non
     assert report.diverging_layer is None
 
 
-def test_bound_is_tight_enough_to_catch_a_one_lsb_codebook_shift() -> None:
+def test_bound_catches_a_164_lsb_shift_of_one_layers_codebook() -> None:
     made = handmade_mlp(samples=20)
     # Every fc2 codebook entry 0.01 off (a bit above 160 LSB at 14 fraction bits): a small,
     # systematic corruption, far below what a flipped entry does.
