@@ -216,15 +216,13 @@ def build(model: ModelLike, extra_outputs: Sequence[str] = ()) -> Reference:
 def _compile(model: onnx.ModelProto) -> Reference:
     import tvm
     from tvm import relax
-    from tvm.relax.frontend.onnx import from_onnx
 
-    from eiec.frontend.lstm import lstm_converter
+    from eiec.frontend.tvm_import import relax_from_onnx
 
     runnable = tvm_compatible(model)
     inputs = model_inputs(runnable)
     try:
-        with lstm_converter():
-            mod = from_onnx(runnable, keep_params_in_input=False)
+        mod = relax_from_onnx(runnable, keep_params_in_input=False)
         executable = tvm.compile(mod, target="llvm")
     except Exception as error:
         raise RuntimeCheckError(

@@ -15,16 +15,13 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from eiec.frontend.layers import OnnxLayer
-from eiec.frontend.lstm import lstm_converter
+from eiec.frontend.tvm_import import relax_from_onnx
 
 
 def import_onnx(model: onnx.ModelProto, layers: list[OnnxLayer]) -> tvm.IRModule:
     """The Relax module of ``model`` whose layer bindings carry the names of ``layers``."""
-    from tvm.relax.frontend.onnx import from_onnx
-
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    with lstm_converter():
-        mod = from_onnx(model, opset=opset, keep_params_in_input=True)
+    mod = relax_from_onnx(model, opset=opset, keep_params_in_input=True)
     func = mod["main"]
     num_input = int(func.attrs["num_input"])
     inputs = {i.name for i in model.graph.input}

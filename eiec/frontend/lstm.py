@@ -463,8 +463,9 @@ def import_onnx(
         if node.op_type == "LSTM" and not node.name:
             node.name = f"LSTM_{index}"
     check_lstm_nodes(folded)
-    with lstm_converter():
-        return onnx_frontend.from_onnx(folded)
+    from eiec.frontend.tvm_import import relax_from_onnx  # it imports this module
+
+    return relax_from_onnx(folded)
 
 
 def _with_input_shapes(
