@@ -20,6 +20,7 @@ import numpy as np
 
 from eiec.errors import SourceLocation, VerificationError
 from eiec.isa import csc
+from eiec.isa.capacity import first_overflow
 from eiec.isa.printer import format_instruction
 from eiec.isa.program import (
     CODEBOOK_SIZE,
@@ -401,40 +402,32 @@ class _Verifier:
     # --- rule 8: capacity ---------------------------------------------------------------------
 
     def capacity(self) -> None:
-        machine = self.machine
-        entries: np.ndarray | int = 0
-        pointer_bits = 0
-        for layer in self.program.layers.values():
-            entries += layer.entries_per_pe
-            pointer_bits += (layer.cols + 1) * machine.ptr_bits
-            pe = int(np.argmax(entries))
-            if entries[pe] > machine.spmat_sram:
-                self.fail(
-                    layer.loc,
-                    f"layer {layer.name}: PE {pe} runs out of sparse-matrix SRAM: the layers up "
-                    f"to this one store {int(entries[pe])} entries (1 byte each), spmat_sram = "
-                    f"{machine.spmat_sram}",
-                    "prune more, use more PEs, or a machine with more SRAM",
-                )
-            if pointer_bits > 8 * machine.ptr_sram:
-                self.fail(
-                    layer.loc,
-                    f"layer {layer.name}: pointer SRAM overflow: the layers up to this one need "
-                    f"{math.ceil(pointer_bits / 8)} bytes of pointers per PE, ptr_sram = "
-                    f"{machine.ptr_sram}",
-                    "fewer columns per program or a machine with more pointer SRAM",
-                )
-        words = 0
-        for buffer in self.program.buffers.values():
-            # PE 0 holds the most words of every buffer: ceil(size / N).
-            words += -(-buffer.size // machine.pes)
-            if 2 * words > machine.act_sram:
-                self.fail(
-                    buffer.loc,
-                    f"buffer {buffer.name}: PE 0 runs out of activation SRAM: the buffers up to "
-                    f"this one need {2 * words} bytes (2 per word), act_sram = {machine.act_sram}",
-                    "use more PEs, fewer or smaller buffers, or a machine with more SRAM",
-                )
+        program, machine = self.program, self.machine
+        overflow = first_overflow(machine, program.layers.values(), program.buffers.values())
+        if overflow is None:
+            return
+        name, need = overflow.name, overflow.need
+        if overflow.memory == "spmat_sram":
+            self.fail(
+                program.layers[name].loc,
+                f"layer {name}: PE {overflow.pe} runs out of sparse-matrix SRAM: the layers up "
+                f"to this one store {need} entries (1 byte each), spmat_sram = "
+                f"{machine.spmat_sram}",
+                "prune more, use more PEs, or a machine with more SRAM",
+            )
+        if overflow.memory == "ptr_sram":
+            self.fail(
+                program.layers[name].loc,
+                f"layer {name}: pointer SRAM overflow: the layers up to this one need "
+                f"{need} bytes of pointers per PE, ptr_sram = {machine.ptr_sram}",
+                "fewer columns per program or a machine with more pointer SRAM",
+            )
+        self.fail(
+            program.buffers[name].loc,
+            f"buffer {name}: PE 0 runs out of activation SRAM: the buffers up to "
+            f"this one need {need} bytes (2 per word), act_sram = {machine.act_sram}",
+            "use more PEs, fewer or smaller buffers, or a machine with more SRAM",
+        )
 
     # --- rules 9, 10: the instruction stream --------------------------------------------------
 

@@ -7,13 +7,14 @@ format decisions, hands out unique names, and checks the per-PE capacity at the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from eiec.errors import CapacityError
 from eiec.isa import csc
 from eiec.isa.builder import make_layer
+from eiec.isa.capacity import first_overflow
 from eiec.isa.fixed import frac_for_range, quantize
 from eiec.isa.program import (
     Buffer,
@@ -157,62 +158,57 @@ class ProgramAssembly:
     def check_capacity(self) -> None:
         """Raise CapacityError when the layers or buffers do not fit a PE's memories."""
         machine = self.machine
+        layers = list(self.layers.values())
+        overflow = first_overflow(machine, layers, self.buffers.values())
+        in_layers = overflow is not None and overflow.memory != "act_sram"
+        last = [layer.name for layer in layers].index(overflow.name) if in_layers else None
         max_pointer = (1 << machine.ptr_bits) - 1
-        spmat = np.zeros(machine.pes, dtype=np.int64)
-        pointer_bytes = 0
-        for name, layer in self.layers.items():
+        for layer in layers[: None if last is None else last + 1]:
             entries = layer.entries_per_pe
             if int(entries.max(initial=0)) > max_pointer:
                 pe = int(np.argmax(entries))
                 raise CapacityError(
                     f"PE {pe} stores {int(entries[pe])} entries of this layer, more than "
                     f"{machine.ptr_bits}-bit column pointers address ({max_pointer})",
-                    where=f"layer {name}",
-                    fix=self._fix_entries(name, None),
+                    where=f"layer {layer.name}",
+                    fix=self._fix_entries(layer.name, None),
                 )
-            spmat += entries
-            pointer_bytes += (layer.cols + 1) * machine.ptr_bits // 8
-            if int(spmat.max()) > machine.spmat_sram:
-                pe = int(np.argmax(spmat))
-                need = int(spmat[pe])
-                own = int(entries[pe])
-                raise CapacityError(
-                    f"does not fit the sparse-matrix SRAM: PE {pe} needs {need} bytes "
-                    f"({own} for this layer, {need - own} for the layers before it), "
-                    f"{machine.spmat_sram} bytes available per PE",
-                    where=f"layer {name}",
-                    fix=self._fix_entries(name, need),
-                )
-            if pointer_bytes > machine.ptr_sram:
-                own = (layer.cols + 1) * machine.ptr_bits // 8
-                raise CapacityError(
-                    f"does not fit the pointer SRAM: every PE needs {pointer_bytes} bytes of "
-                    f"column pointers ({own} for this layer's {layer.cols + 1} pointers, "
-                    f"{pointer_bytes - own} for the layers before it), {machine.ptr_sram} "
-                    "bytes available per PE",
-                    where=f"layer {name}",
-                    fix=f"raise --ptr-sram to {pointer_bytes} (more PEs do not help: each PE "
-                    "holds a pointer per column), or compile the layers as separate programs",
-                )
-        act = 0
-        for name, buffer in self.buffers.items():
-            act += 2 * (-(-buffer.size // machine.pes))
-            if act > machine.act_sram:
-                fitting = self._pes_for_activations()
-                raise CapacityError(
-                    f"does not fit the activation SRAM: PE 0 needs {act} bytes for this and "
-                    f"the earlier buffers, {machine.act_sram} bytes available per PE",
-                    where=f"buffer {name}",
-                    fix=(f"use --pes {fitting} or more, or " if fitting else "")
-                    + f"raise --act-sram to {self._activation_bytes(machine.pes)}",
-                )
+        if overflow is None:
+            return
+        name, need, own = overflow.name, overflow.need, overflow.own
+        if overflow.memory == "spmat_sram":
+            raise CapacityError(
+                f"does not fit the sparse-matrix SRAM: PE {overflow.pe} needs {need} bytes "
+                f"({own} for this layer, {need - own} for the layers before it), "
+                f"{machine.spmat_sram} bytes available per PE",
+                where=f"layer {name}",
+                fix=self._fix_entries(name, need),
+            )
+        if overflow.memory == "ptr_sram":
+            raise CapacityError(
+                f"does not fit the pointer SRAM: every PE needs {need} bytes of "
+                f"column pointers ({own} for this layer's {self.layers[name].cols + 1} pointers, "
+                f"{need - own} for the layers before it), {machine.ptr_sram} "
+                "bytes available per PE",
+                where=f"layer {name}",
+                fix=f"raise --ptr-sram to {need} (more PEs do not help: each PE "
+                "holds a pointer per column), or compile the layers as separate programs",
+            )
+        fitting = self._pes_for_activations()
+        raise CapacityError(
+            f"does not fit the activation SRAM: PE 0 needs {need} bytes for this and "
+            f"the earlier buffers, {machine.act_sram} bytes available per PE",
+            where=f"buffer {name}",
+            fix=(f"use --pes {fitting} or more, or " if fitting else "")
+            + f"raise --act-sram to {self._activation_bytes(machine.pes)}",
+        )
 
     def _activation_bytes(self, pes: int) -> int:
         return sum(2 * (-(-b.size // pes)) for b in self.buffers.values())
 
     def _pes_for_activations(self, limit: int = 4096) -> int | None:
         for pes in range(self.machine.pes + 1, limit + 1):
-            if self._activation_bytes(pes) <= self.machine.act_sram:
+            if first_overflow(replace(self.machine, pes=pes), (), self.buffers.values()) is None:
                 return pes
         return None
 
