@@ -1,6 +1,6 @@
 """The EIE emulator: functional semantics, cycle model, statistics and energy (isa/SPEC.md)."""
 
-from eiec.emulator.batch import BatchResult, BatchStats, run_batch
+from eiec.emulator.batch import Batch, BatchResult, BatchStats, run_batch, split_batch
 from eiec.emulator.config import CycleCosts, EmulatorConfig
 from eiec.emulator.cycles import CycleModel, schedule
 from eiec.emulator.emulator import Emulator, RunResult
@@ -11,6 +11,7 @@ from eiec.emulator.stats import LayerTotals, MacStats, PeStats, Stats
 from eiec.emulator.trace import Tracer
 
 __all__ = [
+    "Batch",
     "BatchResult",
     "BatchStats",
     "CycleCosts",
@@ -29,4 +30,5 @@ __all__ = [
     "Tracer",
     "run_batch",
     "schedule",
+    "split_batch",
 ]

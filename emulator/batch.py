@@ -78,6 +78,50 @@ class BatchResult:
     stats: BatchStats
 
 
+@dataclass(frozen=True)
+class Batch:
+    """Inputs of ``count`` samples; ``batched`` names the inputs stacked along their port's
+    batch axis (the others have exactly their port's shape and serve every sample)."""
+
+    program: Program
+    inputs: Mapping[str, np.ndarray]
+    count: int
+    batched: frozenset[str]
+
+    def sample(self, index: int) -> dict[str, np.ndarray]:
+        """The inputs of sample ``index``, each of its port's shape."""
+        axes = {port.name: port.batch_axis or 0 for port in self.program.inputs}
+        return {
+            name: _sample(array, axes[name], index) if name in self.batched else array
+            for name, array in self.inputs.items()
+        }
+
+
+def split_batch(program: Program, inputs: Mapping[str, np.ndarray]) -> Batch:
+    """How ``inputs`` split into samples (InputError for a wrong shape, dtype or value, or
+    inputs that disagree on the batch size). Names that are not inputs are left to
+    ``Emulator.reset`` to report."""
+    sizes: dict[str, int] = {}
+    ports = {port.name: port for port in program.inputs}
+    arrays = {name: np.asarray(array) for name, array in inputs.items()}
+    for name, array in arrays.items():
+        port = ports.get(name)
+        if port is None:
+            continue
+        check_dtype_and_values(port, array, program.source)
+        size = batch_size(port, array, program.source)
+        if size is not None:
+            sizes[name] = size
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{name}: {size}" for name, size in sizes.items())
+        raise InputError(
+            f"inputs disagree on the batch size ({shown})",
+            where=program.source,
+            fix="give every batched input the same number of samples",
+        )
+    return Batch(program, arrays, next(iter(sizes.values()), 1), frozenset(sizes))
+
+
 def _sample(array: np.ndarray, axis: int, index: int) -> np.ndarray:
     where = [slice(None)] * array.ndim
     where[axis] = slice(index, index + 1)
@@ -96,25 +140,8 @@ def run_batch(
     An input with exactly its port's shape is reused for every sample. All batched inputs
     must agree on the batch size.
     """
-    sizes: dict[str, int] = {}
-    ports = {port.name: port for port in program.inputs}
-    for name, array in inputs.items():
-        port = ports.get(name)
-        if port is None:
-            continue  # Emulator.reset reports unknown names
-        array = np.asarray(array)
-        check_dtype_and_values(port, array, program.source)
-        size = batch_size(port, array, program.source)
-        if size is not None:
-            sizes[name] = size
-    if len(set(sizes.values())) > 1:
-        shown = ", ".join(f"{name}: {size}" for name, size in sizes.items())
-        raise InputError(
-            f"inputs disagree on the batch size ({shown})",
-            where=program.source,
-            fix="give every batched input the same number of samples",
-        )
-    count = next(iter(sizes.values()), 1)
+    batch = split_batch(program, inputs)
+    count = batch.count
     emulator = Emulator(program, config, observers)
     samples = range(count)
     if progress:
@@ -124,13 +151,7 @@ def run_batch(
     outputs: dict[str, list[np.ndarray]] = {port.name: [] for port in program.outputs}
     runs = []
     for index in samples:
-        sample = {
-            name: _sample(np.asarray(array), ports[name].batch_axis or 0, index)
-            if name in sizes
-            else array
-            for name, array in inputs.items()
-        }
-        result = emulator.run(sample)
+        result = emulator.run(batch.sample(index))
         runs.append(result.stats)
         for name, value in result.outputs.items():
             outputs[name].append(value)
@@ -138,7 +159,7 @@ def run_batch(
     for port in program.outputs:
         parts = outputs[port.name]
         if port.batch_axis is None:
-            stacked[port.name] = parts[0] if count == 1 and not sizes else np.stack(parts)
+            stacked[port.name] = parts[0] if count == 1 and not batch.batched else np.stack(parts)
         else:
             stacked[port.name] = np.concatenate(parts, axis=port.batch_axis)
     return BatchResult(outputs=stacked, runs=runs, stats=BatchStats.of(runs))

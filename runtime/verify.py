@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from eiec.emulator.batch import split_batch
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator
 from eiec.emulator.stats import Stats
@@ -169,21 +170,6 @@ def _bind(ports: list[Port], names: list[str], what: str) -> dict[str, str]:
     )
 
 
-def _samples(port: Port, array: np.ndarray) -> int:
-    axis = port.batch_axis if port.batch_axis is not None else 0
-    if array.ndim == len(port.shape) and array.shape[axis] >= 1:
-        return int(array.shape[axis])
-    raise InputError(
-        f"input '{port.name}' has shape {tuple(array.shape)}; the program takes "
-        f"{tuple(port.shape)} per sample, stacked along axis {axis}",
-        fix="give an array of the program's input shape with the batch along that axis",
-    )
-
-
-def _take(array: np.ndarray, axis: int | None, index: int) -> np.ndarray:
-    return np.take(array, [index], axis=axis or 0)
-
-
 @dataclass
 class _Emulated:
     """One sample's emulator outputs, its per-output bounds and its layer writebacks."""
@@ -286,10 +272,8 @@ def verify(
             f"missing input(s) {', '.join(missing)}",
             fix=f"give every program input: {', '.join(in_map)}",
         )
-    counts = {_samples(port, feeds[port.name]) for port in program.inputs}
-    if len(counts) != 1:
-        raise InputError(f"inputs disagree on the batch size ({sorted(counts)})")
-    (count,) = counts
+    batch = split_batch(program, feeds)
+    count = batch.count
 
     mapping = dict(tensor_map) if tensor_map is not None else derive_tensor_map(head, program)
     emulator = Emulator(program, config)
@@ -311,10 +295,7 @@ def verify(
         indices = track(indices, description="emulating", total=count, transient=True)
     runs = []
     for index in indices:
-        sample = {
-            port.name: _take(feeds[port.name], port.batch_axis, index) for port in program.inputs
-        }
-        runs.append(_emulate(emulator, sample))
+        runs.append(_emulate(emulator, batch.sample(index)))
     report.saturations = sum(run.stats.saturations for run in runs)
     report.stats = [run.stats for run in runs]
 
