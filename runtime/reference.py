@@ -127,7 +127,44 @@ def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProt
     return result
 
 
-def _elem_dtype(info: onnx.ValueInfoProto) -> np.dtype:
+def order_feeds(
+    names: Sequence[str],
+    dtypes: Sequence[np.dtype],
+    inputs: Mapping[str, np.ndarray] | np.ndarray,
+) -> list[np.ndarray]:
+    """``inputs`` (name -> array, or one array for a one-input model) in the order of the
+    model's input ``names``, cast to their ``dtypes``.
+
+    Only the width may change (float64 -> float32); a change of kind is an error.
+    """
+    if isinstance(inputs, np.ndarray):
+        if len(names) != 1:
+            raise InputError(
+                f"the model has {len(names)} inputs ({', '.join(names)}); got one array",
+                fix="pass a dict of input name -> array",
+            )
+        inputs = {names[0]: inputs}
+    unknown = sorted(set(inputs) - set(names))
+    missing = [name for name in names if name not in inputs]
+    if unknown or missing:
+        raise InputError(
+            f"inputs do not match the model: missing {missing}, unknown {unknown}",
+            fix=f"the model's inputs are {list(names)}",
+        )
+    result = []
+    for name, dtype in zip(names, dtypes, strict=True):
+        array = np.asarray(inputs[name])
+        if array.dtype.kind != dtype.kind:
+            raise InputError(
+                f"input '{name}' has dtype {array.dtype}; the model takes {dtype}",
+                fix=f"convert it with .astype(np.{dtype})",
+            )
+        result.append(np.ascontiguousarray(array, dtype=dtype))
+    return result
+
+
+def elem_dtype(info: onnx.ValueInfoProto) -> np.dtype:
+    """The numpy element type of a tensor value info."""
     return np.dtype(helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type))
 
 
@@ -143,35 +180,8 @@ class Reference:
     _device: Any = field(repr=False)
 
     def feeds(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
-        """``inputs`` in the model's input order, cast to the declared element types.
-
-        Only the width may change (float64 -> float32); a change of kind is an error.
-        """
-        if isinstance(inputs, np.ndarray):
-            if len(self.input_names) != 1:
-                raise InputError(
-                    f"the model has {len(self.input_names)} inputs "
-                    f"({', '.join(self.input_names)}); got one array",
-                    fix="pass a dict of input name -> array",
-                )
-            inputs = {self.input_names[0]: inputs}
-        unknown = sorted(set(inputs) - set(self.input_names))
-        missing = [name for name in self.input_names if name not in inputs]
-        if unknown or missing:
-            raise InputError(
-                f"inputs do not match the model: missing {missing}, unknown {unknown}",
-                fix=f"the model's inputs are {list(self.input_names)}",
-            )
-        result = []
-        for name, dtype in zip(self.input_names, self.input_dtypes, strict=True):
-            array = np.asarray(inputs[name])
-            if array.dtype.kind != dtype.kind:
-                raise InputError(
-                    f"input '{name}' has dtype {array.dtype}; the model takes {dtype}",
-                    fix=f"convert it with .astype(np.{dtype})",
-                )
-            result.append(np.ascontiguousarray(array, dtype=dtype))
-        return result
+        """``inputs`` in the model's input order, cast to the declared element types."""
+        return order_feeds(self.input_names, self.input_dtypes, inputs)
 
     def run(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         """Execute the build; returns every graph output by name (batch as given)."""
@@ -234,7 +244,7 @@ def _compile(model: onnx.ModelProto) -> Reference:
     return Reference(
         model=model,
         input_names=tuple(vi.name for vi in inputs),
-        input_dtypes=tuple(_elem_dtype(vi) for vi in inputs),
+        input_dtypes=tuple(elem_dtype(vi) for vi in inputs),
         output_names=tuple(o.name for o in runnable.graph.output),
         _vm=relax.VirtualMachine(executable, device),
         _device=device,

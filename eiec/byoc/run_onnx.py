@@ -20,7 +20,6 @@ from tvm import relax
 from eiec.byoc.partition import partition_for_eie
 from eiec.byoc.profile import Profiler, profile
 from eiec.byoc.run_codegen import RunCodegen
-from eiec.errors import InputError
 
 
 @dataclass
@@ -45,19 +44,10 @@ def import_model(model: str | onnx.ModelProto) -> tvm.IRModule:
 def _feeds(
     model: onnx.ModelProto, inputs: Mapping[str, np.ndarray] | np.ndarray
 ) -> list[np.ndarray]:
-    from eiec.runtime.reference import model_inputs
+    from eiec.runtime.reference import elem_dtype, model_inputs, order_feeds
 
-    names = [info.name for info in model_inputs(model)]
-    if isinstance(inputs, np.ndarray):
-        inputs = {names[0]: inputs} if len(names) == 1 else {}
-    missing = [name for name in names if name not in inputs]
-    if missing:
-        raise InputError(
-            f"no input array for {', '.join(missing)}",
-            where="eiec.byoc.run_onnx",
-            fix=f"pass a mapping with the model's inputs {names}",
-        )
-    return [np.asarray(inputs[name]) for name in names]
+    infos = model_inputs(model)
+    return order_feeds([info.name for info in infos], [elem_dtype(info) for info in infos], inputs)
 
 
 def run_onnx(

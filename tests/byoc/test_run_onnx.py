@@ -31,5 +31,5 @@ def test_skl_style_classifier_labels_match_the_cpu() -> None:
 
 
 def test_inputs_are_checked() -> None:
-    with pytest.raises(InputError, match="no input array for x"):
+    with pytest.raises(InputError, match=r"inputs do not match the model: missing \['x'\]"):
         run_onnx(mlp_onnx([4, 3], seed=1), {"y": np.zeros((1, 1, 4), np.float32)}, pes=4)
