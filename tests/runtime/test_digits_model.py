@@ -9,6 +9,7 @@ from types import ModuleType
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 
@@ -23,12 +24,34 @@ def _script(digits_dir: Path) -> ModuleType:
     return module
 
 
-def test_script_reproduces_committed_artefacts_bit_for_bit(digits_dir: Path) -> None:
+def _assert_same_model(committed: bytes, fresh: bytes, name: str) -> None:
+    """The same graph, and weights equal up to float32 rounding.
+
+    Training runs numpy's BLAS, whose kernels (chosen per CPU) sum in different orders: on
+    another processor a weight may come out one unit in the last place apart, so weights are
+    compared to 1e-5 and everything else in the file exactly.
+    """
+    old, new = onnx.load_from_string(committed), onnx.load_from_string(fresh)
+    old_weights = {init.name: onnx.numpy_helper.to_array(init) for init in old.graph.initializer}
+    new_weights = {init.name: onnx.numpy_helper.to_array(init) for init in new.graph.initializer}
+    assert old_weights.keys() == new_weights.keys(), f"{name}: other initialisers"
+    for key, value in old_weights.items():
+        assert value.dtype == new_weights[key].dtype and value.shape == new_weights[key].shape
+        np.testing.assert_allclose(new_weights[key], value, rtol=0, atol=1e-5, err_msg=key)
+    del old.graph.initializer[:], new.graph.initializer[:]
+    assert old.SerializeToString() == new.SerializeToString(), f"{name}: another graph"
+
+
+def test_script_reproduces_committed_artefacts(digits_dir: Path) -> None:
     script = _script(digits_dir)
     trained = script.train()
     fresh = script.artefacts(trained)
     for name, data in fresh.items():
-        assert (digits_dir / name).read_bytes() == data, f"{name} differs from a fresh export"
+        committed = (digits_dir / name).read_bytes()
+        if name.endswith(".onnx"):
+            _assert_same_model(committed, data, name)
+        else:
+            assert committed == data, f"{name} differs from a fresh export"
     assert trained.test_accuracy > 0.95
 
 
