@@ -6,17 +6,27 @@ fix it); 2 a usage error (argparse). A Python traceback means a bug in eiec.
 Each subcommand lives in ``eiec/commands/<name>.py`` with ``register(subparsers)`` adding its
 parser (and ``set_defaults(run=...)``). Modules import heavy dependencies (TVM) only inside
 their run function, so ``eiec emulate`` starts without loading TVM.
+
+Before a command runs, :func:`main` checks every path its arguments mark
+(``eiec.commands.argtypes``) with ``eiec.fileio.check_paths``: nothing is computed for an input
+that is missing or an output that could not be written or would overwrite an input. Ctrl-C
+anywhere prints ``interrupted`` and exits 130; outputs are written atomically, so earlier ones
+stay intact and no temporary file is left.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from eiec import __version__
+from eiec.commands.argtypes import paths_of
 from eiec.errors import EiecError
+from eiec.fileio import check_paths
 
 #: Subcommand modules under eiec.commands, in the order ``eiec --help`` lists them.
 COMMANDS = ("compile", "emulate", "verify", "run", "check", "fmt")
@@ -45,19 +55,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "run", None) is None:
-        parser.print_help(sys.stderr)
-        return 2
+    interrupts: list[int] = []
+    command = "eiec"
     try:
-        return int(args.run(args) or 0)
-    except EiecError as error:
-        print(f"eiec {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        with _counting_interrupts(interrupts):
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if getattr(args, "run", None) is None:
+                parser.print_help(sys.stderr)
+                return 2
+            command = f"eiec {args.command}"
+            check_paths(*paths_of(args))
+            return int(args.run(args) or 0)
     except KeyboardInterrupt:
-        print(f"eiec {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted(command)
+    except EiecError as error:
+        if interrupts:
+            return _interrupted(command)
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return 1
+    except Exception:
+        # Ctrl-C inside a native library (TVM) can surface as another exception.
+        if interrupts:
+            return _interrupted(command)
+        raise
+
+
+def _interrupted(command: str) -> int:
+    print(f"{command}: interrupted", file=sys.stderr)
+    return 130
+
+
+@contextmanager
+def _counting_interrupts(interrupts: list[int]) -> Iterator[None]:
+    """Record each SIGINT (then raise KeyboardInterrupt as Python does) while the body runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        interrupts.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Python's handler alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

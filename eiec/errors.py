@@ -95,3 +95,11 @@ class RuntimeCheckError(EiecError):
 
 class BackendError(EiecError):
     """The TVM BYOC integration was used wrongly (e.g. programs not registered)."""
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+class PathError(EiecError):
+    """A command's input cannot be read or its output cannot be written as asked (missing,
+    a directory, an unwritable folder, or an output that would overwrite an input)."""

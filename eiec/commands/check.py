@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from eiec.commands.argtypes import input_file
+from eiec.commands.options import add_quiet_option
+from eiec.fileio import PROGRAM
 from eiec.isa import load
 
 
@@ -15,13 +18,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Parse and verify an .eie program (isa/SPEC.md). Exit 0 when it is valid, "
         "1 with the first error (file:line:col: what) otherwise.",
     )
-    parser.add_argument("program", metavar="PROG.eie", help="the program to check")
+    parser.add_argument(
+        "program", type=input_file(PROGRAM), metavar="PROG.eie", help="the program to check"
+    )
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Check the program and print ``PROG.eie: ok (...)``."""
     program = load(args.program)
+    if args.quiet:
+        return 0
     entries = sum(layer.stored_entries for layer in program.layers.values())
     print(
         f"{args.program}: ok ({_plural(len(program.layers), 'layer')}, "

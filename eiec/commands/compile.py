@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from eiec.commands.options import add_compile_options, options_from_args
-from eiec.errors import CompileError
-from eiec.fileio import write_atomic
+from eiec.commands.argtypes import input_file, output_file
+from eiec.commands.options import add_compile_options, add_quiet_option, options_from_args
+from eiec.fileio import MODEL, write_atomic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,24 +23,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "...) into an EIE program: magnitude pruning, k-means weight sharing, interleaved CSC "
         "over the PEs, 16-bit fixed point. Prints the compression report.",
     )
-    parser.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
-    parser.add_argument("-o", "--output", required=True, metavar="PROG.eie", help="the program")
+    parser.add_argument("model", type=input_file(MODEL), metavar="MODEL.onnx", help="the model")
+    parser.add_argument(
+        "-o", "--output", required=True, type=output_file, metavar="PROG.eie", help="the program"
+    )
     add_compile_options(parser)
-    parser.add_argument("--export-onnx", metavar="OUT.onnx", help="write the compressed model")
-    parser.add_argument("--report-json", metavar="R.json", help="write the report as JSON")
-    parser.add_argument("--quiet", "-q", action="store_true", help="do not print the report")
+    parser.add_argument(
+        "--export-onnx", type=output_file, metavar="OUT.onnx", help="write the compressed model"
+    )
+    parser.add_argument(
+        "--report-json", type=output_file, metavar="R.json", help="write the report as JSON"
+    )
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Compile, print the report, write the outputs."""
+    options = options_from_args(args, progress=not args.quiet)
+
     from eiec.compiler import compile_model
     from eiec.isa import format_program
 
-    options = options_from_args(args, progress=True)
-    for path in (args.output, args.export_onnx, args.report_json):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise CompileError("output folder does not exist", where=path)
     result = compile_model(args.model, options)
     write_atomic(args.output, format_program(result.program))
     if args.export_onnx:
@@ -49,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.report_json:
         write_atomic(args.report_json, json.dumps(result.report.to_json(), indent=2) + "\n")
     if not args.quiet:
-        from eiec.console import console
+        from eiec.console import print_table
 
-        console().print(result.report.table())
+        print_table(result.report.table())
         total = result.report.total
         print(
             f"{args.output}: {len(result.program.layers)} layers, {total.stored_entries} "

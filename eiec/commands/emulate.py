@@ -14,9 +14,23 @@ import sys
 
 import numpy as np
 
-from eiec.commands.options import add_arith_option, add_json_option, load_npy
+from eiec.commands.argtypes import (
+    PortFile,
+    input_file,
+    output_file,
+    port_input,
+    port_output,
+)
+from eiec.commands.options import (
+    CLOCK_MHZ,
+    FIFO_DEPTH,
+    add_arith_option,
+    add_json_option,
+    add_quiet_option,
+    load_npy,
+)
 from eiec.errors import InputError
-from eiec.fileio import save_npy_atomic, write_atomic
+from eiec.fileio import FILE, NPY, PROGRAM, save_npy_atomic, write_atomic
 from eiec.isa.program import Port, Program
 
 
@@ -28,12 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run an .eie program on the EIE emulator: outputs, cycles, time, PE "
         "utilisation, energy (isa/SPEC.md §5, §6).",
     )
-    parser.add_argument("program", metavar="PROG.eie", help="the program to run")
+    parser.add_argument(
+        "program", type=input_file(PROGRAM), metavar="PROG.eie", help="the program to run"
+    )
     parser.add_argument(
         "--input",
         "-i",
         action="append",
         default=[],
+        type=port_input(NPY),
         metavar="[NAME=]X.npy",
         help="an input tensor (.npy); NAME= selects the port when there are several",
     )
@@ -42,36 +59,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-o",
         action="append",
         default=[],
+        type=port_output,
         metavar="[NAME=]Y.npy",
         help="where to save an output tensor (.npy, float32)",
     )
     add_json_option(parser, "the statistics")
     parser.add_argument(
-        "--stats-out", metavar="FILE.json", help="also write the JSON statistics to a file"
+        "--stats-out",
+        type=output_file,
+        metavar="FILE.json",
+        help="also write the JSON statistics to a file",
     )
-    parser.add_argument("--fifo-depth", type=int, help="activation queue depth (default: header)")
-    parser.add_argument("--clock-mhz", type=float, help="clock in MHz (default: header)")
+    parser.add_argument(
+        "--fifo-depth", type=FIFO_DEPTH, help="activation queue depth, 1..1024 (default: header)"
+    )
+    parser.add_argument(
+        "--clock-mhz", type=CLOCK_MHZ, help="clock in MHz, 0 < F <= 1e5 (default: header)"
+    )
     add_arith_option(parser)
-    parser.add_argument("--energy", metavar="TABLE.json", help="per-event energy table")
+    parser.add_argument(
+        "--energy", type=input_file(FILE), metavar="TABLE.json", help="per-event energy table"
+    )
     parser.add_argument(
         "--trace", action="store_true", help="print each instruction with its cycle span"
     )
     parser.add_argument("--progress", action="store_true", help="progress bar for batches")
     parser.add_argument(
         "--plot",
+        type=output_file,
         metavar="FILE.png",
         help="save a picture of each PE's cycles and each MAC's timing (needs eiec[plot])",
     )
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
-def _bind(specs: list[str], ports: list[Port], kind: str) -> dict[str, str]:
+def _bind(specs: list[PortFile], ports: list[Port], kind: str) -> dict[str, str]:
     """``[NAME=]FILE`` arguments -> {port name: file}; a bare FILE needs a single port."""
     names = [port.name for port in ports]
     bound: dict[str, str] = {}
     for spec in specs:
-        name, sep, path = spec.partition("=")
-        if not sep:
+        name, path = spec.name, spec.path
+        if name is None:
             if len(ports) != 1:
                 raise InputError(
                     f"--{kind} {spec} does not name a port and the program has "
@@ -79,7 +108,7 @@ def _bind(specs: list[str], ports: list[Port], kind: str) -> dict[str, str]:
                     where=f"--{kind}",
                     fix=f"write --{kind} NAME={spec}",
                 )
-            name, path = names[0], spec
+            name = names[0]
         if name not in names:
             raise InputError(
                 f"the program has no {kind} {name!r}",
@@ -149,8 +178,8 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(args.stats_out, text + "\n")
     if args.json:
         print(text)
-    else:
-        from eiec.console import console
+    elif not args.quiet:
+        from eiec.console import print_table
 
-        console().print(stats.render())
+        print_table(stats.render())
     return 0

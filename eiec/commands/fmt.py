@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eiec.fileio import write_atomic
+from eiec.commands.argtypes import input_file, output_file
+from eiec.fileio import PROGRAM, write_atomic
 from eiec.isa import format_program, load
 
 
@@ -18,8 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "to stdout, or atomically to OUT. The program is parsed, not verified "
         "(use eiec check).",
     )
-    parser.add_argument("program", metavar="PROG.eie", help="the program to format")
-    parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    parser.add_argument(
+        "program", type=input_file(PROGRAM), metavar="PROG.eie", help="the program to format"
+    )
+    parser.add_argument(
+        "-o", "--output", type=output_file, metavar="OUT", help="write here instead of stdout"
+    )
     parser.set_defaults(run=run)
 
 

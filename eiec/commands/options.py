@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eiec.commands.argtypes import PortFile, float_range, input_file, int_range, port_input
 from eiec.errors import CompileError, InputError
+from eiec.fileio import NPY
 
 if TYPE_CHECKING:
     from eiec.compiler import CompileOptions
@@ -21,48 +23,74 @@ if TYPE_CHECKING:
 # --- compile options --------------------------------------------------------------------------
 
 
+#: Allowed ranges of the machine options (``--pes``, the SRAM sizes, ...), checked at parse time.
+PES = int_range(1, 4096)
+FIFO_DEPTH = int_range(1, 1024)
+SRAM_BYTES = int_range(1, 1 << 30)
+CLOCK_MHZ = float_range(0, 1e5, low_open=True)
+BITS = int_range(1, 4)
+#: ``--input-range R``: the largest magnitude 16-bit fixed point holds (frac 0) is 32767.
+INPUT_RANGE = float_range(0, 32767, low_open=True)
+
+
+def sparsity_arg(text: str) -> tuple[float | dict[str, float], float]:
+    """An argparse type: :func:`parse_sparsity`, its errors as usage errors."""
+    try:
+        return parse_sparsity(text)
+    except CompileError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("--sparsity ")) from None
+
+
 def add_compile_options(parser: argparse.ArgumentParser) -> None:
     """The fields of ``CompileOptions`` as options (same names and defaults everywhere)."""
     group = parser.add_argument_group("compile options")
-    group.add_argument("--pes", type=int, default=64, metavar="N", help="PEs (default 64)")
+    group.add_argument("--pes", type=PES, default=64, metavar="N", help="PEs, 1..4096 (64)")
     group.add_argument(
-        "--fifo-depth", type=int, default=8, metavar="D", help="activation queue depth (8)"
+        "--fifo-depth",
+        type=FIFO_DEPTH,
+        default=8,
+        metavar="D",
+        help="activation queue depth, 1..1024 (8)",
     )
     group.add_argument(
         "--sparsity",
+        type=sparsity_arg,
         default="0.9",
         metavar="S | LAYER=S,...",
-        help="fraction of weights to prune: one value for all layers, or per-layer values "
-        "LAYER=S (layer, ONNX node or weight name; '*=S' sets the others; default 0.9)",
+        help="fraction of weights to prune, in [0, 1]: one value for all layers, or per-layer "
+        "values LAYER=S (layer, ONNX node or weight name; '*=S' sets the others; default 0.9)",
     )
     group.add_argument(
-        "--bits", type=int, default=4, metavar="B", help="weight index bits, 1..4 (default 4)"
+        "--bits", type=BITS, default=4, metavar="B", help="weight index bits, 1..4 (default 4)"
     )
     group.add_argument(
         "--calibration",
+        type=input_file(NPY),
         metavar="X.npy",
         help="sample inputs (stacked along the batch axis) that set the activation formats",
     )
     group.add_argument(
         "--input-range",
-        type=float,
+        type=INPUT_RANGE,
         default=8.0,
         metavar="R",
-        help="without --calibration: inputs are assumed within +-R (default 8)",
+        help="without --calibration: inputs are assumed within +-R, 0 < R <= 32767 (default 8)",
     )
     for flag, what in (
         ("--spmat-sram", "sparse-matrix SRAM"),
         ("--ptr-sram", "pointer SRAM"),
         ("--act-sram", "activation SRAM"),
     ):
-        group.add_argument(flag, type=int, metavar="BYTES", help=f"{what} per PE (paper's chip)")
+        group.add_argument(
+            flag, type=SRAM_BYTES, metavar="BYTES", help=f"{what} per PE (paper's chip)"
+        )
 
 
 def options_from_args(args: argparse.Namespace, progress: bool = False) -> CompileOptions:
     """The ``CompileOptions`` of the options :func:`add_compile_options` added."""
     from eiec.compiler import CompileOptions
 
-    sparsity, default = parse_sparsity(args.sparsity)
+    sparsity, default = args.sparsity
     return CompileOptions(
         pes=args.pes,
         fifo_depth=args.fifo_depth,
@@ -79,24 +107,31 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
 
 
 def parse_sparsity(text: str) -> tuple[float | dict[str, float], float]:
-    """``0.9`` -> (0.9, 0.9); ``fc1=0.8,*=0.5`` -> ({'fc1': 0.8}, 0.5); default 0.9."""
+    """``0.9`` -> (0.9, 0.9); ``fc1=0.8,*=0.5`` -> ({'fc1': 0.8}, 0.5); default 0.9.
+
+    A layer (or ``*``) given twice is an error."""
     text = text.strip()
     if "=" not in text:
         return _fraction(text, "--sparsity"), 0.9
     overrides: dict[str, float] = {}
-    default = 0.9
+    default: float | None = None
     for item in text.split(","):
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise CompileError(
                 f"--sparsity item '{item}' is not LAYER=S",
                 fix="write --sparsity 0.9 or --sparsity fc1=0.9,fc2=0.8",
             )
-        if name.strip() == "*":
+        if name in overrides or (name == "*" and default is not None):
+            raise CompileError(
+                f"--sparsity {item}: layer '{name}' is given twice", fix="give each layer once"
+            )
+        if name == "*":
             default = _fraction(value, f"--sparsity {item}")
         else:
-            overrides[name.strip()] = _fraction(value, f"--sparsity {item}")
-    return overrides, default
+            overrides[name] = _fraction(value, f"--sparsity {item}")
+    return overrides, 0.9 if default is None else default
 
 
 def _fraction(text: str, option: str) -> float:
@@ -105,7 +140,7 @@ def _fraction(text: str, option: str) -> float:
     except ValueError:
         value = float("nan")
     if not 0.0 <= value <= 1.0:
-        raise CompileError(f"{option}: '{text}' is not a number in [0, 1]")
+        raise CompileError(f"{option}: '{text.strip()}' is not a number in [0, 1]")
     return value
 
 
@@ -119,14 +154,15 @@ def add_input_option(parser: argparse.ArgumentParser) -> None:
         "-i",
         action="append",
         required=True,
+        type=port_input(NPY),
         metavar="[NAME=]X.npy",
         help="input tensor (.npy), a batch along the first axis; NAME= for several inputs",
     )
 
 
-def read_inputs(specs: list[str]) -> dict[str, np.ndarray] | np.ndarray:
+def read_inputs(specs: list[PortFile]) -> dict[str, np.ndarray] | np.ndarray:
     """``[NAME=]FILE`` arguments -> one array, or {name: array} when named."""
-    bare = [spec for spec in specs if "=" not in spec]
+    bare = [spec for spec in specs if spec.name is None]
     if bare and len(specs) > 1:
         raise InputError(
             f"--input {bare[0]} does not name its input and {len(specs)} inputs are given",
@@ -134,11 +170,14 @@ def read_inputs(specs: list[str]) -> dict[str, np.ndarray] | np.ndarray:
             fix=f"write --input NAME={bare[0]}",
         )
     if bare:
-        return load_npy(bare[0])
+        return load_npy(bare[0].path)
     named = {}
     for spec in specs:
-        name, _, path = spec.partition("=")
-        named[name] = load_npy(path)
+        if spec.name in named:
+            raise InputError(
+                f"input {spec.name!r} is given twice", where=f"--input {spec}", fix="give it once"
+            )
+        named[spec.name] = load_npy(spec.path)
     return named
 
 
@@ -181,3 +220,10 @@ def add_arith_option(parser: argparse.ArgumentParser) -> None:
 def add_json_option(parser: argparse.ArgumentParser, what: str = "the report") -> None:
     """``--json``: print ``what`` as JSON instead of text."""
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def add_quiet_option(parser: argparse.ArgumentParser) -> None:
+    """``--quiet``/``-q``: print nothing on success (errors still go to stderr)."""
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print nothing on success (errors: stderr)"
+    )

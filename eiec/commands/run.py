@@ -15,16 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from eiec.commands.argtypes import input_file
 from eiec.commands.options import (
     add_arith_option,
     add_compile_options,
     add_input_option,
     add_json_option,
+    add_quiet_option,
     load_npy,
     options_from_args,
     read_inputs,
 )
 from eiec.errors import InputError
+from eiec.fileio import MODEL, NPY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,12 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tail after the EIE part, or, through BYOC, any op before or between EIE layers. "
         "Exit 0 when within tolerance, 1 when not.",
     )
-    parser.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    parser.add_argument("model", type=input_file(MODEL), metavar="MODEL.onnx", help="the model")
     add_input_option(parser)
-    parser.add_argument("--labels", metavar="Y.npy", help="true classes, for accuracy")
+    parser.add_argument(
+        "--labels", type=input_file(NPY), metavar="Y.npy", help="true classes, for accuracy"
+    )
     add_compile_options(parser)
     add_arith_option(parser)
     add_json_option(parser)
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -52,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from eiec.emulator import EmulatorConfig
     from eiec.runtime.run import run as run_model
 
-    options = options_from_args(args, progress=not args.json)
+    progress = not (args.json or args.quiet)
+    options = options_from_args(args, progress=progress)
     inputs = read_inputs(args.input)
     labels = load_npy(args.labels) if args.labels else None
     if labels is not None and labels.dtype.kind not in "iu":
@@ -65,15 +72,15 @@ def run(args: argparse.Namespace) -> int:
         labels=labels,
         options=options,
         config=EmulatorConfig(arith=args.arith),
-        progress=not args.json,
+        progress=progress,
     )
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
-    else:
-        from eiec.console import console
+    elif not (args.quiet and report.passed):
+        from eiec.console import console, print_table
 
         terminal = console()
         for table in report.tables():
-            terminal.print(table)
+            print_table(table, terminal)
         print(report.summary())
     return 0 if report.passed else 1

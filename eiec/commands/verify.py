@@ -11,7 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from eiec.commands.options import add_arith_option, add_input_option, add_json_option, read_inputs
+from eiec.commands.argtypes import input_file
+from eiec.commands.options import (
+    FIFO_DEPTH,
+    add_arith_option,
+    add_input_option,
+    add_json_option,
+    add_quiet_option,
+    read_inputs,
+)
+from eiec.fileio import MODEL, PROGRAM
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,11 +32,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "MODEL.onnx (the compressed model the program was compiled from) within the error "
         "bound derived from the program's fixed-point formats. Exit 0 within tolerance, 1 not.",
     )
-    parser.add_argument("model", metavar="MODEL.onnx", help="the compressed model")
-    parser.add_argument("program", metavar="PROG.eie", help="the compiled program")
+    parser.add_argument(
+        "model", type=input_file(MODEL), metavar="MODEL.onnx", help="the compressed model"
+    )
+    parser.add_argument(
+        "program", type=input_file(PROGRAM), metavar="PROG.eie", help="the compiled program"
+    )
     add_input_option(parser)
     parser.add_argument(
-        "--original", metavar="ORIG.onnx", help="the model before compression (optional)"
+        "--original",
+        type=input_file(MODEL),
+        metavar="ORIG.onnx",
+        help="the model before compression (optional)",
     )
     parser.add_argument(
         "--classifier",
@@ -35,8 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="report top-1 agreement (default: when the model has Softmax/ArgMax)",
     )
     add_arith_option(parser)
-    parser.add_argument("--fifo-depth", type=int, help="activation queue depth (default: header)")
+    parser.add_argument(
+        "--fifo-depth", type=FIFO_DEPTH, help="activation queue depth, 1..1024 (default: header)"
+    )
     add_json_option(parser)
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -58,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
-    else:
+    elif not (args.quiet and report.passed):
         print(report.summary())
     return 0 if report.passed else 1

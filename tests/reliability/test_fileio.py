@@ -1,0 +1,95 @@
+"""``eiec.fileio``: path checks before any work, atomic writes with ordinary permissions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eiec.errors import PathError
+from eiec.fileio import MODEL, InputFile, OutputFile, check_paths, write_atomic
+
+
+@pytest.fixture
+def umask_027() -> Iterator[None]:
+    previous = os.umask(0o027)
+    yield
+    os.umask(previous)
+
+
+def test_new_file_gets_the_umask_mode(tmp_path: Path, umask_027: None) -> None:
+    write_atomic(tmp_path / "a.txt", "x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_overwriting_keeps_the_existing_mode(tmp_path: Path, umask_027: None) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("old")
+    path.chmod(0o644)
+    write_atomic(path, b"new")
+    assert path.read_bytes() == b"new" and path.stat().st_mode & 0o777 == 0o644
+
+
+def test_symlinked_output_rewrites_its_target(tmp_path: Path) -> None:
+    (tmp_path / "real.txt").write_text("old")
+    (tmp_path / "link.txt").symlink_to("real.txt")
+    write_atomic(tmp_path / "link.txt", "new")
+    assert (tmp_path / "link.txt").is_symlink() and (tmp_path / "real.txt").read_text() == "new"
+
+
+def _message(inputs: list[InputFile], outputs: list[OutputFile]) -> str:
+    with pytest.raises(PathError) as caught:
+        check_paths(inputs, outputs)
+    return str(caught.value)
+
+
+def test_an_output_never_is_an_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model")
+    os.link(model, tmp_path / "hard.onnx")
+    (tmp_path / "sym.onnx").symlink_to("m.onnx")
+    inputs = [InputFile("MODEL", str(model), MODEL)]
+    for name in ("m.onnx", "hard.onnx", "sym.onnx"):
+        out = tmp_path / name
+        assert _message(inputs, [OutputFile("--output", str(out))]) == (
+            f"{out}: is the same file as the input {model} (MODEL); eiec never overwrites an "
+            "input (write the output to another file)"
+        )
+    assert model.read_bytes() == b"model"
+    a, b = OutputFile("-o", str(tmp_path / "p.eie")), OutputFile("--report-json", "p.eie")
+    monkeypatch.chdir(tmp_path)
+    assert _message([], [a, b]) == (
+        f"p.eie: is the same file as the output {tmp_path / 'p.eie'} (-o) (write the output to "
+        "another file)"
+    )
+
+
+def test_outputs_must_be_writable_files(tmp_path: Path) -> None:
+    def out(path: str | Path) -> str:
+        return _message([], [OutputFile("-o", str(path))])
+
+    assert out(tmp_path) == f"{tmp_path}: is a directory (give a file name, e.g. {tmp_path}/out)"
+    assert out(tmp_path / "no" / "p.eie") == (
+        f"{tmp_path / 'no' / 'p.eie'}: folder {tmp_path / 'no'} does not exist (create it first)"
+    )
+    assert out("/proc/p.eie") == (
+        "/proc/p.eie: cannot write in folder /proc: No such file or directory (choose a folder "
+        "you can write to)"
+    )
+    assert out("/dev/null") == (
+        "/dev/null: is not a regular file (a device or pipe would be replaced, not written) "
+        "(give the path of a regular file)"
+    )
+
+
+def test_inputs_must_be_files(tmp_path: Path) -> None:
+    assert _message([InputFile("MODEL", str(tmp_path), MODEL)], []) == (
+        f"{tmp_path}: is a directory, not a file (give the path of an .onnx file)"
+    )
+    missing = tmp_path / "none.onnx"
+    assert _message([InputFile("MODEL", str(missing), MODEL)], []) == (
+        f"{missing}: model file not found (give the path of an .onnx file)"
+    )
