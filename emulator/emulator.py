@@ -15,14 +15,14 @@ import numpy as np
 from eiec.emulator.arith import TABLE_FUNCTIONS, Arithmetic, FixedArith, FloatArith
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.cycles import CycleModel
-from eiec.emulator.events import Observer
+from eiec.emulator.events import Observer, Probe
 from eiec.emulator.layers import LayerTables
 from eiec.emulator.ports import check_inputs, data_words
 from eiec.emulator.semantics import HANDLERS, Context
 from eiec.emulator.state import MachineState
 from eiec.emulator.stats import Stats, StatsCollector
 from eiec.errors import EmulatorError
-from eiec.isa.program import Instruction, Program
+from eiec.isa.program import Instruction, Program, View
 
 
 @dataclass
@@ -40,7 +40,9 @@ class Emulator:
 
     Layer tables are built once here; ``reset`` loads inputs, ``step`` executes one
     instruction, ``run`` does both until ``halt``. Observers receive every executed instruction
-    with its timing from the cycle model (see ``eiec.emulator.events.Observer``).
+    with its timing from the cycle model (see ``eiec.emulator.events.Observer``); probes see the
+    values before and after it (``eiec.emulator.events.Probe``, e.g. the error bound of
+    ``eiec.emulator.bounds``).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class Emulator:
         program: Program,
         config: EmulatorConfig | None = None,
         observers: Iterable[Observer] = (),
+        probes: Iterable[Probe] = (),
     ) -> None:
         self.program = program
         self.config = (config or EmulatorConfig()).resolve(program.machine)
@@ -63,6 +66,7 @@ class Emulator:
         self.cycle_model = CycleModel(self.config)
         self.collector = StatsCollector(self.config)
         self.observers: tuple[Observer, ...] = (self.collector, *observers)
+        self.probes: tuple[Probe, ...] = tuple(probes)
         self.state: MachineState | None = None
 
     def _check_program(self) -> None:
@@ -103,6 +107,21 @@ class Emulator:
             buffers[port.buffer][self._words[port.buffer]] = words
             self.collector.add_input_saturations(port.name, saturations)
         self.state = MachineState(buffers=buffers)
+        for probe in self.probes:
+            probe.start(checked, self.values)
+
+    def values(self, view: View) -> np.ndarray:
+        """A view's current contents as real values (float64)."""
+        if self.state is None:
+            raise EmulatorError(
+                "the emulator has no inputs yet",
+                where=self.program.source,
+                fix="call reset(inputs) (or run(inputs)) before reading values",
+            )
+        start = self.program.view_offset(view)
+        words = self.state.buffers[view.buffer][start : start + self.program.view_length(view)]
+        frac = self.program.buffers[view.buffer].frac
+        return self.arith.to_host(words, frac).astype(np.float64)
 
     def step(self) -> Instruction | None:
         """Execute the next instruction and return it; None once the program has halted."""
@@ -122,11 +141,15 @@ class Emulator:
                 fix="end the instruction stream with halt",
             )
         instruction = self.program.text[state.pc]
+        for probe in self.probes:
+            probe.before(instruction, self.values)
         event = HANDLERS[type(instruction)](self._context, state, instruction, state.pc)
         state.pc += 1
         timing = self.cycle_model.time(event)
         for observer in self.observers:
             observer.observe(event, timing)
+        for probe in self.probes:
+            probe.after(event, self.values)
         return instruction
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> RunResult:

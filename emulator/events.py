@@ -7,13 +7,14 @@ the other observers (statistics, energy, tracing) receive both.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
 
 from eiec.emulator.layers import LayerTables
-from eiec.isa.program import Instruction
+from eiec.isa.program import Instruction, View
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,21 @@ class Observer(Protocol):
 
     def observe(self, event: Event, timing: Timing) -> None:
         """One instruction ran."""
+
+
+#: Reads a view's current contents as real values (float64, dequantised).
+ReadView = Callable[[View], np.ndarray]
+
+
+class Probe(Protocol):
+    """Sees the machine's values around every instruction (the error bound is one): called
+    with the host inputs after ``reset``, and before and after each instruction executes."""
+
+    def start(self, inputs: Mapping[str, np.ndarray], read: ReadView) -> None:
+        """A run starts with these inputs (one sample, the ports' shapes)."""
+
+    def before(self, instruction: Instruction, read: ReadView) -> None:
+        """``instruction`` is about to run."""
+
+    def after(self, event: Event, read: ReadView) -> None:
+        """``event.instruction`` ran."""

@@ -6,7 +6,7 @@
 2. values against the **compressed** model (the pruned, weight-shared float32 model the program
    was compiled from: ``CompileResult.compressed_model``, or the file ``eiec compile
    --export-onnx`` writes): element by element against the error bound that
-   :mod:`eiec.runtime.tolerance` derives from the program's fixed-point formats. ``tolerance``
+   :mod:`eiec.emulator.bounds` derives from the program's fixed-point formats. ``tolerance``
    in the report is the largest of these per-element bounds; an element passes when its error is
    within its own bound;
 3. values against the **original** model, when given: the largest error (compression changes
@@ -35,14 +35,14 @@ import numpy as np
 import onnx
 
 from eiec.emulator.batch import split_batch
+from eiec.emulator.bounds import ErrorBounds, LayerBound, Saturation
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator
 from eiec.emulator.stats import Stats
 from eiec.errors import InputError, RuntimeCheckError
-from eiec.isa.program import Port, Program, ReluWriteback, SparseColumnMac, View, Writeback
+from eiec.isa.program import Port, Program, ReluWriteback, SparseColumnMac, Writeback
 from eiec.runtime import reference
 from eiec.runtime.split import split_tail
-from eiec.runtime.tolerance import ErrorBounds, LayerBound
 
 #: Ops whose presence makes a model a classifier (top-1 agreement is then reported).
 CLASSIFIER_OPS = frozenset({"Softmax", "LogSoftmax", "ArgMax"})
@@ -178,42 +178,45 @@ class _Emulated:
     bounds: dict[str, np.ndarray]
     writebacks: list[LayerBound]
     stats: Stats
+    saturated: dict[str, np.ndarray]
+    first_saturation: Saturation | None
 
 
 def emulate_with_bounds(
     program: Program, sample: Mapping[str, np.ndarray], config: EmulatorConfig | None = None
 ) -> _Emulated:
-    """Run one sample, tracking the error bound of every buffer word (``tolerance``)."""
-    emulator = Emulator(program, config)
-    return _emulate(emulator, sample)
+    """Run one sample, tracking the error bound of every buffer word (``eiec.emulator.bounds``)."""
+    return _emulate(Emulator(program, config), sample)
 
 
 def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:
     program = emulator.program
-    bounds = ErrorBounds(program, fixed_point=emulator.config.arith == "fixed16")
-    emulator.reset(sample)
-    bounds.start(sample)
-    state = emulator.state
-    assert state is not None
-
-    def read(view: View) -> np.ndarray:
-        start = program.view_offset(view)
-        words = state.buffers[view.buffer][start : start + program.view_length(view)]
-        frac = program.buffers[view.buffer].frac
-        return emulator.arith.to_host(words, frac).astype(np.float64)
-
-    while not state.halted:
-        instruction = program.text[state.pc]
-        bounds.before(instruction, read)
-        emulator.step()
-        bounds.after(instruction, read)
-    result = emulator.result()
-    port_bounds = {}
+    bounds = _probe(emulator)
+    result = emulator.run(sample)
+    port_bounds, port_taints = {}, {}
     for port in program.outputs:
         buf = program.buffers[port.buffer]
-        grid = bounds.words[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols]
-        port_bounds[port.name] = grid.reshape(port.shape)
-    return _Emulated(result.outputs, port_bounds, bounds.writebacks, result.stats)
+        for table, into in ((bounds.words, port_bounds), (bounds.saturated, port_taints)):
+            grid = table[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols]
+            into[port.name] = grid.reshape(port.shape)
+    return _Emulated(
+        result.outputs,
+        port_bounds,
+        bounds.writebacks,
+        result.stats,
+        port_taints,
+        bounds.first_saturation,
+    )
+
+
+def _probe(emulator: Emulator) -> ErrorBounds:
+    """The emulator's error-bound probe (added on first use)."""
+    for probe in emulator.probes:
+        if isinstance(probe, ErrorBounds):
+            return probe
+    bounds = ErrorBounds(emulator.program, fixed_point=emulator.config.arith == "fixed16")
+    emulator.probes = (*emulator.probes, bounds)
+    return bounds
 
 
 # --- the check --------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ def run(vm: relax.VirtualMachine, *inputs: np.ndarray) -> np.ndarray:
 
 def row_bounds(symbol: str, rows: np.ndarray) -> np.ndarray:
     """Per-element bound on |EIE - float| of the offloaded function ``symbol`` on each row of
-    ``rows`` (the fixed-point formats of its program, ``eiec.runtime.tolerance``)."""
+    ``rows`` (the fixed-point formats of its program, ``eiec.emulator.bounds``)."""
     offload = registered(symbol)
     assert offload is not None and offload.rows and len(offload.inputs) == 1
     port = offload.program.inputs[0]

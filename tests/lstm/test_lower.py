@@ -1,5 +1,5 @@
 """LSTM models compiled to EIE: compression, program structure, and the emulated result against
-the compressed model on the CPU within the fixed-point error bound (eiec.runtime.tolerance)."""
+the compressed model on the CPU within the fixed-point error bound (eiec.emulator.bounds)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,116 @@
+"""The fixed-point error bound (eiec.emulator.bounds) worked out by hand on a tiny layer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from eiec.emulator import EmulatorConfig
+from eiec.emulator.bounds import RULES, Saturation, gamma, missing_rules
+from eiec.emulator.emulator import Emulator
+from eiec.emulator.events import Event
+from eiec.errors import EmulatorError
+from eiec.isa.builder import fc_program
+from eiec.isa.program import EwLut, Instruction, Machine, Program, SparseColumnMac
+from eiec.runtime.verify import emulate_with_bounds
+
+
+def test_one_layer_bound_is_the_documented_sum_of_its_terms() -> None:
+    # W = [[0.5, -0.25, 0], [0, -0.25, 0.5]] in a codebook of 10 fraction bits (dw = 2**-11),
+    # x with 8 (0.3 -> 77/256, off by 0.2/256; -1 and 0.5 exact), y with 6 (rounding 2**-7).
+    codes = np.array([[1, 2, 0], [0, 2, 1]], dtype=np.uint8)
+    book = np.array([0, 512, -256], dtype=np.int16)
+    machine = Machine(pes=2, spmat_sram=4096, ptr_sram=4096, act_sram=4096)
+    program = fc_program([codes], [book], [10], [8, 6], machine=machine, relu=False)
+    x = np.array([[0.3, -1.0, 0.5]])
+    run = emulate_with_bounds(program, {"x": x})
+
+    dw, e0, g = 2.0**-11, 0.2 / 256, gamma(4)
+    a = np.array([77 / 256 + e0, 1.0, 0.5])  # |a| + e_a: the reach of the CPU's activation
+    expected = np.array(
+        [
+            0.5 * e0 + dw * (a[0] + a[1]) + g * ((0.5 + dw) * a[0] + (0.25 + dw) * a[1]),
+            dw * (a[1] + a[2]) + g * ((0.25 + dw) * a[1] + (0.5 + dw) * a[2]),
+        ]
+    )
+    expected += 2.0**-7  # the writeback rounds 18 fraction bits to 6
+    np.testing.assert_allclose(run.bounds["y"][0], expected, rtol=1e-12)
+    exact = np.array([[0.5, -0.25, 0.0], [0.0, -0.25, 0.5]]) @ x[0]
+    assert (np.abs(run.outputs["y"][0] - exact) <= run.bounds["y"][0]).all()
+
+    # float32 mode: inputs only round to float32, no writeback rounding, float32 terms twice.
+    real = emulate_with_bounds(program, {"x": x}, EmulatorConfig(arith="float32"))
+    e0 = abs(0.3 - float(np.float32(0.3)))
+    a = np.array([float(np.float32(0.3)) + e0, 1.0, 0.5])
+    expected = np.array(
+        [
+            0.5 * e0 + dw * (a[0] + a[1]) + 2 * g * ((0.5 + dw) * a[0] + (0.25 + dw) * a[1]),
+            dw * (a[1] + a[2]) + 2 * g * ((0.25 + dw) * a[1] + (0.5 + dw) * a[2]),
+        ]
+    )
+    np.testing.assert_allclose(real.bounds["y"][0], expected, rtol=1e-12)
+
+
+def _tiny() -> tuple[Program, np.ndarray]:
+    codes = np.array([[1, 2, 0], [0, 2, 1]], dtype=np.uint8)
+    book = np.array([0, 512, -256], dtype=np.int16)
+    machine = Machine(pes=2, spmat_sram=4096, ptr_sram=4096, act_sram=4096)
+    return fc_program([codes], [book], [10], [8, 6], machine=machine, relu=False), np.array(
+        [[0.3, -1.0, 0.5]]
+    )
+
+
+def test_every_instruction_of_the_isa_has_a_bound_rule() -> None:
+    assert missing_rules(RULES) == []
+    partial = {cls: r for cls, r in RULES.items() if cls is not EwLut}
+    assert missing_rules(partial) == ["ew-lut"]
+
+
+def test_an_instruction_without_a_rule_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    program, x = _tiny()
+    monkeypatch.delitem(RULES, SparseColumnMac)
+    with pytest.raises(EmulatorError) as caught:
+        emulate_with_bounds(program, {"x": x})
+    assert str(caught.value) == (
+        "eiec.emulator.bounds.RULES: no error-bound rule for 'sparse-column-mac' (add a Rule "
+        "for the instruction class: how it changes each word's bound)"
+    )
+
+
+def test_the_bound_is_a_probe_seeing_each_instruction_before_and_after() -> None:
+    program, x = _tiny()
+    seen: list[str] = []
+
+    class Recorder:
+        def start(self, inputs: object, read: object) -> None:
+            seen.append("start")
+
+        def before(self, instruction: Instruction, read: object) -> None:
+            seen.append(f"before {instruction.MNEMONIC}")
+
+        def after(self, event: Event, read: object) -> None:
+            seen.append(f"after {event.instruction.MNEMONIC}")
+
+    Emulator(program, probes=[Recorder()]).run({"x": x})
+    names = [ins.MNEMONIC for ins in program.text]
+    assert seen == ["start"] + [f"{p} {n}" for n in names for p in ("before", "after")]
+
+
+def test_a_saturated_input_taints_the_rows_that_use_it_and_nothing_else() -> None:
+    # x has 8 fraction bits: |x| < 128. Column 0 feeds row 0 only.
+    program, _ = _tiny()
+    run = emulate_with_bounds(program, {"x": np.array([[300.0, -1.0, 0.5]])})
+    assert run.saturated["y"][0].tolist() == [True, False]
+    assert run.first_saturation == Saturation(None, "input 'x' (buffer 'x')", 1)
+
+
+def test_a_clamping_writeback_taints_exactly_its_clamped_words() -> None:
+    # With 12 fraction bits y holds |y| < 8: row 0 = 0.5 * 100 + 0.25 clamps, row 1 = 0.5 not.
+    program, _ = _tiny()
+    program.buffers["y"] = replace(program.buffers["y"], frac=12)  # |y| < 8
+    run = emulate_with_bounds(program, {"x": np.array([[100.0, -1.0, 0.5]])})
+    assert run.saturated["y"][0].tolist() == [True, False]
+    assert run.first_saturation is not None
+    assert run.first_saturation.where == "instruction 3 (writeback y[0]), buffer 'y'"
