@@ -1,7 +1,7 @@
 """The EIE emulator: functional semantics, cycle model, statistics and energy (isa/SPEC.md)."""
 
 from eiec.emulator.batch import Batch, BatchResult, BatchStats, run_batch, split_batch
-from eiec.emulator.config import CycleCosts, EmulatorConfig
+from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.cycles import CycleModel, schedule
 from eiec.emulator.emulator import Emulator, RunResult
 from eiec.emulator.energy import EnergyModel
@@ -14,7 +14,6 @@ __all__ = [
     "Batch",
     "BatchResult",
     "BatchStats",
-    "CycleCosts",
     "CycleModel",
     "Emulator",
     "EmulatorConfig",

@@ -1,8 +1,13 @@
-"""Emulator configuration: the cycle-cost constants of isa/SPEC.md §6 and run-time overrides."""
+"""Emulator configuration: run-time overrides of the program's machine.
+
+The cycle model's constants (isa/SPEC.md §6) are fields of the program's ``.machine`` header
+(``eiec.isa.program.Machine``); of them, the FIFO depth and the clock are emulate-time choices
+that a run may override without recompiling.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from eiec.emulator.energy import EnergyModel
@@ -14,32 +19,12 @@ ARITH_MODES: tuple[str, ...] = ("fixed16", "float32")
 
 
 @dataclass(frozen=True)
-class CycleCosts:
-    """Every cost constant of the cycle model (isa/SPEC.md §6), in cycles."""
-
-    #: From the MAC's start to the first broadcast leaving the leading-non-zero detector.
-    lnzd_latency: int = 1
-    #: Pipeline drain of the arithmetic unit after a PE's last entry (about 4 stages).
-    alu_latency: int = 4
-    #: Cycles per codebook entry of ``load-codebook`` (one 16-bit entry broadcast per cycle).
-    codebook_entry: int = 1
-    #: Rows each PE writes back per cycle in ``writeback`` / ``relu-writeback``.
-    writeback_rows_per_cycle: int = 1
-    #: Pipeline latency of ``ew-add``, ``ew-mul`` and ``ew-copy`` (on top of one word per PE
-    #: per cycle).
-    ew_latency: int = 2
-    #: Pipeline latency of ``ew-lut`` (table read, interpolation multiply, add).
-    lut_latency: int = 3
-
-
-@dataclass(frozen=True)
 class EmulatorConfig:
     """How to run a program. ``None`` takes the value from the program's ``.machine`` header."""
 
     fifo_depth: int | None = None
     clock_mhz: float | None = None
     arith: Arith = "fixed16"
-    costs: CycleCosts = field(default_factory=CycleCosts)
     energy: EnergyModel = field(default_factory=EnergyModel.default)
 
     def __post_init__(self) -> None:
@@ -63,26 +48,34 @@ class EmulatorConfig:
             )
 
     def resolve(self, machine: Machine) -> ResolvedConfig:
-        """The effective FIFO depth and clock for a program's machine."""
-        return ResolvedConfig(
-            pes=machine.pes,
-            fifo_depth=machine.fifo_depth if self.fifo_depth is None else self.fifo_depth,
-            clock_mhz=machine.clock_mhz if self.clock_mhz is None else self.clock_mhz,
-            acc_bits=machine.acc_bits,
-            arith=self.arith,
-            costs=self.costs,
-            energy=self.energy,
-        )
+        """The effective machine (FIFO depth and clock overridden) of a program's header."""
+        if self.fifo_depth is not None:
+            machine = replace(machine, fifo_depth=self.fifo_depth)
+        if self.clock_mhz is not None:
+            machine = replace(machine, clock_mhz=self.clock_mhz)
+        return ResolvedConfig(machine=machine, arith=self.arith, energy=self.energy)
 
 
 @dataclass(frozen=True)
 class ResolvedConfig:
-    """The configuration an emulator actually runs with (no ``None`` left)."""
+    """The configuration an emulator actually runs with: the machine as run (no ``None``)."""
 
-    pes: int
-    fifo_depth: int
-    clock_mhz: float
-    acc_bits: int
+    machine: Machine
     arith: Arith
-    costs: CycleCosts
     energy: EnergyModel
+
+    @property
+    def pes(self) -> int:
+        return self.machine.pes
+
+    @property
+    def fifo_depth(self) -> int:
+        return self.machine.fifo_depth
+
+    @property
+    def clock_mhz(self) -> float:
+        return self.machine.clock_mhz
+
+    @property
+    def acc_bits(self) -> int:
+        return self.machine.acc_bits

@@ -1,10 +1,12 @@
 """The cycle model of isa/SPEC.md §6, as an observer of executed instructions.
 
-The heart is :func:`schedule`, the activation-queue recurrence of a ``sparse-column-mac``:
-item k (the k-th non-zero activation) is broadcast at
-``b_k = max(b_{k-1} + 1, max_p f[p, k - D])`` and PE p works on it from
-``s[p, k] = max(b_k, f[p, k-1])`` to ``f[p, k] = s[p, k] + w[p, k]``. It loops over the K items
-with numpy vectors over the PEs.
+The heart is :func:`schedule`, the EIE pipeline of a ``sparse-column-mac`` (paper section IV):
+the CCU broadcasts item k (the k-th non-zero activation) into every PE's queue in cycle
+``b_k = max(b_{k-1} + 1, max_p t[p, k - D] + 1)`` (``b_0 = lnzd_latency``; a queue of depth D
+holds D items, a slot freeing when the pointer-read unit takes its item); PE p's pointer-read
+unit takes item k in cycle ``t[p, k] = max(b_k + queue_latency, t[p, k-1] + w[p, k-1])``, and
+its entries are read one per cycle from ``t[p, k] + ptr_latency`` on (the next pointer read
+overlapping the last entry). It loops over the K items with numpy vectors over the PEs.
 """
 
 from __future__ import annotations
@@ -26,47 +28,63 @@ from eiec.emulator.events import (
     WritebackEvent,
 )
 from eiec.emulator.layers import LayerTables
+from eiec.isa.program import Machine
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """The outcome of the queue recurrence: ``finish`` = ``max_p f[p, K-1]`` (0 when K = 0),
-    per-PE broadcast-stall cycles ``stall`` and the total stalled cycles ``stall_cycles``."""
+    """The outcome of the pipeline recurrence.
 
-    finish: int
+    ``window``: the span of the PEs' entry stage, from the first cycle an entry can be read
+    (``lnzd_latency + queue_latency + ptr_latency``) to the last PE's last slot (0 when K = 0);
+    ``stall``: per-PE broadcast-stall cycles; ``stall_cycles``: cycles the broadcast stalled.
+    """
+
+    window: int
     stall: np.ndarray
     stall_cycles: int
 
 
-def schedule(work: np.ndarray, depth: int) -> Schedule:
-    """Run the queue recurrence on ``work`` (K x N: cycles PE p spends on item k).
+def schedule(
+    work: np.ndarray, depth: int, lnzd_latency: int = 1, queue_latency: int = 1
+) -> Schedule:
+    """Run the pipeline recurrence on ``work`` (K x N: entry-stage cycles, ``max(1, n)``, PE p
+    spends on item k) with queues of ``depth`` items.
 
     While the broadcast of item k waits for a queue slot (cycles ``b_{k-1} + 1 .. b_k - 1``),
-    PE p's queue is full exactly as long as it has not finished item ``k - D``; those cycles are
-    attributed to p.
+    PE p's queue is full for as long as it has not taken item ``k - D`` (cycles up to
+    ``t[p, k-D]``); those cycles are attributed to p.
     """
     items, pes = work.shape
     stall = np.zeros(pes, dtype=np.int64)
     if items == 0:
-        return Schedule(finish=0, stall=stall, stall_cycles=0)
-    finish = np.empty((items, pes), dtype=np.int64)
-    latest = np.empty(items, dtype=np.int64)
-    previous = np.zeros(pes, dtype=np.int64)
+        return Schedule(window=0, stall=stall, stall_cycles=0)
+    take = np.empty((items, pes), dtype=np.int64)
+    last_take = np.empty(items, dtype=np.int64)
+    free = np.full(pes, np.iinfo(np.int64).min // 2, dtype=np.int64)
     stall_cycles = 0
-    sent = -1
+    sent = lnzd_latency - 1
     for k in range(items):
         send = sent + 1
-        if k >= depth and latest[k - depth] > send:
-            stall_cycles += int(latest[k - depth]) - send
-            stall += np.maximum(finish[k - depth] - send, 0)
-            send = int(latest[k - depth])
-        current = finish[k]
-        np.maximum(previous, send, out=current)
-        current += work[k]
-        latest[k] = current.max()
-        previous = current
+        if k >= depth and last_take[k - depth] >= send:
+            released = int(last_take[k - depth]) + 1
+            stall_cycles += released - send
+            stall += np.maximum(take[k - depth] - sent, 0)
+            send = released
+        current = take[k]
+        np.maximum(free, send + queue_latency, out=current)
+        last_take[k] = current.max()
+        free = current + work[k]
         sent = send
-    return Schedule(finish=int(latest[-1]), stall=stall, stall_cycles=stall_cycles)
+    window = int(free.max()) - lnzd_latency - queue_latency
+    return Schedule(window=window, stall=stall, stall_cycles=stall_cycles)
+
+
+def mac_latency(machine: Machine) -> int:
+    """A MAC's cycles beyond its entry-stage window: the fill (LNZD, queue, pointer read) and
+    the arithmetic pipeline's drain after the last entry is read."""
+    fill = machine.lnzd_latency + machine.queue_latency + machine.ptr_latency
+    return fill + machine.alu_stages - 1
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -86,8 +104,8 @@ class CycleModel:
 
     def time(self, event: Event) -> Timing:
         """The timing of ``event``, starting where the previous instruction ended."""
-        costs = self.config.costs
-        pes = self.config.pes
+        machine = self.config.machine
+        pes = machine.pes
         mac = None
         activity: dict[str, int] = {}
         match event:
@@ -96,15 +114,15 @@ class CycleModel:
                 mac, activity = self._mac(event.layer, event.columns, event.stream_length)
                 cycles = 0
                 if mac.broadcasts:
-                    cycles = costs.lnzd_latency + mac.window + costs.alu_latency
+                    cycles = mac.window + mac_latency(machine)
             case CodebookEvent():
-                cycles = event.size * costs.codebook_entry
+                cycles = event.size * machine.codebook_cycles
                 activity = {"codebook_write": event.size * pes}
             case WritebackEvent():
-                cycles = _ceil_div(event.rows, pes * costs.writeback_rows_per_cycle)
+                cycles = _ceil_div(event.rows, pes * machine.writeback_rows)
                 activity = {"act_write": event.rows}
             case ElementwiseEvent():
-                latency = costs.lut_latency if event.op == "lut" else costs.ew_latency
+                latency = machine.lut_latency if event.op == "lut" else machine.ew_latency
                 cycles = _ceil_div(event.length, pes) + latency
                 activity = {
                     "act_read": event.length * event.sources,
@@ -123,22 +141,23 @@ class CycleModel:
     def _mac(
         self, layer: LayerTables, columns: np.ndarray, stream_length: int
     ) -> tuple[MacTiming, dict[str, int]]:
-        pes = self.config.pes
+        machine = self.config.machine
+        pes = machine.pes
         entries = layer.entries[columns]
         real = layer.real[columns]
         work = np.maximum(entries, 1)
-        plan = schedule(work, self.config.fifo_depth)
+        plan = schedule(work, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency)
         busy = real.sum(axis=0)
         padding = entries.sum(axis=0) - busy
         pointer = np.count_nonzero(entries == 0, axis=0)
         stored = int(entries.sum())
         timing = MacTiming(
-            window=plan.finish,
+            window=plan.window,
             broadcasts=int(columns.size),
             busy=busy,
             padding=padding,
             pointer=pointer,
-            starved=plan.finish - busy - padding - pointer,
+            starved=plan.window - busy - padding - pointer,
             stall=plan.stall,
             stall_cycles=plan.stall_cycles,
             ideal_cycles=stored / pes,

@@ -77,7 +77,8 @@ class HaltEvent(Event):
 
 @dataclass(frozen=True)
 class MacTiming:
-    """Per-PE accounting of a MAC's ``window = max_p f[p, K-1]`` cycles (isa/SPEC.md §6).
+    """Per-PE accounting of a MAC's ``window``: its cycles less the pipeline's fill and drain,
+    the span of the PEs' entry stage (isa/SPEC.md §6).
 
     ``busy``, ``padding``, ``pointer``, ``starved``, ``stall``: arrays of shape (N,): cycles of
     useful MACs, of padding entries (v == 0), of pointer reads of columns with no entries on the

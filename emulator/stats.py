@@ -4,8 +4,9 @@
 - ``alu_utilization``: useful MACs / (N * cycles): the fraction of all PE cycles of the run
   that did a useful multiply-accumulate.
 - ``load_efficiency`` (the paper's): 1 - starved / (N * window) over the MACs, window being the
-  cycles from the first broadcast to the last PE's last entry (pipeline fill and drain
-  excluded). Padding and pointer-only cycles count as ALU work here, starvation does not.
+  span of the PEs' entry stage, from the first cycle an entry can be read to the last PE's last
+  slot (pipeline fill and drain excluded, isa/SPEC.md §6). Padding and pointer-only cycles
+  count as ALU work here, starvation does not.
 - ``ideal_cycles``: stored entries (padding included) of the broadcast columns / N: the paper's
   "theoretical" time, work spread evenly with no load imbalance and no overhead.
 """

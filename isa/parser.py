@@ -195,6 +195,7 @@ class _Assembler:
         fields = {
             name: float(value) if name == "clock_mhz" else int(value)
             for name, value in zip(Machine.FIELDS, values, strict=True)
+            if value is not None
         }
         machine = Machine(**fields)
         check_machine(machine, str(self.loc(keyword)))

@@ -112,6 +112,8 @@ def _machine(machine: Machine) -> str:
     fields = []
     for name in Machine.FIELDS:
         value = getattr(machine, name)
+        if name not in Machine.REQUIRED and value == getattr(Machine, name):
+            continue
         fields.append(
             f"{name}={format_real(value) if name == 'clock_mhz' else _integer(name, value)}"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -34,22 +34,48 @@ TABLE_FUNCTIONS: tuple[str, ...] = ("sigmoid", "tanh")
 # --- machine header ---------------------------------------------------------------------------
 
 
+def _field(default: int | float, minimum: int, doc: str, unit: str = "") -> Any:
+    """A ``Machine`` field with its documentation, least value and unit (``fields(Machine)``
+    metadata, which the verifier, the command line and ``eiec machines`` read)."""
+    return field(default=default, metadata={"doc": doc, "min": minimum, "unit": unit})
+
+
 @dataclass(frozen=True)
 class Machine:
     """The EIE machine a program was compiled for (the ``.machine`` header).
 
-    Memory sizes are per PE, in bytes. Defaults are the paper's 64-PE chip.
+    Memory sizes are per PE, in bytes; latencies in cycles (isa/SPEC.md §6 says where each one
+    counts). Defaults are the paper's 64-PE chip (45 nm, 800 MHz). ``REQUIRED`` fields are
+    always written in the header; the others (the pipeline's latencies) only when they differ
+    from their default.
     """
 
-    pes: int = 64
-    fifo_depth: int = 8
-    clock_mhz: float = 800.0
-    spmat_sram: int = 128 * 1024
-    ptr_sram: int = 32 * 1024
-    act_sram: int = 2 * 1024
-    ptr_bits: int = 16
-    acc_bits: int = 48
+    pes: int = _field(64, 1, "processing elements")
+    fifo_depth: int = _field(8, 1, "activation queue entries per PE (emulate-time)")
+    clock_mhz: float = _field(800.0, 0, "clock (emulate-time)", "MHz")
+    spmat_sram: int = _field(128 * 1024, 1, "sparse-matrix SRAM per PE", "B")
+    ptr_sram: int = _field(32 * 1024, 1, "pointer SRAM per PE", "B")
+    act_sram: int = _field(2 * 1024, 1, "activation SRAM per PE", "B")
+    ptr_bits: int = _field(16, 8, "column pointer width, a multiple of 4 in 8..32", "bit")
+    acc_bits: int = _field(48, 17, "accumulator width, 17..64", "bit")
+    lnzd_latency: int = _field(
+        1, 0, "MAC start to the first broadcast out of the leading-non-zero detector", "cycle"
+    )
+    queue_latency: int = _field(
+        1, 1, "broadcast (queue write) to the pointer-read unit taking the pair", "cycle"
+    )
+    ptr_latency: int = _field(
+        1, 0, "pointer read (p_j, p_j+1) to the column's first sparse-matrix read", "cycle"
+    )
+    alu_stages: int = _field(
+        4, 1, "arithmetic pipeline stages: sparse-matrix read, decode, multiply, accumulate"
+    )
+    codebook_cycles: int = _field(1, 1, "load-codebook cycles per codebook entry", "cycle")
+    writeback_rows: int = _field(1, 1, "rows each PE writes back per cycle")
+    ew_latency: int = _field(2, 0, "element-wise add/mul/copy pipeline latency", "cycle")
+    lut_latency: int = _field(3, 0, "ew-lut pipeline latency (read, multiply, add)", "cycle")
 
+    #: Every field, in header order.
     FIELDS: ClassVar[tuple[str, ...]] = (
         "pes",
         "fifo_depth",
@@ -59,7 +85,17 @@ class Machine:
         "act_sram",
         "ptr_bits",
         "acc_bits",
+        "lnzd_latency",
+        "queue_latency",
+        "ptr_latency",
+        "alu_stages",
+        "codebook_cycles",
+        "writeback_rows",
+        "ew_latency",
+        "lut_latency",
     )
+    #: The fields every header holds (format version 1 as first published).
+    REQUIRED: ClassVar[tuple[str, ...]] = FIELDS[:8]
 
 
 # --- data sections ----------------------------------------------------------------------------

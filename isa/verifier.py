@@ -12,7 +12,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import NoReturn
 
@@ -69,10 +69,14 @@ def _span(values: range) -> str:
 
 def check_machine(machine: Machine, where: str) -> None:
     """Rule 1: the ``.machine`` header."""
-    for name in ("pes", "fifo_depth", "spmat_sram", "ptr_sram", "act_sram"):
-        value = getattr(machine, name)
-        if value < 1:
-            raise VerificationError(f"machine: {name} must be >= 1, got {value}", where=where)
+    for item in fields(Machine):
+        if item.name in ("clock_mhz", "ptr_bits", "acc_bits"):
+            continue
+        value, least = getattr(machine, item.name), item.metadata["min"]
+        if value < least:
+            raise VerificationError(
+                f"machine: {item.name} must be >= {least}, got {value}", where=where
+            )
     clock = machine.clock_mhz
     if not (math.isfinite(clock) and clock > 0):
         raise VerificationError(

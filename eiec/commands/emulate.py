@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also write the JSON statistics to a file",
     )
     parser.add_argument(
-        "--fifo-depth", type=FIFO_DEPTH, help="activation queue depth, 1..1024 (default: header)"
+        "--fifo-depth", type=FIFO_DEPTH, help="entries a PE queue holds, 1..1024 (default: header)"
     )
     parser.add_argument(
         "--clock-mhz", type=CLOCK_MHZ, help="clock in MHz, 0 < F <= 1e5 (default: header)"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from eiec.emulator import (
-    CycleCosts,
     Emulator,
     EmulatorConfig,
     EnergyModel,
@@ -27,8 +27,9 @@ BOOK = np.array([0, 256, -128, 64], dtype=np.int16)
 X = np.array([[1.0, 2.0, -0.5]])
 
 
-def program(fifo_depth: int = 8, **kwargs):
-    return fc_program([CODES], [BOOK], [8], [8, 8], machine=big_machine(2, fifo_depth), **kwargs)
+def program(fifo_depth: int = 8, machine=None, **kwargs):
+    machine = machine or big_machine(2, fifo_depth)
+    return fc_program([CODES], [BOOK], [8], [8, 8], machine=machine, **kwargs)
 
 
 def test_step_by_step_then_none_after_halt() -> None:
@@ -55,10 +56,12 @@ def test_runs_are_independent_and_deterministic() -> None:
     assert json.dumps(first.stats.to_json()) == json.dumps(second.stats.to_json())
 
 
-def test_config_overrides_header_and_costs() -> None:
+def test_config_overrides_header_and_header_latencies_count() -> None:
     base = Emulator(program(fifo_depth=8)).run({"x": X}).stats
-    costs = CycleCosts(lnzd_latency=0, alu_latency=10, codebook_entry=2)
-    stats = Emulator(program(), EmulatorConfig(clock_mhz=100.0, costs=costs)).run({"x": X}).stats
+    # The latencies are machine fields (the .machine header): alu_stages 4 -> 10 drains 6
+    # cycles more, 2 cycles per codebook entry (4 entries) 4 more, no LNZD latency 1 fewer.
+    slow = replace(big_machine(2, 8), lnzd_latency=0, alu_stages=10, codebook_cycles=2)
+    stats = Emulator(program(machine=slow), EmulatorConfig(clock_mhz=100.0)).run({"x": X}).stats
     assert stats.cycles == base.cycles - 1 + 6 + 4
     assert stats.time_us == stats.cycles / 100.0
     assert Emulator(program(), EmulatorConfig(fifo_depth=1)).config.fifo_depth == 1
@@ -89,7 +92,7 @@ def test_tracer_prints_every_instruction() -> None:
     lines = out.getvalue().splitlines()
     assert len(lines) == 5
     assert lines[0] == "    0  [        0,         4)         4  load-codebook fc0"
-    assert lines[2].startswith("    2  [        4,        14)        10  sparse-column-mac fc0")
+    assert lines[2].startswith("    2  [        4,        15)        11  sparse-column-mac fc0")
 
 
 def test_run_batch_stacks_and_sums() -> None:

@@ -53,8 +53,9 @@ def test_outputs_and_json(files: Path, capsys: pytest.CaptureFixture[str]) -> No
     ):
         assert key in stats
     # 4 codebook entries + MAC (K = 3; PE 0 rows 0, 2: w = [2, 1, 2]; PE 1 rows 1, 3:
-    # w = [1 (pointer only), 1, 1]; depth 8 -> busiest PE 5) 1 + 5 + 4 + writeback ceil(4 / 2) = 2.
-    assert stats["cycles"] == 4 + 10 + 2
+    # w = [1 (pointer only), 1, 1]; depth 8 -> busiest PE 5) fill 1 + 1 + 1, window 5, drain 3
+    # + writeback ceil(4 / 2) = 2.
+    assert stats["cycles"] == 4 + 11 + 2
     assert stats["useful_macs"] == 7
     assert len(stats["pes"]) == 2
     assert stats["layers"][0]["layer"] == "fc0"
@@ -76,9 +77,11 @@ def test_table_trace_and_overrides(files: Path, capsys: pytest.CaptureFixture[st
     )
     assert code == 0
     text = capsys.readouterr().out
-    # Depth 1: lockstep 2 + 1 + 2 = 5, same as depth 8 here; 16 cycles at 400 MHz = 0.04 us.
-    assert "    2  [        4,        14)        10  sparse-column-mac fc0" in text
-    assert "0.040 us" in text
+    # Depth 1: b = 1, 3, 5 (item 1 waits for both PEs to take item 0 at 2, item 2 for PE 0 to
+    # take item 1 at 4); takes t = [2, 2], [4, 4], [6, 6]; PE 0's last entry slot 6 + 1 + 2 - 1
+    # = 8: window 3..8 = 6 cycles, MAC 3 + 6 + 3 = 12 (depth 8: 11); 18 cycles at 400 MHz.
+    assert "    2  [        4,        16)        12  sparse-column-mac fc0" in text
+    assert "0.045 us" in text
     assert "1 / 400.0 MHz" in text
 
 
@@ -94,9 +97,10 @@ def test_batch_along_the_batch_axis(files: Path, capsys: pytest.CaptureFixture[s
     assert np.load(out).tolist() == [Y[0], [2 * v for v in Y[0]], [0.0] * 4]
     report = json.loads(capsys.readouterr().out)
     assert report["batch"]["samples"] == 3
-    # The zero sample has no broadcast: 4 + 0 + 2 cycles.
-    assert [run["cycles"] for run in report["runs"]] == [16, 16, 6]
-    assert report["batch"]["cycles"] == 38
+    # 4 + 11 + 2 cycles (the MAC: fill 3, window 5, drain 3); the zero sample has no
+    # broadcast: 4 + 0 + 2 cycles.
+    assert [run["cycles"] for run in report["runs"]] == [17, 17, 6]
+    assert report["batch"]["cycles"] == 40
 
 
 def _error(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:

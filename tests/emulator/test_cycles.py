@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,8 +17,9 @@ from .programs import big_machine
 BOOK = np.arange(16, dtype=np.int16) * 100  # any codebook with entry 0 = 0
 
 
-def _mac_stats(codes: np.ndarray, x: np.ndarray, pes: int, depth: int):
-    program = fc_program([codes], [BOOK], [8], [8, 0], machine=big_machine(pes, depth))
+def _mac_stats(codes: np.ndarray, x: np.ndarray, pes: int, depth: int, machine=None):
+    machine = machine or big_machine(pes, depth)
+    program = fc_program([codes], [BOOK], [8], [8, 0], machine=machine)
     result = Emulator(program).run({"x": x.reshape(1, -1)})
     return result.stats, result.stats.layers[0]
 
@@ -32,55 +36,130 @@ ALTERNATING[[0, 1, 3, 5], 3] = 4
 ONES = np.ones(4)
 
 
-def test_depth_1_is_lockstep_by_hand() -> None:
-    # D = 1: b0 = 0, f = [3, 1]; b1 = max(1, 3) = 3, f = [4, 6]; b2 = max(4, 6) = 6,
-    # f = [9, 7]; b3 = max(7, 9) = 9, f = [10, 12]. Window 12 = 3 + 3 + 3 + 3.
-    # Stalls: item 1 waits cycles 1..2 (PE 0 busy until 3): 2 cycles, PE 0;
-    # item 2 waits 4..5 on PE 1 (f = 6): 2 cycles; item 3 waits 7..8 on PE 0 (f = 9): 2.
+# The pipeline of isa/SPEC.md §6 with the paper's latencies (lnzd 1, queue 1, pointer 1,
+# 4 ALU stages): b = broadcast cycle, t = cycle the pointer-read unit takes the item (t >= b + 1,
+# freeing its queue slot for a broadcast in t + 1), entries read from t + 1 on; a MAC is
+# fill 3 + window (first possible entry slot, cycle 3, to the last slot) + drain 3.
+
+
+def test_depth_1_by_hand() -> None:
+    # b0 = 1, t0 = [2, 2] (PE 0 then reads entries 3..5, PE 1 reads 3).
+    # b1: wanted 2, both queues hold item 0 until it is taken in 2 -> 3 (1 stall cycle, both PEs);
+    #     t1 = max(b1 + 1, t0 + w0) = [max(4, 5), max(4, 3)] = [5, 4].
+    # b2: wanted 4, PE 0 takes item 1 only in 5 -> 6 (stalls 4, 5: PE 0 2 cycles, PE 1 1);
+    #     t2 = max(7, [5 + 1, 4 + 3]) = [7, 7].
+    # b3: wanted 7, both take item 2 in 7 -> 8 (1 cycle each);
+    #     t3 = max(9, [7 + 3, 7 + 1]) = [10, 9].
+    # Last slots: PE 0 10 + 1 = 11, PE 1 9 + 3 = 12 -> window 3..12 = 10, MAC 3 + 10 + 3 = 16.
+    # Old model (slot held until its item was finished, no pointer stage): window 12, MAC 17.
     stats, mac = _mac_stats(ALTERNATING, ONES, pes=2, depth=1)
-    assert mac.window == 12
-    assert mac.cycles == 1 + 12 + 4
-    assert mac.stall_cycles == 6
-    assert mac.pe_stall_cycles == [4, 2]
+    assert mac.window == 10
+    assert mac.cycles == 3 + 10 + 3
+    assert mac.stall_cycles == 4
+    assert mac.pe_stall_cycles == [4, 3]
     assert mac.pe_useful_macs == [8, 8]
-    assert mac.pe_starved_cycles == [4, 4]
+    assert mac.pe_starved_cycles == [2, 2]
     # load-codebook (16 entries) + MAC + writeback of 6 rows on 2 PEs (3 cycles).
-    assert stats.cycles == 16 + 17 + 3
+    assert stats.cycles == 16 + 16 + 3
 
 
-def test_depth_2_overlaps_by_hand() -> None:
-    # D = 2: b0 = 0, f = [3, 1]; b1 = 1, f = [4, 4]; b2 = max(2, max f[:, 0] = 3) = 3,
-    # f = [max(4, 3) + 3, max(4, 3) + 1] = [7, 5]; b3 = max(4, max f[:, 1] = 4) = 4,
-    # f = [7 + 1, max(5, 4) + 3] = [8, 8]. Window 8 = each PE's total work.
-    # Stall: item 2 waits cycle 2 on PE 0 (f[0, 0] = 3): 1 cycle.
+def test_depth_2_by_hand() -> None:
+    # b0 = 1, t0 = [2, 2]; b1 = 2, t1 = max(3, [5, 3]) = [5, 3]; b2 = 3 (item 0's slots freed in
+    # 2), t2 = max(4, [6, 6]) = [6, 6]; b3: wanted 4, PE 0 holds items 1 and 2 until it takes
+    # item 1 in 5 -> 6 (stalls 4, 5 on PE 0); t3 = max(7, [9, 7]) = [9, 7].
+    # Last slots 9 + 1 = 10 and 7 + 3 = 10: window 3..10 = 8 = each PE's work, MAC 14.
+    # Old model: the same window 8, but 1 stall cycle (item 2 waited for PE 0 to finish item 0).
     _, mac = _mac_stats(ALTERNATING, ONES, pes=2, depth=2)
     assert mac.window == 8
-    assert mac.stall_cycles == 1
-    assert mac.pe_stall_cycles == [1, 0]
+    assert mac.cycles == 14
+    assert mac.stall_cycles == 2
+    assert mac.pe_stall_cycles == [2, 0]
     assert mac.pe_starved_cycles == [0, 0]
     assert mac.load_efficiency == 1.0
 
 
+def test_depth_8_by_hand() -> None:
+    # No queue fills: b = 1, 2, 3, 4; t = [2, 5, 6, 9] and [2, 3, 6, 7]; window 8, MAC 14.
+    _, mac = _mac_stats(ALTERNATING, ONES, pes=2, depth=8)
+    assert (mac.window, mac.cycles, mac.stall_cycles) == (8, 14, 0)
+
+
 def test_zero_activations_skip_their_columns_by_hand() -> None:
     # Only columns 1 and 3 are broadcast: PE 0 works 1 + 1, PE 1 3 + 3.
-    # D = 1: b0 = 0, f = [1, 3]; b1 = 3, f = [4, 6]: window 6, K = 2.
+    # D = 1: b0 = 1, t0 = [2, 2]; b1 = 3, t1 = max(4, [3, 5]) = [4, 5]: last slot 5 + 3 = 8,
+    # window 3..8 = 6, MAC 12 (old model: window 6, MAC 11).
     x = np.array([0.0, 1.0, 0.0, 2.0])
     _, mac = _mac_stats(ALTERNATING, x, pes=2, depth=1)
-    assert (mac.broadcasts, mac.window, mac.cycles) == (2, 6, 11)
+    assert (mac.broadcasts, mac.window, mac.cycles) == (2, 6, 12)
     assert mac.ideal_cycles == 8 / 2
 
 
 def test_empty_columns_and_padding_on_one_pe_by_hand() -> None:
     # One PE, 21 rows. Column 0: row 20 only -> padding (z = 15) then (v, z = 4): 2 entries.
     # Column 1: empty -> 1 pointer-only cycle. Column 2: rows 0 and 1: 2 entries.
-    # Window = 2 + 1 + 2 = 5; MAC = 1 + 5 + 4 = 10.
+    # t = 2, 4, 5: window = 2 + 1 + 2 = 5; MAC = 3 + 5 + 3 = 11 (old model: 10).
     codes = np.zeros((21, 3), dtype=np.uint8)
     codes[20, 0] = 5
     codes[[0, 1], 2] = 7
     _, mac = _mac_stats(codes, np.ones(3), pes=1, depth=8)
-    assert (mac.window, mac.cycles) == (5, 10)
+    assert (mac.window, mac.cycles) == (5, 11)
     assert (mac.useful_macs, mac.padding_entries, mac.pointer_cycles) == (3, 1, 1)
     assert mac.starved_cycles == 0
+
+
+@pytest.mark.parametrize("depth", [1, 2, 8])
+def test_start_latency_by_hand(depth: int) -> None:
+    # One PE, one column of 3 entries: LNZD in cycle 0, broadcast 1, pointer read 2, entries
+    # read 3, 4, 5, the last accumulated 3 stages later in 8: 9 cycles at any depth.
+    codes = np.zeros((3, 1), dtype=np.uint8)
+    codes[:, 0] = 1
+    _, mac = _mac_stats(codes, np.ones(1), pes=1, depth=depth)
+    assert (mac.window, mac.cycles) == (3, 9)
+    # Each stage's latency counts once: 2 more LNZD, 1 more queue, 3 more pointer cycles.
+    machine = replace(big_machine(1, depth), lnzd_latency=3, queue_latency=2, ptr_latency=4)
+    _, mac = _mac_stats(codes, np.ones(1), pes=1, depth=depth, machine=machine)
+    assert (mac.window, mac.cycles) == (3, 9 + 2 + 1 + 3)
+
+
+@pytest.mark.parametrize(("depth", "window", "stalls"), [(1, 7, 3), (2, 4, 0), (8, 4, 0)])
+def test_slot_release_by_hand(depth: int, window: int, stalls: int) -> None:
+    # One PE, four columns of one entry each. A slot frees when the pointer-read unit takes its
+    # item (t = b + 1) and is written again from t + 1: at depth 1 the broadcasts go every other
+    # cycle (b = 1, 3, 5, 7; t = 2, 4, 6, 8; entry slots 3, 5, 7, 9: window 7 with 3 idle),
+    # at depth 2 every cycle (b = 1..4, t = 2..5, slots 3..6: window 4). MAC = window + 6.
+    codes = np.ones((1, 4), dtype=np.uint8)
+    _, mac = _mac_stats(codes, ONES, pes=1, depth=depth)
+    assert (mac.window, mac.cycles, mac.stall_cycles) == (window, window + 6, stalls)
+    assert mac.starved_cycles == window - 4
+
+
+def test_depth_1_keeps_a_pe_busy_on_long_columns_by_hand() -> None:
+    # One PE, three columns of 3 entries, depth 1: b0 = 1, t0 = 2 (slot free from 3); b1 = 3,
+    # t1 = max(4, 2 + 3) = 5; b2 = 6, t2 = 8: the next item is always queued in time, so the
+    # window is the 9 entries, no idle slot (the old model held the slot to the end: 9 + 2).
+    codes = np.ones((3, 3), dtype=np.uint8)
+    _, mac = _mac_stats(codes, np.ones(3), pes=1, depth=1)
+    assert (mac.window, mac.cycles, mac.starved_cycles) == (9, 15, 0)
+    assert mac.stall_cycles == 1 + 2
+
+
+@pytest.mark.parametrize("depth", [1, 2, 8])
+@pytest.mark.parametrize(("stages", "drain"), [(1, 0), (4, 3), (8, 7)])
+def test_drain_by_hand(depth: int, stages: int, drain: int) -> None:
+    # One PE, one column of 2 entries read in cycles 3, 4: the last is accumulated stages - 1
+    # cycles after its read; the MAC ends after that cycle.
+    codes = np.ones((2, 1), dtype=np.uint8)
+    machine = replace(big_machine(1, depth), alu_stages=stages)
+    _, mac = _mac_stats(codes, np.ones(1), pes=1, depth=depth, machine=machine)
+    assert (mac.window, mac.cycles) == (2, 3 + 2 + drain)
+
+
+def test_every_layer_drains() -> None:
+    # Two chained layers of one PE: each MAC has its own fill and drain (3 + 2 + 3 = 8 cycles).
+    one = np.ones((2, 2), dtype=np.uint8)
+    program = fc_program([one, one], [BOOK, BOOK], [8, 8], [8, 0, 0], machine=big_machine(1, 2))
+    stats = Emulator(program).run({"x": np.ones((1, 2))}).stats
+    assert [(mac.window, mac.cycles) for mac in stats.layers] == [(4, 10), (4, 10)]
 
 
 def test_all_zero_stream_costs_nothing() -> None:
@@ -109,22 +188,64 @@ def work_matrices(draw: st.DrawFn) -> np.ndarray:
     return rng.integers(1, 8, size=(items, pes))
 
 
+def _by_cycles(work: np.ndarray, depth: int, lnzd: int, queue: int) -> tuple[int, list[int], int]:
+    """An independent oracle: the pipeline stepped cycle by cycle, PE by PE, with explicit
+    queues (window, per-PE stall cycles, stall cycles), as isa/SPEC.md §6 words it."""
+    items, pes = work.shape
+    queues: list[list[tuple[int, int]]] = [[] for _ in range(pes)]  # (item, broadcast cycle)
+    ready = [0] * pes  # first cycle the pointer-read unit may take the next item
+    last_slot = [-1] * pes
+    stall, stall_cycles, sent, cycle = [0] * pes, 0, 0, 0
+    while sent < items or any(queues):
+        taken = [False] * pes
+        for p in range(pes):  # pointer-read units: take the head pair, freeing its slot
+            if queues[p] and ready[p] <= cycle and queues[p][0][1] + queue <= cycle:
+                k, _ = queues[p].pop(0)
+                ready[p] = cycle + int(work[k, p])
+                last_slot[p] = cycle + int(work[k, p])  # entry slots cycle + 1 .. this
+                taken[p] = True
+        if sent < items and cycle >= lnzd:  # the CCU: one broadcast if every queue has room
+            full = [len(queues[p]) + taken[p] >= depth for p in range(pes)]
+            if any(full):
+                stall_cycles += 1
+                stall = [s + f for s, f in zip(stall, full, strict=True)]
+            else:
+                for q in queues:
+                    q.append((sent, cycle))
+                sent += 1
+        cycle += 1
+    if items == 0:
+        return 0, stall, 0
+    return max(last_slot) - (lnzd + queue + 1) + 1, stall, stall_cycles
+
+
+@given(work_matrices(), st.integers(1, 12), st.integers(0, 3), st.integers(1, 3))
+@settings(max_examples=150, deadline=None)
+def test_schedule_equals_the_cycle_by_cycle_pipeline(
+    work: np.ndarray, depth: int, lnzd: int, queue: int
+) -> None:
+    plan = schedule(work, depth, lnzd, queue)
+    window, stall, stall_cycles = _by_cycles(work, depth, lnzd, queue)
+    assert (plan.window, plan.stall.tolist(), plan.stall_cycles) == (window, stall, stall_cycles)
+
+
 @given(work_matrices(), st.integers(1, 12))
 @settings(max_examples=150, deadline=None)
 def test_schedule_bounds(work: np.ndarray, depth: int) -> None:
     plan = schedule(work, depth)
     items = work.shape[0]
     busiest = int(work.sum(axis=0).max()) if items else 0
-    lockstep = int(work.max(axis=1).sum()) if items else 0
-    assert busiest <= plan.finish <= lockstep
-    assert plan.finish >= items
-    if depth == 1:
-        assert plan.finish == lockstep
+    # Depth 1: item k + 1 is broadcast the cycle after the last PE took item k, and taken at
+    # the earliest one cycle later: at most max(2, the longest w) cycles per item.
+    widest = work.max(axis=1) if items else np.zeros(0, dtype=np.int64)
+    upper = int(np.maximum(widest[:-1], 2).sum() + widest[-1]) if items else 0
+    assert busiest <= plan.window <= upper
+    assert plan.window >= items
     if depth >= items:
-        assert plan.finish == busiest
+        assert plan.window == busiest
         assert plan.stall_cycles == 0
     # Deeper queues never hurt.
-    assert schedule(work, depth + 1).finish <= plan.finish
+    assert schedule(work, depth + 1).window <= plan.window
 
 
 @st.composite
@@ -164,7 +285,7 @@ def test_mac_cycle_properties(case: tuple[np.ndarray, np.ndarray, int, int]) -> 
         return
     assert mac.window >= stored / pes
     assert mac.window >= mac.broadcasts
-    assert mac.cycles == 1 + mac.window + 4
+    assert mac.cycles == 3 + mac.window + 3
     per_pe = (
         np.array(mac.pe_useful_macs)
         + mac.pe_padding_cycles
@@ -172,11 +293,10 @@ def test_mac_cycle_properties(case: tuple[np.ndarray, np.ndarray, int, int]) -> 
         + mac.pe_starved_cycles
     )
     assert (per_pe == mac.window).all()
-    if pes == 1:
+    if pes == 1 and depth >= 2:
         # Exactly the stored entries of the broadcast columns plus their empty columns.
         assert mac.window == stored + mac.pointer_cycles
     work = np.maximum(_stored_per_column(codes, pes)[:, quantized_nonzero], 1)
-    if depth == 1:
-        assert mac.window == work.max(axis=0).sum()
+    assert mac.window == _by_cycles(work.T, depth, 1, 1)[0]
     if depth >= mac.broadcasts:
         assert mac.window == work.sum(axis=1).max()

@@ -177,3 +177,19 @@ def test_expected_tokens_are_those_of_the_context() -> None:
     assert _error(text) == "p.eie:3:50: unexpected 'zz=1'; expected end of line"
     text = HEADER + ".buffer x rows=1 cols=1 pitch=1 frac=0 init=0000 entries=00\n"
     assert _error(text) == "p.eie:3:50: unexpected 'entries=00'; expected end of line"
+
+
+def test_pipeline_latencies_are_optional_header_keys() -> None:
+    # Absent keys take the paper's values; the printer writes only those that differ, in order.
+    default = parse(HEADER + ".text\n    halt\n").machine
+    assert (default.lnzd_latency, default.queue_latency, default.alu_stages) == (1, 1, 4)
+    text = HEADER.replace("acc_bits=17", "acc_bits=17 queue_latency=2 alu_stages=6")
+    program = parse(text + ".text\n    halt\n")
+    assert (program.machine.queue_latency, program.machine.alu_stages) == (2, 6)
+    header = format_program(program).splitlines()[1]
+    assert header.endswith("acc_bits=17 queue_latency=2 alu_stages=6")
+    misplaced = HEADER.replace("acc_bits=17", "acc_bits=17 alu_stages=6 queue_latency=2")
+    assert _error(misplaced + ".text\n    halt\n") == (
+        "p.eie:2:119: unexpected 'queue_latency=2'; expected one of: 'codebook_cycles=', "
+        "'ew_latency=', 'lut_latency=', 'writeback_rows=', end of line"
+    )

@@ -165,3 +165,12 @@ def test_first_entry_past_the_rows_is_named(seed: int) -> None:
         f"local row {int(where.local_row[first])} is past the PE's {int(local_rows[pe])} local "
         "rows (rows = 23 over 3 PEs)"
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "least"),
+    [("queue_latency", 0, 1), ("alu_stages", 0, 1), ("lnzd_latency", -1, 0), ("pes", -3, 1)],
+)
+def test_machine_latencies_are_checked_by_name(field: str, value: int, least: int) -> None:
+    program = _program(machine=dataclasses.replace(Machine(pes=2), **{field: value}))
+    assert _message(program) == f"<program>: machine: {field} must be >= {least}, got {value}"
