@@ -68,20 +68,28 @@ class EntryCoordinates:
     local_row: np.ndarray
 
 
+def reach(z: np.ndarray) -> np.ndarray:
+    """``(entries + 1,)``: ``out[i]`` is the sum of ``z + 1`` over the entries before ``i`` in
+    storage order. An entry's local row is ``out[i + 1] - out[s] - 1``, where ``s`` is the first
+    entry of its PE's column."""
+    out = np.zeros(z.size + 1, dtype=np.int64)
+    out[1:] = z
+    out[1:] += 1
+    np.cumsum(out, out=out)
+    return out
+
+
 def coordinates(ptr: np.ndarray, z: np.ndarray) -> EntryCoordinates:
     """Where every stored entry of an interleaved CSC sits."""
     pes, cols_plus_one = ptr.shape
     cols = cols_plus_one - 1
+    ptr = ptr.astype(np.int64)
     per_column = np.diff(ptr, axis=1).ravel()
-    pe = np.repeat(np.repeat(np.arange(pes, dtype=np.int64), cols), per_column)
+    pe = np.repeat(np.arange(pes, dtype=np.int64), ptr[:, -1])
     col = np.repeat(np.tile(np.arange(cols, dtype=np.int64), pes), per_column)
-    step = z.astype(np.int64) + 1
-    running = np.cumsum(step)
-    starts = np.concatenate(([0], np.cumsum(per_column)[:-1]))
-    nonempty = per_column > 0
-    before_group = np.zeros(per_column.size, dtype=np.int64)
-    before_group[nonempty] = running[starts[nonempty]] - step[starts[nonempty]]
-    local_row = running - np.repeat(before_group, per_column) - 1
+    start = np.cumsum(per_column) - per_column
+    rows = reach(z)
+    local_row = rows[1:] - np.repeat(rows[start] + 1, per_column)
     return EntryCoordinates(pe=pe, col=col, local_row=local_row)
 
 
