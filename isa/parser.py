@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
+import lark
 import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedToken
@@ -77,14 +81,52 @@ _QUOTE_LIMIT = 24
 _WORD = re.compile(r"[^\s,\[\]]+|\S")
 
 
+#: How the grammar is compiled (part of the cache key).
+_LARK_OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True}
+
+
+def cache_dir() -> Path:
+    """Where eiec keeps what it can rebuild: ``$XDG_CACHE_HOME/eiec`` (``~/.cache/eiec``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "eiec"
+
+
 @functools.cache
 def _lark() -> Lark:
-    return Lark(
-        GRAMMAR.read_text(encoding="utf-8"),
-        parser="lalr",
-        lexer="contextual",
-        maybe_placeholders=True,
-    )
+    """The LALR parser, built once per grammar: loaded from the cache when a previous process
+    saved one for this grammar text, lark version and options, else built (about 30 ms) and
+    saved. The key is a hash of all three, so a changed grammar never meets a stale parser; an
+    unreadable or unwritable cache only costs the build."""
+    grammar = GRAMMAR.read_text(encoding="utf-8")
+    key = hashlib.sha256(
+        f"{grammar}\0{lark.__version__}\0{sorted(_LARK_OPTIONS.items())}".encode()
+    ).hexdigest()[:32]
+    try:
+        path = cache_dir() / f"isa-grammar-{key}.lark"
+    except RuntimeError:  # no home directory to be found
+        return Lark(grammar, **_LARK_OPTIONS)
+    try:
+        with path.open("rb") as file:
+            return Lark.load(file)
+    except Exception:  # missing, truncated, or unreadable: rebuild below
+        pass
+    parser = Lark(grammar, **_LARK_OPTIONS)
+    _save(parser, path)
+    return parser
+
+
+def _save(parser: Lark, path: Path) -> None:
+    """Write ``parser`` to ``path`` atomically; a cache that cannot be written is skipped."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as file:
+            temporary = Path(file.name)
+            parser.save(file)
+        os.replace(temporary, path)
+    except OSError:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
 
 
 def parse(text: str, source: str = "<string>") -> Program:
