@@ -51,14 +51,32 @@ def _nibbles(blob: str, digits: int, items: str) -> np.ndarray:
     return values.reshape(-1, digits)
 
 
+def _bytes(blob: str, digits: int) -> np.ndarray | None:
+    """The bytes a blob of whole bytes spells, or None (empty, odd, or not plain hex: the
+    digit-by-digit path then decodes it or says where it is wrong)."""
+    if digits % 2 or len(blob) % digits or blob == EMPTY:
+        return None
+    try:
+        packed = bytes.fromhex(blob)
+    except ValueError:
+        return None
+    if 2 * len(packed) != len(blob):  # fromhex skips whitespace, which a blob never holds
+        return None
+    return np.frombuffer(packed, dtype=np.uint8)
+
+
 def decode_words(
     blob: str, digits: int, *, signed: bool = False, items: str = "words"
 ) -> np.ndarray:
     """The int64 words of a blob with ``digits`` hex digits per word (two's complement if
     ``signed``)."""
-    nibbles = _nibbles(blob, digits, items).astype(np.int64)
-    weights = np.left_shift(1, 4 * np.arange(digits - 1, -1, -1, dtype=np.int64))
-    words = nibbles @ weights
+    packed = _bytes(blob, digits) if digits <= 16 else None
+    if packed is not None:
+        words = packed.view(f">u{digits // 2}").astype(np.int64)
+    else:
+        nibbles = _nibbles(blob, digits, items).astype(np.int64)
+        weights = np.left_shift(1, 4 * np.arange(digits - 1, -1, -1, dtype=np.int64))
+        words = nibbles @ weights
     if signed:
         half = 1 << (4 * digits - 1)
         words = np.where(words >= half, words - 2 * half, words)
@@ -78,6 +96,9 @@ def encode_words(words: np.ndarray, digits: int) -> str:
 
 def decode_entries(blob: str) -> tuple[np.ndarray, np.ndarray]:
     """The (v, z) nibbles, as uint8 arrays, of a blob of entries."""
+    packed = _bytes(blob, 2)
+    if packed is not None:
+        return packed >> 4, packed & 0xF
     pairs = _nibbles(blob, 2, "entries")
     return pairs[:, 0].copy(), pairs[:, 1].copy()
 
