@@ -10,6 +10,8 @@ The Python API, loaded lazily (``import eiec`` does not import TVM):
   TVM's CPU build of the compressed model, within the fixed-point error bound.
 - ``eiec.run(model, inputs, labels=None, options=None) -> RunReport``: all of the above in one
   call, with a CPU tail for Softmax/ArgMax classifier heads.
+- ``eiec.sweep(model, inputs, pes=..., fifo_depths=..., engine="local"|"ray") -> SweepResult``:
+  the design space (cycles, speed-up, load efficiency, energy per PE count and FIFO depth).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ _API = {
     "emulate": "eiec.runtime.run",
     "verify": "eiec.runtime.verify",
     "run": "eiec.runtime.run",
+    "sweep": "eiec.runtime.sweep",
 }
 
 __all__ = ["__version__", *_API]

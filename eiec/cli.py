@@ -29,7 +29,7 @@ from eiec.errors import EiecError
 from eiec.fileio import check_paths
 
 #: Subcommand modules under eiec.commands, in the order ``eiec --help`` lists them.
-COMMANDS = ("compile", "emulate", "verify", "run", "check", "fmt")
+COMMANDS = ("compile", "emulate", "verify", "run", "sweep", "machines", "check", "fmt")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,6 +56,10 @@ class VerificationError(IsaError):
     """The program parses but breaks a rule of the machine (see isa/SPEC.md, "Verifier")."""
 
 
+class MachineError(IsaError):
+    """A machine description (preset, ``.toml`` file, option) is unknown or invalid."""
+
+
 # --- the emulator -----------------------------------------------------------------------------
 
 

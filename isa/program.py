@@ -59,21 +59,21 @@ class Machine:
     ptr_bits: int = _field(16, 8, "column pointer width, a multiple of 4 in 8..32", "bit")
     acc_bits: int = _field(48, 17, "accumulator width, 17..64", "bit")
     lnzd_latency: int = _field(
-        1, 0, "MAC start to the first broadcast out of the leading-non-zero detector", "cycle"
+        1, 0, "MAC start to the first broadcast out of the leading-non-zero detector", "cycles"
     )
     queue_latency: int = _field(
-        1, 1, "broadcast (queue write) to the pointer-read unit taking the pair", "cycle"
+        1, 1, "broadcast (queue write) to the pointer-read unit taking the pair", "cycles"
     )
     ptr_latency: int = _field(
-        1, 0, "pointer read (p_j, p_j+1) to the column's first sparse-matrix read", "cycle"
+        1, 0, "pointer read (p_j, p_j+1) to the column's first sparse-matrix read", "cycles"
     )
     alu_stages: int = _field(
         4, 1, "arithmetic pipeline stages: sparse-matrix read, decode, multiply, accumulate"
     )
-    codebook_cycles: int = _field(1, 1, "load-codebook cycles per codebook entry", "cycle")
+    codebook_cycles: int = _field(1, 1, "load-codebook cycles per codebook entry", "cycles")
     writeback_rows: int = _field(1, 1, "rows each PE writes back per cycle")
-    ew_latency: int = _field(2, 0, "element-wise add/mul/copy pipeline latency", "cycle")
-    lut_latency: int = _field(3, 0, "ew-lut pipeline latency (read, multiply, add)", "cycle")
+    ew_latency: int = _field(2, 0, "element-wise add/mul/copy pipeline latency", "cycles")
+    lut_latency: int = _field(3, 0, "ew-lut pipeline latency (read, multiply, add)", "cycles")
 
     #: Every field, in header order.
     FIELDS: ClassVar[tuple[str, ...]] = (

@@ -41,17 +41,19 @@ def sparsity_arg(text: str) -> tuple[float | dict[str, float], float]:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--sparsity ")) from None
 
 
-def add_compile_options(parser: argparse.ArgumentParser) -> None:
-    """The fields of ``CompileOptions`` as options (same names and defaults everywhere)."""
+def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
+    """The fields of ``CompileOptions`` as options (same names and defaults everywhere);
+    ``sweep``: without ``--pes`` and ``--fifo-depth`` (``eiec sweep`` takes lists of them)."""
     group = parser.add_argument_group("compile options")
-    group.add_argument("--pes", type=PES, default=64, metavar="N", help="PEs, 1..4096 (64)")
-    group.add_argument(
-        "--fifo-depth",
-        type=FIFO_DEPTH,
-        default=8,
-        metavar="D",
-        help="activation queue depth, 1..1024 (8)",
-    )
+    if not sweep:
+        group.add_argument("--pes", type=PES, default=64, metavar="N", help="PEs, 1..4096 (64)")
+        group.add_argument(
+            "--fifo-depth",
+            type=FIFO_DEPTH,
+            default=8,
+            metavar="D",
+            help="activation queue depth, 1..1024 (8)",
+        )
     group.add_argument(
         "--sparsity",
         type=sparsity_arg,
@@ -92,8 +94,8 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
 
     sparsity, default = args.sparsity
     return CompileOptions(
-        pes=args.pes,
-        fifo_depth=args.fifo_depth,
+        pes=getattr(args, "pes", 64),
+        fifo_depth=getattr(args, "fifo_depth", 8),
         sparsity=sparsity,
         default_sparsity=default,
         bits=args.bits,

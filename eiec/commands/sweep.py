@@ -1,0 +1,95 @@
+"""``eiec sweep MODEL.onnx --input X.npy --pes 1,2,...,256 --fifo-depth 1,2,4,8,16``: the design
+space of one model, on a process pool or on Ray (``eiec.runtime.sweep``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from eiec.commands.argtypes import input_file, int_list, int_range, output_file
+from eiec.commands.options import (
+    add_compile_options,
+    add_input_option,
+    add_quiet_option,
+    options_from_args,
+    read_inputs,
+)
+from eiec.fileio import MODEL, write_atomic
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``sweep`` subcommand."""
+    parser = subparsers.add_parser(
+        "sweep",
+        help="emulate one model over PE counts and FIFO depths (locally or on Ray)",
+        description="Compile MODEL once per PE count and emulate X at every FIFO depth (the "
+        "depth and the clock are emulate-time); print cycles, time, speed-up over the smallest "
+        "PE count, load efficiency, ALU utilisation, energy and per-layer cycles per point.",
+    )
+    parser.add_argument("model", type=input_file(MODEL), metavar="MODEL.onnx", help="the model")
+    add_input_option(parser)
+    parser.add_argument(
+        "--pes",
+        dest="sweep_pes",
+        type=int_list(1, 4096),
+        default=[1, 2, 4, 8, 16, 32, 64, 128, 256],
+        metavar="N,N,...",
+        help="PE counts (default 1,2,4,...,256)",
+    )
+    parser.add_argument(
+        "--fifo-depth",
+        dest="sweep_depths",
+        type=int_list(1, 1024),
+        default=[1, 2, 4, 8, 16],
+        metavar="D,D,...",
+        help="activation queue depths (default 1,2,4,8,16)",
+    )
+    add_compile_options(parser, sweep=True)
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool here (default); ray: Ray tasks (--address)",
+    )
+    parser.add_argument(
+        "--workers", type=int_range(1, 1024), metavar="N", help="processes / local Ray CPUs"
+    )
+    parser.add_argument(
+        "--address", metavar="RAY", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)"
+    )
+    parser.add_argument("--json", type=output_file, metavar="OUT.json", help='write {"points"}')
+    parser.add_argument("--csv", type=output_file, metavar="OUT.csv", help="write the points")
+    parser.add_argument(
+        "--plot", metavar="DIR", help="write speedup.png and load_efficiency.png into DIR"
+    )
+    add_quiet_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Sweep, print the table, write the outputs."""
+    from eiec.runtime.sweep import sweep
+
+    options = options_from_args(args)
+    result = sweep(
+        args.model,
+        read_inputs(args.input),
+        pes=args.sweep_pes,
+        fifo_depths=args.sweep_depths,
+        options=options,
+        engine=args.engine,
+        workers=args.workers,
+        address=args.address,
+        progress=not args.quiet,
+    )
+    if args.json:
+        write_atomic(args.json, json.dumps(result.to_json(), indent=2) + "\n")
+    if args.csv:
+        write_atomic(args.csv, result.to_csv())
+    if args.plot:
+        result.plot(args.plot)
+    if not args.quiet:
+        from eiec.console import print_table
+
+        print_table(result.table())
+    return 0

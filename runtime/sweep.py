@@ -1,0 +1,451 @@
+"""Design-space sweeps: one model over PE counts and FIFO depths, locally or on Ray.
+
+:func:`sweep` compiles the model once per machine that needs it (the PE count shapes the
+program; the FIFO depth and the clock are emulate-time, isa/SPEC.md §6), then emulates every
+(PE count, depth) point on the same inputs. Each point's ``cycles`` is what ``eiec emulate`` of
+that program at that depth reports. The work runs as independent tasks (one per compile, one per
+point) on a process pool (``engine="local"``) or as Ray tasks (``engine="ray"``, the cluster at
+``address`` / ``RAY_ADDRESS`` or a local Ray started for the sweep); both give identical points.
+A point whose program does not fit its machine is kept, with the compiler's error.
+
+Heavy imports (TVM, Ray, matplotlib) happen inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from eiec.emulator import EmulatorConfig, run_batch
+from eiec.errors import EiecError, InputError
+from eiec.isa import format_program, parse
+from eiec.isa.program import Machine
+
+if TYPE_CHECKING:
+    import onnx
+
+    from eiec.compiler import CompileOptions
+
+Engine = Literal["local", "ray"]
+ENGINES: tuple[str, ...] = ("local", "ray")
+#: The paper's PE counts (Fig. 11) and queue depths (Fig. 8).
+DEFAULT_PES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DEFAULT_DEPTHS: tuple[int, ...] = (1, 2, 4, 8, 16)
+#: Point fields written to the CSV and shown in the table, in order.
+CSV_FIELDS: tuple[str, ...] = (
+    "pes",
+    "fifo_depth",
+    "cycles",
+    "time_us",
+    "speedup",
+    "load_efficiency",
+    "alu_utilization",
+    "energy_pj",
+    "ideal_cycles",
+    "error",
+)
+
+
+@dataclass
+class SweepPoint:
+    """One machine and depth: the emulation's figures (None where ``error`` says why not).
+
+    ``speedup``: cycles at the smallest PE count of the sweep (same depth) / these cycles.
+    ``layers``: per layer (name, cycles, ideal_cycles, load_efficiency, alu_utilization).
+    """
+
+    pes: int
+    fifo_depth: int
+    clock_mhz: float
+    cycles: int | None = None
+    time_us: float | None = None
+    speedup: float | None = None
+    load_efficiency: float | None = None
+    alu_utilization: float | None = None
+    energy_pj: float | None = None
+    ideal_cycles: float | None = None
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class SweepResult:
+    """The points in (PE count, depth) order, the base machine and how the sweep ran."""
+
+    points: list[SweepPoint]
+    machine: Machine
+    engine: str
+    workers: int
+    wall_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"points": [...], "machine": {...}, "engine", "workers", "wall_s"}``."""
+        return {
+            "points": [asdict(point) for point in self.points],
+            "machine": asdict(self.machine),
+            "engine": self.engine,
+            "workers": self.workers,
+            "wall_s": self.wall_s,
+        }
+
+    def to_csv(self) -> str:
+        """One row per point (``CSV_FIELDS``, then ``LAYER cycles`` per layer)."""
+        names = [layer["layer"] for layer in self.points[0].layers] if self.points else []
+        for point in self.points:
+            names += [layer["layer"] for layer in point.layers if layer["layer"] not in names]
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*CSV_FIELDS, *(f"{name} cycles" for name in names)])
+        for point in self.points:
+            cycles = {layer["layer"]: layer["cycles"] for layer in point.layers}
+            row = [getattr(point, key) for key in CSV_FIELDS]
+            writer.writerow(
+                ["" if v is None else v for v in row] + [cycles.get(n, "") for n in names]
+            )
+        return out.getvalue()
+
+    def table(self) -> Any:
+        """A rich table: one row per point."""
+        from rich.table import Table
+
+        table = Table(
+            title=f"EIE design space ({len(self.points)} points, {self.engine}, "
+            f"{self.wall_s:.1f} s)"
+        )
+        heads = ("PEs", "FIFO", "cycles", "us", "speed-up", "load eff", "ALU util", "nJ")
+        for head in heads:
+            table.add_column(head, justify="right")
+        table.add_column("per layer (cycles)")
+        for p in self.points:
+            if p.error is not None:
+                table.add_row(str(p.pes), str(p.fifo_depth), "-", "-", "-", "-", "-", "-", p.error)
+                continue
+            assert p.cycles is not None and p.time_us is not None and p.energy_pj is not None
+            table.add_row(
+                str(p.pes),
+                str(p.fifo_depth),
+                f"{p.cycles:,}",
+                f"{p.time_us:,.2f}",
+                f"{p.speedup:.1f}x" if p.speedup is not None else "-",
+                f"{p.load_efficiency:.1%}",
+                f"{p.alu_utilization:.1%}",
+                f"{p.energy_pj / 1e3:,.1f}",
+                ", ".join(f"{layer['layer']} {layer['cycles']:,}" for layer in p.layers),
+            )
+        return table
+
+    def plot(self, directory: str | Path) -> list[Path]:
+        """``speedup.png`` (speed-up against PEs, per depth, with the ideal line) and
+        ``load_efficiency.png`` (load efficiency against depth, per PE count)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        good = [p for p in self.points if p.error is None]
+        depths = sorted({p.fifo_depth for p in good})
+        counts = sorted({p.pes for p in good})
+        paths = []
+        figure, axes = plt.subplots(figsize=(6, 4.5))
+        for depth in depths:
+            row = [p for p in good if p.fifo_depth == depth and p.speedup is not None]
+            axes.plot([p.pes for p in row], [p.speedup for p in row], "o-", label=f"FIFO {depth}")
+        if counts:
+            axes.plot(counts, [c / counts[0] for c in counts], "k--", label="ideal")
+        axes.set(
+            xscale="log",
+            yscale="log",
+            xlabel="PEs",
+            ylabel=f"speed-up over {counts[0] if counts else 1} PE",
+            title="speed-up against PEs",
+        )
+        axes.legend(fontsize="small")
+        paths.append(_save(figure, out / "speedup.png"))
+        figure, axes = plt.subplots(figsize=(6, 4.5))
+        for pes in counts:
+            row = [p for p in good if p.pes == pes]
+            axes.plot(
+                [p.fifo_depth for p in row],
+                [100 * (p.load_efficiency or 0.0) for p in row],
+                "o-",
+                label=f"{pes} PEs",
+            )
+        axes.set(
+            xscale="log",
+            xlabel="FIFO depth",
+            ylabel="load efficiency (%)",
+            title="load efficiency against activation queue depth",
+        )
+        axes.set_xticks(depths, [str(d) for d in depths])
+        axes.legend(fontsize="small", ncol=2)
+        paths.append(_save(figure, out / "load_efficiency.png"))
+        return paths
+
+
+def _save(figure: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    from eiec.fileio import write_atomic
+
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
+    plt.close(figure)
+    write_atomic(path, image.getvalue())
+    return path
+
+
+# --- the tasks (pure functions of their arguments: the same on every engine) --------------------
+
+
+def compile_task(model: bytes | str, options: CompileOptions, pes: int) -> str:
+    """The program text of ``model`` compiled for ``pes`` PEs, or ``"error: ..."``."""
+    import onnx
+
+    from eiec.compiler import compile_model
+
+    try:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+        result = compile_model(proto, _with_pes(options, pes))
+        return format_program(result.program)
+    except EiecError as error:
+        return f"error: {error}"
+
+
+def emulate_task(
+    text: str, inputs: Mapping[str, np.ndarray], depth: int, clock_mhz: float | None
+) -> SweepPoint:
+    """One point: the program (text) emulated on ``inputs`` at FIFO ``depth``."""
+    program = parse(text)
+    machine = program.machine
+    config = EmulatorConfig(fifo_depth=depth, clock_mhz=clock_mhz)
+    point = SweepPoint(pes=machine.pes, fifo_depth=depth, clock_mhz=clock_mhz or machine.clock_mhz)
+    try:
+        batch = run_batch(program, _named(program, inputs), config)
+    except EiecError as error:
+        point.error = str(error)
+        return point
+    stats = batch.stats
+    layers: dict[str, dict[str, Any]] = {}
+    for run in batch.runs:
+        for total in run.layer_totals:
+            entry = layers.setdefault(
+                total.layer, {"layer": total.layer, "cycles": 0, "ideal_cycles": 0.0, "_eff": []}
+            )
+            entry["cycles"] += total.cycles
+            entry["ideal_cycles"] += total.ideal_cycles
+            entry["_eff"].append((total.load_efficiency, total.alu_utilization))
+    for entry in layers.values():
+        pairs = entry.pop("_eff")
+        entry["load_efficiency"] = float(np.mean([p[0] for p in pairs]))
+        entry["alu_utilization"] = float(np.mean([p[1] for p in pairs]))
+    point.cycles = stats.cycles
+    point.time_us = stats.time_us
+    point.load_efficiency = stats.load_efficiency
+    point.alu_utilization = stats.alu_utilization
+    point.energy_pj = stats.energy_pj
+    point.ideal_cycles = float(sum(run.ideal_cycles for run in batch.runs))
+    point.layers = list(layers.values())
+    return point
+
+
+def _named(program: Any, inputs: Mapping[str, np.ndarray] | np.ndarray) -> Mapping[str, np.ndarray]:
+    if not isinstance(inputs, np.ndarray):
+        return inputs
+    if len(program.inputs) != 1:
+        raise InputError(
+            f"the program has {len(program.inputs)} inputs; got one array",
+            where=program.source,
+            fix="pass a dict of input name -> array (--input NAME=X.npy)",
+        )
+    return {program.inputs[0].name: inputs}
+
+
+def _with_pes(options: CompileOptions, pes: int) -> CompileOptions:
+    return replace(options, pes=pes)
+
+
+def _failed(pes: int, depth: int, clock: float, error: str) -> SweepPoint:
+    return SweepPoint(pes=pes, fifo_depth=depth, clock_mhz=clock, error=error)
+
+
+# --- engines ------------------------------------------------------------------------------------
+
+
+class _Local:
+    """A process pool (spawned workers: safe whatever the parent has loaded)."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        return self.pool.submit(fn, *args)
+
+    def put(self, value: Any) -> Any:
+        return value
+
+    def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
+        done, rest = wait(pending, return_when=FIRST_COMPLETED)
+        return set(done), set(rest)
+
+    def result(self, handle: Any) -> Any:
+        return handle.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class _Ray:
+    """Ray tasks on the cluster at ``address`` (or ``RAY_ADDRESS``), else on a local Ray with
+    ``workers`` CPUs started for this sweep (and shut down after it)."""
+
+    def __init__(self, workers: int, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise EiecError(
+                "--engine ray needs Ray, which is not installed",
+                fix='pip install "eiec[distributed]"',
+            ) from None
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            address = address or os.environ.get("RAY_ADDRESS")
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address is None:
+                kwargs["num_cpus"] = workers
+            ray.init(address=address, **kwargs)
+        self.remote: dict[Callable[..., Any], Any] = {}
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        remote = self.remote.setdefault(fn, self.ray.remote(fn))
+        return remote.remote(*args)
+
+    def put(self, value: Any) -> Any:
+        return self.ray.put(value)
+
+    def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
+        done, rest = self.ray.wait(list(pending), num_returns=1)
+        return set(done), set(rest)
+
+    def result(self, handle: Any) -> Any:
+        return self.ray.get(handle)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def sweep(
+    model: str | Path | onnx.ModelProto,
+    inputs: Mapping[str, np.ndarray] | np.ndarray,
+    pes: Sequence[int] = DEFAULT_PES,
+    fifo_depths: Sequence[int] = DEFAULT_DEPTHS,
+    options: CompileOptions | None = None,
+    engine: Engine = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = False,
+) -> SweepResult:
+    """Compile ``model`` for each PE count and emulate ``inputs`` at each FIFO depth.
+
+    ``options``: the compile options (their machine is the base; its PE count and FIFO depth
+    are replaced by the sweep's). ``workers``: processes (local) or CPUs of a local Ray
+    (default: the machine's cores).
+    """
+    from eiec.compiler import CompileOptions
+
+    options = options or CompileOptions()
+    if engine not in ENGINES:
+        raise EiecError(f"unknown engine {engine!r}", fix="use --engine local or --engine ray")
+    counts, depths = _distinct("--pes", pes), _distinct("--fifo-depth", fifo_depths)
+    workers = workers or os.cpu_count() or 1
+    blob: bytes | str = (
+        model.SerializeToString() if not isinstance(model, str | Path) else str(model)
+    )
+    clock = options.clock_mhz
+    start = time.perf_counter()
+    runner: _Local | _Ray = _Ray(workers, address) if engine == "ray" else _Local(workers)
+    points: dict[tuple[int, int], SweepPoint] = {}
+    try:
+        with _progress(progress, len(counts) * (1 + len(depths))) as advance:
+            shared_inputs = runner.put(inputs)
+            pending: dict[Any, tuple[str, int, int]] = {
+                runner.submit(compile_task, blob, options, n): ("compile", n, 0) for n in counts
+            }
+            while pending:
+                done, _ = runner.wait(set(pending))
+                for handle in done:
+                    kind, n, depth = pending.pop(handle)
+                    value = runner.result(handle)
+                    advance()
+                    if kind == "emulate":
+                        points[n, depth] = value
+                    elif value.startswith("error: "):
+                        for d in depths:
+                            points[n, d] = _failed(n, d, clock, value.removeprefix("error: "))
+                            advance()
+                    else:
+                        text = runner.put(value)
+                        for d in depths:
+                            job = runner.submit(emulate_task, text, shared_inputs, d, clock)
+                            pending[job] = ("emulate", n, d)
+    finally:
+        runner.close()
+    ordered = [points[n, d] for n in counts for d in depths]
+    _speedups(ordered, counts[0])
+    return SweepResult(
+        points=ordered,
+        machine=replace(options.machine(), pes=counts[0]),
+        engine=engine,
+        workers=workers,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def _distinct(option: str, values: Iterable[int]) -> list[int]:
+    values = list(values)
+    if not values or any(isinstance(v, bool) or int(v) != v or v < 1 for v in values):
+        raise EiecError(f"{option}: {values} is not a list of positive integers")
+    return sorted(set(int(v) for v in values))
+
+
+def _speedups(points: list[SweepPoint], smallest: int) -> None:
+    base = {p.fifo_depth: p.cycles for p in points if p.pes == smallest and p.cycles}
+    for point in points:
+        reference = base.get(point.fifo_depth)
+        if point.cycles and reference:
+            point.speedup = reference / point.cycles
+
+
+class _progress:
+    """A rich progress bar over ``total`` tasks (or nothing)."""
+
+    def __init__(self, show: bool, total: int) -> None:
+        self.show, self.total, self.bar = show, total, None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.show:
+            return lambda: None
+        from rich.progress import Progress
+
+        self.bar = Progress(transient=True)
+        self.bar.start()
+        task = self.bar.add_task("sweeping", total=self.total)
+        return lambda: self.bar.advance(task) if self.bar else None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,125 @@
+"""``eiec sweep`` / ``eiec.runtime.sweep``: each point is ``eiec emulate`` of its program and
+depth; the local and Ray engines give identical points; tables, JSON, CSV and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from eiec.cli import main
+from eiec.isa import format_program, save
+from eiec.runtime.sweep import SweepPoint, _speedups, emulate_task
+
+from .handmade import handmade_mlp
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    made = handmade_mlp(pes=4, samples=2)
+    folder = tmp_path_factory.mktemp("sweep")
+    paths = {"model": folder / "m.onnx", "program": folder / "p.eie", "x": folder / "x.npy"}
+    onnx.save(made.compressed, str(paths["model"]))
+    save(made.program, paths["program"])
+    np.save(paths["x"], made.x)
+    return paths
+
+
+def _emulated_cycles(program: Path, x: Path, depth: int, capsys: pytest.CaptureFixture) -> int:
+    args = ["emulate", str(program), "-i", str(x), "--fifo-depth", str(depth), "--json"]
+    assert main(args) == 0
+    return json.loads(capsys.readouterr().out)["batch"]["cycles"]
+
+
+@pytest.mark.parametrize("depth", [1, 2, 8])
+def test_a_point_is_eiec_emulate_of_its_program(
+    files: dict[str, Path], depth: int, capsys: pytest.CaptureFixture
+) -> None:
+    text = files["program"].read_text(encoding="utf-8")
+    point = emulate_task(text, np.load(files["x"]), depth, None)
+    assert point.cycles == _emulated_cycles(files["program"], files["x"], depth, capsys)
+    assert (point.pes, point.fifo_depth, point.clock_mhz, point.error) == (4, depth, 800.0, None)
+    assert [layer["layer"] for layer in point.layers] == ["fc1", "fc2"]
+    assert sum(layer["cycles"] for layer in point.layers) < point.cycles  # + codebooks, writebacks
+
+
+def test_a_point_reports_what_went_wrong() -> None:
+    made = handmade_mlp(pes=4, samples=1)
+    point = emulate_task(format_program(made.program), np.zeros((1, 3)), 8, None)
+    assert point.cycles is None
+    assert point.error == (
+        "<string>: input 'input' has shape (1, 3), expected (1, 64) (reshape the array to the "
+        "port's shape; a batch of B samples along axis 0 (size B instead of 1) is also accepted)"
+    )
+
+
+def test_speedup_is_over_the_smallest_pe_count_at_the_same_depth() -> None:
+    points = [
+        SweepPoint(pes=2, fifo_depth=1, clock_mhz=800.0, cycles=1000),
+        SweepPoint(pes=2, fifo_depth=8, clock_mhz=800.0, cycles=800),
+        SweepPoint(pes=8, fifo_depth=1, clock_mhz=800.0, cycles=500),
+        SweepPoint(pes=8, fifo_depth=8, clock_mhz=800.0, cycles=200),
+        SweepPoint(pes=16, fifo_depth=8, clock_mhz=800.0, error="does not fit"),
+    ]
+    _speedups(points, 2)
+    assert [p.speedup for p in points] == [1.0, 1.0, 2.0, 4.0, None]
+
+
+def _sweep(files: dict[str, Path], out: Path, engine: str) -> dict:
+    args = ["sweep", str(files["model"]), "-i", str(files["x"]), "--pes", "4,1", "--fifo-depth"]
+    args += ["1,8", "--sparsity", "0", "--engine", engine, "--workers", "2", "-q"]
+    assert main([*args, "--json", str(out / f"{engine}.json"), "--csv", str(out / "p.csv")]) == 0
+    return json.loads((out / f"{engine}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def local(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("local")
+    return _sweep(files, out, "local"), out
+
+
+@pytest.mark.slow
+def test_local_sweep_points_are_eiec_compile_then_emulate(
+    files: dict[str, Path], local: tuple[dict, Path], capsys: pytest.CaptureFixture
+) -> None:
+    report, out = local
+    points = report["points"]
+    assert [(p["pes"], p["fifo_depth"]) for p in points] == [(1, 1), (1, 8), (4, 1), (4, 8)]
+    for pes in (1, 4):
+        program = out / f"p{pes}.eie"
+        compile_args = ["compile", str(files["model"]), "-o", str(program), "--pes", str(pes)]
+        assert main([*compile_args, "--sparsity", "0", "-q"]) == 0
+        for point in (p for p in points if p["pes"] == pes):
+            depth = point["fifo_depth"]
+            assert point["cycles"] == _emulated_cycles(program, files["x"], depth, capsys)
+    assert [p["speedup"] for p in points][:2] == [1.0, 1.0]
+    rows = list(csv.DictReader((out / "p.csv").open(encoding="utf-8")))
+    assert [int(row["cycles"]) for row in rows] == [p["cycles"] for p in points]
+    assert list(rows[0])[-2:] == ["w1 cycles", "w2 cycles"]  # layers named after weights
+
+
+@pytest.mark.slow
+def test_table_and_plots(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    args = ["sweep", str(files["model"]), "-i", str(files["x"]), "--pes", "1,2"]
+    args += ["--fifo-depth", "2", "--sparsity", "0", "--workers", "1", "--plot", str(tmp_path)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "EIE design space (2 points, local" in text
+    assert "w1 " in text and "speed-up" in text
+    for name in ("speedup.png", "load_efficiency.png"):
+        assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.slow
+def test_ray_engine_gives_the_local_points(
+    files: dict[str, Path], local: tuple[dict, Path], tmp_path: Path
+) -> None:
+    ray = pytest.importorskip("ray")
+    report = _sweep(files, tmp_path, "ray")
+    assert not ray.is_initialized()  # the local Ray started for the sweep is shut down
+    assert report["engine"] == "ray"
+    assert report["points"] == local[0]["points"]
