@@ -33,6 +33,15 @@ def make_options(kwargs: Mapping[str, Any]) -> Any:
             where=where,
             fix=f"use fields of eiec.compiler.CompileOptions: {', '.join(sorted(known))}",
         )
+    sparsity = kwargs.get("sparsity", 0.9)
+    targets = sparsity.values() if isinstance(sparsity, Mapping) else [sparsity]
+    for target in [*targets, kwargs.get("default_sparsity", 0.9)]:
+        if not (isinstance(target, int | float) and 0.0 <= target <= 1.0):
+            raise BackendError(
+                f"sparsity {target!r} is not a number in [0, 1]",
+                where=where,
+                fix="give sparsity=S (or a dict of layer -> S) with 0 <= S <= 1",
+            )
     return CompileOptions(**{k: v for k, v in kwargs.items() if k not in _EXCLUDED})
 
 

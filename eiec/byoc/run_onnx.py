@@ -57,9 +57,11 @@ def run_onnx(
 ) -> ByocRun:
     """Run ``model`` on every sample of ``inputs`` (the first axis of each array is the batch;
     each sample keeps a leading axis of 1) with the FC/LSTM layers offloaded to EIE."""
+    from eiec.frontend.checks import check_inputs
     from eiec.frontend.load import load_model
 
     proto = load_model(model)
+    check_inputs(proto, inputs, "eiec.byoc.run_onnx", batch_axis=0)
     mod = import_model(proto)
     built = RunCodegen()(partition_for_eie(mod, **compile_options))
     vm = relax.VirtualMachine(tvm.compile(built, target="llvm"), tvm.cpu())

@@ -10,7 +10,12 @@ import argparse
 import json
 
 from eiec.commands.argtypes import input_file, output_file
-from eiec.commands.options import add_compile_options, add_quiet_option, options_from_args
+from eiec.commands.options import (
+    add_compile_options,
+    add_quiet_option,
+    options_from_args,
+    precheck_model,
+)
 from eiec.fileio import MODEL, write_atomic
 
 
@@ -40,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compile, print the report, write the outputs."""
+    precheck_model(args, capacity=True)
     options = options_from_args(args, progress=not args.quiet)
 
     from eiec.compiler import compile_model

@@ -88,6 +88,36 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         )
 
 
+def precheck_model(
+    args: argparse.Namespace,
+    capacity: bool = False,
+    inputs: dict[str, np.ndarray] | np.ndarray | None = None,
+) -> None:
+    """Before TVM is imported: load and check ``args.model`` (``eiec.frontend.checks``), that it
+    has a layer for EIE, that ``inputs`` and ``--calibration`` fit its inputs and, with
+    ``capacity``, that its layers can fit the machine the compile options describe."""
+    from eiec.frontend.checks import check_capacity, check_inputs, check_runs_on_eie
+    from eiec.frontend.load import load_model
+    from eiec.isa.program import Machine
+
+    proto = load_model(args.model)
+    check_runs_on_eie(proto, args.model)
+    if inputs is not None:
+        where = ", ".join(spec.path for spec in args.input)
+        check_inputs(proto, inputs, where)
+    if args.calibration:
+        check_inputs(proto, load_npy(args.calibration), args.calibration)
+    if capacity:
+        base = Machine()
+        machine = Machine(
+            pes=args.pes,
+            spmat_sram=args.spmat_sram or base.spmat_sram,
+            ptr_sram=args.ptr_sram or base.ptr_sram,
+        )
+        sparsity, default = args.sparsity
+        check_capacity(proto, machine, sparsity, default, args.model)
+
+
 def options_from_args(args: argparse.Namespace, progress: bool = False) -> CompileOptions:
     """The ``CompileOptions`` of the options :func:`add_compile_options` added."""
     from eiec.compiler import CompileOptions

@@ -24,6 +24,7 @@ from eiec.commands.options import (
     add_quiet_option,
     load_npy,
     options_from_args,
+    precheck_model,
     read_inputs,
 )
 from eiec.errors import InputError
@@ -55,17 +56,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compile, emulate, verify, print; 0 when within tolerance."""
-    from eiec.emulator import EmulatorConfig
-    from eiec.runtime.run import run as run_model
-
-    progress = not (args.json or args.quiet)
-    options = options_from_args(args, progress=progress)
     inputs = read_inputs(args.input)
     labels = load_npy(args.labels) if args.labels else None
     if labels is not None and labels.dtype.kind not in "iu":
         raise InputError(
             f"labels have dtype {labels.dtype}", where=args.labels, fix="give integer classes"
         )
+    precheck_model(args, inputs=inputs)
+
+    from eiec.emulator import EmulatorConfig
+    from eiec.runtime.run import run as run_model
+
+    progress = not (args.json or args.quiet)
+    options = options_from_args(args, progress=progress)
     report = run_model(
         args.model,
         inputs,

@@ -61,12 +61,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify and print the report; 0 when it passed, 1 when not."""
-    from eiec.emulator import EmulatorConfig
+    from eiec.frontend.checks import check_program_matches
+    from eiec.frontend.load import load_model
     from eiec.isa import load
+
+    # Checked before TVM is imported.
+    proto = load_model(args.model)
+    if args.original is not None:
+        load_model(args.original)
+    program = load(args.program)
+    check_program_matches(proto, program, args.program)
+    inputs = read_inputs(args.input)
+
+    from eiec.emulator import EmulatorConfig
     from eiec.runtime.verify import verify
 
-    program = load(args.program)
-    inputs = read_inputs(args.input)
     report = verify(
         args.model,
         program,

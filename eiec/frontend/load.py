@@ -7,12 +7,14 @@ from pathlib import Path
 import onnx
 
 from eiec.errors import ModelLoadError
+from eiec.frontend.checks import check_model
 
 
 def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     """The model at ``model`` (or the given proto), checked by ``onnx.checker``.
 
-    Raises ModelLoadError naming the file and the reason (missing, not ONNX, invalid).
+    Raises ModelLoadError naming the file and the reason (missing, not ONNX, invalid, or a
+    tensor eiec cannot compute with: ``eiec.frontend.checks.check_model``).
     """
     if isinstance(model, onnx.ModelProto):
         where = f"model {model.graph.name or '<in memory>'}"
@@ -44,6 +46,7 @@ def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         ) from error
     if len(proto.graph.node) == 0:
         raise ModelLoadError("the model's graph has no nodes", where=where)
+    check_model(proto, where)
     return proto
 
 

@@ -1,0 +1,53 @@
+"""The named bad inputs of the corpus (tests/reliability/corpus.py), each with its full message,
+and the fast part of the corpus: every case clean (no traceback, no input overwritten, nothing
+nonsensical accepted, nothing left behind)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eiec.cli import main
+
+from .corpus import Case, build_fixtures, cases, run_case
+
+CASES = cases()
+NAMED = [case for case in CASES if case.message is not None and not case.slow]
+#: The fast cases that never import TVM: paths, options, models, arrays, programs.
+FAST = [case for case in CASES if not case.slow and case.argv and case.argv[0] in
+        ("check", "fmt", "emulate")]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus")
+    build_fixtures(path)
+    return path
+
+
+def test_the_corpus_has_every_category_and_command() -> None:
+    assert len(CASES) >= 300
+    assert {c.category for c in CASES} >= {
+        "path", "overwrite", "option", "model", "dtype", "size", "capacity", "array", "program",
+        "byoc",
+    }  # fmt: skip
+    commands = {c.argv[0] for c in CASES if c.argv}
+    assert commands >= {"compile", "emulate", "verify", "run", "check", "fmt"}
+
+
+@pytest.mark.parametrize("case", NAMED, ids=[c.name for c in NAMED])
+def test_named_case_message(case: Case, folder: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(case.args(folder))
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == case.code
+    assert err == case.message.replace("{d}", str(folder)) + "\n"
+
+
+@pytest.mark.parametrize("case", FAST, ids=[c.name for c in FAST])
+def test_fast_case_is_clean(case: Case, folder: Path) -> None:
+    outcome = run_case(case, folder)
+    assert outcome.verdict == "clean", (outcome.detail, outcome.err)
