@@ -71,6 +71,9 @@ from eiec.isa.program import (
 
 #: Unit roundoff of float32.
 FLOAT32_U = 2.0**-24
+#: The statistical bound's safety factor: a word's tolerance is at most this many times its
+#: spread (the root-mean-square bound of its error, FIXED_POINT.md "Error bound").
+SPREAD_SAFETY = 6.0
 #: Lipschitz constants of the table functions (largest |f'|).
 LIPSCHITZ = {"sigmoid": 0.25, "tanh": 1.0}
 
@@ -118,6 +121,8 @@ class _StoredWeights:
     row: np.ndarray
     col: np.ndarray
     weight: np.ndarray
+    signed: np.ndarray
+    code: np.ndarray
     dw: float
 
     @classmethod
@@ -132,12 +137,19 @@ class _StoredWeights:
             row=where.local_row[keep] * layer.pes + where.pe[keep],
             col=where.col[keep],
             weight=np.abs(values[layer.v[keep]]),
+            signed=values[layer.v[keep]],
+            code=layer.v[keep].astype(np.int64),
             dw=2.0 ** -(layer.codebook.frac + 1),
         )
 
     def rowsum(self, per_entry: np.ndarray) -> np.ndarray:
         """Sum of a per-entry quantity over each row's entries."""
         return np.bincount(self.row, weights=per_entry, minlength=self.rows)
+
+    def rowsum_by_code(self, per_entry: np.ndarray) -> np.ndarray:
+        """Sums of a per-entry quantity over each row's entries of each code (rows x 16)."""
+        flat = np.bincount(self.row * 16 + self.code, weights=per_entry, minlength=self.rows * 16)
+        return flat.reshape(self.rows, 16)
 
     def rowany(self, per_entry: np.ndarray) -> np.ndarray:
         """Whether any of each row's entries has ``per_entry`` set."""
@@ -149,22 +161,26 @@ class ErrorBounds:
     """Per-word error bounds and saturation taints of every buffer, updated instruction by
     instruction as a probe of :class:`eiec.emulator.emulator.Emulator` (``probes=[bounds]``).
 
-    After a run, ``words[buffer]`` holds the bounds, ``saturated[buffer]`` the taints,
-    ``writebacks`` one :class:`LayerBound` per writeback, ``first_saturation`` the first clamp.
+    After a run, ``words[buffer]`` holds the worst-case bounds, ``spreads[buffer]`` the
+    statistical ones (root-mean-square bounds), ``saturated[buffer]`` the taints; the tolerance
+    of a word is :meth:`tolerance`. ``writebacks`` has one :class:`LayerBound` per writeback,
+    ``first_saturation`` the first clamp.
     """
 
     program: Program
     fixed_point: bool = True
     words: dict[str, np.ndarray] = field(default_factory=dict)
+    spreads: dict[str, np.ndarray] = field(default_factory=dict)
     saturated: dict[str, np.ndarray] = field(default_factory=dict)
+    exact: dict[str, np.ndarray] = field(default_factory=dict)
     writebacks: list[LayerBound] = field(default_factory=list)
     first_saturation: Saturation | None = None
-    _stream: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    _stream: _Stream | None = None
     _stream_frac: int = 0
-    _acc: tuple[np.ndarray, np.ndarray] | None = None
+    _acc: _Error | None = None
     _acc_layer: str = ""
     _steps: dict[str, int] = field(default_factory=dict)
-    _lut_input: tuple[np.ndarray, np.ndarray] | None = None
+    _lut_input: tuple[np.ndarray, _Error] | None = None
     _weights: dict[str, _StoredWeights] = field(default_factory=dict)
 
     # --- the probe ------------------------------------------------------------------------------
@@ -173,20 +189,24 @@ class ErrorBounds:
         """Reset: constants are exact, inputs carry their quantisation error."""
         program = self.program
         self.words = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
+        self.spreads = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
         self.saturated = {name: np.zeros(buf.size, bool) for name, buf in program.buffers.items()}
-        self.writebacks, self.first_saturation = [], None
+        self.writebacks, self.first_saturation, self.exact = [], None, {}
         self._stream, self._acc, self._steps = None, None, {}
         for port in program.inputs:
             buf = program.buffers[port.buffer]
             value = np.asarray(inputs[port.name], dtype=np.float64).reshape(buf.rows, buf.cols)
             if self.fixed_point:
                 words, _ = quantize(value, buf.frac)  # as the emulator stores the input
-                error = np.abs(value - dequantize(words, buf.frac))
+                signed = dequantize(words, buf.frac) - value
                 clamped = np.abs(value) * 2.0**buf.frac > WORD_MAX + 0.5
             else:
-                error = np.abs(value - value.astype(np.float32))
+                signed = value.astype(np.float32) - value
                 clamped = np.zeros(value.shape, bool)
-            self.words[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols] = error
+            error = np.abs(signed)
+            self.exact.setdefault(port.buffer, np.zeros(buf.size))
+            for table, grid in ((self.words, error), (self.spreads, error), (self.exact, signed)):
+                table[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols] = grid
             self.saturated[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols] = clamped
             if clamped.any() and self.first_saturation is None:
                 self.first_saturation = Saturation(
@@ -201,6 +221,13 @@ class ErrorBounds:
         """Account for ``event.instruction`` using the machine state after it ran."""
         rule(event.instruction).after(self, event, read)
 
+    # --- results --------------------------------------------------------------------------------
+
+    def tolerance(self, buffer: str) -> np.ndarray:
+        """Each word's tolerance: the statistical bound (``SPREAD_SAFETY`` times the spread)
+        where it is below the worst case."""
+        return np.minimum(self.words[buffer], SPREAD_SAFETY * self.spreads[buffer])
+
     # --- helpers --------------------------------------------------------------------------------
 
     def layer(self, name: str) -> _StoredWeights:
@@ -209,18 +236,24 @@ class ErrorBounds:
             self._weights[name] = _StoredWeights.of(self.program, name)
         return self._weights[name]
 
-    def bound(self, view: View) -> np.ndarray:
-        """The bounds of a view's words."""
-        return self.words[view.buffer][self._span(view)]
+    def error(self, view: View) -> _Error:
+        """The bounds and taints of a view's words."""
+        span = self._span(view)
+        exact = self.exact.get(view.buffer)
+        return _Error(
+            self.words[view.buffer][span],
+            self.spreads[view.buffer][span],
+            self.saturated[view.buffer][span],
+            None if exact is None else exact[span],
+        )
 
-    def taint(self, view: View) -> np.ndarray:
-        """Which of a view's words depend on a saturated word."""
-        return self.saturated[view.buffer][self._span(view)]
-
-    def store(self, view: View, bound: np.ndarray, taint: np.ndarray) -> None:
+    def store(self, view: View, error: _Error) -> None:
         """Set a view's bounds and taints."""
-        self.words[view.buffer][self._span(view)] = bound
-        self.saturated[view.buffer][self._span(view)] = taint
+        span = self._span(view)
+        self.exact.pop(view.buffer, None)  # only the host's inputs have known signed errors
+        self.words[view.buffer][span] = error.worst
+        self.spreads[view.buffer][span] = error.spread
+        self.saturated[view.buffer][span] = error.taint
 
     def _span(self, view: View) -> slice:
         start = self.program.view_offset(view)
@@ -230,12 +263,20 @@ class ErrorBounds:
         """How many float32 computations round: the CPU model's, and the emulator's if float."""
         return 1.0 if self.fixed_point else 2.0
 
+    def rounding(self, from_frac: int, to_frac: int) -> float:
+        """The rounding error of narrowing (none in float32 mode)."""
+        return _half_lsb(from_frac, to_frac) if self.fixed_point else 0.0
+
+    def frac(self, view: View) -> int:
+        """A view's fraction bits."""
+        return self.program.buffers[view.buffer].frac
+
     def clamped(self, event: Event, dst: View, read: ReadView) -> np.ndarray:
         """The words of ``dst`` that ``event`` clamped (those on a rail, if it clamped any)."""
         length = self.program.view_length(dst)
         if not event.saturations or not self.fixed_point:
             return np.zeros(length, bool)
-        rail = WORD_MAX * 2.0 ** -self.program.buffers[dst.buffer].frac
+        rail = WORD_MAX * 2.0 ** -self.frac(dst)
         on_rail = np.abs(read(dst)) >= rail
         self.note_saturation(event, dst.buffer, int(on_rail.sum()))
         return on_rail
@@ -247,6 +288,34 @@ class ErrorBounds:
             self.first_saturation = Saturation(
                 event.pc, f"instruction {event.pc} ({text}), buffer '{where}'", words
             )
+
+
+@dataclass(frozen=True)
+class _Error:
+    """Bounds of some words: worst case, statistical (root mean square), saturation taint, and
+    the signed error itself where it is known (the host's inputs: their quantisation)."""
+
+    worst: np.ndarray
+    spread: np.ndarray
+    taint: np.ndarray
+    exact: np.ndarray | None = None
+
+    def copy(self) -> _Error:
+        return _Error(self.worst.copy(), self.spread.copy(), self.taint.copy())
+
+    def rounded(self, rounding: float) -> _Error:
+        """Plus a new rounding of at most ``rounding`` (independent: in quadrature)."""
+        return _Error(
+            self.worst + rounding, np.sqrt(self.spread**2 + rounding**2), self.taint.copy()
+        )
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """The broadcast stream: |values| and their errors."""
+
+    magnitude: np.ndarray
+    error: _Error
 
 
 # --- one rule per instruction class ------------------------------------------------------------
@@ -266,64 +335,87 @@ class Rule:
 
 
 def _broadcast(bounds: ErrorBounds, ins: BroadcastActivation, read: ReadView) -> None:
-    program = bounds.program
     views = [s for s in ins.sources if isinstance(s, View)]
-    bounds._stream_frac = program.buffers[views[0].buffer].frac if views else 0
+    bounds._stream_frac = bounds.frac(views[0]) if views else 0
     # #1 is 1.0 quantised to the stream's format: exact unless it saturates (F >= 15).
     one = min(2.0**bounds._stream_frac, WORD_MAX) * 2.0**-bounds._stream_frac
-    one_error = 1.0 - one if bounds.fixed_point else 0.0
-    values, errors, taints = [], [], []
+    one_error = np.array([1.0 - one if bounds.fixed_point else 0.0])
+    values, errors = [], []
     for source in ins.sources:
         if isinstance(source, One):
             values.append(np.array([one]))
-            errors.append(np.array([one_error]))
-            taints.append(np.zeros(1, bool))
+            errors.append(_Error(one_error, one_error, np.zeros(1, bool), -one_error))
         else:
             values.append(read(source))
-            errors.append(bounds.bound(source))
-            taints.append(bounds.taint(source))
-    bounds._stream = (
+            errors.append(bounds.error(source))
+    known = all(e.exact is not None for e in errors)
+    bounds._stream = _Stream(
         np.abs(np.concatenate(values)),
-        np.concatenate(errors),
-        np.concatenate(taints),
+        _Error(
+            *(np.concatenate([getattr(e, f) for e in errors]) for f in _FIELDS),
+            np.concatenate([e.exact for e in errors]) if known else None,  # type: ignore[misc]
+        ),
     )
+
+
+_FIELDS = ("worst", "spread", "taint")
 
 
 def _mac(bounds: ErrorBounds, ins: SparseColumnMac, read: ReadView) -> None:
     assert bounds._stream is not None, "the verifier guarantees a broadcast before a MAC"
-    magnitude, e_a, taint_a = bounds._stream
+    magnitude, e_a = bounds._stream.magnitude, bounds._stream.error
     w = bounds.layer(ins.layer)
-    reach = magnitude + e_a  # bounds |a_ref|
-    error = w.rowsum(w.weight * e_a[w.col]) + w.dw * w.rowsum(reach[w.col])
-    float_error = w.rowsum((w.weight + w.dw) * reach[w.col])
-    error += bounds.float_factor() * gamma(w.cols + 1) * float_error
-    taint = w.rowany(taint_a[w.col])
+    reach = (magnitude + e_a.worst)[w.col]  # bounds |a_ref|
+    float_sum = w.rowsum((w.weight + w.dw) * reach)
+    float_factor = bounds.float_factor()
+    worst = w.rowsum(w.weight * e_a.worst[w.col]) + w.dw * w.rowsum(reach)
+    worst += float_factor * gamma(w.cols + 1) * float_sum
+    # In quadrature: the inputs' errors, each codebook entry's rounding (shared by the row's
+    # entries of that code), the float32 reference's roundings (sqrt(K) instead of K terms).
+    # Known input errors (the host's quantisation) propagate exactly, added to the rest.
+    per_code = w.rowsum_by_code(reach)
+    spread_sq = (
+        w.dw**2 * (per_code**2).sum(axis=1)
+        + (float_factor * FLOAT32_U * np.sqrt(w.cols + 1) * float_sum) ** 2
+    )
+    if e_a.exact is not None:
+        known = np.abs(w.rowsum(w.signed * e_a.exact[w.col]))
+        spread_sq = (known + np.sqrt(spread_sq)) ** 2
+    else:
+        spread_sq += w.rowsum(w.weight**2 * e_a.spread[w.col] ** 2)
+    taint = w.rowany(e_a.taint[w.col])
     if bounds._acc is not None:
-        error, taint = bounds._acc[0] + error, bounds._acc[1] | taint
-    bounds._acc = (error, taint)
+        worst = bounds._acc.worst + worst
+        spread_sq = bounds._acc.spread**2 + spread_sq
+        taint = bounds._acc.taint | taint
+    bounds._acc = _Error(worst, np.sqrt(spread_sq), taint)
     bounds._acc_layer = ins.layer
 
 
 def _mac_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     if event.saturations and bounds._acc is not None:  # the wide accumulators overflowed
-        bounds._acc = (bounds._acc[0], np.ones_like(bounds._acc[1]))
+        acc = bounds._acc
+        bounds._acc = _Error(acc.worst, acc.spread, np.ones_like(acc.taint))
         bounds.note_saturation(event, f"accumulators of {bounds._acc_layer}", event.saturations)
 
 
 def _writeback(bounds: ErrorBounds, ins: Writeback | ReluWriteback, read: ReadView) -> None:
     assert bounds._acc is not None, "the verifier guarantees pending accumulators"
-    program = bounds.program
-    layer = program.layers[bounds._acc_layer]
-    dst_frac = program.buffers[ins.dst.buffer].frac
+    layer = bounds.program.layers[bounds._acc_layer]
     acc_frac = layer.codebook.frac + bounds._stream_frac
-    rounding = _half_lsb(acc_frac, dst_frac) if bounds.fixed_point else 0.0
-    error, taint = bounds._acc
-    bound = error + rounding
-    bounds.store(ins.dst, bound, taint)
+    error = bounds._acc.rounded(bounds.rounding(acc_frac, bounds.frac(ins.dst)))
+    bounds.store(ins.dst, error)
     step = bounds._steps.get(bounds._acc_layer, 0)
     bounds._steps[bounds._acc_layer] = step + 1
     bounds.writebacks.append(
-        LayerBound(bounds._acc_layer, step, ins.dst, np.empty(0), bound.copy(), taint.copy())
+        LayerBound(
+            bounds._acc_layer,
+            step,
+            ins.dst,
+            np.empty(0),
+            np.minimum(error.worst, SPREAD_SAFETY * error.spread),
+            error.taint.copy(),
+        )
     )
     bounds._acc = None
 
@@ -333,46 +425,48 @@ def _writeback_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     assert isinstance(ins, Writeback | ReluWriteback)
     last = bounds.writebacks[-1]
     last.values = read(ins.dst).copy()
-    last.saturated = last.saturated | bounds.clamped(event, ins.dst, read)
-    bounds.store(ins.dst, last.bound, last.saturated)
+    _taint_clamped(bounds, event, ins.dst, read)
+    last.saturated = bounds.error(ins.dst).taint.copy()
 
 
-def _copy(bounds: ErrorBounds, ins: EwCopy, read: ReadView) -> None:
-    buffers = bounds.program.buffers
-    rounding = _half_lsb(buffers[ins.a.buffer].frac, buffers[ins.dst.buffer].frac)
+def _taint_clamped(bounds: ErrorBounds, event: Event, dst: View, read: ReadView) -> None:
+    error = bounds.error(dst)
     bounds.store(
-        ins.dst,
-        bounds.bound(ins.a) + (rounding if bounds.fixed_point else 0.0),
-        bounds.taint(ins.a).copy(),
+        dst, _Error(error.worst, error.spread, error.taint | bounds.clamped(event, dst, read))
     )
 
 
+def _copy(bounds: ErrorBounds, ins: EwCopy, read: ReadView) -> None:
+    rounding = bounds.rounding(bounds.frac(ins.a), bounds.frac(ins.dst))
+    bounds.store(ins.dst, bounds.error(ins.a).rounded(rounding))
+
+
 def _add_or_mul(bounds: ErrorBounds, ins: EwAdd | EwMul, read: ReadView) -> None:
-    buffers = bounds.program.buffers
-    dst_frac = buffers[ins.dst.buffer].frac
     u = bounds.float_factor() * FLOAT32_U
     a, b = np.abs(read(ins.a)), np.abs(read(ins.b))
-    e_a, e_b = bounds.bound(ins.a), bounds.bound(ins.b)
-    fa, fb = buffers[ins.a.buffer].frac, buffers[ins.b.buffer].frac
+    e_a, e_b = bounds.error(ins.a), bounds.error(ins.b)
+    fa, fb = bounds.frac(ins.a), bounds.frac(ins.b)
+    # The operands' errors may be correlated (both from one earlier layer): they add.
     if isinstance(ins, EwAdd):
-        rounding = _half_lsb(max(fa, fb), dst_frac)
-        bound = e_a + e_b + u * (a + b + e_a + e_b)
+        rounding = bounds.rounding(max(fa, fb), bounds.frac(ins.dst))
+        worst = e_a.worst + e_b.worst + u * (a + b + e_a.worst + e_b.worst)
+        spread = e_a.spread + e_b.spread + u * (a + b + e_a.spread + e_b.spread)
     else:
-        rounding = _half_lsb(fa + fb, dst_frac)
-        bound = a * e_b + b * e_a + e_a * e_b + u * (a + e_a) * (b + e_b)
-    taint = bounds.taint(ins.a) | bounds.taint(ins.b)
-    bounds.store(ins.dst, bound + (rounding if bounds.fixed_point else 0.0), taint)
+        rounding = bounds.rounding(fa + fb, bounds.frac(ins.dst))
+        worst = a * e_b.worst + b * e_a.worst + e_a.worst * e_b.worst
+        worst += u * (a + e_a.worst) * (b + e_b.worst)
+        spread = a * e_b.spread + b * e_a.spread + e_a.spread * e_b.spread
+        spread += u * (a + e_a.spread) * (b + e_b.spread)
+    bounds.store(ins.dst, _Error(worst, spread, e_a.taint | e_b.taint).rounded(rounding))
 
 
 def _elementwise_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
-    dst = event.instruction.dst  # type: ignore[attr-defined]
-    bounds.store(dst, bounds.bound(dst), bounds.taint(dst) | bounds.clamped(event, dst, read))
+    _taint_clamped(bounds, event, event.instruction.dst, read)  # type: ignore[attr-defined]
 
 
 def _lut(bounds: ErrorBounds, ins: EwLut, read: ReadView) -> None:
     # D may alias A: keep A's values and bounds for after().
-    bounds._lut_input = (read(ins.a).copy(), bounds.bound(ins.a).copy())
-    bounds.store(ins.dst, bounds.bound(ins.dst), bounds.taint(ins.a).copy())
+    bounds._lut_input = (read(ins.a).copy(), bounds.error(ins.a).copy())
 
 
 def _lut_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
@@ -382,9 +476,11 @@ def _lut_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     fn = bounds.program.tables[ins.table].fn
     exact = TABLE_FUNCTIONS[fn](source)
     # The emulator's own table error, measured against the exact function of its input.
-    measured = np.abs(read(ins.dst) - exact)
-    bound = measured + LIPSCHITZ[fn] * e_a + bounds.float_factor() * FLOAT32_U * np.abs(exact)
-    bounds.store(ins.dst, bound, bounds.taint(ins.dst) | bounds.clamped(event, ins.dst, read))
+    measured = np.abs(read(ins.dst) - exact) + bounds.float_factor() * FLOAT32_U * np.abs(exact)
+    lipschitz = LIPSCHITZ[fn]
+    error = _Error(measured + lipschitz * e_a.worst, measured + lipschitz * e_a.spread, e_a.taint)
+    bounds.store(ins.dst, error)
+    _taint_clamped(bounds, event, ins.dst, read)
     bounds._lut_input = None
 
 

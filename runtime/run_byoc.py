@@ -175,6 +175,10 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
                 _per_sample([values[index] for values in cpu], report.samples),
                 _per_sample([run.bounds[name] for run in emulated], report.samples),
                 axis=0,
+                saturated=_per_sample([run.saturated[name] for run in emulated], report.samples),
+                first_saturation=next(
+                    (run.first_saturation for run in emulated if run.first_saturation), None
+                ),
             )
     return offloads
 

@@ -44,6 +44,10 @@ from eiec.isa.program import Port, Program, ReluWriteback, SparseColumnMac, Writ
 from eiec.runtime import reference
 from eiec.runtime.split import split_tail
 
+#: A tolerance above this fraction of the reference output's range is uninformative: verify
+#: fails it (FIXED_POINT.md, "What PASS means").
+MAX_RELATIVE_TOLERANCE = 0.02
+
 #: Ops whose presence makes a model a classifier (top-1 agreement is then reported).
 CLASSIFIER_OPS = frozenset({"Softmax", "LogSoftmax", "ArgMax"})
 
@@ -81,7 +85,10 @@ class VerifyReport:
     max_abs_error_vs_compressed: float | None = None
     max_rel_error_vs_compressed: float | None = None
     tolerance: float | None = None
+    output_range: float | None = None
+    relative_tolerance: float | None = None
     worst_error_to_tolerance: float | None = None
+    saturated_outputs: int = 0
     failing_samples: int = 0
     first_failing_sample: int | None = None
     max_abs_error_vs_original: float | None = None
@@ -113,7 +120,10 @@ class VerifyReport:
             "max_abs_error_vs_compressed": self.max_abs_error_vs_compressed,
             "max_rel_error_vs_compressed": self.max_rel_error_vs_compressed,
             "tolerance": self.tolerance,
+            "output_range": self.output_range,
+            "relative_tolerance": self.relative_tolerance,
             "worst_error_to_tolerance": self.worst_error_to_tolerance,
+            "saturated_outputs": self.saturated_outputs,
             "failing_samples": self.failing_samples,
             "first_failing_sample": self.first_failing_sample,
             "max_abs_error_vs_original": self.max_abs_error_vs_original,
@@ -140,7 +150,8 @@ class VerifyReport:
             f"({self.arith})",
             f"  vs {against}: max abs error {num(self.max_abs_error_vs_compressed)}, "
             f"max rel error {num(self.max_rel_error_vs_compressed)}, tolerance "
-            f"{num(self.tolerance)} (worst error/bound {num(self.worst_error_to_tolerance)})",
+            f"{num(self.tolerance)} = {num(self.relative_tolerance, '.2%')} of the output range "
+            f"{num(self.output_range)} (worst error/bound {num(self.worst_error_to_tolerance)})",
         ]
         if self.max_abs_error_vs_original is not None:
             top1 = self.top1_agreement_vs_original
@@ -196,8 +207,12 @@ def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:
     port_bounds, port_taints = {}, {}
     for port in program.outputs:
         buf = program.buffers[port.buffer]
-        for table, into in ((bounds.words, port_bounds), (bounds.saturated, port_taints)):
-            grid = table[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols]
+        tables = (
+            (bounds.tolerance(port.buffer), port_bounds),
+            (bounds.saturated[port.buffer], port_taints),
+        )
+        for table, into in tables:
+            grid = table.reshape(buf.rows, buf.pitch)[:, : buf.cols]
             into[port.name] = grid.reshape(port.shape)
     return _Emulated(
         result.outputs,
@@ -315,7 +330,9 @@ def verify(
             )
             continue
         bound = np.concatenate([run.bounds[port.name] for run in runs], axis=axis)
-        compare_values(report, tensor, got, want, bound, axis)
+        saturated = np.concatenate([run.saturated[port.name] for run in runs], axis=axis)
+        first = next((run.first_saturation for run in runs if run.first_saturation), None)
+        compare_values(report, tensor, got, want, bound, axis, saturated, first)
         if orig is not None:
             compare_original(report, got, orig[tensor], classifier)
     if report.problems and report.first_failing_sample is not None:
@@ -330,9 +347,13 @@ def compare_values(
     want: np.ndarray,
     bound: np.ndarray,
     axis: int,
+    saturated: np.ndarray | None = None,
+    first_saturation: Saturation | None = None,
 ) -> None:
     """Fold the errors of ``got`` (EIE) vs ``want`` (CPU, compressed) into ``report``; a
-    problem when an element exceeds its ``bound`` (samples along ``axis``)."""
+    problem when an element exceeds its ``bound`` (samples along ``axis``), when an element
+    depends on a saturated word (``saturated``; the first clamp: ``first_saturation``), and
+    when the tolerance exceeds ``MAX_RELATIVE_TOLERANCE`` of ``want``'s range."""
     error = np.abs(got.astype(np.float64) - want.astype(np.float64))
     scale = float(np.abs(want).max()) if want.size else 0.0
     worst = float(error.max()) if error.size else 0.0
@@ -343,6 +364,27 @@ def compare_values(
     report.max_rel_error_vs_compressed = max(report.max_rel_error_vs_compressed or 0.0, rel)
     report.tolerance = max(report.tolerance or 0.0, tolerance)
     report.worst_error_to_tolerance = max(report.worst_error_to_tolerance or 0.0, ratio)
+    span = output_range(want)
+    relative = tolerance / span if span > 0 else (0.0 if tolerance == 0 else float("inf"))
+    if report.relative_tolerance is None or relative >= report.relative_tolerance:
+        report.relative_tolerance, report.output_range = relative, span
+    if saturated is not None and saturated.any():
+        count = int(saturated.sum())
+        report.saturated_outputs += count
+        where = "" if first_saturation is None else f" (the first at {first_saturation.where})"
+        report.problems.append(
+            f"output '{tensor}': {count} of {saturated.size} elements depend on words that "
+            f"saturated{where}; a clamped value is not a rounding error, so they are not "
+            "checked: compile with --calibration on representative inputs, or with an "
+            "--input-range that holds every input"
+        )
+    if relative > MAX_RELATIVE_TOLERANCE:
+        report.problems.append(
+            f"output '{tensor}': the tolerance {tolerance:.3g} is {relative:.1%} of the output's "
+            f"range {span:.3g}, more than {MAX_RELATIVE_TOLERANCE:.0%}, so this check cannot "
+            "tell a right result from a wrong one: compile with --calibration on "
+            "representative inputs (formats fitted to their ranges), or a smaller --input-range"
+        )
     over = error > bound
     if not over.any():
         return
@@ -359,6 +401,16 @@ def compare_values(
         f"emulator {float(got[where]):.6g}, CPU {float(want[where]):.6g}, error "
         f"{float(error[where]):.3g} > bound {float(bound[where]):.3g}"
     )
+
+
+def output_range(values: np.ndarray) -> float:
+    """The range the tolerance is judged against: max - min of the reference values (over the
+    batch), or their largest magnitude when they are all equal."""
+    if not values.size:
+        return 0.0
+    wide = values.astype(np.float64)
+    span = float(wide.max() - wide.min())
+    return span if span > 0 else float(np.abs(wide).max())
 
 
 def compare_original(

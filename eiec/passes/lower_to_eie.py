@@ -64,18 +64,27 @@ class Activation:
     """A vector in buffer ``buffer`` with the Relax ``shape`` it has at this point.
 
     ``samples`` (S x n) are its values for the calibration inputs, computed in float64 with the
-    compressed weights; ``bound`` (n,) bounds its magnitude analytically.
+    compressed weights; ``bound`` (n,) bounds its magnitude analytically (the worst case);
+    ``rms`` (n,) bounds its root mean square under FIXED_POINT.md's statistical assumption
+    (None: ``bound``).
     """
 
     buffer: str
     shape: tuple[int, ...]
     samples: np.ndarray | None
     bound: np.ndarray
+    rms: np.ndarray | None = None
 
     @property
     def size(self) -> int:
         """Number of elements."""
         return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def rms_or_bound(self) -> np.ndarray:
+        """``rms``, or ``bound`` where none was derived (a bound on the magnitude is one on
+        the root mean square)."""
+        return self.bound if self.rms is None else self.rms
 
 
 @dataclass(frozen=True)
@@ -136,13 +145,17 @@ class LoweringContext:
         return value
 
     def choose_format(
-        self, samples: np.ndarray | None, bound: np.ndarray
+        self, samples: np.ndarray | None, bound: np.ndarray, spread: np.ndarray | None = None
     ) -> tuple[int, float, str]:
-        """(frac, max_abs, source) of a buffer holding values with these samples / bound."""
+        """(frac, max_abs, source) of a buffer holding values with these samples / worst-case
+        bound / statistical bound (``spread``, used where it is below the worst case)."""
         if self.calibrated and samples is not None:
             max_abs = float(np.abs(samples).max(initial=0.0))
             return frac_for_range(max_abs, headroom=CALIBRATION_HEADROOM), max_abs, "calibration"
         max_abs = float(bound.max(initial=0.0))
+        if spread is not None and float(spread.max(initial=0.0)) < max_abs:
+            max_abs = float(spread.max(initial=0.0))
+            return frac_for_range(max_abs), max_abs, "spread"
         return frac_for_range(max_abs), max_abs, "bound"
 
     def materialize(self, pending: PendingLayer) -> Activation:
@@ -160,12 +173,13 @@ class LoweringContext:
         samples = None if source.samples is None else source.samples @ weight.astype(np.float64)
         stored = np.abs(dequantize(eie_layer.codebook.values, eie_layer.codebook.frac))
         bound = stored[codes] @ np.append(source.bound, 1.0)[: codes.shape[1]]
+        spread, rms = spread_bound(stored[codes], source.rms_or_bound, has_bias=bias is not None)
         if bias is not None:
             samples = None if samples is None else samples + bias.astype(np.float64)
         if pending.relu and samples is not None:
             samples = np.maximum(samples, 0.0)
         out = self.asm.add_buffer(
-            f"{layer.name}.out", layer.rows, self.choose_format(samples, bound)
+            f"{layer.name}.out", layer.rows, self.choose_format(samples, bound, spread)
         )
         bound = on_grid(bound, out.frac)
         sources = (_whole(self.asm, source.buffer),) + ((One(),) if bias is not None else ())
@@ -177,7 +191,28 @@ class LoweringContext:
             writeback(View(out.name)),
         )
         self.written[layer.name] = out.name
-        return Activation(out.name, pending.shape, samples, bound)
+        return Activation(out.name, pending.shape, samples, bound, np.minimum(rms, bound))
+
+
+#: The statistical bound's safety factor: a pre-activation is taken to stay within
+#: RANGE_SAFETY root-mean-squares of its bias (FIXED_POINT.md, "Formats without calibration").
+RANGE_SAFETY = 4.0
+
+
+def spread_bound(
+    weights: np.ndarray, rms: np.ndarray, *, has_bias: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(statistical bound, root mean square) of each row of ``|weights| @ [a; 1]``.
+
+    ``weights``: the stored |W| (M x K, the bias column last when ``has_bias``); ``rms``: the
+    inputs' root mean squares. The pre-activation of row i has mean square at most
+    ``b_i**2 + sum_j W_ij**2 rms_j**2`` when the inputs are uncorrelated with the row's signs,
+    and stays within ``|b_i| + RANGE_SAFETY * sqrt(sum_j W_ij**2 rms_j**2)``.
+    """
+    matrix = weights[:, :-1] if has_bias else weights
+    bias = weights[:, -1] if has_bias else np.zeros(weights.shape[0])
+    spread = np.sqrt(matrix**2 @ rms**2)
+    return bias + RANGE_SAFETY * spread, np.sqrt(bias**2 + spread**2)
 
 
 def on_grid(bound: np.ndarray, frac: int) -> np.ndarray:

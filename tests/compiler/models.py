@@ -18,21 +18,29 @@ def mlp(
     batch: int | str = "batch",
     density: float = 1.0,
     relu_last: bool = False,
+    init: str = "normal",
 ) -> onnx.ModelProto:
     """An MLP ``sizes[0] -> ... -> sizes[-1]`` with ReLU between layers.
 
     ``pytorch``: ``Gemm(transB=1)`` with [out, in] weights named ``fcN.weight`` and nodes
     ``/fcN/Gemm``. ``sklearn``: ``MatMul`` with [in, out] weights ``coefN`` and ``Add`` of
     ``interceptN``. ``density`` < 1 zeroes weights at random (an already-sparse model).
+    ``init``: ``normal`` (N(0, 1/k) weights, N(0, 0.01) biases) or ``torch`` (nn.Linear's
+    default: weights and biases uniform in +-1/sqrt(k)).
     """
     rng = np.random.default_rng(seed)
     nodes, inits = [], []
     current = "input"
     for i, (k, m) in enumerate(itertools.pairwise(sizes)):
-        w = (rng.standard_normal((m, k)) / np.sqrt(k)).astype(np.float32)
+        if init == "torch":
+            w = rng.uniform(-1, 1, (m, k)) / np.sqrt(k)
+            b = rng.uniform(-1, 1, m) / np.sqrt(k)
+        else:
+            w = rng.standard_normal((m, k)) / np.sqrt(k)
+            b = 0.1 * rng.standard_normal(m)
+        w, b = w.astype(np.float32), b.astype(np.float32)
         if density < 1.0:
             w[rng.random(w.shape) >= density] = 0.0
-        b = (0.1 * rng.standard_normal(m)).astype(np.float32)
         out = f"h{i}"
         if style == "pytorch":
             inits.append(numpy_helper.from_array(w, f"fc{i}.weight"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from eiec.emulator import EmulatorConfig
-from eiec.emulator.bounds import RULES, Saturation, gamma, missing_rules
+from eiec.emulator.bounds import RULES, SPREAD_SAFETY, Saturation, gamma, missing_rules
 from eiec.emulator.emulator import Emulator
 from eiec.emulator.events import Event
 from eiec.errors import EmulatorError
@@ -114,3 +114,37 @@ def test_a_clamping_writeback_taints_exactly_its_clamped_words() -> None:
     assert run.saturated["y"][0].tolist() == [True, False]
     assert run.first_saturation is not None
     assert run.first_saturation.where == "instruction 3 (writeback y[0]), buffer 'y'"
+
+
+def test_a_wide_layer_gets_the_statistical_bound_its_terms_add_in_quadrature() -> None:
+    # One row of 256 equal weights 0.25 (code 1, 14 fraction bits), x = +-0.3 alternating: the
+    # worst case adds 256 input errors of 0.2/256; their known signed sum is 0. The codebook
+    # rounding (shared by all entries of code 1) and the float32 terms add in quadrature, and
+    # so does the writeback rounding.
+    codes = np.ones((1, 256), dtype=np.uint8)
+    book = np.array([0, 4096], dtype=np.int16)
+    machine = Machine(pes=1, spmat_sram=4096, ptr_sram=4096, act_sram=4096)
+    program = fc_program([codes], [book], [14], [8, 8], machine=machine, relu=False, bias=False)
+    x = np.tile([0.3, -0.3], 128)[None]
+    run = emulate_with_bounds(program, {"x": x})
+    e0, dw, u = 0.2 / 256, 2.0**-15, 2.0**-24
+    reach = 256 * (77 / 256 + e0)
+    worst = 256 * 0.25 * e0 + dw * reach + gamma(257) * (0.25 + dw) * reach + 2.0**-9
+    spread = np.hypot(dw * reach, u * np.sqrt(257) * (0.25 + dw) * reach)
+    spread = np.hypot(spread, 2.0**-9)
+    assert SPREAD_SAFETY * spread < worst
+    np.testing.assert_allclose(run.bounds["y"][0], [SPREAD_SAFETY * spread], rtol=1e-12)
+    assert abs(run.outputs["y"][0, 0]) <= run.bounds["y"][0, 0]
+
+
+def test_coherent_input_errors_are_bounded_by_their_known_sum() -> None:
+    # The same row with x = 0.3 everywhere: all 256 errors have one sign and add up to 0.05,
+    # which a root sum of squares (0.003) would not cover; the known sum does.
+    codes = np.ones((1, 256), dtype=np.uint8)
+    book = np.array([0, 4096], dtype=np.int16)
+    machine = Machine(pes=1, spmat_sram=4096, ptr_sram=4096, act_sram=4096)
+    program = fc_program([codes], [book], [14], [8, 8], machine=machine, relu=False, bias=False)
+    run = emulate_with_bounds(program, {"x": np.full((1, 256), 0.3)})
+    error = abs(run.outputs["y"][0, 0] - 0.25 * 256 * 0.3)
+    assert error == pytest.approx(256 * 0.25 * 0.2 / 256, rel=1e-4)
+    assert error <= run.bounds["y"][0, 0]
