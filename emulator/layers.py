@@ -60,8 +60,11 @@ class LayerTables:
         # Storage index of each (PE, column)'s first entry, in storage order (PE, then column).
         start = (layer.pe_base[:, None] + ptr[:, :-1]).ravel()
         reach = csc.reach(layer.z)
-        real_at = np.flatnonzero(layer.v)  # storage indices of the real entries (v != 0)
-        first = np.searchsorted(real_at, start)  # each block's first real entry, in real_at
+        is_real = layer.v != 0
+        real_at = np.flatnonzero(is_real)  # storage indices of the real entries
+        before = np.zeros(is_real.size + 1, dtype=np.int64)
+        np.cumsum(is_real, out=before[1:])
+        first = before[start]  # each block's first real entry, as an index into real_at
         real = np.diff(first, append=real_at.size)  # real entries per block (storage order)
         # Global row of a real entry: N * (local row) + PE, local row = reach - reach at the
         # start of its block - 1.
@@ -78,7 +81,7 @@ class LayerTables:
         dest += np.arange(real_at.size)
         sorted_row = np.empty_like(row)
         sorted_row[dest] = row
-        sorted_v = np.empty(real_at.size, dtype=np.intp)
+        sorted_v = np.empty(real_at.size, dtype=np.uint8)
         sorted_v[dest] = layer.v[real_at]
         col_start = np.zeros(cols + 1, dtype=np.int64)
         np.cumsum(by_column.reshape(cols, pes).sum(axis=1), out=col_start[1:])
