@@ -4,11 +4,11 @@ Every FC layer and every LSTM layer gets its own codebook.
 
 Each layer gets a codebook of ``2**bits`` entries: entry 0 is reserved for zero (pruned weights
 and EIE's padding entries), the other ``2**bits - 1`` are the centroids of a one-dimensional
-k-means (scikit-learn ``KMeans``, Lloyd, ``n_init=1``, centroids initialised linearly between
-the minimum and the maximum: Deep Compression's best initialisation) over the layer's non-zero
-weights. Every non-zero weight becomes its centroid; zeros stay zero. A layer with at most
-``2**bits - 1`` distinct non-zero values keeps them exactly, so compiling a compressed model
-again is lossless.
+k-means (Lloyd's, as scikit-learn's ``KMeans`` with ``n_init=1`` runs it, centroids initialised
+linearly between the minimum and the maximum: Deep Compression's best initialisation) over the
+layer's non-zero weights. Every non-zero weight becomes its centroid; zeros stay zero. A layer
+with at most ``2**bits - 1`` distinct non-zero values keeps them exactly, so compiling a
+compressed model again is lossless.
 
 The bias shares the layer's codebook: EIE stores it as one more column of the same matrix, with
 the same 4-bit indices into the same 16 registers, so its non-zero values join the k-means data
@@ -67,16 +67,79 @@ def share_values(values: np.ndarray, clusters: int) -> tuple[np.ndarray, np.ndar
     distinct, inverse = np.unique(values, return_inverse=True)
     if distinct.size <= clusters:
         return distinct, inverse.reshape(-1), True
-    from sklearn.cluster import KMeans
+    centers, labels = lloyd_1d(values, clusters)
+    return centers, labels, False
 
-    init = np.linspace(values.min(), values.max(), clusters, dtype=np.float64).reshape(-1, 1)
-    kmeans = KMeans(n_clusters=clusters, init=init, n_init=1, algorithm="lloyd", random_state=0)
-    kmeans.fit(values.astype(np.float64).reshape(-1, 1))
-    centers = kmeans.cluster_centers_.reshape(-1)
-    order = np.argsort(centers, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return centers[order], rank[kmeans.labels_], False
+
+def lloyd_1d(
+    values: np.ndarray, clusters: int, max_iter: int = 300, tol: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ascending centroids, index of each value's centroid): Lloyd's k-means in one dimension
+    from centroids spaced linearly between the minimum and the maximum.
+
+    It is scikit-learn's ``KMeans(init=linear, n_init=1, algorithm="lloyd")`` step for step
+    (data centred on its mean, stop on unchanged labels or on a squared centre shift at most
+    ``tol`` times the variance, an empty cluster takes the point farthest from its centre, a
+    value half-way between two centroids goes to the lower one), done the 1-D way: on sorted
+    values a cluster is a range, found by binary search at the midpoints between centroids, and
+    its mean comes from prefix sums, so an iteration costs O(clusters log n), not O(n clusters).
+    """
+    x = np.sort(values.astype(np.float64))
+    mean = float(x.mean())
+    x -= mean
+    prefix = np.zeros(x.size + 1)
+    np.cumsum(x, out=prefix[1:])
+    centers = np.linspace(x[0], x[-1], clusters)
+    tol *= float(np.var(x))
+    cut_before = None
+    for _ in range(max_iter):
+        cut = np.searchsorted(x, (centers[:-1] + centers[1:]) / 2, side="right")
+        lo, hi = np.concatenate(([0], cut)), np.concatenate((cut, [x.size]))
+        new = _relocated_means(x, prefix, centers, lo, hi)
+        shift = float(((new - centers) ** 2).sum())
+        centers = new
+        if cut_before is not None and np.array_equal(cut, cut_before):
+            break  # the same clusters twice: converged
+        if shift <= tol:
+            break
+        cut_before = cut
+    labels = np.searchsorted((centers[:-1] + centers[1:]) / 2, values - mean, side="left")
+    return centers + mean, labels
+
+
+def _relocated_means(
+    x: np.ndarray, prefix: np.ndarray, centers: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """The new ascending centroids of the clusters ``x[lo[i]:hi[i]]``; each empty cluster moves
+    to the remaining point farthest from its centre (always at one end of a range), which
+    leaves its old cluster."""
+    counts = (hi - lo).astype(np.float64)
+    sums = prefix[hi] - prefix[lo]
+    new = centers.copy()
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        lo, hi = lo.copy(), hi.copy()
+        moved = []
+        for _ in empty:
+            live = np.flatnonzero(hi > lo)
+            left = np.abs(x[lo[live]] - centers[live])
+            right = np.abs(x[hi[live] - 1] - centers[live])
+            best = int(np.argmax(np.maximum(left, right)))
+            cluster = live[best]
+            if left[best] >= right[best]:
+                point = x[lo[cluster]]
+                lo[cluster] += 1
+            else:
+                hi[cluster] -= 1
+                point = x[hi[cluster]]
+            sums[cluster] -= point
+            counts[cluster] -= 1
+            moved.append(point)
+        counts[empty] = 0
+        new[empty] = moved
+    full = counts > 0
+    new[full] = sums[full] / counts[full]
+    return np.sort(new)
 
 
 def check_bits(bits: int) -> None:
