@@ -1,0 +1,321 @@
+"""The training backbone: the imported Relax ``main`` with each layer's constants as parameters.
+
+Every FC layer and every LSTM layer of ``main`` (as :mod:`eiec.passes.fc_layers` and
+:mod:`eiec.passes.lstm_layers` find them) gets its weights from trainable parameters, in one of
+two parametrisations:
+
+- ``masked`` (pruning with retraining): ``weight = W * mask`` with ``W`` a parameter and
+  ``mask`` an *input* of the function (0/1, so the pruning schedule changes it without
+  rebuilding the graph; pruned weights are held at zero and get zero gradient); the bias is a
+  parameter as it is.
+- ``shared`` (trained quantisation): the layer's only parameter is its codebook's non-zero
+  centroids ``c`` (``2**bits - 1`` of them); ``weight = take(concat([0], c), indices)`` with
+  the indices constants (flattened: the gradient of ``take`` takes 1-D indices), so the
+  gradient of a centroid is the sum of its weights' gradients. The bias indexes the same
+  codebook (EIE stores it as one more column).
+
+An LSTM layer's ``W`` and ``R`` are its prunable weights; its bias is trained as ``Wb + Rb``
+(the ``#1`` column EIE computes) and passed as ``B = [Wb + Rb; 0]``, the same function. The
+imported LSTM functions are inlined so the gradient pass sees their bodies.
+
+The function is ``backbone(inputs..., masks..., params...)``, returning one tensor: the model's
+only output, or for distillation all outputs flattened and concatenated. Shapes are static: FC
+models train at ``batch`` samples per step (the input's batch axis re-sized), models with an
+LSTM at their imported batch (1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from eiec.errors import CompileError
+from eiec.passes.fc_layers import bindings, find_fc_layers
+from eiec.passes.lstm_layers import find_lstm_layers
+
+
+@dataclass
+class LayerWeights:
+    """One layer's trainable tensors (numpy, float32).
+
+    ``weights`` are the prunable tensors (FC: ``W`` (K, M) as Relax stores it; LSTM: ``W``
+    (D, 4H, I) and ``R`` (D, 4H, H)); ``bias`` the FC bias as stored (or None) or the LSTM's
+    ``Wb + Rb`` (D, 4H). ``masks`` (same shapes as ``weights``) are 1 where a weight is kept.
+    """
+
+    name: str
+    kind: str
+    weights: list[np.ndarray]
+    bias: np.ndarray | None
+    masks: list[np.ndarray] = field(default_factory=list)
+
+    def prunable(self) -> np.ndarray:
+        """The weights in PruneWeights' order: FC ``W.T`` (M, K), LSTM ``[W | R]``."""
+        if self.kind == "fc":
+            return self.weights[0].T
+        return np.concatenate(self.weights, axis=2)
+
+    def from_prunable(self, values: np.ndarray) -> list[np.ndarray]:
+        """``weights`` shaped from an array in :meth:`prunable`'s order."""
+        if self.kind == "fc":
+            return [np.ascontiguousarray(values.T)]
+        inputs = self.weights[0].shape[2]
+        return [
+            np.ascontiguousarray(values[:, :, :inputs]),
+            np.ascontiguousarray(values[:, :, inputs:]),
+        ]
+
+    def effective(self) -> list[np.ndarray]:
+        """The weights with their masks applied."""
+        if not self.masks:
+            return list(self.weights)
+        return [w * m for w, m in zip(self.weights, self.masks, strict=True)]
+
+
+def read_layers(mod: tvm.IRModule) -> list[LayerWeights]:
+    """The FC and LSTM layers of ``mod["main"]`` (FC first, as the passes order them)."""
+    layers = []
+    for fc in find_fc_layers(mod["main"]):
+        bias = None if fc.bias is None else fc.bias.astype(np.float32)
+        layers.append(LayerWeights(fc.name, "fc", [fc.weight.astype(np.float32)], bias))
+    for lstm in find_lstm_layers(mod):
+        layers.append(
+            LayerWeights(
+                lstm.name,
+                "lstm",
+                [lstm.w.astype(np.float32), lstm.r.astype(np.float32)],
+                lstm.bias().astype(np.float32),
+            )
+        )
+    if not layers:
+        raise CompileError(
+            "the model has no FC or LSTM layer with constant weights to train",
+            fix="train a model with Gemm/MatMul or LSTM layers whose weights are initialisers",
+        )
+    return layers
+
+
+@dataclass
+class SharedLayer:
+    """A weight-shared layer: per tensor the codebook index of every element (0 = zero)."""
+
+    indices: list[np.ndarray]
+    bias_indices: np.ndarray | None
+    centroids: np.ndarray
+
+
+@dataclass
+class Backbone:
+    """The backbone module and what its parameters and inputs are.
+
+    ``module`` has ``backbone`` (and the attributes SetupTrainer needs); ``inputs`` are the
+    model inputs' shapes at the training batch, ``masks`` the mask inputs (``(layer, tensor)``
+    in order), ``params`` the parameters' names, ``batch`` the samples per step.
+    """
+
+    module: tvm.IRModule
+    input_shapes: list[tuple[int, ...]]
+    batch_axis: int | None
+    batch: int
+    masks: list[tuple[str, int]]
+    params: list[str]
+    output_shape: tuple[int, ...]
+
+
+def build_backbone(
+    mod: tvm.IRModule,
+    layers: list[LayerWeights],
+    batch_axis: int | None,
+    batch: int,
+    shared: dict[str, SharedLayer] | None = None,
+    flatten_outputs: bool = False,
+) -> Backbone:
+    """The backbone of ``mod["main"]`` (see the module docstring). Layers named in ``shared``
+    are parametrised by their codebook, the others by masked weights."""
+    from eiec.training import gradients
+
+    gradients.register()
+    has_lstm = any(layer.kind == "lstm" for layer in layers)
+    if has_lstm or batch_axis is None:
+        batch = 1
+    try:
+        return _build(mod, layers, batch_axis, batch, shared or {}, flatten_outputs)
+    except (ValueError, tvm.error.InternalError):
+        if batch == 1:
+            raise
+        # A reshape to constant batch-1 dims: train one sample per step.
+        return _build(mod, layers, batch_axis, 1, shared or {}, flatten_outputs)
+
+
+def _tensor(shape: tuple[int, ...] | list[int], dtype: str = "float32") -> relax.TensorType:
+    return relax.TensorType([int(d) for d in shape], dtype)
+
+
+def _build(
+    mod: tvm.IRModule,
+    layers: list[LayerWeights],
+    batch_axis: int | None,
+    batch: int,
+    shared: dict[str, SharedLayer],
+    flatten_outputs: bool,
+) -> Backbone:
+    main = mod["main"]
+    inputs = []
+    for param in main.params:
+        shape = [int(d) for d in param.ty.shape.values]
+        if batch_axis is not None:
+            shape[batch_axis] = batch
+        inputs.append(relax.Var(param.name, _tensor(shape, param.ty.dtype)))
+    mask_vars: list[relax.Var] = []
+    mask_keys: list[tuple[str, int]] = []
+    param_vars: list[relax.Var] = []
+    for layer in layers:
+        if layer.name in shared:
+            size = shared[layer.name].centroids.size
+            param_vars.append(relax.Var(f"{layer.name}_codebook", _tensor((size,))))
+            continue
+        for index, weight in enumerate(layer.weights):
+            mask_vars.append(relax.Var(f"{layer.name}_mask{index}", _tensor(weight.shape)))
+            mask_keys.append((layer.name, index))
+            param_vars.append(relax.Var(f"{layer.name}_w{index}", _tensor(weight.shape)))
+        if layer.bias is not None:
+            param_vars.append(relax.Var(f"{layer.name}_bias", _tensor(layer.bias.shape)))
+
+    bb = relax.BlockBuilder()
+    with bb.function("backbone", [*inputs, *mask_vars, *param_vars]):
+        with bb.dataflow():
+            tensors = _layer_tensors(bb, layers, shared, mask_vars, param_vars)
+            output = _emit_main(bb, mod, main, inputs, tensors)
+            if flatten_outputs:
+                output = _flatten(bb, output)
+            elif isinstance(output.ty, relax.TupleType):
+                raise CompileError(
+                    f"training with labels needs a model with one output; this one has "
+                    f"{len(output.ty.fields)}",
+                    fix="train without y (distillation against the model's own outputs)",
+                )
+            result = bb.emit_output(output)
+        bb.emit_func_output(result)
+    built = bb.get()
+    for gvar, func in mod.functions.items():
+        if gvar.name_hint != "main":
+            built[gvar] = func
+    built = relax.transform.InlinePrivateFunctions()(built)
+    built = relax.transform.DeadCodeElimination(["backbone"])(built)
+    built = built.with_attrs({"param_num": len(param_vars), "state_num": 0})
+    out_ty = built["backbone"].ret_ty
+    return Backbone(
+        module=built,
+        input_shapes=[tuple(int(d) for d in v.ty.shape.values) for v in inputs],
+        batch_axis=batch_axis,
+        batch=batch,
+        masks=mask_keys,
+        params=[v.name for v in param_vars],
+        output_shape=tuple(int(d) for d in out_ty.shape.values),
+    )
+
+
+def _layer_tensors(
+    bb: relax.BlockBuilder,
+    layers: list[LayerWeights],
+    shared: dict[str, SharedLayer],
+    mask_vars: list[relax.Var],
+    param_vars: list[relax.Var],
+) -> dict[str, tuple[list[relax.Expr], relax.Expr | None]]:
+    """Per layer, the expressions of its weights and bias in the backbone."""
+    masks, params = iter(mask_vars), iter(param_vars)
+    result: dict[str, tuple[list[relax.Expr], relax.Expr | None]] = {}
+    for layer in layers:
+        if layer.name in shared:
+            share = shared[layer.name]
+            zero = relax.const(np.zeros(1, np.float32))
+            codebook = bb.emit(relax.op.concat([zero, next(params)], 0))
+            weights = [
+                _lookup(bb, codebook, idx, w.shape)
+                for idx, w in zip(share.indices, layer.weights, strict=True)
+            ]
+            bias = None
+            if layer.bias is not None and share.bias_indices is not None:
+                bias = _lookup(bb, codebook, share.bias_indices, layer.bias.shape)
+        else:
+            weights = [bb.emit(relax.op.multiply(next(params), next(masks))) for _ in layer.weights]
+            bias = next(params) if layer.bias is not None else None
+        if layer.kind == "lstm" and bias is not None:
+            bias = bb.emit(relax.op.concat([bias, relax.op.zeros_like(bias)], 1))
+        result[layer.name] = (weights, bias)
+    return result
+
+
+def _lookup(
+    bb: relax.BlockBuilder, codebook: relax.Expr, indices: np.ndarray, shape: tuple[int, ...]
+) -> relax.Expr:
+    """``codebook[indices]`` (1-D indices: the gradient of ``take`` accepts no others)."""
+    flat = relax.const(indices.reshape(-1).astype(np.int32))
+    return bb.emit(relax.op.reshape(relax.op.take(codebook, flat, axis=0), list(shape)))
+
+
+def _emit_main(
+    bb: relax.BlockBuilder,
+    mod: tvm.IRModule,
+    main: relax.Function,
+    inputs: list[relax.Var],
+    tensors: dict[str, tuple[list[relax.Expr], relax.Expr | None]],
+) -> relax.Expr:
+    """Re-emit ``main``'s bindings into ``bb`` with the layers' constants replaced."""
+    fc_weight, fc_bias, lstm_args = {}, {}, {}
+    for fc in find_fc_layers(main):
+        weights, bias = tensors[fc.name]
+        fc_weight[fc.var] = weights[0]
+        if fc.bias_var is not None and bias is not None:
+            fc_bias[fc.bias_var] = bias
+    for lstm in find_lstm_layers(mod):
+        weights, bias = tensors[lstm.name]
+        lstm_args[lstm.var] = (*weights, bias)
+    env: dict[relax.Var, relax.Expr] = dict(zip(main.params, inputs, strict=True))
+
+    def sub(expr: relax.Expr) -> relax.Expr:
+        if isinstance(expr, relax.Var):
+            return env.get(expr, expr)
+        if isinstance(expr, relax.Tuple):
+            return relax.Tuple([sub(f) for f in expr.fields])
+        if isinstance(expr, relax.TupleGetItem):
+            return relax.TupleGetItem(sub(expr.tuple_value), expr.index)
+        if isinstance(expr, relax.Call):
+            return relax.Call(expr.op, [sub(a) for a in expr.args], expr.attrs, expr.ty_args)
+        if isinstance(expr, (tvm.ir.GenericConst, relax.ShapeExpr, tvm.ir.GlobalVar)):
+            return expr
+        raise CompileError(f"cannot train through a {type(expr).__name__} in the model's graph")
+
+    for binding in bindings(main):
+        value = binding.value
+        var = binding.var
+        if var in fc_weight:
+            new = relax.op.matmul(sub(value.args[0]), fc_weight[var])
+        elif var in fc_bias:
+            args = [
+                fc_bias[var] if isinstance(a, tvm.ir.GenericConst) else sub(a) for a in value.args
+            ]
+            new = relax.op.add(*args)
+        elif var in lstm_args:
+            w, r, b = lstm_args[var]
+            args = [sub(a) for a in value.args]
+            args[1], args[2], args[3] = w, r, b
+            new = relax.Call(value.op, args, value.attrs, value.ty_args)
+        else:
+            new = sub(value)
+        env[var] = bb.emit(new, name_hint=var.name)
+    return sub(main.body.body)
+
+
+def _flatten(bb: relax.BlockBuilder, output: relax.Expr) -> relax.Expr:
+    """All outputs flattened and concatenated into one vector."""
+    fields = (
+        [bb.emit(relax.TupleGetItem(output, i)) for i in range(len(output.ty.fields))]
+        if isinstance(output.ty, relax.TupleType)
+        else [output]
+    )
+    flat = [bb.emit(relax.op.reshape(f, [-1])) for f in fields]
+    return flat[0] if len(flat) == 1 else bb.emit(relax.op.concat(flat, 0))

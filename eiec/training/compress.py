@@ -1,0 +1,498 @@
+"""Deep Compression's trained stages on a Relax module: prune + retrain, share + fine-tune.
+
+:func:`train_compress` takes the imported module, the training data and each layer's target
+sparsity, and returns the module with pruned, weight-shared and fine-tuned constants, which
+``PruneWeights`` and ``ShareWeights`` then keep exactly (the zeros are already there; at most
+``2**bits - 1`` distinct non-zero values per layer), plus a :class:`TrainingReport`.
+
+1. **Retrain with gradual pruning** (:mod:`eiec.training.schedule`): masked weights, Adam,
+   ``epochs`` epochs; the masks follow the AGP schedule over the first half.
+2. **Share**: per layer, k-means with linear initialisation over the non-zero weights and bias
+   values (:func:`eiec.passes.share_weights.share_values`), entry 0 fixed at zero.
+3. **Fine-tune the centroids**: ``weights = take(codebook, indices)``, Adam on the codebook
+   (the gradient of a centroid is the sum over its cluster), ``finetune_epochs`` epochs.
+
+The objective is cross-entropy against ``y`` when the data has labels, else the mean squared
+error against the original model's outputs on ``x`` (distillation). Every stage is measured on
+a held-out split (``held_out`` of the data, seeded): accuracy with labels, the relative RMS
+output error against the original model without. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import tvm
+from tvm.relax.expr_functor import mutator
+
+from eiec.errors import CompileError
+from eiec.passes.fc_layers import LayerConstantRewriter, rewrite_layers
+from eiec.passes.lstm_layers import rewrite_lstm_layers
+from eiec.passes.prune_weights import prune_magnitude
+from eiec.passes.share_weights import share_values
+from eiec.training.backbone import LayerWeights, SharedLayer, build_backbone, read_layers
+from eiec.training.data import TrainingData
+from eiec.training.engine import TrainingEngine, TrainingSession
+from eiec.training.schedule import agp_sparsity, pruning_steps
+
+#: Stages measured, in order (the compiler adds "emulated").
+STAGES = ("dense", "pruned", "retrained", "shared", "fine-tuned")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How to train. ``finetune_epochs`` defaults to half of ``epochs`` (at least 1)."""
+
+    epochs: int = 10
+    finetune_epochs: int | None = None
+    seed: int = 0
+    batch: int = 32
+    learning_rate: float = 1e-3
+    codebook_learning_rate: float = 1e-4
+    held_out: float = 0.2
+
+    def finetune(self) -> int:
+        """Centroid fine-tuning epochs."""
+        if self.finetune_epochs is not None:
+            return self.finetune_epochs
+        return max(1, self.epochs // 2)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage measured on the held-out split (``accuracy`` None without labels)."""
+
+    stage: str
+    loss: float
+    accuracy: float | None
+    output_error: float
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One training epoch: mean training loss, then the held-out figures."""
+
+    stage: str
+    epoch: int
+    train_loss: float
+    held_out: StageResult
+    seconds: float
+
+
+@dataclass
+class TrainingReport:
+    """What training did: per stage held-out figures, per epoch losses, the densities."""
+
+    objective: str
+    engine: str
+    samples: int
+    held_out_samples: int
+    batch: int
+    stages: list[StageResult] = field(default_factory=list)
+    epochs: list[EpochResult] = field(default_factory=list)
+    densities: dict[str, float] = field(default_factory=dict)
+    sensitivity: object | None = None
+    build_seconds: float = 0.0
+
+    def stage(self, name: str) -> StageResult | None:
+        """The figures of stage ``name``, if measured."""
+        return next((s for s in self.stages if s.stage == name), None)
+
+    def seconds_per_epoch(self) -> float:
+        """Mean wall time of a training epoch."""
+        return float(np.mean([e.seconds for e in self.epochs])) if self.epochs else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready data."""
+        sensitivity = getattr(self.sensitivity, "to_json", None)
+        return {
+            "objective": self.objective,
+            "engine": self.engine,
+            "samples": self.samples,
+            "held_out_samples": self.held_out_samples,
+            "batch": self.batch,
+            "stages": [asdict(s) for s in self.stages],
+            "epochs": [{**asdict(e), "held_out": asdict(e.held_out)} for e in self.epochs],
+            "densities": dict(self.densities),
+            "seconds_per_epoch": self.seconds_per_epoch(),
+            "build_seconds": self.build_seconds,
+            "sensitivity": sensitivity() if sensitivity else None,
+        }
+
+
+#: progress(stage, epoch, epochs, result-or-None): called before each epoch (result None)
+#: and after it.
+ProgressFn = Callable[[str, int, int, EpochResult | None], None]
+
+
+def default_engine() -> TrainingEngine:
+    """TVM's ``tvm.relax.training``."""
+    from eiec.training.tvm_engine import TvmEngine
+
+    return TvmEngine()
+
+
+@mutator
+class _TrainedRewriter(LayerConstantRewriter):
+    """Substitutes the trained weights."""
+
+
+class Trainer:
+    """The data split, the objective and the compiled sessions over one module."""
+
+    def __init__(
+        self,
+        mod: tvm.IRModule,
+        data: TrainingData,
+        batch_axis: int | None,
+        options: TrainOptions,
+        engine: TrainingEngine | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
+        self.mod = mod
+        self.options = options
+        self.engine = engine or default_engine()
+        self.progress = progress
+        self.batch_axis = batch_axis
+        self.layers = read_layers(mod)
+        self.objective = "cross_entropy" if data.y is not None else "distillation"
+        self.rng = np.random.default_rng(options.seed)
+        start = time.perf_counter()
+        self.masked = self._build(None)
+        self.dense_params = _params_of(self.layers)
+        if data.y is None:
+            self.masked.set_params(self.dense_params)
+            self._set_masks(self.masked, {})
+            data = replace(data, teacher=self._predict(self.masked, data.x))
+        self.train_data, self.held_out = data.split(options.held_out, options.seed)
+        self.report = TrainingReport(
+            self.objective,
+            self.engine.name,
+            len(self.train_data),
+            len(self.held_out),
+            self.masked.backbone.batch,
+        )
+        self.report.build_seconds += time.perf_counter() - start
+
+    # --- sessions ---------------------------------------------------------------------------
+
+    def _build(self, shared: dict[str, SharedLayer] | None) -> TrainingSession:
+        backbone = build_backbone(
+            self.mod,
+            self.layers,
+            self.batch_axis,
+            self.options.batch,
+            shared,
+            flatten_outputs=self.objective == "distillation",
+        )
+        if self.objective == "cross_entropy" and len(backbone.output_shape) != 2:
+            raise CompileError(
+                f"training with labels needs an output of shape (batch, classes); this model's "
+                f"is {list(backbone.output_shape)}",
+                fix="leave y out to train against the model's own outputs (distillation)",
+            )
+        rate = self.options.codebook_learning_rate if shared else self.options.learning_rate
+        loss = "cross_entropy" if self.objective == "cross_entropy" else "mse"
+        return self.engine.session(backbone, loss, rate)
+
+    def _set_masks(self, session: TrainingSession, layers: dict[str, LayerWeights]) -> None:
+        """The masks of ``layers`` (by name; all ones for layers absent or without masks)."""
+        masks = []
+        for name, index in session.backbone.masks:
+            layer = layers.get(name)
+            if layer is not None and layer.masks:
+                masks.append(layer.masks[index])
+            else:
+                shape = next(lw for lw in self.layers if lw.name == name).weights[index].shape
+                masks.append(np.ones(shape, np.float32))
+        session.set_masks(masks)
+
+    # --- data -------------------------------------------------------------------------------
+
+    def _inputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """A batch of samples (B, *sample) as the backbone's input."""
+        if self.batch_axis is None:
+            return [x[0]]
+        return [np.ascontiguousarray(np.moveaxis(x, 0, self.batch_axis))]
+
+    def _predict(self, session: TrainingSession, x: np.ndarray) -> np.ndarray:
+        """Per-sample outputs (N, F) of ``session`` on samples ``x`` (the last batch padded)."""
+        batch = session.backbone.batch
+        rows = []
+        for start in range(0, len(x), batch):
+            chunk = x[start : start + batch]
+            count = len(chunk)
+            if count < batch:
+                pad = np.zeros((batch - count, *x.shape[1:]), x.dtype)
+                chunk = np.concatenate([chunk, pad])
+            out = session.predict(self._inputs(chunk))
+            rows.append(out.reshape(batch, -1)[:count])
+        return np.concatenate(rows)
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def evaluate(self, session: TrainingSession, stage: str) -> StageResult:
+        """Held-out figures of ``session``'s current parameters and masks."""
+        return self.score(stage, self._predict(session, self.held_out.x))
+
+    def score(self, stage: str, outputs: np.ndarray) -> StageResult:
+        """Held-out figures of per-sample ``outputs`` (N, F) of the held-out samples."""
+        part = self.held_out
+        pred = outputs.reshape(len(part), -1).astype(np.float64)
+        if part.y is not None:
+            shifted = pred - pred.max(axis=1, keepdims=True)
+            logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            loss = float(-logp[np.arange(len(part.y)), part.y].mean())
+            accuracy = float((pred.argmax(axis=1) == part.y).mean())
+            return StageResult(stage, loss, accuracy, 1.0 - accuracy)
+        teacher = part.teacher.astype(np.float64)
+        loss = float(np.mean((pred - teacher) ** 2))
+        rms = float(np.sqrt(np.mean(teacher**2))) or 1.0
+        return StageResult(stage, loss, None, float(np.sqrt(loss)) / rms)
+
+    def evaluate_layers(self, layers: list[LayerWeights], stage: str) -> StageResult:
+        """Held-out figures of ``layers``' weights with their masks."""
+        self.masked.set_params(_params_of(layers))
+        self._set_masks(self.masked, {layer.name: layer for layer in layers})
+        return self.evaluate(self.masked, stage)
+
+    # --- training ---------------------------------------------------------------------------
+
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps per epoch (full batches)."""
+        return len(self.train_data) // self.masked.backbone.batch
+
+    def _epoch(
+        self,
+        session: TrainingSession,
+        stage: str,
+        epoch: int,
+        epochs: int,
+        before_step: Callable[[int], None] | None = None,
+        record: bool = True,
+    ) -> EpochResult:
+        if self.progress and record:
+            self.progress(stage, epoch, epochs, None)
+        backbone = session.backbone
+        start = time.perf_counter()
+        losses = []
+        part = self.train_data
+        for step, index in enumerate(part.batches(backbone.batch, self.rng)):
+            if before_step is not None:
+                before_step(epoch * self.steps_per_epoch() + step)
+            if part.y is not None:
+                target = part.y[index]
+            else:
+                target = part.teacher[index].reshape(backbone.output_shape)
+            losses.append(session.step(self._inputs(part.x[index]), target))
+        seconds = time.perf_counter() - start
+        result = EpochResult(
+            stage, epoch, float(np.mean(losses)), self.evaluate(session, stage), seconds
+        )
+        if record:
+            self.report.epochs.append(result)
+            if self.progress:
+                self.progress(stage, epoch + 1, epochs, result)
+        return result
+
+    def retrain(
+        self, targets: dict[str, float], epochs: int, record: bool = True
+    ) -> list[LayerWeights]:
+        """Gradual pruning of each layer to its sparsity in ``targets`` (the others stay as
+        they are) with retraining from the dense weights; the layers with their trained
+        weights (masks applied) and final masks."""
+        session = self.masked
+        session.reset(self.dense_params)
+        layers = [_copy(layer) for layer in self.layers]
+        initial = {layer.name: 1.0 - _density(layer) for layer in layers}
+        schedule = set(pruning_steps(epochs, self.steps_per_epoch()))
+        count = len(schedule)
+        done = [0]
+
+        def before_step(step: int) -> None:
+            if step not in schedule:
+                return
+            done[0] += 1
+            self._sync(session, layers)
+            for layer in layers:
+                if layer.name in targets:
+                    sparsity = agp_sparsity(
+                        initial[layer.name], targets[layer.name], done[0], count
+                    )
+                    layer.masks = prune_masks(layer, sparsity)
+            self._set_masks(session, {layer.name: layer for layer in layers})
+
+        self._set_masks(session, {})
+        for epoch in range(epochs):
+            self._epoch(session, "retrain", epoch, epochs, before_step, record)
+        self._sync(session, layers)
+        return layers
+
+    def _sync(self, session: TrainingSession, layers: list[LayerWeights]) -> None:
+        """Copy ``session``'s parameters into ``layers`` (masks applied)."""
+        params = iter(session.params())
+        for layer in layers:
+            layer.weights = [next(params) for _ in layer.weights]
+            layer.weights = layer.effective()
+            if layer.bias is not None:
+                layer.bias = next(params)
+
+    def share(self, layers: list[LayerWeights], bits: int) -> dict[str, SharedLayer]:
+        """k-means weight sharing of every layer (see :func:`share_layer`)."""
+        return {layer.name: share_layer(layer, bits) for layer in layers}
+
+    def fine_tune(
+        self, layers: list[LayerWeights], shared: dict[str, SharedLayer], epochs: int
+    ) -> tuple[dict[str, SharedLayer], StageResult]:
+        """Centroid fine-tuning; the shared layers with their trained centroids and the
+        held-out figures before it."""
+        start = time.perf_counter()
+        self.layers_for_shared = layers
+        session = self._build_shared(layers, shared)
+        self.report.build_seconds += time.perf_counter() - start
+        session.reset([shared[layer.name].centroids for layer in layers])
+        before = self.evaluate(session, "shared")
+        for epoch in range(epochs):
+            self._epoch(session, "fine-tune", epoch, epochs)
+        trained = iter(session.params())
+        result = {
+            layer.name: replace(shared[layer.name], centroids=next(trained)) for layer in layers
+        }
+        self.shared_session = session
+        return result, before
+
+    def _build_shared(
+        self, layers: list[LayerWeights], shared: dict[str, SharedLayer]
+    ) -> TrainingSession:
+        saved = self.layers
+        self.layers = layers
+        try:
+            return self._build(shared)
+        finally:
+            self.layers = saved
+
+
+def prune_masks(layer: LayerWeights, sparsity: float) -> list[np.ndarray]:
+    """Masks keeping the largest magnitudes of ``layer``'s masked weights (PruneWeights' rule,
+    in its order: a pruned weight has magnitude 0 and stays pruned)."""
+    kept = prune_magnitude(_prunable(layer), sparsity) != 0
+    return layer.from_prunable(kept.astype(np.float32))
+
+
+def share_layer(layer: LayerWeights, bits: int) -> SharedLayer:
+    """Cluster the non-zero weights and bias values of ``layer`` together (linear init, entry 0
+    = zero); each element's codebook index (0 for zeros) and the ``2**bits - 1`` centroids
+    (unused entries repeat the last centroid: no weight points at them)."""
+    clusters = (1 << bits) - 1
+    weights = layer.effective()
+    bias = layer.bias if layer.bias is not None else np.zeros(0, np.float32)
+    parts = [*weights, bias]
+    values = np.concatenate([p[p != 0] for p in parts]).astype(np.float64)
+    if values.size == 0:
+        centroids, labels = np.zeros(0), np.zeros(0, np.int64)
+    else:
+        centroids, labels, _ = share_values(values, clusters)
+    book = np.zeros(clusters, np.float32)
+    book[: centroids.size] = centroids
+    if 0 < centroids.size < clusters:
+        book[centroids.size :] = centroids[-1]
+    indices = []
+    offset = 0
+    for part in parts:
+        index = np.zeros(part.shape, np.int32)
+        count = int(np.count_nonzero(part))
+        index[part != 0] = labels[offset : offset + count] + 1
+        offset += count
+        indices.append(index)
+    return SharedLayer(indices[:-1], indices[-1] if layer.bias is not None else None, book)
+
+
+def shared_weights(layer: LayerWeights, share: SharedLayer) -> LayerWeights:
+    """``layer`` with its weights and bias looked up in ``share``'s codebook."""
+    book = np.concatenate([[0.0], share.centroids]).astype(np.float32)
+    weights = [book[index] for index in share.indices]
+    bias = None if share.bias_indices is None else book[share.bias_indices]
+    return LayerWeights(layer.name, layer.kind, weights, bias)
+
+
+def _params_of(layers: list[LayerWeights]) -> list[np.ndarray]:
+    params: list[np.ndarray] = []
+    for layer in layers:
+        params += layer.weights
+        if layer.bias is not None:
+            params.append(layer.bias)
+    return params
+
+
+def _copy(layer: LayerWeights) -> LayerWeights:
+    return LayerWeights(
+        layer.name,
+        layer.kind,
+        [w.copy() for w in layer.weights],
+        None if layer.bias is None else layer.bias.copy(),
+        [m.copy() for m in layer.masks],
+    )
+
+
+def _prunable(layer: LayerWeights) -> np.ndarray:
+    return LayerWeights(layer.name, layer.kind, layer.effective(), layer.bias).prunable()
+
+
+def _density(layer: LayerWeights) -> float:
+    values = _prunable(layer)
+    return float(np.count_nonzero(values)) / values.size
+
+
+def write_back(mod: tvm.IRModule, layers: list[LayerWeights]) -> tvm.IRModule:
+    """``mod`` with ``layers``' weights as its constants."""
+    fc = {layer.name: (layer.weights[0], layer.bias) for layer in layers if layer.kind == "fc"}
+    lstm = {
+        layer.name: (
+            layer.weights[0],
+            layer.weights[1],
+            np.concatenate([layer.bias, np.zeros_like(layer.bias)], axis=1),
+        )
+        for layer in layers
+        if layer.kind == "lstm"
+    }
+    return rewrite_lstm_layers(rewrite_layers(mod, fc, _TrainedRewriter), lstm)
+
+
+def train_compress(
+    mod: tvm.IRModule,
+    data: TrainingData,
+    batch_axis: int | None,
+    targets: dict[str, float],
+    bits: int,
+    options: TrainOptions | None = None,
+    engine: TrainingEngine | None = None,
+    progress: ProgressFn | None = None,
+    trainer: Trainer | None = None,
+) -> tuple[tvm.IRModule, TrainingReport]:
+    """Prune + retrain, share + fine-tune every layer of ``mod`` (``targets``: sparsity per
+    layer name); the module with the trained constants and the report (see the module
+    docstring). ``trainer``: one already built on the same module and data (sensitivity)."""
+    options = options or TrainOptions()
+    trainer = trainer or Trainer(mod, data, batch_axis, options, engine, progress)
+    report = trainer.report
+    dense = trainer.evaluate_layers(trainer.layers, "dense")
+    pruned_layers = [_copy(layer) for layer in trainer.layers]
+    for layer in pruned_layers:
+        if layer.name in targets:
+            layer.masks = prune_masks(layer, targets[layer.name])
+    pruned = trainer.evaluate_layers(pruned_layers, "pruned")
+    layers = trainer.retrain(targets, options.epochs) if options.epochs else pruned_layers
+    if not options.epochs:
+        for layer in layers:
+            layer.weights = layer.effective()
+    retrained = trainer.evaluate_layers(layers, "retrained")
+    shared = trainer.share(layers, bits)
+    tuned, shared_result = trainer.fine_tune(layers, shared, options.finetune())
+    tuned_result = trainer.evaluate(trainer.shared_session, "fine-tuned")
+    report.stages = [dense, pruned, retrained, shared_result, tuned_result]
+    final = [shared_weights(layer, tuned[layer.name]) for layer in layers]
+    report.densities = {layer.name: _density(layer) for layer in final}
+    return write_back(mod, final), report

@@ -1,0 +1,117 @@
+"""The training engine on TVM's own ``tvm.relax.training``: SetupTrainer, Trainer, Adam.
+
+The backbone (:mod:`eiec.training.backbone`) gets its loss appended and its gradient taken by
+``SetupTrainer``; the trainer module is legalised, its matmuls scheduled by
+:mod:`eiec.training.schedule_rules`, built for the host CPU and run by ``Trainer``.
+
+Pitfalls of TVM 0.27 this module works around: ``Adam`` keeps its dtype as a type object that
+numpy rejects (:class:`_Adam` stores the dtype string), and a target string with ``-mcpu`` is
+rejected (the target is built from a dict).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax.training import SetupTrainer, Trainer
+from tvm.relax.training.loss import CrossEntropyLoss, MSELoss
+from tvm.relax.training.optimizer import Adam
+
+from eiec.training.backbone import Backbone
+from eiec.training.engine import TrainingSession
+
+
+class _Adam(Adam):
+    """``Adam`` with its dtype as a string (0.27 stores a PrimType numpy cannot use)."""
+
+    def _set_params_and_dtype(self, params: list[relax.Var]) -> None:
+        super()._set_params_and_dtype(params)
+        self.dtype = str(getattr(self.dtype, "dtype", self.dtype))
+
+
+def host_target() -> tvm.target.Target:
+    """The host CPU as an LLVM target (from a dict: 0.27 rejects ``-mcpu`` in strings)."""
+    config: dict[str, object] = {"kind": "llvm"}
+    cpu = str(tvm.target.codegen.llvm_get_system_cpu())
+    if cpu and cpu != "generic" and tvm.target.codegen.llvm_is_valid_cpu(cpu, ""):
+        config["mcpu"] = cpu
+    return tvm.target.Target(config)
+
+
+def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
+    """TVM's CPU pipeline with :func:`schedule_matmuls` after fusion."""
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
+
+    from eiec.training.schedule_rules import schedule_matmuls
+
+    @tvm.transform.module_pass(opt_level=0, name="EiecTrainingPipeline")
+    def pipeline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        with target:
+            passes = [
+                *cpu_generic.library_dispatch_passes(target),
+                *cpu_generic.legalize_passes(target),
+                tvm.transform.module_pass(
+                    lambda m, _c: schedule_matmuls(m), opt_level=0, name="ScheduleMatmuls"
+                ),
+                *cpu_generic.dataflow_lower_passes(target),
+                *cpu_generic.finalize_passes(target),
+            ]
+            return tvm.transform.Sequential(passes)(mod)
+
+    return pipeline
+
+
+class TvmSession(TrainingSession):
+    """A compiled trainer for one backbone, loss and learning rate."""
+
+    def __init__(self, backbone: Backbone, loss: str, learning_rate: float) -> None:
+        self.backbone = backbone
+        out = backbone.output_shape
+        pred_ty = relax.TensorType(list(out), "float32")
+        if loss == "cross_entropy":
+            target_ty = relax.TensorType([out[0]], "int64")
+            loss_fn = CrossEntropyLoss(reduction="mean")
+        else:
+            target_ty = relax.TensorType(list(out), "float32")
+            loss_fn = MSELoss(reduction="mean")
+        setup = SetupTrainer(loss_fn, _Adam(learning_rate), [pred_ty, target_ty], legalize=False)
+        train_mod = setup(backbone.module)
+        target = host_target()
+        executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
+        self._device = tvm.cpu()
+        self._vm = relax.VirtualMachine(executable, self._device)
+        self._train_mod = train_mod
+        self._trainer = Trainer(train_mod, self._vm, self._device, zero_init_param_state=False)
+        self._masks: list[tvm.runtime.Tensor] = []
+
+    def reset(self, params: list[np.ndarray]) -> None:
+        self._trainer = Trainer(self._train_mod, self._vm, self._device, False)
+        self.set_params(params)
+
+    def set_params(self, params: list[np.ndarray]) -> None:
+        self._trainer.load_params([np.ascontiguousarray(p, np.float32) for p in params])
+
+    def set_masks(self, masks: list[np.ndarray]) -> None:
+        self._masks = [tvm.runtime.tensor(m.astype(np.float32), self._device) for m in masks]
+
+    def params(self) -> list[np.ndarray]:
+        exported = self._trainer.export_params()
+        return [exported[name].numpy() for name in self.backbone.params]
+
+    def step(self, inputs: list[np.ndarray], target: np.ndarray) -> float:
+        loss = self._trainer.update([*inputs, *self._masks], [target])
+        return float(loss.numpy())
+
+    def predict(self, inputs: list[np.ndarray]) -> np.ndarray:
+        return self._trainer.predict(*inputs, *self._masks).numpy()
+
+
+class TvmEngine:
+    """``tvm.relax.training`` as an :class:`eiec.training.engine.TrainingEngine`."""
+
+    name = "tvm"
+
+    def session(self, backbone: Backbone, loss: str, learning_rate: float) -> TvmSession:
+        """A compiled trainer."""
+        return TvmSession(backbone, loss, learning_rate)
