@@ -9,7 +9,7 @@ and options give the same program, text for text.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,15 +33,20 @@ class CompileOptions:
 
     ``sparsity`` is one target for every layer, or a dict of per-layer targets (keys: layer
     names, ONNX node names or weight initialiser names) with ``default_sparsity`` for the other
-    layers. ``calibration`` holds sample inputs (the model input's shape with any batch size)
-    that decide the activation formats; without it, inputs are assumed within
-    ``+-input_range``.
+    layers, or ``"auto"`` (with ``train``: each layer's from its sensitivity, losing at most
+    ``max_accuracy_drop`` points). ``calibration`` holds sample inputs (the model input's shape
+    with any batch size) that decide the activation formats; without it, inputs are assumed
+    within ``+-input_range``.
+
+    ``train`` (a ``DATA.npz`` path or ``{"x": samples, "y": labels}``, ``y`` optional) turns on
+    Deep Compression's training (:mod:`eiec.training`): ``epochs`` of retraining with gradual
+    pruning, then centroid fine-tuning, seeded by ``seed``.
     """
 
     pes: int = 64
     fifo_depth: int = 8
     clock_mhz: float = 800.0
-    sparsity: float | dict[str, float] = 0.9
+    sparsity: float | dict[str, float] | str = 0.9
     default_sparsity: float = 0.9
     bits: int = 4
     calibration: np.ndarray | None = None
@@ -51,6 +56,10 @@ class CompileOptions:
     act_sram: int | None = None
     ptr_bits: int | None = None
     progress: bool = False
+    train: str | Path | Mapping[str, np.ndarray] | None = None
+    epochs: int = 10
+    seed: int = 0
+    max_accuracy_drop: float = 0.5
 
     def machine(self) -> Machine:
         """The machine these options describe."""
@@ -70,6 +79,11 @@ class CompileOptions:
 
     def sparsity_targets(self) -> tuple[float, dict[str, float]]:
         """(default target, per-layer overrides)."""
+        if self.sparsity == "auto":
+            raise CompileError(
+                "--sparsity auto picks each layer's sparsity by training: it needs training data",
+                fix="add --train DATA.npz, or give --sparsity S",
+            )
         if isinstance(self.sparsity, dict):
             return self.default_sparsity, dict(self.sparsity)
         return float(self.sparsity), {}
@@ -92,6 +106,7 @@ class CompileResult:
     layer_names: list[str]
     formats: dict[str, FormatChoice] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    training: Any = None
 
 
 class _Stages:
@@ -100,6 +115,7 @@ class _Stages:
     def __init__(self, progress: bool, names: tuple[str, ...]) -> None:
         self.timings: dict[str, float] = {}
         self._bar: Any = None
+        self.bar: Any = None  # the rich Progress while running (training adds its epochs)
         self._names = names
         if progress:
             from rich.progress import Progress
@@ -113,6 +129,7 @@ class _Stages:
             return
         with self._bar:
             self._task = self._bar.add_task("compile", total=len(self._names))
+            self.bar = self._bar
             yield self._stage
 
     @contextmanager
@@ -139,7 +156,13 @@ def compile_model(
 
     options = options or CompileOptions()
     machine = options.machine()
-    stages = _Stages(options.progress, STAGES)
+    names = (
+        STAGES
+        if options.train is None
+        else ("import", "train", *STAGES[1:4], "emulate", *STAGES[4:])
+    )
+    stages = _Stages(options.progress, names)
+    training = None
     with stages.run() as stage:
         with stage("import"):
             imported = read_onnx(model)
@@ -152,9 +175,20 @@ def compile_model(
         ]
         calibration = _calibration(options.calibration, imported.inputs, inputs)
         aliases = {a: layer.name for layer in imported.layers for a in layer.aliases}
+        module = imported.module
+        if options.train is not None:
+            with stage("train"):
+                module, training, trainer, options = _train(
+                    module, options, imported.inputs, aliases, stages.bar
+                )
         module, share_stats, lower = _compress_and_lower(
-            imported.module, options, machine, stage, aliases, inputs, outputs, calibration
+            module, options, machine, stage, aliases, inputs, outputs, calibration
         )
+        if training is not None:
+            from eiec.training.pipeline import emulated_stage
+
+            with stage("emulate"):
+                emulated_stage(trainer, lower.program, training)
         with stage("export"):
             base = _export_base(imported, canonicalize)
             exporter = ExportCompressed(base, imported.layers)
@@ -186,7 +220,50 @@ def compile_model(
         layer_names=[layer.name for layer in imported.layers] + [lstm.name for lstm in lstm_layers],
         formats=dict(lower.assembly.formats),
         timings=stages.timings,
+        training=training,
     )
+
+
+def _train(
+    mod: tvm.IRModule,
+    options: CompileOptions,
+    specs: list[Any],
+    aliases: dict[str, str],
+    bar: Any,
+) -> tuple[tvm.IRModule, Any, Any, CompileOptions]:
+    """The training stage (:func:`eiec.training.pipeline.train_stage`) and the options pruning
+    then uses: sparsity 0, which keeps the trained zeros and prunes nothing more."""
+    from dataclasses import replace
+
+    from eiec.passes.fc_layers import find_fc_layers
+    from eiec.passes.lstm_layers import find_lstm_layers, lstm_aliases
+    from eiec.passes.prune_weights import resolve_layer_options
+    from eiec.training.compress import TrainOptions
+    from eiec.training.pipeline import InputInfo, train_stage
+
+    if len(specs) != 1:
+        raise CompileError(f"--train needs a single-input model; this one has {len(specs)}")
+    if options.epochs < 0:
+        raise CompileError(f"--epochs {options.epochs}: give 0 or more epochs")
+    lstm = find_lstm_layers(mod)
+    names = [layer.name for layer in find_fc_layers(mod["main"])] + [x.name for x in lstm]
+    targets = None
+    if options.sparsity != "auto":
+        default, overrides = options.sparsity_targets()
+        every = {**aliases, **lstm_aliases(lstm)}
+        resolved = resolve_layer_options(overrides, names, every, "--sparsity")
+        targets = {name: resolved.get(name, default) for name in names}
+    trained, report, trainer = train_stage(
+        mod,
+        options.train,
+        InputInfo(tuple(specs[0].shape), specs[0].batch_axis),
+        targets,
+        options.bits,
+        TrainOptions(epochs=options.epochs, seed=options.seed),
+        options.max_accuracy_drop,
+        bar,
+    )
+    return trained, report, trainer, replace(options, sparsity=0.0, default_sparsity=0.0)
 
 
 def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> CompileResult:

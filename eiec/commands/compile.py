@@ -55,11 +55,20 @@ def run(args: argparse.Namespace) -> int:
     write_atomic(args.output, format_program(result.program))
     if args.export_onnx:
         write_atomic(args.export_onnx, result.compressed_model.SerializeToString())
+    report = result.report.to_json()
+    if result.training is not None:
+        report["training"] = result.training.to_json()
     if args.report_json:
-        write_atomic(args.report_json, json.dumps(result.report.to_json(), indent=2) + "\n")
+        write_atomic(args.report_json, json.dumps(report, indent=2) + "\n")
     if not args.quiet:
         from eiec.console import print_table
 
+        if result.training is not None:
+            from eiec.training.pipeline import stage_table
+
+            if result.training.sensitivity is not None:
+                print_table(result.training.sensitivity.table())
+            print_table(stage_table(result.training))
         print_table(result.report.table())
         total = result.report.total
         print(

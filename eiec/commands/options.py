@@ -14,7 +14,7 @@ import numpy as np
 
 from eiec.commands.argtypes import PortFile, float_range, input_file, int_range, port_input
 from eiec.errors import CompileError, InputError
-from eiec.fileio import NPY
+from eiec.fileio import NPY, InputKind
 
 if TYPE_CHECKING:
     from eiec.compiler import CompileOptions
@@ -31,10 +31,17 @@ CLOCK_MHZ = float_range(0, 1e5, low_open=True)
 BITS = int_range(1, 4)
 #: ``--input-range R``: the largest magnitude 16-bit fixed point holds (frac 0) is 32767.
 INPUT_RANGE = float_range(0, 32767, low_open=True)
+#: Training (``--train``): epochs of retraining, the seed, the accuracy ``auto`` may lose.
+EPOCHS = int_range(0, 10000)
+SEED = int_range(0, 2**32 - 1)
+MAX_DROP = float_range(0, 100)
+NPZ = InputKind("no such file", "give a .npz archive written by numpy.savez (x, optional y)")
 
 
 def sparsity_arg(text: str) -> tuple[float | dict[str, float], float]:
-    """An argparse type: :func:`parse_sparsity`, its errors as usage errors."""
+    """An argparse type: :func:`parse_sparsity` or ``auto``, its errors as usage errors."""
+    if text.strip() == "auto":
+        return "auto", 0.9  # type: ignore[return-value]
     try:
         return parse_sparsity(text)
     except CompileError as error:
@@ -60,7 +67,8 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         default="0.9",
         metavar="S | LAYER=S,...",
         help="fraction of weights to prune, in [0, 1]: one value for all layers, or per-layer "
-        "values LAYER=S (layer, ONNX node or weight name; '*=S' sets the others; default 0.9)",
+        "values LAYER=S (layer, ONNX node or weight name; '*=S' sets the others; default 0.9), "
+        "or 'auto' with --train (each layer's from its sensitivity)",
     )
     group.add_argument(
         "--bits", type=BITS, default=4, metavar="B", help="weight index bits, 1..4 (default 4)"
@@ -77,6 +85,31 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         default=8.0,
         metavar="R",
         help="without --calibration: inputs are assumed within +-R, 0 < R <= 32767 (default 8)",
+    )
+    group.add_argument(
+        "--train",
+        type=input_file(NPZ),
+        metavar="DATA.npz",
+        help="train while compressing (Deep Compression): x = samples stacked along the batch "
+        "axis, y = integer labels (optional: without, the model's own outputs are the targets)",
+    )
+    group.add_argument(
+        "--epochs",
+        type=EPOCHS,
+        default=10,
+        metavar="N",
+        help="with --train: retraining epochs after pruning, 0..10000 (10; centroid "
+        "fine-tuning runs half as many)",
+    )
+    group.add_argument(
+        "--seed", type=SEED, default=0, metavar="S", help="with --train: the random seed (0)"
+    )
+    group.add_argument(
+        "--max-accuracy-drop",
+        type=MAX_DROP,
+        default=0.5,
+        metavar="P",
+        help="with --sparsity auto: percentage points a layer may lose, 0..100 (0.5)",
     )
     for flag, what in (
         ("--spmat-sram", "sparse-matrix SRAM"),
@@ -135,6 +168,10 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
         ptr_sram=args.ptr_sram,
         act_sram=args.act_sram,
         progress=progress,
+        train=str(args.train) if args.train else None,
+        epochs=args.epochs,
+        seed=args.seed,
+        max_accuracy_drop=args.max_accuracy_drop,
     )
 
 

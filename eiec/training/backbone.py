@@ -10,7 +10,7 @@ two parametrisations:
   parameter as it is.
 - ``shared`` (trained quantisation): the layer's only parameter is its codebook's non-zero
   centroids ``c`` (``2**bits - 1`` of them); ``weight = take(concat([0], c), indices)`` with
-  the indices constants (flattened: the gradient of ``take`` takes 1-D indices), so the
+  the indices an input (flattened: the gradient of ``take`` takes 1-D indices), so the
   gradient of a centroid is the sum of its weights' gradients. The bias indexes the same
   codebook (EIE stores it as one more column).
 
@@ -18,7 +18,8 @@ An LSTM layer's ``W`` and ``R`` are its prunable weights; its bias is trained as
 (the ``#1`` column EIE computes) and passed as ``B = [Wb + Rb; 0]``, the same function. The
 imported LSTM functions are inlined so the gradient pass sees their bodies.
 
-The function is ``backbone(inputs..., masks..., params...)``, returning one tensor: the model's
+The function is ``backbone(inputs..., fixed..., params...)`` (fixed: masks or indices),
+returning one tensor: the model's
 only output, or for distillation all outputs flattened and concatenated. Shapes are static: FC
 models train at ``batch`` samples per step (the input's batch axis re-sized), models with an
 LSTM at their imported batch (1).
@@ -111,18 +112,42 @@ class SharedLayer:
 class Backbone:
     """The backbone module and what its parameters and inputs are.
 
-    ``module`` has ``backbone`` (and the attributes SetupTrainer needs); ``inputs`` are the
-    model inputs' shapes at the training batch, ``masks`` the mask inputs (``(layer, tensor)``
-    in order), ``params`` the parameters' names, ``batch`` the samples per step.
+    ``module`` has ``backbone`` (and the attributes SetupTrainer needs); ``input_shapes`` are
+    the model inputs' shapes at the training batch, ``fixed`` the inputs that are not data
+    (``(layer, key)`` in order: ``mask0``.. of masked layers, ``index0``.. and ``bias_index``
+    of shared ones; see :func:`fixed_inputs`), ``params`` the parameters' names, ``batch``
+    the samples per step. Weights, masks and indices are all inputs or parameters, so the
+    module depends only on the model's structure (compiled once per architecture).
     """
 
     module: tvm.IRModule
     input_shapes: list[tuple[int, ...]]
     batch_axis: int | None
     batch: int
-    masks: list[tuple[str, int]]
+    fixed: list[tuple[str, str]]
     params: list[str]
     output_shape: tuple[int, ...]
+
+
+def fixed_inputs(
+    backbone: Backbone, layers: list[LayerWeights], shared: dict[str, SharedLayer] | None = None
+) -> list[np.ndarray]:
+    """The values of ``backbone.fixed``: each masked layer's masks (ones when it has none),
+    each shared layer's flattened indices."""
+    by_name = {layer.name: layer for layer in layers}
+    values = []
+    for name, key in backbone.fixed:
+        layer = by_name[name]
+        if key.startswith("mask"):
+            index = int(key.removeprefix("mask"))
+            mask = layer.masks[index] if layer.masks else np.ones_like(layer.weights[index])
+            values.append(mask.astype(np.float32))
+        elif key == "bias_index":
+            values.append(shared[name].bias_indices.reshape(-1).astype(np.int32))
+        else:
+            index = int(key.removeprefix("index"))
+            values.append(shared[name].indices[index].reshape(-1).astype(np.int32))
+    return values
 
 
 def build_backbone(
@@ -169,25 +194,33 @@ def _build(
         if batch_axis is not None:
             shape[batch_axis] = batch
         inputs.append(relax.Var(param.name, _tensor(shape, param.ty.dtype)))
-    mask_vars: list[relax.Var] = []
-    mask_keys: list[tuple[str, int]] = []
+    fixed_vars: list[relax.Var] = []
+    fixed_keys: list[tuple[str, str]] = []
     param_vars: list[relax.Var] = []
+
+    def fixed(layer: str, key: str, ty: relax.TensorType) -> None:
+        fixed_vars.append(relax.Var(f"{layer}_{key}", ty))
+        fixed_keys.append((layer, key))
+
     for layer in layers:
         if layer.name in shared:
             size = shared[layer.name].centroids.size
             param_vars.append(relax.Var(f"{layer.name}_codebook", _tensor((size,))))
+            for index, weight in enumerate(layer.weights):
+                fixed(layer.name, f"index{index}", _tensor((weight.size,), "int32"))
+            if layer.bias is not None:
+                fixed(layer.name, "bias_index", _tensor((layer.bias.size,), "int32"))
             continue
         for index, weight in enumerate(layer.weights):
-            mask_vars.append(relax.Var(f"{layer.name}_mask{index}", _tensor(weight.shape)))
-            mask_keys.append((layer.name, index))
+            fixed(layer.name, f"mask{index}", _tensor(weight.shape))
             param_vars.append(relax.Var(f"{layer.name}_w{index}", _tensor(weight.shape)))
         if layer.bias is not None:
             param_vars.append(relax.Var(f"{layer.name}_bias", _tensor(layer.bias.shape)))
 
     bb = relax.BlockBuilder()
-    with bb.function("backbone", [*inputs, *mask_vars, *param_vars]):
+    with bb.function("backbone", [*inputs, *fixed_vars, *param_vars]):
         with bb.dataflow():
-            tensors = _layer_tensors(bb, layers, shared, mask_vars, param_vars)
+            tensors = _layer_tensors(bb, layers, shared, fixed_vars, param_vars)
             output = _emit_main(bb, mod, main, inputs, tensors)
             if flatten_outputs:
                 output = _flatten(bb, output)
@@ -212,7 +245,7 @@ def _build(
         input_shapes=[tuple(int(d) for d in v.ty.shape.values) for v in inputs],
         batch_axis=batch_axis,
         batch=batch,
-        masks=mask_keys,
+        fixed=fixed_keys,
         params=[v.name for v in param_vars],
         output_shape=tuple(int(d) for d in out_ty.shape.values),
     )
@@ -222,26 +255,22 @@ def _layer_tensors(
     bb: relax.BlockBuilder,
     layers: list[LayerWeights],
     shared: dict[str, SharedLayer],
-    mask_vars: list[relax.Var],
+    fixed_vars: list[relax.Var],
     param_vars: list[relax.Var],
 ) -> dict[str, tuple[list[relax.Expr], relax.Expr | None]]:
     """Per layer, the expressions of its weights and bias in the backbone."""
-    masks, params = iter(mask_vars), iter(param_vars)
+    fixed, params = iter(fixed_vars), iter(param_vars)
     result: dict[str, tuple[list[relax.Expr], relax.Expr | None]] = {}
     for layer in layers:
         if layer.name in shared:
-            share = shared[layer.name]
             zero = relax.const(np.zeros(1, np.float32))
             codebook = bb.emit(relax.op.concat([zero, next(params)], 0))
-            weights = [
-                _lookup(bb, codebook, idx, w.shape)
-                for idx, w in zip(share.indices, layer.weights, strict=True)
-            ]
+            weights = [_lookup(bb, codebook, next(fixed), w.shape) for w in layer.weights]
             bias = None
-            if layer.bias is not None and share.bias_indices is not None:
-                bias = _lookup(bb, codebook, share.bias_indices, layer.bias.shape)
+            if layer.bias is not None:
+                bias = _lookup(bb, codebook, next(fixed), layer.bias.shape)
         else:
-            weights = [bb.emit(relax.op.multiply(next(params), next(masks))) for _ in layer.weights]
+            weights = [bb.emit(relax.op.multiply(next(params), next(fixed))) for _ in layer.weights]
             bias = next(params) if layer.bias is not None else None
         if layer.kind == "lstm" and bias is not None:
             bias = bb.emit(relax.op.concat([bias, relax.op.zeros_like(bias)], 1))
@@ -250,11 +279,12 @@ def _layer_tensors(
 
 
 def _lookup(
-    bb: relax.BlockBuilder, codebook: relax.Expr, indices: np.ndarray, shape: tuple[int, ...]
+    bb: relax.BlockBuilder, codebook: relax.Expr, indices: relax.Var, shape: tuple[int, ...]
 ) -> relax.Expr:
-    """``codebook[indices]`` (1-D indices: the gradient of ``take`` accepts no others)."""
-    flat = relax.const(indices.reshape(-1).astype(np.int32))
-    return bb.emit(relax.op.reshape(relax.op.take(codebook, flat, axis=0), list(shape)))
+    """``codebook[indices]`` (1-D indices: the gradient of ``take`` accepts no others; in range
+    by construction, ``clip`` keeps TVM's out-of-bounds warning away)."""
+    taken = relax.op.take(codebook, indices, axis=0, mode="clip")
+    return bb.emit(relax.op.reshape(taken, list(shape)))
 
 
 def _emit_main(

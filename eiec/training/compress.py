@@ -33,7 +33,13 @@ from eiec.passes.fc_layers import LayerConstantRewriter, rewrite_layers
 from eiec.passes.lstm_layers import rewrite_lstm_layers
 from eiec.passes.prune_weights import prune_magnitude
 from eiec.passes.share_weights import share_values
-from eiec.training.backbone import LayerWeights, SharedLayer, build_backbone, read_layers
+from eiec.training.backbone import (
+    LayerWeights,
+    SharedLayer,
+    build_backbone,
+    fixed_inputs,
+    read_layers,
+)
 from eiec.training.data import TrainingData
 from eiec.training.engine import TrainingEngine, TrainingSession
 from eiec.training.schedule import agp_sparsity, pruning_steps
@@ -96,6 +102,9 @@ class TrainingReport:
     densities: dict[str, float] = field(default_factory=dict)
     sensitivity: object | None = None
     build_seconds: float = 0.0
+    #: The shared model's loss on the training split before and after centroid fine-tuning.
+    shared_train_loss: float = 0.0
+    fine_tuned_train_loss: float = 0.0
 
     def stage(self, name: str) -> StageResult | None:
         """The figures of stage ``name``, if measured."""
@@ -119,6 +128,8 @@ class TrainingReport:
             "densities": dict(self.densities),
             "seconds_per_epoch": self.seconds_per_epoch(),
             "build_seconds": self.build_seconds,
+            "shared_train_loss": self.shared_train_loss,
+            "fine_tuned_train_loss": self.fine_tuned_train_loss,
             "sensitivity": sensitivity() if sensitivity else None,
         }
 
@@ -165,7 +176,7 @@ class Trainer:
         self.dense_params = _params_of(self.layers)
         if data.y is None:
             self.masked.set_params(self.dense_params)
-            self._set_masks(self.masked, {})
+            self._set_fixed(self.masked, self.layers)
             data = replace(data, teacher=self._predict(self.masked, data.x))
         self.train_data, self.held_out = data.split(options.held_out, options.seed)
         self.report = TrainingReport(
@@ -198,17 +209,14 @@ class Trainer:
         loss = "cross_entropy" if self.objective == "cross_entropy" else "mse"
         return self.engine.session(backbone, loss, rate)
 
-    def _set_masks(self, session: TrainingSession, layers: dict[str, LayerWeights]) -> None:
-        """The masks of ``layers`` (by name; all ones for layers absent or without masks)."""
-        masks = []
-        for name, index in session.backbone.masks:
-            layer = layers.get(name)
-            if layer is not None and layer.masks:
-                masks.append(layer.masks[index])
-            else:
-                shape = next(lw for lw in self.layers if lw.name == name).weights[index].shape
-                masks.append(np.ones(shape, np.float32))
-        session.set_masks(masks)
+    def _set_fixed(
+        self,
+        session: TrainingSession,
+        layers: list[LayerWeights],
+        shared: dict[str, SharedLayer] | None = None,
+    ) -> None:
+        """``session``'s masks (of ``layers``; ones for a layer without) or indices."""
+        session.set_fixed(fixed_inputs(session.backbone, layers, shared))
 
     # --- data -------------------------------------------------------------------------------
 
@@ -234,13 +242,18 @@ class Trainer:
 
     # --- evaluation -------------------------------------------------------------------------
 
-    def evaluate(self, session: TrainingSession, stage: str) -> StageResult:
-        """Held-out figures of ``session``'s current parameters and masks."""
-        return self.score(stage, self._predict(session, self.held_out.x))
+    def evaluate(
+        self, session: TrainingSession, stage: str, part: TrainingData | None = None
+    ) -> StageResult:
+        """Figures of ``session``'s current parameters and masks on ``part`` (held out)."""
+        part = part or self.held_out
+        return self.score(stage, self._predict(session, part.x), part)
 
-    def score(self, stage: str, outputs: np.ndarray) -> StageResult:
-        """Held-out figures of per-sample ``outputs`` (N, F) of the held-out samples."""
-        part = self.held_out
+    def score(
+        self, stage: str, outputs: np.ndarray, part: TrainingData | None = None
+    ) -> StageResult:
+        """Figures of per-sample ``outputs`` (N, F) of ``part``'s samples (held out)."""
+        part = part or self.held_out
         pred = outputs.reshape(len(part), -1).astype(np.float64)
         if part.y is not None:
             shifted = pred - pred.max(axis=1, keepdims=True)
@@ -256,7 +269,7 @@ class Trainer:
     def evaluate_layers(self, layers: list[LayerWeights], stage: str) -> StageResult:
         """Held-out figures of ``layers``' weights with their masks."""
         self.masked.set_params(_params_of(layers))
-        self._set_masks(self.masked, {layer.name: layer for layer in layers})
+        self._set_fixed(self.masked, layers)
         return self.evaluate(self.masked, stage)
 
     # --- training ---------------------------------------------------------------------------
@@ -323,9 +336,9 @@ class Trainer:
                         initial[layer.name], targets[layer.name], done[0], count
                     )
                     layer.masks = prune_masks(layer, sparsity)
-            self._set_masks(session, {layer.name: layer for layer in layers})
+            self._set_fixed(session, layers)
 
-        self._set_masks(session, {})
+        self._set_fixed(session, layers)
         for epoch in range(epochs):
             self._epoch(session, "retrain", epoch, epochs, before_step, record)
         self._sync(session, layers)
@@ -350,29 +363,21 @@ class Trainer:
         """Centroid fine-tuning; the shared layers with their trained centroids and the
         held-out figures before it."""
         start = time.perf_counter()
-        self.layers_for_shared = layers
-        session = self._build_shared(layers, shared)
+        session = self._build(shared)
         self.report.build_seconds += time.perf_counter() - start
         session.reset([shared[layer.name].centroids for layer in layers])
+        self._set_fixed(session, layers, shared)
         before = self.evaluate(session, "shared")
+        self.report.shared_train_loss = self.evaluate(session, "", self.train_data).loss
         for epoch in range(epochs):
             self._epoch(session, "fine-tune", epoch, epochs)
+        self.report.fine_tuned_train_loss = self.evaluate(session, "", self.train_data).loss
         trained = iter(session.params())
         result = {
             layer.name: replace(shared[layer.name], centroids=next(trained)) for layer in layers
         }
         self.shared_session = session
         return result, before
-
-    def _build_shared(
-        self, layers: list[LayerWeights], shared: dict[str, SharedLayer]
-    ) -> TrainingSession:
-        saved = self.layers
-        self.layers = layers
-        try:
-            return self._build(shared)
-        finally:
-            self.layers = saved
 
 
 def prune_masks(layer: LayerWeights, sparsity: float) -> list[np.ndarray]:

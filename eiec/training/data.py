@@ -9,7 +9,7 @@ static: the last partial batch of an epoch is dropped, that of an evaluation pad
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,21 +69,31 @@ def load_training_data(
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise InputError("a .npy file, not a .npz archive", where=where, fix=fix)
     with archive:
-        names = set(archive.files)
-        if "x" not in names:
-            raise InputError(
-                f"no array 'x' in the archive (it has {', '.join(sorted(names)) or 'none'})",
-                where=where,
-                fix=fix,
-            )
-        unknown = sorted(names - {"x", "y"})
-        if unknown:
-            raise InputError(f"unexpected arrays {', '.join(unknown)}", where=where, fix=fix)
-        x = np.asarray(archive["x"])
-        y = np.asarray(archive["y"]) if "y" in names else None
-    x = _samples(x, sample_shape, batch_axis, where)
+        arrays = {name: np.asarray(archive[name]) for name in archive.files}
+    return check_training_arrays(arrays, sample_shape, batch_axis, classes, where)
+
+
+def check_training_arrays(
+    arrays: Mapping[str, np.ndarray],
+    sample_shape: tuple[int, ...],
+    batch_axis: int | None,
+    classes: int | None,
+    where: str,
+) -> TrainingData:
+    """:class:`TrainingData` from ``{"x": ..., "y": ...}`` (``y`` optional), checked as
+    :func:`load_training_data` describes."""
+    fix = "write it with numpy.savez(path, x=samples, y=labels) (y is optional)"
+    if "x" not in arrays:
+        raise InputError(
+            f"no array 'x' (there is {', '.join(sorted(arrays)) or 'none'})", where=where, fix=fix
+        )
+    unknown = sorted(set(arrays) - {"x", "y"})
+    if unknown:
+        raise InputError(f"unexpected arrays {', '.join(unknown)}", where=where, fix=fix)
+    x = _samples(np.asarray(arrays["x"]), sample_shape, batch_axis, where)
+    y = arrays.get("y")
     if y is not None:
-        y = _labels(y, len(x), classes, where)
+        y = _labels(np.asarray(y), len(x), classes, where)
     return TrainingData(x, y)
 
 

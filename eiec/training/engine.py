@@ -30,8 +30,8 @@ class TrainingSession(ABC):
         """Load the parameters (in ``backbone.params`` order), keeping the optimiser state."""
 
     @abstractmethod
-    def set_masks(self, masks: list[np.ndarray]) -> None:
-        """The mask inputs (in ``backbone.masks`` order) for the following steps."""
+    def set_fixed(self, values: list[np.ndarray]) -> None:
+        """The inputs that are not data (``backbone.fixed``: masks, indices) from now on."""
 
     @abstractmethod
     def params(self) -> list[np.ndarray]:

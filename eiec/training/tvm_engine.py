@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
+import tvm_ffi
 from tvm import relax
 from tvm.relax.training import SetupTrainer, Trainer
 from tvm.relax.training.loss import CrossEntropyLoss, MSELoss
@@ -62,6 +63,23 @@ def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     return pipeline
 
 
+_COMPILED: dict[int, list[tuple[tvm.IRModule, relax.VMExecutable]]] = {}
+
+
+def _compiled(train_mod: tvm.IRModule) -> relax.VMExecutable:
+    """``train_mod`` built for the host, once per process and module structure (the
+    backbone holds no weights, masks or indices, so one build serves every run of an
+    architecture, loss and learning rate)."""
+    key = tvm_ffi.structural_hash(train_mod)
+    for known, executable in _COMPILED.get(key, []):
+        if tvm_ffi.structural_equal(known, train_mod):
+            return executable
+    target = host_target()
+    executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
+    _COMPILED.setdefault(key, []).append((train_mod, executable))
+    return executable
+
+
 class TvmSession(TrainingSession):
     """A compiled trainer for one backbone, loss and learning rate."""
 
@@ -77,8 +95,10 @@ class TvmSession(TrainingSession):
             loss_fn = MSELoss(reduction="mean")
         setup = SetupTrainer(loss_fn, _Adam(learning_rate), [pred_ty, target_ty], legalize=False)
         train_mod = setup(backbone.module)
-        target = host_target()
-        executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
+        # Trainer calls backbone (predict), the adjoint and the optimiser only.
+        used = [Trainer.BACKBONE_FUNC, Trainer.ADJOINT_FUNC, Trainer.OPTIMIZER_FUNC]
+        train_mod = relax.transform.DeadCodeElimination(used)(train_mod)
+        executable = _compiled(train_mod)
         self._device = tvm.cpu()
         self._vm = relax.VirtualMachine(executable, self._device)
         self._train_mod = train_mod
@@ -92,8 +112,8 @@ class TvmSession(TrainingSession):
     def set_params(self, params: list[np.ndarray]) -> None:
         self._trainer.load_params([np.ascontiguousarray(p, np.float32) for p in params])
 
-    def set_masks(self, masks: list[np.ndarray]) -> None:
-        self._masks = [tvm.runtime.tensor(m.astype(np.float32), self._device) for m in masks]
+    def set_fixed(self, values: list[np.ndarray]) -> None:
+        self._masks = [tvm.runtime.tensor(np.ascontiguousarray(v), self._device) for v in values]
 
     def params(self) -> list[np.ndarray]:
         exported = self._trainer.export_params()
@@ -102,6 +122,19 @@ class TvmSession(TrainingSession):
     def step(self, inputs: list[np.ndarray], target: np.ndarray) -> float:
         loss = self._trainer.update([*inputs, *self._masks], [target])
         return float(loss.numpy())
+
+    def gradients(self, inputs: list[np.ndarray], target: np.ndarray) -> list[np.ndarray]:
+        """The loss gradient of every parameter on one batch (no step taken)."""
+        device = self._device
+        params = self._trainer.export_params()
+        args = [
+            *(tvm.runtime.tensor(np.ascontiguousarray(i), device) for i in inputs),
+            *self._masks,
+            *(params[name] for name in self.backbone.params),
+            tvm.runtime.tensor(np.ascontiguousarray(target), device),
+        ]
+        _loss, grads = self._vm[Trainer.ADJOINT_FUNC](*args)
+        return [g.numpy() for g in grads]
 
     def predict(self, inputs: list[np.ndarray]) -> np.ndarray:
         return self._trainer.predict(*inputs, *self._masks).numpy()
