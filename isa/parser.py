@@ -66,6 +66,7 @@ _TERMINAL_NAMES = {
     "INT": "an integer",
     "REAL": "a number",
     "BLOB": "a hex blob",
+    "KEY": "a header key",
     "_NL": "end of line",
     "$END": "end of file",
 }
@@ -163,7 +164,11 @@ def _describe(terminal: str) -> str:
 
 
 def _expected(terminals: set[str]) -> str:
-    names = sorted({_describe(t) for t in terminals})
+    return _one_of({_describe(t) for t in terminals})
+
+
+def _one_of(described: set[str]) -> str:
+    names = sorted(described)
     if len(names) == 1:
         return f"expected {names[0]}"
     return "expected one of: " + ", ".join(names)
@@ -234,11 +239,21 @@ class _Assembler:
 
     def machine(self, tree: Tree) -> Machine:
         keyword, *values = tree.children
-        fields = {
+        required, keys = values[: len(Machine.REQUIRED)], values[len(Machine.REQUIRED) :]
+        fields: dict[str, float | int] = {
             name: float(value) if name == "clock_mhz" else int(value)
-            for name, value in zip(Machine.FIELDS, values, strict=True)
-            if value is not None
+            for name, value in zip(Machine.REQUIRED, required, strict=True)
         }
+        allowed = Machine.FIELDS[len(Machine.REQUIRED) :]
+        for key in keys:
+            token, value = key.children
+            name = str(token)[:-1]
+            if name not in allowed:
+                found = str(token) + (str(value) if value.start_pos == token.end_pos else "")
+                expected = {f"'{k}='" for k in allowed} | {"end of line"}
+                self.syntax(token, f"unexpected {_quote(found)}; {_one_of(expected)}")
+            allowed = allowed[allowed.index(name) + 1 :]
+            fields[name] = int(value)
         machine = Machine(**fields)
         check_machine(machine, str(self.loc(keyword)))
         return machine

@@ -193,3 +193,15 @@ def test_pipeline_latencies_are_optional_header_keys() -> None:
         "p.eie:2:119: unexpected 'queue_latency=2'; expected one of: 'codebook_cycles=', "
         "'ew_latency=', 'lut_latency=', 'writeback_rows=', end of line"
     )
+
+
+def test_unknown_or_repeated_header_keys_are_pointed_at() -> None:
+    unknown = HEADER.replace("acc_bits=17", "acc_bits=17 ptr_latency=2 fifo=3")
+    assert _error(unknown + ".text\n    halt\n") == (
+        "p.eie:2:120: unexpected 'fifo=3'; expected one of: 'alu_stages=', 'codebook_cycles=', "
+        "'ew_latency=', 'lut_latency=', 'writeback_rows=', end of line"
+    )
+    twice = HEADER.replace("acc_bits=17", "acc_bits=17 lut_latency=2 lut_latency= 3")
+    assert _error(twice + ".text\n    halt\n") == (
+        "p.eie:2:120: unexpected 'lut_latency='; expected end of line"
+    )
