@@ -58,6 +58,24 @@ def prune_magnitude(weight: np.ndarray, sparsity: float) -> np.ndarray:
     return pruned.reshape(weight.shape)
 
 
+def prune_balanced(weight: np.ndarray, sparsity: float, owner: np.ndarray) -> np.ndarray:
+    """Load-balance-aware pruning (ESE, Han et al., FPGA 2017): ``weight`` (rows first) with
+    each PE's rows (``owner[r]``: the PE of row r) magnitude-pruned to ``sparsity`` on their own,
+    so every PE's share of the matrix keeps the same density."""
+    rows = weight.reshape(len(owner), -1)
+    pruned = np.empty_like(rows)
+    for pe in np.unique(owner):
+        mine = owner == pe
+        pruned[mine] = prune_magnitude(rows[mine], sparsity)
+    return pruned.reshape(weight.shape)
+
+
+def per_pe_counts(weight: np.ndarray, owner: np.ndarray, pes: int) -> np.ndarray:
+    """Non-zero weights of each PE's rows (``owner[r]``: the PE of row r), shape (pes,)."""
+    counts = np.count_nonzero(weight.reshape(len(owner), -1), axis=1)
+    return np.bincount(owner, weights=counts, minlength=pes).astype(np.int64)
+
+
 def resolve_layer_options(
     values: Mapping[str, float],
     layer_names: list[str],
