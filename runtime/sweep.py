@@ -28,6 +28,7 @@ import numpy as np
 
 from eiec.emulator import EmulatorConfig, run_batch
 from eiec.errors import EiecError, InputError
+from eiec.fileio import write_atomic
 from eiec.isa import format_program, parse
 from eiec.isa.program import Machine
 
@@ -116,7 +117,7 @@ class SweepResult:
 
     def table(self) -> Any:
         """A rich table: one row per point."""
-        from rich.table import Table
+        from rich.table import Table  # lazy: rich
 
         table = Table(
             title=f"EIE design space ({len(self.points)} points, {self.engine}, "
@@ -147,10 +148,10 @@ class SweepResult:
     def plot(self, directory: str | Path) -> list[Path]:
         """``speedup.png`` (speed-up against PEs, per depth, with the ideal line) and
         ``load_efficiency.png`` (load efficiency against depth, per PE count)."""
-        import matplotlib
+        import matplotlib  # lazy: matplotlib, only for plots
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: matplotlib
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -195,9 +196,7 @@ class SweepResult:
 
 
 def _save(figure: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    from eiec.fileio import write_atomic
+    import matplotlib.pyplot as plt  # lazy: matplotlib
 
     figure.tight_layout()
     image = io.BytesIO()
@@ -212,9 +211,9 @@ def _save(figure: Any, path: Path) -> Path:
 
 def compile_task(model: bytes | str, options: CompileOptions, pes: int) -> str:
     """The program text of ``model`` compiled for ``pes`` PEs, or ``"error: ..."``."""
-    import onnx
+    import onnx  # lazy: onnx, in the worker
 
-    from eiec.compiler import compile_model
+    from eiec.compiler import compile_model  # lazy: TVM, in the worker
 
     try:
         proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
@@ -313,7 +312,7 @@ class _Ray:
 
     def __init__(self, workers: int, address: str | None) -> None:
         try:
-            import ray
+            import ray  # lazy: Ray, an optional extra
         except ImportError:
             raise EiecError(
                 "--engine ray needs Ray, which is not installed",
@@ -365,7 +364,7 @@ def sweep(
     are replaced by the sweep's). ``workers``: processes (local) or CPUs of a local Ray
     (default: the machine's cores).
     """
-    from eiec.compiler import CompileOptions
+    from eiec.compiler import CompileOptions  # lazy: TVM
 
     options = options or CompileOptions()
     if engine not in ENGINES:
@@ -439,7 +438,7 @@ class _progress:
     def __enter__(self) -> Callable[[], None]:
         if not self.show:
             return lambda: None
-        from rich.progress import Progress
+        from rich.progress import Progress  # lazy: rich, only with a progress bar
 
         self.bar = Progress(transient=True)
         self.bar.start()

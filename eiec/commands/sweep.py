@@ -14,6 +14,7 @@ from eiec.commands.options import (
     options_from_args,
     read_inputs,
 )
+from eiec.console import print_table
 from eiec.fileio import MODEL, write_atomic
 
 
@@ -68,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sweep, print the table, write the outputs."""
-    from eiec.runtime.sweep import sweep
+    from eiec.runtime.sweep import sweep  # lazy: start-up of the other commands
 
     options = options_from_args(args)
     result = sweep(
@@ -89,7 +90,5 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         result.plot(args.plot)
     if not args.quiet:
-        from eiec.console import print_table
-
         print_table(result.table())
     return 0
