@@ -32,8 +32,9 @@ from eiec.fileio import check_paths
 COMMANDS = ("compile", "emulate", "verify", "run", "sweep", "machines", "check", "fmt")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand that is installed."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand that is installed, or with ``only`` (a
+    command name) alone: a run imports just the module of its command."""
     parser = argparse.ArgumentParser(
         prog="eiec",
         description="Compile ONNX FC/LSTM models for EIE (Efficient Inference Engine), "
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"eiec {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"eiec.commands.{name}")
         except ModuleNotFoundError as error:
@@ -53,13 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is not an option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     interrupts: list[int] = []
     command = "eiec"
     try:
         with _counting_interrupts(interrupts):
-            parser = build_parser()
+            parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))
             args = parser.parse_args(argv)
             if getattr(args, "run", None) is None:
                 parser.print_help(sys.stderr)

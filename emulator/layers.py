@@ -63,7 +63,8 @@ class LayerTables:
         is_real = layer.v != 0
         real_at = np.flatnonzero(is_real)  # storage indices of the real entries
         before = np.zeros(is_real.size + 1, dtype=np.int64)
-        np.cumsum(is_real, out=before[1:])
+        before[1:] = is_real
+        np.cumsum(before, out=before)  # in place: much faster than cumsum casting from bool
         first = before[start]  # each block's first real entry, as an index into real_at
         real = np.diff(first, append=real_at.size)  # real entries per block (storage order)
         # Global row of a real entry: N * (local row) + PE, local row = reach - reach at the

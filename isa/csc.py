@@ -72,9 +72,9 @@ def reach(z: np.ndarray) -> np.ndarray:
     """``(entries + 1,)``: ``out[i]`` is the sum of ``z + 1`` over the entries before ``i`` in
     storage order. An entry's local row is ``out[i + 1] - out[s] - 1``, where ``s`` is the first
     entry of its PE's column."""
-    out = np.zeros(z.size + 1, dtype=np.int64)
-    out[1:] = z
-    out[1:] += 1
+    out = np.empty(z.size + 1, dtype=np.int64)
+    out[0] = 0
+    np.add(z, 1, out=out[1:], dtype=np.int64)
     np.cumsum(out, out=out)
     return out
 
@@ -95,16 +95,13 @@ def coordinates(ptr: np.ndarray, z: np.ndarray) -> EntryCoordinates:
 
 def column_heights(ptr: np.ndarray, z: np.ndarray) -> np.ndarray:
     """(N, K): the local rows each PE's column reaches, i.e. the local row of its last stored
-    entry plus one (0 for an empty column). Costs O(N * K) memory, not O(entries) as
-    :func:`coordinates`; ``z`` must hold exactly the entries ``ptr`` counts."""
-    pes, cols_plus_one = ptr.shape
-    per_column = np.diff(ptr, axis=1).ravel().astype(np.int64)
-    heights = np.zeros(per_column.size, dtype=np.int64)
-    nonempty = np.flatnonzero(per_column > 0)
-    if nonempty.size:
-        starts = (np.cumsum(per_column) - per_column)[nonempty]
-        heights[nonempty] = np.add.reduceat(z, starts, dtype=np.int64) + per_column[nonempty]
-    return heights.reshape(pes, cols_plus_one - 1)
+    entry plus one (0 for an empty column): the :func:`reach` across the column. ``z`` must hold
+    exactly the entries ``ptr`` counts."""
+    ptr = ptr.astype(np.int64)
+    base = np.zeros((ptr.shape[0], 1), dtype=np.int64)
+    np.cumsum(ptr[:-1, -1], out=base[1:, 0])
+    rows = reach(z)
+    return rows[base + ptr[:, 1:]] - rows[base + ptr[:, :-1]]
 
 
 def decode(ptr: np.ndarray, v: np.ndarray, z: np.ndarray, rows: int) -> np.ndarray:
