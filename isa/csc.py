@@ -27,16 +27,17 @@ class CscArrays:
 def encode(codes: np.ndarray, pes: int) -> CscArrays:
     """Interleaved CSC of ``codes`` (M x K, uint8 codebook indices, 0 = zero) over ``pes`` PEs."""
     codes = np.asarray(codes)
-    cols = codes.shape[1]
-    # Non-zeros in (column, row) order; a stable sort by PE keeps that order inside each PE.
-    col_idx, row_idx = np.nonzero(codes.T)
-    pe = row_idx % pes
-    order = np.argsort(pe, kind="stable")
-    col_idx, row_idx, pe = col_idx[order], row_idx[order], pe[order]
-    local = row_idx // pes
-    value = codes[row_idx, col_idx].astype(np.uint8)
+    rows, cols = codes.shape
+    local_rows = -(-rows // pes)
+    if local_rows * pes != rows:
+        codes = np.concatenate([codes, np.zeros((local_rows * pes - rows, cols), codes.dtype)])
+    # Row l * N + p is PE p's local row l: as (PE, column, local row), C order is storage order,
+    # so the non-zeros come out in the order they are stored, without a sort.
+    blocks = np.ascontiguousarray(codes.reshape(local_rows, pes, cols).transpose(1, 2, 0))
+    flat = np.flatnonzero(blocks)
+    group, local = np.divmod(flat, max(local_rows, 1))  # group: PE * K + column
+    value = blocks.reshape(-1)[flat].astype(np.uint8)
 
-    group = pe.astype(np.int64) * cols + col_idx
     first = np.ones(group.size, dtype=bool)
     first[1:] = group[1:] != group[:-1]
     previous = np.empty_like(local)
