@@ -63,7 +63,8 @@ def _command_of(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     interrupts: list[int] = []
-    command = "eiec"
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = f"eiec {words[0]}" if words and words[0] in COMMANDS else "eiec"
     try:
         with _counting_interrupts(interrupts):
             parser = build_parser(_command_of(sys.argv[1:] if argv is None else argv))

@@ -29,14 +29,28 @@ def fit_table(table: Table, width: int, terminal: Console) -> Table:
     """``table`` with no cell shortened at ``width``: text wraps at spaces, and while the table
     cannot fit even so, its rightmost columns go (a caption names them)."""
     dropped: list[str] = []
-    options = terminal.options.update(width=width, max_width=width)
-    while len(table.columns) > 1 and terminal.measure(table, options=options).minimum > width:
+    while len(table.columns) > 1 and _least_width(table, terminal) > width:
         column = table.columns.pop()
         dropped.append(str(column.header) or f"column {len(table.columns) + 1}")
     if dropped:
         note = f"not shown at {width} columns: {', '.join(reversed(dropped))} (see --json)"
         table.caption = f"{table.caption}; {note}" if table.caption else note
     return table
+
+
+def _least_width(table: Table, terminal: Console) -> int:
+    """The narrowest ``table`` can be with every cell whole: a no-wrap column as wide as its
+    widest cell, another as its longest word; plus padding and rules."""
+    left, right = table.padding[3], table.padding[1]
+    total = 0
+    for column in table.columns:
+        cells = [column.header, *column.cells] if table.show_header else list(column.cells)
+        sizes = [terminal.measure(cell) for cell in cells]
+        widest = max((m.maximum if column.no_wrap else m.minimum for m in sizes), default=0)
+        total += widest + left + right
+    if table.box is not None:
+        total += len(table.columns) - 1 + (2 if table.show_edge else 0)
+    return total
 
 
 def print_table(renderable: Any, terminal: Console | None = None) -> None:

@@ -21,10 +21,12 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from eiec.errors import PathError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
 
 def save_npy_atomic(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """``numpy.save`` to ``path`` atomically."""
+    import numpy as np  # not at import time: the CLI starts (and handles Ctrl-C) before numpy
+
     buffer = io.BytesIO()
     np.save(buffer, array)
     write_atomic(path, buffer.getvalue())

@@ -47,7 +47,14 @@ def batch_size(port: Port, array: np.ndarray, where: str) -> int | None:
     axis = port.batch_axis
     if axis is not None and len(shape) == len(port.shape):
         others = shape[:axis] + shape[axis + 1 :]
-        if others == port.shape[:axis] + port.shape[axis + 1 :] and shape[axis] >= 1:
+        if others == port.shape[:axis] + port.shape[axis + 1 :]:
+            if shape[axis] == 0:
+                raise InputError(
+                    f"input {port.name!r} has shape {_shape(shape)}: an empty batch (no samples "
+                    f"along axis {axis})",
+                    where=where,
+                    fix="give at least one sample",
+                )
             return shape[axis]
     raise InputError(_shape_message(port, shape), where=where, fix=_shape_fix(port))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import onnx
@@ -28,9 +29,21 @@ def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
                 where=where,
                 fix="give the path of an .onnx file",
             )
+        if path.stat().st_size == 0:
+            raise ModelLoadError(
+                "the file is empty", where=where, fix="give the path of an .onnx file"
+            )
         try:
             proto = onnx.load(str(path))
         except Exception as error:  # protobuf raises DecodeError and friends
+            external = _EXTERNAL.search(str(error))
+            if external:
+                raise ModelLoadError(
+                    f"the weights of '{external['tensor']}' are stored in {external['file']}, "
+                    "which is missing",
+                    where=where,
+                    fix="keep the external-data files beside the model, as onnx.save wrote them",
+                ) from None
             raise ModelLoadError(
                 f"not an ONNX model: {_first_line(error)}",
                 where=where,
@@ -48,6 +61,13 @@ def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
         raise ModelLoadError("the model's graph has no nodes", where=where)
     check_model(proto, where)
     return proto
+
+
+#: onnx.load's message for a missing external-data file.
+_EXTERNAL = re.compile(
+    r"Data of TensorProto \( tensor name: (?P<tensor>.*?)\) should be stored in (?P<file>.*?), "
+    r"but it is not regular file"
+)
 
 
 def _first_line(error: BaseException) -> str:

@@ -42,12 +42,12 @@ from onnx import TensorProto, helper, numpy_helper
 from eiec.errors import EiecError
 from eiec.isa import format_program, save
 
-TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS) not in sys.path:  # run as a script: the test helpers import as pytest sees them
-    sys.path.insert(0, str(TESTS))
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: import the test helpers as tests.*
+    sys.path.insert(0, str(ROOT))
 
-from compiler.models import mlp  # noqa: E402
-from runtime.handmade import handmade_mlp  # noqa: E402
+from tests.compiler.models import mlp  # noqa: E402
+from tests.runtime.handmade import handmade_mlp  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -937,7 +937,53 @@ def cases() -> list[Case]:
             call=lambda folder: _run_onnx(folder / "none.onnx", np.ones((1, 1, 5, 5)), {}),
         )
     )
+
+    # -- Ctrl-C: a real SIGINT at several moments of a compile (a process each) --
+    for delay in (0.4, 0.8, 1.5, 3.0, 5.0):
+        add(Case(f"compile: Ctrl-C after {delay} s", "interrupt", call=_interrupt(delay),
+                 slow=True, may_pass=True))  # fmt: skip
     return out
+
+
+class InterruptFailure(Exception):
+    """A Ctrl-C that did not end as it must (counted as a traceback)."""
+
+
+def _interrupt(delay: float) -> Callable[[Path], object]:
+    """Compile the digits MLP onto an existing file, SIGINT after ``delay`` s: exit 130, the
+    last stderr line ``eiec compile: interrupted``, no traceback, the old file intact, no
+    temporary file (or exit 0 with a new program if it finished first)."""
+
+    def call(folder: Path) -> None:
+        import signal
+        import subprocess
+
+        out = folder / "interrupted.eie"
+        out.write_text("previous")
+        model = EXAMPLES / "digits" / "digits_mlp.onnx"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "eiec", "compile", str(model), "-o", str(out), "-q"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        left = [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+        text = out.read_text()
+        out.unlink()
+        if process.returncode == 0 and text != "previous":
+            return
+        if (
+            process.returncode != 130
+            or "Traceback" in err
+            or not err.endswith("eiec compile: interrupted\n")
+            or text != "previous"
+            or left
+        ):
+            raise InterruptFailure(f"exit {process.returncode}, {err[-200:]!r}, left {left}")
+
+    return call
 
 
 def _run_onnx(model: Path, x: np.ndarray, options: dict) -> object:
