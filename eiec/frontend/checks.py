@@ -165,7 +165,7 @@ def check_runs_on_eie(model: onnx.ModelProto, where: str) -> None:
 def check_capacity(
     model: onnx.ModelProto,
     machine: Machine,
-    sparsity: float | dict[str, float],
+    sparsity: float | dict[str, float] | str,
     default_sparsity: float,
     where: str,
 ) -> None:
@@ -202,6 +202,8 @@ def check_capacity(
             )
         # PruneWeights keeps exactly this many weights (ties broken in row-major order); the
         # busiest PE stores at least the average, padding and bias entries aside.
+        if isinstance(sparsity, str):  # 'auto': each layer's target is chosen by training
+            continue
         target = _target(layer.aliases, sparsity, default_sparsity)
         size = rows * inputs
         kept = min(

@@ -139,6 +139,7 @@ def build_fixtures(folder: Path) -> None:
     np.save(folder / "x1.npy", made.x[:1])
     np.save(folder / "xm.npy", np.ones((2, 8), np.float32))
     np.save(folder / "labels.npy", np.array([0, 1], np.int64))
+    np.savez(folder / "train.npz", x=np.ones((4, 8), np.float32), y=np.array([0, 1, 2, 3]))
 
     weight = numpy_helper.to_array(base.graph.initializer[0])
     for name, value in (("nan", np.nan), ("inf", np.inf), ("ninf", -np.inf), ("huge", 1e30)):
@@ -568,6 +569,27 @@ def cases() -> list[Case]:
         (("compile", m, "-o", f"{d}/o.eie", "--no-such-flag"), "an unknown flag", 2),
     ):
         add(Case(f"options: {name}", "option", argv, code=code))
+    for flag, value in (
+        ("--epochs", "-1"),
+        ("--epochs", "x"),
+        ("--seed", "-1"),
+        ("--seed", "1.5"),
+        ("--max-accuracy-drop", "200"),
+        ("--max-accuracy-drop", "nan"),
+    ):
+        add(Case(f"compile: {flag} {value!r}", "option", (*comp, flag, value), code=2))
+    for name, extra in (
+        ("--train missing", ("--train", f"{d}/none.npz")),
+        ("--train a folder", ("--train", f"{d}/adir")),
+        ("--train not an archive", ("--train", f"{d}/x_txt.npy")),
+        ("--train an .npy", ("--train", x)),
+        ("--sparsity auto without --train", ("--sparsity", "auto")),
+    ):
+        add(Case(f"compile: {name}", "option", (*comp, *extra), slow=True))
+    add(Case("compile: -o onto --train", "overwrite",
+             ("compile", m, "-o", f"{d}/train.npz", "--train", f"{d}/train.npz"),
+             message=f"eiec compile: error: {d}/train.npz: "
+             + same.format(src=f"{d}/train.npz", label="--train")))  # fmt: skip
     add(
         Case(
             "compile: --sparsity names no layer",
@@ -1102,10 +1124,9 @@ def main(argv: list[str] | None = None) -> int:
             if outcome.verdict != "clean":
                 bad.append(outcome)
             if args.verbose:
-                print(
-                    f"{outcome.verdict:18s} {outcome.seconds:6.2f}s  {case.name}: "
-                    f"{outcome.err or outcome.detail}"[:300]
-                )
+                last = (outcome.err or outcome.detail).strip().splitlines()[-1:] or [""]
+                line = f"{outcome.verdict:18s} {outcome.seconds:6.2f}s  {case.name}: {last[0]}"
+                print(line[:300])
     for outcome in bad:
         print(f"{outcome.verdict}: {outcome.case.name}: {outcome.detail or outcome.err}"[:600])
     print(f"commands: {', '.join(f'{k} {v}' for k, v in sorted(by_command.items()))}")
