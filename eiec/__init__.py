@@ -26,7 +26,7 @@ _API = {
     "CompileOptions": "eiec.compiler",
     "compile_model": "eiec.compiler",
     "EmulatorConfig": "eiec.emulator",
-    "emulate": "eiec.runtime.run",
+    "emulate": "eiec.runtime.emulate",
     "verify": "eiec.runtime.verify",
     "run": "eiec.runtime.run",
     "sweep": "eiec.runtime.sweep",

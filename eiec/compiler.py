@@ -1,30 +1,54 @@
-"""The compiler driver: ONNX (or Relax) -> prune -> share -> lower -> EIE program + report.
+"""The compiler driver: ONNX (or Relax) -> prune -> share -> code generation -> EIE program.
+
+The Relax-to-Relax stages are module passes run as one ``tvm.transform.Sequential``
+(:func:`compression_passes`); code generation (:class:`eiec.codegen.generate.LowerToEIE`) is a
+function of the compressed module; the emitted program is checked by ``eiec.isa.verify``.
 
 Stages, each timed (``CompileResult.timings``, seconds): ``import`` (load, check, fold,
-canonicalise, import to Relax), ``prune`` (PruneWeights), ``share`` (ShareWeights),
-``lower`` (LowerToEIE), ``export`` (the compressed ONNX model) and ``report``. The same input
-and options give the same program, text for text.
+canonicalise, import to Relax), with ``--train`` ``train`` (:mod:`eiec.training`), ``prune``
+(PruneWeights), ``share`` (ShareWeights), ``lower`` (code generation and the program's
+verification), with ``--train`` ``emulate`` (the emulated held-out accuracy), ``export`` (the
+compressed ONNX model) and ``report``; the passes' times come from TVM's
+``PassTimingInstrument``. The same input and
+options give the same program, text for text.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import tvm
+from tvm.ir.instrument import PassTimingInstrument, pass_instrument
 
+from eiec.codegen.assembly import FormatChoice
+from eiec.codegen.generate import Generated, LowerToEIE, PortSpec
+from eiec.compression import CompressionReport
 from eiec.errors import CompileError
+from eiec.frontend.canonicalize import canonicalize, output_batch_axes
+from eiec.frontend.read import ImportedModel, read_onnx
+from eiec.isa import verify as verify_program
 from eiec.isa.program import Machine, Program
-from eiec.passes.assembly import FormatChoice
-from eiec.report import CompressionReport
+from eiec.passes.export_compressed import export_compressed, lstm_outputs
+from eiec.passes.prune_weights import PruneWeights, resolve_layer_options
+from eiec.passes.share_weights import ShareWeights, check_bits
+from eiec.relax_layers.fc import find_fc_layers
+from eiec.relax_layers.lstm import find_lstm_layers, lstm_aliases
+from eiec.relax_layers.names import identifier
+from eiec.training.compress import TrainOptions
+from eiec.training.pipeline import InputInfo, emulated_stage, train_stage
 
-STAGES = ("import", "prune", "share", "lower", "export", "report")
+STAGES = ("import", "train", "prune", "share", "lower", "emulate", "export", "report")
+
+#: The stage name of each compression pass in ``CompileResult.timings``.
+PASS_STAGES = {"PruneWeights": "prune", "ShareWeights": "share"}
 
 
 @dataclass
@@ -109,62 +133,90 @@ class CompileResult:
     training: Any = None
 
 
-class _Stages:
-    """Times the stages and drives an optional rich progress bar."""
+@pass_instrument
+class _Snapshots:
+    """Keeps the module entering and leaving each named pass (for the passes' statistics)."""
 
-    def __init__(self, progress: bool, names: tuple[str, ...]) -> None:
+    def __init__(self) -> None:
+        self.before: dict[str, tvm.IRModule] = {}
+        self.after: dict[str, tvm.IRModule] = {}
+
+    def run_before_pass(self, mod: tvm.IRModule, info: tvm.transform.PassInfo) -> None:
+        self.before[info.name] = mod
+
+    def run_after_pass(self, mod: tvm.IRModule, info: tvm.transform.PassInfo) -> None:
+        self.after[info.name] = mod
+
+
+def pass_timings(rendered: str) -> dict[str, float]:
+    """Seconds per pass from ``PassTimingInstrument.render()`` (the Sequential's children)."""
+    found = {}
+    for name, micros in re.findall(r"^\t(\w+): (\d+)us", rendered, flags=re.MULTILINE):
+        stage = PASS_STAGES.get(name, name)
+        found[stage] = found.get(stage, 0.0) + int(micros) * 1e-6
+    return found
+
+
+class _Progress:
+    """Times the stages that are not passes and drives an optional rich progress bar."""
+
+    def __init__(self, enabled: bool, names: Sequence[str]) -> None:
         self.timings: dict[str, float] = {}
         self._bar: Any = None
-        self.bar: Any = None  # the rich Progress while running (training adds its epochs)
-        self._names = names
-        if progress:
-            from rich.progress import Progress
+        self._task: Any = None
+        #: The rich Progress (None without a bar); training adds its epochs to it.
+        self.bar: Any = None
+        if enabled:
+            from rich.progress import Progress  # lazy: only with a progress bar
 
-            self._bar = Progress(transient=True)
+            self._bar = self.bar = Progress(transient=True)
+            self._task = self._bar.add_task("compile", total=len(names))
 
     @contextmanager
-    def run(self) -> Iterator[Callable[[str], Any]]:
+    def shown(self) -> Iterator[None]:
+        """The bar is on screen within the block."""
         if self._bar is None:
-            yield self._stage
+            yield
             return
         with self._bar:
-            self._task = self._bar.add_task("compile", total=len(self._names))
-            self.bar = self._bar
-            yield self._stage
+            yield
 
     @contextmanager
-    def _stage(self, name: str) -> Iterator[None]:
+    def stage(self, name: str, timed: bool = True) -> Iterator[None]:
+        """Show the block as stage ``name``; time it unless ``timed`` is False (the passes,
+        which TVM times)."""
         if self._bar is not None:
             self._bar.update(self._task, description=f"compile: {name}")
         start = time.perf_counter()
         yield
-        self.timings[name] = time.perf_counter() - start
+        if timed:
+            self.timings[name] = time.perf_counter() - start
         if self._bar is not None:
             self._bar.advance(self._task)
+
+
+def compression_passes(options: CompileOptions, aliases: dict[str, str]) -> tvm.transform.Pass:
+    """Deep Compression's stages as one ``Sequential`` of module passes."""
+    default, overrides = options.sparsity_targets()
+    return tvm.transform.Sequential(
+        [PruneWeights(default, overrides, aliases), ShareWeights(options.bits)],
+        name="compress",
+    )
 
 
 def compile_model(
     model: str | Path | onnx.ModelProto, options: CompileOptions | None = None
 ) -> CompileResult:
-    """Compile an ONNX FC model into an EIE program."""
-    from eiec.frontend.canonicalize import canonicalize, output_batch_axes
-    from eiec.frontend.layers import identifier
-    from eiec.frontend.read import read_onnx
-    from eiec.passes.export_compressed import ExportCompressed
-    from eiec.passes.lower_to_eie import PortSpec
-    from eiec.passes.lstm_layers import export_lstm_onnx, find_lstm_layers, lstm_outputs
-
+    """Compile an ONNX FC/LSTM model into an EIE program."""
     options = options or CompileOptions()
     machine = options.machine()
-    names = (
-        STAGES
-        if options.train is None
-        else ("import", "train", *STAGES[1:4], "emulate", *STAGES[4:])
-    )
-    stages = _Stages(options.progress, names)
+    trained = options.train is not None
+    names = ("import", "train") if trained else ("import",)
+    names += ("compress", "lower", "emulate") if trained else ("compress", "lower")
+    progress = _Progress(options.progress, (*names, "export", "report"))
     training = None
-    with stages.run() as stage:
-        with stage("import"):
+    with progress.shown():
+        with progress.stage("import"):
             imported = read_onnx(model)
         inputs = [PortSpec(identifier(i.name, "x"), i.batch_axis) for i in imported.inputs]
         outputs = [
@@ -176,29 +228,20 @@ def compile_model(
         calibration = _calibration(options.calibration, imported.inputs, inputs)
         aliases = {a: layer.name for layer in imported.layers for a in layer.aliases}
         module = imported.module
-        if options.train is not None:
-            with stage("train"):
+        if trained:
+            with progress.stage("train"):
                 module, training, trainer, options = _train(
-                    module, options, imported.inputs, aliases, stages.bar
+                    module, options, imported.inputs, aliases, progress.bar
                 )
-        module, share_stats, lower = _compress_and_lower(
-            module, options, machine, stage, aliases, inputs, outputs, calibration
+        module, generated, report = _compress_and_generate(
+            module, options, machine, progress, aliases, inputs, outputs, calibration
         )
         if training is not None:
-            from eiec.training.pipeline import emulated_stage
-
-            with stage("emulate"):
-                emulated_stage(trainer, lower.program, training)
-        with stage("export"):
-            base = _export_base(imported, canonicalize)
-            exporter = ExportCompressed(base, imported.layers)
-            exporter(module)
-            compressed = export_lstm_onnx(exporter.compressed, module)
-        with stage("report"):
-            report = CompressionReport.build(
-                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share_stats
-            )
-    written = lower.tensor_map
+            with progress.stage("emulate"):
+                emulated_stage(trainer, generated.program, training)
+        with progress.stage("export"):
+            compressed = export_compressed(_export_base(imported), imported.layers, module)
+    written = generated.tensor_map
     tensor_map = {
         layer.output: written[layer.name] for layer in imported.layers if layer.name in written
     }
@@ -212,14 +255,14 @@ def compile_model(
         }
     )
     return CompileResult(
-        program=lower.program,
+        program=generated.program,
         report=report,
         module=module,
         compressed_model=compressed,
         tensor_map=tensor_map,
         layer_names=[layer.name for layer in imported.layers] + [lstm.name for lstm in lstm_layers],
-        formats=dict(lower.assembly.formats),
-        timings=stages.timings,
+        formats=generated.formats,
+        timings=_ordered(progress.timings),
         training=training,
     )
 
@@ -233,14 +276,6 @@ def _train(
 ) -> tuple[tvm.IRModule, Any, Any, CompileOptions]:
     """The training stage (:func:`eiec.training.pipeline.train_stage`) and the options pruning
     then uses: sparsity 0, which keeps the trained zeros and prunes nothing more."""
-    from dataclasses import replace
-
-    from eiec.passes.fc_layers import find_fc_layers
-    from eiec.passes.lstm_layers import find_lstm_layers, lstm_aliases
-    from eiec.passes.prune_weights import resolve_layer_options
-    from eiec.training.compress import TrainOptions
-    from eiec.training.pipeline import InputInfo, train_stage
-
     if len(specs) != 1:
         raise CompileError(f"--train needs a single-input model; this one has {len(specs)}")
     if options.epochs < 0:
@@ -268,66 +303,73 @@ def _train(
 
 def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> CompileResult:
     """Compile a Relax module whose ``main`` is a chain of FC layers with constant weights."""
-    from eiec.passes.fc_layers import find_fc_layers
-    from eiec.passes.lstm_layers import find_lstm_layers
-
     options = options or CompileOptions()
     machine = options.machine()
-    stages = _Stages(options.progress, ("prune", "share", "lower", "report"))
+    progress = _Progress(options.progress, ("compress", "lower", "report"))
     calibration = None
     if options.calibration is not None:
         params = mod["main"].params
         if len(params) != 1:
             raise CompileError("calibration inputs need a single-input function")
         calibration = {params[0].name: np.asarray(options.calibration)}
-    with stages.run() as stage:
-        module, share_stats, lower = _compress_and_lower(
-            mod, options, machine, stage, {}, None, None, calibration
+    with progress.shown():
+        module, generated, report = _compress_and_generate(
+            mod, options, machine, progress, {}, None, None, calibration
         )
-        with stage("report"):
-            report = CompressionReport.build(
-                lower.assembly.records, machine.ptr_bits, machine.pes, options.bits, share_stats
-            )
     names = [layer.name for layer in find_fc_layers(module["main"])]
     names += [layer.name for layer in find_lstm_layers(module)]
     return CompileResult(
-        program=lower.program,
+        program=generated.program,
         report=report,
         module=module,
         compressed_model=None,
-        tensor_map=dict(lower.tensor_map),
+        tensor_map=dict(generated.tensor_map),
         layer_names=names,
-        formats=dict(lower.assembly.formats),
-        timings=stages.timings,
+        formats=generated.formats,
+        timings=_ordered(progress.timings),
     )
 
 
-def _compress_and_lower(
+def _ordered(timings: dict[str, float]) -> dict[str, float]:
+    """The timings in pipeline order (known stages first, then any other pass)."""
+    known = [name for name in STAGES if name in timings]
+    return {name: timings[name] for name in known + [n for n in timings if n not in STAGES]}
+
+
+def _compress_and_generate(
     mod: tvm.IRModule,
     options: CompileOptions,
     machine: Machine,
-    stage: Callable[[str], Any],
+    progress: _Progress,
     aliases: dict[str, str],
-    inputs: list[Any] | None,
-    outputs: list[Any] | None,
+    inputs: list[PortSpec] | None,
+    outputs: list[PortSpec] | None,
     calibration: dict[str, np.ndarray] | None,
-) -> tuple[tvm.IRModule, Any, Any]:
-    from eiec.passes import lower_lstm  # noqa: F401 (registers the LSTM lowerings)
-    from eiec.passes.lower_to_eie import LowerToEIE
-    from eiec.passes.prune_weights import PruneWeights
-    from eiec.passes.share_weights import ShareWeights, check_bits
-
+) -> tuple[tvm.IRModule, Generated, CompressionReport]:
+    """The compressed module, its program (verified) and the compression report."""
     check_bits(options.bits)
-    default, overrides = options.sparsity_targets()
-    with stage("prune"):
-        mod = PruneWeights(default, overrides, aliases)(mod)
-    with stage("share"):
-        share = ShareWeights(options.bits)
-        mod = share(mod)
-    with stage("lower"):
-        lower = LowerToEIE(machine, inputs, outputs, calibration, options.input_range)
-        lower(mod)
-    return mod, share.stats, lower
+    timing, snapshots = PassTimingInstrument(), _Snapshots()
+    passes = compression_passes(options, aliases)
+    with (
+        progress.stage("compress", timed=False),
+        tvm.transform.PassContext(opt_level=0, instruments=[timing, snapshots]),
+    ):
+        mod = passes(mod)
+        progress.timings.update(pass_timings(timing.render()))
+        start = time.perf_counter()  # the statistics of weight sharing count as its stage
+        share = ShareWeights(options.bits).stats(
+            snapshots.before["ShareWeights"], snapshots.after["ShareWeights"]
+        )
+        progress.timings["share"] += time.perf_counter() - start
+    del snapshots  # the modules between the passes: their weights are no longer needed
+    with progress.stage("lower"):
+        generated = LowerToEIE(machine, inputs, outputs, calibration, options.input_range)(mod)
+        verify_program(generated.program)
+    with progress.stage("report"):
+        report = CompressionReport.build(
+            generated.records, machine.ptr_bits, machine.pes, options.bits, share
+        )
+    return mod, generated, report
 
 
 def _calibration(
@@ -360,7 +402,7 @@ def _calibration(
     return {ports[0].name: array.reshape(-1, size)}
 
 
-def _export_base(imported: Any, canonicalize: Callable[[onnx.ModelProto], onnx.ModelProto]) -> Any:
+def _export_base(imported: ImportedModel) -> onnx.ModelProto:
     """The graph to export: the loaded model, canonicalised (keeps its batch dimension), when it
     holds every layer's initialisers; else the folded batch-1 graph the compiler imported."""
     base = canonicalize(imported.original)

@@ -168,7 +168,7 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
 
 def save_npy_atomic(path: str | os.PathLike[str], array: np.ndarray) -> None:
     """``numpy.save`` to ``path`` atomically."""
-    import numpy as np  # not at import time: the CLI starts (and handles Ctrl-C) before numpy
+    import numpy as np  # lazy: numpy; the CLI starts (and handles Ctrl-C) before it loads
 
     buffer = io.BytesIO()
     np.save(buffer, array)

@@ -53,7 +53,7 @@ class BatchStats:
 
     def render(self) -> Any:
         """A rich table of the batch totals."""
-        from rich.table import Table
+        from rich.table import Table  # lazy: rich
 
         table = Table(title="EIE emulation (batch)", show_header=False)
         table.add_column("what")
@@ -145,7 +145,7 @@ def run_batch(
     emulator = Emulator(program, config, observers)
     samples = range(count)
     if progress:
-        from rich.progress import track
+        from rich.progress import track  # lazy: rich
 
         samples = track(samples, description="emulating", total=count, transient=True)
     outputs: dict[str, list[np.ndarray]] = {port.name: [] for port in program.outputs}

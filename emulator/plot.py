@@ -25,10 +25,10 @@ PE_CYCLES = (
 def plot_run(runs: Sequence[Stats], path: str | os.PathLike[str]) -> None:
     """Save a PNG of the PE cycle breakdown and the per-MAC timing of ``runs`` (summed)."""
     try:
-        import matplotlib
+        import matplotlib  # lazy: matplotlib, an optional dependency
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: matplotlib
     except ImportError as error:
         raise EmulatorError(
             "cannot plot: matplotlib is not installed",

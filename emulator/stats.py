@@ -138,7 +138,7 @@ class Stats:
 
     def render(self) -> Any:
         """A rich renderable: the summary, the MACs, the energy by unit."""
-        from eiec.emulator.report import render_stats
+        from eiec.emulator.report import render_stats  # lazy: rich
 
         return render_stats(self)
 

@@ -30,6 +30,7 @@ import onnx
 from onnx import numpy_helper
 from onnx.backend.base import Backend, BackendRep
 
+from eiec.emulator import EmulatorConfig, run_batch
 from eiec.errors import InputError
 
 
@@ -63,7 +64,7 @@ class EieBackendRep(BackendRep):
         return bound
 
     def _program(self, model: onnx.ModelProto) -> Any:
-        from eiec.compiler import CompileOptions, compile_model
+        from eiec.compiler import CompileOptions, compile_model  # lazy: TVM
 
         key = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
         if key not in self._compiled:
@@ -73,7 +74,6 @@ class EieBackendRep(BackendRep):
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         """Compile for the constant inputs, emulate the activation input; outputs in order."""
-        from eiec.emulator import EmulatorConfig, run_batch
 
         initialisers = {init.name for init in self.model.graph.initializer}
         names = [vi.name for vi in self.model.graph.input if vi.name not in initialisers]

@@ -5,13 +5,8 @@
 serialised bytes (and the extra outputs asked for), so the original and the compressed model of
 one run are built once each.
 
-TVM's ONNX front end lacks some ops that exporters write. Before import, :func:`tvm_compatible`
-rewrites them into equivalent standard ops, so the whole model still runs in TVM:
-
-- ``ai.onnx.ml.ArrayFeatureExtractor(data, indices)`` (skl2onnx's label lookup after
-  ``ArgMax``) becomes ``Gather(data, Reshape(indices, [-1]), axis=-1)``, followed by
-  ``Unsqueeze(axes=[0])`` when ``data`` is 1-D (the op's output is then ``[1, n]``, as
-  onnxruntime and ``onnx.reference`` define it).
+TVM's ONNX front end lacks some ops that exporters write; the model is first rewritten by
+:func:`eiec.frontend.compat.tvm_compatible`.
 """
 
 from __future__ import annotations
@@ -25,10 +20,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from eiec.errors import InputError, RuntimeCheckError
-from eiec.frontend.graph import GraphFacts
+from eiec.frontend.compat import tvm_compatible
+from eiec.frontend.feeds import elem_dtype, model_inputs, order_feeds
 from eiec.frontend.load import load_model
 
 #: Builds kept per process (each holds a compiled VM executable).
@@ -37,70 +33,6 @@ CACHE_SIZE = 16
 ModelLike = str | Path | onnx.ModelProto
 
 __all__ = ["Reference", "build", "load_model", "run_intermediates", "run_reference", "run_rows"]
-
-
-def model_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    """The graph inputs that are fed at run time (initialisers excluded)."""
-    return GraphFacts.of(model).graph_inputs
-
-
-def _static_rank(model: onnx.ModelProto, name: str) -> int | None:
-    for init in model.graph.initializer:
-        if init.name == name:
-            return len(init.dims)
-    for node in model.graph.node:
-        if node.op_type == "Constant" and name in node.output:
-            return len(helper.get_attribute_value(node.attribute[0]).dims)
-    inferred = onnx.shape_inference.infer_shapes(model)
-    graph = inferred.graph
-    for info in [*graph.input, *graph.value_info, *graph.output]:
-        if info.name == name and info.type.tensor_type.HasField("shape"):
-            return len(info.type.tensor_type.shape.dim)
-    return None
-
-
-def tvm_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` with the ops TVM's ONNX front end lacks rewritten (module doc)."""
-    if not any(n.op_type == "ArrayFeatureExtractor" for n in model.graph.node):
-        return model
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    nodes: list[onnx.NodeProto] = []
-    for index, node in enumerate(result.graph.node):
-        if node.op_type != "ArrayFeatureExtractor":
-            nodes.append(node)
-            continue
-        data, indices = node.input
-        rank = _static_rank(result, data)
-        if rank is None:
-            raise RuntimeCheckError(
-                f"ArrayFeatureExtractor on '{data}' of unknown rank",
-                where=f"ONNX node {node.name or index}",
-                fix="give the data input a static rank (an initialiser or a typed value_info)",
-            )
-        stem = f"eiec_afe{index}"
-        shape = numpy_helper.from_array(np.array([-1], dtype=np.int64), f"{stem}_flat_shape")
-        result.graph.initializer.append(shape)
-        gathered = node.output[0] if rank > 1 else f"{stem}_gathered"
-        nodes.append(
-            helper.make_node("Reshape", [indices, shape.name], [f"{stem}_flat"], name=f"{stem}_r")
-        )
-        nodes.append(
-            helper.make_node(
-                "Gather", [data, f"{stem}_flat"], [gathered], axis=-1, name=f"{stem}_g"
-            )
-        )
-        if rank == 1:
-            axes = numpy_helper.from_array(np.array([0], dtype=np.int64), f"{stem}_axes")
-            result.graph.initializer.append(axes)
-            nodes.append(
-                helper.make_node(
-                    "Unsqueeze", [gathered, axes.name], [node.output[0]], name=f"{stem}_u"
-                )
-            )
-    del result.graph.node[:]
-    result.graph.node.extend(nodes)
-    return result
 
 
 def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
@@ -127,47 +59,6 @@ def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProt
     return result
 
 
-def order_feeds(
-    names: Sequence[str],
-    dtypes: Sequence[np.dtype],
-    inputs: Mapping[str, np.ndarray] | np.ndarray,
-) -> list[np.ndarray]:
-    """``inputs`` (name -> array, or one array for a one-input model) in the order of the
-    model's input ``names``, cast to their ``dtypes``.
-
-    Only the width may change (float64 -> float32); a change of kind is an error.
-    """
-    if isinstance(inputs, np.ndarray):
-        if len(names) != 1:
-            raise InputError(
-                f"the model has {len(names)} inputs ({', '.join(names)}); got one array",
-                fix="pass a dict of input name -> array",
-            )
-        inputs = {names[0]: inputs}
-    unknown = sorted(set(inputs) - set(names))
-    missing = [name for name in names if name not in inputs]
-    if unknown or missing:
-        raise InputError(
-            f"inputs do not match the model: missing {missing}, unknown {unknown}",
-            fix=f"the model's inputs are {list(names)}",
-        )
-    result = []
-    for name, dtype in zip(names, dtypes, strict=True):
-        array = np.asarray(inputs[name])
-        if array.dtype.kind != dtype.kind:
-            raise InputError(
-                f"input '{name}' has dtype {array.dtype}; the model takes {dtype}",
-                fix=f"convert it with .astype(np.{dtype})",
-            )
-        result.append(np.ascontiguousarray(array, dtype=dtype))
-    return result
-
-
-def elem_dtype(info: onnx.ValueInfoProto) -> np.dtype:
-    """The numpy element type of a tensor value info."""
-    return np.dtype(helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type))
-
-
 @dataclass
 class Reference:
     """A TVM CPU build of an ONNX model; :meth:`run` executes it on numpy inputs."""
@@ -185,7 +76,7 @@ class Reference:
 
     def run(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         """Execute the build; returns every graph output by name (batch as given)."""
-        import tvm
+        import tvm  # lazy: TVM, only to build a reference
 
         args = [tvm.runtime.tensor(a, self._device) for a in self.feeds(inputs)]
         try:
@@ -224,10 +115,10 @@ def build(model: ModelLike, extra_outputs: Sequence[str] = ()) -> Reference:
 
 
 def _compile(model: onnx.ModelProto) -> Reference:
-    import tvm
-    from tvm import relax
+    import tvm  # lazy: TVM, only to build a reference
+    from tvm import relax  # lazy: TVM
 
-    from eiec.frontend.tvm_import import relax_from_onnx
+    from eiec.frontend.tvm_import import relax_from_onnx  # lazy: TVM
 
     runnable = tvm_compatible(model)
     inputs = model_inputs(runnable)

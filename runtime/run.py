@@ -20,64 +20,23 @@ with one compression report; BYOC can only bound each offloaded function on its 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from eiec.emulator import BatchResult, BatchStats, EmulatorConfig, Stats, run_batch
+from eiec.compiler import CompileOptions, CompileResult, compile_model
+from eiec.emulator import BatchStats, EmulatorConfig, Stats
 from eiec.errors import InputError
-from eiec.isa.program import Program
 from eiec.runtime import reference
+from eiec.runtime.accuracy import Accuracy, Inputs, predictions
+from eiec.runtime.emulate import emulate
+from eiec.runtime.run_byoc import ByocReport, run_byoc
 from eiec.runtime.split import TailSplit, eie_split
 from eiec.runtime.verify import VerifyReport, verify
 
-if TYPE_CHECKING:
-    from eiec.compiler import CompileOptions, CompileResult
-    from eiec.runtime.run_byoc import ByocReport
-
-Inputs = Mapping[str, np.ndarray] | np.ndarray
-
-
-def emulate(
-    program: Program | str | Path,
-    inputs: Inputs,
-    config: EmulatorConfig | None = None,
-    progress: bool = False,
-) -> BatchResult:
-    """Run a program (or an ``.eie`` file) on every sample of ``inputs``.
-
-    ``inputs``: port name -> array, or one array for a one-input program; a batch is stacked
-    along each port's batch axis. See ``eiec.emulator.run_batch``.
-    """
-    from eiec.isa import load
-
-    prog = program if isinstance(program, Program) else load(program)
-    if isinstance(inputs, np.ndarray):
-        if len(prog.inputs) != 1:
-            raise InputError(
-                f"the program has {len(prog.inputs)} inputs; got one array",
-                where=prog.source,
-                fix="pass a dict of input name -> array",
-            )
-        inputs = {prog.inputs[0].name: inputs}
-    return run_batch(prog, inputs, config, progress=progress)
-
-
-@dataclass
-class Accuracy:
-    """Top-1 accuracy against labels: the original model, the compressed model on the CPU
-    (None on the BYOC path, which builds no compressed model), and the emulator."""
-
-    original: float
-    compressed: float | None
-    emulator: float
-
-    def to_json(self) -> dict[str, float]:
-        """A JSON-ready dict."""
-        return dict(self.__dict__)
+#: ``emulate`` lives in :mod:`eiec.runtime.emulate` (no TVM); it is also reachable from here.
+__all__ = ["RunReport", "emulate", "run"]
 
 
 @dataclass
@@ -155,18 +114,6 @@ class RunReport:
         return "\n".join(lines)
 
 
-def predictions(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Predicted classes: an integer output of rank 1 (a label), else the arg-max of the first
-    float output."""
-    for value in outputs.values():
-        if value.dtype.kind in "iu" and value.ndim == 1:
-            return value
-    for value in outputs.values():
-        if value.dtype.kind == "f":
-            return value.reshape(value.shape[0], -1).argmax(axis=1)
-    raise InputError("the model has no output a class can be read from")
-
-
 def _with_tail(split: TailSplit, head_outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The model's outputs from the head's (by ONNX name): through the CPU tail if any."""
     if split.tail is None:
@@ -190,13 +137,9 @@ def run(
     not run before or between its layers take the BYOC path (module doc) and return a
     ``ByocReport``; ``config`` then must keep the emulator's defaults.
     """
-    from eiec.compiler import CompileOptions, compile_model
-
     original = reference.load_model(model)
     split = eie_split(original)
     if split is None:
-        from eiec.runtime.run_byoc import run_byoc
-
         return run_byoc(original, inputs, labels=labels, options=options, config=config)
     compiled = compile_model(split.head, options or CompileOptions())
     program = compiled.program

@@ -24,17 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import onnx
+import tvm
+from tvm import relax
 
+from eiec.byoc import run_onnx
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, Profiler, profile
+from eiec.compiler import CompileOptions
 from eiec.emulator import EmulatorConfig
 from eiec.errors import InputError, UnsupportedModelError
 from eiec.runtime import reference
-from eiec.runtime.run import Accuracy, Inputs, predictions
+from eiec.runtime.accuracy import Accuracy, Inputs, predictions
 from eiec.runtime.verify import (
     VerifyReport,
     compare_original,
@@ -42,9 +46,6 @@ from eiec.runtime.verify import (
     emulate_with_bounds,
     is_classifier,
 )
-
-if TYPE_CHECKING:
-    from eiec.compiler import CompileOptions
 
 
 @dataclass
@@ -126,16 +127,11 @@ class ByocReport:
 
 def _function_vm(offload: Offload) -> Any:
     """The compressed function of ``offload`` built for the CPU."""
-    import tvm
-    from tvm import relax
-
     assert offload.compiled is not None
     return relax.VirtualMachine(tvm.compile(offload.compiled.module, target="llvm"), tvm.cpu())
 
 
 def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    import tvm
-
     result = vm["main"](*(tvm.runtime.tensor(feed[name]) for name in offload.inputs))
     values = list(result) if len(offload.outputs) > 1 else [result]
     return [value.numpy() for value in values]
@@ -207,9 +203,6 @@ def run_byoc(
 ) -> ByocReport:
     """Run ``model`` with its FC/LSTM layers on EIE and the rest on the CPU; check and report
     (module doc). ``inputs``: one array (samples along the first axis) or name -> array."""
-    from eiec.byoc import run_onnx
-    from eiec.compiler import CompileOptions
-
     if config is not None and (config.arith, config.fifo_depth, config.clock_mhz) != (
         "fixed16",
         None,

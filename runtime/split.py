@@ -7,7 +7,7 @@ that tensor, compiled for EIE) and the *tail* (that tensor to the model's output
 by :mod:`eiec.runtime.reference`). A model EIE runs whole (any number of outputs, e.g. an LSTM's
 Y, Y_h and Y_c) has no tail.
 
-Which nodes EIE runs is the front end's decision (``eiec.frontend.support.node_problems``, on
+Which nodes EIE runs is the op table's decision (``eiec.frontend.ops.CHECKS``, on
 the model at batch 1 with its constants folded, as ``eiec compile`` checks it): a node runs on
 the CPU when it has problems or reads a CPU node's output. The model is split after
 ``eiec.frontend.fold.fold_constants``, so run-time constants (an exporter's
@@ -25,6 +25,10 @@ import onnx
 from onnx.utils import Extractor
 
 from eiec.errors import UnsupportedModelError
+from eiec.frontend.canonicalize import fix_batch
+from eiec.frontend.fold import fold_constants
+from eiec.frontend.ops import CHECKS, LAYER_OPS
+from eiec.frontend.support import node_problems
 
 BYOC_HINT = (
     "run models with unsupported ops before or between FC layers through "
@@ -46,13 +50,8 @@ class TailSplit:
 def cpu_outputs(model: onnx.ModelProto) -> set[str]:
     """The outputs of the nodes of ``model`` that EIE cannot run (front end's check at batch 1,
     constants folded); nodes that fold to constants at batch 1 are not among them."""
-    import eiec.compiler  # noqa: F401  (the compiler's imports register every op it accepts)
-    from eiec.frontend.canonicalize import fix_batch
-    from eiec.frontend.fold import fold_constants
-    from eiec.frontend.support import node_problems
-
     batch1, _ = fix_batch(model, f"graph '{model.graph.name}'")
-    return {out for node, _ in node_problems(fold_constants(batch1)) for out in node.output}
+    return {out for node, _ in node_problems(fold_constants(batch1), CHECKS) for out in node.output}
 
 
 def _feeds(model: onnx.ModelProto) -> list[str]:
@@ -93,7 +92,7 @@ def _split(model: onnx.ModelProto) -> TailSplit | str:
             f"the CPU ops ({', '.join(sorted({n.op_type for n in cpu_nodes}))}, first "
             f"'{_label(first)}') read {sorted(handed)}, not one tensor computed by the FC layers"
         )
-    stranded = [n for n in cpu_nodes if n.op_type in ("Gemm", "MatMul", "LSTM")]
+    stranded = [n for n in cpu_nodes if n.op_type in LAYER_OPS]
     if stranded:
         return (
             f"{stranded[0].op_type} layer '{_label(stranded[0])}' follows an op EIE does not "
@@ -115,16 +114,10 @@ def _split(model: onnx.ModelProto) -> TailSplit | str:
     )
 
 
-def _folded(model: onnx.ModelProto) -> onnx.ModelProto:
-    from eiec.frontend.fold import fold_constants
-
-    return fold_constants(model)
-
-
 def eie_split(model: onnx.ModelProto) -> TailSplit | None:
     """The model as an EIE head and a CPU tail (see :func:`split_tail`), or None when ops EIE
     does not run sit before or between its layers (the BYOC path)."""
-    result = _split(_folded(model))
+    result = _split(fold_constants(model))
     return None if isinstance(result, str) else result
 
 
@@ -135,7 +128,7 @@ def split_tail(model: onnx.ModelProto) -> TailSplit:
     input and no layer (Gemm, MatMul, LSTM) may be left to the CPU; otherwise
     UnsupportedModelError names the tensors or nodes involved.
     """
-    result = _split(_folded(model))
+    result = _split(fold_constants(model))
     if isinstance(result, str):
         raise UnsupportedModelError(result, where=f"graph '{model.graph.name}'", fix=BYOC_HINT)
     return result

@@ -40,6 +40,8 @@ from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator
 from eiec.emulator.stats import Stats
 from eiec.errors import InputError, RuntimeCheckError
+from eiec.frontend.layers import find_onnx_layers
+from eiec.isa import load
 from eiec.isa.program import Port, Program, ReluWriteback, SparseColumnMac, Writeback
 from eiec.runtime import reference
 from eiec.runtime.split import split_tail
@@ -264,8 +266,6 @@ def verify(
     model has a Softmax/LogSoftmax/ArgMax node). ``progress`` shows a progress bar.
     """
     if not isinstance(program, Program):
-        from eiec.isa import load
-
         program = load(program)
     compressed = reference.load_model(model)
     head = split_tail(compressed).head
@@ -308,7 +308,7 @@ def verify(
     report.cpu_feeds = cpu_feeds
     indices: Iterable[int] = range(count)
     if progress:
-        from rich.progress import track
+        from rich.progress import track  # lazy: rich
 
         indices = track(indices, description="emulating", total=count, transient=True)
     runs = []
@@ -439,7 +439,6 @@ def derive_tensor_map(model: onnx.ModelProto, program: Program) -> dict[str, str
     into then holds that layer's output tensor. Buffers named exactly like a tensor of the model
     are matched too.
     """
-    from eiec.frontend.layers import find_onnx_layers
 
     destination: dict[str, str] = {}
     pending: str | None = None

@@ -8,21 +8,25 @@ Five lines into an existing pipeline::
     vm = relax.VirtualMachine(ex, tvm.cpu())
     with eiec.byoc.profile() as prof: y = vm["main"](x)
 
-Importing this package registers the ``eie`` patterns (the paper's chip) and the ``relax.ext.eie``
-codegen.
+``partition_for_eie`` registers the ``eie`` patterns (the paper's chip) in TVM's pattern registry
+and the ``relax.ext.eie`` codegen; :func:`ensure_registered` registers the patterns alone.
 """
 
 from __future__ import annotations
 
-from eiec.byoc import codegen as _codegen  # noqa: F401  (registers relax.ext.eie)
 from eiec.byoc.partition import AssignEieSymbols, partition_for_eie
-from eiec.byoc.patterns import Capacity, dense_refusal, eie_patterns, layer_refusal, register
+from eiec.byoc.patterns import (
+    Capacity,
+    dense_refusal,
+    eie_patterns,
+    ensure_registered,
+    layer_refusal,
+    register,
+)
 from eiec.byoc.profile import CallRecord, Profiler, profile
 from eiec.byoc.run_codegen import RunCodegen
 from eiec.byoc.run_onnx import ByocRun, import_model, run_onnx
 from eiec.byoc.store import load, offloaded_symbols, save
-
-register()
 
 __all__ = [
     "AssignEieSymbols",
@@ -33,6 +37,7 @@ __all__ = [
     "RunCodegen",
     "dense_refusal",
     "eie_patterns",
+    "ensure_registered",
     "import_model",
     "layer_refusal",
     "load",

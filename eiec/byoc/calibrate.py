@@ -19,11 +19,9 @@ import tvm
 from tvm import relax
 from tvm.ir import IRModule
 
-from eiec.byoc.partition import is_offloaded
+from eiec.byoc.attrs import ATTR_CALIBRATION, is_offloaded
+from eiec.byoc.codegen import inline_function
 from eiec.errors import BackendError
-
-#: Function attribute holding an offloaded function's calibration inputs (rows x features).
-ATTR_CALIBRATION = "eie.calibration"
 
 
 def _offloaded_calls(main: relax.Function, offloaded: set[str]) -> list[relax.Call]:
@@ -41,8 +39,6 @@ def _offloaded_calls(main: relax.Function, offloaded: set[str]) -> list[relax.Ca
 def cpu_twin(mod: IRModule) -> tuple[IRModule, list[str]]:
     """The partitioned module with every offloaded function on the CPU and ``main`` returning
     ``(result, *inputs of each single-input offloaded call)``; the symbols of those calls."""
-    from eiec.byoc.codegen import inline_function
-
     offloaded = {
         gvar.name_hint
         for gvar, func in mod.functions_items()

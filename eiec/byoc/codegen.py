@@ -5,6 +5,7 @@ calls inlined, LSTM functions lifted to module level, as the importer makes them
 with ``eiec.compiler.compile_relax`` and registers the runner under the function's
 ``global_symbol``. It returns no runtime module: the VM finds the runners in the global registry
 when it starts, so a fresh process must :func:`eiec.byoc.load` the programs first.
+:func:`register_codegen` registers it (``partition_for_eie`` and ``RunCodegen`` call it).
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ import tvm
 from tvm import relax
 from tvm.ir import GenericConst, IRModule
 
-from eiec.byoc.calibrate import ATTR_CALIBRATION
-from eiec.byoc.lstm import ATTR_LSTM_NAME
+from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_LSTM_NAME, ATTR_OPTIONS
 from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
-from eiec.byoc.partition import ATTR_OPTIONS
+from eiec.compiler import compile_relax
 from eiec.errors import BackendError, EiecError
 
 _PERMUTE = tvm.ir.Op.get("relax.permute_dims")
@@ -151,8 +151,6 @@ def _port_names(ports: list, params: list[str], role: str, symbol: str) -> tuple
 
 def compile_function(func: relax.Function, symbol: str) -> Offload:
     """Compile one offloaded function to an EIE program (see the module docstring)."""
-    from eiec.compiler import compile_relax
-
     options = options_from_json(str(func.attrs[ATTR_OPTIONS]))
     if ATTR_CALIBRATION in func.attrs:
         options.calibration = func.attrs[ATTR_CALIBRATION].numpy()
@@ -186,7 +184,6 @@ def take_error() -> EiecError | None:
     return error
 
 
-@tvm.register_global_func("relax.ext.eie", override=True)
 def eie_codegen(
     functions: list[relax.Function], _options: Mapping, _constant_names: Mapping
 ) -> list:
@@ -201,3 +198,8 @@ def eie_codegen(
                 raise
             register(offload)
     return []
+
+
+def register_codegen() -> None:
+    """Register :func:`eie_codegen` as TVM's ``relax.ext.eie`` (idempotent)."""
+    tvm.register_global_func("relax.ext.eie", eie_codegen, override=True)

@@ -1,6 +1,6 @@
 """``OffloadLSTM``: offload the calls of imported LSTM functions to EIE.
 
-The LSTM importer (``eiec/frontend/lstm.py``) makes each ONNX LSTM a call of a private
+The LSTM importer (``eiec/frontend/lstm_converter.py``) makes each ONNX LSTM a call of a private
 module-level function (attribute ``eiec.op = "lstm"``) with the weights as constant arguments.
 A DPL pattern could match the call but ``FuseOpsByPattern`` would leave the callee outside the
 offloaded function, where the codegen cannot see it; this pass instead replaces each call whose
@@ -16,14 +16,12 @@ from tvm import relax
 from tvm.ir import GenericConst, IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from eiec.byoc.partition import CODEGEN, is_offloaded
+from eiec.byoc.attrs import ATTR_LSTM_NAME, CODEGEN, is_offloaded
 from eiec.byoc.patterns import DTYPE, Capacity, layer_refusal
-from eiec.frontend.lstm import ATTR_DIRECTION, ATTR_HIDDEN_SIZE, lstm_function
-from eiec.passes.fc_layers import static_shape
 from eiec.passes.pass_decorator import eiec_module_pass
+from eiec.relax_layers.exprs import static_shape
+from eiec.relax_layers.lstm import ATTR_DIRECTION, ATTR_HIDDEN_SIZE, lstm_function
 
-#: Attribute of the local LSTM function: the name of the module-level function it copies.
-ATTR_LSTM_NAME = "eie.lstm_name"
 _W, _R, _B = 1, 2, 3
 
 

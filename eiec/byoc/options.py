@@ -14,16 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from eiec.byoc.patterns import Capacity
+from eiec.compiler import CompileOptions
 from eiec.errors import BackendError
 
 #: CompileOptions fields that are not part of an offloaded function's compilation.
 _EXCLUDED = ("calibration", "progress")
 
 
-def make_options(kwargs: Mapping[str, Any]) -> Any:
+def make_options(kwargs: Mapping[str, Any]) -> CompileOptions:
     """``CompileOptions(**kwargs)``, refusing what BYOC cannot honour."""
-    from eiec.compiler import CompileOptions
-
     where = "eiec.byoc.partition_for_eie"
     known = {f.name for f in dataclasses.fields(CompileOptions)}
     unknown = sorted(set(kwargs) - known)
@@ -45,7 +44,7 @@ def make_options(kwargs: Mapping[str, Any]) -> Any:
     return CompileOptions(**{k: v for k, v in kwargs.items() if k not in _EXCLUDED})
 
 
-def options_dict(options: Any) -> dict[str, Any]:
+def options_dict(options: CompileOptions) -> dict[str, Any]:
     """The options an offloaded function is compiled with, as JSON-ready data."""
     return {
         f.name: getattr(options, f.name)
@@ -54,14 +53,12 @@ def options_dict(options: Any) -> dict[str, Any]:
     }
 
 
-def options_from_json(text: str) -> Any:
+def options_from_json(text: str) -> CompileOptions:
     """The ``CompileOptions`` of :func:`options_dict`'s JSON."""
-    from eiec.compiler import CompileOptions
-
     return CompileOptions(**json.loads(text))
 
 
-def capacity_of(options: Any) -> Capacity:
+def capacity_of(options: CompileOptions) -> Capacity:
     """The machine the options describe and the density the compiler prunes to (per-layer
     sparsities are unknown at partitioning time: the default target is used)."""
     default, _ = options.sparsity_targets()

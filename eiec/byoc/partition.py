@@ -20,22 +20,15 @@ from tvm import relax
 from tvm.ir import IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from eiec.byoc.patterns import Capacity, eie_patterns, layer_refusal
+from eiec.byoc.attrs import ATTR_OPTIONS, SYMBOL_PREFIX, is_offloaded
+from eiec.byoc.calibrate import attach_calibration
+from eiec.byoc.codegen import register_codegen
+from eiec.byoc.lstm import OffloadLSTM
+from eiec.byoc.options import capacity_of, make_options, options_dict
+from eiec.byoc.patterns import Capacity, eie_patterns, ensure_registered, layer_refusal
 from eiec.errors import BackendError
-from eiec.passes.fc_layers import static_shape
 from eiec.passes.pass_decorator import eiec_module_pass
-
-CODEGEN = "eie"
-#: Function attribute holding the JSON compile options of an offloaded function.
-ATTR_OPTIONS = "eie.options"
-#: Prefix of every offloaded function's symbol.
-SYMBOL_PREFIX = "eie_"
-
-
-def is_offloaded(func: relax.Function) -> bool:
-    """True for a function the EIE codegen compiles."""
-    attrs = func.attrs
-    return attrs is not None and "Codegen" in attrs and str(attrs["Codegen"]) == CODEGEN
+from eiec.relax_layers.exprs import static_shape
 
 
 def symbol_of(func: relax.Function, options_json: str) -> str:
@@ -159,8 +152,6 @@ def _offloaded_refusals(mod: IRModule, capacity: Capacity) -> list[str]:
 
 def options_to_json(options: Any) -> str:
     """The compile options as canonical JSON (sorted keys): stable across processes."""
-    from eiec.byoc.options import options_dict
-
     return json.dumps(options_dict(options), sort_keys=True)
 
 
@@ -176,9 +167,8 @@ def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
     cannot group the module (TVM 0.27 fails on a call of a private function returning a tuple,
     e.g. an LSTM left on the host).
     """
-    from eiec.byoc.lstm import OffloadLSTM
-    from eiec.byoc.options import capacity_of, make_options
-
+    ensure_registered()
+    register_codegen()
     options = make_options(compile_options)
     capacity = capacity_of(options)
     patterns = eie_patterns(capacity)
@@ -196,8 +186,6 @@ def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
         )(mod)
     calibration = compile_options.get("calibration")
     if calibration is not None:
-        from eiec.byoc.calibrate import attach_calibration
-
         samples = [calibration] if isinstance(calibration, np.ndarray) else list(calibration)
         merged = attach_calibration(merged, samples)
     result = AssignEieSymbols(options_to_json(options))(merged)

@@ -26,18 +26,17 @@ from dataclasses import dataclass, field
 import tvm
 from tvm import relax
 from tvm.ir import GenericConst
-from tvm.relax.backend.pattern_registry import register_patterns
+from tvm.relax.backend import pattern_registry
 from tvm.relax.dpl import DFPattern, is_const, is_op, wildcard
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
+from eiec.frontend.ops import DENSE_PATTERNS
 from eiec.isa.program import Machine
-from eiec.passes.fc_layers import static_shape
+from eiec.relax_layers.exprs import static_shape
 
 PREFIX = "eie"
-DENSE_BIAS_RELU = "eie.dense_bias_relu"
-DENSE_BIAS = "eie.dense_bias"
-DENSE_RELU = "eie.dense_relu"
-DENSE = "eie.dense"
+#: The pattern names, as the op table declares them (biggest first).
+DENSE_BIAS_RELU, DENSE_BIAS, DENSE_RELU, DENSE = DENSE_PATTERNS
 
 #: The dtype EIE's host interface takes and returns (activations are 16-bit fixed point inside).
 DTYPE = "float32"
@@ -182,4 +181,10 @@ def eie_patterns(capacity: Capacity = Capacity()) -> list[FusionPattern]:
 def register(capacity: Capacity = Capacity()) -> None:
     """Register :func:`eie_patterns` (the paper's chip by default) in TVM's pattern registry
     under the ``eie`` prefix. The registry gives later entries priority, hence the reversal."""
-    register_patterns(_entries(capacity)[::-1])
+    pattern_registry.register_patterns(_entries(capacity)[::-1])
+
+
+def ensure_registered() -> None:
+    """:func:`register` the paper's chip's patterns unless ``eie`` patterns are registered."""
+    if not pattern_registry.get_patterns_with_prefix(PREFIX):
+        register()

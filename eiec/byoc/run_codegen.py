@@ -7,10 +7,8 @@ from tvm import relax
 from tvm.ir import IRModule
 
 from eiec.byoc import codegen
+from eiec.byoc.attrs import CONST_NAMES
 from eiec.passes.pass_decorator import eiec_module_pass
-
-#: The module attribute ``RunCodegen`` leaves with every offloaded weight.
-CONST_NAMES = "const_name_to_constant"
 
 
 @eiec_module_pass("EieRunCodegen")
@@ -22,6 +20,7 @@ class RunCodegen:
 
     def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
         """The module calling the registered runners, without the weights' attribute."""
+        codegen.register_codegen()
         codegen.take_error()
         try:
             mod = relax.transform.RunCodegen()(mod)

@@ -20,6 +20,11 @@ from tvm import relax
 from eiec.byoc.partition import partition_for_eie
 from eiec.byoc.profile import Profiler, profile
 from eiec.byoc.run_codegen import RunCodegen
+from eiec.frontend.checks import check_inputs
+from eiec.frontend.compat import tvm_compatible
+from eiec.frontend.feeds import model_feeds
+from eiec.frontend.load import load_model
+from eiec.frontend.tvm_import import import_onnx
 
 
 @dataclass
@@ -34,20 +39,7 @@ class ByocRun:
 
 def import_model(model: str | onnx.ModelProto) -> tvm.IRModule:
     """The Relax module of an ONNX model (file or proto), weights as constants."""
-    from eiec.frontend.load import load_model
-    from eiec.frontend.lstm import import_onnx
-    from eiec.runtime.reference import tvm_compatible
-
     return import_onnx(tvm_compatible(load_model(model)))
-
-
-def _feeds(
-    model: onnx.ModelProto, inputs: Mapping[str, np.ndarray] | np.ndarray
-) -> list[np.ndarray]:
-    from eiec.runtime.reference import elem_dtype, model_inputs, order_feeds
-
-    infos = model_inputs(model)
-    return order_feeds([info.name for info in infos], [elem_dtype(info) for info in infos], inputs)
 
 
 def run_onnx(
@@ -57,15 +49,12 @@ def run_onnx(
 ) -> ByocRun:
     """Run ``model`` on every sample of ``inputs`` (the first axis of each array is the batch;
     each sample keeps a leading axis of 1) with the FC/LSTM layers offloaded to EIE."""
-    from eiec.frontend.checks import check_inputs
-    from eiec.frontend.load import load_model
-
     proto = load_model(model)
     check_inputs(proto, inputs, "eiec.byoc.run_onnx", batch_axis=0)
     mod = import_model(proto)
     built = RunCodegen()(partition_for_eie(mod, **compile_options))
     vm = relax.VirtualMachine(tvm.compile(built, target="llvm"), tvm.cpu())
-    feeds = _feeds(proto, inputs)
+    feeds = model_feeds(proto, inputs)
     names = [out.name for out in proto.graph.output]
     collected: list[list[np.ndarray]] = [[] for _ in names]
     with profile() as prof:

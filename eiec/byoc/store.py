@@ -16,10 +16,12 @@ from pathlib import Path
 from tvm import relax
 from tvm.ir import IRModule
 
+from eiec.byoc.attrs import SYMBOL_PREFIX
 from eiec.byoc.offload import Offload, register, registered
-from eiec.byoc.partition import SYMBOL_PREFIX
 from eiec.errors import BackendError
 from eiec.fileio import write_atomic
+from eiec.isa import load as load_program
+from eiec.isa import save as save_program
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -51,7 +53,6 @@ def save(mod: IRModule, path: str | os.PathLike[str]) -> Path:
             where="eiec.byoc.save",
             fix="save the module returned by RunCodegen() after partition_for_eie",
         )
-    from eiec.isa import save as save_program
 
     folder.mkdir(parents=True, exist_ok=True)
     entries = {}
@@ -72,7 +73,6 @@ def save(mod: IRModule, path: str | os.PathLike[str]) -> Path:
 
 def load(path: str | os.PathLike[str]) -> list[str]:
     """Register the runners of the programs saved in ``path``; returns their symbols."""
-    from eiec.isa import load as load_program
 
     folder = Path(path)
     try:

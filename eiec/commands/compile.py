@@ -17,6 +17,7 @@ from eiec.commands.options import (
     precheck_model,
 )
 from eiec.fileio import MODEL, write_atomic
+from eiec.isa import format_program
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     precheck_model(args, capacity=True)
     options = options_from_args(args, progress=not args.quiet)
 
-    from eiec.compiler import compile_model
-    from eiec.isa import format_program
+    from eiec.compiler import compile_model  # lazy: TVM
 
     result = compile_model(args.model, options)
     write_atomic(args.output, format_program(result.program))
@@ -61,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
     if args.report_json:
         write_atomic(args.report_json, json.dumps(report, indent=2) + "\n")
     if not args.quiet:
-        from eiec.console import print_table
+        from eiec.console import print_table  # lazy: rich
 
         if result.training is not None:
-            from eiec.training.pipeline import stage_table
+            from eiec.training.pipeline import stage_table  # lazy: TVM
 
             if result.training.sensitivity is not None:
                 print_table(result.training.sensitivity.table())

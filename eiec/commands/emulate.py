@@ -31,6 +31,7 @@ from eiec.commands.options import (
 )
 from eiec.errors import InputError
 from eiec.fileio import FILE, NPY, PROGRAM, save_npy_atomic, write_atomic
+from eiec.isa import load
 from eiec.isa.program import Port, Program
 
 
@@ -125,7 +126,10 @@ def _bind(specs: list[PortFile], ports: list[Port], kind: str) -> dict[str, str]
 
 def _inputs(program: Program, specs: list[str]) -> tuple[dict[str, np.ndarray], bool]:
     """The input arrays by port, and whether any of them is a batch."""
-    from eiec.emulator.ports import batch_size, check_dtype_and_values
+    from eiec.emulator.ports import (  # lazy: emulator, for start-up
+        batch_size,
+        check_dtype_and_values,
+    )
 
     files = _bind(specs, program.inputs, "input")
     missing = [port.name for port in program.inputs if port.name not in files]
@@ -148,8 +152,13 @@ def _inputs(program: Program, specs: list[str]) -> tuple[dict[str, np.ndarray], 
 
 def run(args: argparse.Namespace) -> int:
     """Emulate, save the outputs, print the statistics."""
-    from eiec.emulator import Emulator, EmulatorConfig, EnergyModel, Tracer, run_batch
-    from eiec.isa import load
+    from eiec.emulator import (  # lazy: emulator
+        Emulator,
+        EmulatorConfig,
+        EnergyModel,
+        Tracer,
+        run_batch,
+    )
 
     program = load(args.program)
     arrays, batched = _inputs(program, args.input)
@@ -168,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         results, stats, runs = result.outputs, result.stats, [result.stats]
         report = stats.to_json()
     if args.plot:
-        from eiec.emulator.plot import plot_run
+        from eiec.emulator.plot import plot_run  # lazy: matplotlib
 
         plot_run(runs, args.plot)
     for name, path in outputs.items():
@@ -179,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(text)
     elif not args.quiet:
-        from eiec.console import print_table
+        from eiec.console import print_table  # lazy: rich
 
         print_table(stats.render())
     return 0

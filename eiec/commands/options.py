@@ -15,6 +15,7 @@ import numpy as np
 from eiec.commands.argtypes import PortFile, float_range, input_file, int_range, port_input
 from eiec.errors import CompileError, InputError
 from eiec.fileio import NPY, InputKind
+from eiec.isa.program import Machine
 
 if TYPE_CHECKING:
     from eiec.compiler import CompileOptions
@@ -129,9 +130,8 @@ def precheck_model(
     """Before TVM is imported: load and check ``args.model`` (``eiec.frontend.checks``), that it
     has a layer for EIE, that ``inputs`` and ``--calibration`` fit its inputs and, with
     ``capacity``, that its layers can fit the machine the compile options describe."""
-    from eiec.frontend.checks import check_capacity, check_inputs, check_runs_on_eie
-    from eiec.frontend.load import load_model
-    from eiec.isa.program import Machine
+    from eiec.frontend.checks import check_capacity, check_inputs, check_runs_on_eie  # lazy: onnx
+    from eiec.frontend.load import load_model  # lazy: onnx
 
     proto = load_model(args.model)
     check_runs_on_eie(proto, args.model)
@@ -153,7 +153,7 @@ def precheck_model(
 
 def options_from_args(args: argparse.Namespace, progress: bool = False) -> CompileOptions:
     """The ``CompileOptions`` of the options :func:`add_compile_options` added."""
-    from eiec.compiler import CompileOptions
+    from eiec.compiler import CompileOptions  # lazy: TVM
 
     sparsity, default = args.sparsity
     return CompileOptions(

@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         )
     precheck_model(args, inputs=inputs)
 
-    from eiec.emulator import EmulatorConfig
-    from eiec.runtime.run import run as run_model
+    from eiec.emulator import EmulatorConfig  # lazy: emulator, for start-up
+    from eiec.runtime.run import run as run_model  # lazy: TVM
 
     progress = not (args.json or args.quiet)
     options = options_from_args(args, progress=progress)
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     elif not (args.quiet and report.passed):
-        from eiec.console import console, print_table
+        from eiec.console import console, print_table  # lazy: rich
 
         terminal = console()
         for table in report.tables():

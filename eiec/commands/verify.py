@@ -21,6 +21,7 @@ from eiec.commands.options import (
     read_inputs,
 )
 from eiec.fileio import MODEL, PROGRAM
+from eiec.isa import load
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,9 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Verify and print the report; 0 when it passed, 1 when not."""
-    from eiec.frontend.checks import check_program_matches
-    from eiec.frontend.load import load_model
-    from eiec.isa import load
+    from eiec.frontend.checks import check_program_matches  # lazy: onnx
+    from eiec.frontend.load import load_model  # lazy: onnx
 
     # Checked before TVM is imported.
     proto = load_model(args.model)
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
     check_program_matches(proto, program, args.program)
     inputs = read_inputs(args.input)
 
-    from eiec.emulator import EmulatorConfig
-    from eiec.runtime.verify import verify
+    from eiec.emulator import EmulatorConfig  # lazy: emulator, for start-up
+    from eiec.runtime.verify import verify  # lazy: TVM
 
     report = verify(
         args.model,

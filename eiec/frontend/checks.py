@@ -17,6 +17,9 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
+from eiec.frontend.canonicalize import canonicalize, fix_batch
+from eiec.frontend.fold import fold_constants
+from eiec.frontend.layers import find_onnx_layers
 from eiec.isa.program import WORD_MAX, Machine, Program
 
 #: Floating-point element types eiec computes in. DOUBLE joins when the compiler converts
@@ -174,9 +177,6 @@ def check_capacity(
     weight sharing do. Only models whose layers are all FC (Gemm/MatMul) are checked here."""
     if any(node.op_type == "LSTM" for node in model.graph.node):
         return
-    from eiec.frontend.canonicalize import canonicalize, fix_batch
-    from eiec.frontend.fold import fold_constants
-    from eiec.frontend.layers import find_onnx_layers
 
     canonical = canonicalize(fold_constants(fix_batch(model, where)[0]))
     weights = {init.name: init for init in canonical.graph.initializer}

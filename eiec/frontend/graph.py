@@ -4,6 +4,7 @@ ONNX shape inference that does not copy the weights."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,6 +64,10 @@ class GraphFacts:
         if shape is None or not all(isinstance(d, int) for d in shape):
             return False
         return sum(1 for d in shape if d != 1) <= 1
+
+
+#: A support check: the problems of one node (empty when EIE runs it), given the graph's facts.
+OpCheck = Callable[[onnx.NodeProto, GraphFacts], list[str]]
 
 
 def attributes(node: onnx.NodeProto) -> dict[str, object]:

@@ -18,7 +18,7 @@ from eiec.frontend.layers import OnnxLayer
 from eiec.frontend.tvm_import import relax_from_onnx
 
 
-def import_onnx(model: onnx.ModelProto, layers: list[OnnxLayer]) -> tvm.IRModule:
+def import_canonical(model: onnx.ModelProto, layers: list[OnnxLayer]) -> tvm.IRModule:
     """The Relax module of ``model`` whose layer bindings carry the names of ``layers``."""
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     mod = relax_from_onnx(model, opset=opset, keep_params_in_input=True)

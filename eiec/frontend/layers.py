@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import onnx
 
 from eiec.frontend.graph import GraphFacts, attributes
-
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+from eiec.relax_layers.names import identifier
 
 
 @dataclass(frozen=True)
@@ -34,16 +32,6 @@ class OnnxLayer:
     def aliases(self) -> tuple[str, ...]:
         """Names a user may give for this layer: program name, ONNX node name, weight name."""
         return tuple(dict.fromkeys(n for n in (self.name, self.node, self.weight) if n))
-
-
-def identifier(text: str, fallback: str) -> str:
-    """``text`` made into an ISA identifier (``[A-Za-z_][A-Za-z0-9_.]*``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.]", "_", text.strip("/").replace("/", ".")).strip(".")
-    if not cleaned:
-        return fallback
-    if not _IDENTIFIER.match(cleaned):
-        cleaned = f"{fallback}_{cleaned}"
-    return cleaned
 
 
 def _base_name(node: onnx.NodeProto, weight: str, index: int) -> str:

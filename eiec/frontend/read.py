@@ -10,9 +10,10 @@ import tvm
 
 from eiec.frontend.canonicalize import InputSpec, canonicalize, fix_batch
 from eiec.frontend.fold import fold_constants
-from eiec.frontend.importer import import_onnx
+from eiec.frontend.importer import import_canonical
 from eiec.frontend.layers import OnnxLayer, find_onnx_layers
 from eiec.frontend.load import load_model
+from eiec.frontend.ops import BYOC_HINT, CHECKS
 from eiec.frontend.support import check_supported
 
 
@@ -39,9 +40,9 @@ def read_onnx(model: str | Path | onnx.ModelProto) -> ImportedModel:
     source = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
     batch1, inputs = fix_batch(proto, source)
     folded = fold_constants(batch1)
-    check_supported(folded, source)
+    check_supported(folded, source, CHECKS, BYOC_HINT)
     canonical = canonicalize(folded)
     layers = find_onnx_layers(canonical)
-    module = import_onnx(canonical, layers)
+    module = import_canonical(canonical, layers)
     outputs = [o.name for o in canonical.graph.output]
     return ImportedModel(source, proto, canonical, inputs, outputs, layers, module)

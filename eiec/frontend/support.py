@@ -1,51 +1,30 @@
-"""Which ONNX nodes ``eiec compile`` accepts: a registry of op type -> check.
+"""The support checks of the FC ops ``eiec compile`` accepts, and the check of a whole model.
 
-A check returns the problems of one node (empty when the node is supported). Other tracks
-extend the supported set by registering a check, e.g. ``@register_op("LSTM")``; the lowering of
-the op then goes into ``eiec.passes.lower_to_eie.LOWERINGS``.
+A check returns the problems of one node (empty when the node is supported). Which op has which
+check is the op table's decision (``eiec.ops``), passed in as ``checks``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 
 import onnx
 from onnx import TensorProto
 
 from eiec.errors import UnsupportedModelError
-from eiec.frontend.graph import GraphFacts, attributes, node_label
-
-OpCheck = Callable[[onnx.NodeProto, GraphFacts], list[str]]
-
-#: ONNX op type -> check. The keys are the ops ``eiec compile`` supports.
-SUPPORTED_OPS: dict[str, OpCheck] = {}
-
-BYOC_HINT = (
-    "EIE runs chains of fully-connected layers (Gemm, MatMul+Add, Relu, Flatten/Reshape to a "
-    "vector, Identity, Dropout, Cast to float); for a model that mixes them with other "
-    "operators, offload the FC layers with eiec.byoc.partition_for_eie(mod) and let TVM run "
-    "the rest"
-)
+from eiec.frontend.graph import GraphFacts, OpCheck, attributes, node_label
 
 
-def register_op(op_type: str) -> Callable[[OpCheck], OpCheck]:
-    """Decorator: declare ``op_type`` supported, with ``check`` finding a node's problems."""
-
-    def decorate(check: OpCheck) -> OpCheck:
-        SUPPORTED_OPS[op_type] = check
-        return check
-
-    return decorate
-
-
-def node_problems(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, list[str]]]:
-    """Every node ``eiec compile`` cannot run, with why: its op is not supported, or the
-    op's check found problems. ``model`` should be batch 1 with constants folded (shape
-    inference run), as ``eiec compile`` checks it."""
+def node_problems(
+    model: onnx.ModelProto, checks: Mapping[str, OpCheck]
+) -> list[tuple[onnx.NodeProto, list[str]]]:
+    """Every node ``eiec compile`` cannot run, with why: its op has no check in ``checks``
+    (op type -> check), or the op's check found problems. ``model`` should be batch 1 with
+    constants folded (shape inference run), as ``eiec compile`` checks it."""
     facts = GraphFacts.of(model)
     found = []
     for node in model.graph.node:
-        check = SUPPORTED_OPS.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+        check = checks.get(node.op_type) if node.domain in ("", "ai.onnx") else None
         if check is None:
             domain = f"{node.domain}." if node.domain not in ("", "ai.onnx") else ""
             found.append((node, [f"op {domain}{node.op_type} is not supported"]))
@@ -54,17 +33,22 @@ def node_problems(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, list[str
     return found
 
 
-def check_supported(model: onnx.ModelProto, where: str) -> None:
-    """Raise one UnsupportedModelError listing every node ``eiec compile`` cannot run."""
+def check_supported(
+    model: onnx.ModelProto, where: str, checks: Mapping[str, OpCheck], hint: str
+) -> None:
+    """Raise one UnsupportedModelError listing every node ``eiec compile`` cannot run, with
+    ``hint`` as the fix."""
     problems = [
-        f"{node_label(node)}: {issue}" for node, issues in node_problems(model) for issue in issues
+        f"{node_label(node)}: {issue}"
+        for node, issues in node_problems(model, checks)
+        for issue in issues
     ]
     if problems:
         count = len(problems)
         raise UnsupportedModelError(
             f"{count} node{'s' if count > 1 else ''} cannot run on EIE: " + "; ".join(problems),
             where=where,
-            fix=BYOC_HINT,
+            fix=hint,
         )
 
 
@@ -90,21 +74,21 @@ def _constant_matrix(node: onnx.NodeProto, facts: GraphFacts, index: int) -> lis
     return []
 
 
-@register_op("Gemm")
-def _gemm(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+def gemm(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """A Gemm multiplies a vector by a constant matrix, with a constant bias if any."""
     problems = _vector_input(node, facts) + _constant_matrix(node, facts, 1)
     if len(node.input) > 2 and node.input[2] and node.input[2] not in facts.initializers:
         problems.append(f"bias '{node.input[2]}' is not a constant initialiser")
     return problems
 
 
-@register_op("MatMul")
-def _matmul(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+def matmul(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """A MatMul multiplies a vector by a constant matrix."""
     return _vector_input(node, facts) + _constant_matrix(node, facts, 1)
 
 
-@register_op("Add")
-def _add(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+def add(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """An Add is the constant bias of a MatMul or a bias-less Gemm, its only use."""
     constant = [name for name in node.input if name in facts.initializers]
     if len(constant) != 1:
         return ["Add is supported only as the bias of a MatMul or Gemm (one constant operand)"]
@@ -123,17 +107,13 @@ def _add(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
     return []
 
 
-@register_op("Relu")
-def _relu(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+def no_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """The check of an op that always runs (Relu, Identity)."""
     return []
 
 
-@register_op("Identity")
-def _identity(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
-    return []
-
-
-def _to_vector(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+def to_vector(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """The output is a vector (Flatten, Reshape)."""
     out = node.output[0]
     if facts.is_vector(out):
         return []
@@ -141,12 +121,8 @@ def _to_vector(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
     return [f"output of shape {list(shape) if shape else '?'} is not a vector"]
 
 
-register_op("Flatten")(_to_vector)
-register_op("Reshape")(_to_vector)
-
-
-@register_op("Dropout")
-def _dropout(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+def dropout(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """Inference Dropout only (constant false training_mode, mask unused)."""
     problems = []
     if len(node.input) > 2 and node.input[2]:
         mode = facts.initializers.get(node.input[2])
@@ -157,15 +133,10 @@ def _dropout(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
     return problems
 
 
-@register_op("Cast")
-def _cast(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+def cast(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """A Cast to float only."""
     to = attributes(node).get("to")
     if to != TensorProto.FLOAT:
         name = TensorProto.DataType.Name(int(to)) if isinstance(to, int) else to
         return [f"attribute to={name} is not supported (only FLOAT)"]
     return []
-
-
-# The LSTM node and the data movement around it register their checks here, so the registry is
-# complete wherever it is read (eiec compile, runtime.split).
-from eiec.frontend import lstm as _lstm  # noqa: E402, F401

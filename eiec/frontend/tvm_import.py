@@ -1,23 +1,29 @@
-"""TVM's ONNX import as eiec uses it everywhere: with eiec's LSTM converter and safe takes."""
+"""TVM's ONNX import as eiec uses it everywhere: with eiec's LSTM converter and safe takes.
+
+:func:`relax_from_onnx` is ``from_onnx`` itself (the compiler's, the LSTM importer's and the
+CPU reference's import); :func:`import_onnx` prepares any ONNX model for it first (BYOC).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import onnx
 import tvm
+from tvm.relax.frontend.onnx import from_onnx
 
 from eiec.errors import EiecError, UnsupportedModelError
-from eiec.frontend.lstm import lstm_converter
+from eiec.frontend.fold import fold_constants
+from eiec.frontend.lstm_checks import check_lstm_nodes
+from eiec.frontend.lstm_converter import lstm_converter
 from eiec.frontend.takes import SafeTakes
 
 
 def relax_from_onnx(model: onnx.ModelProto, **kwargs: Any) -> tvm.IRModule:
     """``tvm.relax.frontend.onnx.from_onnx(model, **kwargs)`` with ONNX LSTM supported
-    (:func:`eiec.frontend.lstm.lstm_converter`) and Gather as a bounds-safe ``take``
+    (:func:`eiec.frontend.lstm_converter.lstm_converter`) and Gather as a bounds-safe ``take``
     (:class:`eiec.frontend.takes.SafeTakes`)."""
-    from tvm.relax.frontend.onnx import from_onnx
-
     with lstm_converter():
         try:
             mod = from_onnx(model, **kwargs)
@@ -32,3 +38,39 @@ def relax_from_onnx(model: onnx.ModelProto, **kwargs: Any) -> tvm.IRModule:
                 "(onnx.shape_inference.infer_shapes(model, strict_mode=True))",
             ) from error
     return SafeTakes()(mod)
+
+
+def import_onnx(
+    model: onnx.ModelProto, shape_dict: Mapping[str, Sequence[int]] | None = None
+) -> tvm.IRModule:
+    """Relax module of an ONNX model that may contain LSTM nodes.
+
+    ``shape_dict`` (input name -> static shape) overrides the graph inputs' shapes. Folds
+    constant subgraphs (zero initial states an exporter builds from
+    ``Shape``/``Gather``/``Concat``/``Expand``) with ``eiec.frontend.fold.fold_constants``, names
+    unnamed LSTM nodes ``LSTM_<index>``, checks the LSTM nodes, then runs TVM's ``from_onnx``
+    with the LSTM converter registered.
+    """
+    folded = fold_constants(_with_input_shapes(model, shape_dict or {}))
+    for index, node in enumerate(folded.graph.node):
+        if node.op_type == "LSTM" and not node.name:
+            node.name = f"LSTM_{index}"
+    check_lstm_nodes(folded)
+    return relax_from_onnx(folded)
+
+
+def _with_input_shapes(
+    model: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]
+) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph inputs named in ``shapes`` have those static shapes."""
+    if not shapes:
+        return model
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    for info in result.graph.input:
+        if info.name in shapes:
+            dims = info.type.tensor_type.shape.dim
+            del dims[:]
+            for size in shapes[info.name]:
+                dims.add().dim_value = int(size)
+    return result

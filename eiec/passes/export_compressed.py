@@ -1,4 +1,4 @@
-"""ExportCompressed: the compressed weights written back into the ONNX graph.
+"""The compressed weights written back into the ONNX graph (:func:`export_compressed`).
 
 The Relax module after ``ShareWeights`` already is the compressed Relax model; this pass puts
 the same pruned, weight-shared values into an ONNX model with the same graph, so a CPU
@@ -11,8 +11,6 @@ Gemm alpha/beta folded into the initialisers), which computes the same function.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import onnx
 import tvm
@@ -20,8 +18,8 @@ from onnx import numpy_helper
 
 from eiec.errors import CompileError
 from eiec.frontend.layers import OnnxLayer
-from eiec.passes.fc_layers import find_fc_layers
-from eiec.passes.pass_decorator import eiec_module_pass
+from eiec.relax_layers.fc import find_fc_layers
+from eiec.relax_layers.lstm import find_lstm_layers
 
 
 def export_onnx(
@@ -54,18 +52,39 @@ def replace_initializer(tensor: onnx.TensorProto, value: np.ndarray) -> None:
     tensor.CopyFrom(numpy_helper.from_array(new, tensor.name))
 
 
-@eiec_module_pass("ExportCompressed")
-@dataclass
-class ExportCompressed:
-    """Export ``main``'s compressed weights into ``model`` (see :func:`export_onnx`).
+def lstm_outputs(model: onnx.ModelProto) -> dict[str, str]:
+    """ONNX node name -> its Y output name (empty when Y is unused), for every LSTM node."""
+    return {
+        node.name: node.output[0] if node.output else ""
+        for node in model.graph.node
+        if node.op_type == "LSTM"
+    }
 
-    The module is returned unchanged; ``compressed`` holds the ONNX model afterwards.
-    """
 
-    model: onnx.ModelProto
-    layers: list[OnnxLayer]
-    compressed: onnx.ModelProto | None = field(default=None, init=False)
+def export_lstm_onnx(model: onnx.ModelProto, mod: tvm.IRModule) -> onnx.ModelProto:
+    """A copy of ``model`` whose LSTM nodes' W, R and B initialisers hold ``mod``'s compressed
+    values (the node found by name; an absent B stays absent: its bias was zero)."""
+    compressed = onnx.ModelProto()
+    compressed.CopyFrom(model)
+    inits = {init.name: init for init in compressed.graph.initializer}
+    nodes = {node.name: node for node in compressed.graph.node if node.op_type == "LSTM"}
+    for layer in find_lstm_layers(mod):
+        node = nodes.get(layer.call.onnx_node)
+        names = list(node.input[1:4]) if node is not None else []
+        if node is None or any(name and name not in inits for name in names):
+            raise CompileError(
+                f"cannot export LSTM layer {layer.name}: no LSTM node "
+                f"'{layer.call.onnx_node}' with initialiser weights in the model",
+                where=f"layer {layer.name}",
+            )
+        for name, value in zip(names, (layer.w, layer.r, layer.b), strict=False):
+            if name:
+                replace_initializer(inits[name], value)
+    return compressed
 
-    def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        self.compressed = export_onnx(self.model, self.layers, mod)
-        return mod
+
+def export_compressed(
+    model: onnx.ModelProto, layers: list[OnnxLayer], mod: tvm.IRModule
+) -> onnx.ModelProto:
+    """A copy of ``model`` holding ``mod``'s compressed FC and LSTM weights."""
+    return export_lstm_onnx(export_onnx(model, layers, mod), mod)

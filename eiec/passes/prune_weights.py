@@ -21,14 +21,14 @@ import tvm
 from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError
-from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
-from eiec.passes.lstm_layers import (
+from eiec.passes.pass_decorator import eiec_module_pass
+from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.relax_layers.lstm import (
     find_lstm_layers,
     lstm_aliases,
     rewrite_lstm_layers,
     split_weights,
 )
-from eiec.passes.pass_decorator import eiec_module_pass
 
 
 @dataclass(frozen=True)
@@ -108,55 +108,72 @@ class _PruneRewriter(LayerConstantRewriter):
     """Substitutes the pruned weights."""
 
 
+def layer_weights(mod: tvm.IRModule) -> dict[str, np.ndarray]:
+    """The weights pruning works on, per layer name: an FC layer's (M, K) matrix, an LSTM
+    layer's ``[W | R]`` of all directions (FC layers first)."""
+    weights = {layer.name: layer.weight.T for layer in find_fc_layers(mod["main"])}
+    weights.update({layer.name: layer.weights() for layer in find_lstm_layers(mod)})
+    return weights
+
+
 @eiec_module_pass("PruneWeights")
-@dataclass
+@dataclass(frozen=True)
 class PruneWeights:
     """Magnitude-prune every FC layer and every LSTM layer of ``main`` to ``sparsity`` (0..1).
 
     ``overrides`` gives other targets for some layers, keyed by layer name, by an alias in
     ``aliases`` (ONNX node name or weight initialiser name -> layer name) or by an LSTM layer's
-    ONNX node name. After the pass, ``stats`` lists what each layer lost (FC layers first).
+    ONNX node name. :meth:`stats` lists what each layer lost (FC layers first).
     """
 
     sparsity: float = 0.9
     overrides: Mapping[str, float] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
-    stats: list[PruneStats] = field(default_factory=list, init=False)
 
-    def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+    def targets(self, mod: tvm.IRModule) -> dict[str, float]:
+        """The sparsity target of each layer of ``mod`` (CompileError for unknown names or
+        targets outside [0, 1])."""
         fc_layers, lstm_layers = find_fc_layers(mod["main"]), find_lstm_layers(mod)
         names = [layer.name for layer in fc_layers] + [layer.name for layer in lstm_layers]
         aliases = {**self.aliases, **lstm_aliases(lstm_layers)}
-        targets = resolve_layer_options(self.overrides, names, aliases, "--sparsity")
-        self.stats = []
+        overrides = resolve_layer_options(self.overrides, names, aliases, "--sparsity")
+        targets = {name: overrides.get(name, self.sparsity) for name in names}
+        for name, target in targets.items():
+            if not 0.0 <= target <= 1.0:
+                raise CompileError(
+                    f"sparsity {target} of layer {name} is outside [0, 1]",
+                    fix="give the fraction of weights to remove, e.g. --sparsity 0.9",
+                )
+        return targets
+
+    def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        targets = self.targets(mod)
         fc_constants = {}
-        for layer in fc_layers:
+        for layer in find_fc_layers(mod["main"]):
             # Relax holds W as (K, M); prune in EIE's (M, K) row-major order.
-            pruned = self._prune(layer.name, layer.weight.T, targets).T
+            pruned = prune_magnitude(layer.weight.T, targets[layer.name]).T
             fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
         lstm_constants = {}
-        for layer in lstm_layers:
-            pruned = self._prune(layer.name, layer.weights(), targets)
+        for layer in find_lstm_layers(mod):
+            pruned = prune_magnitude(layer.weights(), targets[layer.name])
             lstm_constants[layer.name] = split_weights(layer, pruned, layer.bias())
         mod = rewrite_layers(mod, fc_constants, _PruneRewriter)
         return rewrite_lstm_layers(mod, lstm_constants)
 
-    def _prune(self, name: str, weights: np.ndarray, targets: Mapping[str, float]) -> np.ndarray:
-        """``weights`` pruned to the layer's target; records the layer's stats."""
-        target = targets.get(name, self.sparsity)
-        if not 0.0 <= target <= 1.0:
-            raise CompileError(
-                f"sparsity {target} of layer {name} is outside [0, 1]",
-                fix="give the fraction of weights to remove, e.g. --sparsity 0.9",
+    def stats(self, before: tvm.IRModule, after: tvm.IRModule) -> list[PruneStats]:
+        """What the pass did to each layer, from the module ``before`` it and ``after`` it."""
+        targets = self.targets(before)
+        pruned = layer_weights(after)
+        stats = []
+        for name, weights in layer_weights(before).items():
+            kept = int(np.count_nonzero(pruned[name]))
+            stats.append(
+                PruneStats(
+                    name,
+                    targets[name],
+                    float(np.count_nonzero(weights)) / weights.size,
+                    kept / weights.size,
+                    int(np.count_nonzero(weights)) - kept,
+                )
             )
-        pruned = prune_magnitude(weights, target)
-        self.stats.append(
-            PruneStats(
-                name,
-                target,
-                float(np.count_nonzero(weights)) / weights.size,
-                float(np.count_nonzero(pruned)) / pruned.size,
-                int(np.count_nonzero(weights) - np.count_nonzero(pruned)),
-            )
-        )
-        return pruned
+        return stats

@@ -26,7 +26,7 @@ codebook from the shared values in that order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import tvm
@@ -34,14 +34,14 @@ from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError
 from eiec.isa.program import CODEBOOK_SIZE, NIBBLE_BITS
-from eiec.passes.fc_layers import LayerConstantRewriter, find_fc_layers, rewrite_layers
-from eiec.passes.lstm_layers import (
+from eiec.passes.pass_decorator import eiec_module_pass
+from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.relax_layers.lstm import (
     direction_suffixes,
     find_lstm_layers,
     rewrite_lstm_layers,
     split_weights,
 )
-from eiec.passes.pass_decorator import eiec_module_pass
 
 
 @dataclass(frozen=True)
@@ -157,66 +157,84 @@ class _ShareRewriter(LayerConstantRewriter):
     """Substitutes the shared weights."""
 
 
+def layer_values(mod: tvm.IRModule) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(weights, bias) each layer's codebook covers, by program layer name: an FC layer's (K, M)
+    weight and its bias (empty without one); an LSTM layer's ``[W | R]`` and ``Wb + Rb`` under
+    each of its directions' names (FC layers first)."""
+    values = {}
+    for layer in find_fc_layers(mod["main"]):
+        bias = layer.bias if layer.bias is not None else np.zeros(0, layer.weight.dtype)
+        values[layer.name] = (layer.weight, bias)
+    for layer in find_lstm_layers(mod):
+        for suffix in direction_suffixes(layer.directions):
+            values[layer.name + suffix] = (layer.weights(), layer.bias())
+    return values
+
+
 @eiec_module_pass("ShareWeights")
-@dataclass
+@dataclass(frozen=True)
 class ShareWeights:
     """Quantise every FC and LSTM layer of ``main`` to a ``2**bits``-entry codebook (entry 0 = 0).
 
-    After the pass, ``stats`` holds each program layer's centroids and quantisation error, FC
-    layers first; an LSTM layer has one entry per direction (``NAME``, or ``NAME.forward`` and
+    :meth:`stats` gives each program layer's centroids and quantisation error, FC layers first;
+    an LSTM layer has one entry per direction (``NAME``, or ``NAME.forward`` and
     ``NAME.backward``: the same figures).
     """
 
     bits: int = 4
-    stats: list[ShareStats] = field(default_factory=list, init=False)
 
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         check_bits(self.bits)
-        self.stats = []
         fc_constants = {}
         for layer in find_fc_layers(mod["main"]):
             bias = layer.bias if layer.bias is not None else np.zeros(0, layer.weight.dtype)
-            weight, shared_bias, stats = self._share(layer.name, layer.weight, bias)
-            self.stats.append(stats)
+            weight, shared_bias = self._share(layer.weight, bias)
             fc_constants[layer.name] = (weight, shared_bias if layer.bias is not None else None)
         lstm_constants = {}
         for layer in find_lstm_layers(mod):
-            weights, bias, stats = self._share(layer.name, layer.weights(), layer.bias())
-            self.stats += [
-                replace(stats, layer=layer.name + suffix)
-                for suffix in direction_suffixes(layer.directions)
-            ]
+            weights, bias = self._share(layer.weights(), layer.bias())
             lstm_constants[layer.name] = split_weights(layer, weights, bias)
         mod = rewrite_layers(mod, fc_constants, _ShareRewriter)
         return rewrite_lstm_layers(mod, lstm_constants)
 
-    def _share(
-        self, name: str, weight: np.ndarray, bias: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, ShareStats]:
-        """(shared weight, shared bias, stats): the non-zero values of both, in that order,
-        clustered together; zeros stay zero."""
+    def _share(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(shared weight, shared bias): the non-zero values of both, in that order, clustered
+        together; zeros stay zero."""
         w_mask, b_mask = weight != 0, bias != 0
         values = np.concatenate((weight[w_mask], bias[b_mask])).astype(np.float64)
-        if values.size == 0:
-            centroids, labels, exact = np.zeros(0), np.zeros(0, np.int64), True
-        else:
-            centroids, labels, exact = share_values(values, (1 << self.bits) - 1)
-        shared = centroids[labels]
-        error = shared - values
-        rms = float(np.sqrt(np.mean(values**2))) if values.size else 0.0
-        rmse = float(np.sqrt(np.mean(error**2))) if values.size else 0.0
-        stats = ShareStats(
-            name,
-            self.bits,
-            centroids.astype(np.float32),
-            exact,
-            rmse,
-            float(np.abs(error).max()) if values.size else 0.0,
-            rmse / rms if rms else 0.0,
-        )
+        shared = np.zeros(0)
+        if values.size:
+            centroids, labels, _ = share_values(values, (1 << self.bits) - 1)
+            shared = centroids[labels]
         count = int(w_mask.sum())
         new_weight = np.zeros_like(weight)
         new_weight[w_mask] = shared[:count]
         new_bias = np.zeros_like(bias)
         new_bias[b_mask] = shared[count:]
-        return new_weight, new_bias, stats
+        return new_weight, new_bias
+
+    def stats(self, before: tvm.IRModule, after: tvm.IRModule) -> list[ShareStats]:
+        """Each program layer's codebook and quantisation error, from the module ``before`` the
+        pass and ``after`` it (the stored, shared values)."""
+        shared = layer_values(after)
+        stats = []
+        for name, (weight, bias) in layer_values(before).items():
+            w_mask, b_mask = weight != 0, bias != 0
+            values = np.concatenate((weight[w_mask], bias[b_mask])).astype(np.float64)
+            new_weight, new_bias = shared[name]
+            stored = np.concatenate((new_weight[w_mask], new_bias[b_mask])).astype(np.float64)
+            error = stored - values
+            rms = float(np.sqrt(np.mean(values**2))) if values.size else 0.0
+            rmse = float(np.sqrt(np.mean(error**2))) if values.size else 0.0
+            stats.append(
+                ShareStats(
+                    name,
+                    self.bits,
+                    np.unique(stored).astype(np.float32),
+                    np.unique(values).size <= (1 << self.bits) - 1,
+                    rmse,
+                    float(np.abs(error).max()) if values.size else 0.0,
+                    rmse / rms if rms else 0.0,
+                )
+            )
+        return stats

@@ -1,7 +1,7 @@
 """The training backbone: the imported Relax ``main`` with each layer's constants as parameters.
 
-Every FC layer and every LSTM layer of ``main`` (as :mod:`eiec.passes.fc_layers` and
-:mod:`eiec.passes.lstm_layers` find them) gets its weights from trainable parameters, in one of
+Every FC layer and every LSTM layer of ``main`` (as :mod:`eiec.relax_layers.fc` and
+:mod:`eiec.relax_layers.lstm` find them) gets its weights from trainable parameters, in one of
 two parametrisations:
 
 - ``masked`` (pruning with retraining): ``weight = W * mask`` with ``W`` a parameter and
@@ -34,8 +34,10 @@ import tvm
 from tvm import relax
 
 from eiec.errors import CompileError
-from eiec.passes.fc_layers import bindings, find_fc_layers
-from eiec.passes.lstm_layers import find_lstm_layers
+from eiec.relax_layers.exprs import bindings
+from eiec.relax_layers.fc import find_fc_layers
+from eiec.relax_layers.lstm import find_lstm_layers
+from eiec.training import gradients
 
 
 @dataclass
@@ -160,7 +162,6 @@ def build_backbone(
 ) -> Backbone:
     """The backbone of ``mod["main"]`` (see the module docstring). Layers named in ``shared``
     are parametrised by their codebook, the others by masked weights."""
-    from eiec.training import gradients
 
     gradients.register()
     has_lstm = any(layer.kind == "lstm" for layer in layers)

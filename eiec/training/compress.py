@@ -29,10 +29,10 @@ import tvm
 from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError
-from eiec.passes.fc_layers import LayerConstantRewriter, rewrite_layers
-from eiec.passes.lstm_layers import rewrite_lstm_layers
 from eiec.passes.prune_weights import prune_magnitude
 from eiec.passes.share_weights import share_values
+from eiec.relax_layers.fc import LayerConstantRewriter, rewrite_layers
+from eiec.relax_layers.lstm import rewrite_lstm_layers
 from eiec.training.backbone import (
     LayerWeights,
     SharedLayer,
@@ -141,7 +141,7 @@ ProgressFn = Callable[[str, int, int, EpochResult | None], None]
 
 def default_engine() -> TrainingEngine:
     """TVM's ``tvm.relax.training``."""
-    from eiec.training.tvm_engine import TvmEngine
+    from eiec.training.tvm_engine import TvmEngine  # lazy: TVM
 
     return TvmEngine()
 

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import tvm
 
+from eiec.emulator import Emulator
 from eiec.errors import CompileError
+from eiec.training import sensitivity
 from eiec.training.compress import (
     STAGES,
     EpochResult,
@@ -70,7 +72,6 @@ def train_stage(
     progress: Any = None,
 ) -> tuple[tvm.IRModule, TrainingReport, Trainer]:
     """Train ``mod`` (``targets``: sparsity per layer name, None for ``--sparsity auto``)."""
-    from eiec.training import sensitivity
 
     data = load_data(source, spec, _classes(mod))
     callback = _progress_callback(progress) if progress is not None else None
@@ -89,7 +90,6 @@ def train_stage(
 def emulated_stage(trainer: Trainer, program: Any, report: TrainingReport) -> StageResult:
     """The held-out samples run on ``program`` in the emulator (16-bit fixed point); appended
     to ``report.stages``."""
-    from eiec.emulator import Emulator
 
     if len(program.inputs) != 1:
         raise CompileError("training needs a single-input model")
@@ -131,7 +131,7 @@ def _progress_callback(bar: Any) -> Any:
 
 def stage_table(report: TrainingReport) -> object:
     """A ``rich.table.Table`` with one column per stage (held-out figures)."""
-    from rich.table import Table
+    from rich.table import Table  # lazy: rich
 
     labels = report.objective == "cross_entropy"
     table = Table(

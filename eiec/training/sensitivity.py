@@ -67,7 +67,7 @@ class SensitivityTable:
 
     def table(self) -> object:
         """A ``rich.table.Table``: drop in points per layer and density, the choice marked."""
-        from rich.table import Table
+        from rich.table import Table  # lazy: rich
 
         measure = "accuracy" if self.dense.accuracy is not None else "output error"
         table = Table(

@@ -21,6 +21,7 @@ from tvm.relax.training.optimizer import Adam
 
 from eiec.training.backbone import Backbone
 from eiec.training.engine import TrainingSession
+from eiec.training.schedule_rules import schedule_matmuls
 
 
 class _Adam(Adam):
@@ -42,9 +43,7 @@ def host_target() -> tvm.target.Target:
 
 def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     """TVM's CPU pipeline with :func:`schedule_matmuls` after fusion."""
-    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic
-
-    from eiec.training.schedule_rules import schedule_matmuls
+    from tvm.relax.backend.cpu_generic import pipeline as cpu_generic  # lazy: TVM
 
     @tvm.transform.module_pass(opt_level=0, name="EiecTrainingPipeline")
     def pipeline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:

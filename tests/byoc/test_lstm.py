@@ -10,7 +10,7 @@ from tvm import relax
 import eiec.byoc
 from eiec.byoc import offloaded_symbols
 from eiec.byoc.offload import registered
-from eiec.frontend.lstm import import_onnx
+from eiec.frontend.tvm_import import import_onnx
 from eiec.runtime.verify import emulate_with_bounds
 
 from .flow import cpu_vm, eie_build, row_bounds

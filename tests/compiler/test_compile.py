@@ -15,7 +15,7 @@ from eiec.compiler import CompileOptions, compile_model
 from eiec.errors import CapacityError, ModelLoadError, UnsupportedModelError
 from eiec.isa import csc, format_program
 from eiec.isa.fixed import dequantize
-from eiec.passes.fc_layers import find_fc_layers
+from eiec.relax_layers.fc import find_fc_layers
 
 from .models import gemm_model, mlp
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eiec.codegen.context import RANGE_SAFETY, spread_bound
 from eiec.compiler import CompileOptions, compile_model
-from eiec.passes.lower_to_eie import RANGE_SAFETY, spread_bound
 from eiec.runtime.verify import MAX_RELATIVE_TOLERANCE, verify
 
 from .models import mlp

@@ -7,13 +7,13 @@ import pytest
 import tvm
 from tvm import relax
 
+from eiec.codegen.generate import LowerToEIE
 from eiec.errors import CompileError
 from eiec.frontend.read import read_onnx
-from eiec.passes.fc_layers import find_fc_layers
-from eiec.passes.lower_to_eie import LowerToEIE
-from eiec.passes.lstm_layers import find_lstm_layers
 from eiec.passes.prune_weights import PruneWeights, prune_magnitude
 from eiec.passes.share_weights import ShareWeights
+from eiec.relax_layers.fc import find_fc_layers
+from eiec.relax_layers.lstm import find_lstm_layers
 from tests.lstm.lstm_models import LstmSpec, lstm_model
 
 
@@ -60,9 +60,11 @@ def test_prune_per_layer_overrides_and_unknown_names() -> None:
     weight = np.arange(1.0, 9.0).reshape(4, 2)
     module = _module(weight, None)
     pruned = PruneWeights(sparsity=0.0, overrides={"/fc1/Gemm": 0.75}, aliases={"/fc1/Gemm": "fc1"})
-    (layer,) = find_fc_layers(pruned(module)["main"])
+    after = pruned(module)
+    (layer,) = find_fc_layers(after["main"])
     assert np.count_nonzero(layer.weight) == 2
-    assert pruned.stats[0].target == 0.75 and pruned.stats[0].pruned == 6
+    (stats,) = pruned.stats(module, after)
+    assert stats.target == 0.75 and stats.pruned == 6
     with pytest.raises(CompileError) as info:
         PruneWeights(overrides={"fc9": 0.5, "x": 0.1}, aliases={"fc1.weight": "fc1"})(module)
     assert str(info.value) == (
@@ -76,8 +78,9 @@ def test_share_keeps_few_distinct_values_exactly_with_bias() -> None:
     bias = np.array([0.75, 0.0])
     module = _module(weight, bias)
     share = ShareWeights(bits=2)
-    tvm.ir.assert_structural_equal(share(module), module)
-    stats = share.stats[0]
+    shared = share(module)
+    tvm.ir.assert_structural_equal(shared, module)
+    stats = share.stats(module, shared)[0]
     assert stats.exact and stats.rmse == 0.0
     np.testing.assert_array_equal(stats.centroids, [-0.5, 0.25, 0.75])
 
@@ -93,9 +96,10 @@ def test_share_kmeans_codebook_size_error_and_determinism() -> None:
     (layer,) = find_fc_layers(first["main"])
     values = np.unique(np.concatenate([layer.weight[layer.weight != 0], layer.bias]))
     assert values.size == 7
-    np.testing.assert_array_equal(share.stats[0].centroids, values)  # ascending, as documented
+    (stats,) = share.stats(module, first)
+    np.testing.assert_array_equal(stats.centroids, values)  # ascending, as documented
     assert np.array_equal(layer.weight != 0, weight != 0)  # zeros stay zero, nothing new
-    assert 0.0 < share.stats[0].relative_rmse < 0.3
+    assert 0.0 < stats.relative_rmse < 0.3
     tvm.ir.assert_structural_equal(ShareWeights(bits=3)(module), first)
     # Sharing a shared layer again changes nothing (lossless recompilation).
     tvm.ir.assert_structural_equal(ShareWeights(bits=3)(first), first)
@@ -130,7 +134,7 @@ def test_prune_lstm_w_and_r_together_with_fc_overrides() -> None:
     assert not layer.b[:, 12:].any()
     (head,) = find_fc_layers(after["main"])
     assert np.count_nonzero(head.weight) == head.weight.size
-    assert [(s.layer, s.target, s.pruned) for s in prune.stats] == [
+    assert [(s.layer, s.target, s.pruned) for s in prune.stats(module, after)] == [
         ("head_W", 0.0, 0),
         ("lstm0", 0.5, 60),
     ]
@@ -150,8 +154,9 @@ def test_share_lstm_one_codebook_per_layer_stats_per_direction() -> None:
     values = np.unique(np.concatenate([layer.weights().ravel(), bias.ravel()]))
     assert np.count_nonzero(values) <= 3
     assert not layer.b[:, 12:].any()  # Wb + Rb written back as [shared sum; 0]
-    assert [s.layer for s in share.stats] == ["head_W", "lstm0.forward", "lstm0.backward"]
-    forward, backward = share.stats[1:]
+    stats = share.stats(module, shared)
+    assert [s.layer for s in stats] == ["head_W", "lstm0.forward", "lstm0.backward"]
+    forward, backward = stats[1:]
     np.testing.assert_array_equal(forward.centroids, backward.centroids)
     np.testing.assert_array_equal(np.sort(forward.centroids), values[values != 0])
     assert forward.rmse == backward.rmse > 0

@@ -12,14 +12,14 @@ from lstm_models import LstmSpec, lstm_model, random_input, reference, run_relax
 from tvm.relax.frontend.onnx import from_onnx, onnx_frontend
 
 from eiec.errors import CompileError, UnsupportedModelError
-from eiec.frontend import lstm as lstm_frontend
-from eiec.frontend.lstm import (
+from eiec.frontend import lstm_converter as lstm_frontend
+from eiec.frontend.lstm_converter import lstm_converter
+from eiec.frontend.tvm_import import import_onnx
+from eiec.relax_layers.lstm import (
     ATTR_DIRECTION,
     ATTR_HIDDEN_SIZE,
     ATTR_ONNX_NODE,
     ATTR_OP,
-    import_onnx,
-    lstm_converter,
     match_lstm_call,
 )
 
@@ -257,9 +257,9 @@ def test_other_tvm_version_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None
     with pytest.raises(CompileError) as error, lstm_converter():
         pass
     assert str(error.value) == (
-        "eiec/frontend/lstm.py: the LSTM importer hooks onnx_frontend._get_convert_map of TVM "
-        "0.27, but TVM 0.28.0 is installed (install apache-tvm 0.27 (the version pyproject.toml "
-        "pins) or port the hook)"
+        "eiec/frontend/lstm_converter.py: the LSTM importer hooks "
+        "onnx_frontend._get_convert_map of TVM 0.27, but TVM 0.28.0 is installed (install "
+        "apache-tvm 0.27 (the version pyproject.toml pins) or port the hook)"
     )
 
 
@@ -268,7 +268,7 @@ def test_missing_hook_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CompileError) as error, lstm_converter():
         pass
     assert str(error.value) == (
-        f"eiec/frontend/lstm.py: TVM {tvm.__version__}'s Relax ONNX frontend has no "
+        f"eiec/frontend/lstm_converter.py: TVM {tvm.__version__}'s Relax ONNX frontend has no "
         "_get_convert_map, which the LSTM importer hooks (install apache-tvm 0.27 (the version "
         "pyproject.toml pins) or port the hook)"
     )

@@ -10,6 +10,7 @@ import onnx
 import pytest
 from lstm_models import LstmSpec, lstm_model, random_input, reference
 
+from eiec.codegen.tables import GATE_FRAC, GATE_VALUE_FRAC
 from eiec.compiler import CompileOptions, CompileResult, compile_model
 from eiec.errors import UnsupportedModelError
 from eiec.isa.program import (
@@ -22,8 +23,7 @@ from eiec.isa.program import (
     View,
 )
 from eiec.isa.verifier import verify as verify_program
-from eiec.passes.activation_tables import GATE_FRAC, GATE_VALUE_FRAC
-from eiec.passes.lstm_layers import find_lstm_layers
+from eiec.relax_layers.lstm import find_lstm_layers
 from eiec.runtime.verify import emulate_with_bounds, verify
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "lstm"

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eiec.emulator.arith import FixedArith
-from eiec.isa import fixed
-from eiec.isa.program import WORD_MAX, WORD_MIN
-from eiec.passes.activation_tables import (
+from eiec.codegen.tables import (
     ERROR_BOUND,
     FUNCTIONS,
     GATE_FRAC,
     GATE_VALUE_FRAC,
     activation_table,
 )
+from eiec.emulator.arith import FixedArith
+from eiec.isa import fixed
+from eiec.isa.program import WORD_MAX, WORD_MIN
 
 
 def table_error(fn: str, input_frac: int) -> float:

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from eiec.codegen.assembly import LayerRecord
 from eiec.isa.program import NIBBLE_BITS
-from eiec.passes.assembly import LayerRecord
 from eiec.passes.share_weights import ShareStats
 
 
@@ -213,7 +213,7 @@ class CompressionReport:
 
     def table(self) -> object:
         """A ``rich.table.Table`` of the report."""
-        from rich.table import Table
+        from rich.table import Table  # lazy: rich
 
         table = Table(title=f"Compression ({self.pes} PEs, {self.bits}-bit weights)")
         for header in (

@@ -20,6 +20,8 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator
 
+from eiec.relax_layers.exprs import bindings, constant_shape, constant_value, op_name
+
 _GENERATED = re.compile(r"(lv|gv)\d*\Z")
 
 
@@ -62,49 +64,6 @@ class FcLayer:
         if self.bias is None:
             return None
         return np.broadcast_to(self.bias, (1, self.rows)).reshape(self.rows)
-
-
-def constant_value(expr: relax.Expr) -> np.ndarray | None:
-    """The numpy value of a Relax constant, or None when ``expr`` is not a constant."""
-    if isinstance(expr, tvm.ir.GenericConst):
-        return expr.value.numpy()
-    return None
-
-
-def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    """The shape of a tensor-typed expression if every dimension is a constant, else None."""
-    ty = expr.ty
-    if not isinstance(ty, relax.TensorType) or ty.shape is None:
-        return None
-    dims = []
-    for dim in ty.shape.values:
-        if not isinstance(dim, tvm.tirx.IntImm):
-            return None
-        dims.append(int(dim.value))
-    return tuple(dims)
-
-
-def constant_shape(expr: relax.Expr) -> tuple[int, ...] | None:
-    """The shape of a Relax constant (without copying its value), or None."""
-    if isinstance(expr, tvm.ir.GenericConst):
-        return tuple(int(d) for d in expr.value.shape)
-    return None
-
-
-def op_name(expr: relax.Expr) -> str | None:
-    """``relax.matmul`` etc. for a call of a Relax operator, else None."""
-    if isinstance(expr, relax.Call) and isinstance(expr.op, tvm.ir.Op):
-        return str(expr.op.name)
-    return None
-
-
-def bindings(func: relax.Function) -> list[relax.VarBinding]:
-    """The function's variable bindings, in order."""
-    body = func.body
-    result = []
-    for block in body.blocks:
-        result.extend(b for b in block.bindings if isinstance(b, relax.VarBinding))
-    return result
 
 
 def find_fc_layers(func: relax.Function) -> list[FcLayer]:

@@ -1,11 +1,14 @@
-"""The LSTM layers of a Relax module, and the rewrite of their constants.
+"""The LSTM layers of a Relax module: the imported LSTM function's contract, matching its calls,
+and the rewrite of their constants.
 
+The front end (:mod:`eiec.frontend.lstm_converter`) makes every ONNX LSTM node a private Relax
+function with the attributes below (``eiec.op = "lstm"``...) and one call of it in ``main``.
 An LSTM layer is a binding ``NAME = lstm_fn(X, W, R, B, initial_h, initial_c)`` in ``main``
-calling a function imported by :mod:`eiec.frontend.lstm` (attribute ``eiec.op = "lstm"``), with
-constant W, R and B. EIE computes all four gates of one direction as one sparse MxV over
-``[x_t; h_{t-1}; 1]``, so the layer's matrix of direction d is ``[W[d] | R[d] | Wb[d] + Rb[d]]``
-(4H x (I + H + 1), ONNX gate order i, o, f, c); compression works on W and R together and on
-the combined bias (written back as ``B = [Wb + Rb; 0]``, the same function).
+calling such a function, with constant W, R and B. EIE computes all four gates of one direction
+as one sparse MxV over ``[x_t; h_{t-1}; 1]``, so the layer's matrix of direction d is
+``[W[d] | R[d] | Wb[d] + Rb[d]]`` (4H x (I + H + 1), ONNX gate order i, o, f, c); compression
+works on W and R together and on the combined bias (written back as ``B = [Wb + Rb; 0]``, the
+same function).
 """
 
 from __future__ import annotations
@@ -13,16 +16,82 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from eiec.errors import CompileError, UnsupportedModelError
-from eiec.frontend.layers import identifier
-from eiec.frontend.lstm import LstmCall, match_lstm_call
-from eiec.passes.export_compressed import replace_initializer
-from eiec.passes.fc_layers import bindings, find_fc_layers
+from eiec.errors import UnsupportedModelError
+from eiec.relax_layers.exprs import bindings, constant_value
+from eiec.relax_layers.fc import find_fc_layers
+from eiec.relax_layers.names import identifier
+
+#: Function attribute keys of an imported LSTM function.
+ATTR_OP = "eiec.op"
+ATTR_ONNX_NODE = "eiec.onnx_node"
+ATTR_HIDDEN_SIZE = "eiec.hidden_size"
+ATTR_DIRECTION = "eiec.direction"
+LSTM_OP = "lstm"
+
+#: LSTM direction -> number of directions it runs.
+DIRECTIONS = {"forward": 1, "reverse": 1, "bidirectional": 2}
+
+
+@dataclass(frozen=True)
+class LstmCall:
+    """One imported LSTM layer: a call of an ``eiec.op = "lstm"`` function.
+
+    Arrays are the call's constant arguments in ONNX layout (None when an argument is not a
+    constant, e.g. a runtime initial state).
+    """
+
+    function: str
+    onnx_node: str
+    hidden_size: int
+    direction: str
+    call: relax.Call
+    w: np.ndarray | None
+    r: np.ndarray | None
+    b: np.ndarray | None
+    initial_h: np.ndarray | None
+    initial_c: np.ndarray | None
+
+    @property
+    def directions(self) -> int:
+        """1 for forward / reverse, 2 for bidirectional."""
+        return DIRECTIONS[self.direction]
+
+
+def lstm_function(mod: tvm.IRModule, callee: relax.Expr) -> relax.Function | None:
+    """The imported LSTM function ``callee`` names in ``mod``, or None."""
+    if not isinstance(callee, relax.GlobalVar) or callee not in mod.get_global_vars():
+        return None
+    func = mod[callee]
+    attrs = func.attrs
+    if not isinstance(func, relax.Function) or attrs is None or ATTR_OP not in attrs:
+        return None
+    return func if str(attrs[ATTR_OP]) == LSTM_OP else None
+
+
+def match_lstm_call(mod: tvm.IRModule, expr: relax.Expr) -> LstmCall | None:
+    """Describe ``expr`` if it is a call of an imported LSTM function, else None."""
+    if not isinstance(expr, relax.Call):
+        return None
+    func = lstm_function(mod, expr.op)
+    if func is None:
+        return None
+    _, w, r, b, h0, c0 = (constant_value(arg) for arg in expr.args)
+    return LstmCall(
+        function=expr.op.name_hint,
+        onnx_node=str(func.attrs[ATTR_ONNX_NODE]),
+        hidden_size=int(func.attrs[ATTR_HIDDEN_SIZE]),
+        direction=str(func.attrs[ATTR_DIRECTION]),
+        call=expr,
+        w=w,
+        r=r,
+        b=b,
+        initial_h=h0,
+        initial_c=c0,
+    )
 
 
 @dataclass(frozen=True)
@@ -160,34 +229,3 @@ def split_weights(
     inputs = layer.input_size
     b = np.concatenate([bias, np.zeros_like(bias)], axis=1)
     return weights[:, :, :inputs], weights[:, :, inputs:], b
-
-
-def lstm_outputs(model: onnx.ModelProto) -> dict[str, str]:
-    """ONNX node name -> its Y output name (empty when Y is unused), for every LSTM node."""
-    return {
-        node.name: node.output[0] if node.output else ""
-        for node in model.graph.node
-        if node.op_type == "LSTM"
-    }
-
-
-def export_lstm_onnx(model: onnx.ModelProto, mod: tvm.IRModule) -> onnx.ModelProto:
-    """A copy of ``model`` whose LSTM nodes' W, R and B initialisers hold ``mod``'s compressed
-    values (the node found by name; an absent B stays absent: its bias was zero)."""
-    compressed = onnx.ModelProto()
-    compressed.CopyFrom(model)
-    inits = {init.name: init for init in compressed.graph.initializer}
-    nodes = {node.name: node for node in compressed.graph.node if node.op_type == "LSTM"}
-    for layer in find_lstm_layers(mod):
-        node = nodes.get(layer.call.onnx_node)
-        names = list(node.input[1:4]) if node is not None else []
-        if node is None or any(name and name not in inits for name in names):
-            raise CompileError(
-                f"cannot export LSTM layer {layer.name}: no LSTM node "
-                f"'{layer.call.onnx_node}' with initialiser weights in the model",
-                where=f"layer {layer.name}",
-            )
-        for name, value in zip(names, (layer.w, layer.r, layer.b), strict=False):
-            if name:
-                replace_initializer(inits[name], value)
-    return compressed

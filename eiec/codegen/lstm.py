@@ -1,4 +1,4 @@
-"""The lowering of an LSTM layer to EIE (``LOWERINGS["lstm"]``, see ``lower_to_eie``).
+"""The lowering of an LSTM layer to EIE (``LOWERINGS["lstm"]``, see :mod:`eiec.codegen.generate`).
 
 As the EIE paper runs an LSTM: per direction and time step, ONE sparse MxV over the
 concatenation ``[x_t; h_{t-1}; 1]`` (``broadcast-activation`` of several sources, ``#1`` being
@@ -51,7 +51,7 @@ state must fit F too. Gate pre-activations use ``GATE_FRAC`` (11: +-16, beyond w
 saturates where sigmoid and tanh are flat to 1e-7), gate values ``GATE_VALUE_FRAC`` (14). The
 cell state's format holds its calibrated range (all steps, times ``CALIBRATION_HEADROOM``) or,
 without calibration, its bound ``|c_t| <= |c_0| + t`` (each step adds at most
-``|i * c~| < 1`` to ``|f * c| < |c|``). Table errors: ``activation_tables``.
+``|i * c~| < 1`` to ``|f * c| < |c|``). Table errors: :mod:`eiec.codegen.tables`.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ import dataclasses
 import numpy as np
 from tvm import relax
 
+from eiec.codegen.assembly import ProgramAssembly
+from eiec.codegen.context import Activation, LoweringContext, Value, layer_codebook
+from eiec.codegen.tables import GATE_FRAC, GATE_VALUE_FRAC, activation_table
 from eiec.errors import UnsupportedModelError
 from eiec.isa.builder import codes_of
 from eiec.isa.fixed import frac_for_range, quantize
@@ -77,17 +80,8 @@ from eiec.isa.program import (
     View,
     Writeback,
 )
-from eiec.passes.activation_tables import GATE_FRAC, GATE_VALUE_FRAC, activation_table
-from eiec.passes.assembly import ProgramAssembly
-from eiec.passes.fc_layers import bindings, constant_value
-from eiec.passes.lower_to_eie import (
-    Activation,
-    LoweringContext,
-    Value,
-    layer_codebook,
-    register_lowering,
-)
-from eiec.passes.lstm_layers import LstmLayer, direction_suffixes, find_lstm_layers
+from eiec.relax_layers.exprs import bindings, constant_value
+from eiec.relax_layers.lstm import LstmLayer, direction_suffixes, find_lstm_layers
 
 #: Most fraction bits of the hidden state (and so of the broadcast of [x_t; h_{t-1}; 1]).
 HIDDEN_FRAC_MAX = 14
@@ -194,7 +188,6 @@ def _padded(values: np.ndarray, frac: int, pitch: int) -> np.ndarray | None:
     return np.pad(words, ((0, 0), (0, pitch - words.shape[1]))).reshape(-1)
 
 
-@register_lowering("lstm")
 def lower_lstm(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
     """Emit one LSTM layer (module docstring); returns the (Y, Y_h, Y_c) activations."""
     layer = _layer_of(ctx, binding.var)
@@ -342,7 +335,6 @@ def _matrix(weights: np.ndarray, bias: np.ndarray, pitch: int) -> np.ndarray:
     return matrix
 
 
-@register_lowering("relax.take")
 def lower_take(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
     """One time step of a sequence, ``take(seq, t, axis=0)`` (a classifier on the last step):
     the step's row of the sequence buffer is copied (``ew-copy``) into a buffer of its own."""

@@ -2,7 +2,7 @@
 
 It owns the machine, buffers, ports, layers, tables, the instruction list and the fixed-point
 format decisions, hands out unique names, and checks the per-PE capacity at the end. Lowerings
-(``eiec.passes.lower_to_eie.LOWERINGS``) only call its methods.
+(``eiec.codegen.generate.LOWERINGS``) only call its methods.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from eiec.isa.program import (
     Buffer,
     Instruction,
     Layer,
-    Machine,
-    Port,
     Program,
     Table,
 )
@@ -64,17 +62,11 @@ class LayerRecord:
         return self.layer.rows if self.rows is None else self.rows
 
 
-@dataclass
-class ProgramAssembly:
-    """A program being built (see the module docstring)."""
+@dataclass(eq=False)
+class ProgramAssembly(Program):
+    """A program being built (see the module docstring): the program's own fields, filled in
+    by the lowerings, and the format decisions and layer records beside them."""
 
-    machine: Machine
-    buffers: dict[str, Buffer] = field(default_factory=dict)
-    inputs: list[Port] = field(default_factory=list)
-    outputs: list[Port] = field(default_factory=list)
-    layers: dict[str, Layer] = field(default_factory=dict)
-    tables: dict[str, Table] = field(default_factory=dict)
-    text: list[Instruction] = field(default_factory=list)
     formats: dict[str, FormatChoice] = field(default_factory=dict)
     records: dict[str, LayerRecord] = field(default_factory=dict)
     _names: set[str] = field(default_factory=set)
@@ -144,13 +136,13 @@ class ProgramAssembly:
         """The finished program, after the capacity check."""
         self.check_capacity()
         return Program(
-            machine=self.machine,
-            buffers=dict(self.buffers),
-            inputs=list(self.inputs),
-            outputs=list(self.outputs),
-            layers=dict(self.layers),
-            tables=dict(self.tables),
-            text=list(self.text),
+            self.machine,
+            dict(self.buffers),
+            list(self.inputs),
+            list(self.outputs),
+            dict(self.layers),
+            dict(self.tables),
+            list(self.text),
         )
 
     # --- capacity ---------------------------------------------------------------------------

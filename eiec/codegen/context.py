@@ -1,0 +1,241 @@
+"""What the lowerings of :mod:`eiec.codegen.generate` read and produce: values, the context.
+
+Lowerings read and produce *values*:
+
+- ``Activation``: a vector held in a program buffer (with its calibration samples and its
+  analytic bound, which decide the buffer's format);
+- ``PendingLayer``: a ``matmul`` with its bias and ReLU fused in but not yet written back;
+- ``Constant``: a constant tensor.
+
+A lowering is a function ``(ctx: LoweringContext, binding: relax.VarBinding) -> value`` (a
+tuple of values for a tuple result, which ``TupleGetItem`` bindings index) working on
+``ctx.asm``. ``LoweringContext.materialize`` emits a pending layer: ``load-codebook``,
+``broadcast-activation SRC, #1``, ``sparse-column-mac``, ``(relu-)writeback`` into a new buffer.
+
+Fixed-point formats (documented with their error bound in ``eiec/FIXED_POINT.md``): a codebook
+gets the largest fraction-bit count holding its max-abs; a buffer's format holds the max-abs of
+its values over the calibration inputs times ``CALIBRATION_HEADROOM`` when calibration inputs are
+given, else its analytic bound: inputs ``|x| <= input_range``, a layer's output
+``|y_i| <= sum_j |Wq_ij| * bound(x_j) + |bq_i|`` with the stored (rounded) weights, each
+bound rounded to its buffer's grid (ReLU keeps the bound); such a format never saturates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from eiec.codegen.assembly import CALIBRATION_HEADROOM, ProgramAssembly
+from eiec.errors import CompileError, UnsupportedModelError
+from eiec.isa.builder import codebook_of, codes_of
+from eiec.isa.fixed import dequantize, frac_for_range
+from eiec.isa.program import (
+    CODEBOOK_SIZE,
+    BroadcastActivation,
+    LoadCodebook,
+    One,
+    ReluWriteback,
+    SparseColumnMac,
+    View,
+    Writeback,
+)
+from eiec.relax_layers.exprs import constant_value
+from eiec.relax_layers.fc import FcLayer
+
+# --- values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A vector in buffer ``buffer`` with the Relax ``shape`` it has at this point.
+
+    ``samples`` (S x n) are its values for the calibration inputs, computed in float64 with the
+    compressed weights; ``bound`` (n,) bounds its magnitude analytically (the worst case);
+    ``rms`` (n,) bounds its root mean square under FIXED_POINT.md's statistical assumption
+    (None: ``bound``).
+    """
+
+    buffer: str
+    shape: tuple[int, ...]
+    samples: np.ndarray | None
+    bound: np.ndarray
+    rms: np.ndarray | None = None
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def rms_or_bound(self) -> np.ndarray:
+        """``rms``, or ``bound`` where none was derived (a bound on the magnitude is one on
+        the root mean square)."""
+        return self.bound if self.rms is None else self.rms
+
+
+@dataclass(frozen=True)
+class PendingLayer:
+    """``relu?(source @ W + bias?)``, not yet emitted."""
+
+    layer: FcLayer
+    source: Activation
+    shape: tuple[int, ...]
+    with_bias: bool = False
+    relu: bool = False
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A constant tensor."""
+
+    value: np.ndarray
+
+
+Value = Activation | PendingLayer | Constant | tuple
+
+
+# --- the context the lowerings work in --------------------------------------------------------
+
+
+@dataclass
+class LoweringContext:
+    """State of one lowering: the assembly, the value of every Relax var, the FC layers."""
+
+    asm: ProgramAssembly
+    mod: tvm.IRModule
+    layers: dict[relax.Var, FcLayer]
+    bias_of: dict[relax.Var, FcLayer]
+    input_range: float
+    calibrated: bool
+    env: dict[relax.Var, Value] = field(default_factory=dict)
+    written: dict[str, str] = field(default_factory=dict)
+
+    def value(self, expr: relax.Expr) -> Value:
+        """The value of an argument."""
+        if isinstance(expr, relax.Var):
+            return self.env[expr]
+        array = constant_value(expr)
+        if array is not None:
+            return Constant(array)
+        raise UnsupportedModelError(f"argument {type(expr).__name__} is not supported")
+
+    def activation(self, expr: relax.Expr | Value) -> Activation:
+        """The argument as a buffer-held vector, emitting a pending layer if needed."""
+        value = expr if isinstance(expr, Activation | PendingLayer | Constant) else self.value(expr)
+        if isinstance(value, PendingLayer):
+            return self.materialize(value)
+        if isinstance(value, Constant):
+            raise UnsupportedModelError(
+                "a constant is used as an activation; EIE computes on input-derived vectors"
+            )
+        return value
+
+    def choose_format(
+        self, samples: np.ndarray | None, bound: np.ndarray, spread: np.ndarray | None = None
+    ) -> tuple[int, float, str]:
+        """(frac, max_abs, source) of a buffer holding values with these samples / worst-case
+        bound / statistical bound (``spread``, used where it is below the worst case)."""
+        if self.calibrated and samples is not None:
+            max_abs = float(np.abs(samples).max(initial=0.0))
+            return frac_for_range(max_abs, headroom=CALIBRATION_HEADROOM), max_abs, "calibration"
+        max_abs = float(bound.max(initial=0.0))
+        if spread is not None and float(spread.max(initial=0.0)) < max_abs:
+            max_abs = float(spread.max(initial=0.0))
+            return frac_for_range(max_abs), max_abs, "spread"
+        return frac_for_range(max_abs), max_abs, "bound"
+
+    def materialize(self, pending: PendingLayer) -> Activation:
+        """Emit a pending layer into a new buffer; returns the buffer's activation."""
+        layer, source = pending.layer, pending.source
+        weight = layer.weight  # (K, M) in the model's float type; the codebook is float64
+        bias = layer.bias_vector() if pending.with_bias else None
+        columns = weight.T if bias is None else np.concatenate([weight.T, bias[:, None]], axis=1)
+        codebook = layer_codebook(layer.name, columns)
+        codes = codes_of(columns, codebook)
+        eie_layer = self.asm.add_layer(layer.name, codes, codebook, has_bias=bias is not None)
+
+        # Formats come from float64 arithmetic on the (exactly widened) weights; the bound from
+        # the stored words (a codebook word may round up), the bias column's #1 included.
+        samples = None if source.samples is None else source.samples @ weight.astype(np.float64)
+        stored = np.abs(dequantize(eie_layer.codebook.values, eie_layer.codebook.frac))
+        bound = stored[codes] @ np.append(source.bound, 1.0)[: codes.shape[1]]
+        spread, rms = spread_bound(stored[codes], source.rms_or_bound, has_bias=bias is not None)
+        if bias is not None:
+            samples = None if samples is None else samples + bias.astype(np.float64)
+        if pending.relu and samples is not None:
+            samples = np.maximum(samples, 0.0)
+        out = self.asm.add_buffer(
+            f"{layer.name}.out", layer.rows, self.choose_format(samples, bound, spread)
+        )
+        bound = on_grid(bound, out.frac)
+        sources = (_whole(self.asm, source.buffer),) + ((One(),) if bias is not None else ())
+        writeback = ReluWriteback if pending.relu else Writeback
+        self.asm.emit(
+            LoadCodebook(eie_layer.name),
+            BroadcastActivation(sources),
+            SparseColumnMac(eie_layer.name),
+            writeback(View(out.name)),
+        )
+        self.written[layer.name] = out.name
+        return Activation(out.name, pending.shape, samples, bound, np.minimum(rms, bound))
+
+
+#: The statistical bound's safety factor: a pre-activation is taken to stay within
+#: RANGE_SAFETY root-mean-squares of its bias (FIXED_POINT.md, "Formats without calibration").
+RANGE_SAFETY = 4.0
+
+
+def spread_bound(
+    weights: np.ndarray, rms: np.ndarray, *, has_bias: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(statistical bound, root mean square) of each row of ``|weights| @ [a; 1]``.
+
+    ``weights``: the stored |W| (M x K, the bias column last when ``has_bias``); ``rms``: the
+    inputs' root mean squares. The pre-activation of row i has mean square at most
+    ``b_i**2 + sum_j W_ij**2 rms_j**2`` when the inputs are uncorrelated with the row's signs,
+    and stays within ``|b_i| + RANGE_SAFETY * sqrt(sum_j W_ij**2 rms_j**2)``.
+    """
+    matrix = weights[:, :-1] if has_bias else weights
+    bias = weights[:, -1] if has_bias else np.zeros(weights.shape[0])
+    spread = np.sqrt(matrix**2 @ rms**2)
+    return bias + RANGE_SAFETY * spread, np.sqrt(bias**2 + spread**2)
+
+
+def on_grid(bound: np.ndarray, frac: int) -> np.ndarray:
+    """``bound`` rounded half up to ``frac`` fraction bits: a bound on the stored words of values
+    within ``bound`` (the rounding of an input or of a writeback may add half an LSB)."""
+    return np.floor(bound * 2.0**frac + 0.5) * 2.0**-frac
+
+
+def _whole(asm: ProgramAssembly, name: str) -> View:
+    buffer = asm.buffers[name]
+    if buffer.pitch == buffer.cols or buffer.rows > 1:
+        return View(name)
+    return View(name, 0)
+
+
+def layer_codebook(name: str, columns: np.ndarray) -> np.ndarray:
+    """The real codebook of layer ``name``'s shared weights (:func:`codebook_of`); CompileError
+    when it needs more than the 16 registers."""
+    codebook = codebook_of(columns)
+    if codebook.size > CODEBOOK_SIZE:
+        raise CompileError(
+            f"{codebook.size - 1} distinct non-zero weights; EIE's codebook "
+            f"holds {CODEBOOK_SIZE - 1} besides zero",
+            where=f"layer {name}",
+            fix="run ShareWeights before LowerToEIE (eiec compile does)",
+        )
+    return codebook
+
+
+#: A lowering: a binding of ``main`` -> its value (module docstring).
+Lowering = Callable[["LoweringContext", relax.VarBinding], "Value"]
+
+
+def shape_of(var: relax.Var) -> tuple[int, ...]:
+    """The static shape of a bound var."""
+    return tuple(int(d) for d in var.ty.shape)

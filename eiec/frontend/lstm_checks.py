@@ -1,0 +1,233 @@
+"""Checks of ONNX ``LSTM`` nodes: what eiec imports (the converter's and the pre-import checks)
+and what ``eiec compile`` runs on EIE around LSTMs (the op table's checks of LSTM, and of the
+data movement on sequences: Transpose, Reshape, Squeeze, Unsqueeze, Flatten, Gather).
+
+Supported: forward, reverse, bidirectional; with or without B, initial_h, initial_c,
+sequence_lens (only when constant and equal to T everywhere); any subset of the outputs;
+``layout = 0``; the default activations (Sigmoid, Tanh, Tanh). Everything else raises
+``UnsupportedModelError`` naming the node and the attribute or input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+
+from eiec.errors import UnsupportedModelError
+from eiec.frontend.graph import GraphFacts, OpCheck, attributes, infer_shapes
+from eiec.relax_layers.lstm import DIRECTIONS
+
+DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
+#: Input positions of ONNX LSTM (opset 7+).
+IN_X, IN_W, IN_R, IN_B, IN_SEQUENCE_LENS, IN_INITIAL_H, IN_INITIAL_C, IN_P = range(8)
+
+
+def where_of(node_name: str) -> str:
+    """How messages name an LSTM node."""
+    return f"ONNX node '{node_name}' (LSTM)"
+
+
+def check_lstm_attributes(node_name: str, attrs: Mapping[str, Any]) -> None:
+    """Reject LSTM attributes eiec does not import; ``attrs`` maps names to Python values
+    (strings as ``str``, lists as tuples)."""
+    where = where_of(node_name)
+    direction = attrs.get("direction", "forward")
+    if direction not in DIRECTIONS:
+        raise UnsupportedModelError(
+            f"attribute direction={direction!r} is not an LSTM direction",
+            where=where,
+            fix="use 'forward', 'reverse' or 'bidirectional'",
+        )
+    if "clip" in attrs:
+        raise UnsupportedModelError(
+            f"attribute clip={attrs['clip']:g} is not supported",
+            where=where,
+            fix="eiec imports LSTMs without cell clipping; export the model without clip",
+        )
+    if int(attrs.get("input_forget", 0)) != 0:
+        raise UnsupportedModelError(
+            f"attribute input_forget={int(attrs['input_forget'])} is not supported",
+            where=where,
+            fix="eiec imports LSTMs with separate input and forget gates (input_forget=0)",
+        )
+    if int(attrs.get("layout", 0)) != 0:
+        raise UnsupportedModelError(
+            f"attribute layout={int(attrs['layout'])} is not supported",
+            where=where,
+            fix="export the LSTM with layout=0 (sequence first: X is [seq, batch, input])",
+        )
+    activations = tuple(attrs.get("activations", ()))
+    if activations and activations != DEFAULT_ACTIVATIONS * DIRECTIONS[direction]:
+        raise UnsupportedModelError(
+            f"attribute activations={list(activations)} is not supported",
+            where=where,
+            fix="eiec imports LSTMs with the default activations Sigmoid, Tanh, Tanh",
+        )
+    for name in ("activation_alpha", "activation_beta", "output_sequence"):
+        if name in attrs:
+            raise UnsupportedModelError(
+                f"attribute {name} is not supported",
+                where=where,
+                fix="export the LSTM with the default activations and without this attribute",
+            )
+
+
+def check_sequence_lens(node_name: str, lens: np.ndarray | None, seq_length: int) -> None:
+    """Accept ``sequence_lens`` only as a constant equal to the sequence length everywhere."""
+    where = where_of(node_name)
+    if lens is None:
+        raise UnsupportedModelError(
+            "input sequence_lens is not a constant",
+            where=where,
+            fix="eiec runs every sequence for the full length; drop sequence_lens or make it "
+            "a constant initialiser equal to the sequence length",
+        )
+    if np.any(lens != seq_length):
+        raise UnsupportedModelError(
+            f"input sequence_lens={lens.tolist()} varies (sequence length {seq_length})",
+            where=where,
+            fix="eiec runs every sequence for the full length; pad the sequences to one length",
+        )
+
+
+def check_peepholes(node_name: str, has_p: bool) -> None:
+    """Reject peephole weights (input P)."""
+    if has_p:
+        raise UnsupportedModelError(
+            "input P (peephole weights) is not supported",
+            where=where_of(node_name),
+            fix="export the LSTM without peephole connections",
+        )
+
+
+def onnx_attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    """A node's attributes as Python values (bytes decoded, lists as tuples)."""
+    attrs: dict[str, Any] = {}
+    for attribute in node.attribute:
+        value = onnx.helper.get_attribute_value(attribute)
+        attrs[attribute.name] = plain(value)
+    return attrs
+
+
+def plain(value: Any) -> Any:
+    """An attribute value as plain Python (bytes decoded, lists as tuples)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list | tuple):
+        return tuple(plain(item) for item in value)
+    return value
+
+
+def check_lstm_nodes(model: onnx.ModelProto) -> None:
+    """Check every LSTM node of ``model`` before import (attributes, peepholes, constant
+    sequence_lens), so errors surface without the TVM frontend's conversion noise.
+
+    ``sequence_lens`` is compared with the sequence length when shape inference knows X's shape.
+    """
+    graph = infer_shapes(model).graph
+    constants = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.output:
+            constants[node.output[0]] = onnx.numpy_helper.to_array(node.attribute[0].t)
+    seq_lengths = {}
+    for info in [*graph.input, *graph.value_info]:
+        dims = info.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value"):
+            seq_lengths[info.name] = int(dims[0].dim_value)
+    for index, node in enumerate(graph.node):
+        if node.op_type != "LSTM":
+            continue
+        name = node.name or f"LSTM_{index}"
+        check_lstm_attributes(name, onnx_attrs(node))
+        inputs = list(node.input) + [""] * (8 - len(node.input))
+        check_peepholes(name, inputs[IN_P] != "")
+        lens = inputs[IN_SEQUENCE_LENS]
+        if lens and lens not in constants:
+            check_sequence_lens(name, None, 0)
+        if lens and inputs[IN_X] in seq_lengths:
+            check_sequence_lens(name, constants[lens], seq_lengths[inputs[IN_X]])
+
+
+#: Ops that move a sequence's data without computing: they re-view the LSTM's buffers.
+SEQUENCE_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Gather")
+
+
+def sequence_tensors(facts: GraphFacts) -> set[str]:
+    """LSTM inputs X and outputs, and what data movement (``SEQUENCE_OPS``) makes of them."""
+    found: set[str] = set()
+    for node in facts.model.graph.node:
+        if node.op_type == "LSTM":
+            found.add(node.input[0])
+            found.update(name for name in node.output if name)
+        elif node.op_type in SEQUENCE_OPS and node.input and node.input[0] in found:
+            found.update(name for name in node.output if name)
+    return found
+
+
+def lstm_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """Why an LSTM node cannot run on EIE (empty: it can)."""
+    inputs = list(node.input) + [""] * (8 - len(node.input))
+    name = node.name or node.output[0]
+    try:
+        check_lstm_attributes(name, onnx_attrs(node))
+        check_peepholes(name, inputs[IN_P] != "")
+    except UnsupportedModelError as error:
+        return [error.what]
+    problems = [
+        f"{label} '{inputs[index]}' is not a constant initialiser"
+        for index, label in ((IN_W, "weight"), (IN_R, "recurrence weight"), (IN_B, "bias"))
+        if inputs[index] and inputs[index] not in facts.initializers
+    ]
+    x_shape = facts.shapes.get(inputs[IN_X])
+    for index, label in ((IN_INITIAL_H, "initial_h"), (IN_INITIAL_C, "initial_c")):
+        state = facts.initializers.get(inputs[index])
+        if inputs[index] and state is None:
+            problems.append(f"{label} '{inputs[index]}' is computed at run time")
+        elif state is not None and x_shape is not None and state.shape[1:2] != x_shape[1:2]:
+            problems.append(
+                f"{label} '{inputs[index]}' of shape {list(state.shape)} is not for batch "
+                f"{x_shape[1]} (one initial state per sequence of the batch)"
+            )
+    lens = inputs[IN_SEQUENCE_LENS]
+    if lens and (lens not in facts.initializers or x_shape is None):
+        problems.append("input sequence_lens is not a constant")
+    elif lens and np.any(facts.initializers[lens] != x_shape[0]):
+        problems.append(f"input sequence_lens={facts.initializers[lens].tolist()} varies")
+    return problems
+
+
+def transpose_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """A Transpose of a sequence may only move axes of size 1."""
+    shape = facts.shapes.get(node.input[0])
+    perm = attributes(node).get("perm")
+    if shape is None or perm is None:
+        return ["transpose of a sequence of unknown shape or permutation"]
+    moved = [axis for axis in perm if shape[axis] != 1]
+    if moved != sorted(moved):
+        return [f"perm={list(perm)} reorders the sequence's axes {list(shape)}"]
+    return []
+
+
+def gather_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """A Gather of a sequence may only pick one constant time step."""
+    indices = facts.initializers.get(node.input[1])
+    if int(attributes(node).get("axis", 0)) != 0 or indices is None or indices.size != 1:
+        return ["only one constant time step (axis 0) of a sequence can be gathered"]
+    return []
+
+
+def on_sequences(own: OpCheck | None, otherwise: OpCheck | None, op_type: str) -> OpCheck:
+    """A check of ``op_type``: ``own`` on LSTM sequences (None: always fine), ``otherwise``
+    elsewhere (None: the op is supported only on sequences)."""
+
+    def check(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+        if node.input and node.input[0] in sequence_tensors(facts):
+            return own(node, facts) if own is not None else []
+        if otherwise is not None:
+            return otherwise(node, facts)
+        return [f"op {op_type} is supported only on LSTM sequences"]
+
+    return check
