@@ -140,7 +140,7 @@ def precheck_model(
         check_inputs(proto, inputs, where)
     if args.calibration:
         check_inputs(proto, load_npy(args.calibration), args.calibration)
-    if capacity:
+    if capacity and args.sparsity[0] != "auto":  # auto: the sparsity is known after training
         base = Machine()
         machine = Machine(
             pes=args.pes,

@@ -482,6 +482,12 @@ def train_compress(
     docstring). ``trainer``: one already built on the same module and data (sensitivity)."""
     options = options or TrainOptions()
     trainer = trainer or Trainer(mod, data, batch_axis, options, engine, progress)
+    unknown = sorted(set(targets) - {layer.name for layer in trainer.layers})
+    if unknown:
+        raise CompileError(
+            f"no layer named {', '.join(unknown)} to train",
+            fix="the layers are: " + ", ".join(layer.name for layer in trainer.layers),
+        )
     report = trainer.report
     dense = trainer.evaluate_layers(trainer.layers, "dense")
     pruned_layers = [_copy(layer) for layer in trainer.layers]

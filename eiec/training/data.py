@@ -101,9 +101,10 @@ def _samples(
     x: np.ndarray, sample_shape: tuple[int, ...], batch_axis: int | None, where: str
 ) -> np.ndarray:
     rank = len(sample_shape) + 1
-    expected = list(sample_shape)
+    dims = [str(d) for d in sample_shape]
     if batch_axis is not None:
-        expected.insert(batch_axis, "N")  # type: ignore[arg-type]
+        dims.insert(batch_axis, "N")
+    expected = f"[{', '.join(dims)}]"
     if batch_axis is None or x.ndim != rank:
         raise InputError(
             f"x has shape {list(x.shape)}; the model takes samples {expected}",

@@ -21,14 +21,18 @@ def _static(ty: relax.TensorType) -> list[int]:
     return [int(dim) for dim in ty.shape.values]
 
 
+def _ints(expr: relax.Expr) -> list[int]:
+    """The integers of a tuple (or shape) argument."""
+    items = expr.fields if isinstance(expr, relax.Tuple) else expr.values
+    return [int(getattr(item, "value", item)) for item in items]
+
+
 def _strided_slice_grad(
     orig_var: relax.Var, orig_call: relax.Call, output_grad: relax.Var, ctx: relax.BlockBuilder
 ) -> list[relax.Expr]:
     """``y = strided_slice(x, [axis], [begin], [end])``: dx is dy between zeros along axis."""
-    attrs = orig_call.attrs
-    axes = [int(a) for a in orig_call.args[1].values]
-    begins = [int(b) for b in orig_call.args[2].values]
-    strides = [int(s) for s in orig_call.args[4].values] if len(orig_call.args) > 4 else [1]
+    axes, begins = _ints(orig_call.args[1]), _ints(orig_call.args[2])
+    strides = _ints(orig_call.args[4]) if len(orig_call.args) > 4 else [1]
     if len(axes) != 1 or any(s != 1 for s in strides):
         raise CompileError(
             "training needs the gradient of a strided_slice over several axes or with a "
@@ -36,7 +40,6 @@ def _strided_slice_grad(
             "slices",
             fix="train a model whose slices take one contiguous range of one axis",
         )
-    del attrs
     shape = _static(orig_call.args[0].ty)
     out = _static(orig_var.ty)
     axis = axes[0] % len(shape)

@@ -11,6 +11,12 @@ rejected (the target is built from a dict).
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import tvm
 import tvm_ffi
@@ -62,20 +68,44 @@ def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     return pipeline
 
 
-_COMPILED: dict[int, list[tuple[tvm.IRModule, relax.VMExecutable]]] = {}
+#: Bump when the schedule or pipeline changes what a build produces (part of the cache key).
+BUILD_VERSION = 1
+_COMPILED: dict[str, Any] = {}
 
 
-def _compiled(train_mod: tvm.IRModule) -> relax.VMExecutable:
-    """``train_mod`` built for the host, once per process and module structure (the
-    backbone holds no weights, masks or indices, so one build serves every run of an
-    architecture, loss and learning rate)."""
-    key = tvm_ffi.structural_hash(train_mod)
-    for known, executable in _COMPILED.get(key, []):
-        if tvm_ffi.structural_equal(known, train_mod):
-            return executable
+def _compiled(train_mod: tvm.IRModule) -> Any:
+    """``train_mod`` built for the host: once per process, and kept across processes in
+    ``$XDG_CACHE_HOME/eiec/training`` as a shared library keyed by a hash of the module's text
+    and structural hash (constants included), the target, TVM's version and
+    :data:`BUILD_VERSION`. The backbone holds no weights, masks or indices, so one build serves
+    every run of an architecture, loss and learning rate. An unreadable or unwritable cache
+    only costs the build."""
+    from eiec.isa.parser import cache_dir
+
     target = host_target()
-    executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
-    _COMPILED.setdefault(key, []).append((train_mod, executable))
+    # The text omits constants' values; the structural hash covers them.
+    text = f"{train_mod.script()}\0{tvm_ffi.structural_hash(train_mod)}"
+    key = hashlib.sha256(
+        f"{text}\0{target}\0{tvm.__version__}\0{BUILD_VERSION}".encode()
+    ).hexdigest()
+    if key in _COMPILED:
+        return _COMPILED[key]
+    path = cache_dir() / "training" / f"{key[:32]}.so"
+    try:
+        executable = tvm.runtime.load_module(str(path)) if path.is_file() else None
+    except (OSError, RuntimeError, tvm.error.InternalError):
+        executable = None
+    if executable is None:
+        executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+                temporary = Path(scratch) / path.name
+                executable.export_library(str(temporary))
+                os.replace(temporary, path)
+        except (OSError, RuntimeError, tvm.error.InternalError):
+            pass
+    _COMPILED[key] = executable
     return executable
 
 
