@@ -25,6 +25,7 @@ from tvm.relax.training import SetupTrainer, Trainer
 from tvm.relax.training.loss import CrossEntropyLoss, MSELoss
 from tvm.relax.training.optimizer import Adam
 
+from eiec.isa.parser import cache_dir
 from eiec.training.backbone import Backbone
 from eiec.training.engine import TrainingSession
 from eiec.training.schedule_rules import schedule_matmuls
@@ -80,8 +81,6 @@ def _compiled(train_mod: tvm.IRModule) -> Any:
     :data:`BUILD_VERSION`. The backbone holds no weights, masks or indices, so one build serves
     every run of an architecture, loss and learning rate. An unreadable or unwritable cache
     only costs the build."""
-    from eiec.isa.parser import cache_dir
-
     target = host_target()
     # The text omits constants' values; the structural hash covers them.
     text = f"{train_mod.script()}\0{tvm_ffi.structural_hash(train_mod)}"
