@@ -37,6 +37,7 @@ from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
 from eiec.isa.program import Machine, Program
 from eiec.passes.export_compressed import export_compressed, lstm_outputs
+from eiec.passes.pass_decorator import run_pass
 from eiec.passes.prune_weights import PruneWeights, resolve_layer_options
 from eiec.passes.share_weights import ShareWeights, check_bits
 from eiec.relax_layers.fc import find_fc_layers
@@ -354,7 +355,7 @@ def _compress_and_generate(
         progress.stage("compress", timed=False),
         tvm.transform.PassContext(opt_level=0, instruments=[timing, snapshots]),
     ):
-        mod = passes(mod)
+        mod = run_pass(passes, mod)
         progress.timings.update(pass_timings(timing.render()))
         start = time.perf_counter()  # the statistics of weight sharing count as its stage
         share = ShareWeights(options.bits).stats(

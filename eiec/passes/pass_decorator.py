@@ -3,7 +3,7 @@
 TVM runs a Python pass through its FFI, which turns any exception raised inside it into a
 ``RuntimeError`` carrying the text. eiec's passes raise ``EiecError`` subclasses that the CLI
 and the callers catch by type, so the decorated pass stashes the exception and its ``__call__``
-re-raises the original object.
+(or :func:`run_pass`, for a ``Sequential`` of such passes) re-raises the original object.
 """
 
 from __future__ import annotations
@@ -37,16 +37,24 @@ def eiec_module_pass(name: str) -> Callable[[type], type]:
         call = wrapped.__call__
 
         def __call__(self: Any, mod: tvm.IRModule) -> tvm.IRModule:
-            _pending.error = None
-            try:
-                return call(self, mod)
-            except Exception:
-                error, _pending.error = getattr(_pending, "error", None), None
-                if error is not None:
-                    raise error from None
-                raise
+            return run_pass(lambda m: call(self, m), mod)
 
         wrapped.__call__ = __call__
         return wrapped
 
     return decorate
+
+
+def run_pass(
+    transform: tvm.transform.Pass | Callable[[tvm.IRModule], tvm.IRModule], mod: tvm.IRModule
+) -> tvm.IRModule:
+    """``transform(mod)`` for any pass (a ``Sequential`` too), re-raising the original
+    ``EiecError`` that one of eiec's passes raised inside it."""
+    _pending.error = None
+    try:
+        return transform(mod)
+    except Exception:
+        error, _pending.error = getattr(_pending, "error", None), None
+        if error is not None:
+            raise error from None
+        raise

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tvm
 from tvm import relax
 
 from eiec.codegen.generate import LowerToEIE
+from eiec.compiler import CompileOptions, compile_model
 from eiec.errors import CompileError
 from eiec.frontend.read import read_onnx
 from eiec.passes.prune_weights import PruneWeights, prune_magnitude
@@ -171,3 +174,13 @@ def test_lowering_an_unshared_layer_names_the_layer_and_the_pass() -> None:
         "zero (run ShareWeights before LowerToEIE (eiec compile does))"
     )
     LowerToEIE()(ShareWeights(bits=4)(module))
+
+
+def test_an_error_inside_the_compression_sequential_keeps_its_type() -> None:
+    model = Path(__file__).resolve().parents[1] / "golden" / "compile" / "gemm_relu_gemm.onnx"
+    with pytest.raises(CompileError) as info:
+        compile_model(model, CompileOptions(pes=4, sparsity={"fc9": 0.5}))
+    assert str(info.value) == (
+        "unknown layer name in --sparsity: 'fc9' (the model's layers are: fc1 (or '/fc1/Gemm' / "
+        "'w1'), fc2 (or '/fc2/Gemm' / 'w2'))"
+    )
