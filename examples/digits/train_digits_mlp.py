@@ -70,8 +70,21 @@ class TrainedMLP:
     dense_test_accuracy: float
 
 
-def train() -> TrainedMLP:
-    """Train the MLP with scikit-learn (single-threaded BLAS, fixed seeds)."""
+@dataclass(frozen=True)
+class DenseMLP:
+    """The MLP as scikit-learn trained it, dense (weights [in, out], float64), and the split."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    test_accuracy: float
+
+
+def train_dense() -> DenseMLP:
+    """The dense MLP (scikit-learn, single-threaded BLAS, fixed seeds), before any pruning."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
@@ -93,12 +106,28 @@ def train() -> TrainedMLP:
             random_state=RANDOM_STATE,
         )
         clf.fit(train_x, train_y)
-        dense_accuracy = float(clf.score(test_x, test_y))
+        accuracy = float(clf.score(test_x, test_y))
+    return DenseMLP(
+        [np.asarray(w, dtype=np.float64) for w in clf.coefs_],
+        [np.asarray(b, dtype=np.float64) for b in clf.intercepts_],
+        train_x,
+        train_y,
+        test_x,
+        test_y,
+        accuracy,
+    )
+
+
+def train() -> TrainedMLP:
+    """Train the MLP dense (:func:`train_dense`), then prune and retrain it (numpy)."""
+    from threadpoolctl import threadpool_limits
+
+    dense = train_dense()
+    train_x, train_y, test_x, test_y = dense.train_x, dense.train_y, dense.test_x, dense.test_y
+    dense_accuracy = dense.test_accuracy
+    with threadpool_limits(limits=1):
         weights, biases = prune_and_retrain(
-            [np.asarray(w, dtype=np.float64) for w in clf.coefs_],
-            [np.asarray(b, dtype=np.float64) for b in clf.intercepts_],
-            train_x.astype(np.float64),
-            train_y,
+            dense.weights, dense.biases, train_x.astype(np.float64), train_y
         )
     accuracy = float(np.mean(_forward(weights, biases, test_x)[-1].argmax(axis=1) == test_y))
     weights = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
