@@ -19,6 +19,7 @@ from onnx import TensorProto, numpy_helper
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
 from eiec.frontend.canonicalize import canonicalize, fix_batch
 from eiec.frontend.fold import fold_constants
+from eiec.frontend.graph import infer_shapes
 from eiec.frontend.layers import find_onnx_layers
 from eiec.isa.program import WORD_MAX, Machine, Program
 
@@ -59,7 +60,7 @@ def check_model(model: onnx.ModelProto, where: str) -> None:
     for init in _initializers(model):
         _check_initializer(init, where)
     try:
-        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        infer_shapes(model, weights=False, strict=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadError(
@@ -137,7 +138,7 @@ def _check_initializer(init: onnx.TensorProto, where: str) -> None:
     flat = values.reshape(-1)
     bad = ~np.isfinite(flat)
     if not bad.any():
-        bad = np.abs(flat.astype(np.float64)) > MAX_MAGNITUDE
+        bad = np.abs(flat) > MAX_MAGNITUDE  # exact in float32 (and beyond float16's range)
         if not bad.any():
             return
         what = f"a magnitude above {MAX_MAGNITUDE:.4g}, beyond 16-bit fixed point"

@@ -83,7 +83,7 @@ def node_label(node: onnx.NodeProto) -> str:
 
 
 def infer_shapes(
-    model: onnx.ModelProto, *, data_prop: bool = False, weights: bool = True
+    model: onnx.ModelProto, *, data_prop: bool = False, weights: bool = True, strict: bool = False
 ) -> onnx.ModelProto:
     """``onnx.shape_inference.infer_shapes(model, data_prop=data_prop)`` without handing the
     weights to ONNX, which serialises the model and parses it back (seconds for AlexNet's FC).
@@ -91,7 +91,8 @@ def infer_shapes(
     Float initialisers of more than ``_WEIGHT_ELEMENTS`` elements go in as name, type and dims,
     all that inference reads of a float tensor (data propagation computes integer shape
     tensors), and get their data back in the result unless ``weights`` is False (for callers
-    that only read shapes). Raises what ONNX raises.
+    that only read shapes). ``strict``: also check types, and fail on any node ONNX cannot
+    infer (``check_type`` and ``strict_mode``). Raises what ONNX raises.
     """
     large = {
         init.name: init
@@ -108,7 +109,9 @@ def infer_shapes(
             stub.graph.initializer.add(name=init.name, data_type=init.data_type, dims=init.dims)
         else:
             stub.graph.initializer.add().CopyFrom(init)
-    inferred = onnx.shape_inference.infer_shapes(stub, data_prop=data_prop)
+    inferred = onnx.shape_inference.infer_shapes(
+        stub, data_prop=data_prop, check_type=strict, strict_mode=strict
+    )
     if weights:
         for init in inferred.graph.initializer:
             if init.name in large:

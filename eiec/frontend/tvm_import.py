@@ -6,7 +6,8 @@ CPU reference's import); :func:`import_onnx` prepares any ONNX model for it firs
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import onnx
@@ -24,7 +25,7 @@ def relax_from_onnx(model: onnx.ModelProto, **kwargs: Any) -> tvm.IRModule:
     """``tvm.relax.frontend.onnx.from_onnx(model, **kwargs)`` with ONNX LSTM supported
     (:func:`eiec.frontend.lstm_converter.lstm_converter`) and Gather as a bounds-safe ``take``
     (:class:`eiec.frontend.takes.SafeTakes`)."""
-    with lstm_converter():
+    with lstm_converter(), _not_checked_again(model):
         try:
             mod = from_onnx(model, **kwargs)
         except EiecError:
@@ -38,6 +39,27 @@ def relax_from_onnx(model: onnx.ModelProto, **kwargs: Any) -> tvm.IRModule:
                 "(onnx.shape_inference.infer_shapes(model, strict_mode=True))",
             ) from error
     return SafeTakes()(mod)
+
+
+@contextmanager
+def _not_checked_again(model: onnx.ModelProto) -> Iterator[None]:
+    """Inside the block, ``onnx.checker.check_model`` passes ``model`` without checking it.
+
+    TVM's ``from_onnx`` checks the model only to warn, serialising it first (about 0.7 s for
+    AlexNet's classifier); eiec's models were checked when loaded (``eiec.frontend.load``) and
+    then only rewritten by eiec. Other models, in any thread, are still checked.
+    """
+    check = onnx.checker.check_model
+
+    def check_others(proto: Any, *args: Any, **kwargs: Any) -> None:
+        if proto is not model:
+            check(proto, *args, **kwargs)
+
+    onnx.checker.check_model = check_others
+    try:
+        yield
+    finally:
+        onnx.checker.check_model = check
 
 
 def import_onnx(

@@ -64,18 +64,26 @@ class ShareStats:
 
 def share_values(values: np.ndarray, clusters: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """(sorted centroids, index of each value's centroid, exact) for 1-D non-zero ``values``."""
-    distinct, inverse = np.unique(values, return_inverse=True)
-    if distinct.size <= clusters:
-        return distinct, inverse.reshape(-1), True
-    centers, labels = lloyd_1d(values, clusters)
+    ordered = np.sort(values.astype(np.float64))
+    step = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
+    if step.size + 1 <= clusters:
+        distinct = ordered[np.concatenate(([0], step))]
+        return distinct, np.searchsorted(distinct, values), True
+    centers, labels = lloyd_1d(values, clusters, ordered=ordered)
     return centers, labels, False
 
 
 def lloyd_1d(
-    values: np.ndarray, clusters: int, max_iter: int = 300, tol: float = 1e-4
+    values: np.ndarray,
+    clusters: int,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    *,
+    ordered: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ascending centroids, index of each value's centroid): Lloyd's k-means in one dimension
-    from centroids spaced linearly between the minimum and the maximum.
+    from centroids spaced linearly between the minimum and the maximum (``ordered``: the values
+    sorted, when the caller has them).
 
     It is scikit-learn's ``KMeans(init=linear, n_init=1, algorithm="lloyd")`` step for step
     (data centred on its mean, stop on unchanged labels or on a squared centre shift at most
@@ -84,7 +92,7 @@ def lloyd_1d(
     values a cluster is a range, found by binary search at the midpoints between centroids, and
     its mean comes from prefix sums, so an iteration costs O(clusters log n), not O(n clusters).
     """
-    x = np.sort(values.astype(np.float64))
+    x = np.sort(values.astype(np.float64)) if ordered is None else ordered.astype(np.float64)
     mean = float(x.mean())
     x -= mean
     prefix = np.zeros(x.size + 1)
@@ -103,8 +111,12 @@ def lloyd_1d(
         if shift <= tol:
             break
         cut_before = cut
-    labels = np.searchsorted((centers[:-1] + centers[1:]) / 2, values - mean, side="left")
-    return centers + mean, labels
+    return centers + mean, _nearest(centers, values - mean)
+
+
+def _nearest(centers: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The index of each value's nearest of the ascending ``centers`` (ties: the lower)."""
+    return np.searchsorted((centers[:-1] + centers[1:]) / 2, values, side="left")
 
 
 def _relocated_means(
