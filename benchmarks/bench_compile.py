@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import resource
 import sys
 import tempfile
@@ -79,17 +80,18 @@ def main() -> int:
         size = path.stat().st_size / 2**20
         print(f"build model: {time.perf_counter() - start:.1f} s ({size:.0f} MiB)")
         options = CompileOptions(pes=64, sparsity=0.91, bits=4, ptr_sram=64 * 1024)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = compile_model(path, options)
-        total = time.perf_counter() - start
+        total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         start = time.perf_counter()
         text = format_program(result.program)
         printing = time.perf_counter() - start
     for stage, seconds in result.timings.items():
         print(f"  {stage:<8} {seconds:6.2f} s")
     print(
-        f"compile total: {total:.2f} s (goal <= 15 s); printing the program: {printing:.2f} s "
-        f"({len(text) / 2**20:.1f} MiB of text)"
+        f"compile total: {total:.2f} s (goal <= 15 s), CPU {cpu:.2f} s, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; printing the program: "
+        f"{printing:.2f} s ({len(text) / 2**20:.1f} MiB of text)"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     print(f"peak RSS: {peak:.2f} GiB (goal <= 3 GiB)")

@@ -162,8 +162,9 @@ class LoweringContext:
         # the stored words (a codebook word may round up), the bias column's #1 included.
         samples = None if source.samples is None else source.samples @ weight.astype(np.float64)
         stored = np.abs(dequantize(eie_layer.codebook.values, eie_layer.codebook.frac))
-        bound = stored[codes] @ np.append(source.bound, 1.0)[: codes.shape[1]]
-        spread, rms = spread_bound(stored[codes], source.rms_or_bound, has_bias=bias is not None)
+        entries = SparseWeights.of(stored, codes)  # the non-zeros only, not an M x K matrix
+        bound = entries.matvec(np.append(source.bound, 1.0)[: codes.shape[1]])
+        spread, rms = entries.spread_bound(source.rms_or_bound, has_bias=bias is not None)
         if bias is not None:
             samples = None if samples is None else samples + bias.astype(np.float64)
         if pending.relu and samples is not None:
@@ -199,10 +200,40 @@ def spread_bound(
     ``b_i**2 + sum_j W_ij**2 rms_j**2`` when the inputs are uncorrelated with the row's signs,
     and stays within ``|b_i| + RANGE_SAFETY * sqrt(sum_j W_ij**2 rms_j**2)``.
     """
-    matrix = weights[:, :-1] if has_bias else weights
-    bias = weights[:, -1] if has_bias else np.zeros(weights.shape[0])
-    spread = np.sqrt(matrix**2 @ rms**2)
-    return bias + RANGE_SAFETY * spread, np.sqrt(bias**2 + spread**2)
+    rows, cols = np.nonzero(weights)
+    entries = SparseWeights(rows, cols, weights[rows, cols], weights.shape)
+    return entries.spread_bound(rms, has_bias=has_bias)
+
+
+@dataclass(frozen=True)
+class SparseWeights:
+    """The non-zero entries (``rows``, ``cols``, ``values``) of an M x K matrix (``shape``)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    values: np.ndarray
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, codebook: np.ndarray, codes: np.ndarray) -> SparseWeights:
+        """``codebook[codes]`` (M x K codes, 0 for zero) by its non-zeros."""
+        rows, cols = np.nonzero(codes)
+        return cls(rows, cols, codebook[codes[rows, cols]], codes.shape)
+
+    def matvec(self, x: np.ndarray) -> np.ndarray:
+        """The matrix times ``x``."""
+        products = self.values * x[self.cols]
+        return np.bincount(self.rows, weights=products, minlength=self.shape[0])
+
+    def spread_bound(self, rms: np.ndarray, *, has_bias: bool) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`spread_bound` of the matrix."""
+        inputs = self.shape[1] - 1 if has_bias else self.shape[1]
+        inside = self.cols < inputs
+        squares = self.values[inside] ** 2 * rms[self.cols[inside]] ** 2
+        spread = np.sqrt(np.bincount(self.rows[inside], weights=squares, minlength=self.shape[0]))
+        bias = np.zeros(self.shape[0])
+        bias[self.rows[~inside]] = self.values[~inside]
+        return bias + RANGE_SAFETY * spread, np.sqrt(bias**2 + spread**2)
 
 
 def on_grid(bound: np.ndarray, frac: int) -> np.ndarray:

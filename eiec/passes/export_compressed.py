@@ -28,6 +28,11 @@ def export_onnx(
     """A copy of ``model`` whose layer initialisers hold ``mod``'s compressed weights."""
     compressed = onnx.ModelProto()
     compressed.CopyFrom(model)
+    _write_fc(compressed, layers, mod)
+    return compressed
+
+
+def _write_fc(compressed: onnx.ModelProto, layers: list[OnnxLayer], mod: tvm.IRModule) -> None:
     inits = {init.name: init for init in compressed.graph.initializer}
     relax_layers = {layer.name: layer for layer in find_fc_layers(mod["main"])}
     for layer in layers:
@@ -42,7 +47,6 @@ def export_onnx(
         replace_initializer(inits[layer.weight], weight)
         if layer.bias is not None and fc.bias is not None and layer.bias in inits:
             replace_initializer(inits[layer.bias], fc.bias)
-    return compressed
 
 
 def replace_initializer(tensor: onnx.TensorProto, value: np.ndarray) -> None:
@@ -66,6 +70,11 @@ def export_lstm_onnx(model: onnx.ModelProto, mod: tvm.IRModule) -> onnx.ModelPro
     values (the node found by name; an absent B stays absent: its bias was zero)."""
     compressed = onnx.ModelProto()
     compressed.CopyFrom(model)
+    _write_lstm(compressed, mod)
+    return compressed
+
+
+def _write_lstm(compressed: onnx.ModelProto, mod: tvm.IRModule) -> None:
     inits = {init.name: init for init in compressed.graph.initializer}
     nodes = {node.name: node for node in compressed.graph.node if node.op_type == "LSTM"}
     for layer in find_lstm_layers(mod):
@@ -80,11 +89,12 @@ def export_lstm_onnx(model: onnx.ModelProto, mod: tvm.IRModule) -> onnx.ModelPro
         for name, value in zip(names, (layer.w, layer.r, layer.b), strict=False):
             if name:
                 replace_initializer(inits[name], value)
-    return compressed
 
 
 def export_compressed(
     model: onnx.ModelProto, layers: list[OnnxLayer], mod: tvm.IRModule
 ) -> onnx.ModelProto:
-    """A copy of ``model`` holding ``mod``'s compressed FC and LSTM weights."""
-    return export_lstm_onnx(export_onnx(model, layers, mod), mod)
+    """A copy of ``model`` holding ``mod``'s compressed FC and LSTM weights (one copy)."""
+    compressed = export_onnx(model, layers, mod)
+    _write_lstm(compressed, mod)
+    return compressed
