@@ -197,12 +197,11 @@ class _Progress:
 
 
 def compression_passes(options: CompileOptions, aliases: dict[str, str]) -> tvm.transform.Pass:
-    """Deep Compression's stages as one ``Sequential`` of module passes."""
+    """Deep Compression's stages as one ``Sequential`` of module passes (run it with
+    :func:`eiec.passes.pass_decorator.run_pass`, which raises what a pass raised)."""
     default, overrides = options.sparsity_targets()
-    return tvm.transform.Sequential(
-        [PruneWeights(default, overrides, aliases), ShareWeights(options.bits)],
-        name="compress",
-    )
+    prune = PruneWeights(default, overrides, aliases)
+    return tvm.transform.Sequential([prune, ShareWeights(options.bits)], name="compress")
 
 
 def compile_model(
@@ -349,8 +348,8 @@ def _compress_and_generate(
 ) -> tuple[tvm.IRModule, Generated, CompressionReport]:
     """The compressed module, its program (verified) and the compression report."""
     check_bits(options.bits)
-    timing, snapshots = PassTimingInstrument(), _Snapshots()
     passes = compression_passes(options, aliases)
+    timing, snapshots = PassTimingInstrument(), _Snapshots()
     with (
         progress.stage("compress", timed=False),
         tvm.transform.PassContext(opt_level=0, instruments=[timing, snapshots]),

@@ -4,6 +4,12 @@ TVM runs a Python pass through its FFI, which turns any exception raised inside 
 ``RuntimeError`` carrying the text. eiec's passes raise ``EiecError`` subclasses that the CLI
 and the callers catch by type, so the decorated pass stashes the exception and its ``__call__``
 (or :func:`run_pass`, for a ``Sequential`` of such passes) re-raises the original object.
+
+Under :func:`run_pass` a failing pass does not raise through TVM at all: it returns the module
+unchanged, the passes after it in the same run return at once, and :func:`run_pass` raises the
+exception when TVM is done. TVM's ``PassTimingInstrument`` needs this: when a pass raises under
+it, it keeps a dangling entry for the rest of the thread, and the next timed pass corrupts
+memory (apache-tvm 0.27).
 """
 
 from __future__ import annotations
@@ -13,8 +19,6 @@ from collections.abc import Callable
 from typing import Any
 
 import tvm
-
-from eiec.errors import EiecError
 
 _pending = threading.local()
 
@@ -26,10 +30,15 @@ def eiec_module_pass(name: str) -> Callable[[type], type]:
         transform = cls.transform_module
 
         def transform_module(self: Any, mod: tvm.IRModule, ctx: Any) -> tvm.IRModule:
+            running = getattr(_pending, "running", False)
+            if running and getattr(_pending, "error", None) is not None:
+                return mod  # an earlier pass of this run failed: run_pass raises its error
             try:
                 return transform(self, mod, ctx)
-            except EiecError as error:
+            except BaseException as error:  # re-raised as it is by run_pass / __call__
                 _pending.error = error
+                if running:
+                    return mod
                 raise
 
         cls.transform_module = transform_module
@@ -48,13 +57,19 @@ def eiec_module_pass(name: str) -> Callable[[type], type]:
 def run_pass(
     transform: tvm.transform.Pass | Callable[[tvm.IRModule], tvm.IRModule], mod: tvm.IRModule
 ) -> tvm.IRModule:
-    """``transform(mod)`` for any pass (a ``Sequential`` too), re-raising the original
-    ``EiecError`` that one of eiec's passes raised inside it."""
-    _pending.error = None
+    """``transform(mod)`` for any pass (a ``Sequential`` too), raising the original exception
+    that one of eiec's passes raised inside it (module docstring)."""
+    outer = getattr(_pending, "running", False), getattr(_pending, "error", None)
+    _pending.running, _pending.error = True, None
     try:
-        return transform(mod)
+        result = transform(mod)
+        error = _pending.error
     except Exception:
-        error, _pending.error = getattr(_pending, "error", None), None
-        if error is not None:
-            raise error from None
-        raise
+        error = _pending.error
+        if error is None:
+            raise
+    finally:
+        _pending.running, _pending.error = outer
+    if error is not None:
+        raise error from None
+    return result

@@ -8,16 +8,20 @@ import numpy as np
 import pytest
 import tvm
 from tvm import relax
+from tvm.ir.instrument import PassTimingInstrument
 
 from eiec.codegen.generate import LowerToEIE
 from eiec.compiler import CompileOptions, compile_model
 from eiec.errors import CompileError
 from eiec.frontend.read import read_onnx
+from eiec.passes.pass_decorator import run_pass
 from eiec.passes.prune_weights import PruneWeights, prune_magnitude
 from eiec.passes.share_weights import ShareWeights
 from eiec.relax_layers.fc import find_fc_layers
 from eiec.relax_layers.lstm import find_lstm_layers
 from tests.lstm.lstm_models import LstmSpec, lstm_model
+
+GOLDEN_MODEL = Path(__file__).resolve().parents[1] / "golden" / "compile" / "gemm_relu_gemm.onnx"
 
 
 def _module(weight: np.ndarray, bias: np.ndarray | None, name: str = "fc1") -> tvm.IRModule:
@@ -177,10 +181,23 @@ def test_lowering_an_unshared_layer_names_the_layer_and_the_pass() -> None:
 
 
 def test_an_error_inside_the_compression_sequential_keeps_its_type() -> None:
-    model = Path(__file__).resolve().parents[1] / "golden" / "compile" / "gemm_relu_gemm.onnx"
     with pytest.raises(CompileError) as info:
-        compile_model(model, CompileOptions(pes=4, sparsity={"fc9": 0.5}))
+        compile_model(GOLDEN_MODEL, CompileOptions(pes=4, sparsity={"fc9": 0.5}))
     assert str(info.value) == (
         "unknown layer name in --sparsity: 'fc9' (the model's layers are: fc1 (or '/fc1/Gemm' / "
         "'w1'), fc2 (or '/fc2/Gemm' / 'w2'))"
     )
+
+
+def test_a_failing_pass_under_tvm_pass_timing_leaves_later_compiles_timed() -> None:
+    """An eiec pass that fails inside an instrumented Sequential returns to TVM normally (the
+    error is raised by run_pass), so TVM's pass timing stays usable: the next compile is timed
+    pass by pass."""
+    passes = tvm.transform.Sequential([PruneWeights(overrides={"fc9": 0.5}), ShareWeights()])
+    with (
+        pytest.raises(CompileError),
+        tvm.transform.PassContext(instruments=[PassTimingInstrument()]),
+    ):
+        run_pass(passes, _module(np.ones((2, 2)), None))
+    timings = compile_model(GOLDEN_MODEL, CompileOptions(pes=4)).timings
+    assert list(timings) == ["import", "prune", "share", "lower", "export", "report"]
