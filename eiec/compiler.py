@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,15 @@ import tvm
 from tvm.ir.instrument import PassTimingInstrument, pass_instrument
 
 from eiec.codegen.assembly import FormatChoice
+from eiec.codegen.decode import check_decodes_to
 from eiec.codegen.generate import Generated, LowerToEIE, PortSpec
 from eiec.compression import CompressionReport
 from eiec.errors import CompileError
 from eiec.frontend.canonicalize import canonicalize, output_batch_axes
+from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, options_text
 from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
-from eiec.isa.program import Machine, Program
+from eiec.isa.program import Machine, Origin, Program
 from eiec.passes.export_compressed import export_compressed, lstm_outputs
 from eiec.passes.pass_decorator import run_pass
 from eiec.passes.prune_weights import PruneWeights, resolve_layer_options
@@ -209,6 +211,7 @@ def compile_model(
 ) -> CompileResult:
     """Compile an ONNX FC/LSTM model into an EIE program."""
     options = options or CompileOptions()
+    options_given = options
     machine = options.machine()
     trained = options.train is not None
     names = ("import", "train") if trained else ("import",)
@@ -236,11 +239,14 @@ def compile_model(
         module, generated, report = _compress_and_generate(
             module, options, machine, progress, aliases, inputs, outputs, calibration
         )
+        generated.program.origin = Origin(
+            model_fingerprint(imported.original), _options_text(options_given)
+        )
         if training is not None:
             with progress.stage("emulate"):
                 emulated_stage(trainer, generated.program, training)
         with progress.stage("export"):
-            compressed = export_compressed(_export_base(imported), imported.layers, module)
+            compressed = export_model(imported, module)
     written = generated.tensor_map
     tensor_map = {
         layer.output: written[layer.name] for layer in imported.layers if layer.name in written
@@ -365,6 +371,7 @@ def _compress_and_generate(
     with progress.stage("lower"):
         generated = LowerToEIE(machine, inputs, outputs, calibration, options.input_range)(mod)
         verify_program(generated.program)
+        check_decodes_to(generated.program, mod)
     with progress.stage("report"):
         report = CompressionReport.build(
             generated.records, machine.ptr_bits, machine.pes, options.bits, share
@@ -400,6 +407,21 @@ def _calibration(
     if not np.all(np.isfinite(array)):
         raise CompileError("calibration data contains NaN or infinity")
     return {ports[0].name: array.reshape(-1, size)}
+
+
+def export_model(imported: ImportedModel, module: tvm.IRModule) -> onnx.ModelProto:
+    """The ONNX model of ``imported`` with ``module``'s layer weights, its metadata naming the
+    source model's fingerprint (``eiec.frontend.fingerprint.ORIGIN_KEY``)."""
+    compressed = export_compressed(_export_base(imported), imported.layers, module)
+    entry = compressed.metadata_props.add()
+    entry.key, entry.value = ORIGIN_KEY, model_fingerprint(imported.original)
+    return compressed
+
+
+def _options_text(options: CompileOptions) -> str:
+    """The options the program header records (``progress`` is not one)."""
+    values = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "progress"}
+    return options_text(values)
 
 
 def _export_base(imported: ImportedModel) -> onnx.ModelProto:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -49,6 +50,7 @@ from eiec.isa.program import (
     Layer,
     Machine,
     One,
+    Origin,
     Port,
     Program,
     Table,
@@ -67,6 +69,7 @@ _TERMINAL_NAMES = {
     "REAL": "a number",
     "BLOB": "a hex blob",
     "KEY": "a header key",
+    "STRING": 'a "quoted" string',
     "_NL": "end of line",
     "$END": "end of file",
 }
@@ -221,6 +224,8 @@ class _Assembler:
         version, machine, *directives, text = tree.children
         self.version(version)
         program = Program(machine=self.machine(machine), source=self.source)
+        if directives and directives[0].data == "origin":
+            program.origin = self.origin(directives.pop(0))
         for directive in directives:
             getattr(self, directive.data)(program, directive)
         program.text = [self.instruction(i) for i in text.children[1:]]
@@ -257,6 +262,12 @@ class _Assembler:
         machine = Machine(**fields)
         check_machine(machine, str(self.loc(keyword)))
         return machine
+
+    def origin(self, tree: Tree) -> Origin:
+        _, model, options = tree.children
+        if not re.fullmatch("[0-9a-f]{64}", str(model)):
+            self.syntax(model, f"model={model} is not a SHA-256 digest (64 hex digits)")
+        return Origin(str(model), json.loads(str(options)))
 
     # --- data sections ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ layers (each group in declaration order, groups and layers separated by blank li
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from eiec.isa.program import (
     Instruction,
     Layer,
     Machine,
+    Origin,
     Port,
     Program,
     Table,
@@ -45,7 +47,7 @@ def format_program(program: Program) -> str:
     too.
     """
     groups: list[list[str]] = [
-        [f".eie {program.version}", _machine(program.machine)],
+        [f".eie {program.version}", _machine(program.machine), *_origin(program.origin)],
         [_buffer(b) for b in program.buffers.values()],
         [_port(".input", p) for p in program.inputs],
         [_port(".output", p) for p in program.outputs],
@@ -118,6 +120,12 @@ def _machine(machine: Machine) -> str:
             f"{name}={format_real(value) if name == 'clock_mhz' else _integer(name, value)}"
         )
     return ".machine " + " ".join(fields)
+
+
+def _origin(origin: Origin | None) -> list[str]:
+    if origin is None:
+        return []
+    return [f".origin model={origin.model} options={json.dumps(origin.options)}"]
 
 
 def _buffer(buffer: Buffer) -> str:

@@ -430,6 +430,16 @@ ELEMENTWISE: tuple[type[Instruction], ...] = (EwAdd, EwMul, EwLut, EwCopy)
 # --- the program ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a program came from (the ``.origin`` header): ``model``, the SHA-256 fingerprint
+    of the source model's structure (``eiec.frontend.fingerprint``), and ``options``, the compile
+    options as ``key=value`` words."""
+
+    model: str
+    options: str
+
+
 @dataclass(eq=False)
 class Program:
     """A whole EIE program. Dicts keep declaration order, which the printer preserves."""
@@ -442,6 +452,7 @@ class Program:
     tables: dict[str, Table] = field(default_factory=dict)
     text: list[Instruction] = field(default_factory=list)
     version: int = FORMAT_VERSION
+    origin: Origin | None = None
     source: str = field(default="<program>", repr=False)
 
     def view_length(self, view: View) -> int:
@@ -460,6 +471,7 @@ class Program:
         return (
             self.version == other.version
             and self.machine == other.machine
+            and self.origin == other.origin
             and list(self.buffers.items()) == list(other.buffers.items())
             and self.inputs == other.inputs
             and self.outputs == other.outputs

@@ -25,7 +25,9 @@ from onnx import helper
 from eiec.errors import InputError, RuntimeCheckError
 from eiec.frontend.compat import tvm_compatible
 from eiec.frontend.feeds import elem_dtype, model_inputs, order_feeds
+from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint
 from eiec.frontend.load import load_model
+from eiec.isa.program import Program
 
 #: Builds kept per process (each holds a compiled VM executable).
 CACHE_SIZE = 16
@@ -175,3 +177,37 @@ def run_intermediates(
     """The tensors ``names`` (any tensors of the graph) computed by the TVM CPU build."""
     outputs = build(model, extra_outputs=tuple(names)).run(inputs)
     return {name: outputs[name] for name in names}
+
+
+def program_reference(
+    model: onnx.ModelProto, program: Program, where: str = "the given model"
+) -> tuple[onnx.ModelProto, bool]:
+    """(the model to check ``program`` against, whether ``model`` is the program's source).
+
+    With the source model (its fingerprint is the program's ``.origin``): that model's graph
+    with the weights decoded from the program (``eiec.codegen.decode``), so the reference computes
+    what the program stores, after pruning, sharing and retraining alike. A compressed model
+    exported for this source (``--export-onnx``), and any model for a program without an
+    ``.origin``, is the reference itself. Any other model is a RuntimeCheckError.
+    """
+    origin = program.origin
+    exported = {p.key: p.value for p in model.metadata_props}.get(ORIGIN_KEY)
+    if origin is None or exported == origin.model:
+        return model, False
+    if model_fingerprint(model) != origin.model:
+        raise RuntimeCheckError(
+            f"{where} is not the model {_name(program)} was compiled from: its graph, shapes, "
+            "layer names or weights outside the EIE layers differ (fingerprint "
+            f"{model_fingerprint(model)[:12]}, the program's .origin {origin.model[:12]})",
+            fix="pass the ONNX model given to eiec compile, or the file its --export-onnx wrote",
+        )
+    from eiec.codegen.decode import decoded_module  # lazy: the compiler (front end, TVM)
+    from eiec.compiler import export_model  # lazy: the compiler
+    from eiec.frontend.read import read_onnx  # lazy: the front end
+
+    imported = read_onnx(model)
+    return export_model(imported, decoded_module(program, imported.module)), True
+
+
+def _name(program: Program) -> str:
+    return "the program" if program.source == "<program>" else program.source

@@ -84,6 +84,9 @@ class VerifyReport:
     samples: int
     outputs: list[str]
     scope: str = "model"
+    #: ``"decoded"``: the source model with the weights decoded from the program;
+    #: ``"compressed"``: the given model as it is (an exported compressed model).
+    reference: str = "compressed"
     max_abs_error_vs_compressed: float | None = None
     max_rel_error_vs_compressed: float | None = None
     tolerance: float | None = None
@@ -119,6 +122,7 @@ class VerifyReport:
             "outputs": self.outputs,
             "arith": self.arith,
             "verify_scope": self.scope,
+            "reference": self.reference,
             "max_abs_error_vs_compressed": self.max_abs_error_vs_compressed,
             "max_rel_error_vs_compressed": self.max_rel_error_vs_compressed,
             "tolerance": self.tolerance,
@@ -144,7 +148,12 @@ class VerifyReport:
 
         verdict = "PASSED" if self.passed else "FAILED"
         against = {
-            "model": "compressed model",
+            "model": "compressed model"
+            + (
+                " (the source, weights decoded from the program)"
+                if self.reference == "decoded"
+                else ""
+            ),
             "offloaded_calls": "compressed functions (each EIE call, same inputs)",
         }[self.scope]
         lines = [
@@ -239,6 +248,14 @@ def _probe(emulator: Emulator) -> ErrorBounds:
 # --- the check --------------------------------------------------------------------------------
 
 
+def _class_scores(program: Program) -> bool:
+    """Whether the program's one output is a vector of class scores: shape (1, C), C > 1."""
+    if len(program.outputs) != 1:
+        return False
+    shape = program.outputs[0].shape
+    return len(shape) == 2 and shape[0] == 1 and shape[1] > 1
+
+
 def is_classifier(model: onnx.ModelProto) -> bool:
     """Whether the model has a Softmax, LogSoftmax or ArgMax node."""
     return any(node.op_type in CLASSIFIER_OPS for node in model.graph.node)
@@ -267,12 +284,18 @@ def verify(
     """
     if not isinstance(program, Program):
         program = load(program)
-    compressed = reference.load_model(model)
+    where = "the given model" if isinstance(model, onnx.ModelProto) else str(model)
+    given = reference.load_model(model)
+    compressed, is_source = reference.program_reference(given, program, where)
     head = split_tail(compressed).head
     original_proto = None if original is None else reference.load_model(original)
+    if original_proto is None and is_source:
+        original_proto = given  # the source model: its own weights are the original
     if classifier is None:
-        classifier = is_classifier(compressed) or (
-            original_proto is not None and is_classifier(original_proto)
+        classifier = (
+            is_classifier(compressed)
+            or (original_proto is not None and is_classifier(original_proto))
+            or (is_source and _class_scores(program))
         )
     in_map = _bind(program.inputs, [vi.name for vi in reference.model_inputs(head)], "input")
     out_map = _bind(program.outputs, [o.name for o in head.graph.output], "output")
@@ -296,7 +319,10 @@ def verify(
     mapping = dict(tensor_map) if tensor_map is not None else derive_tensor_map(head, program)
     emulator = Emulator(program, config)
     report = VerifyReport(
-        samples=count, outputs=list(out_map.values()), arith=emulator.config.arith
+        samples=count,
+        outputs=list(out_map.values()),
+        arith=emulator.config.arith,
+        reference="decoded" if is_source else "compressed",
     )
     cpu_feeds = {in_map[name]: value for name, value in feeds.items()}
     intermediate_names = sorted(set(mapping) - set(out_map.values()))

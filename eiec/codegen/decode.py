@@ -1,0 +1,128 @@
+"""A program's weights decoded back into the model: the compressed model as EIE stores it.
+
+Each program layer stores codes (``.pe`` entries) into a codebook of 16-bit words. Decoding
+(codebook value of each code, per row and column) gives the layer's matrix, whose last column
+is the bias when the layer has one: for an FC layer ``[W.T | b]``, for an LSTM direction the
+rows ``g * Hp + u`` of ``[W | R | Wb + Rb]`` (``eiec.passes.lower_lstm``). :func:`decoded_module`
+puts these values into a Relax module's layers, so the module computes what the program
+computes, in floating point; :func:`check_decodes_to` is the compiler's check that a lowering
+stored the compressed weights it was given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm.relax.expr_functor import mutator
+
+from eiec.errors import CompileError
+from eiec.isa import csc
+from eiec.isa.fixed import dequantize
+from eiec.isa.program import Layer, Program
+from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.relax_layers.lstm import (
+    direction_suffixes,
+    find_lstm_layers,
+    rewrite_lstm_layers,
+    split_weights,
+)
+
+
+@mutator
+class _DecodedRewriter(LayerConstantRewriter):
+    """Puts decoded weights into FC layers."""
+
+
+def decode_layer(layer: Layer) -> np.ndarray:
+    """The real M x K matrix a program layer stores (its codebook's values at its codes)."""
+    codes = csc.decode(layer.ptr, layer.v, layer.z, layer.rows)
+    return dequantize(layer.codebook.values, layer.codebook.frac)[codes]
+
+
+def _fc_constants(
+    program: Program, module: tvm.IRModule
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    constants = {}
+    for fc in find_fc_layers(module["main"]):
+        layer = program.layers.get(fc.name)
+        if layer is None:
+            continue
+        matrix = decode_layer(layer)
+        bias = matrix[:, fc.cols] if layer.cols == fc.cols + 1 else None
+        constants[fc.name] = (matrix[:, : fc.cols].T, bias)
+    return constants
+
+
+def _lstm_constants(program: Program, module: tvm.IRModule) -> dict[str, tuple[np.ndarray, ...]]:
+    constants = {}
+    for lstm in find_lstm_layers(module):
+        names = [lstm.name + suffix for suffix in direction_suffixes(lstm.directions)]
+        if not all(name in program.layers for name in names):
+            continue
+        weights, biases = [], []
+        for name in names:
+            matrix = _gate_rows(decode_layer(program.layers[name]), lstm.hidden_size)
+            weights.append(matrix[:, :-1])
+            biases.append(matrix[:, -1])
+        constants[lstm.name] = split_weights(lstm, np.stack(weights), np.stack(biases))
+    return constants
+
+
+def decoded_module(program: Program, module: tvm.IRModule) -> tvm.IRModule:
+    """A copy of ``module`` whose FC and LSTM layers hold ``program``'s decoded weights (layers
+    matched by name; a layer the program does not have keeps its weights)."""
+    decoded = rewrite_layers(module, _fc_constants(program, module), _DecodedRewriter)
+    return rewrite_lstm_layers(decoded, _lstm_constants(program, module))
+
+
+def missing_layers(program: Program, module: tvm.IRModule) -> list[str]:
+    """Layers of ``module`` that ``program`` has no layer for (by name)."""
+    names = [fc.name for fc in find_fc_layers(module["main"])]
+    for lstm in find_lstm_layers(module):
+        names += [lstm.name + suffix for suffix in direction_suffixes(lstm.directions)]
+    return [name for name in names if name not in program.layers]
+
+
+def check_decodes_to(program: Program, module: tvm.IRModule) -> None:
+    """CompileError unless every layer of ``program`` decodes to ``module``'s compressed weights,
+    within its codebook's rounding (half an LSB of the codebook's format)."""
+    for fc in find_fc_layers(module["main"]):
+        if fc.name in program.layers:
+            bias = fc.bias_vector()
+            want = fc.weight.T if bias is None else np.concatenate([fc.weight.T, bias[:, None]], 1)
+            _compare(fc.name, program.layers[fc.name], decode_layer(program.layers[fc.name]), want)
+    for lstm in find_lstm_layers(module):
+        weights, bias = lstm.weights(), lstm.bias()
+        for d, suffix in enumerate(direction_suffixes(lstm.directions)):
+            layer = program.layers.get(lstm.name + suffix)
+            if layer is not None:
+                want = np.concatenate([weights[d], bias[d][:, None]], axis=1)
+                _compare(layer.name, layer, _gate_rows(decode_layer(layer), lstm.hidden_size), want)
+
+
+def _gate_rows(matrix: np.ndarray, hidden: int) -> np.ndarray:
+    """The 4H model rows of an LSTM direction's 4 Hp program rows (gate g of unit u at g Hp + u)."""
+    pitch = matrix.shape[0] // 4
+    return matrix[(np.arange(4)[:, None] * pitch + np.arange(hidden)[None, :]).reshape(-1)]
+
+
+def _compare(name: str, layer: Layer, got: np.ndarray, want: np.ndarray) -> None:
+    want = np.asarray(want, dtype=np.float64)
+    rounding = 2.0 ** -(layer.codebook.frac + 1)
+    slack = rounding * (1 + 1e-6) + np.abs(want) * 2.0**-23
+    wrong = (np.abs(got - want) > slack) | ((got == 0) != (want == 0))
+    if got.shape != want.shape or wrong.any():
+        if got.shape != want.shape:
+            detail = f"it stores {list(got.shape)} values, the model's layer has {list(want.shape)}"
+        else:
+            row, col = (int(i) for i in np.argwhere(wrong)[0])
+            detail = (
+                f"{int(wrong.sum())} of {wrong.size} weights differ beyond the codebook's "
+                f"rounding ({rounding:.3g}), first at row {row}, column {col}: "
+                f"{got[row, col]:.6g} in the program, {want[row, col]:.6g} in the model"
+            )
+        raise CompileError(
+            f"the program's layer does not decode to the compressed weights: {detail}",
+            where=f"layer {name}",
+            fix="this is a bug in eiec's lowering; please report it with the model",
+        )

@@ -1,0 +1,44 @@
+"""The compiler checks that the program it emits decodes to the compressed weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import eiec.passes.lower_to_eie as lower_to_eie
+from eiec.codegen.decode import decode_layer
+from eiec.compiler import CompileOptions, compile_model
+from eiec.errors import CompileError
+
+from .models import mlp
+
+
+def test_a_lowering_that_stores_other_codes_is_a_compile_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    honest = lower_to_eie.codes_of
+
+    def off_by_one_column(columns: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+        codes = honest(columns, codebook)
+        return np.roll(codes, 1, axis=1)  # a lowering bug: every weight one column over
+
+    monkeypatch.setattr(lower_to_eie, "codes_of", off_by_one_column)
+    model = mlp([6, 4, 3], seed=1)
+    with pytest.raises(CompileError) as caught:
+        compile_model(model, CompileOptions(pes=2, sparsity=0.0, bits=4))
+    assert str(caught.value) == (
+        "layer fc0: the program's layer does not decode to the compressed weights: 27 of 28 "
+        "weights differ beyond the codebook's rounding (1.53e-05), first at row 0, column 0: "
+        "-0.296997 in the program, 0.136225 in the model (this is a bug in eiec's lowering; "
+        "please report it with the model)"
+    )
+
+
+def test_a_compiled_program_decodes_to_its_compressed_module() -> None:
+    result = compile_model(mlp([6, 4, 3], seed=1), CompileOptions(pes=2, sparsity=0.5, bits=3))
+    layer = result.program.layers["fc0"]
+    fc = next(iter(result.layer_names))
+    assert fc == "fc0"
+    decoded = decode_layer(layer)
+    assert decoded.shape == (4, 7)
+    assert np.count_nonzero(decoded[:, :-1]) == 12  # half of the 24 weights pruned

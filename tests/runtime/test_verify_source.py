@@ -1,0 +1,83 @@
+"""verify MODEL PROG with the model that was compiled: weights decoded from the program."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from eiec.compiler import CompileOptions, compile_model
+from eiec.errors import RuntimeCheckError
+from eiec.isa import load, save
+from eiec.isa.program import ReluWriteback, Writeback
+from eiec.runtime.verify import verify
+from tests.compiler.models import mlp
+
+LSTM = Path(__file__).resolve().parents[2] / "examples" / "lstm"
+
+
+def test_the_source_model_is_the_reference_with_the_programs_weights(tmp_path: Path) -> None:
+    model = mlp([16, 12, 5], seed=0)
+    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    save(result.program, tmp_path / "prog.eie")
+    program = load(tmp_path / "prog.eie")
+    assert program.origin == result.program.origin  # the header round-trips
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 16)).astype(np.float32)
+    report = verify(model, program, x)
+    assert report.passed, report.summary()
+    assert report.reference == "decoded"
+    # The original comparison comes by default; a class-score output reports top-1.
+    assert report.max_abs_error_vs_original > report.max_abs_error_vs_compressed
+    assert report.top1_agreement_vs_original is not None
+    exported = verify(result.compressed_model, program, x)
+    assert exported.passed and exported.reference == "compressed"
+
+
+def test_a_program_that_drops_a_relu_fails_against_its_source_model() -> None:
+    # The reference takes the program's weights, not its instructions: the graph is the model's.
+    model = mlp([16, 12, 5], seed=0)
+    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    program = result.program
+    program.text = [
+        Writeback(ins.dst) if isinstance(ins, ReluWriteback) else ins for ins in program.text
+    ]
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 16)).astype(np.float32)
+    report = verify(model, program, x)
+    assert not report.passed
+    assert report.problems[0].startswith("output 'output': ")
+    assert report.diverging_layer == "fc0"
+
+
+def test_a_model_that_is_not_the_programs_source_is_named_as_such(tmp_path: Path) -> None:
+    result = compile_model(mlp([16, 12, 5], seed=0), CompileOptions(pes=4, sparsity=0.5))
+    save(result.program, tmp_path / "prog.eie")
+    other = mlp([16, 12, 5], seed=0, bias=False)
+    onnx.save(other, tmp_path / "other.onnx")
+    x = np.zeros((1, 16), np.float32)
+    with pytest.raises(RuntimeCheckError) as caught:
+        verify(tmp_path / "other.onnx", tmp_path / "prog.eie", x)
+    origin = result.program.origin
+    assert origin is not None
+    from eiec.frontend.fingerprint import model_fingerprint
+
+    assert str(caught.value) == (
+        f"{tmp_path / 'other.onnx'} is not the model {tmp_path / 'prog.eie'} was compiled from: "
+        "its graph, shapes, layer names or weights outside the EIE layers differ (fingerprint "
+        f"{model_fingerprint(other)[:12]}, the program's .origin {origin.model[:12]}) (pass the "
+        "ONNX model given to eiec compile, or the file its --export-onnx wrote)"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lstm.onnx", "lstm_linear.onnx"])
+def test_lstm_models_verify_against_their_source(name: str) -> None:
+    model = onnx.load(LSTM / name)
+    result = compile_model(model, CompileOptions(pes=4, sparsity=0.6))
+    port = result.program.inputs[0]
+    x = np.random.default_rng(2).uniform(-1, 1, port.shape).astype(np.float32)
+    report = verify(model, result.program, x)
+    assert report.passed, report.summary()
+    assert report.reference == "decoded"
+    assert report.max_abs_error_vs_original is not None
