@@ -45,15 +45,18 @@ def array_digest(array: np.ndarray) -> str:
 
 
 def options_text(options: Mapping[str, Any]) -> str:
-    """``key=value`` words, in the mapping's order; arrays as :func:`array_digest`, dicts as
+    """``key=value`` words, in the mapping's order; arrays as :func:`array_digest`, mappings as
     ``{k:v,...}``, None left out."""
-    words = []
-    for key, value in options.items():
-        if value is None:
-            continue
-        if isinstance(value, np.ndarray):
-            value = array_digest(value)
-        elif isinstance(value, Mapping):
-            value = "{" + ",".join(f"{k}:{v}" for k, v in value.items()) + "}"
-        words.append(f"{key.replace('_', '-')}={value}")
-    return " ".join(words)
+    return " ".join(
+        f"{key.replace('_', '-')}={_value(value)}"
+        for key, value in options.items()
+        if value is not None
+    )
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return array_digest(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_value(v)}" for k, v in value.items()) + "}"
+    return str(value)

@@ -8,13 +8,14 @@ from eiec.errors import ProgramSyntaxError
 from eiec.isa import format_program, parse
 from eiec.isa.program import Origin
 
-TEXT = """.eie 1
-.machine pes=1 fifo_depth=8 clock_mhz=800 spmat_sram=131072 ptr_sram=32768 act_sram=2048 ptr_bits=16 acc_bits=48
-.origin model={model} options="pes=1 note=\\"a b\\""
-
-.text
-    halt
-"""
+MACHINE = (
+    ".machine pes=1 fifo_depth=8 clock_mhz=800 spmat_sram=131072 ptr_sram=32768 act_sram=2048 "
+    "ptr_bits=16 acc_bits=48"
+)
+TEXT = (
+    ".eie 1\n" + MACHINE + '\n.origin model={model} options="pes=1 note=\\"a b\\""\n\n.text\n'
+    "    halt\n"
+)
 
 
 def test_origin_round_trips_with_escapes() -> None:

@@ -81,3 +81,18 @@ def test_lstm_models_verify_against_their_source(name: str) -> None:
     assert report.passed, report.summary()
     assert report.reference == "decoded"
     assert report.max_abs_error_vs_original is not None
+
+
+@pytest.mark.slow
+def test_a_model_compiled_with_retraining_verifies_against_its_source() -> None:
+    model = mlp([16, 12, 5], seed=0)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (64, 16)).astype(np.float32)
+    y = rng.integers(0, 5, 64)
+    options = CompileOptions(pes=4, sparsity=0.5, train={"x": x, "y": y}, epochs=1)
+    result = compile_model(model, options)
+    assert result.program.origin is not None
+    assert "train={x:sha256:" in result.program.origin.options
+    report = verify(model, result.program, x[:8])
+    assert report.passed, report.summary()
+    assert report.reference == "decoded"
