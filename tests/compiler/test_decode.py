@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import eiec.passes.lower_to_eie as lower_to_eie
+import eiec.codegen.context as context
 from eiec.codegen.decode import decode_layer
 from eiec.compiler import CompileOptions, compile_model
 from eiec.errors import CompileError
@@ -16,13 +16,13 @@ from .models import mlp
 def test_a_lowering_that_stores_other_codes_is_a_compile_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    honest = lower_to_eie.codes_of
+    honest = context.codes_of
 
     def off_by_one_column(columns: np.ndarray, codebook: np.ndarray) -> np.ndarray:
         codes = honest(columns, codebook)
         return np.roll(codes, 1, axis=1)  # a lowering bug: every weight one column over
 
-    monkeypatch.setattr(lower_to_eie, "codes_of", off_by_one_column)
+    monkeypatch.setattr(context, "codes_of", off_by_one_column)
     model = mlp([6, 4, 3], seed=1)
     with pytest.raises(CompileError) as caught:
         compile_model(model, CompileOptions(pes=2, sparsity=0.0, bits=4))
