@@ -17,8 +17,6 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
-from eiec.frontend.canonicalize import canonicalize, fix_batch
-from eiec.frontend.fold import fold_constants
 from eiec.frontend.graph import infer_shapes
 from eiec.frontend.layers import find_onnx_layers
 from eiec.isa.program import WORD_MAX, Machine, Program
@@ -136,14 +134,15 @@ def _check_initializer(init: onnx.TensorProto, where: str) -> None:
             fix="keep any external-data files beside the model, as onnx.save wrote them",
         ) from None
     flat = values.reshape(-1)
+    low, high = float(flat.min()), float(flat.max())  # NaN propagates; no copy of the weights
+    if math.isfinite(low) and math.isfinite(high) and max(-low, high) <= MAX_MAGNITUDE:
+        return
     bad = ~np.isfinite(flat)
-    if not bad.any():
-        bad = np.abs(flat) > MAX_MAGNITUDE  # exact in float32 (and beyond float16's range)
-        if not bad.any():
-            return
-        what = f"a magnitude above {MAX_MAGNITUDE:.4g}, beyond 16-bit fixed point"
-    else:
+    if bad.any():
         what = "NaN or Inf"
+    else:
+        bad = np.abs(flat) > MAX_MAGNITUDE  # exact in float32 (and beyond float16's range)
+        what = f"a magnitude above {MAX_MAGNITUDE:.4g}, beyond 16-bit fixed point"
     first = int(np.argmax(bad))
     index = tuple(int(i) for i in np.unravel_index(first, values.shape))
     raise ModelLoadError(
@@ -175,15 +174,20 @@ def check_capacity(
 ) -> None:
     """Raise CapacityError when the FC layers' column pointers cannot fit the pointer SRAM, or
     the weights their sparsity keeps cannot fit the sparse-matrix SRAM, whatever pruning and
-    weight sharing do. Only models whose layers are all FC (Gemm/MatMul) are checked here."""
-    if any(node.op_type == "LSTM" for node in model.graph.node):
-        return
+    weight sharing do. Only models whose layers are all FC (Gemm/MatMul) with constant 2-D
+    weights are checked here (read as they are: nothing is folded or copied)."""
 
-    canonical = canonicalize(fold_constants(fix_batch(model, where)[0]))
-    weights = {init.name: init for init in canonical.graph.initializer}
+    weights = {init.name: init for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "LSTM":
+            return
+        if node.op_type in ("Gemm", "MatMul") and (
+            len(node.input) < 2 or len(weights.get(node.input[1], onnx.TensorProto()).dims) != 2
+        ):
+            return  # a weight computed in the graph: the compiler checks after folding
     pointer_bits = 0
     kept_total = 0
-    for layer in find_onnx_layers(canonical):
+    for layer in find_onnx_layers(model):
         weight = weights.get(layer.weight)
         if weight is None or len(weight.dims) != 2:
             return
@@ -207,9 +211,9 @@ def check_capacity(
             continue
         target = _target(layer.aliases, sparsity, default_sparsity)
         size = rows * inputs
-        kept = min(
-            int(np.count_nonzero(numpy_helper.to_array(weight))), size - round(target * size)
-        )
+        kept = size - round(target * size)
+        if -(-(kept_total + kept) // machine.pes) > machine.spmat_sram:  # zeros may keep fewer
+            kept = min(kept, int(np.count_nonzero(numpy_helper.to_array(weight))))
         kept_total += kept
         least = -(-kept_total // machine.pes)
         if least > machine.spmat_sram:
