@@ -198,3 +198,16 @@ def test_mutated_inputs_through_verify(work: Path, array: np.ndarray) -> None:
     np.save(path, array)
     code = _exit_code(["verify", str(work / "c.onnx"), str(work / "p.eie"), "-i", str(path), "-q"])
     assert code in (0, 1)
+
+
+def test_a_compile_after_a_failed_compile_in_the_same_process() -> None:
+    """An EiecError inside the compression passes once left TVM's pass-timing stack unbalanced:
+    the next compile in the process failed or corrupted the heap."""
+    import eiec
+    from eiec.errors import CompileError
+
+    model = mlp([8, 6, 4], seed=1)
+    for _ in range(2):
+        with pytest.raises(CompileError):
+            eiec.compile_model(model, eiec.CompileOptions(pes=2, sparsity={"nosuch": 0.5}))
+        assert eiec.compile_model(model, eiec.CompileOptions(pes=2)).program.layers
