@@ -89,6 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def entry() -> int:
+    """The ``eiec`` program (console script and ``python -m eiec``): :func:`main`, then Ctrl-C
+    ignored while Python shuts down, so a late one cannot kill a finished command."""
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
 def _interrupted(command: str) -> int:
     print(f"{command}: interrupted", file=sys.stderr)
     return 130
@@ -114,4 +122,4 @@ def _counting_interrupts(interrupts: list[int]) -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())
