@@ -311,17 +311,30 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
     """Compile a Relax module whose ``main`` is a chain of FC layers with constant weights."""
     options = options or CompileOptions()
     machine = options.machine()
-    progress = _Progress(options.progress, ("compress", "lower", "report"))
+    trained = options.train is not None
+    names = ("train", "compress", "lower", "emulate") if trained else ("compress", "lower")
+    progress = _Progress(options.progress, (*names, "report"))
     calibration = None
     if options.calibration is not None:
         params = mod["main"].params
         if len(params) != 1:
             raise CompileError("calibration inputs need a single-input function")
         calibration = {params[0].name: np.asarray(options.calibration)}
+    training = None
     with progress.shown():
+        if trained:
+            with progress.stage("train"):
+                param = mod["main"].params
+                if len(param) != 1:
+                    raise CompileError("training needs a single-input function")
+                spec = _RelaxInput(tuple(int(d) for d in param[0].ty.shape.values), 0)
+                mod, training, trainer, options = _train(mod, options, [spec], {}, progress.bar)
         module, generated, report = _compress_and_generate(
             mod, options, machine, progress, {}, None, None, calibration
         )
+        if training is not None:
+            with progress.stage("emulate"):
+                emulated_stage(trainer, generated.program, training)
     names = [layer.name for layer in find_fc_layers(module["main"])]
     names += [layer.name for layer in find_lstm_layers(module)]
     return CompileResult(
@@ -333,7 +346,16 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
         layer_names=names,
         formats=generated.formats,
         timings=_ordered(progress.timings),
+        training=training,
     )
+
+
+@dataclass(frozen=True)
+class _RelaxInput:
+    """A Relax function's input as the training stage reads it (batch along axis 0)."""
+
+    shape: tuple[int, ...]
+    batch_axis: int
 
 
 def _ordered(timings: dict[str, float]) -> dict[str, float]:

@@ -10,6 +10,8 @@ CODEGEN = "eie"
 ATTR_OPTIONS = "eie.options"
 #: Function attribute holding an offloaded function's calibration inputs (rows x features).
 ATTR_CALIBRATION = "eie.calibration"
+#: Function attribute (1) marking an offloaded function to train on its calibration inputs.
+ATTR_TRAIN = "eie.train"
 #: Attribute of the local LSTM function: the name of the module-level function it copies.
 ATTR_LSTM_NAME = "eie.lstm_name"
 #: Prefix of every offloaded function's symbol.

@@ -18,7 +18,7 @@ import tvm
 from tvm import relax
 from tvm.ir import GenericConst, IRModule
 
-from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_LSTM_NAME, ATTR_OPTIONS
+from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_LSTM_NAME, ATTR_OPTIONS, ATTR_TRAIN
 from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
 from eiec.compiler import compile_relax
@@ -154,6 +154,8 @@ def compile_function(func: relax.Function, symbol: str) -> Offload:
     options = options_from_json(str(func.attrs[ATTR_OPTIONS]))
     if ATTR_CALIBRATION in func.attrs:
         options.calibration = func.attrs[ATTR_CALIBRATION].numpy()
+        if ATTR_TRAIN in func.attrs:  # distillation on the function's own inputs
+            options.train = {"x": options.calibration}
     mod, rows = offloaded_module(func)
     compiled = compile_relax(mod, options)
     program = compiled.program

@@ -3,7 +3,8 @@
 ``partition_for_eie(mod, **options)`` takes the fields of ``eiec.compiler.CompileOptions``;
 each offloaded function carries them as JSON (so the codegen, and a saved program's manifest,
 know how it was compiled). ``calibration`` holds samples of the whole model's inputs:
-``partition_for_eie`` turns them into each offloaded function's own (``eiec.byoc.calibrate``).
+``partition_for_eie`` turns them into each offloaded function's own (``eiec.byoc.calibrate``);
+so does ``train`` (``{"x": samples}``), whose samples then also train each function.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from eiec.compiler import CompileOptions
 from eiec.errors import BackendError
 
 #: CompileOptions fields that are not part of an offloaded function's compilation.
-_EXCLUDED = ("calibration", "progress")
+_EXCLUDED = ("calibration", "progress", "train")
 
 
 def make_options(kwargs: Mapping[str, Any]) -> CompileOptions:

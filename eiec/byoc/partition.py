@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,13 @@ from tvm import relax
 from tvm.ir import IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from eiec.byoc.attrs import ATTR_OPTIONS, SYMBOL_PREFIX, is_offloaded
+from eiec.byoc.attrs import (
+    ATTR_CALIBRATION,
+    ATTR_OPTIONS,
+    ATTR_TRAIN,
+    SYMBOL_PREFIX,
+    is_offloaded,
+)
 from eiec.byoc.calibrate import attach_calibration
 from eiec.byoc.codegen import register_codegen
 from eiec.byoc.lstm import OffloadLSTM
@@ -155,15 +162,50 @@ def options_to_json(options: Any) -> str:
     return json.dumps(options_dict(options), sort_keys=True)
 
 
+def _training_samples(train: Any, calibration: Any) -> np.ndarray:
+    """The samples of ``train`` (``{"x": samples of main's input}``), which calibrate too."""
+    where = "eiec.byoc.partition_for_eie"
+    if not isinstance(train, Mapping) or "x" not in train:
+        raise BackendError(
+            "train must be {'x': samples of main's input}", where=where, fix="pass train={'x': x}"
+        )
+    if "y" in train:
+        raise BackendError(
+            "BYOC trains each offloaded function against its own outputs: labels are not used",
+            where=where,
+            fix="pass train={'x': x} without y",
+        )
+    if calibration is not None:
+        raise BackendError(
+            "give train or calibration, not both: the training samples also calibrate",
+            where=where,
+            fix="drop calibration=...",
+        )
+    return np.asarray(train["x"])
+
+
+def _mark_training(mod: IRModule) -> IRModule:
+    """Every offloaded function with calibration inputs marked to train on them."""
+    result = IRModule({}, attrs=mod.attrs)
+    for gvar, func in mod.functions_items():
+        if isinstance(func, relax.Function) and ATTR_CALIBRATION in (func.attrs or {}):
+            func = func.with_attr(ATTR_TRAIN, 1)
+        result[gvar] = func
+    return result
+
+
 def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
     """Offload the FC and LSTM layers EIE can run; the rest stays for the host.
 
     ``compile_options`` are the fields of ``eiec.compiler.CompileOptions`` (``pes``,
     ``sparsity``, ``bits``...); ``calibration`` holds samples of ``main``'s inputs (an array
     for a one-input ``main``, else a list, samples stacked on a new first axis), from which each
-    single-input offloaded function gets its own calibration inputs. Chains of consecutive
-    layers become one EIE program. Every layer becomes its own program instead when the merged
-    layers would not fit the machine's memories together, or when ``MergeCompositeFunctions``
+    single-input offloaded function gets its own calibration inputs. ``train={"x": samples}``
+    (with ``epochs``, ``seed``) calibrates the same way and trains each such function (prune +
+    retrain, share + fine-tune) against its own original outputs on those inputs. Chains of
+    consecutive layers become one EIE program. Every layer becomes its own program instead when
+    the merged layers would not fit the machine's memories together, or when
+    ``MergeCompositeFunctions``
     cannot group the module (TVM 0.27 fails on a call of a private function returning a tuple,
     e.g. an LSTM left on the host).
     """
@@ -185,9 +227,14 @@ def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
             patterns, bind_constants=True, annotate_codegen=True
         )(mod)
     calibration = compile_options.get("calibration")
+    train = compile_options.get("train")
+    if train is not None:
+        calibration = _training_samples(train, calibration)
     if calibration is not None:
         samples = [calibration] if isinstance(calibration, np.ndarray) else list(calibration)
         merged = attach_calibration(merged, samples)
+        if train is not None:
+            merged = _mark_training(merged)
     result = AssignEieSymbols(options_to_json(options))(merged)
     refusals = _offloaded_refusals(result, capacity)
     if refusals:

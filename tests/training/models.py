@@ -39,6 +39,13 @@ class Digits:
     test_x: np.ndarray
     test_y: np.ndarray
 
+    def dense_accuracy(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Top-1 accuracy of the dense float model (ONNX's reference evaluator)."""
+        from onnx.reference import ReferenceEvaluator
+
+        logits = ReferenceEvaluator(self.model).run(None, {"input": x})[0]
+        return float(np.mean(logits.argmax(axis=1) == y))
+
 
 def dense_digits(hidden: tuple[int, ...] = (64, 32), seed: int = 0) -> Digits:
     """A dense digits MLP 64-hidden-10 (about 97% on the test part)."""
