@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from eiec.commands.argtypes import PortFile, float_range, input_file, int_range, port_input
+from eiec.commands.machine_options import machine_from_args
 from eiec.errors import CompileError, InputError
 from eiec.fileio import NPY, InputKind
-from eiec.isa.program import Machine
 
 if TYPE_CHECKING:
     from eiec.compiler import CompileOptions
@@ -141,14 +141,8 @@ def precheck_model(
     if args.calibration:
         check_inputs(proto, load_npy(args.calibration), args.calibration)
     if capacity and args.sparsity[0] != "auto":  # auto: the sparsity is known after training
-        base = Machine()
-        machine = Machine(
-            pes=args.pes,
-            spmat_sram=args.spmat_sram or base.spmat_sram,
-            ptr_sram=args.ptr_sram or base.ptr_sram,
-        )
         sparsity, default = args.sparsity
-        check_capacity(proto, machine, sparsity, default, args.model)
+        check_capacity(proto, machine_from_args(args), sparsity, default, args.model)
 
 
 def options_from_args(args: argparse.Namespace, progress: bool = False) -> CompileOptions:

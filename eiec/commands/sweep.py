@@ -12,6 +12,7 @@ from eiec.commands.options import (
     add_input_option,
     add_quiet_option,
     options_from_args,
+    precheck_model,
     read_inputs,
 )
 from eiec.console import print_table
@@ -69,12 +70,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sweep, print the table, write the outputs."""
+    inputs = read_inputs(args.input)
+    precheck_model(args, inputs=inputs)  # the model's own errors once, before any point
+
     from eiec.runtime.sweep import sweep  # lazy: start-up of the other commands
 
     options = options_from_args(args)
     result = sweep(
         args.model,
-        read_inputs(args.input),
+        inputs,
         pes=args.sweep_pes,
         fifo_depths=args.sweep_depths,
         options=options,

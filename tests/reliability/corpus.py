@@ -960,6 +960,26 @@ def cases() -> list[Case]:
         )
     )
 
+    # -- eiec sweep: the same argument types and path checks --
+    sweep = ("sweep", m, "-i", f"{d}/xm.npy")
+    for name, argv, code in (
+        ("missing model", ("sweep", f"{d}/none.onnx", "-i", x), 1),
+        ("missing input", ("sweep", m, "-i", f"{d}/none.npy"), 1),
+        ("--pes 0", (*sweep, "--pes", "0"), 2),
+        ("--pes 1,1", (*sweep, "--pes", "1,1"), 2),
+        ("--pes 4,x", (*sweep, "--pes", "4,x"), 2),
+        ("--fifo-depth 0", (*sweep, "--fifo-depth", "0"), 2),
+        ("--workers 0", (*sweep, "--workers", "0"), 2),
+        ("--json onto the model", (*sweep, "--json", m), 1),
+        ("--csv onto the input", (*sweep, "--csv", f"{d}/xm.npy"), 1),
+        ("--json a folder", (*sweep, "--json", f"{d}/adir"), 1),
+        ("--csv in /proc", (*sweep, "--csv", "/proc/s.csv"), 1),
+        ("--engine spark", (*sweep, "--engine", "spark"), 2),
+    ):
+        add(Case(f"sweep: {name}", "option" if code == 2 else "path", argv, code=code))
+    add(Case("sweep: NaN weights", "model", ("sweep", f"{d}/nan.onnx", "-i", f"{d}/xm.npy",
+                                              "--pes", "1,2"), slow=True))  # fmt: skip
+
     # -- Ctrl-C: a real SIGINT at several moments of a compile (a process each) --
     for delay in (0.4, 0.8, 1.5, 3.0, 5.0):
         add(Case(f"compile: Ctrl-C after {delay} s", "interrupt", call=_interrupt(delay),
