@@ -34,6 +34,7 @@ from eiec.runtime.emulate import emulate
 from eiec.runtime.run_byoc import ByocReport, run_byoc
 from eiec.runtime.split import TailSplit, eie_split
 from eiec.runtime.verify import VerifyReport, verify
+from eiec.training.pipeline import stage_table
 
 #: ``emulate`` lives in :mod:`eiec.runtime.emulate` (no TVM); it is also reachable from here.
 __all__ = ["RunReport", "emulate", "run"]
@@ -75,6 +76,8 @@ class RunReport:
         data = self.verify.to_json()
         data["path"] = "eie"
         data["compile"] = self.compiled.report.to_json()
+        if self.compiled.training is not None:
+            data["compile"]["training"] = self.compiled.training.to_json()
         data["emulator"] = {
             **self.stats.to_json(),
             "per_inference": self.per_inference(),
@@ -85,8 +88,14 @@ class RunReport:
         return data
 
     def tables(self) -> list[Any]:
-        """The compression report (a rich table)."""
-        return [self.compiled.report.table()]
+        """The compression report (a rich table), after the training stages with --train."""
+        training = self.compiled.training
+        if training is None:
+            return [self.compiled.report.table()]
+        tables = [stage_table(training), self.compiled.report.table()]
+        if training.sensitivity is not None:
+            tables.insert(0, training.sensitivity.table())
+        return tables
 
     def summary(self) -> str:
         """The compression, cycle and accuracy report as a few lines of text."""
