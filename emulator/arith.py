@@ -19,6 +19,7 @@ from eiec.isa.program import Table
 TABLE_FUNCTIONS = {
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
 }
 
 

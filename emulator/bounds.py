@@ -75,12 +75,12 @@ FLOAT32_U = 2.0**-24
 #: spread (the root-mean-square bound of its error, FIXED_POINT.md "Error bound").
 SPREAD_SAFETY = 6.0
 #: Lipschitz constants of the table functions (largest |f'|).
-LIPSCHITZ = {"sigmoid": 0.25, "tanh": 1.0}
+LIPSCHITZ = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
 
 
-def gamma(n: int) -> float:
-    """Higham's bound on the relative error of an n-term float32 sum of products."""
-    nu = n * FLOAT32_U
+def gamma(n: int, u: float = FLOAT32_U) -> float:
+    """Higham's bound on the relative error of an n-term sum of products rounding to ``u``."""
+    nu = n * u
     return nu / (1.0 - nu)
 
 
@@ -169,6 +169,8 @@ class ErrorBounds:
 
     program: Program
     fixed_point: bool = True
+    #: The unit roundoff of the CPU reference's dtype (float32: 2**-24, float16: 2**-11).
+    reference_u: float = FLOAT32_U
     words: dict[str, np.ndarray] = field(default_factory=dict)
     spreads: dict[str, np.ndarray] = field(default_factory=dict)
     saturated: dict[str, np.ndarray] = field(default_factory=dict)
@@ -259,9 +261,14 @@ class ErrorBounds:
         start = self.program.view_offset(view)
         return slice(start, start + self.program.view_length(view))
 
-    def float_factor(self) -> float:
-        """How many float32 computations round: the CPU model's, and the emulator's if float."""
-        return 1.0 if self.fixed_point else 2.0
+    def float_u(self) -> float:
+        """The unit roundoff of the floating-point computations: the CPU reference's (its
+        dtype's, ``reference_u``), plus the emulator's own float32 in float32 mode."""
+        return self.reference_u + (0.0 if self.fixed_point else FLOAT32_U)
+
+    def float_gamma(self, n: int) -> float:
+        """The worst-case relative error of an n-term dot product in those computations."""
+        return gamma(n, self.reference_u) + (0.0 if self.fixed_point else gamma(n))
 
     def rounding(self, from_frac: int, to_frac: int) -> float:
         """The rounding error of narrowing (none in float32 mode)."""
@@ -367,17 +374,14 @@ def _mac(bounds: ErrorBounds, ins: SparseColumnMac, read: ReadView) -> None:
     w = bounds.layer(ins.layer)
     reach = (magnitude + e_a.worst)[w.col]  # bounds |a_ref|
     float_sum = w.rowsum((w.weight + w.dw) * reach)
-    float_factor = bounds.float_factor()
+    u = bounds.float_u()
     worst = w.rowsum(w.weight * e_a.worst[w.col]) + w.dw * w.rowsum(reach)
-    worst += float_factor * gamma(w.cols + 1) * float_sum
+    worst += bounds.float_gamma(w.cols + 1) * float_sum
     # In quadrature: the inputs' errors, each codebook entry's rounding (shared by the row's
     # entries of that code), the float32 reference's roundings (sqrt(K) instead of K terms).
     # Known input errors (the host's quantisation) propagate exactly, added to the rest.
     per_code = w.rowsum_by_code(reach)
-    spread_sq = (
-        w.dw**2 * (per_code**2).sum(axis=1)
-        + (float_factor * FLOAT32_U * np.sqrt(w.cols + 1) * float_sum) ** 2
-    )
+    spread_sq = w.dw**2 * (per_code**2).sum(axis=1) + (u * np.sqrt(w.cols + 1) * float_sum) ** 2
     if e_a.exact is not None:
         known = np.abs(w.rowsum(w.signed * e_a.exact[w.col]))
         spread_sq = (known + np.sqrt(spread_sq)) ** 2
@@ -442,7 +446,7 @@ def _copy(bounds: ErrorBounds, ins: EwCopy, read: ReadView) -> None:
 
 
 def _add_or_mul(bounds: ErrorBounds, ins: EwAdd | EwMul, read: ReadView) -> None:
-    u = bounds.float_factor() * FLOAT32_U
+    u = bounds.float_u()
     a, b = np.abs(read(ins.a)), np.abs(read(ins.b))
     e_a, e_b = bounds.error(ins.a), bounds.error(ins.b)
     fa, fb = bounds.frac(ins.a), bounds.frac(ins.b)
@@ -476,7 +480,7 @@ def _lut_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     fn = bounds.program.tables[ins.table].fn
     exact = TABLE_FUNCTIONS[fn](source)
     # The emulator's own table error, measured against the exact function of its input.
-    measured = np.abs(read(ins.dst) - exact) + bounds.float_factor() * FLOAT32_U * np.abs(exact)
+    measured = np.abs(read(ins.dst) - exact) + bounds.float_u() * np.abs(exact)
     lipschitz = LIPSCHITZ[fn]
     error = _Error(measured + lipschitz * e_a.worst, measured + lipschitz * e_a.spread, e_a.taint)
     bounds.store(ins.dst, error)

@@ -28,7 +28,7 @@ CODEBOOK_SIZE = 1 << NIBBLE_BITS
 #: z of a padding entry: 15 zero rows are skipped and the entry itself (v = 0) adds nothing.
 PADDING_Z = (1 << NIBBLE_BITS) - 1
 #: Functions a ``.table`` may sample (its ``fn``); float32 emulation evaluates them exactly.
-TABLE_FUNCTIONS: tuple[str, ...] = ("sigmoid", "tanh")
+TABLE_FUNCTIONS: tuple[str, ...] = ("sigmoid", "tanh", "relu")
 
 
 # --- machine header ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import numpy as np
 import onnx
 
 from eiec.emulator.batch import split_batch
-from eiec.emulator.bounds import ErrorBounds, LayerBound, Saturation
+from eiec.emulator.bounds import FLOAT32_U, ErrorBounds, LayerBound, Saturation
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator
 from eiec.emulator.stats import Stats
@@ -45,6 +45,13 @@ from eiec.isa import load
 from eiec.isa.program import Port, Program, ReluWriteback, SparseColumnMac, Writeback
 from eiec.runtime import reference
 from eiec.runtime.split import split_tail
+
+#: The float dtypes a model may compute in, with their unit roundoff.
+UNIT_ROUNDOFF = {
+    np.dtype(np.float16): 2.0**-11,
+    np.dtype(np.float32): FLOAT32_U,
+    np.dtype(np.float64): 2.0**-53,
+}
 
 #: A tolerance above this fraction of the reference output's range is uninformative: verify
 #: fails it (FIXED_POINT.md, "What PASS means").
@@ -337,6 +344,9 @@ def verify(
         from rich.progress import track  # lazy: rich
 
         indices = track(indices, description="emulating", total=count, transient=True)
+    dtypes = {np.dtype(cpu[out_map[port.name]].dtype) for port in program.outputs}
+    unit = max((UNIT_ROUNDOFF.get(dtype, FLOAT32_U) for dtype in dtypes), default=FLOAT32_U)
+    _probe(emulator).reference_u = unit  # the CPU model rounds in its own dtype
     runs = []
     for index in indices:
         runs.append(_emulate(emulator, batch.sample(index)))
@@ -347,9 +357,11 @@ def verify(
         tensor = out_map[port.name]
         axis = port.batch_axis or 0
         got = np.concatenate([run.outputs[port.name] for run in runs], axis=axis)
-        report.emulator_outputs[port.name] = got
         want = cpu[tensor]
-        if got.shape != want.shape or want.dtype != np.float32:
+        if want.dtype in UNIT_ROUNDOFF:  # compared in the model's own dtype
+            got = got.astype(want.dtype)
+        report.emulator_outputs[port.name] = got
+        if got.shape != want.shape or want.dtype not in UNIT_ROUNDOFF:
             report.problems.append(
                 f"output '{tensor}': emulator gives {got.dtype}{list(got.shape)}, the CPU "
                 f"model {want.dtype}{list(want.shape)}"

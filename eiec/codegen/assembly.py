@@ -7,6 +7,7 @@ format decisions, hands out unique names, and checks the per-PE capacity at the 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -127,6 +128,14 @@ class ProgramAssembly(Program):
         max_abs = float(np.abs(table.values).max()) * 2.0**-table.frac
         self.formats[table.name] = FormatChoice(table.name, "table", table.frac, max_abs, "table")
         return table
+
+    def table_like(self, wanted: Table) -> str:
+        """The name of a table equal to ``wanted`` but for its name, added on first use (named
+        after ``wanted``)."""
+        for table in self.tables.values():
+            if dataclasses.replace(table, name=wanted.name) == wanted:
+                return table.name
+        return self.add_table(dataclasses.replace(wanted, name=self.unique_name(wanted.name))).name
 
     def emit(self, *instructions: Instruction) -> None:
         """Append instructions to the text."""

@@ -9,10 +9,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 from tvm import relax
 
-from eiec.codegen.context import Constant, LoweringContext, PendingLayer, Value, shape_of
+from eiec.codegen.context import (
+    Activation,
+    Constant,
+    LoweringContext,
+    PendingLayer,
+    Value,
+    shape_of,
+)
+from eiec.codegen.tables import FUNCTIONS, GATE_VALUE_FRAC, activation_table, relu_table
 from eiec.errors import UnsupportedModelError
+from eiec.isa.program import EwLut, Table, View
 from eiec.relax_layers.exprs import op_name
 
 
@@ -46,13 +56,51 @@ def lower_add(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
 
 
 def lower_relu(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
-    """``nn.relu`` of a pending layer fuses into its write-back."""
+    """``nn.relu`` fuses into a pending layer's write-back; of any other vector (an LSTM output,
+    a time step of one) it is an exact ``ew-lut`` (``eiec.codegen.tables.relu_table``)."""
     value = ctx.value(binding.value.args[0])
     if isinstance(value, PendingLayer) and not value.relu:
         return replace(value, relu=True)
-    raise UnsupportedModelError(
-        f"relu '{binding.var.name}' does not follow a layer (EIE applies ReLU at write-back)"
+    source = ctx.activation(value)
+    frac = ctx.asm.buffers[source.buffer].frac
+    samples = None if source.samples is None else np.maximum(source.samples, 0.0)
+    return _table_op(ctx, binding, source, relu_table(frac), frac, samples, source.bound)
+
+
+def lower_sigmoid_tanh(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
+    """``sigmoid`` / ``tanh`` of a layer's output (written back first) or of any vector: an
+    ``ew-lut`` through the LSTM cell's table (``eiec.codegen.tables``) into a buffer of
+    ``GATE_VALUE_FRAC`` fraction bits."""
+    fn = "sigmoid" if op_name(binding.value) == "relax.sigmoid" else "tanh"
+    source = ctx.activation(binding.value.args[0])
+    samples = None if source.samples is None else FUNCTIONS[fn](source.samples)
+    bound = np.ones_like(source.bound) if fn == "sigmoid" else np.minimum(source.bound, 1.0)
+    table = activation_table(fn)
+    return _table_op(ctx, binding, source, table, GATE_VALUE_FRAC, samples, bound)
+
+
+def _table_op(
+    ctx: LoweringContext,
+    binding: relax.VarBinding,
+    source: Activation,
+    table: Table,
+    frac: int,
+    samples: np.ndarray | None,
+    bound: np.ndarray,
+) -> Activation:
+    """``ew-lut`` of ``source`` through ``table`` into a new buffer laid out like it."""
+    asm = ctx.asm
+    buffer = asm.buffers[source.buffer]
+    out = asm.add_buffer(
+        f"{buffer.name}.{table.fn}",
+        buffer.cols,
+        (frac, float(bound.max(initial=0.0)), "table"),
+        rows=buffer.rows,
+        pitch=buffer.pitch,
     )
+    asm.emit(EwLut(View(out.name), View(buffer.name), asm.table_like(table)))
+    rms = None if source.rms is None else np.minimum(source.rms, bound)
+    return Activation(out.name, shape_of(binding.var), samples, bound, rms)
 
 
 def lower_alias(ctx: LoweringContext, binding: relax.VarBinding) -> Value:

@@ -37,6 +37,8 @@ LOWERINGS: dict[str, Lowering] = {
     "relax.matmul": fc.lower_matmul,
     "relax.add": fc.lower_add,
     "relax.nn.relu": fc.lower_relu,
+    "relax.sigmoid": fc.lower_sigmoid_tanh,
+    "relax.tanh": fc.lower_sigmoid_tanh,
     "relax.reshape": fc.lower_alias,
     "relax.permute_dims": fc.lower_alias,
     "relax.flatten": fc.lower_alias,

@@ -173,11 +173,7 @@ def _step_sources(asm: ProgramAssembly, x: Activation, steps: int, size: int) ->
 
 def _table(asm: ProgramAssembly, fn: str) -> str:
     """The name of the program's ``fn`` table, added on first use."""
-    wanted = activation_table(fn)
-    for table in asm.tables.values():
-        if dataclasses.replace(table, name=wanted.name) == wanted:
-            return table.name
-    return asm.add_table(activation_table(fn, asm.unique_name(fn))).name
+    return asm.table_like(activation_table(fn))
 
 
 def _padded(values: np.ndarray, frac: int, pitch: int) -> np.ndarray | None:

@@ -39,6 +39,7 @@ GATE_VALUE_FRAC = 14
 FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
 }
 
 #: (lo, step_log2) of each table; the tables are symmetric around 0.
@@ -46,6 +47,22 @@ LAYOUT: dict[str, tuple[float, int]] = {"sigmoid": (-12.0, -4), "tanh": (-8.0, -
 
 #: The measured bounds of the module docstring (max abs error at GATE_FRAC inputs).
 ERROR_BOUND: dict[str, float] = {"sigmoid": 1.1e-4, "tanh": 1.4e-4}
+
+
+def relu_table(frac: int, name: str = "relu") -> Table:
+    """ReLU as an exact 3-sample table for inputs with ``frac`` fraction bits: samples 0, 0,
+    ``2**k`` at ``-2**k, 0, 2**k`` with ``2**k = 2**(15 - frac)``, the whole input range, stored
+    with ``frac - 1`` fraction bits (so ``2**k`` is the word 16384). Interpolating between the
+    samples is exact in the input's quantum: ``lut(x) = max(x, 0)`` for every input word."""
+    k = 15 - frac
+    return Table(
+        name=name,
+        fn="relu",
+        lo=-(2.0**k),
+        step_log2=k,
+        frac=frac - 1,
+        values=np.array([0, 0, 1 << 14], dtype=np.int16),
+    )
 
 
 def activation_table(fn: str, name: str | None = None) -> Table:

@@ -56,6 +56,8 @@ OPS: tuple[OnnxOp, ...] = (
         ("relax.nn.relu",),
         (DENSE_PATTERNS[0], DENSE_PATTERNS[2]),
     ),
+    OnnxOp("Sigmoid", support.no_problems, None, ("relax.sigmoid",)),
+    OnnxOp("Tanh", support.no_problems, None, ("relax.tanh",)),
     OnnxOp(
         "Flatten",
         lstm_checks.on_sequences(None, support.to_vector, "Flatten"),

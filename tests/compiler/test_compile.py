@@ -120,7 +120,7 @@ def _unsupported_model() -> onnx.ModelProto:
         helper.make_node("Conv", ["x", "k"], ["c"], name="conv1"),
         helper.make_node("Flatten", ["c"], ["f"], name="flat"),
         helper.make_node("MatMul", ["f", "W"], ["m"], name="mm"),
-        helper.make_node("Sigmoid", ["m"], ["s"]),
+        helper.make_node("Softplus", ["m"], ["s"]),
         helper.make_node("Cast", ["s"], ["y"], name="cast", to=TensorProto.INT32),
     ]
     graph = helper.make_graph(
@@ -138,7 +138,7 @@ def test_unsupported_ops_are_listed_in_one_error() -> None:
         compile_model(_unsupported_model())
     assert str(info.value) == (
         "<model>: 3 nodes cannot run on EIE: 'conv1' (Conv): op Conv is not supported; "
-        "Sigmoid -> 's': op Sigmoid is not supported; 'cast' (Cast): attribute to=INT32 is not "
+        "Softplus -> 's': op Softplus is not supported; 'cast' (Cast): attribute to=INT32 is not "
         "supported (only FLOAT) (EIE runs chains of fully-connected layers (Gemm, MatMul+Add, "
         "Relu, Flatten/Reshape to a vector, Identity, Dropout, Cast to float); for a model that "
         "mixes them with other operators, offload the FC layers with "

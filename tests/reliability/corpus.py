@@ -179,7 +179,7 @@ def build_fixtures(folder: Path) -> None:
     )
     _save(cnn, folder / "cnn.onnx")
     sig = mlp([8, 4], seed=3)
-    sig.graph.node.insert(1, helper.make_node("Sigmoid", ["h0"], ["s0"], name="sig"))
+    sig.graph.node.insert(1, helper.make_node("Softplus", ["h0"], ["s0"], name="sig"))
     sig.graph.node[2].input[0] = "s0"
     _save(sig, folder / "sigmoid.onnx")
     (folder / "empty.onnx").write_bytes(b"")
@@ -750,7 +750,7 @@ def cases() -> list[Case]:
         )
     add(
         Case(
-            "compile: unsupported Sigmoid",
+            "compile: unsupported Softplus",
             "model",
             ("compile", f"{d}/sigmoid.onnx", "-o", f"{d}/o.eie"),
             slow=True,

@@ -33,7 +33,7 @@ def small_cnn() -> onnx.ModelProto:
 
 
 def sigmoid_between(seed: int = 0) -> onnx.ModelProto:
-    """x [N, 12] -> Gemm -> Sigmoid (CPU) -> Gemm -> Softmax: two EIE programs."""
+    """x [N, 12] -> Gemm -> Softplus (CPU) -> Gemm -> Softmax: two EIE programs."""
     rng = np.random.default_rng(seed)
     inits = [
         numpy_helper.from_array(rng.uniform(-0.5, 0.5, (16, 12)).astype(np.float32), "w0"),
@@ -42,7 +42,7 @@ def sigmoid_between(seed: int = 0) -> onnx.ModelProto:
     graph = helper.make_graph(
         [
             helper.make_node("Gemm", ["x", "w0"], ["h"], transB=1, name="fc0"),
-            helper.make_node("Sigmoid", ["h"], ["s"], name="sig"),
+            helper.make_node("Softplus", ["h"], ["s"], name="sig"),
             helper.make_node("Gemm", ["s", "w1"], ["logits"], transB=1, name="fc1"),
             helper.make_node("Softmax", ["logits"], ["p"], name="softmax"),
         ],

@@ -61,12 +61,12 @@ def test_run_time_constants_are_folded_before_splitting() -> None:
 
 
 def _mixed(first: str) -> onnx.ModelProto:
-    """x -> MatMul -> a; Sigmoid(a or x) -> MatMul -> b; y = b + a."""
+    """x -> MatMul -> a; Softplus(a or x) -> MatMul -> b; y = b + a."""
     w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "w")
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "w"], ["a"], name="fc1"),
-            helper.make_node("Sigmoid", [first], ["s"], name="sig"),
+            helper.make_node("Softplus", [first], ["s"], name="sig"),
             helper.make_node("MatMul", ["s", "w"], ["b"], name="fc2"),
             helper.make_node("Add", ["b", "a"], ["y"]),
         ],
@@ -89,7 +89,7 @@ def test_fc_layer_after_an_unsupported_op_points_to_byoc() -> None:
     with pytest.raises(UnsupportedModelError) as info:
         split_tail(_mixed("a"))
     assert str(info.value) == (
-        "graph 'mixed': MatMul layer 'fc2' follows an op EIE does not run (Sigmoid 'sig')" + BYOC
+        "graph 'mixed': MatMul layer 'fc2' follows an op EIE does not run (Softplus 'sig')" + BYOC
     )
 
 
@@ -98,7 +98,7 @@ def test_unsupported_op_on_the_input_points_to_byoc() -> None:
     with pytest.raises(UnsupportedModelError) as info:
         split_tail(_mixed("x"))
     assert str(info.value) == (
-        "graph 'mixed': the CPU ops (Add, MatMul, Sigmoid, first 'sig') read ['a', 'x'], not "
+        "graph 'mixed': the CPU ops (Add, MatMul, Softplus, first 'sig') read ['a', 'x'], not "
         "one tensor computed by the FC layers" + BYOC
     )
 

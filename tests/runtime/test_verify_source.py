@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 from eiec.compiler import CompileOptions, compile_model
 from eiec.errors import RuntimeCheckError
@@ -96,3 +97,18 @@ def test_a_model_compiled_with_retraining_verifies_against_its_source() -> None:
     report = verify(model, result.program, x[:8])
     assert report.passed, report.summary()
     assert report.reference == "decoded"
+
+
+def test_a_float16_model_compiles_and_is_compared_in_float16() -> None:
+    model = mlp([16, 12, 5], seed=0)
+    for init in model.graph.initializer:
+        value = numpy_helper.to_array(init).astype(np.float16)
+        init.CopyFrom(numpy_helper.from_array(value, init.name))
+    for info in [*model.graph.input, *model.graph.output]:
+        info.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 16)).astype(np.float16)
+    report = verify(model, result.program, x)
+    assert report.passed, report.summary()
+    assert report.emulator_outputs["output"].dtype == np.float16
+    assert report.relative_tolerance <= 0.02
