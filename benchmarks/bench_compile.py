@@ -79,7 +79,7 @@ def main() -> int:
         build(path)
         size = path.stat().st_size / 2**20
         print(f"build model: {time.perf_counter() - start:.1f} s ({size:.0f} MiB)")
-        options = CompileOptions(pes=64, sparsity=0.91, bits=4, ptr_sram=64 * 1024)
+        options = CompileOptions.of(pes=64, sparsity=0.91, bits=4, ptr_sram=64 * 1024)
         start, cpu_start = time.perf_counter(), time.process_time()
         result = compile_model(path, options)
         total, cpu = time.perf_counter() - start, time.process_time() - cpu_start

@@ -276,7 +276,7 @@ def sweep(console: Console, out: Path, workers: int) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     model, x = fc8_model(out)
-    options = eiec.CompileOptions(
+    options = eiec.CompileOptions.of(
         sparsity=0.0,
         calibration=x,
         ptr_bits=32,

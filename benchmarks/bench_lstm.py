@@ -56,7 +56,7 @@ def main() -> None:
 
     start = time.perf_counter()
     result = compile_model(
-        nt_lstm(args.steps, args.seed), CompileOptions(pes=args.pes, sparsity=args.sparsity)
+        nt_lstm(args.steps, args.seed), CompileOptions.of(pes=args.pes, sparsity=args.sparsity)
     )
     compile_s = time.perf_counter() - start
     program = result.program

@@ -37,6 +37,8 @@ from eiec.frontend.canonicalize import canonicalize, output_batch_axes
 from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, options_text
 from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
+from eiec.isa.machines import check as check_machine
+from eiec.isa.machines import machine_from
 from eiec.isa.program import Machine, Origin, Program
 from eiec.passes.export_compressed import export_compressed, lstm_outputs
 from eiec.passes.pass_decorator import run_pass
@@ -56,7 +58,7 @@ PASS_STAGES = {"PruneWeights": "prune", "ShareWeights": "share"}
 
 @dataclass
 class CompileOptions:
-    """How to compile. Memory sizes default to the paper's chip (``Machine()``).
+    """How to compile, and for which ``machine`` (default: the paper's chip, ``Machine()``).
 
     ``sparsity`` is one target for every layer, or a dict of per-layer targets (keys: layer
     names, ONNX node names or weight initialiser names) with ``default_sparsity`` for the other
@@ -67,42 +69,31 @@ class CompileOptions:
 
     ``train`` (a ``DATA.npz`` path or ``{"x": samples, "y": labels}``, ``y`` optional) turns on
     Deep Compression's training (:mod:`eiec.training`): ``epochs`` of retraining with gradual
-    pruning, then centroid fine-tuning, seeded by ``seed``.
+    pruning, then centroid fine-tuning, seeded by ``seed``. ``balance``: load-balance-aware
+    pruning (ESE): every PE's rows of a layer pruned to the layer's target on their own.
     """
 
-    pes: int = 64
-    fifo_depth: int = 8
-    clock_mhz: float = 800.0
+    machine: Machine = field(default_factory=Machine)
     sparsity: float | dict[str, float] | str = 0.9
     default_sparsity: float = 0.9
     bits: int = 4
     calibration: np.ndarray | None = None
     input_range: float = 8.0
-    spmat_sram: int | None = None
-    ptr_sram: int | None = None
-    act_sram: int | None = None
-    ptr_bits: int | None = None
+    balance: bool = False
     progress: bool = False
     train: str | Path | Mapping[str, np.ndarray] | None = None
     epochs: int = 10
     seed: int = 0
     max_accuracy_drop: float = 0.5
 
-    def machine(self) -> Machine:
-        """The machine these options describe."""
-        base = Machine()
-        if self.pes < 1:
-            raise CompileError(f"--pes {self.pes}: the machine needs at least one PE")
-        return Machine(
-            pes=self.pes,
-            fifo_depth=self.fifo_depth,
-            clock_mhz=self.clock_mhz,
-            spmat_sram=self.spmat_sram or base.spmat_sram,
-            ptr_sram=self.ptr_sram or base.ptr_sram,
-            act_sram=self.act_sram or base.act_sram,
-            ptr_bits=self.ptr_bits or base.ptr_bits,
-            acc_bits=base.acc_bits,
-        )
+    @classmethod
+    def of(cls, **values: Any) -> CompileOptions:
+        """Options from keyword arguments naming fields of ``CompileOptions`` or of ``Machine``
+        (``CompileOptions.of(pes=16, ptr_bits=32, sparsity=0.8)``); the machine's go into
+        ``machine`` (over a ``machine=`` base), checked field by field (MachineError)."""
+        base = values.pop("machine", None) or Machine()
+        fields = {name: values.pop(name) for name in list(values) if name in Machine.FIELDS}
+        return cls(machine=machine_from(fields, base, where="CompileOptions"), **values)
 
     def sparsity_targets(self) -> tuple[float, dict[str, float]]:
         """(default target, per-layer overrides)."""
@@ -201,9 +192,15 @@ class _Progress:
 def compression_passes(options: CompileOptions, aliases: dict[str, str]) -> tvm.transform.Pass:
     """Deep Compression's stages as one ``Sequential`` of module passes (run it with
     :func:`eiec.passes.pass_decorator.run_pass`, which raises what a pass raised)."""
+    return tvm.transform.Sequential(
+        [prune_pass(options, aliases), ShareWeights(options.bits)], name="compress"
+    )
+
+
+def prune_pass(options: CompileOptions, aliases: dict[str, str]) -> PruneWeights:
+    """The ``PruneWeights`` of ``options``."""
     default, overrides = options.sparsity_targets()
-    prune = PruneWeights(default, overrides, aliases)
-    return tvm.transform.Sequential([prune, ShareWeights(options.bits)], name="compress")
+    return PruneWeights(default, overrides, aliases, options.balance, options.machine.pes)
 
 
 def compile_model(
@@ -212,7 +209,8 @@ def compile_model(
     """Compile an ONNX FC/LSTM model into an EIE program."""
     options = options or CompileOptions()
     options_given = options
-    machine = options.machine()
+    machine = options.machine
+    check_machine(machine, "CompileOptions.machine")
     trained = options.train is not None
     names = ("import", "train") if trained else ("import",)
     names += ("compress", "lower", "emulate") if trained else ("compress", "lower")
@@ -310,7 +308,8 @@ def _train(
 def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> CompileResult:
     """Compile a Relax module whose ``main`` is a chain of FC layers with constant weights."""
     options = options or CompileOptions()
-    machine = options.machine()
+    machine = options.machine
+    check_machine(machine, "CompileOptions.machine")
     trained = options.train is not None
     names = ("train", "compress", "lower", "emulate") if trained else ("compress", "lower")
     progress = _Progress(options.progress, (*names, "report"))
@@ -388,6 +387,9 @@ def _compress_and_generate(
         share = ShareWeights(options.bits).stats(
             snapshots.before["ShareWeights"], snapshots.after["ShareWeights"]
         )
+        prune = prune_pass(options, aliases).stats(
+            snapshots.before["PruneWeights"], snapshots.after["PruneWeights"]
+        )
         progress.timings["share"] += time.perf_counter() - start
     del snapshots  # the modules between the passes: their weights are no longer needed
     with progress.stage("lower"):
@@ -396,7 +398,7 @@ def _compress_and_generate(
         check_decodes_to(generated.program, mod)
     with progress.stage("report"):
         report = CompressionReport.build(
-            generated.records, machine.ptr_bits, machine.pes, options.bits, share
+            generated.records, machine.ptr_bits, machine.pes, options.bits, share, prune
         )
     return mod, generated, report
 
@@ -441,8 +443,20 @@ def export_model(imported: ImportedModel, module: tvm.IRModule) -> onnx.ModelPro
 
 
 def _options_text(options: CompileOptions) -> str:
-    """The options the program header records (``progress`` is not one)."""
-    values = {f.name: getattr(options, f.name) for f in fields(options) if f.name != "progress"}
+    """The options the program header records (``progress`` is not one): the PE count, FIFO
+    depth and clock, the compile options, and after ``input_range`` the machine's other fields
+    where they differ from the paper's chip (``balance`` only when on)."""
+    machine, chip = options.machine, Machine()
+    values: dict[str, Any] = {name: getattr(machine, name) for name in Machine.FIELDS[:3]}
+    for item in fields(options):
+        value = getattr(options, item.name)
+        if item.name in ("progress", "machine") or (item.name == "balance" and not value):
+            continue
+        values[item.name] = value
+        if item.name == "input_range":
+            for name in Machine.FIELDS[3:]:
+                if getattr(machine, name) != getattr(chip, name):
+                    values[name] = getattr(machine, name)
     return options_text(values)
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from eiec.codegen.assembly import LayerRecord
 from eiec.isa.program import NIBBLE_BITS
+from eiec.passes.prune_weights import PruneStats
 from eiec.passes.share_weights import ShareStats
 
 
@@ -180,13 +181,16 @@ def _total(layers: list[LayerReport]) -> LayerReport:
 class CompressionReport:
     """Per-layer and total compression figures of a compiled program.
 
-    The total's ``quantization_relative_rmse`` is the worst layer's.
+    The total's ``quantization_relative_rmse`` is the worst layer's. ``pruning``: what pruning
+    did per (model) layer, with the busiest PE's non-zero weights over the PEs' mean before and
+    after it (1.0: perfectly balanced).
     """
 
     layers: list[LayerReport]
     total: LayerReport
     pes: int
     bits: int
+    pruning: list[PruneStats] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -196,11 +200,13 @@ class CompressionReport:
         pes: int,
         bits: int,
         share: list[ShareStats] | None = None,
+        prune: list[PruneStats] | None = None,
     ) -> CompressionReport:
-        """The report of the lowered layers ``records`` (``share``: ShareWeights' stats)."""
+        """The report of the lowered layers ``records`` (``share``: ShareWeights' stats,
+        ``prune``: PruneWeights')."""
         by_layer = {s.layer: s for s in share or []}
         layers = [layer_report(r, ptr_bits, by_layer.get(name)) for name, r in records.items()]
-        return cls(layers, _total(layers), pes, bits)
+        return cls(layers, _total(layers), pes, bits, list(prune or []))
 
     def to_json(self) -> dict[str, object]:
         """``layers`` (list of per-layer dicts), ``total`` (same keys), ``pes``, ``bits``."""
@@ -209,7 +215,18 @@ class CompressionReport:
             "bits": self.bits,
             "layers": [layer.to_json() for layer in self.layers],
             "total": self.total.to_json(),
+            "pruning": [asdict(stats) for stats in self.pruning],
         }
+
+    def _balance(self, name: str) -> str:
+        """``before -> after`` busiest-PE ratio of the model layer of program layer ``name``."""
+        for stats in self.pruning:
+            if name == stats.layer or name.startswith(stats.layer + "."):
+                if not stats.pe_mean_before or not stats.pe_mean_after:
+                    return ""
+                before = stats.pe_max_before / stats.pe_mean_before
+                return f"{before:.2f} -> {stats.pe_max_after / stats.pe_mean_after:.2f}"
+        return ""
 
     def table(self) -> object:
         """A ``rich.table.Table`` of the report."""
@@ -227,6 +244,7 @@ class CompressionReport:
             "Huffman KB",
             "ratio",
             "k-means err",
+            "PE max/mean",
         ):
             table.add_column(header, justify="left" if header == "layer" else "right")
         for row in [*self.layers, self.total]:
@@ -241,6 +259,7 @@ class CompressionReport:
                 f"{row.huffman_bytes / 1024:.1f}",
                 f"{row.huffman_compression_ratio:.1f}x",
                 f"{row.quantization_relative_rmse:.2%}",
+                self._balance(row.name),
                 end_section=row is self.layers[-1],
             )
         return table

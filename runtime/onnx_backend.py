@@ -68,7 +68,7 @@ class EieBackendRep(BackendRep):
 
         key = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
         if key not in self._compiled:
-            options = CompileOptions(pes=self.pes, sparsity=0.0, **self.options)
+            options = CompileOptions.of(pes=self.pes, sparsity=0.0, **self.options)
             self._compiled[key] = compile_model(model, options).program
         return self._compiled[key]
 

@@ -273,7 +273,7 @@ def _named(program: Any, inputs: Mapping[str, np.ndarray] | np.ndarray) -> Mappi
 
 
 def _with_pes(options: CompileOptions, pes: int) -> CompileOptions:
-    return replace(options, pes=pes)
+    return replace(options, machine=replace(options.machine, pes=pes))
 
 
 def _failed(pes: int, depth: int, clock: float, error: str) -> SweepPoint:
@@ -374,7 +374,7 @@ def sweep(
     blob: bytes | str = (
         model.SerializeToString() if not isinstance(model, str | Path) else str(model)
     )
-    clock = options.clock_mhz
+    clock = options.machine.clock_mhz
     start = time.perf_counter()
     runner: _Local | _Ray = _Ray(workers, address) if engine == "ray" else _Local(workers)
     points: dict[tuple[int, int], SweepPoint] = {}
@@ -407,7 +407,7 @@ def sweep(
     _speedups(ordered, counts[0])
     return SweepResult(
         points=ordered,
-        machine=replace(options.machine(), pes=counts[0]),
+        machine=replace(options.machine, pes=counts[0]),
         engine=engine,
         workers=workers,
         wall_s=time.perf_counter() - start,

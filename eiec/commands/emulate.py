@@ -21,9 +21,8 @@ from eiec.commands.argtypes import (
     port_input,
     port_output,
 )
+from eiec.commands.machine_options import CLOCK_MHZ, FIFO_DEPTH
 from eiec.commands.options import (
-    CLOCK_MHZ,
-    FIFO_DEPTH,
     add_arith_option,
     add_json_option,
     add_quiet_option,

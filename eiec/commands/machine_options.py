@@ -18,9 +18,13 @@ from eiec.errors import MachineError
 from eiec.isa.machines import PRESETS, load_machine, machine_from
 from eiec.isa.program import Machine
 
-#: Largest value an option accepts (a typo guard; .toml files are checked by the same rules).
+#: Allowed ranges of the machine options, checked at parse time (a typo guard beyond the
+#: machine's own rules, which ``.toml`` files and the Python API are checked by).
+PES = int_range(1, 4096)
+FIFO_DEPTH = int_range(1, 1024)
+CLOCK_MHZ = float_range(0, 1e5, low_open=True)
+_RANGES = {"pes": PES, "fifo_depth": FIFO_DEPTH, "clock_mhz": CLOCK_MHZ}
 _LIMIT = 1 << 30
-_CLOCK = float_range(0, 1e5, low_open=True)
 
 
 def flag(name: str) -> str:
@@ -41,7 +45,7 @@ def add_machine_options(group: argparse._ArgumentGroup, skip: Collection[str] = 
             continue
         unit = item.metadata["unit"]
         default = f"{item.default:g}" if isinstance(item.default, float) else str(item.default)
-        kind = _CLOCK if item.name == "clock_mhz" else int_range(item.metadata["min"], _LIMIT)
+        kind = _RANGES.get(item.name) or int_range(item.metadata["min"], _LIMIT)
         group.add_argument(
             flag(item.name),
             type=kind,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from eiec.commands.argtypes import PortFile, float_range, input_file, int_range, port_input
-from eiec.commands.machine_options import machine_from_args
+from eiec.commands.machine_options import add_machine_options, machine_from_args
 from eiec.errors import CompileError, InputError
 from eiec.fileio import NPY, InputKind
 
@@ -24,11 +24,6 @@ if TYPE_CHECKING:
 # --- compile options --------------------------------------------------------------------------
 
 
-#: Allowed ranges of the machine options (``--pes``, the SRAM sizes, ...), checked at parse time.
-PES = int_range(1, 4096)
-FIFO_DEPTH = int_range(1, 1024)
-SRAM_BYTES = int_range(1, 1 << 30)
-CLOCK_MHZ = float_range(0, 1e5, low_open=True)
 BITS = int_range(1, 4)
 #: ``--input-range R``: the largest magnitude 16-bit fixed point holds (frac 0) is 32767.
 INPUT_RANGE = float_range(0, 32767, low_open=True)
@@ -50,18 +45,14 @@ def sparsity_arg(text: str) -> tuple[float | dict[str, float], float]:
 
 
 def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
-    """The fields of ``CompileOptions`` as options (same names and defaults everywhere);
-    ``sweep``: without ``--pes`` and ``--fifo-depth`` (``eiec sweep`` takes lists of them)."""
+    """The fields of ``CompileOptions`` as options (same names and defaults everywhere), its
+    machine's from ``Machine``'s fields (``eiec.commands.machine_options``); ``sweep``: without
+    ``--pes`` and ``--fifo-depth`` (``eiec sweep`` takes lists of them)."""
+    add_machine_options(
+        parser.add_argument_group("machine options"),
+        skip=("pes", "fifo_depth") if sweep else (),
+    )
     group = parser.add_argument_group("compile options")
-    if not sweep:
-        group.add_argument("--pes", type=PES, default=64, metavar="N", help="PEs, 1..4096 (64)")
-        group.add_argument(
-            "--fifo-depth",
-            type=FIFO_DEPTH,
-            default=8,
-            metavar="D",
-            help="activation queue depth, 1..1024 (8)",
-        )
     group.add_argument(
         "--sparsity",
         type=sparsity_arg,
@@ -112,14 +103,12 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         metavar="P",
         help="with --sparsity auto: percentage points a layer may lose, 0..100 (0.5)",
     )
-    for flag, what in (
-        ("--spmat-sram", "sparse-matrix SRAM"),
-        ("--ptr-sram", "pointer SRAM"),
-        ("--act-sram", "activation SRAM"),
-    ):
-        group.add_argument(
-            flag, type=SRAM_BYTES, metavar="BYTES", help=f"{what} per PE (paper's chip)"
-        )
+    group.add_argument(
+        "--balance",
+        action="store_true",
+        help="load-balance-aware pruning (ESE): every PE's rows of a layer pruned to the "
+        "layer's sparsity on their own",
+    )
 
 
 def precheck_model(
@@ -151,16 +140,13 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
 
     sparsity, default = args.sparsity
     return CompileOptions(
-        pes=getattr(args, "pes", 64),
-        fifo_depth=getattr(args, "fifo_depth", 8),
+        machine=machine_from_args(args),
         sparsity=sparsity,
         default_sparsity=default,
         bits=args.bits,
         calibration=load_npy(args.calibration) if args.calibration else None,
         input_range=args.input_range,
-        spmat_sram=args.spmat_sram,
-        ptr_sram=args.ptr_sram,
-        act_sram=args.act_sram,
+        balance=args.balance,
         progress=progress,
         train=str(args.train) if args.train else None,
         epochs=args.epochs,

@@ -12,8 +12,8 @@ import argparse
 import json
 
 from eiec.commands.argtypes import input_file
+from eiec.commands.machine_options import FIFO_DEPTH
 from eiec.commands.options import (
-    FIFO_DEPTH,
     add_arith_option,
     add_input_option,
     add_json_option,

@@ -9,6 +9,11 @@ row-major order is pruned first), so the result is deterministic. Biases are not
 The weights of an FC layer are its (M, K) matrix in EIE's [out, in] order; those of an LSTM
 layer are W and R of all its directions together, EIE's ``[W | R]`` matrices in
 [direction, gate row, column] order (``D * 4H * (I + H)`` weights).
+
+With ``balance`` (load-balance-aware pruning, ESE: Han et al., FPGA 2017) each PE's share of a
+layer is pruned to the target on its own, so no PE keeps more weights than the others: the
+rows of PE p are those EIE stores there (FC row r: ``r mod N``; LSTM gate row ``g*H + u``:
+``u mod N``, as the code generation interleaves them).
 """
 
 from __future__ import annotations
@@ -40,6 +45,11 @@ class PruneStats:
     density_before: float
     density_after: float
     pruned: int
+    #: Non-zero weights of the busiest PE, and their mean over the PEs, before and after.
+    pe_max_before: int = 0
+    pe_mean_before: float = 0.0
+    pe_max_after: int = 0
+    pe_mean_after: float = 0.0
 
 
 def prune_magnitude(weight: np.ndarray, sparsity: float) -> np.ndarray:
@@ -74,6 +84,15 @@ def per_pe_counts(weight: np.ndarray, owner: np.ndarray, pes: int) -> np.ndarray
     """Non-zero weights of each PE's rows (``owner[r]``: the PE of row r), shape (pes,)."""
     counts = np.count_nonzero(weight.reshape(len(owner), -1), axis=1)
     return np.bincount(owner, weights=counts, minlength=pes).astype(np.int64)
+
+
+def row_owners(weights: np.ndarray, pes: int) -> np.ndarray:
+    """The PE of each row of a layer's weights: FC (M, K) row r on ``r mod N``; LSTM
+    (D, 4H, K) row (d, g*H + u) on ``u mod N``."""
+    if weights.ndim == 3:
+        hidden = weights.shape[1] // 4
+        return (np.arange(weights.shape[0] * weights.shape[1]) % hidden) % pes
+    return np.arange(weights.shape[0]) % pes
 
 
 def resolve_layer_options(
@@ -129,6 +148,9 @@ class PruneWeights:
     sparsity: float = 0.9
     overrides: Mapping[str, float] = field(default_factory=dict)
     aliases: Mapping[str, str] = field(default_factory=dict)
+    #: Load-balance-aware pruning over ``pes`` PEs (ESE); ``pes`` also sets the statistics'.
+    balance: bool = False
+    pes: int = 64
 
     def targets(self, mod: tvm.IRModule) -> dict[str, float]:
         """The sparsity target of each layer of ``mod`` (CompileError for unknown names or
@@ -151,14 +173,20 @@ class PruneWeights:
         fc_constants = {}
         for layer in find_fc_layers(mod["main"]):
             # Relax holds W as (K, M); prune in EIE's (M, K) row-major order.
-            pruned = prune_magnitude(layer.weight.T, targets[layer.name]).T
+            pruned = self.prune(layer.weight.T, targets[layer.name]).T
             fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
         lstm_constants = {}
         for layer in find_lstm_layers(mod):
-            pruned = prune_magnitude(layer.weights(), targets[layer.name])
+            pruned = self.prune(layer.weights(), targets[layer.name])
             lstm_constants[layer.name] = split_weights(layer, pruned, layer.bias())
         mod = rewrite_layers(mod, fc_constants, _PruneRewriter)
         return rewrite_lstm_layers(mod, lstm_constants)
+
+    def prune(self, weights: np.ndarray, sparsity: float) -> np.ndarray:
+        """One layer's weights pruned: by magnitude, per PE with ``balance``."""
+        if self.balance:
+            return prune_balanced(weights, sparsity, row_owners(weights, self.pes))
+        return prune_magnitude(weights, sparsity)
 
     def stats(self, before: tvm.IRModule, after: tvm.IRModule) -> list[PruneStats]:
         """What the pass did to each layer, from the module ``before`` it and ``after`` it."""
@@ -167,6 +195,9 @@ class PruneWeights:
         stats = []
         for name, weights in layer_weights(before).items():
             kept = int(np.count_nonzero(pruned[name]))
+            owners = row_owners(weights, self.pes)
+            first = per_pe_counts(weights, owners, self.pes)
+            last = per_pe_counts(pruned[name], owners, self.pes)
             stats.append(
                 PruneStats(
                     name,
@@ -174,6 +205,10 @@ class PruneWeights:
                     float(np.count_nonzero(weights)) / weights.size,
                     kept / weights.size,
                     int(np.count_nonzero(weights)) - kept,
+                    int(first.max()),
+                    float(first.mean()),
+                    int(last.max()),
+                    float(last.mean()),
                 )
             )
         return stats

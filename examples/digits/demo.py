@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     y = np.load(HERE / "test_y.npy")
     if args.limit is not None:
         x, y = x[: args.limit], y[: args.limit]
-    options = eiec.CompileOptions(
+    options = eiec.CompileOptions.of(
         pes=args.pes,
         sparsity=args.sparsity,
         bits=args.bits,
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  per inference  {per['cycles']:.1f} cycles = {per['time_us']:.3f} us at "
-        f"{options.clock_mhz:.0f} MHz, ALU utilisation {report.stats.alu_utilization:.1%}, "
+        f"{options.machine.clock_mhz:.0f} MHz, ALU utilisation {report.stats.alu_utilization:.1%}, "
         f"load efficiency {report.stats.load_efficiency:.1%}, "
         f"energy {per['energy_pj'] / 1e3:.2f} nJ"
     )
@@ -154,7 +154,7 @@ def pe_scaling(eiec: Any, options: Any, x: np.ndarray, y: np.ndarray) -> int:
     print(f"\n  scaling with the PE count ({len(y)} images each)")
     print("     PEs  stored B  ratio  cycles/inf   us/inf  ALU util  load eff  nJ/inf  verify")
     for pes in (1, 4, 16, 64):
-        sweep = replace(options, pes=pes, progress=False)
+        sweep = replace(options, machine=replace(options.machine, pes=pes), progress=False)
         report = eiec.run(HERE / "digits_mlp.onnx", x, labels=y, options=sweep)
         total = report.compiled.report.total
         per = report.per_inference()

@@ -44,7 +44,7 @@ def _check_lowering(result) -> None:
 @pytest.mark.parametrize("style", ["pytorch", "sklearn"])
 @pytest.mark.parametrize("bias", [True, False])
 def test_mlp_lowering_decodes_to_compressed_weights(style: str, bias: bool) -> None:
-    result = compile_model(mlp([20, 16, 5], style=style, bias=bias), CompileOptions(pes=4))
+    result = compile_model(mlp([20, 16, 5], style=style, bias=bias), CompileOptions.of(pes=4))
     _check_lowering(result)
     program = result.program
     assert [p.shape for p in program.inputs] == [(1, 20)]
@@ -63,7 +63,7 @@ def test_mlp_lowering_decodes_to_compressed_weights(style: str, bias: bool) -> N
 
 def test_already_sparse_model_at_sparsity_zero_keeps_its_zeros() -> None:
     model = mlp([32, 24, 8], density=0.3, seed=2)
-    result = compile_model(model, CompileOptions(pes=2, sparsity=0.0))
+    result = compile_model(model, CompileOptions.of(pes=2, sparsity=0.0))
     _check_lowering(result)
     for init in ("fc0.weight", "fc1.weight"):
         original = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == init))
@@ -75,7 +75,7 @@ def test_already_sparse_model_at_sparsity_zero_keeps_its_zeros() -> None:
 
 @pytest.mark.parametrize("pes", [1, 256])
 def test_one_and_256_pes(pes: int) -> None:
-    result = compile_model(mlp([300, 64, 10], seed=1), CompileOptions(pes=pes, sparsity=0.8))
+    result = compile_model(mlp([300, 64, 10], seed=1), CompileOptions.of(pes=pes, sparsity=0.8))
     _check_lowering(result)
     assert all(layer.pes == pes for layer in result.program.layers.values())
     padding = sum(layer.padding_entries for layer in result.program.layers.values())
@@ -86,13 +86,13 @@ def test_one_and_256_pes(pes: int) -> None:
 
 def test_compile_twice_gives_the_same_text() -> None:
     model = mlp([40, 30, 6], seed=4)
-    options = CompileOptions(pes=8, sparsity={"fc0": 0.7}, default_sparsity=0.5, bits=3)
+    options = CompileOptions.of(pes=8, sparsity={"fc0": 0.7}, default_sparsity=0.5, bits=3)
     first = format_program(compile_model(model, options).program)
     assert first == format_program(compile_model(model, options).program)
 
 
 def test_layer_that_does_not_fit_the_sram() -> None:
-    options = CompileOptions(pes=2, sparsity=0.0, spmat_sram=4096)
+    options = CompileOptions.of(pes=2, sparsity=0.0, spmat_sram=4096)
     with pytest.raises(CapacityError) as info:
         compile_model(mlp([128, 64, 4], seed=5), options)
     assert str(info.value) == (
@@ -103,7 +103,7 @@ def test_layer_that_does_not_fit_the_sram() -> None:
 
 
 def test_pointer_sram_capacity_message() -> None:
-    options = CompileOptions(pes=4, ptr_sram=256)
+    options = CompileOptions.of(pes=4, ptr_sram=256)
     with pytest.raises(CapacityError) as info:
         compile_model(mlp([100, 40, 8], seed=5), options)
     assert str(info.value) == (
@@ -193,7 +193,7 @@ def test_gemm_attribute_variants_match_the_compressed_model(variant: dict) -> No
     w = rng.standard_normal((m, k) if variant.get("trans_b") else (k, m))
     c = rng.standard_normal(m) if variant.pop("bias", True) else None
     model = gemm_model(w, c, **variant)
-    result = compile_model(model, CompileOptions(pes=2, sparsity=0.5))
+    result = compile_model(model, CompileOptions.of(pes=2, sparsity=0.5))
     _check_lowering(result)
     x = rng.uniform(-1, 1, (k, 1) if variant.get("trans_a") else (1, k)).astype(np.float32)
     cpu = ReferenceEvaluator(result.compressed_model).run(None, {"x": x})[0]
@@ -214,7 +214,7 @@ def test_emulator_matches_compressed_model_with_calibration(style: str) -> None:
     rng = np.random.default_rng(11)
     model = mlp([64, 48, 32, 10], style=style, seed=3)
     calibration = rng.standard_normal((32, 64)).astype(np.float32)
-    result = compile_model(model, CompileOptions(pes=8, sparsity=0.7, calibration=calibration))
+    result = compile_model(model, CompileOptions.of(pes=8, sparsity=0.7, calibration=calibration))
     assert {f.source for f in result.formats.values() if f.kind == "buffer"} == {"calibration"}
     x = rng.standard_normal((6, 64)).astype(np.float32)
     report = verify(result.compressed_model, result.program, x, tensor_map=result.tensor_map)
@@ -233,7 +233,7 @@ def test_analytic_formats_never_saturate_within_the_input_range() -> None:
 
     w = np.array([[24576.5, 19112.5]], dtype=np.float32) / 2**14
     result = compile_model(
-        gemm_model(w, None, trans_b=1), CompileOptions(pes=1, sparsity=0.0, input_range=6.0)
+        gemm_model(w, None, trans_b=1), CompileOptions.of(pes=1, sparsity=0.0, input_range=6.0)
     )
     assert result.formats["gemm.out"].source == "bound"
     for x in ([6.0, 6.0], [-6.0, -6.0], [6.0, -6.0]):
@@ -250,7 +250,7 @@ def test_alexnet_fc8_recompiles_to_the_same_codes() -> None:
     data = np.load(FIXTURE)
     codebook, codes, bias_codes = data["codebook"], data["codes"], data["bias_codes"]
     model = gemm_model(codebook[codes], codebook[bias_codes], trans_b=1)
-    result = compile_model(model, CompileOptions(pes=64, sparsity=0.0))
+    result = compile_model(model, CompileOptions.of(pes=64, sparsity=0.0))
     layer = result.program.layers["gemm"]
     decoded = csc.decode(layer.ptr, layer.v, layer.z, layer.rows)
     np.testing.assert_array_equal(decoded[:, :-1], codes)

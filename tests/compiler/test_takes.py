@@ -36,5 +36,5 @@ def test_fast_takes_become_clip_and_other_modes_stay() -> None:
 def test_compiling_a_gather_head_writes_nothing_to_stderr(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    compile_model(LSTM_LINEAR, CompileOptions(pes=8))
+    compile_model(LSTM_LINEAR, CompileOptions.of(pes=8))
     assert capfd.readouterr().err == ""

@@ -31,7 +31,7 @@ PES = 4
 
 
 def compile_lstm(model: onnx.ModelProto, **options: object) -> CompileResult:
-    result = compile_model(model, CompileOptions(pes=PES, sparsity=0.6, **options))
+    result = compile_model(model, CompileOptions.of(pes=PES, sparsity=0.6, **options))
     verify_program(result.program)
     return result
 
@@ -165,7 +165,7 @@ def test_compression_of_lstm_layers() -> None:
 def test_sparsity_override_by_onnx_node_name() -> None:
     model = lstm_model([LstmSpec(6), LstmSpec(6)], seq=2, inputs=6, outputs=("Y",))
     result = compile_model(
-        model, CompileOptions(pes=PES, sparsity={"lstm1": 0.25}, default_sparsity=0.75)
+        model, CompileOptions.of(pes=PES, sparsity={"lstm1": 0.25}, default_sparsity=0.75)
     )
     density = {row.name: row.weight_density for row in result.report.layers}
     assert density == pytest.approx({"lstm0": 0.25, "lstm1": 0.75}, abs=0.01)
@@ -210,7 +210,7 @@ def test_initial_state_of_another_batch_size_is_rejected() -> None:
     # Initial states given for a batch of 3 cannot run one sequence at a time.
     model = lstm_model([LstmSpec(5, initial_c=True)], seq=3, batch=3, inputs=4)
     with pytest.raises(UnsupportedModelError) as error:
-        compile_model(model, CompileOptions(pes=PES))
+        compile_model(model, CompileOptions.of(pes=PES))
     assert str(error.value).startswith(
         "<model>: 1 node cannot run on EIE: 'lstm0' (LSTM): initial_c 'l0_c0' of shape "
         "[1, 3, 5] is not for batch 1 (one initial state per sequence of the batch) ("
@@ -220,7 +220,7 @@ def test_initial_state_of_another_batch_size_is_rejected() -> None:
 def test_unsupported_attribute_fails_the_compile() -> None:
     model = lstm_model([LstmSpec(4, attrs={"clip": 2.0})], seq=2)
     with pytest.raises(UnsupportedModelError) as error:
-        compile_model(model, CompileOptions(pes=PES))
+        compile_model(model, CompileOptions.of(pes=PES))
     assert "'lstm0' (LSTM): attribute clip=2 is not supported" in str(error.value)
 
 

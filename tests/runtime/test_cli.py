@@ -159,5 +159,6 @@ def test_compile_and_run_read_the_same_compile_options(tmp_path: Path) -> None:
     for options in built:
         options.calibration = None
     assert built[0] == built[1]
-    assert (built[0].pes, built[0].sparsity, built[0].default_sparsity) == (8, {"fc0": 0.5}, 0.7)
-    assert (built[0].bits, built[0].fifo_depth, built[0].act_sram) == (3, 4, 4096)
+    machine = built[0].machine
+    assert (machine.pes, built[0].sparsity, built[0].default_sparsity) == (8, {"fc0": 0.5}, 0.7)
+    assert (built[0].bits, machine.fifo_depth, machine.act_sram) == (3, 4, 4096)

@@ -34,7 +34,7 @@ def test_run_skl_style_classifier_end_to_end(
     digits_dir: Path, digits_x: np.ndarray, digits_y: np.ndarray
 ) -> None:
     x, y = digits_x[:20], digits_y[:20]
-    options = eiec.CompileOptions(pes=16, calibration=np.load(digits_dir / "calib_x.npy"))
+    options = eiec.CompileOptions.of(pes=16, calibration=np.load(digits_dir / "calib_x.npy"))
     report = eiec.run(digits_dir / "digits_skl_style.onnx", x, labels=y, options=options)
     assert report.passed, report.verify.summary()
     assert set(report.outputs) == {"label", "probabilities"}
@@ -49,7 +49,7 @@ def test_run_skl_style_classifier_end_to_end(
 def test_emulate_takes_a_path_or_a_program(tmp_path: Path, digits_dir: Path) -> None:
     from eiec.isa import save
 
-    compiled = eiec.compile_model(digits_dir / "digits_mlp.onnx", eiec.CompileOptions(pes=4))
+    compiled = eiec.compile_model(digits_dir / "digits_mlp.onnx", eiec.CompileOptions.of(pes=4))
     save(compiled.program, tmp_path / "p.eie")
     x = np.load(digits_dir / "test_x.npy")[:3]
     by_path = eiec.emulate(tmp_path / "p.eie", x)

@@ -84,7 +84,7 @@ def test_cli_runs_a_cnn_with_conv_on_the_cpu_and_fc_on_eie(
 
 def test_ops_between_layers_make_two_checked_programs() -> None:
     x = np.random.default_rng(2).uniform(-1, 1, (3, 12)).astype(np.float32)
-    report = eiec.run(sigmoid_between(), x, options=eiec.CompileOptions(pes=4, sparsity=0.5))
+    report = eiec.run(sigmoid_between(), x, options=eiec.CompileOptions.of(pes=4, sparsity=0.5))
     assert isinstance(report, ByocReport)
     assert report.passed, report.summary()
     assert len(report.offloads) == 2
@@ -98,7 +98,7 @@ def test_ops_between_layers_make_two_checked_programs() -> None:
 
 def test_a_corrupted_offloaded_program_fails_the_check_naming_it() -> None:
     x = np.random.default_rng(3).uniform(-1, 1, (2, 12)).astype(np.float32)
-    good = eiec.run(sigmoid_between(seed=4), x, options=eiec.CompileOptions(pes=4))
+    good = eiec.run(sigmoid_between(seed=4), x, options=eiec.CompileOptions.of(pes=4))
     assert isinstance(good, ByocReport) and good.passed
     offload = next(iter(good.offloads.values()))
     program = offload.program

@@ -150,7 +150,7 @@ def test_compiled_digits_model_passes_and_a_corrupted_second_layer_is_named(
 ) -> None:
     from eiec.compiler import CompileOptions, compile_model
 
-    options = CompileOptions(pes=16, calibration=np.load(digits_dir / "calib_x.npy"))
+    options = CompileOptions.of(pes=16, calibration=np.load(digits_dir / "calib_x.npy"))
     compiled = compile_model(digits_dir / "digits_mlp.onnx", options)
     x = digits_x[:10]
     args = (compiled.compressed_model, compiled.program, x)

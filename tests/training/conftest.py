@@ -48,9 +48,9 @@ def compiled_digits(digits: Digits) -> Compiled:
 
     x, y = digits.test_x[:EMULATED], digits.test_y[:EMULATED]
     dense = ReferenceEvaluator(digits.model).run(None, {"input": x})[0]
-    options = eiec.CompileOptions(pes=16, sparsity=0.9, calibration=digits.train_x[:64])
+    options = eiec.CompileOptions.of(pes=16, sparsity=0.9, calibration=digits.train_x[:64])
     untrained = eiec.compile_model(digits.model, options)
-    trained_options = eiec.CompileOptions(
+    trained_options = eiec.CompileOptions.of(
         pes=16,
         sparsity=0.9,
         calibration=digits.train_x[:64],

@@ -57,7 +57,7 @@ def test_same_data_and_seed_give_the_same_program(digits) -> None:
     from eiec.isa import format_program
 
     def compile_once(seed: int) -> str:
-        options = eiec.CompileOptions(
+        options = eiec.CompileOptions.of(
             pes=4,
             sparsity=0.8,
             train={"x": digits.train_x[:400], "y": digits.train_y[:400]},

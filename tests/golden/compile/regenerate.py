@@ -117,7 +117,7 @@ def expected_text(model: onnx.ModelProto, options: dict[str, object]) -> str:
     from eiec.compiler import CompileOptions, compile_model
     from eiec.isa import format_program
 
-    return format_program(compile_model(model, CompileOptions(**options)).program)
+    return format_program(compile_model(model, CompileOptions.of(**options)).program)
 
 
 def main(argv: list[str]) -> int:
