@@ -182,7 +182,7 @@ def test_lowering_an_unshared_layer_names_the_layer_and_the_pass() -> None:
 
 def test_an_error_inside_the_compression_sequential_keeps_its_type() -> None:
     with pytest.raises(CompileError) as info:
-        compile_model(GOLDEN_MODEL, CompileOptions(pes=4, sparsity={"fc9": 0.5}))
+        compile_model(GOLDEN_MODEL, CompileOptions.of(pes=4, sparsity={"fc9": 0.5}))
     assert str(info.value) == (
         "unknown layer name in --sparsity: 'fc9' (the model's layers are: fc1 (or '/fc1/Gemm' / "
         "'w1'), fc2 (or '/fc2/Gemm' / 'w2'))"
