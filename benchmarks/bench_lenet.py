@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         f"dense (scikit-learn, {dense_seconds:.0f} s): {dense:.2%} test accuracy"
     )
     sparsity, default = parse_sparsity(args.sparsity)
-    options = eiec.CompileOptions(
+    options = eiec.CompileOptions.of(
         pes=1,
         act_sram=ACT_SRAM_1PE,
         sparsity=sparsity,
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     compile_seconds = time.perf_counter() - compile_start
     untrained = eiec.compile_model(
         model,
-        eiec.CompileOptions(
+        eiec.CompileOptions.of(
             pes=1,
             act_sram=ACT_SRAM_1PE,
             sparsity=sparsity,
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     at64 = eiec.compile_model(
         trained.compressed_model,
-        eiec.CompileOptions(pes=64, sparsity=0.0, calibration=train_x[:256]),
+        eiec.CompileOptions.of(pes=64, sparsity=0.0, calibration=train_x[:256]),
     )
     emulated = emulated_accuracy(trained.program, test_x, test_y)
     untrained_emulated = emulated_accuracy(untrained.program, test_x, test_y)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.auto:
         auto = eiec.compile_model(
             model,
-            eiec.CompileOptions(
+            eiec.CompileOptions.of(
                 pes=1,
                 act_sram=ACT_SRAM_1PE,
                 sparsity="auto",

@@ -25,7 +25,7 @@ def test_a_lowering_that_stores_other_codes_is_a_compile_error(
     monkeypatch.setattr(context, "codes_of", off_by_one_column)
     model = mlp([6, 4, 3], seed=1)
     with pytest.raises(CompileError) as caught:
-        compile_model(model, CompileOptions(pes=2, sparsity=0.0, bits=4))
+        compile_model(model, CompileOptions.of(pes=2, sparsity=0.0, bits=4))
     assert str(caught.value) == (
         "layer fc0: the program's layer does not decode to the compressed weights: 27 of 28 "
         "weights differ beyond the codebook's rounding (1.53e-05), first at row 0, column 0: "
@@ -35,7 +35,7 @@ def test_a_lowering_that_stores_other_codes_is_a_compile_error(
 
 
 def test_a_compiled_program_decodes_to_its_compressed_module() -> None:
-    result = compile_model(mlp([6, 4, 3], seed=1), CompileOptions(pes=2, sparsity=0.5, bits=3))
+    result = compile_model(mlp([6, 4, 3], seed=1), CompileOptions.of(pes=2, sparsity=0.5, bits=3))
     layer = result.program.layers["fc0"]
     fc = next(iter(result.layer_names))
     assert fc == "fc0"

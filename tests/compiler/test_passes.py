@@ -199,5 +199,5 @@ def test_a_failing_pass_under_tvm_pass_timing_leaves_later_compiles_timed() -> N
         tvm.transform.PassContext(instruments=[PassTimingInstrument()]),
     ):
         run_pass(passes, _module(np.ones((2, 2)), None))
-    timings = compile_model(GOLDEN_MODEL, CompileOptions(pes=4)).timings
+    timings = compile_model(GOLDEN_MODEL, CompileOptions.of(pes=4)).timings
     assert list(timings) == ["import", "prune", "share", "lower", "export", "report"]

@@ -209,5 +209,5 @@ def test_a_compile_after_a_failed_compile_in_the_same_process() -> None:
     model = mlp([8, 6, 4], seed=1)
     for _ in range(2):
         with pytest.raises(CompileError):
-            eiec.compile_model(model, eiec.CompileOptions(pes=2, sparsity={"nosuch": 0.5}))
-        assert eiec.compile_model(model, eiec.CompileOptions(pes=2)).program.layers
+            eiec.compile_model(model, eiec.CompileOptions.of(pes=2, sparsity={"nosuch": 0.5}))
+        assert eiec.compile_model(model, eiec.CompileOptions.of(pes=2)).program.layers

@@ -21,7 +21,7 @@ LSTM = Path(__file__).resolve().parents[2] / "examples" / "lstm"
 
 def test_the_source_model_is_the_reference_with_the_programs_weights(tmp_path: Path) -> None:
     model = mlp([16, 12, 5], seed=0)
-    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
     save(result.program, tmp_path / "prog.eie")
     program = load(tmp_path / "prog.eie")
     assert program.origin == result.program.origin  # the header round-trips
@@ -39,7 +39,7 @@ def test_the_source_model_is_the_reference_with_the_programs_weights(tmp_path: P
 def test_a_program_that_drops_a_relu_fails_against_its_source_model() -> None:
     # The reference takes the program's weights, not its instructions: the graph is the model's.
     model = mlp([16, 12, 5], seed=0)
-    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
     program = result.program
     program.text = [
         Writeback(ins.dst) if isinstance(ins, ReluWriteback) else ins for ins in program.text
@@ -52,7 +52,7 @@ def test_a_program_that_drops_a_relu_fails_against_its_source_model() -> None:
 
 
 def test_a_model_that_is_not_the_programs_source_is_named_as_such(tmp_path: Path) -> None:
-    result = compile_model(mlp([16, 12, 5], seed=0), CompileOptions(pes=4, sparsity=0.5))
+    result = compile_model(mlp([16, 12, 5], seed=0), CompileOptions.of(pes=4, sparsity=0.5))
     save(result.program, tmp_path / "prog.eie")
     other = mlp([16, 12, 5], seed=0, bias=False)
     onnx.save(other, tmp_path / "other.onnx")
@@ -75,7 +75,7 @@ def test_a_model_that_is_not_the_programs_source_is_named_as_such(tmp_path: Path
 @pytest.mark.parametrize("name", ["lstm.onnx", "lstm_linear.onnx"])
 def test_lstm_models_verify_against_their_source(name: str) -> None:
     model = onnx.load(LSTM / name)
-    result = compile_model(model, CompileOptions(pes=4, sparsity=0.6))
+    result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.6))
     port = result.program.inputs[0]
     x = np.random.default_rng(2).uniform(-1, 1, port.shape).astype(np.float32)
     report = verify(model, result.program, x)
@@ -90,7 +90,7 @@ def test_a_model_compiled_with_retraining_verifies_against_its_source() -> None:
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (64, 16)).astype(np.float32)
     y = rng.integers(0, 5, 64)
-    options = CompileOptions(pes=4, sparsity=0.5, train={"x": x, "y": y}, epochs=1)
+    options = CompileOptions.of(pes=4, sparsity=0.5, train={"x": x, "y": y}, epochs=1)
     result = compile_model(model, options)
     assert result.program.origin is not None
     assert "train={x:sha256:" in result.program.origin.options
