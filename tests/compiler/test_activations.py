@@ -43,7 +43,7 @@ def test_the_relu_table_is_exact_for_every_input_word(frac: int) -> None:
 @pytest.mark.slow
 def test_lstm_last_step_relu_linear_runs_on_the_pes_and_verifies() -> None:
     model = _relu_before_head(onnx.load(LSTM_LINEAR))
-    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
     luts = [ins for ins in result.program.text if isinstance(ins, EwLut)]
     assert result.program.tables[luts[-1].table].fn == "relu"
     port = result.program.inputs[0]
@@ -59,7 +59,7 @@ def test_sigmoid_and_tanh_between_fc_layers_run_on_the_pes(activation: str) -> N
     for node in model.graph.node:
         if node.op_type == "Relu":
             node.op_type = activation
-    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
     fns = [result.program.tables[i.table].fn for i in result.program.text if isinstance(i, EwLut)]
     assert fns == [activation.lower()] * 2
     x = np.random.default_rng(0).uniform(-1, 1, (6, 16)).astype(np.float32)

@@ -106,7 +106,7 @@ def test_a_float16_model_compiles_and_is_compared_in_float16() -> None:
         init.CopyFrom(numpy_helper.from_array(value, init.name))
     for info in [*model.graph.input, *model.graph.output]:
         info.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
-    result = compile_model(model, CompileOptions(pes=4, sparsity=0.5))
+    result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
     x = np.random.default_rng(0).uniform(-1, 1, (4, 16)).astype(np.float16)
     report = verify(model, result.program, x)
     assert report.passed, report.summary()
