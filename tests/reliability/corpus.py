@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -301,8 +301,47 @@ def _npy_missing(path: str) -> str:
     return f"{path}: no such file (give a .npy file written by numpy.save)"
 
 
+#: Full messages of cases defined in bulk (a usage error's is its last stderr line), and the
+#: cases that fail before TVM is imported although their command imports it otherwise.
+NAMED = {
+    "compile: model empty": "eiec compile: error: {d}/empty.onnx: the file is empty (give the "
+    "path of an .onnx file)",
+    "compile: model ext": "eiec compile: error: {d}/ext.onnx: the weights of 'fc0.weight' are "
+    "stored in {d}/ext.onnx.data, which is missing (keep the external-data files beside the "
+    "model, as onnx.save wrote them)",
+    "emulate: empty batch": "eiec emulate: error: {d}/x_empty.npy: input 'input' has shape "
+    "(0, 64): an empty batch (no samples along axis 0) (give at least one sample)",
+    "run: LSTM input of the wrong length": "eiec run: error: {d}/xlstm_wrong.npy: input 'x' has "
+    "shape (5, 1, 7), the model takes [5, 1, 8] (a batch along axis 0): axis 2 has size 7, not 8 "
+    "(reshape the array to the model's input shape)",
+    "verify: program of another model": "eiec verify: error: {d}/p.eie: the program's input "
+    "'input' has shape [1, 64], the model's input 'input' ['batch', 8] (give the model the "
+    "program was compiled from (eiec compile --export-onnx))",
+    "run (BYOC): input x_cnn_rank": "eiec run: error: {d}/x_cnn_rank.npy: input 'x' has shape "
+    "(1, 25), the model takes [1, 1, 5, 5] (a batch along axis 0) (reshape the array to rank 4)",
+    "compile: --fifo-depth '0'": "eiec compile: error: argument --fifo-depth: expected an "
+    "integer in [1, 1024], got '0'",
+    "compile: --input-range 'nan'": "eiec compile: error: argument --input-range: expected a "
+    "number in (0, 32767], got 'nan'",
+    "compile: --spmat-sram '0'": "eiec compile: error: argument --spmat-sram: expected an "
+    "integer in [1, 1073741824], got '0'",
+    "compile: --sparsity 'fc0=0.5,fc0=0.6'": "eiec compile: error: argument --sparsity: "
+    "fc0=0.6: layer 'fc0' is given twice (give each layer once)",
+    "emulate: --clock-mhz 'inf'": "eiec emulate: error: argument --clock-mhz: expected a number "
+    "in (0, 100000], got 'inf'",
+    "sweep: --pes 1,1": "eiec sweep: error: argument --pes: 1 is given twice in '1,1'",
+}
+
+
 def cases() -> list[Case]:
     """The whole corpus, in a fixed order."""
+    return [
+        replace(case, message=NAMED[case.name], slow=False) if case.name in NAMED else case
+        for case in _cases()
+    ]
+
+
+def _cases() -> list[Case]:
     out: list[Case] = []
     add = out.append
     d = "{d}"
