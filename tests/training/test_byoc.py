@@ -15,20 +15,15 @@ pytestmark = pytest.mark.slow
 def test_offloaded_functions_train_on_their_inputs(digits: Digits) -> None:
     """Each offloaded function is trained against its own outputs (distillation) on the
     inputs the training samples give it: at 90% sparsity the offloaded classifier stays
-    within 4 points of the dense model (distillation matches logits, not labels); compiled
-    without training it loses more than 30."""
+    within 4 points of the dense model (distillation matches logits, not labels; compiled
+    without training, the same model loses about 60: test_compile_train)."""
     x, y = digits.test_x[:100], digits.test_y[:100]
     samples = digits.train_x[:, None, :]  # one run of main (input [1, 64]) per sample
-    options = {"pes": 4, "sparsity": 0.9}
-    plain = run_onnx(digits.model, x, calibration=samples[:64], **options)
-    trained = run_onnx(digits.model, x, train={"x": samples}, epochs=60, **options)
+    trained = run_onnx(digits.model, x, train={"x": samples}, epochs=60, pes=4, sparsity=0.9)
+    logits = next(iter(trained.outputs.values()))
+    accuracy = float(np.mean(logits.argmax(axis=1) == y))
     dense = digits.dense_accuracy(x, y)
-
-    def accuracy(run: object) -> float:
-        return float(np.mean(next(iter(run.outputs.values())).argmax(axis=1) == y))
-
-    assert accuracy(trained) >= dense - 0.04, (accuracy(trained), dense)
-    assert accuracy(plain) < dense - 0.30, accuracy(plain)
+    assert accuracy >= dense - 0.04, (accuracy, dense)
 
 
 def test_train_takes_no_labels(digits: Digits) -> None:
