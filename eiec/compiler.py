@@ -211,6 +211,7 @@ def compile_model(
     options_given = options
     machine = options.machine
     check_machine(machine, "CompileOptions.machine")
+    _check_balance(options)
     trained = options.train is not None
     names = ("import", "train") if trained else ("import",)
     names += ("compress", "lower", "emulate") if trained else ("compress", "lower")
@@ -310,6 +311,7 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
     options = options or CompileOptions()
     machine = options.machine
     check_machine(machine, "CompileOptions.machine")
+    _check_balance(options)
     trained = options.train is not None
     names = ("train", "compress", "lower", "emulate") if trained else ("compress", "lower")
     progress = _Progress(options.progress, (*names, "report"))
@@ -440,6 +442,17 @@ def export_model(imported: ImportedModel, module: tvm.IRModule) -> onnx.ModelPro
     entry = compressed.metadata_props.add()
     entry.key, entry.value = ORIGIN_KEY, model_fingerprint(imported.original)
     return compressed
+
+
+def _check_balance(options: CompileOptions) -> None:
+    """``balance`` prunes in PruneWeights; with ``train`` the training stage prunes (by its own
+    masks) and PruneWeights keeps its zeros, so the two together would silently not balance."""
+    if options.balance and options.train is not None:
+        raise CompileError(
+            "--balance cannot be combined with --train: training prunes by its own masks, "
+            "globally per layer",
+            fix="drop --balance, or compile without --train",
+        )
 
 
 def _options_text(options: CompileOptions) -> str:
