@@ -11,6 +11,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "byoc"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "script, args",
     [("small_cnn.py", ["--batch", "1", "--pes", "16"]), ("skl_classifier.py", ["--samples", "20"])],

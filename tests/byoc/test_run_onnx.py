@@ -17,6 +17,7 @@ from .models import mlp_onnx
 DIGITS = Path(__file__).resolve().parents[2] / "examples" / "digits"
 
 
+@pytest.mark.slow
 def test_skl_style_classifier_labels_match_the_cpu() -> None:
     model = onnx.load(DIGITS / "digits_skl_style.onnx")
     x = np.load(DIGITS / "test_x.npy")[:20]

@@ -53,6 +53,7 @@ def fresh(folder: Path, load: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_export_and_reload_in_a_fresh_process(tmp_path: Path) -> None:
     model = mlp_onnx([64, 128, 10], seed=12, tail="Softmax")
     built, vm = eie_build(to_relax(model))

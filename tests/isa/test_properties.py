@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import programs
@@ -18,6 +19,7 @@ VALID = sorted((Path(__file__).resolve().parents[1] / "golden" / "valid").glob("
 TEXTS = [p.read_text(encoding="utf-8") for p in VALID]
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs())
 def test_random_valid_programs_verify_and_round_trip(program: Program) -> None:

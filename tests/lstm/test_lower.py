@@ -95,6 +95,7 @@ def test_program_runs_one_mac_per_step_with_gates_on_the_units_pe() -> None:
     assert [p.name for p in program.outputs] == ["Y_c"]
 
 
+@pytest.mark.slow
 def test_two_layers_with_gemm_head_compile_to_one_program() -> None:
     layers = [LstmSpec(6, "bidirectional"), LstmSpec(5, initial_h=True)]
     model = lstm_model(layers, seq=4, inputs=5, outputs=(), head=3)
@@ -227,6 +228,7 @@ def test_unsupported_attribute_fails_the_compile() -> None:
 # --- PyTorch exports --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pytorch_lstm_linear_compiles_and_verifies() -> None:
     model = onnx.load(str(EXAMPLES / "lstm_linear.onnx"))
     result = compile_lstm(model)

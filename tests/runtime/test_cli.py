@@ -83,6 +83,7 @@ def test_verify_missing_input_file_is_a_user_error(
     )
 
 
+@pytest.mark.slow
 def test_run_json_has_verify_compile_and_emulator_keys(
     digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -106,6 +107,7 @@ def test_run_json_has_verify_compile_and_emulator_keys(
     assert set(report["accuracy"]) == {"original", "compressed", "emulator"}
 
 
+@pytest.mark.slow
 def test_run_lstm_with_three_outputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # nn.LSTM(8, 16) exported with outputs y, h, c: EIE runs every node.
     x = np.random.default_rng(8).uniform(-1, 1, (5, 1, 8)).astype(np.float32)
@@ -120,6 +122,7 @@ def test_run_lstm_with_three_outputs(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert report["max_abs_error_vs_original"] is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "shape"),
     [("lstm", (5, 1, 8)), ("lstm_linear", (6, 1, 8)), ("lstm_bidir_legacy", (4, 1, 6))],

@@ -10,6 +10,7 @@ from types import ModuleType
 import numpy as np
 import onnx
 import onnx.numpy_helper
+import pytest
 from onnx.reference import ReferenceEvaluator
 
 
@@ -42,6 +43,7 @@ def _assert_same_model(committed: bytes, fresh: bytes, name: str) -> None:
     assert old.SerializeToString() == new.SerializeToString(), f"{name}: another graph"
 
 
+@pytest.mark.slow
 def test_script_reproduces_committed_artefacts(digits_dir: Path) -> None:
     script = _script(digits_dir)
     trained = script.train()

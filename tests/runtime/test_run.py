@@ -59,6 +59,7 @@ def test_emulate_takes_a_path_or_a_program(tmp_path: Path, digits_dir: Path) -> 
     np.testing.assert_array_equal(by_path.outputs[name], by_object.outputs[name])
 
 
+@pytest.mark.slow
 def test_demo_smoke(digits_dir: Path, capsys: pytest.CaptureFixture) -> None:
     spec = importlib.util.spec_from_file_location("digits_demo", digits_dir / "demo.py")
     assert spec is not None and spec.loader is not None

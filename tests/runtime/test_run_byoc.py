@@ -54,6 +54,7 @@ def sigmoid_between(seed: int = 0) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+@pytest.mark.slow
 def test_cli_runs_a_cnn_with_conv_on_the_cpu_and_fc_on_eie(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
