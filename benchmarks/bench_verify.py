@@ -74,7 +74,7 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
             "examples/digits/digits_mlp.onnx, --calibration, 16 PEs (demo)",
             lambda: (
                 EXAMPLES / "digits" / "digits_mlp.onnx",
-                CompileOptions(pes=16, calibration=calib),
+                CompileOptions.of(pes=16, calibration=calib),
                 digits_x,
             ),
         ),
@@ -82,19 +82,23 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
             "examples/digits/digits_mlp.onnx, no calibration, --input-range 16",
             lambda: (
                 EXAMPLES / "digits" / "digits_mlp.onnx",
-                CompileOptions(pes=16, input_range=16.0),
+                CompileOptions.of(pes=16, input_range=16.0),
                 digits_x,
             ),
         ),
         (
             "examples/lstm/lstm.onnx",
-            lambda: (EXAMPLES / "lstm" / "lstm.onnx", CompileOptions(pes=4, sparsity=0.6), lstm_x),
+            lambda: (
+                EXAMPLES / "lstm" / "lstm.onnx",
+                CompileOptions.of(pes=4, sparsity=0.6),
+                lstm_x,
+            ),
         ),
         (
             "examples/lstm/lstm_linear.onnx",
             lambda: (
                 EXAMPLES / "lstm" / "lstm_linear.onnx",
-                CompileOptions(pes=4, sparsity=0.6),
+                CompileOptions.of(pes=4, sparsity=0.6),
                 None,
             ),
         ),
@@ -102,7 +106,7 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
             "lstm_linear + ReLU on the last step",
             lambda: (
                 _relu_head(onnx.load(EXAMPLES / "lstm" / "lstm_linear.onnx")),
-                CompileOptions(pes=4, sparsity=0.5),
+                CompileOptions.of(pes=4, sparsity=0.5),
                 None,
             ),
         ),
@@ -110,7 +114,7 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
             "examples/lstm/lstm_bidir_legacy.onnx",
             lambda: (
                 EXAMPLES / "lstm" / "lstm_bidir_legacy.onnx",
-                CompileOptions(pes=4, sparsity=0.6),
+                CompileOptions.of(pes=4, sparsity=0.6),
                 None,
             ),
         ),
@@ -118,19 +122,23 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
             "MLP 16-12-8-5 with Sigmoid",
             lambda: (
                 _activation("Sigmoid"),
-                CompileOptions(pes=4, sparsity=0.5),
+                CompileOptions.of(pes=4, sparsity=0.5),
                 _uniform((6, 16)),
             ),
         ),
         (
             "MLP 16-12-8-5 with Tanh",
-            lambda: (_activation("Tanh"), CompileOptions(pes=4, sparsity=0.5), _uniform((6, 16))),
+            lambda: (
+                _activation("Tanh"),
+                CompileOptions.of(pes=4, sparsity=0.5),
+                _uniform((6, 16)),
+            ),
         ),
         (
             "MLP 16-12-5 float16",
             lambda: (
                 _float16(),
-                CompileOptions(pes=4, sparsity=0.5),
+                CompileOptions.of(pes=4, sparsity=0.5),
                 _uniform((4, 16), dtype=np.float16),
             ),
         ),
@@ -138,7 +146,7 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
             "tests mlp 64-32-10 pytorch style",
             lambda: (
                 mlp([64, 32, 10], seed=0),
-                CompileOptions(pes=8, sparsity=0.7),
+                CompileOptions.of(pes=8, sparsity=0.7),
                 _uniform((8, 64)),
             ),
         ),
@@ -146,7 +154,7 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
             "tests mlp 64-32-10 sklearn style",
             lambda: (
                 mlp([64, 32, 10], style="sklearn", seed=0),
-                CompileOptions(pes=8, sparsity=0.7),
+                CompileOptions.of(pes=8, sparsity=0.7),
                 _uniform((8, 64)),
             ),
         ),
@@ -192,7 +200,7 @@ def main() -> None:
     skl = EXAMPLES / "digits" / "digits_skl_style.onnx"
     calib = np.load(EXAMPLES / "digits" / "calib_x.npy")
     digits_x = np.load(EXAMPLES / "digits" / "test_x.npy")[:50]
-    ran = run(skl, digits_x, options=CompileOptions(pes=16, calibration=calib))
+    ran = run(skl, digits_x, options=CompileOptions.of(pes=16, calibration=calib))
     _line("examples/digits/digits_skl_style.onnx, eiec run (CPU tail)", ran.verify)
 
 
