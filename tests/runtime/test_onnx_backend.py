@@ -4,7 +4,8 @@ Included: the cases of ``onnx.backend.test.BackendTest`` that EIE runs within ON
 (rtol 1e-3): ``test_matmul_2d``, ``test_gemm_default_scalar_bias``, ``test_operator_mm`` (a Gemm
 with beta=0 on a Constant node's C) and the LSTMs ``test_lstm_defaults``,
 ``test_lstm_with_initial_bias``, ``test_lstm_reverse`` and ``test_lstm_bidirectional`` (weights of
-one value per direction, exact in a 4-bit codebook). Excluded, each with the reason
+one value per direction, exact in a 4-bit codebook), and the lone ReLUs ``test_relu``,
+``test_single_relu_model`` and ``test_ReLU`` (an exact ``ew-lut``). Excluded, each with the reason
 :func:`test_excluded_cases_fail_for_their_stated_reason` checks (run against ONNX 1.23's
 cases; the CUDA variants are excluded as the backend runs on the CPU only):
 
@@ -21,9 +22,8 @@ cases; the CUDA variants are excluded as the backend runs on the CPU only):
   1, 3 or 4, not 2 (and in ``3d``, ``4d``, ``4d_1d``, ``bcast`` the activation holds several rows
   per sample): not a matrix-vector product.
 - ``test_matmulinteger``: MatMulInteger (uint8 operands with zero points) is not an EIE layer.
-- ``test_relu``, ``test_single_relu_model``, ``test_ReLU``: a Relu without a layer; EIE applies
-  ReLU at a layer's write-back. ``test_relu_expanded_ver18``: the expanded form uses CastLike
-  and Max, which EIE does not run.
+- ``test_relu_expanded_ver18``: the expanded form uses CastLike and Max, which EIE does not
+  run.
 - ``test_lstm_with_peepholes``: input P (peephole weights); EIE's LSTM has no peepholes.
 - ``test_lstm_batchwise``: ``layout=1`` (batch-major X); EIE's LSTM takes ONNX's default
   sequence-major layout.
@@ -53,6 +53,7 @@ INCLUDED = (
     r"^test_gemm_default_scalar_bias_cpu$",
     r"^test_operator_mm_cpu$",
     r"^test_lstm_(defaults|with_initial_bias|reverse|bidirectional)_cpu$",
+    r"^test_(relu|single_relu_model|ReLU)_cpu$",
 )
 
 #: Excluded cases -> why: ``SHARED`` (more than 15 distinct weights, outputs beyond rtol) or the
@@ -88,9 +89,6 @@ EXCLUDED = {
     "[1, 1, 3, 4] is not a vector",
     "test_matmulinteger": "<model>: 1 node cannot run on EIE: MatMulInteger -> 'Y': op "
     "MatMulInteger is not supported",
-    "test_relu": "relu 'gv' does not follow a layer",
-    "test_single_relu_model": "relu 'gv' does not follow a layer",
-    "test_ReLU": "relu 'gv' does not follow a layer",
     "test_relu_expanded_ver18": "<model>: 2 nodes cannot run on EIE: CastLike",
     "test_lstm_with_peepholes": "<model>: 1 node cannot run on EIE: LSTM -> '': input P "
     "(peephole weights) is not supported",
