@@ -174,7 +174,7 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
                 f"tests/golden/compile/{name}.onnx",
                 lambda n=name, o=options: (
                     GOLDEN / f"{n}.onnx",
-                    CompileOptions(**json.loads(o.read_text())),
+                    CompileOptions.of(**json.loads(o.read_text())),
                     None,
                 ),
             )
