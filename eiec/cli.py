@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -91,9 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> int:
     """The ``eiec`` program (console script and ``python -m eiec``): :func:`main`, then Ctrl-C
-    ignored while Python shuts down, so a late one cannot kill a finished command."""
+    ignored while Python shuts down, so a late one cannot kill a finished command; exit 130
+    when interrupted."""
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if code == 130:
+        # Interrupted: leave now. A KeyboardInterrupt that a native library printed instead of
+        # raising marks the interpreter, whose shutdown would then die of SIGINT (exit -2).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     return code
 
 

@@ -38,8 +38,9 @@ OTHER_TYPES = {
 }
 #: The largest magnitude a 16-bit word holds at the coarsest format (frac -16).
 MAX_MAGNITUDE = WORD_MAX * 2.0**16
-#: Ops that are layers EIE runs.
-LAYER_OPS = ("Gemm", "MatMul", "LSTM")
+#: Ops EIE computes: the layers and the element-wise activations of ``eiec.frontend.ops.OPS``
+#: (which imports TVM; tests/reliability/test_checks.py keeps the two in step).
+EIE_OPS = ("Gemm", "MatMul", "LSTM", "Relu", "Sigmoid", "Tanh")
 
 _DTYPE_FIX = "convert the model to float32, e.g. with onnxconverter-common"
 
@@ -154,12 +155,13 @@ def _check_initializer(init: onnx.TensorProto, where: str) -> None:
 
 
 def check_runs_on_eie(model: onnx.ModelProto, where: str) -> None:
-    """Raise UnsupportedModelError when no node is a layer EIE runs (Gemm, MatMul, LSTM)."""
-    if any(node.op_type in LAYER_OPS for node in model.graph.node):
+    """Raise UnsupportedModelError when no node is one EIE computes (``EIE_OPS``)."""
+    if any(node.op_type in EIE_OPS for node in model.graph.node):
         return
     ops = sorted({node.op_type for node in model.graph.node})
     raise UnsupportedModelError(
-        f"nothing for EIE to run: no Gemm, MatMul or LSTM layer (the model has {', '.join(ops)})",
+        f"nothing for EIE to run: no {', '.join(EIE_OPS[:-1])} or {EIE_OPS[-1]} node (the model "
+        f"has {', '.join(ops)})",
         where=where,
         fix="EIE runs fully-connected and LSTM layers; run this model on the CPU",
     )

@@ -155,8 +155,10 @@ def build_fixtures(folder: Path) -> None:
     _save(mlp([8, 0, 4], seed=1), folder / "zero_out.onnx")
     _save(mlp([0, 4], seed=1), folder / "zero_in.onnx")
     _save(mlp([64, 32, 10], seed=2), folder / "wide.onnx")
-    relu = _tiny([helper.make_node("Relu", ["x"], ["y"])], [_vi("x", [1, 8])], [_vi("y", [1, 8])])
-    _save(relu, folder / "relu_only.onnx")
+    softmax = _tiny(
+        [helper.make_node("Softmax", ["x"], ["y"])], [_vi("x", [1, 8])], [_vi("y", [1, 8])]
+    )
+    _save(softmax, folder / "softmax_only.onnx")
     conv_w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "k")
     conv = _tiny(
         [helper.make_node("Conv", ["x", "k"], ["y"])],
@@ -671,7 +673,7 @@ def _cases() -> list[Case]:
         "bf16",
         "zero_out",
         "zero_in",
-        "relu_only",
+        "softmax_only",
         "conv_only",
         "empty",
         "garbage",
@@ -747,10 +749,10 @@ def _cases() -> list[Case]:
         Case(
             "compile: nothing for EIE",
             "model",
-            ("compile", f"{d}/relu_only.onnx", "-o", f"{d}/o.eie"),
-            message=f"eiec compile: error: {d}/relu_only.onnx: nothing for EIE to run: no Gemm, "
-            "MatMul or LSTM layer (the model has Relu) (EIE runs fully-connected and LSTM "
-            "layers; run this model on the CPU)",
+            ("compile", f"{d}/softmax_only.onnx", "-o", f"{d}/o.eie"),
+            message=f"eiec compile: error: {d}/softmax_only.onnx: nothing for EIE to run: no "
+            "Gemm, MatMul, LSTM, Relu, Sigmoid or Tanh node (the model has Softmax) (EIE runs "
+            "fully-connected and LSTM layers; run this model on the CPU)",
         )
     )
     add(
@@ -759,8 +761,8 @@ def _cases() -> list[Case]:
             "model",
             ("run", f"{d}/conv_only.onnx", "-i", f"{d}/x_cnn.npy"),
             message=f"eiec run: error: {d}/conv_only.onnx: nothing for EIE to run: no Gemm, "
-            "MatMul or LSTM layer (the model has Conv) (EIE runs fully-connected and LSTM "
-            "layers; run this model on the CPU)",
+            "MatMul, LSTM, Relu, Sigmoid or Tanh node (the model has Conv) (EIE runs "
+            "fully-connected and LSTM layers; run this model on the CPU)",
         )
     )
     add(
