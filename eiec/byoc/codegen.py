@@ -23,6 +23,7 @@ from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
 from eiec.compiler import compile_relax
 from eiec.errors import BackendError, EiecError
+from eiec.relax_layers.exprs import const
 
 _PERMUTE = tvm.ir.Op.get("relax.permute_dims")
 
@@ -89,7 +90,7 @@ class _Inliner:
                 # Gemm's transB: the compiler takes matmul(x, W) with W a constant.
                 axes = expr.attrs.axes
                 value = args[0].value.numpy()
-                return relax.const(np.transpose(value, None if axes is None else list(axes)))
+                return const(np.transpose(value, None if axes is None else list(axes)))
             return relax.Call(expr.op, args, expr.attrs)
         if not isinstance(expr, relax.Function | relax.SeqExpr | relax.If):
             return expr  # a leaf: constant, shape, prim value

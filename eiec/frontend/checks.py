@@ -21,9 +21,9 @@ from eiec.frontend.graph import infer_shapes
 from eiec.frontend.layers import find_onnx_layers
 from eiec.isa.program import WORD_MAX, Machine, Program
 
-#: Floating-point element types eiec computes in. DOUBLE joins when the compiler converts
-#: float64 models (today TVM's import fails on them).
-FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16}
+#: Floating-point element types a model may have: eiec computes in 16-bit fixed point either
+#: way and compares in the model's own dtype.
+FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
 #: Non-float element types a model may use for shapes, indices and masks.
 OTHER_TYPES = {
     TensorProto.INT64,
@@ -94,7 +94,7 @@ def _check_value_types(model: onnx.ModelProto, where: str) -> None:
             if elem not in FLOAT_TYPES | OTHER_TYPES:
                 raise ModelLoadError(
                     f"graph {kind} '{info.name}' has element type {type_name(elem)}, which eiec "
-                    "does not compute in (FLOAT or FLOAT16)",
+                    "does not compute in (FLOAT, FLOAT16 or DOUBLE)",
                     where=where,
                     fix=_DTYPE_FIX,
                 )
@@ -114,7 +114,7 @@ def _check_initializer(init: onnx.TensorProto, where: str) -> None:
     if init.data_type not in FLOAT_TYPES | OTHER_TYPES:
         raise ModelLoadError(
             f"initialiser '{name}' has element type {type_name(init.data_type)}, which eiec "
-            "does not compute in (FLOAT or FLOAT16)",
+            "does not compute in (FLOAT, FLOAT16 or DOUBLE)",
             where=where,
             fix=_DTYPE_FIX,
         )

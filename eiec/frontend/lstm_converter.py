@@ -35,7 +35,7 @@ from eiec.frontend.lstm_checks import (
     plain,
     where_of,
 )
-from eiec.relax_layers.exprs import constant_value, static_shape
+from eiec.relax_layers.exprs import const, constant_value, static_shape
 from eiec.relax_layers.lstm import DIRECTIONS
 
 #: The TVM release whose ONNX frontend internals the converter hook relies on.
@@ -71,7 +71,7 @@ class LSTMConverter(onnx_frontend.OnnxOpConverter):
             IN_INITIAL_C: zeros_state,
         }
         call_args = [
-            args[k] if args[k] is not None else relax.const(defaults[k])
+            args[k] if args[k] is not None else const(defaults[k])
             for k in (IN_X, IN_W, IN_R, IN_B, IN_INITIAL_H, IN_INITIAL_C)
         ]
         func = build_lstm_function(shape, node_name)

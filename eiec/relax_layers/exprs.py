@@ -1,11 +1,16 @@
 """Small facts about Relax expressions that the front end, the passes, the code generator and
-BYOC all read: constant values and shapes, static shapes, operator names, a function's bindings."""
+BYOC all read: constants (made and read), shapes, operator names, a function's bindings."""
 
 from __future__ import annotations
 
 import numpy as np
 import tvm
 from tvm import relax
+
+
+def const(array: np.ndarray) -> relax.Expr:
+    """A Relax constant of ``array`` in its own dtype (``relax.const`` makes float64 float32)."""
+    return relax.const(array, str(array.dtype))
 
 
 def constant_value(expr: relax.Expr) -> np.ndarray | None:

@@ -20,7 +20,7 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator
 
-from eiec.relax_layers.exprs import bindings, constant_shape, constant_value, op_name
+from eiec.relax_layers.exprs import bindings, const, constant_shape, constant_value, op_name
 
 _GENERATED = re.compile(r"(lv|gv)\d*\Z")
 
@@ -149,13 +149,13 @@ class LayerConstantRewriter(PyExprMutator):
         if binding.var in self.weights:
             value = relax.Call(
                 value.op,
-                [value.args[0], relax.const(self.weights[binding.var])],
+                [value.args[0], const(self.weights[binding.var])],
                 value.attrs,
             )
             binding = relax.VarBinding(binding.var, value)
         elif binding.var in self.biases:
             args = [
-                relax.const(self.biases[binding.var]) if constant_value(a) is not None else a
+                const(self.biases[binding.var]) if constant_value(a) is not None else a
                 for a in value.args
             ]
             binding = relax.VarBinding(binding.var, relax.Call(value.op, args, value.attrs))

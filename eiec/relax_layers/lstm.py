@@ -21,7 +21,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from eiec.errors import UnsupportedModelError
-from eiec.relax_layers.exprs import bindings, constant_value
+from eiec.relax_layers.exprs import bindings, const, constant_value
 from eiec.relax_layers.fc import find_fc_layers
 from eiec.relax_layers.names import identifier
 
@@ -202,7 +202,7 @@ class _LstmConstantRewriter(PyExprMutator):
             call = binding.value
             args = list(call.args)
             for index, array in enumerate(self.constants[binding.var], start=1):
-                args[index] = relax.const(array)
+                args[index] = const(array)
             binding = relax.VarBinding(binding.var, relax.Call(call.op, args, call.attrs))
         super().visit_var_binding_(binding)
 

@@ -99,16 +99,31 @@ def test_a_model_compiled_with_retraining_verifies_against_its_source() -> None:
     assert report.reference == "decoded"
 
 
-def test_a_float16_model_compiles_and_is_compared_in_float16() -> None:
-    model = mlp([16, 12, 5], seed=0)
+def _in_dtype(model: onnx.ModelProto, elem_type: int, dtype: type) -> onnx.ModelProto:
     for init in model.graph.initializer:
-        value = numpy_helper.to_array(init).astype(np.float16)
+        value = numpy_helper.to_array(init).astype(dtype)
         init.CopyFrom(numpy_helper.from_array(value, init.name))
     for info in [*model.graph.input, *model.graph.output]:
-        info.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+        info.type.tensor_type.elem_type = elem_type
+    return model
+
+
+def test_a_float16_model_compiles_and_is_compared_in_float16() -> None:
+    model = _in_dtype(mlp([16, 12, 5], seed=0), onnx.TensorProto.FLOAT16, np.float16)
     result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
     x = np.random.default_rng(0).uniform(-1, 1, (4, 16)).astype(np.float16)
     report = verify(model, result.program, x)
     assert report.passed, report.summary()
     assert report.emulator_outputs["output"].dtype == np.float16
+    assert report.relative_tolerance <= 0.02
+
+
+def test_a_float64_model_compiles_and_is_compared_in_float64() -> None:
+    model = _in_dtype(mlp([16, 12, 5], seed=0), onnx.TensorProto.DOUBLE, np.float64)
+    result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 16))
+    report = verify(model, result.program, x)
+    assert report.passed, report.summary()
+    # The emulator's outputs are cast to the reference's dtype (a mismatch is a problem).
+    assert report.emulator_outputs["output"].dtype == np.float64
     assert report.relative_tolerance <= 0.02
