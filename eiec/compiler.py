@@ -302,6 +302,7 @@ def _train(
         TrainOptions(epochs=options.epochs, seed=options.seed),
         options.max_accuracy_drop,
         bar,
+        options.machine,
     )
     return trained, report, trainer, replace(options, sparsity=0.0, default_sparsity=0.0)
 

@@ -129,7 +129,7 @@ def precheck_model(
         check_inputs(proto, inputs, where)
     if args.calibration:
         check_inputs(proto, load_npy(args.calibration), args.calibration)
-    if capacity and args.sparsity[0] != "auto":  # auto: the sparsity is known after training
+    if capacity:  # auto: the pointer SRAM here, the rest as auto chooses (eiec.training)
         sparsity, default = args.sparsity
         check_capacity(proto, machine_from_args(args), sparsity, default, args.model)
 

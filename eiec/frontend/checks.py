@@ -10,7 +10,8 @@ layers' shapes and the sparsity targets alone, before pruning and k-means spend 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -174,10 +175,10 @@ def check_capacity(
     default_sparsity: float,
     where: str,
 ) -> None:
-    """Raise CapacityError when the FC layers' column pointers cannot fit the pointer SRAM, or
-    the weights their sparsity keeps cannot fit the sparse-matrix SRAM, whatever pruning and
-    weight sharing do. Only models whose layers are all FC (Gemm/MatMul) with constant 2-D
-    weights are checked here (read as they are: nothing is folded or copied)."""
+    """Raise :func:`capacity_error`'s CapacityError for the model's FC layers at their sparsity
+    targets (``'auto'``: the pointer SRAM only). Only models whose layers are all FC
+    (Gemm/MatMul) with constant 2-D weights are checked here (read as they are: nothing is
+    folded or copied)."""
 
     weights = {init.name: init for init in model.graph.initializer}
     for node in model.graph.node:
@@ -187,19 +188,59 @@ def check_capacity(
             len(node.input) < 2 or len(weights.get(node.input[1], onnx.TensorProto()).dims) != 2
         ):
             return  # a weight computed in the graph: the compiler checks after folding
-    pointer_bits = 0
-    kept_total = 0
+    shapes = []
     for layer in find_onnx_layers(model):
         weight = weights.get(layer.weight)
         if weight is None or len(weight.dims) != 2:
             return
         rows, inputs = weight.dims if layer.weight_layout == "out_in" else weight.dims[::-1]
-        cols = inputs + (layer.bias is not None)
+        target = (
+            None
+            if isinstance(sparsity, str)
+            else _target(layer.aliases, sparsity, default_sparsity)
+        )
+        shapes.append(
+            FcShape(
+                layer.name,
+                rows,
+                inputs,
+                layer.bias is not None,
+                target,
+                lambda w=weight: int(np.count_nonzero(numpy_helper.to_array(w))),
+            )
+        )
+    error = capacity_error(machine, shapes)
+    if error is not None:
+        raise error
+
+
+@dataclass(frozen=True)
+class FcShape:
+    """An FC layer as the capacity rule sees it: ``rows`` x ``inputs`` weights (and a bias
+    column), pruned to ``sparsity`` (None: not known yet), ``nonzero()`` of them non-zero."""
+
+    name: str
+    rows: int
+    inputs: int
+    bias: bool
+    sparsity: float | None
+    nonzero: Callable[[], int]
+
+
+def capacity_error(machine: Machine, layers: Iterable[FcShape]) -> CapacityError | None:
+    """The CapacityError of the first FC layer (in order) whose column pointers cannot fit the
+    pointer SRAM, or whose kept weights cannot fit the sparse-matrix SRAM or be addressed by
+    ``ptr_bits``-bit pointers on the busiest PE, whatever pruning and sharing do; else None."""
+    pointer_bits = 0
+    kept_total = 0
+    max_pointer = (1 << machine.ptr_bits) - 1
+    for layer in layers:
+        cols = layer.inputs + layer.bias
         own_bits = (cols + 1) * machine.ptr_bits
         pointer_bits += own_bits
         if pointer_bits > 8 * machine.ptr_sram:
             need, own = math.ceil(pointer_bits / 8), math.ceil(own_bits / 8)
-            raise CapacityError(
+            return CapacityError(
                 f"does not fit the pointer SRAM: every PE needs {need} bytes of column pointers "
                 f"({own} for this layer's {cols + 1} pointers, {need - own} for the layers before "
                 f"it), {machine.ptr_sram} bytes available per PE",
@@ -209,23 +250,33 @@ def check_capacity(
             )
         # PruneWeights keeps exactly this many weights (ties broken in row-major order); the
         # busiest PE stores at least the average, padding and bias entries aside.
-        if isinstance(sparsity, str):  # 'auto': each layer's target is chosen by training
+        if layer.sparsity is None:  # 'auto': each layer's target is chosen by training
             continue
-        target = _target(layer.aliases, sparsity, default_sparsity)
-        size = rows * inputs
-        kept = size - round(target * size)
-        if -(-(kept_total + kept) // machine.pes) > machine.spmat_sram:  # zeros may keep fewer
-            kept = min(kept, int(np.count_nonzero(numpy_helper.to_array(weight))))
+        size = layer.rows * layer.inputs
+        kept = size - round(layer.sparsity * size)
+        too_many = -(-kept // machine.pes) > max_pointer
+        if too_many or -(-(kept_total + kept) // machine.pes) > machine.spmat_sram:
+            kept = min(kept, layer.nonzero())  # zeros may keep fewer
+        least_own = -(-kept // machine.pes)
+        if least_own > max_pointer:
+            return CapacityError(
+                f"some PE stores at least {least_own} entries of this layer at sparsity "
+                f"{layer.sparsity:g}, more than {machine.ptr_bits}-bit column pointers address "
+                f"({max_pointer})",
+                where=f"layer {layer.name}",
+                fix="use more PEs, a higher --sparsity, or a larger --ptr-bits",
+            )
         kept_total += kept
         least = -(-kept_total // machine.pes)
         if least > machine.spmat_sram:
-            raise CapacityError(
+            return CapacityError(
                 f"does not fit the sparse-matrix SRAM: its weights and the layers' before it "
-                f"need at least {least} entries on some PE at sparsity {target:g}, "
+                f"need at least {least} entries on some PE at sparsity {layer.sparsity:g}, "
                 f"{machine.spmat_sram} bytes available per PE",
                 where=f"layer {layer.name}",
                 fix="use more PEs, a higher --sparsity, or raise --spmat-sram",
             )
+    return None
 
 
 def _target(aliases: tuple[str, ...], sparsity: float | dict[str, float], default: float) -> float:

@@ -19,7 +19,9 @@ import tvm
 
 from eiec.emulator import Emulator
 from eiec.errors import CompileError
+from eiec.isa.program import Machine
 from eiec.training import sensitivity
+from eiec.training.backbone import read_layers
 from eiec.training.compress import (
     STAGES,
     EpochResult,
@@ -70,15 +72,19 @@ def train_stage(
     options: TrainOptions,
     max_accuracy_drop: float,
     progress: Any = None,
+    machine: Machine | None = None,
 ) -> tuple[tvm.IRModule, TrainingReport, Trainer]:
-    """Train ``mod`` (``targets``: sparsity per layer name, None for ``--sparsity auto``)."""
+    """Train ``mod`` (``targets``: sparsity per layer name, None for ``--sparsity auto``, whose
+    choices are limited to those that fit ``machine``)."""
 
+    if targets is None:
+        sensitivity.check_fits(read_layers(mod), machine)  # before reading data or training
     data = load_data(source, spec, _classes(mod))
     callback = _progress_callback(progress) if progress is not None else None
     trainer = Trainer(mod, data, spec.batch_axis, options, progress=callback)
     table = None
     if targets is None:
-        table = sensitivity.analyse(trainer, max_accuracy_drop)
+        table = sensitivity.analyse(trainer, max_accuracy_drop, machine=machine)
         targets = table.sparsity()
     trained, report = train_compress(
         mod, data, spec.batch_axis, targets, bits, options, trainer=trainer
