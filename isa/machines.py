@@ -13,8 +13,6 @@ type, an unknown key or an invalid value is a :class:`~eiec.errors.MachineError`
 
 from __future__ import annotations
 
-import difflib
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -58,6 +56,8 @@ def machine_from(
     for name, value in values.items():
         kind = _KINDS.get(name)
         if kind is None:
+            import difflib  # lazy: only for a misspelt field's suggestion
+
             close = difflib.get_close_matches(name, _KINDS, n=1)
             raise MachineError(
                 f"unknown machine field '{name}'",
@@ -102,6 +102,8 @@ def load_machine(spec: str | Path) -> Machine:
             f"unknown machine '{text}'",
             fix=f"give a preset ({', '.join(PRESETS)}) or a .toml machine file",
         )
+    import tomllib  # lazy: only for .toml machine files, not at every start-up
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

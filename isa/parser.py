@@ -15,7 +15,6 @@ layer shape, without which the data sections cannot be read. Everything else is 
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -396,6 +395,8 @@ class _Assembler:
         mnemonic, *operands = tree.children
         cls = INSTRUCTIONS.get(str(mnemonic))
         if cls is None:
+            import difflib  # lazy: only for an unknown mnemonic's suggestion
+
             close = difflib.get_close_matches(str(mnemonic), INSTRUCTIONS, n=1)
             known = "known: " + ", ".join(INSTRUCTIONS)
             self.syntax(

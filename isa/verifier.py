@@ -8,12 +8,10 @@ operand. Checks over stored entries are vectorised, so millions of entries take 
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from fractions import Fraction
 from typing import NoReturn
 
 import numpy as np
@@ -188,6 +186,8 @@ class _Verifier:
         names = list(items)
         if name in names:
             return
+        import difflib  # lazy: only for an unknown name's suggestion
+
         close = difflib.get_close_matches(name, names, n=1)
         fix = f"did you mean '{close[0]}'?" if close else f"declare it with .{kind}"
         self.fail(loc, f"{owner}: unknown {kind} '{name}'", fix)
@@ -614,6 +614,8 @@ class _Verifier:
         if isinstance(instruction, EwLut):
             table = self.program.tables[instruction.table]
             frac = self.program.buffers[instruction.a.buffer].frac
+            from fractions import Fraction  # lazy: fractions+decimal, only for ew-lut tables
+
             if (Fraction(table.lo) * Fraction(2) ** frac).denominator != 1:
                 self.fail(
                     loc,
