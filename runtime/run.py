@@ -31,7 +31,7 @@ from eiec.errors import InputError
 from eiec.runtime import reference
 from eiec.runtime.accuracy import Accuracy, Inputs, predictions
 from eiec.runtime.emulate import emulate
-from eiec.runtime.run_byoc import ByocReport, run_byoc
+from eiec.runtime.run_byoc import CALIBRATION_TEXT, ByocReport, calibrate, run_byoc
 from eiec.runtime.split import TailSplit, eie_split
 from eiec.runtime.verify import VerifyReport, verify
 from eiec.training.pipeline import stage_table
@@ -52,6 +52,8 @@ class RunReport:
     tail_ops: tuple[str, ...] = ()
     accuracy: Accuracy | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What set the activation formats: ``"given"``, ``"inputs"``, ``"input-range"``.
+    calibration: str = "input-range"
 
     @property
     def passed(self) -> bool:
@@ -71,10 +73,11 @@ class RunReport:
         """The verify keys (aggregated over the batch), ``path: "eie"``, ``compile`` (the
         compression report), ``emulator`` (batch totals and means, ``per_inference`` means, and
         ``first_run``: the full statistics of the first sample, per layer and per PE),
-        ``cpu_tail``, ``accuracy``.
+        ``cpu_tail``, ``accuracy``, ``calibration`` (``eiec.runtime.run_byoc.calibrate``).
         """
         data = self.verify.to_json()
         data["path"] = "eie"
+        data["calibration"] = self.calibration
         data["compile"] = self.compiled.report.to_json()
         if self.compiled.training is not None:
             data["compile"]["training"] = self.compiled.training.to_json()
@@ -119,6 +122,7 @@ class RunReport:
                 f"accuracy: original {acc.original:.2%}, compressed (CPU) {acc.compressed:.2%}, "
                 f"EIE emulator {acc.emulator:.2%}"
             )
+        lines.append(CALIBRATION_TEXT[self.calibration])
         lines.append(self.verify.summary())
         return "\n".join(lines)
 
@@ -138,19 +142,30 @@ def run(
     options: CompileOptions | None = None,
     config: EmulatorConfig | None = None,
     progress: bool = False,
+    calibrate_on_inputs: bool = True,
 ) -> RunReport | ByocReport:
     """Compile ``model`` for EIE, emulate every sample of ``inputs``, verify, and report.
 
     ``inputs``: one array (batch along the first axis) or input name -> array. ``labels``
     (one class per sample) add accuracy before and after compression. Models with ops EIE does
     not run before or between its layers take the BYOC path (module doc) and return a
-    ``ByocReport``; ``config`` then must keep the emulator's defaults.
+    ``ByocReport``; ``config`` then must keep the emulator's defaults. Without calibration
+    samples in ``options`` and with ``calibrate_on_inputs``, the formats are calibrated on
+    ``inputs`` (``eiec.runtime.run_byoc.calibrate``; the report's ``calibration`` says which).
     """
     original = reference.load_model(model)
     split = eie_split(original)
     if split is None:
-        return run_byoc(original, inputs, labels=labels, options=options, config=config)
-    compiled = compile_model(split.head, options or CompileOptions())
+        return run_byoc(
+            original,
+            inputs,
+            labels=labels,
+            options=options,
+            config=config,
+            calibrate_on_inputs=calibrate_on_inputs,
+        )
+    options, source = calibrate(options or CompileOptions(), original, inputs, calibrate_on_inputs)
+    compiled = compile_model(split.head, options)
     program = compiled.program
     assert compiled.compressed_model is not None, "an ONNX model compiles to an ONNX model"
     report = verify(
@@ -194,4 +209,5 @@ def run(
         outputs=outputs,
         tail_ops=split.tail_ops,
         accuracy=accuracy,
+        calibration=source,
     )

@@ -23,7 +23,7 @@ What is checked, and against what:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ class ByocReport:
     offloads: dict[str, Offload]
     outputs: dict[str, np.ndarray]
     accuracy: Accuracy | None = None
+    calibration: str = "input-range"
 
     @property
     def passed(self) -> bool:
@@ -73,9 +74,10 @@ class ByocReport:
     def to_json(self) -> dict[str, Any]:
         """The verify keys, ``path: "byoc"``, ``compile`` (each offloaded function's compression
         report, by symbol), ``emulator`` (the profile per function and per layer, its total and
-        ``per_inference`` means) and ``accuracy``."""
+        ``per_inference`` means), ``accuracy`` and ``calibration`` (:func:`calibrate`)."""
         data = self.verify.to_json()
         data["path"] = "byoc"
+        data["calibration"] = self.calibration
         data["compile"] = {
             symbol: None if offload.compiled is None else offload.compiled.report.to_json()
             for symbol, offload in self.offloads.items()
@@ -121,8 +123,32 @@ class ByocReport:
             lines.append(
                 f"accuracy: original (CPU) {acc.original:.2%}, EIE + CPU {acc.emulator:.2%}"
             )
+        lines.append(CALIBRATION_TEXT[self.calibration])
         lines.append(self.verify.summary())
         return "\n".join(lines)
+
+
+#: What set the activation formats of a run (its report's ``calibration``), in words.
+CALIBRATION_TEXT = {
+    "given": "formats: calibrated on the given calibration samples",
+    "inputs": "formats: calibrated on this run's own inputs (no --calibration or --input-range "
+    "given)",
+    "input-range": "formats: from inputs assumed within +-R (--input-range), not calibrated",
+}
+
+
+def calibrate(
+    options: CompileOptions, model: onnx.ModelProto, inputs: Inputs, on_inputs: bool
+) -> tuple[CompileOptions, str]:
+    """``options`` for a run of ``model`` on ``inputs``, and what sets its formats: ``"given"``
+    calibration samples; with ``on_inputs``, none given and a single-input model, the run's own
+    ``"inputs"`` (they become the samples); else the ``"input-range"``."""
+    if options.calibration is not None:
+        return options, "given"
+    arrays = [inputs] if isinstance(inputs, np.ndarray) else list(dict(inputs).values())
+    if not on_inputs or len(arrays) != 1 or len(reference.model_inputs(model)) != 1:
+        return options, "input-range"
+    return replace(options, calibration=np.asarray(arrays[0])), "inputs"
 
 
 def _function_vm(offload: Offload) -> Any:
@@ -200,9 +226,12 @@ def run_byoc(
     labels: np.ndarray | None = None,
     options: CompileOptions | None = None,
     config: EmulatorConfig | None = None,
+    calibrate_on_inputs: bool = False,
 ) -> ByocReport:
     """Run ``model`` with its FC/LSTM layers on EIE and the rest on the CPU; check and report
-    (module doc). ``inputs``: one array (samples along the first axis) or name -> array."""
+    (module doc). ``inputs``: one array (samples along the first axis) or name -> array;
+    ``calibrate_on_inputs``: without calibration samples, calibrate on them (:func:`calibrate`).
+    """
     if config is not None and (config.arith, config.fifo_depth, config.clock_mhz) != (
         "fixed16",
         None,
@@ -228,8 +257,9 @@ def run_byoc(
                 where="labels",
                 fix="give one label per sample",
             )
+    options, source = calibrate(options or CompileOptions(), model, named, calibrate_on_inputs)
     with profile(keep_inputs=True) as recorder:
-        run = run_onnx(model, named, **_byoc_options(options or CompileOptions()))
+        run = run_onnx(model, named, **_byoc_options(options))
     if not recorder.calls:
         raise UnsupportedModelError(
             "no layer of the model runs on EIE: BYOC offloaded nothing",
@@ -258,4 +288,5 @@ def run_byoc(
         offloads=offloads,
         outputs=run.outputs,
         accuracy=accuracy,
+        calibration=source,
     )

@@ -44,6 +44,10 @@ def sparsity_arg(text: str) -> tuple[float | dict[str, float], float]:
         raise argparse.ArgumentTypeError(str(error).removeprefix("--sparsity ")) from None
 
 
+#: ``--input-range`` when not given (``CompileOptions.input_range``'s default).
+DEFAULT_INPUT_RANGE = 8.0
+
+
 def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
     """The fields of ``CompileOptions`` as options (same names and defaults everywhere), its
     machine's from ``Machine``'s fields (``eiec.commands.machine_options``); ``sweep``: without
@@ -74,9 +78,9 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
     group.add_argument(
         "--input-range",
         type=INPUT_RANGE,
-        default=8.0,
         metavar="R",
-        help="without --calibration: inputs are assumed within +-R, 0 < R <= 32767 (default 8)",
+        help=f"without --calibration: inputs are assumed within +-R, 0 < R <= 32767 (default "
+        f"{DEFAULT_INPUT_RANGE:g}; eiec run without either calibrates on its own inputs)",
     )
     group.add_argument(
         "--train",
@@ -145,7 +149,7 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
         default_sparsity=default,
         bits=args.bits,
         calibration=load_npy(args.calibration) if args.calibration else None,
-        input_range=args.input_range,
+        input_range=DEFAULT_INPUT_RANGE if args.input_range is None else args.input_range,
         balance=args.balance,
         progress=progress,
         train=str(args.train) if args.train else None,

@@ -11,6 +11,7 @@ import pytest
 
 from eiec.cli import main
 from eiec.isa import save
+from tests.compiler.models import mlp
 
 from .handmade import handmade_mlp
 
@@ -165,3 +166,25 @@ def test_compile_and_run_read_the_same_compile_options(tmp_path: Path) -> None:
     machine = built[0].machine
     assert (machine.pes, built[0].sparsity, built[0].default_sparsity) == (8, {"fc0": 0.5}, 0.7)
     assert (built[0].bits, machine.fifo_depth, machine.act_sram) == (3, 4, 4096)
+
+
+def test_run_calibrates_on_its_own_inputs_saying_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Inputs up to 40 saturate the input format of the default --input-range 8.
+    onnx.save(mlp([16, 12, 5], seed=0), str(tmp_path / "m.onnx"))
+    x = np.random.default_rng(0).uniform(-40, 40, (6, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    args = ["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "--pes", "4",
+            "--sparsity", "0.5", "--json"]  # fmt: skip
+    ranged = main([*args, "--input-range", "8"])
+    report = json.loads(capsys.readouterr().out)
+    assert ranged == 1 and report["calibration"] == "input-range"
+    assert report["saturations"] > 0
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["calibration"] == "inputs" and report["saturations"] == 0
+    assert report["relative_tolerance"] <= 0.02
+    assert main(args[:-1]) == 0
+    assert "formats: calibrated on this run's own inputs (no --calibration or --input-range " \
+        "given)" in capsys.readouterr().out  # fmt: skip

@@ -88,6 +88,7 @@ def test_ops_between_layers_make_two_checked_programs() -> None:
     report = eiec.run(sigmoid_between(), x, options=eiec.CompileOptions.of(pes=4, sparsity=0.5))
     assert isinstance(report, ByocReport)
     assert report.passed, report.summary()
+    assert report.to_json()["calibration"] == "inputs"  # eiec.run calibrates on its inputs
     assert len(report.offloads) == 2
     assert [row["calls"] for row in report.profile.per_function().values()] == [3, 3]
     assert report.outputs["p"].shape == (3, 6)
