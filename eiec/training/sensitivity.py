@@ -153,6 +153,8 @@ def analyse(
 ) -> SensitivityTable:
     """The sensitivity table of every layer of ``trainer``'s model (module docstring)."""
     check_fits(trainer.layers, machine)
+    pes = 0 if machine is None else machine.pes  # noted only with a machine
+    machine_name = f"{pes} PE" + ("s" if pes > 1 else "")
     dense = trainer.evaluate_layers(trainer.layers, "dense")
     probe = SensitivityTable(dense, {}, {}, max_drop, epochs)
     rows: dict[str, list[tuple[float, StageResult]]] = {}
@@ -176,15 +178,12 @@ def analyse(
             if probe.drop(result) > max_drop:
                 if best is None:
                     best = density
-                    notes[layer.name] = (
-                        f"no density within the limit fits the machine: the densest that "
-                        f"fits, {density:.0%} ({probe.drop(result):.2f} points)"
-                    )
+                    notes[layer.name] = f"over the limit: the densest that fits {machine_name}"
                 break
             best = density
         chosen[layer.name] = best
         if not fits[0] and layer.name not in notes:
             densest = next(d for d in DENSITIES if d not in unfit[layer.name])
-            notes[layer.name] = f"the machine fits {densest:.0%} or less"
+            notes[layer.name] = f"{machine_name} fits <= {densest:.0%}"
     unfit = {name: ds for name, ds in unfit.items() if ds}
     return SensitivityTable(dense, rows, chosen, max_drop, epochs, unfit, notes)

@@ -45,15 +45,15 @@ def test_auto_never_tries_or_picks_a_density_that_does_not_fit() -> None:
     assert table.chosen == {"fc1": 0.02, "fc2": 0.02, "fc3": 0.02}
     assert table.unfit == {"fc1": [0.5, 0.3]}
     assert ("fc1", 0.5) not in trainer.retrained and ("fc1", 0.3) not in trainer.retrained
-    assert table.notes == {"fc1": "the machine fits 20% or less"}
-    assert table.to_json()["layers"]["fc1"]["note"] == "the machine fits 20% or less"
+    assert table.notes == {"fc1": "1 PE fits <= 20%"}
+    assert table.to_json()["layers"]["fc1"]["note"] == "1 PE fits <= 20%"
 
 
 def test_no_density_within_the_limit_fits_takes_the_densest_that_fits() -> None:
     trainer = FakeTrainer({"fc1": 1.0})  # fc1 loses a point at any density
     table = sensitivity.analyse(trainer, max_drop=0.5, machine=ONE_PE)  # type: ignore[arg-type]
     assert table.chosen == {"fc1": 0.2, "fc2": 0.02, "fc3": 0.02}
-    note = "no density within the limit fits the machine: the densest that fits, 20% (1.00 points)"
+    note = "over the limit: the densest that fits 1 PE"
     assert table.notes == {"fc1": note}
     assert table.to_json()["layers"]["fc1"]["note"] == note
     # without a machine the old rule: a layer that cannot lose half its weights keeps them all
