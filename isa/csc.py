@@ -69,13 +69,14 @@ class EntryCoordinates:
     local_row: np.ndarray
 
 
-def reach(z: np.ndarray) -> np.ndarray:
+def reach(z: np.ndarray, dtype: type[np.signedinteger] = np.int64) -> np.ndarray:
     """``(entries + 1,)``: ``out[i]`` is the sum of ``z + 1`` over the entries before ``i`` in
     storage order. An entry's local row is ``out[i + 1] - out[s] - 1``, where ``s`` is the first
-    entry of its PE's column."""
-    out = np.empty(z.size + 1, dtype=np.int64)
+    entry of its PE's column. ``dtype`` must hold ``16 * (entries + 1)`` (int32 halves the
+    memory traffic of a big layer)."""
+    out = np.empty(z.size + 1, dtype=dtype)
     out[0] = 0
-    np.add(z, 1, out=out[1:], dtype=np.int64)
+    np.add(z, 1, out=out[1:], dtype=dtype)
     np.cumsum(out, out=out)
     return out
 
