@@ -16,15 +16,21 @@ from eiec.runtime.verify import emulate_with_bounds
 OPTIONS: dict[str, Any] = {"pes": 4, "sparsity": 0.5}
 
 
+# LLVM without optimisation: the same numbers, built about 3x faster (one small model per test).
+CPU_TARGET = {"kind": "llvm", "opt-level": 0}
+
+
 def cpu_vm(mod: tvm.IRModule) -> relax.VirtualMachine:
     """The whole module on the CPU."""
-    return relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    return relax.VirtualMachine(tvm.compile(mod, target=tvm.target.Target(CPU_TARGET)), tvm.cpu())
 
 
 def eie_build(mod: tvm.IRModule, **options: Any) -> tuple[tvm.IRModule, relax.VirtualMachine]:
     """(module after RunCodegen, VM) with the EIE layers offloaded."""
     built = eiec.byoc.RunCodegen()(eiec.byoc.partition_for_eie(mod, **{**OPTIONS, **options}))
-    return built, relax.VirtualMachine(tvm.compile(built, target="llvm"), tvm.cpu())
+    return built, relax.VirtualMachine(
+        tvm.compile(built, target=tvm.target.Target(CPU_TARGET)), tvm.cpu()
+    )
 
 
 def run(vm: relax.VirtualMachine, *inputs: np.ndarray) -> np.ndarray:
