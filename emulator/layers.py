@@ -59,10 +59,8 @@ class LayerTables:
         entries = np.diff(ptr, axis=1)
         # Storage index of each (PE, column)'s first entry, in storage order (PE, then column).
         start = (layer.pe_base[:, None] + ptr[:, :-1]).ravel()
-        # Running counts over the entries in int32 when they surely fit (half the memory traffic
-        # of int64): reach adds z + 1 <= 256 per uint8 entry, verified or not.
-        fits = layer.z.dtype == np.uint8 and 256 * (layer.z.size + 1) <= np.iinfo(np.int32).max
-        index = np.int32 if fits else np.int64
+        # Running counts over the entries in int32 when they surely fit.
+        index = csc.count_dtype(layer.z)
         reach = csc.reach(layer.z, dtype=index)
         is_real = layer.v != 0
         real_at = np.flatnonzero(is_real)  # storage indices of the real entries

@@ -69,6 +69,14 @@ class EntryCoordinates:
     local_row: np.ndarray
 
 
+def count_dtype(z: np.ndarray) -> type[np.signedinteger]:
+    """The narrowest safe dtype for running counts over ``z``'s entries (:func:`reach`): int32
+    (half the memory traffic of int64) when ``z`` is uint8 and ``256 * (entries + 1)`` fits it,
+    verified or not; int64 otherwise."""
+    fits = z.dtype == np.uint8 and 256 * (z.size + 1) <= np.iinfo(np.int32).max
+    return np.int32 if fits else np.int64
+
+
 def reach(z: np.ndarray, dtype: type[np.signedinteger] = np.int64) -> np.ndarray:
     """``(entries + 1,)``: ``out[i]`` is the sum of ``z + 1`` over the entries before ``i`` in
     storage order. An entry's local row is ``out[i + 1] - out[s] - 1``, where ``s`` is the first
@@ -102,8 +110,8 @@ def column_heights(ptr: np.ndarray, z: np.ndarray) -> np.ndarray:
     ptr = ptr.astype(np.int64)
     base = np.zeros((ptr.shape[0], 1), dtype=np.int64)
     np.cumsum(ptr[:-1, -1], out=base[1:, 0])
-    rows = reach(z)
-    return rows[base + ptr[:, 1:]] - rows[base + ptr[:, :-1]]
+    rows = reach(z, dtype=count_dtype(z))
+    return (rows[base + ptr[:, 1:]] - rows[base + ptr[:, :-1]]).astype(np.int64, copy=False)
 
 
 def decode(ptr: np.ndarray, v: np.ndarray, z: np.ndarray, rows: int) -> np.ndarray:
