@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_emulator import LAYERS  # the paper's benchmark layers (Table III)
 from rich.console import Console
 from rich.table import Table
 
@@ -59,18 +60,6 @@ PAPER = {
     "NT-Wd": (13.0, 13.9),
     "NT-LSTM": (6.5, 7.5),
 }
-#: (name, inputs, outputs, weight density, activation density): the paper's Table III.
-LAYERS = (
-    ("Alex-6", 9216, 4096, 0.09, 0.351),
-    ("Alex-7", 4096, 4096, 0.09, 0.353),
-    ("Alex-8", 4096, 1000, 0.25, 0.375),
-    ("VGG-6", 25088, 4096, 0.04, 0.183),
-    ("VGG-7", 4096, 4096, 0.04, 0.375),
-    ("VGG-8", 4096, 1000, 0.23, 0.411),
-    ("NT-We", 4096, 600, 0.10, 1.0),
-    ("NT-Wd", 600, 8791, 0.11, 1.0),
-    ("NT-LSTM", 1201, 2400, 0.10, 1.0),
-)
 #: The chip with memories and pointers large enough for every layer at any PE count (the
 #: per-PE memories do not change the cycles).
 ROOMY = Machine(spmat_sram=1 << 24, ptr_sram=1 << 20, act_sram=1 << 20, ptr_bits=32)

@@ -44,6 +44,20 @@ LAYERS = (
 CHIP = Machine()  # the paper's 64-PE chip
 
 
+def emulate_command(out: Path) -> list[str]:
+    """The `eiec emulate` process on out/fc8.eie and out/fc8_x.npy (a 4096->1000 layer)."""
+    return [
+        str(Path(sys.executable).with_name("eiec")),
+        "emulate",
+        str(out / "fc8.eie"),
+        "--input",
+        str(out / "fc8_x.npy"),
+        "--output",
+        str(out / "fc8_y.npy"),
+        "--json",
+    ]
+
+
 def layer_program(
     rng: np.random.Generator, inputs: int, outputs: int, density: float, pes: int, depth: int = 8
 ) -> tuple[Program, list[str]]:
@@ -238,16 +252,7 @@ def speed_targets(console: Console, out: Path) -> None:
             out.mkdir(parents=True, exist_ok=True)
             save(program, out / "fc8.eie")
             np.save(out / "fc8_x.npy", x)
-            command = [
-                str(Path(sys.executable).with_name("eiec")),
-                "emulate",
-                str(out / "fc8.eie"),
-                "--input",
-                str(out / "fc8_x.npy"),
-                "--output",
-                str(out / "fc8_y.npy"),
-                "--json",
-            ]
+            command = emulate_command(out)
             process, _ = timed(
                 lambda c=command: subprocess.run(c, check=True, capture_output=True), repeat=5
             )

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_emulator import REPO, activations, layer_program
+from bench_emulator import REPO, activations, emulate_command, layer_program
 from rich.console import Console
 from rich.table import Table
 
@@ -57,16 +57,7 @@ def process_ratio(out: Path, repeat: int) -> tuple[tuple[float, float], tuple[fl
     np.save(out / "fc8_x.npy", activations(rng, 4096, 0.43))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     numpy_only = [sys.executable, "-c", "import numpy"]
-    emulate = [
-        str(Path(sys.executable).with_name("eiec")),
-        "emulate",
-        str(out / "fc8.eie"),
-        "--input",
-        str(out / "fc8_x.npy"),
-        "--output",
-        str(out / "fc8_y.npy"),
-        "--json",
-    ]
+    emulate = emulate_command(out)
     wall: dict[int, list[float]] = {0: [], 1: []}
     cpu: dict[int, list[float]] = {0: [], 1: []}
     for trial in range(repeat + 1):
