@@ -26,16 +26,22 @@ def check_dtype_and_values(port: Port, array: np.ndarray, where: str) -> None:
             where=where,
             fix="give a float32 (or other float/int) array",
         )
-    if array.dtype.kind == "f":
-        bad = ~np.isfinite(array)
-        if bad.any():
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise InputError(
-                f"input {port.name!r} has {array[index]} at index {index}; inputs must be "
-                f"finite ({int(bad.sum())} value(s) are NaN or Inf)",
-                where=where,
-                fix="replace NaN/Inf before emulating",
-            )
+    check_finite(array, f"input {port.name!r}", where, fix="replace NaN/Inf before emulating")
+
+
+def check_finite(array: np.ndarray, label: str, where: str, fix: str) -> None:
+    """Raise InputError naming the first NaN/Inf of a float array (``label``: what it is)."""
+    if array.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(array)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"{label} has {array[index]} at index {index}; inputs must be finite "
+            f"({int(bad.sum())} value(s) are NaN or Inf)",
+            where=where,
+            fix=fix,
+        )
 
 
 def batch_size(port: Port, array: np.ndarray, where: str) -> int | None:

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from eiec.emulator.ports import check_finite
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
 from eiec.frontend.graph import infer_shapes
 from eiec.frontend.layers import find_onnx_layers
@@ -344,16 +345,7 @@ def check_inputs(
                     where=where,
                     fix="reshape the array to the model's input shape",
                 )
-        if array.dtype.kind == "f":
-            bad = ~np.isfinite(array)
-            if bad.any():
-                index = tuple(int(i) for i in np.argwhere(bad)[0])
-                raise InputError(
-                    f"{label} has {array[index]} at index {index}; inputs must be finite "
-                    f"({int(bad.sum())} value(s) are NaN or Inf)",
-                    where=where,
-                    fix="replace NaN/Inf first",
-                )
+        check_finite(array, label, where, fix="replace NaN/Inf first")
 
 
 def check_program_matches(model: onnx.ModelProto, program: Program, where: str) -> None:
