@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.compiler.models, tests.runtime.handmade
@@ -24,23 +24,11 @@ sys.path.insert(0, str(ROOT))  # tests.compiler.models, tests.runtime.handmade
 from eiec.compiler import CompileOptions, compile_model  # noqa: E402
 from eiec.runtime.run import run  # noqa: E402
 from eiec.runtime.verify import VerifyReport, verify  # noqa: E402
-from tests.compiler.models import mlp  # noqa: E402
+from tests.compiler.models import mlp, relu_before_head  # noqa: E402
 from tests.runtime.handmade import handmade_mlp  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden" / "compile"
-
-
-def _relu_head(model: onnx.ModelProto) -> onnx.ModelProto:
-    """lstm_linear with a Relu on the last step (PyTorch: head(relu(y[-1])))."""
-    nodes = list(model.graph.node)
-    gemm = next(node for node in nodes if node.op_type == "Gemm")
-    relu = helper.make_node("Relu", [gemm.input[0]], ["last_relu"], name="/relu/Relu")
-    gemm.input[0] = "last_relu"
-    at = nodes.index(gemm)
-    del model.graph.node[:]
-    model.graph.node.extend([*nodes[:at], relu, *nodes[at:]])
-    return model
 
 
 def _activation(name: str) -> onnx.ModelProto:
@@ -105,7 +93,7 @@ def cases() -> list[tuple[str, Callable[[], tuple[object, CompileOptions, np.nda
         (
             "lstm_linear + ReLU on the last step",
             lambda: (
-                _relu_head(onnx.load(EXAMPLES / "lstm" / "lstm_linear.onnx")),
+                relu_before_head(onnx.load(EXAMPLES / "lstm" / "lstm_linear.onnx")),
                 CompileOptions.of(pes=4, sparsity=0.5),
                 None,
             ),

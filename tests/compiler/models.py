@@ -100,3 +100,15 @@ def gemm_model(
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def relu_before_head(model: onnx.ModelProto) -> onnx.ModelProto:
+    """PyTorch's ``head(relu(lstm(x)[0][-1]))``: a Relu between the last step and the Gemm."""
+    nodes = list(model.graph.node)
+    gemm = next(node for node in nodes if node.op_type == "Gemm")
+    relu = helper.make_node("Relu", [gemm.input[0]], ["last_relu"], name="/relu/Relu")
+    gemm.input[0] = "last_relu"
+    at = nodes.index(gemm)
+    del model.graph.node[:]
+    model.graph.node.extend([*nodes[:at], relu, *nodes[at:]])
+    return model

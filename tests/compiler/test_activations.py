@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
 
 from eiec.codegen.tables import relu_table
 from eiec.compiler import CompileOptions, compile_model
@@ -15,21 +14,9 @@ from eiec.emulator.arith import FixedArith
 from eiec.isa.program import EwLut
 from eiec.runtime.verify import verify
 
-from .models import mlp
+from .models import mlp, relu_before_head
 
 LSTM_LINEAR = Path(__file__).resolve().parents[2] / "examples" / "lstm" / "lstm_linear.onnx"
-
-
-def _relu_before_head(model: onnx.ModelProto) -> onnx.ModelProto:
-    """PyTorch's ``head(relu(lstm(x)[0][-1]))``: a Relu between the last step and the Gemm."""
-    nodes = list(model.graph.node)
-    gemm = next(node for node in nodes if node.op_type == "Gemm")
-    relu = helper.make_node("Relu", [gemm.input[0]], ["last_relu"], name="/relu/Relu")
-    gemm.input[0] = "last_relu"
-    at = nodes.index(gemm)
-    del model.graph.node[:]
-    model.graph.node.extend([*nodes[:at], relu, *nodes[at:]])
-    return model
 
 
 @pytest.mark.parametrize("frac", [-16, 0, 7, 14, 15, 30])
@@ -42,7 +29,7 @@ def test_the_relu_table_is_exact_for_every_input_word(frac: int) -> None:
 
 @pytest.mark.slow
 def test_lstm_last_step_relu_linear_runs_on_the_pes_and_verifies() -> None:
-    model = _relu_before_head(onnx.load(LSTM_LINEAR))
+    model = relu_before_head(onnx.load(LSTM_LINEAR))
     result = compile_model(model, CompileOptions.of(pes=4, sparsity=0.5))
     luts = [ins for ins in result.program.text if isinstance(ins, EwLut)]
     assert result.program.tables[luts[-1].table].fn == "relu"
