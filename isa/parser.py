@@ -16,11 +16,8 @@ layer shape, without which the data sections cannot be read. Everything else is 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -33,6 +30,7 @@ from lark.lexer import PatternStr
 
 from eiec.errors import ProgramSyntaxError, SourceLocation, VerificationError
 from eiec.isa import hexblob
+from eiec.isa.cache import cache_dir, digest, write_file
 from eiec.isa.program import (
     FORMAT_VERSION,
     INSTRUCTIONS,
@@ -88,12 +86,6 @@ _WORD = re.compile(r"[^\s,\[\]]+|\S")
 _LARK_OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": True}
 
 
-def cache_dir() -> Path:
-    """Where eiec keeps what it can rebuild: ``$XDG_CACHE_HOME/eiec`` (``~/.cache/eiec``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "eiec"
-
-
 @functools.cache
 def _lark() -> Lark:
     """The LALR parser, built once per grammar: loaded from the cache when a previous process
@@ -101,9 +93,7 @@ def _lark() -> Lark:
     saved. The key is a hash of all three, so a changed grammar never meets a stale parser; an
     unreadable or unwritable cache only costs the build."""
     grammar = GRAMMAR.read_text(encoding="utf-8")
-    key = hashlib.sha256(
-        f"{grammar}\0{lark.__version__}\0{sorted(_LARK_OPTIONS.items())}".encode()
-    ).hexdigest()[:32]
+    key = digest(grammar, lark.__version__, str(sorted(_LARK_OPTIONS.items())))[:32]
     try:
         path = cache_dir() / f"isa-grammar-{key}.lark"
     except RuntimeError:  # no home directory to be found
@@ -114,22 +104,8 @@ def _lark() -> Lark:
     except Exception:  # missing, truncated, or unreadable: rebuild below
         pass
     parser = Lark(grammar, **_LARK_OPTIONS)
-    _save(parser, path)
+    write_file(path, parser.save)
     return parser
-
-
-def _save(parser: Lark, path: Path) -> None:
-    """Write ``parser`` to ``path`` atomically; a cache that cannot be written is skipped."""
-    temporary = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as file:
-            temporary = Path(file.name)
-            parser.save(file)
-        os.replace(temporary, path)
-    except OSError:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
 
 
 def parse(text: str, source: str = "<string>") -> Program:

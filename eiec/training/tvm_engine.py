@@ -25,7 +25,7 @@ from tvm.relax.training import SetupTrainer, Trainer
 from tvm.relax.training.loss import CrossEntropyLoss, MSELoss
 from tvm.relax.training.optimizer import Adam
 
-from eiec.isa.parser import cache_dir
+from eiec.isa.cache import cache_dir
 from eiec.training.backbone import Backbone
 from eiec.training.engine import TrainingSession
 from eiec.training.schedule_rules import schedule_matmuls

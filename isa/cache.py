@@ -1,0 +1,118 @@
+"""eiec's cache of what it can rebuild, in ``$XDG_CACHE_HOME/eiec`` (``~/.cache/eiec``).
+
+An entry is a file named by a hash of everything it was made from (see :func:`digest`), so a
+changed input, a changed eiec or a changed library never meets a stale entry. The cache is never
+needed for a correct result: an entry that is missing, truncated, corrupt or not the user's own
+is rebuilt, and a cache that cannot be written costs only the rebuild. ``EIEC_NO_CACHE=1`` turns
+the pickled entries off (the grammar and training caches keep their own files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+
+#: Default size limit of one kind of pickled entry: the oldest are removed beyond it.
+DEFAULT_LIMIT = 256 << 20
+
+
+def cache_dir() -> Path:
+    """Where eiec keeps what it can rebuild: ``$XDG_CACHE_HOME/eiec`` (``~/.cache/eiec``).
+
+    Raises RuntimeError when there is no home directory to be found."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "eiec"
+
+
+def enabled() -> bool:
+    """False when ``EIEC_NO_CACHE`` is set to anything but ``""`` or ``0``."""
+    return os.environ.get("EIEC_NO_CACHE", "") in ("", "0")
+
+
+def digest(*parts: bytes | str) -> str:
+    """A hex SHA-256 of ``parts``, each length-prefixed so no two sequences collide."""
+    hasher = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        hasher.update(len(data).to_bytes(8, "little"))
+        hasher.update(data)
+    return hasher.hexdigest()
+
+
+def files_digest(paths: Iterable[Path]) -> str:
+    """A digest of the names and contents of ``paths`` (e.g. the source files an entry
+    depends on), in sorted order."""
+    ordered = sorted(paths)
+    return digest(*(str(p) for p in ordered), *(p.read_bytes() for p in ordered))
+
+
+def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> bool:
+    """Write ``path`` atomically through ``write(file)`` (a temporary file in the same folder
+    and a rename), creating the folder private to the user; False when it cannot be written."""
+    import tempfile  # lazy: start-up (only a cache miss writes)
+
+    temporary = None
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as file:
+            temporary = Path(file.name)
+            write(file)
+        os.replace(temporary, path)
+    except OSError:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def read_pickle(kind: str, key: str) -> Any | None:
+    """The entry ``key`` of ``kind``, or None when the cache is off or holds no sound entry of
+    the user's own. A hit refreshes the entry's time, which eviction goes by."""
+    if not enabled():
+        return None
+    try:
+        path = cache_dir() / kind / f"{key}.pickle"
+        with path.open("rb") as file:
+            if os.fstat(file.fileno()).st_uid != os.getuid():
+                return None
+            value = pickle.load(file)
+        os.utime(path)
+    except Exception:  # missing, truncated, corrupt, or unreadable: the caller rebuilds
+        return None
+    return value
+
+
+def write_pickle(kind: str, key: str, value: object, limit: int = DEFAULT_LIMIT) -> None:
+    """Store ``value`` as the entry ``key`` of ``kind``, then remove the least recently used
+    entries of ``kind`` beyond ``limit`` bytes in all. Does nothing when the cache is off."""
+    if not enabled():
+        return
+    try:
+        folder = cache_dir() / kind
+    except RuntimeError:  # no home directory
+        return
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) > limit or not write_file(folder / f"{key}.pickle", lambda f: f.write(data)):
+        return
+    _evict(folder, limit)
+
+
+def _evict(folder: Path, limit: int) -> None:
+    """Remove the oldest ``*.pickle`` files of ``folder`` until the rest fit in ``limit``."""
+    try:
+        entries = []
+        for path in folder.glob("*.pickle"):
+            info = path.stat()
+            entries.append((info.st_mtime_ns, info.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= limit:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+    except OSError:
+        pass
