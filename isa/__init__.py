@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from eiec.errors import IsaError
 from eiec.fileio import write_atomic
-from eiec.isa.parser import parse
 from eiec.isa.printer import format_program
 from eiec.isa.program import Program
 from eiec.isa.verifier import verify
 
-__all__ = ["format_program", "load", "parse", "save", "verify"]
+__all__ = ["format_program", "load", "parse", "read_text", "save", "verify"]
+
+
+def __getattr__(name: str) -> Any:
+    """``parse`` on first use: the parser imports lark, which a cached load never needs."""
+    if name == "parse":
+        from eiec.isa.parser import parse  # lazy: lark, for start-up
+
+        return parse
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load(path: str | os.PathLike[str], *, check: bool = True) -> Program:
     """Read and parse the program at ``path``, and verify it unless ``check`` is False."""
+    from eiec.isa.parser import parse  # lazy: lark, for start-up
+
+    program = parse(read_text(path), source=str(path))
+    if check:
+        verify(program)
+    return program
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The text of the program file at ``path`` (IsaError when it cannot be read as UTF-8)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise IsaError(
             f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start}",
@@ -28,10 +47,6 @@ def load(path: str | os.PathLike[str], *, check: bool = True) -> Program:
         raise IsaError(
             f"cannot read the program: {error.strerror or error}", where=str(path)
         ) from None
-    program = parse(text, source=str(path))
-    if check:
-        verify(program)
-    return program
 
 
 def save(program: Program, path: str | os.PathLike[str]) -> None:
