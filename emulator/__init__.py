@@ -6,6 +6,7 @@ from eiec.emulator.cycles import CycleModel, schedule
 from eiec.emulator.emulator import Emulator, RunResult
 from eiec.emulator.energy import EnergyModel
 from eiec.emulator.events import Observer, Timing
+from eiec.emulator.image import Image, load_image
 from eiec.emulator.state import MachineState
 from eiec.emulator.stats import LayerTotals, MacStats, PeStats, Stats
 from eiec.emulator.trace import Tracer
@@ -18,6 +19,7 @@ __all__ = [
     "Emulator",
     "EmulatorConfig",
     "EnergyModel",
+    "Image",
     "LayerTotals",
     "MacStats",
     "MachineState",
@@ -27,6 +29,7 @@ __all__ = [
     "Stats",
     "Timing",
     "Tracer",
+    "load_image",
     "run_batch",
     "schedule",
     "split_batch",

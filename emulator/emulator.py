@@ -38,7 +38,8 @@ class RunResult:
 class Emulator:
     """Runs ``program`` on the machine of its header (FIFO depth and clock overridable).
 
-    Layer tables are built once here; ``reset`` loads inputs, ``step`` executes one
+    Layer tables are built once here (or given, as ``eiec.emulator.image.load_image`` makes
+    them); ``reset`` loads inputs, ``step`` executes one
     instruction, ``run`` does both until ``halt``. Observers receive every executed instruction
     with its timing from the cycle model (see ``eiec.emulator.events.Observer``); probes see the
     values before and after it (``eiec.emulator.events.Probe``, e.g. the error bound of
@@ -51,6 +52,7 @@ class Emulator:
         config: EmulatorConfig | None = None,
         observers: Iterable[Observer] = (),
         probes: Iterable[Probe] = (),
+        tables: Mapping[str, LayerTables] | None = None,
     ) -> None:
         self.program = program
         self.config = (config or EmulatorConfig()).resolve(program.machine)
@@ -60,7 +62,11 @@ class Emulator:
             else FloatArith()
         )
         self._check_program()
-        self.tables = {name: LayerTables.build(layer) for name, layer in program.layers.items()}
+        if tables is None:
+            tables = {name: LayerTables.build(layer) for name, layer in program.layers.items()}
+        elif set(tables) != set(program.layers):
+            raise ValueError("tables must hold exactly the program's layers")
+        self.tables = dict(tables)
         self._words = {name: data_words(buf) for name, buf in program.buffers.items()}
         self._context = Context(program, self.tables, self.arith)
         self.cycle_model = CycleModel(self.config)

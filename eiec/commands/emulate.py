@@ -30,7 +30,6 @@ from eiec.commands.options import (
 )
 from eiec.errors import InputError
 from eiec.fileio import FILE, NPY, PROGRAM, save_npy_atomic, write_atomic
-from eiec.isa import load
 from eiec.isa.program import Port, Program
 
 
@@ -156,10 +155,12 @@ def run(args: argparse.Namespace) -> int:
         EmulatorConfig,
         EnergyModel,
         Tracer,
+        load_image,
         run_batch,
     )
 
-    program = load(args.program)
+    image = load_image(args.program)
+    program = image.program
     arrays, batched = _inputs(program, args.input)
     outputs = _bind(args.output, program.outputs, "output")
     energy = EnergyModel.from_json(args.energy) if args.energy else EnergyModel.default()
@@ -172,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         results, stats, runs = batch.outputs, batch.stats, batch.runs
         report = {"batch": stats.to_json(), "runs": [s.to_json() for s in batch.runs]}
     else:
-        result = Emulator(program, config, observers).run(arrays)
+        result = Emulator(program, config, observers, tables=image.tables).run(arrays)
         results, stats, runs = result.outputs, result.stats, [result.stats]
         report = stats.to_json()
     if args.plot:

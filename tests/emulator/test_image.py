@@ -1,0 +1,122 @@
+"""Loaded programs are cached by path, text and code: reused, never stale, optional, bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eiec import isa
+from eiec.emulator import Emulator, load_image
+from eiec.emulator import image as image_module
+from eiec.errors import IsaError
+from eiec.isa import cache
+from eiec.isa.builder import fc_program, random_codes
+from tests.emulator.programs import big_machine
+
+
+@pytest.fixture
+def programs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache; returns the folder of its program entries."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("EIEC_NO_CACHE", raising=False)
+    return tmp_path / "xdg" / "eiec" / image_module.KIND
+
+
+def _program_file(tmp_path: Path, seed: int = 0, name: str = "p.eie") -> Path:
+    rng = np.random.default_rng(seed)
+    codes = random_codes(rng, 24, 16, 0.3)
+    path = tmp_path / name
+    codebook = np.arange(16, dtype=np.int16) - 8
+    codebook[0] = 0
+    program = fc_program([codes], [codebook], [6], [10, 8], machine=big_machine(4))
+    isa.save(program, path)
+    return path
+
+
+def _no_parse(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the program was parsed, not loaded from the cache")
+
+
+def test_the_second_load_reads_the_cache(
+    programs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _program_file(tmp_path)
+    first = load_image(path)
+    (entry,) = programs.iterdir()
+    assert entry.suffix == ".pickle"
+    monkeypatch.setattr(isa, "parse", _no_parse, raising=False)
+    second = load_image(path)
+    assert second.program == first.program == isa.load(path)
+    x = {"x": np.linspace(-1, 1, 16).reshape(1, 16)}
+    direct = Emulator(isa.load(path)).run(x)
+    cached = Emulator(second.program, tables=second.tables).run(x)
+    np.testing.assert_array_equal(cached.outputs["y"], direct.outputs["y"])
+    assert cached.stats == direct.stats
+
+
+def test_a_changed_file_is_loaded_anew(programs: Path, tmp_path: Path) -> None:
+    path = _program_file(tmp_path, seed=0)
+    before = load_image(path)
+    _program_file(tmp_path, seed=1)
+    after = load_image(path)
+    assert after.program == isa.load(path) != before.program
+    assert len(list(programs.iterdir())) == 2
+
+
+def test_each_path_keeps_its_own_source(programs: Path, tmp_path: Path) -> None:
+    one = _program_file(tmp_path, name="one.eie")
+    two = tmp_path / "two.eie"
+    two.write_bytes(one.read_bytes())
+    assert load_image(one).program.source == str(one)
+    assert load_image(two).program.source == str(two)
+
+
+def test_a_corrupt_entry_is_rebuilt(programs: Path, tmp_path: Path) -> None:
+    path = _program_file(tmp_path)
+    first = load_image(path)
+    (entry,) = programs.iterdir()
+    entry.write_bytes(b"not a pickle")
+    assert load_image(path).program == first.program
+    assert entry.read_bytes() != b"not a pickle"
+
+
+def test_no_cache_writes_nothing(
+    programs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EIEC_NO_CACHE", "1")
+    path = _program_file(tmp_path)
+    assert load_image(path).program == isa.load(path)
+    assert not programs.exists()
+
+
+def test_an_unwritable_cache_costs_only_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache directory would go", encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    path = _program_file(tmp_path)
+    assert load_image(path).program == isa.load(path)
+
+
+def test_a_bad_file_fails_as_isa_load_does(programs: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.eie"
+    bad.write_text(".machine pes=four\n", encoding="utf-8")
+    for path in (bad, tmp_path / "missing.eie"):
+        with pytest.raises(IsaError) as expected:
+            isa.load(path)
+        with pytest.raises(IsaError) as got:
+            load_image(path)
+        assert str(got.value) == str(expected.value)
+    assert not programs.exists()
+
+
+def test_the_oldest_entries_go_beyond_the_limit(programs: Path) -> None:
+    for number in range(5):
+        cache.write_pickle(image_module.KIND, f"entry{number}", bytes(1000), limit=3500)
+    kept = sorted(path.stem for path in programs.iterdir())
+    assert kept == ["entry2", "entry3", "entry4"]
+    assert cache.read_pickle(image_module.KIND, "entry4") == bytes(1000)
+    assert cache.read_pickle(image_module.KIND, "entry0") is None
