@@ -1,7 +1,8 @@
 """Per-layer tables the emulator precomputes once: entry coordinates and per-column counts.
 
 The functional MAC gathers the real entries (v != 0) of the broadcast columns of every PE at
-once, so they are stored sorted by column; the cycle model needs, for each column j and PE p,
+once: they stay in storage order, with the offset of each (column, PE) block's first real
+entry, so loading a layer needs no sort; the cycle model needs, for each column j and PE p,
 the stored entries ``n[p, j]`` (padding included), how many of them are real, and how many
 64-bit words of the sparse-matrix SRAM they occupy. Arrays indexed by column come first
 (shape ``(cols, N)``) so gathering the broadcast columns reads contiguous rows.
@@ -30,8 +31,9 @@ class LayerTables:
     ``entries``, ``real``, ``spmat_words``: ``(cols, N)`` counts per column and PE of stored
     entries (padding included), of real entries (v != 0) and of the 64-bit sparse-matrix words
     they occupy (pointers count from the start of the layer's word-aligned region).
-    ``col_start``: ``(cols + 1,)`` offsets into ``row`` / ``v`` of each column's real entries
-    (all PEs, PE order inside a column). ``row``: global row of each real entry.
+    ``real_start``: ``(cols, N)`` offsets into ``row`` / ``v`` of the first real entry of each
+    column and PE. ``row``, ``v``: the global row and the virtual weight of each real entry, in
+    storage order (PE, then column, then local row).
     ``max_row_entries``: a bound on the real entries of any one row, ``cols`` (a row has at most
     one entry per column); with 16-bit words a row's sum of |products| is below
     ``max_row_entries * 2**30``, which bounds the exactness of float64 accumulation
@@ -45,19 +47,19 @@ class LayerTables:
     entries: np.ndarray
     real: np.ndarray
     spmat_words: np.ndarray
-    col_start: np.ndarray
+    real_start: np.ndarray
     row: np.ndarray
     v: np.ndarray
     max_row_entries: int
 
     @classmethod
     def build(cls, layer: Layer) -> LayerTables:
-        """Precompute the tables of ``layer``: a handful of vectorised passes over the entries,
-        no sort and no Python loop over PEs or columns."""
+        """Precompute the tables of ``layer``: a handful of vectorised passes over the entries
+        in storage order, no sort and no Python loop over PEs or columns."""
         pes, cols = layer.pes, layer.cols
         ptr = layer.ptr.astype(np.int64)
         entries = np.diff(ptr, axis=1)
-        # Storage index of each (PE, column)'s first entry, in storage order (PE, then column).
+        # Storage index of each (PE, column) block's first entry, in storage order.
         start = (layer.pe_base[:, None] + ptr[:, :-1]).ravel()
         # Running counts over the entries in int32 when they surely fit.
         index = csc.count_dtype(layer.z)
@@ -68,24 +70,12 @@ class LayerTables:
         before[1:] = is_real
         np.cumsum(before, out=before)  # in place: much faster than cumsum casting from bool
         first = before[start].astype(np.int64)  # each block's first real entry, into real_at
-        real = np.diff(first, append=real_at.size)  # real entries per block (storage order)
-        # Global row of a real entry: N * (local row) + PE, local row = reach - reach at the
-        # start of its block - 1.
-        row_offset = np.repeat(np.arange(pes), cols) - pes * (reach[start].astype(np.int64) + 1)
-        # Column-major order, PE order inside a column: each block moves as a whole. Gathered
-        # (each sorted position's source), not scattered: one pass less over the entries.
-        by_column = real.reshape(pes, cols).T.ravel()
-        block_dest = np.zeros(by_column.size, dtype=np.int64)
-        np.cumsum(by_column[:-1], out=block_dest[1:])
-        source = np.repeat(first.reshape(pes, cols).T.ravel() - block_dest, by_column)
-        source += np.arange(real_at.size)
-        at = real_at[source]  # storage index of each sorted real entry
-        sorted_row = np.multiply(reach[1:][at], pes, dtype=np.int64)
-        sorted_row += np.repeat(row_offset.reshape(pes, cols).T.ravel(), by_column)
-        sorted_v = layer.v[at].astype(np.uint8, copy=False)
-        col_start = np.zeros(cols + 1, dtype=np.int64)
-        np.cumsum(by_column.reshape(cols, pes).sum(axis=1), out=col_start[1:])
-
+        real = np.diff(first, append=real_at.size)  # real entries per block
+        # Global row of entry i of PE p: N * (reach[i + 1] - reach[s] - 1) + p, s its block's
+        # first entry; the per-block part repeated over the block's real entries.
+        block_offset = pes * (reach[start].astype(np.int64) + 1) - np.repeat(np.arange(pes), cols)
+        row = np.multiply(reach[1:][real_at], pes, dtype=np.int64)
+        row -= np.repeat(block_offset, real)
         first_word = ptr[:, :-1] // ENTRIES_PER_SPMAT_WORD
         last_word = (ptr[:, 1:] - 1) // ENTRIES_PER_SPMAT_WORD
         words = np.where(entries > 0, last_word - first_word + 1, 0)
@@ -95,11 +85,11 @@ class LayerTables:
             cols=cols,
             pes=pes,
             entries=np.ascontiguousarray(entries.T),
-            real=by_column.reshape(cols, pes),
+            real=np.ascontiguousarray(real.reshape(pes, cols).T),
             spmat_words=np.ascontiguousarray(words.T),
-            col_start=col_start,
-            row=sorted_row,
-            v=sorted_v,
+            real_start=np.ascontiguousarray(first.reshape(pes, cols).T),
+            row=row,
+            v=layer.v[real_at].astype(np.uint8, copy=False),
             max_row_entries=cols,
         )
 
@@ -109,13 +99,14 @@ class LayerTables:
         return self.max_row_entries * (1 << 30) < FLOAT64_EXACT
 
     def gather(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Indices into ``row`` / ``v`` of the real entries of ``columns`` (in column order)
-        and, for each of them, its position in ``columns``."""
-        starts = self.col_start[columns]
-        counts = self.col_start[columns + 1] - starts
+        """Indices into ``row`` / ``v`` of the real entries of ``columns`` (in column order, PE
+        order inside a column) and, for each of them, its position in ``columns``."""
+        real = self.real[columns]
+        starts = self.real_start[columns].ravel()
+        counts = real.ravel()
         total = int(counts.sum())
-        item = np.repeat(np.arange(columns.size), counts)
-        # Position inside the concatenation minus the concatenation offset of its column.
+        item = np.repeat(np.arange(columns.size), real.sum(axis=1))
+        # Position inside the concatenation minus the concatenation offset of its block.
         offsets = np.cumsum(counts) - counts
         index = np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, counts)
         return index, item

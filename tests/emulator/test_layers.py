@@ -14,14 +14,15 @@ from eiec.isa.builder import make_layer
 
 
 def _expected(codes: np.ndarray, pes: int) -> tuple[list[int], list[int], list[int]]:
-    """Real entries in column order, PE order inside a column, local-row order inside a PE."""
-    rows, v, col_start = [], [], [0]
+    """Rows and codes of the real entries in column order, PE order inside a column,
+    local-row order inside a PE; and each entry's column."""
+    rows, v, cols = [], [], []
     for j in range(codes.shape[1]):
         column = sorted(np.flatnonzero(codes[:, j]).tolist(), key=lambda r: (r % pes, r // pes))
         rows += column
         v += codes[column, j].tolist()
-        col_start.append(len(rows))
-    return rows, v, col_start
+        cols += [j] * len(column)
+    return rows, v, cols
 
 
 @settings(max_examples=60, deadline=None)
@@ -36,10 +37,19 @@ def _expected(codes: np.ndarray, pes: int) -> tuple[list[int], list[int], list[i
 def test_tables_match_the_dense_matrix(codes: np.ndarray, pes: int) -> None:
     layer = make_layer("fc", codes, np.arange(16, dtype=np.int16), 0, pes)
     tables = LayerTables.build(layer)
-    rows, v, col_start = _expected(codes, pes)
-    assert tables.row.tolist() == rows
-    assert tables.v.tolist() == v
-    assert tables.col_start.tolist() == col_start
+    rows, v, cols = _expected(codes, pes)
+    index, item = tables.gather(np.arange(codes.shape[1]))
+    assert tables.row[index].tolist() == rows
+    assert tables.v[index].tolist() == v
+    assert item.tolist() == cols
+    assert sorted(index.tolist()) == list(range(len(rows)))  # each real entry once
+    # Some columns, in a different order: each item is its column's position in the request.
+    some = np.arange(codes.shape[1])[::-2]
+    index, item = tables.gather(some)
+    picked = [(r, c) for r, c in zip(rows, cols, strict=True) if c in set(some.tolist())]
+    by_request = sorted(picked, key=lambda rc: some.tolist().index(rc[1]))
+    assert tables.row[index].tolist() == [r for r, _ in by_request]
+    assert some[item].tolist() == [c for _, c in by_request]
     entries = np.diff(layer.ptr, axis=1).T
     np.testing.assert_array_equal(tables.entries, entries)
     real = np.array(
