@@ -42,3 +42,26 @@ def test_a_compiled_program_decodes_to_its_compressed_module() -> None:
     decoded = decode_layer(layer)
     assert decoded.shape == (4, 7)
     assert np.count_nonzero(decoded[:, :-1]) == 12  # half of the 24 weights pruned
+
+
+@pytest.mark.parametrize("where", ["weights", "bias"])
+def test_a_lowering_that_shifts_codes_keeping_the_zeros_is_a_compile_error(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    honest = context.codes_of
+
+    def swapped(columns: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+        codes = honest(columns, codebook)
+        part = codes[:, :-1] if where == "weights" else codes[:, -1:]
+        moved = part != 0  # a lowering bug: each non-zero code points at the next centroid
+        part[moved] = part[moved] % (codebook.size - 1) + 1
+        return codes
+
+    monkeypatch.setattr(context, "codes_of", swapped)
+    with pytest.raises(CompileError) as caught:
+        compile_model(mlp([6, 4, 3], seed=1), CompileOptions.of(pes=2, sparsity=0.5, bits=4))
+    message = str(caught.value)
+    assert message.startswith(
+        "layer fc0: the program's layer does not decode to the compressed weights: "
+    ), message
+    assert "weights differ beyond the codebook's rounding" in message
