@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from eiec.fileio import temporary_file
+
 #: Default size limit of one kind of pickled entry: the oldest are removed beyond it.
 DEFAULT_LIMIT = 256 << 20
 
@@ -53,19 +55,20 @@ def files_digest(paths: Iterable[Path]) -> str:
 def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> bool:
     """Write ``path`` atomically through ``write(file)`` (a temporary file in the same folder
     and a rename), creating the folder private to the user; False when it cannot be written."""
-    import tempfile  # lazy: start-up (only a cache miss writes)
-
-    temporary = None
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False) as file:
-            temporary = Path(file.name)
+        fd, temporary = temporary_file(path.parent, path.name)
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as file:
             write(file)
         os.replace(temporary, path)
-    except OSError:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        return False
+    except BaseException as error:  # Ctrl-C included: no temporary file is left
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            return False
+        raise
     return True
 
 
