@@ -104,11 +104,17 @@ class LayerTables:
         """Indices into ``row`` / ``v`` of the real entries of ``columns`` (in column order, PE
         order inside a column) and, for each of them, its position in ``columns``."""
         real = self.real[columns]
-        starts = self.real_start[columns].ravel()
-        counts = real.ravel()
-        total = int(counts.sum())
         item = np.repeat(np.arange(columns.size), real.sum(axis=1))
-        # Position inside the concatenation minus the concatenation offset of its block.
-        offsets = np.cumsum(counts) - counts
-        index = np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, counts)
-        return index, item
+        counts = real.ravel()
+        blocks = np.flatnonzero(counts)
+        if blocks.size == 0:
+            return np.zeros(0, dtype=np.int64), item
+        count = counts[blocks].astype(np.int64)
+        start = self.real_start[columns].ravel()[blocks].astype(np.int64)
+        # The indices run up by one inside a block and jump to the next block's start after
+        # it: a running sum of ones with each block's jump at its first position.
+        ends = np.cumsum(count)
+        step = np.ones(int(ends[-1]), dtype=np.int64)
+        step[0] = start[0]
+        step[ends[:-1]] = start[1:] - (start[:-1] + count[:-1] - 1)
+        return np.cumsum(step, out=step), item
