@@ -5,7 +5,9 @@
 1. A whole ``eiec emulate`` process on the 4096->1000 layer (25% weights, 43% activations,
    64 PEs, as bench_emulator.py's), against a bare ``python -c "import numpy"`` measured in the
    same run, interleaved: goal <= 2.0x. Both run with bytecode caching on (as after an ordinary
-   install) after one warm-up each, so the grammar cache and ``.pyc`` files exist.
+   install) after one warm-up each, so the grammar cache, the loaded-program cache
+   (``eiec.emulator.image``) and ``.pyc`` files exist; a third command runs without the
+   program cache (``EIEC_NO_CACHE=1``) to show what a first run of a program costs.
 2. In process, ``Emulator(program)`` + one run of the 9216->4096 layer (9% / 35%): goal
    <= 0.15 s.
 3. ``run_batch`` of 100 samples of the 4096->1000 layer: (time of 100 - time of 1) / 99,
@@ -47,24 +49,31 @@ def median_time(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def process_ratio(out: Path, repeat: int) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Median wall and CPU (user + system) seconds of a bare numpy import and of a whole
-    ``eiec emulate``, run interleaved."""
+def process_ratio(out: Path, repeat: int) -> tuple[list[float], list[float]]:
+    """Median wall and CPU (user + system) seconds of a bare numpy import, a whole
+    ``eiec emulate`` (its loaded program cached after the warm-up round) and the same with
+    ``EIEC_NO_CACHE=1`` (parsed, verified and tables built in every process), run
+    interleaved."""
     rng = np.random.default_rng(7)
     program, _ = layer_program(rng, 4096, 1000, 0.25, pes=64)
     out.mkdir(parents=True, exist_ok=True)
     save(program, out / "fc8.eie")
     np.save(out / "fc8_x.npy", activations(rng, 4096, 0.43))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    numpy_only = [sys.executable, "-c", "import numpy"]
-    emulate = emulate_command(out)
-    wall: dict[int, list[float]] = {0: [], 1: []}
-    cpu: dict[int, list[float]] = {0: [], 1: []}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "EIEC_NO_CACHE")
+    }
+    runs = (
+        ([sys.executable, "-c", "import numpy"], env),
+        (emulate_command(out), env),
+        (emulate_command(out), {**env, "EIEC_NO_CACHE": "1"}),
+    )
+    wall: list[list[float]] = [[] for _ in runs]
+    cpu: list[list[float]] = [[] for _ in runs]
     for trial in range(repeat + 1):
-        for which, command in enumerate((numpy_only, emulate)):
+        for which, (command, environment) in enumerate(runs):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run(command, check=True, capture_output=True, env=env)
+            subprocess.run(command, check=True, capture_output=True, env=environment)
             elapsed = time.perf_counter() - start
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             if trial:  # the first round warms the caches
@@ -72,10 +81,7 @@ def process_ratio(out: Path, repeat: int) -> tuple[tuple[float, float], tuple[fl
                 cpu[which].append(
                     after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
                 )
-    return (
-        (statistics.median(wall[0]), statistics.median(wall[1])),
-        (statistics.median(cpu[0]), statistics.median(cpu[1])),
-    )
+    return [statistics.median(w) for w in wall], [statistics.median(c) for c in cpu]
 
 
 def big_layer(repeat: int) -> tuple[float, float]:
@@ -112,13 +118,20 @@ def main() -> None:
     for name in ("case", "measured", "goal"):
         table.add_column(name, justify="left" if name == "case" else "right")
     if "process" in args.parts:
-        (numpy_s, emulate_s), (numpy_cpu, emulate_cpu) = process_ratio(args.out, args.repeat)
+        (numpy_s, emulate_s, cold_s), (numpy_cpu, emulate_cpu, _) = process_ratio(
+            args.out, args.repeat
+        )
         table.add_row('`python -c "import numpy"` process', f"{numpy_s:.3f} s", "")
         table.add_row("`eiec emulate` process, 4096->1000 (25%/43%)", f"{emulate_s:.3f} s", "")
         table.add_row("  ratio to the numpy import", f"{emulate_s / numpy_s:.2f}x", "<= 2.0x")
         table.add_row(
             "  CPU time: numpy import, emulate, ratio",
             f"{numpy_cpu:.3f} s, {emulate_cpu:.3f} s, {emulate_cpu / numpy_cpu:.2f}x",
+            "",
+        )
+        table.add_row(
+            "  without the program cache (EIEC_NO_CACHE=1), ratio",
+            f"{cold_s:.3f} s, {cold_s / numpy_s:.2f}x",
             "",
         )
     if "layer" in args.parts:

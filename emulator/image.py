@@ -48,13 +48,13 @@ def load_image(path: str | Path, *, use_cache: bool = True) -> Image:
     when this file's text was loaded before by the same code (IsaError, as ``eiec.isa.load``,
     when the file cannot be read, parsed or verified)."""
     source = str(path)
-    text = isa.read_text(path)
-    key = cache.digest(_code_digest(), source, text) if use_cache else ""
+    data = isa.read_bytes(path)
+    key = cache.digest(_code_digest(), source, data) if use_cache else ""
     if use_cache:
         hit = cache.read_pickle(KIND, key)
         if isinstance(hit, Image):
             return hit
-    program = isa.parse(text, source=source)
+    program = isa.parse(isa.decode(data, source), source=source)
     isa.verify(program)
     image = Image.of(program)
     if use_cache:

@@ -12,7 +12,16 @@ from eiec.isa.printer import format_program
 from eiec.isa.program import Program
 from eiec.isa.verifier import verify
 
-__all__ = ["format_program", "load", "parse", "read_text", "save", "verify"]
+__all__ = [
+    "decode",
+    "format_program",
+    "load",
+    "parse",
+    "read_bytes",
+    "read_text",
+    "save",
+    "verify",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,16 +45,27 @@ def load(path: str | os.PathLike[str], *, check: bool = True) -> Program:
 
 def read_text(path: str | os.PathLike[str]) -> str:
     """The text of the program file at ``path`` (IsaError when it cannot be read as UTF-8)."""
+    return decode(read_bytes(path), str(path))
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the program file at ``path`` (IsaError when it cannot be read)."""
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise IsaError(
-            f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start}",
-            where=str(path),
-        ) from None
+        return Path(path).read_bytes()
     except OSError as error:
         raise IsaError(
             f"cannot read the program: {error.strerror or error}", where=str(path)
+        ) from None
+
+
+def decode(data: bytes, where: str) -> str:
+    """A program file's bytes as text (IsaError, at ``where``, when they are not UTF-8)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise IsaError(
+            f"not UTF-8 text: byte {error.object[error.start]:#04x} at offset {error.start}",
+            where=where,
         ) from None
 
 

@@ -10,6 +10,7 @@ the pickled entries off (the grammar and training caches keep their own files).
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import pickle
 from collections.abc import Callable, Iterable
@@ -82,7 +83,9 @@ def read_pickle(kind: str, key: str) -> Any | None:
         with path.open("rb") as file:
             if os.fstat(file.fileno()).st_uid != os.getuid():
                 return None
-            value = pickle.load(file)
+            # Copy-on-write: arrays are views of the mapped file, writable, read on first use.
+            data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
+        value = _unpack(memoryview(data))
         os.utime(path)
     except Exception:  # missing, truncated, corrupt, or unreadable: the caller rebuilds
         return None
@@ -98,10 +101,61 @@ def write_pickle(kind: str, key: str, value: object, limit: int = DEFAULT_LIMIT)
         folder = cache_dir() / kind
     except RuntimeError:  # no home directory
         return
-    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    if len(data) > limit or not write_file(folder / f"{key}.pickle", lambda f: f.write(data)):
+    parts = _pack(value)
+    size = sum(len(part) for part in parts)
+    if size > limit or not write_file(folder / f"{key}.pickle", lambda f: f.writelines(parts)):
         return
     _evict(folder, limit)
+
+
+#: An entry: this magic, the pickle's length, the number of out-of-band buffers and each one's
+#: length (8-byte little-endian words), the pickle, then each buffer at a 64-byte boundary.
+_MAGIC = b"eiec-pk1"
+_ALIGN = 64
+
+
+def _pack(value: object) -> list[bytes | memoryview]:
+    """The parts of an entry: a protocol-5 pickle whose big arrays travel out of band, so that
+    loading maps them instead of copying them."""
+    buffers: list[pickle.PickleBuffer] = []
+    stream = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    words = [len(stream), len(raws), *(raw.nbytes for raw in raws)]
+    header = _MAGIC + b"".join(n.to_bytes(8, "little") for n in words)
+    parts: list[bytes | memoryview] = [header, stream]
+    offset = len(header) + len(stream)
+    for raw in raws:
+        parts.append(bytes(-offset % _ALIGN))
+        offset += -offset % _ALIGN
+        parts.append(raw)
+        offset += raw.nbytes
+    return parts
+
+
+def _unpack(data: memoryview) -> Any:
+    """The value of an entry ``_pack`` made; its arrays are views of ``data``. ValueError
+    when ``data`` is not such an entry."""
+    if bytes(data[: len(_MAGIC)]) != _MAGIC:
+        raise ValueError("not an eiec cache entry")
+    at = len(_MAGIC)
+
+    def word() -> int:
+        nonlocal at
+        at += 8
+        return int.from_bytes(data[at - 8 : at], "little")
+
+    stream_size, count = word(), word()
+    sizes = [word() for _ in range(count)]
+    stream = data[at : at + stream_size]
+    offset = at + stream_size
+    buffers = []
+    for size in sizes:
+        offset += -offset % _ALIGN
+        buffers.append(data[offset : offset + size])
+        offset += size
+    if offset != len(data):
+        raise ValueError("a truncated or overlong eiec cache entry")
+    return pickle.loads(stream, buffers=buffers)
 
 
 def _evict(folder: Path, limit: int) -> None:
