@@ -153,9 +153,7 @@ class LoweringContext:
         layer, source = pending.layer, pending.source
         weight = layer.weight  # (K, M) in the model's float type; the codebook is float64
         bias = layer.bias_vector() if pending.with_bias else None
-        columns = weight.T if bias is None else np.concatenate([weight.T, bias[:, None]], axis=1)
-        codebook = layer_codebook(layer.name, columns)
-        codes = codes_of(columns, codebook)
+        codebook, codes = layer_codes(layer.name, weight, bias)
         eie_layer = self.asm.add_layer(layer.name, codes, codebook, has_bias=bias is not None)
 
         # Formats come from float64 arithmetic on the (exactly widened) weights; the bound from
@@ -261,6 +259,26 @@ def layer_codebook(name: str, columns: np.ndarray) -> np.ndarray:
             fix="run ShareWeights before LowerToEIE (eiec compile does)",
         )
     return codebook
+
+
+def layer_codes(
+    name: str, weight: np.ndarray, bias: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(codebook, codes) of the FC layer ``name`` storing ``[weight.T | bias]``: the real
+    codebook of :func:`layer_codebook` and the M x (K + 1 with a bias) uint8 code matrix of
+    :func:`codes_of`, read from the non-zeros of ``weight`` (K x M) in its own order (no
+    transposed M x K copy of the weights)."""
+    inputs, rows = weight.shape
+    where = np.flatnonzero(weight)
+    values = weight.reshape(-1)[where]
+    kept = bias[bias != 0] if bias is not None else values[:0]
+    codebook = layer_codebook(name, np.concatenate((values, kept)))
+    codes = np.zeros((rows, inputs + (bias is not None)), dtype=np.uint8)
+    column, row = np.divmod(where, rows)
+    codes[row, column] = codes_of(values, codebook)
+    if bias is not None:
+        codes[:, inputs] = codes_of(bias, codebook)
+    return codebook, codes
 
 
 #: A lowering: a binding of ``main`` -> its value (module docstring).

@@ -53,19 +53,28 @@ class PruneStats:
 
 
 def prune_magnitude(weight: np.ndarray, sparsity: float) -> np.ndarray:
-    """``weight`` (any shape, row-major order breaks ties) with its smallest magnitudes zeroed."""
-    pruned = weight.flatten()
-    flat = np.abs(pruned)
+    """``weight`` (any shape, row-major order breaks ties) with its smallest magnitudes zeroed.
+
+    The copy keeps the memory order of a transposed (Fortran-ordered) 2-D ``weight``: it is
+    pruned as stored, without a strided copy, and only the threshold's ties are ordered by
+    their row-major index.
+    """
+    transposed = weight.ndim == 2 and weight.flags.f_contiguous and not weight.flags.c_contiguous
+    stored = np.array(weight.T if transposed else weight, order="C")
+    flat = stored.reshape(-1)
+    magnitude = np.abs(flat)
     target = round(sparsity * flat.size)
-    zeros = flat.size - int(np.count_nonzero(flat))
-    if target <= zeros:
-        return pruned.reshape(weight.shape)
-    threshold = np.partition(flat, target - 1)[target - 1]
-    mask = flat < threshold
-    ties = np.flatnonzero(flat == threshold)[: target - int(np.count_nonzero(mask))]
-    mask[ties] = True
-    pruned[mask] = 0
-    return pruned.reshape(weight.shape)
+    zeros = flat.size - int(np.count_nonzero(magnitude))
+    if target > zeros:
+        threshold = np.partition(magnitude, target - 1)[target - 1]
+        mask = magnitude < threshold
+        ties = np.flatnonzero(magnitude == threshold)
+        if transposed:  # storage index c * rows + r is the row-major index r * cols + c
+            columns, rows = divmod(ties, weight.shape[0])
+            ties = ties[np.argsort(rows * weight.shape[1] + columns, kind="stable")]
+        mask[ties[: target - int(np.count_nonzero(mask))]] = True
+        flat[mask] = 0
+    return stored.T if transposed else stored
 
 
 def prune_balanced(weight: np.ndarray, sparsity: float, owner: np.ndarray) -> np.ndarray:
@@ -173,7 +182,7 @@ class PruneWeights:
         fc_constants = {}
         for layer in find_fc_layers(mod["main"]):
             # Relax holds W as (K, M); prune in EIE's (M, K) row-major order.
-            pruned = self.prune(layer.weight.T, targets[layer.name]).T
+            pruned = self.prune(layer.weight.T, targets[layer.name]).T  # (K, M) as stored
             fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
         lstm_constants = {}
         for layer in find_lstm_layers(mod):

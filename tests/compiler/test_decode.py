@@ -16,13 +16,15 @@ from .models import mlp
 def test_a_lowering_that_stores_other_codes_is_a_compile_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    honest = context.codes_of
+    honest = context.layer_codes
 
-    def off_by_one_column(columns: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-        codes = honest(columns, codebook)
-        return np.roll(codes, 1, axis=1)  # a lowering bug: every weight one column over
+    def off_by_one_column(
+        name: str, weight: np.ndarray, bias: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        codebook, codes = honest(name, weight, bias)
+        return codebook, np.roll(codes, 1, axis=1)  # a lowering bug: every weight one column over
 
-    monkeypatch.setattr(context, "codes_of", off_by_one_column)
+    monkeypatch.setattr(context, "layer_codes", off_by_one_column)
     model = mlp([6, 4, 3], seed=1)
     with pytest.raises(CompileError) as caught:
         compile_model(model, CompileOptions.of(pes=2, sparsity=0.0, bits=4))
@@ -48,16 +50,18 @@ def test_a_compiled_program_decodes_to_its_compressed_module() -> None:
 def test_a_lowering_that_shifts_codes_keeping_the_zeros_is_a_compile_error(
     monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    honest = context.codes_of
+    honest = context.layer_codes
 
-    def swapped(columns: np.ndarray, codebook: np.ndarray) -> np.ndarray:
-        codes = honest(columns, codebook)
+    def shifted(
+        name: str, weight: np.ndarray, bias: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        codebook, codes = honest(name, weight, bias)
         part = codes[:, :-1] if where == "weights" else codes[:, -1:]
         moved = part != 0  # a lowering bug: each non-zero code points at the next centroid
         part[moved] = part[moved] % (codebook.size - 1) + 1
-        return codes
+        return codebook, codes
 
-    monkeypatch.setattr(context, "codes_of", swapped)
+    monkeypatch.setattr(context, "layer_codes", shifted)
     with pytest.raises(CompileError) as caught:
         compile_model(mlp([6, 4, 3], seed=1), CompileOptions.of(pes=2, sparsity=0.5, bits=4))
     message = str(caught.value)
