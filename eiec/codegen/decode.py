@@ -19,6 +19,7 @@ from eiec.errors import CompileError
 from eiec.isa import csc
 from eiec.isa.fixed import dequantize
 from eiec.isa.program import Layer, Program
+from eiec.relax_layers.exprs import transposed
 from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
 from eiec.relax_layers.lstm import (
     direction_suffixes,
@@ -115,8 +116,9 @@ def _fc_decodes_to(layer: Layer, weight: np.ndarray, bias: np.ndarray | None) ->
     rounding = 2.0 ** -(layer.codebook.frac + 1)
     # Where the stored and the model's values are both zero the two agree; elsewhere
     # the same test as _compare's, on those entries only.
-    by_column = np.ascontiguousarray(codes[:, :cols].T)
-    stored_nonzero = np.take(table != 0, by_column)
+    by_column = transposed(codes[:, :cols])
+    zero = np.flatnonzero(table == 0)  # entry 0, and any centroid that rounds to 0
+    stored_nonzero = by_column != 0 if zero.tolist() == [0] else ~np.isin(by_column, zero)
     if not np.array_equal(stored_nonzero, weight != 0):
         return False
     where = np.flatnonzero(stored_nonzero)

@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from eiec.errors import CompileError
 from eiec.frontend.layers import OnnxLayer
+from eiec.relax_layers.exprs import transposed
 from eiec.relax_layers.fc import find_fc_layers
 from eiec.relax_layers.lstm import find_lstm_layers
 
@@ -43,7 +44,7 @@ def _write_fc(compressed: onnx.ModelProto, layers: list[OnnxLayer], mod: tvm.IRM
                 "initialiser of the model or not a layer of the module",
                 where=f"layer {layer.name}",
             )
-        weight = fc.weight.T if layer.weight_layout == "out_in" else fc.weight
+        weight = transposed(fc.weight) if layer.weight_layout == "out_in" else fc.weight
         replace_initializer(inits[layer.weight], weight)
         if layer.bias is not None and fc.bias is not None and layer.bias in inits:
             replace_initializer(inits[layer.bias], fc.bias)

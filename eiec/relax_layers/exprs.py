@@ -1,5 +1,6 @@
 """Small facts about Relax expressions that the front end, the passes, the code generator and
-BYOC all read: constants (made and read), shapes, operator names, a function's bindings."""
+BYOC all read: constants (made and read) and their transposes, shapes, operator names, a
+function's bindings."""
 
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ def constant_value(expr: relax.Expr) -> np.ndarray | None:
     if isinstance(expr, tvm.ir.GenericConst):
         return expr.value.numpy()
     return None
+
+
+#: Rows of the source copied at a time by :func:`transposed` (a block's columns stay in cache).
+_BLOCK_ROWS = 256
+
+
+def transposed(source: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """A C-ordered copy of the 2-D ``source``'s transpose (into ``out`` when given), copied a
+    block of rows at a time: numpy's whole-array transposed copy is four to five times slower
+    on a weight of AlexNet's size, whose columns do not stay in cache."""
+    rows = source.shape[0]
+    result = np.empty(source.shape[::-1], source.dtype) if out is None else out
+    for start in range(0, rows, _BLOCK_ROWS):
+        result[:, start : start + _BLOCK_ROWS] = source[start : start + _BLOCK_ROWS].T
+    return result
 
 
 def static_shape(expr: relax.Expr) -> tuple[int, ...] | None:
