@@ -101,14 +101,7 @@ def infer_shapes(
         and init.HasField("raw_data")
         and math.prod(init.dims) > _WEIGHT_ELEMENTS
     }
-    stub = onnx.ModelProto()
-    _copy_fields(model, stub, skip="graph")
-    _copy_fields(model.graph, stub.graph, skip="initializer")
-    for init in model.graph.initializer:
-        if init.name in large:
-            stub.graph.initializer.add(name=init.name, data_type=init.data_type, dims=init.dims)
-        else:
-            stub.graph.initializer.add().CopyFrom(init)
+    stub = copy_without_data(model, set(large))
     inferred = onnx.shape_inference.infer_shapes(
         stub, data_prop=data_prop, check_type=strict, strict_mode=strict
     )
@@ -117,6 +110,20 @@ def infer_shapes(
             if init.name in large:
                 init.CopyFrom(large[init.name])
     return inferred
+
+
+def copy_without_data(model: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose initialisers named in ``names`` keep only their name, element
+    type and dims (no copy of their data), each in its place."""
+    stub = onnx.ModelProto()
+    _copy_fields(model, stub, skip="graph")
+    _copy_fields(model.graph, stub.graph, skip="initializer")
+    for init in model.graph.initializer:
+        if init.name in names:
+            stub.graph.initializer.add(name=init.name, data_type=init.data_type, dims=init.dims)
+        else:
+            stub.graph.initializer.add().CopyFrom(init)
+    return stub
 
 
 def _copy_fields(source: Message, target: Message, *, skip: str) -> None:

@@ -17,6 +17,7 @@ import tvm
 from onnx import numpy_helper
 
 from eiec.errors import CompileError
+from eiec.frontend.graph import copy_without_data
 from eiec.frontend.layers import OnnxLayer
 from eiec.relax_layers.exprs import transposed
 from eiec.relax_layers.fc import find_fc_layers
@@ -26,9 +27,15 @@ from eiec.relax_layers.lstm import find_lstm_layers
 def export_onnx(
     model: onnx.ModelProto, layers: list[OnnxLayer], mod: tvm.IRModule
 ) -> onnx.ModelProto:
-    """A copy of ``model`` whose layer initialisers hold ``mod``'s compressed weights."""
-    compressed = onnx.ModelProto()
-    compressed.CopyFrom(model)
+    """A copy of ``model`` whose layer initialisers hold ``mod``'s compressed weights (the
+    initialisers being replaced are not copied first)."""
+    fcs = {layer.name: layer for layer in find_fc_layers(mod["main"])}
+    replaced = {layer.weight for layer in layers if layer.name in fcs} | {
+        layer.bias
+        for layer in layers
+        if layer.name in fcs and layer.bias is not None and fcs[layer.name].bias_const is not None
+    }
+    compressed = copy_without_data(model, replaced)
     _write_fc(compressed, layers, mod)
     return compressed
 
