@@ -96,6 +96,8 @@ def main() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     print(f"peak RSS: {peak:.2f} GiB (goal <= 3 GiB)")
     print(f"program text sha256: {hashlib.sha256(text.encode()).hexdigest()}")
+    exported = result.compressed_model.SerializeToString()
+    print(f"compressed model sha256: {hashlib.sha256(exported).hexdigest()}")
     for layer in result.report.layers:
         print(
             f"  {layer.name}: k-means rmse {layer.quantization_rmse:.6e} "
