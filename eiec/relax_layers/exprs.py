@@ -21,6 +21,16 @@ def constant_value(expr: relax.Expr) -> np.ndarray | None:
     return None
 
 
+def constant_view(expr: relax.Expr) -> np.ndarray | None:
+    """A read-only numpy view of a Relax constant's memory (no copy), or None when ``expr`` is
+    not a constant."""
+    if not isinstance(expr, tvm.ir.GenericConst):
+        return None
+    view = np.from_dlpack(expr.value)
+    view.flags.writeable = False
+    return view
+
+
 #: Rows of the source copied at a time by :func:`transposed` (a block's columns stay in cache).
 _BLOCK_ROWS = 256
 

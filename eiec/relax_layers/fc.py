@@ -20,7 +20,14 @@ import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator
 
-from eiec.relax_layers.exprs import bindings, const, constant_shape, constant_value, op_name
+from eiec.relax_layers.exprs import (
+    bindings,
+    const,
+    constant_shape,
+    constant_value,
+    constant_view,
+    op_name,
+)
 
 _GENERATED = re.compile(r"(lv|gv)\d*\Z")
 
@@ -29,8 +36,8 @@ _GENERATED = re.compile(r"(lv|gv)\d*\Z")
 class FcLayer:
     """One FC layer of a Relax function (see the module docstring).
 
-    ``weight`` and ``bias`` are the values of the constants ``weight_const`` and ``bias_const``,
-    read (copied out of TVM) when first used.
+    ``weight`` and ``bias`` are the values of the constants ``weight_const`` and ``bias_const``:
+    read-only views of the constants' memory (no copy out of TVM).
     """
 
     name: str
@@ -42,12 +49,12 @@ class FcLayer:
     @cached_property
     def weight(self) -> np.ndarray:
         """W, shape (K, M)."""
-        return constant_value(self.weight_const)
+        return constant_view(self.weight_const)
 
     @cached_property
     def bias(self) -> np.ndarray | None:
         """The bias constant as stored (broadcastable to (M,)), or None."""
-        return None if self.bias_const is None else constant_value(self.bias_const)
+        return None if self.bias_const is None else constant_view(self.bias_const)
 
     @property
     def rows(self) -> int:
