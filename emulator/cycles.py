@@ -11,6 +11,7 @@ overlapping the last entry). It loops over the K items with numpy vectors over t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,39 +46,144 @@ class Schedule:
     stall_cycles: int
 
 
+@dataclass(frozen=True)
+class Schedules:
+    """The recurrence of B samples: ``window`` (B,), ``stall`` (B x N), ``stall_cycles`` (B,),
+    each row as :class:`Schedule` has it."""
+
+    window: np.ndarray
+    stall: np.ndarray
+    stall_cycles: np.ndarray
+
+    def __getitem__(self, sample: int) -> Schedule:
+        return Schedule(
+            window=int(self.window[sample]),
+            stall=self.stall[sample],
+            stall_cycles=int(self.stall_cycles[sample]),
+        )
+
+
 def schedule(
     work: np.ndarray, depth: int, lnzd_latency: int = 1, queue_latency: int = 1
 ) -> Schedule:
     """Run the pipeline recurrence on ``work`` (K x N: entry-stage cycles, ``max(1, n)``, PE p
-    spends on item k) with queues of ``depth`` items.
+    spends on item k) with queues of ``depth`` items (:func:`schedules` of one sample)."""
+    items = np.arange(work.shape[0], dtype=np.int64)[:, None]
+    counts = np.array([work.shape[0]], dtype=np.int64)
+    return schedules(work, items, counts, depth, lnzd_latency, queue_latency)[0]
 
-    While the broadcast of item k waits for a queue slot (cycles ``b_{k-1} + 1 .. b_k - 1``),
-    PE p's queue is full for as long as it has not taken item ``k - D`` (cycles up to
-    ``t[p, k-D]``); those cycles are attributed to p.
+
+def schedules(
+    table: np.ndarray,
+    items: np.ndarray,
+    counts: np.ndarray,
+    depth: int,
+    lnzd_latency: int = 1,
+    queue_latency: int = 1,
+) -> Schedules:
+    """Run the pipeline recurrence of B samples at once: one loop over the items, numpy over
+    (samples x PEs).
+
+    Sample b broadcasts ``counts[b]`` items; its item k costs PE p ``table[items[k, b], p]``
+    entry-stage cycles (``table``: C x N; ``items``: K_max x B row indices, those past a
+    sample's count any valid row: they are run and ignored). With ``b_k`` the broadcast cycle of
+    item k and ``t[p, k]`` the cycle PE p takes it (module docstring), ``b_k = max(b_{k-1},
+    max_p t[p, k-D]) + 1``; while the broadcast of item k waits for a queue slot (cycles
+    ``b_{k-1} + 1 .. b_k - 1``), PE p's queue is full until it takes item ``k - D``: ``max(t[p,
+    k-D] - b_{k-1}, 0)`` stall cycles of p (0 when the broadcast does not wait), and the
+    broadcast stalled ``b_{K-1} - b_{-1} - K`` cycles in all.
     """
-    items, pes = work.shape
-    stall = np.zeros(pes, dtype=np.int64)
-    if items == 0:
-        return Schedule(window=0, stall=stall, stall_cycles=0)
-    take = np.empty((items, pes), dtype=np.int64)
-    last_take = np.empty(items, dtype=np.int64)
-    free = np.full(pes, np.iinfo(np.int64).min // 2, dtype=np.int64)
-    stall_cycles = 0
-    sent = lnzd_latency - 1
-    for k in range(items):
-        send = sent + 1
-        if k >= depth and last_take[k - depth] >= send:
-            released = int(last_take[k - depth]) + 1
-            stall_cycles += released - send
-            stall += np.maximum(take[k - depth] - sent, 0)
-            send = released
-        current = take[k]
-        np.maximum(free, send + queue_latency, out=current)
-        last_take[k] = current.max()
-        free = current + work[k]
-        sent = send
-    window = int(free.max()) - lnzd_latency - queue_latency
-    return Schedule(window=window, stall=stall, stall_cycles=stall_cycles)
+    count, pes = counts.size, table.shape[1]
+    counts = np.asarray(counts, dtype=np.int64)
+    longest = int(counts.max(initial=0))
+    window = np.zeros(count, dtype=np.int64)
+    if longest == 0:
+        return Schedules(window, np.zeros((count, pes), dtype=np.int64), window.copy())
+    items = items[:longest]
+    dtype = _cycle_dtype(table, items, depth, lnzd_latency, queue_latency)
+    # Cycles are kept relative to the item index k (t* = t - k, r* = b + queue - k), which
+    # leaves one max per item for the broadcast: r*_k = max(r*_{k-1}, max_p t*[p, k-D] + c)
+    # with c = queue + 1 - D (r*_k = r*_{k-1} for k < D), t*[:, k] = max(f, r*_k), and the
+    # PEs' next free cycles f = t*[:, k] + w[:, k] - 1.
+    offset = queue_latency + 1 - depth
+    work_less_one = table.astype(dtype) - 1
+    ring = 2 * depth  # t* of the last 2D items: a block's stall terms read the block before
+    take = np.empty((ring, count, pes), dtype=dtype)
+    ready = np.empty((longest + 1, count, 1), dtype=dtype)  # r*_{k-1} in row k
+    ready[: depth + 1] = lnzd_latency + queue_latency
+    last_take = np.empty((longest, count, 1), dtype=dtype)  # max_p t*, then + c
+    free = np.full((count, pes), np.iinfo(dtype).min // 2, dtype=dtype)
+    stall = np.zeros((count, pes), dtype=dtype)
+    terms = np.empty((depth, count, pes), dtype=dtype)
+    zeros = np.zeros_like(terms)  # same-shape operands take numpy's fast loops
+    ends = _group_ends(counts)
+    shortest = int(counts.min())
+    for first in range(0, longest, _ITEMS_PER_GATHER):
+        work = work_less_one[items[first : first + _ITEMS_PER_GATHER]]
+        for k, cost in enumerate(work, first):
+            if k >= depth:
+                if k % depth == 0:
+                    last_take[k - depth : k] += offset
+                np.maximum(ready[k], last_take[k - depth], out=ready[k + 1])
+            now = take[k % ring]
+            np.maximum(free, ready[k + 1], out=now)
+            np.maximum.reduce(now, axis=1, out=last_take[k], keepdims=True)
+            np.add(now, cost, out=free)
+            done = ends.get(k)
+            if done is not None:  # f + k + 1 is the PE's cycle after its last slot
+                window[done] = free[done].max(axis=1) + k + 1
+            if k % depth == depth - 1 or k == longest - 1:
+                block = k - k % depth
+                if block >= depth:  # stall terms of items j = block .. k: t*[p, j-D] + j-D
+                    size = k + 1 - block  # - b_{j-1} = t*[p, j-D] - (r*_{j-1} - c)
+                    before = ready[block : k + 1] - offset
+                    if k >= shortest:  # items past a sample's count add nothing
+                        past = np.arange(block, k + 1)[:, None] >= counts[None, :]
+                        before[past] = np.iinfo(dtype).max // 2
+                    slot = (block - depth) % ring
+                    part = terms[:size]
+                    np.subtract(take[slot : slot + size], before, out=part)
+                    np.maximum(part, zeros[:size], out=part)
+                    for term in part:
+                        stall += term
+    window -= lnzd_latency + queue_latency
+    window[counts == 0] = 0
+    # b_{K-1} = r*_{K-1} + K - 1 - queue; the broadcast stalled b_{K-1} - b_{-1} - K cycles.
+    stall_cycles = ready[counts, np.arange(count), 0] - queue_latency - lnzd_latency
+    stall_cycles[counts == 0] = 0
+    return Schedules(window, stall.astype(np.int64), stall_cycles.astype(np.int64))
+
+
+#: Items whose work rows are gathered at once (bounds the memory of a big batch).
+_ITEMS_PER_GATHER = 256
+
+
+def _group_ends(counts: np.ndarray) -> dict[int, np.ndarray]:
+    """The samples whose last item is k, by k (samples with no items left out)."""
+    order = np.argsort(counts, kind="stable")
+    last = counts[order] - 1
+    cuts = np.flatnonzero(np.diff(last)) + 1
+    return {
+        int(last[start]): order[start:stop]
+        for start, stop in zip([0, *cuts], [*cuts, counts.size], strict=True)
+        if last[start] >= 0
+    }
+
+
+def _cycle_dtype(table: np.ndarray, items: np.ndarray, depth: int, lnzd: int, queue: int) -> type:
+    """The narrowest integer type that holds every cycle of the recurrence exactly.
+
+    t[p, k] grows by at most ``max(max_p w[p, k-1], 1 + queue)`` per item from ``lnzd +
+    queue``, ``b_k`` stays below it, a PE's stall cycles are distinct cycles of the span, and
+    the relative cycles of :func:`schedules` differ from these by at most ``depth``.
+    """
+    step = np.maximum(table.max(axis=1, initial=0), 1 + queue)
+    span = int(step[items].sum(axis=0).max())
+    bound = lnzd + queue + span + int(step.max()) + depth
+    for dtype in (np.int16, np.int32):
+        if bound < np.iinfo(dtype).max // 2:
+            return dtype
+    return np.int64
 
 
 def mac_latency(machine: Machine) -> int:
@@ -91,6 +197,94 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+#: A MAC's timing and its activity counts (named as in the energy table).
+MacCost = tuple[MacTiming, dict[str, int]]
+
+
+def mac_costs(
+    machine: Machine,
+    layer: LayerTables,
+    columns: Sequence[np.ndarray],
+    stream_lengths: Sequence[int],
+) -> list[MacCost]:
+    """The timing and activity of one ``sparse-column-mac`` of ``layer`` on each of B samples
+    (sample b broadcasts ``columns[b]`` from a stream of ``stream_lengths[b]`` words): the
+    pipeline recurrence of all of them at once (:func:`schedules`)."""
+    pes = machine.pes
+    counts = np.array([c.size for c in columns], dtype=np.int64)
+    items = np.zeros((int(counts.max(initial=0)), counts.size), dtype=np.int64)
+    for sample, broadcast in enumerate(columns):
+        items[: broadcast.size, sample] = broadcast
+    work = np.maximum(layer.entries, 1)
+    plans = schedules(
+        work, items, counts, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency
+    )
+    busy, stored, pointer, spmat = _column_totals(layer, columns)
+    costs = []
+    for sample, items_sent in enumerate(counts.tolist()):
+        window = int(plans.window[sample])
+        entries = int(stored[sample].sum())
+        padding = stored[sample] - busy[sample]
+        timing = MacTiming(
+            window=window,
+            broadcasts=items_sent,
+            busy=busy[sample],
+            padding=padding,
+            pointer=pointer[sample],
+            starved=window - busy[sample] - padding - pointer[sample],
+            stall=plans.stall[sample],
+            stall_cycles=int(plans.stall_cycles[sample]),
+            ideal_cycles=entries / pes,
+        )
+        activity = {
+            "act_read": int(stream_lengths[sample]),
+            "fifo_access": items_sent * pes,
+            "ptr_read": items_sent * pes,
+            "spmat_read": int(spmat[sample]),
+            "codebook_lookup": entries,
+            "multiply": entries,
+            "accumulate": entries,
+        }
+        costs.append((timing, activity))
+    return costs
+
+
+def _column_totals(
+    layer: LayerTables, columns: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per sample, sums over its broadcast columns of the real and the stored entries (B x N),
+    of the PEs with no entry in a column (B x N) and of the sparse-matrix words (B,).
+
+    One sample gathers its columns; a batch multiplies the 0/1 matrix of broadcast columns
+    by the per-column counts in float64 (exact: integer sums far below 2**53).
+    """
+    pes = layer.pes
+    if len(columns) == 1:
+        (broadcast,) = columns
+        entries = layer.entries[broadcast]
+        return (
+            layer.real[broadcast].sum(axis=0)[None],
+            entries.sum(axis=0)[None],
+            np.count_nonzero(entries == 0, axis=0)[None],
+            layer.spmat_words[broadcast].sum()[None],
+        )
+    sent = np.zeros((len(columns), layer.cols), dtype=np.float64)
+    for sample, broadcast in enumerate(columns):
+        sent[sample, broadcast] = 1.0
+    counts = np.concatenate(
+        (layer.real, layer.entries, layer.entries == 0, layer.spmat_words.sum(axis=1)[:, None]),
+        axis=1,
+        dtype=np.float64,
+    )
+    totals = np.rint(sent @ counts).astype(np.int64)
+    return (
+        totals[:, :pes],
+        totals[:, pes : 2 * pes],
+        totals[:, 2 * pes : 3 * pes],
+        totals[:, 3 * pes],
+    )
+
+
 class CycleModel:
     """Times each executed instruction (isa/SPEC.md §6); instructions run back to back."""
 
@@ -102,8 +296,9 @@ class CycleModel:
         """Start a new run at cycle 0."""
         self.now = 0
 
-    def time(self, event: Event) -> Timing:
-        """The timing of ``event``, starting where the previous instruction ended."""
+    def time(self, event: Event, mac_cost: MacCost | None = None) -> Timing:
+        """The timing of ``event``, starting where the previous instruction ended (a MAC's
+        ``mac_cost`` may be given, from :func:`mac_costs` of a batch)."""
         machine = self.config.machine
         pes = machine.pes
         mac = None
@@ -111,7 +306,11 @@ class CycleModel:
         match event:
             case MacEvent():
                 assert event.layer is not None
-                mac, activity = self._mac(event.layer, event.columns, event.stream_length)
+                if mac_cost is None:
+                    (mac_cost,) = mac_costs(
+                        machine, event.layer, [event.columns], [event.stream_length]
+                    )
+                mac, activity = mac_cost
                 cycles = 0
                 if mac.broadcasts:
                     cycles = mac.window + mac_latency(machine)
@@ -137,39 +336,3 @@ class CycleModel:
         timing = Timing(start=self.now, cycles=cycles, activity=activity, mac=mac)
         self.now += cycles
         return timing
-
-    def _mac(
-        self, layer: LayerTables, columns: np.ndarray, stream_length: int
-    ) -> tuple[MacTiming, dict[str, int]]:
-        machine = self.config.machine
-        pes = machine.pes
-        entries = layer.entries[columns]
-        real = layer.real[columns]
-        work = np.maximum(entries, 1)
-        plan = schedule(work, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency)
-        busy = real.sum(axis=0)
-        padding = entries.sum(axis=0) - busy
-        pointer = np.count_nonzero(entries == 0, axis=0)
-        stored = int(entries.sum())
-        timing = MacTiming(
-            window=plan.window,
-            broadcasts=int(columns.size),
-            busy=busy,
-            padding=padding,
-            pointer=pointer,
-            starved=plan.window - busy - padding - pointer,
-            stall=plan.stall,
-            stall_cycles=plan.stall_cycles,
-            ideal_cycles=stored / pes,
-        )
-        items = int(columns.size)
-        activity = {
-            "act_read": stream_length,
-            "fifo_access": items * pes,
-            "ptr_read": items * pes,
-            "spmat_read": int(layer.spmat_words[columns].sum()),
-            "codebook_lookup": stored,
-            "multiply": stored,
-            "accumulate": stored,
-        }
-        return timing, activity
