@@ -75,10 +75,42 @@ class FixedArith:
             acc += np.bincount(rows, weights=weights, minlength=acc.size).astype(np.int64)
         else:
             np.add.at(acc, rows, codebook[tables.v[index]] * activations[item])
+        return int(self._saturate(acc))
+
+    def mac_batch(
+        self,
+        accs: np.ndarray,
+        tables: LayerTables,
+        weights: np.ndarray | None,
+        codebook: np.ndarray,
+        streams: np.ndarray,
+        columns: list[np.ndarray],
+    ) -> np.ndarray:
+        """:meth:`mac` of B samples: ``accs`` (B x rows) += ``streams`` (B x cols; sample b's
+        non-zero ``columns[b]``) times the layer's weights, clamped per sample; the overflow
+        count of each.
+
+        ``weights``: :func:`dense_weights` of the layer and ``codebook``, or None (then sample
+        by sample). The float64 product is exact as the bincount is: every product and partial
+        sum is an integer below 2**53, so any summation order gives the same integers.
+        """
+        if weights is None:
+            return np.array(
+                [
+                    self.mac(acc, tables, codebook, sent, stream[sent])
+                    for acc, stream, sent in zip(accs, streams, columns, strict=True)
+                ],
+                dtype=np.int64,
+            )
+        accs += (streams.astype(np.float64) @ weights).astype(np.int64)
+        return self._saturate(accs)
+
+    def _saturate(self, acc: np.ndarray) -> np.ndarray:
+        """Clamp ``acc`` in place to ``acc_bits``; the clamped count along its last axis."""
         limit = 1 << (self.acc_bits - 1)
         clipped = np.clip(acc, -limit, limit - 1)
-        overflows = int(np.count_nonzero(clipped != acc))
-        acc[:] = clipped
+        overflows = np.count_nonzero(clipped != acc, axis=-1)
+        acc[...] = clipped
         return overflows
 
     def add(
@@ -162,6 +194,21 @@ class FloatArith:
         acc += np.bincount(tables.row[index], weights=weights, minlength=acc.size)
         return 0
 
+    def mac_batch(
+        self,
+        accs: np.ndarray,
+        tables: LayerTables,
+        weights: np.ndarray | None,
+        codebook: np.ndarray,
+        streams: np.ndarray,
+        columns: list[np.ndarray],
+    ) -> np.ndarray:
+        """:meth:`mac` of B samples, sample by sample (``weights`` unused): a matrix product
+        would sum in another order than the bincount, and sums of reals depend on the order."""
+        for acc, stream, sent in zip(accs, streams, columns, strict=True):
+            self.mac(acc, tables, codebook, sent, stream[sent])
+        return np.zeros(len(accs), dtype=np.int64)
+
     def add(
         self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
     ) -> tuple[np.ndarray, int]:
@@ -180,3 +227,26 @@ class FloatArith:
 
 
 Arithmetic = FixedArith | FloatArith
+
+#: The largest dense weight matrix (entries) :func:`dense_weights` builds for a batch.
+DENSE_LIMIT = 64 << 20
+
+
+def dense_weights(tables: LayerTables, codebook: np.ndarray) -> np.ndarray | None:
+    """The layer's decoded weights, transposed, as a cols x rows float64 matrix
+    (``codebook[v]`` at each real entry, 0 elsewhere) for :meth:`FixedArith.mac_batch`; None
+    when it would exceed ``DENSE_LIMIT`` entries or float64 sums of the layer's products may be
+    inexact.
+
+    A real entry's (row, column) is unique (rows grow within a column on a PE, and PEs own
+    disjoint rows), so assigning the words places each one once.
+    """
+    rows, cols = tables.rows, tables.cols
+    if rows * cols > DENSE_LIMIT or not tables.exact_in_float64:
+        return None
+    index, column = tables.gather(np.arange(cols))
+    at = column * rows
+    at += tables.row[index]
+    weights = np.zeros(cols * rows, dtype=np.float64)
+    weights[at] = codebook[tables.v[index]]
+    return weights.reshape(cols, rows)

@@ -8,13 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from eiec.emulator.arith import FixedArith, dense_weights
 from eiec.emulator.config import EmulatorConfig
-from eiec.emulator.emulator import Emulator
+from eiec.emulator.cycles import mac_costs
+from eiec.emulator.emulator import Emulator, RunResult
 from eiec.emulator.events import Observer
 from eiec.emulator.ports import batch_size, check_dtype_and_values
+from eiec.emulator.semantics import mac_event, mac_operands
 from eiec.emulator.stats import Stats
 from eiec.errors import InputError
-from eiec.isa.program import Program
+from eiec.isa.program import Program, SparseColumnMac
 
 
 @dataclass
@@ -138,28 +141,93 @@ def run_batch(
     """Run every sample of ``inputs`` (stacked along the input ports' batch axes).
 
     An input with exactly its port's shape is reused for every sample. All batched inputs
-    must agree on the batch size.
+    must agree on the batch size. The samples run in lockstep (programs have no control flow,
+    so every sample executes the same instruction at the same time; the MACs are batched, see
+    :func:`_lockstep`); with ``observers`` they run one after the other, each observed whole.
     """
     batch = split_batch(program, inputs)
     count = batch.count
+    observers = tuple(observers)
     emulator = Emulator(program, config, observers)
-    samples = range(count)
-    if progress:
-        from rich.progress import track  # lazy: rich
-
-        samples = track(samples, description="emulating", total=count, transient=True)
-    outputs: dict[str, list[np.ndarray]] = {port.name: [] for port in program.outputs}
-    runs = []
-    for index in samples:
-        result = emulator.run(batch.sample(index))
-        runs.append(result.stats)
-        for name, value in result.outputs.items():
-            outputs[name].append(value)
+    if observers:
+        results = _sequential(emulator, batch, progress)
+    else:
+        results = _lockstep(emulator, batch, progress)
+    runs = [result.stats for result in results]
     stacked = {}
     for port in program.outputs:
-        parts = outputs[port.name]
+        parts = [result.outputs[port.name] for result in results]
         if port.batch_axis is None:
             stacked[port.name] = parts[0] if count == 1 and not batch.batched else np.stack(parts)
         else:
             stacked[port.name] = np.concatenate(parts, axis=port.batch_axis)
     return BatchResult(outputs=stacked, runs=runs, stats=BatchStats.of(runs))
+
+
+def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> list[RunResult]:
+    """One whole run per sample."""
+    samples: Iterable[int] = range(batch.count)
+    if progress:
+        from rich.progress import track  # lazy: rich
+
+        samples = track(samples, description="emulating", total=batch.count, transient=True)
+    return [emulator.run(batch.sample(index)) for index in samples]
+
+
+def _lockstep(emulator: Emulator, batch: Batch, progress: bool) -> list[RunResult]:
+    """All samples at once, one instruction at a time: each sample has its own machine state
+    and statistics (``Emulator.sibling``) and executes every instruction with the ordinary
+    handlers, except the MACs: their arithmetic is one matrix product for the batch when it is
+    exact (``FixedArith.mac_batch``) and their pipeline recurrence runs for all samples at once
+    (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`."""
+    lanes = [emulator.sibling() for _ in range(batch.count)]
+    for index, lane in enumerate(lanes):
+        lane.reset(batch.sample(index))
+    weights: dict[str, np.ndarray | None] = {}
+    steps: Iterable[int] = range(len(emulator.program.text))
+    if progress:
+        from rich.progress import track  # lazy: rich
+
+        steps = track(steps, description="emulating", transient=True)
+    for _ in steps:
+        instruction = lanes[0].next_instruction()
+        if instruction is None:
+            break
+        if isinstance(instruction, SparseColumnMac):
+            _mac(emulator, lanes, instruction, weights)
+        else:
+            for lane in lanes:
+                lane.step()
+    else:
+        lanes[0].next_instruction()  # past the end without a halt: its error
+    return [lane.result() for lane in lanes]
+
+
+def _mac(
+    emulator: Emulator,
+    lanes: list[Emulator],
+    ins: SparseColumnMac,
+    weights: dict[str, np.ndarray | None],
+) -> None:
+    """One ``sparse-column-mac`` on every sample: the handler's checks and event per sample,
+    the arithmetic and the timing batched (``weights``: dense weights by layer, built once)."""
+    ctx = emulator.context
+    states = [lane.state for lane in lanes]
+    pc = states[0].pc
+    operands = [mac_operands(ctx, state, ins, pc) for state in states]
+    tables = operands[0][0]
+    columns = [sent for _, sent in operands]
+    codebook = states[0].codebook
+    if ins.layer not in weights and isinstance(ctx.arith, FixedArith) and len(lanes) > 1:
+        weights[ins.layer] = dense_weights(tables, codebook)
+    accs = np.stack([state.acc for state in states])
+    streams = np.stack([state.stream for state in states])
+    same_codebook = all(np.array_equal(state.codebook, codebook) for state in states)
+    dense = weights.get(ins.layer) if same_codebook else None
+    overflows = ctx.arith.mac_batch(accs, tables, dense, codebook, streams, columns)
+    costs = mac_costs(emulator.config.machine, tables, columns, [stream.size for stream in streams])
+    for lane, state, acc, sent, overflow, cost in zip(
+        lanes, states, accs, columns, overflows.tolist(), costs, strict=True
+    ):
+        state.acc[:] = acc
+        lane.retire(mac_event(state, ins, pc, tables, sent, overflow), cost)

@@ -7,6 +7,7 @@ result.outputs["y"], result.stats.cycles
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -14,8 +15,8 @@ import numpy as np
 
 from eiec.emulator.arith import TABLE_FUNCTIONS, Arithmetic, FixedArith, FloatArith
 from eiec.emulator.config import EmulatorConfig
-from eiec.emulator.cycles import CycleModel
-from eiec.emulator.events import Observer, Probe
+from eiec.emulator.cycles import CycleModel, MacCost
+from eiec.emulator.events import Event, Observer, Probe
 from eiec.emulator.layers import LayerTables
 from eiec.emulator.ports import check_inputs, data_words
 from eiec.emulator.semantics import HANDLERS, Context
@@ -68,7 +69,7 @@ class Emulator:
             raise ValueError("tables must hold exactly the program's layers")
         self.tables = dict(tables)
         self._words = {name: data_words(buf) for name, buf in program.buffers.items()}
-        self._context = Context(program, self.tables, self.arith)
+        self.context = Context(program, self.tables, self.arith)
         self.cycle_model = CycleModel(self.config)
         self.collector = StatsCollector(self.config)
         self.observers: tuple[Observer, ...] = (self.collector, *observers)
@@ -129,8 +130,20 @@ class Emulator:
         frac = self.program.buffers[view.buffer].frac
         return self.arith.to_host(words, frac).astype(np.float64)
 
-    def step(self) -> Instruction | None:
-        """Execute the next instruction and return it; None once the program has halted."""
+    def sibling(self) -> Emulator:
+        """An emulator of the same program and configuration sharing these layer tables, with
+        its own state, cycle model and statistics, and no other observers or probes (one
+        sample of a lockstep batch)."""
+        other = copy.copy(self)
+        other.cycle_model = CycleModel(self.config)
+        other.collector = StatsCollector(self.config)
+        other.observers = (other.collector,)
+        other.probes = ()
+        other.state = None
+        return other
+
+    def next_instruction(self) -> Instruction | None:
+        """The instruction ``step`` would execute; None once the program has halted."""
         state = self.state
         if state is None:
             raise EmulatorError(
@@ -146,17 +159,31 @@ class Emulator:
                 where=self.program.source,
                 fix="end the instruction stream with halt",
             )
-        instruction = self.program.text[state.pc]
+        return self.program.text[state.pc]
+
+    def step(self) -> Instruction | None:
+        """Execute the next instruction and return it; None once the program has halted."""
+        instruction = self.next_instruction()
+        if instruction is None:
+            return None
+        state = self.state
+        assert state is not None
         for probe in self.probes:
             probe.before(instruction, self.values)
-        event = HANDLERS[type(instruction)](self._context, state, instruction, state.pc)
-        state.pc += 1
-        timing = self.cycle_model.time(event)
+        event = HANDLERS[type(instruction)](self.context, state, instruction, state.pc)
+        self.retire(event)
+        return instruction
+
+    def retire(self, event: Event, mac_cost: MacCost | None = None) -> None:
+        """Finish an executed instruction: advance the pc, time it (``mac_cost``: a MAC's
+        timing computed for a batch), tell the observers and probes."""
+        assert self.state is not None
+        self.state.pc += 1
+        timing = self.cycle_model.time(event, mac_cost)
         for observer in self.observers:
             observer.observe(event, timing)
         for probe in self.probes:
             probe.after(event, self.values)
-        return instruction
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> RunResult:
         """``reset(inputs)``, then ``step()`` until ``halt``."""

@@ -113,6 +113,16 @@ def broadcast_activation(
 
 def sparse_column_mac(ctx: Context, state: MachineState, ins: SparseColumnMac, pc: int) -> Event:
     """``ACC[row] += CB[v] * a_j`` for every non-zero a_j of the stream and entry of column j."""
+    tables, columns = mac_operands(ctx, state, ins, pc)
+    overflows = ctx.arith.mac(state.acc, tables, state.codebook, columns, state.stream[columns])
+    return mac_event(state, ins, pc, tables, columns, overflows)
+
+
+def mac_operands(
+    ctx: Context, state: MachineState, ins: SparseColumnMac, pc: int
+) -> tuple[LayerTables, np.ndarray]:
+    """A MAC's checks (codebook, stream, pending accumulators; EmulatorError), accumulators
+    cleared when none are pending; the layer's tables and the stream's non-zero columns."""
     layer = ctx.program.layers[ins.layer]
     where = ctx.where(pc, ins)
     if state.codebook is None or state.codebook_layer != ins.layer:
@@ -143,9 +153,18 @@ def sparse_column_mac(ctx: Context, state: MachineState, ins: SparseColumnMac, p
             fix="write the accumulators back first, or give both MACs the same rows and the "
             "same codebook frac + activation frac",
         )
-    columns = np.flatnonzero(state.stream)
-    tables = ctx.tables[ins.layer]
-    overflows = ctx.arith.mac(state.acc, tables, state.codebook, columns, state.stream[columns])
+    return ctx.tables[ins.layer], np.flatnonzero(state.stream)
+
+
+def mac_event(
+    state: MachineState,
+    ins: SparseColumnMac,
+    pc: int,
+    tables: LayerTables,
+    columns: np.ndarray,
+    overflows: int,
+) -> MacEvent:
+    """Count the MAC in ``state.mac_steps``; its event."""
     step = state.mac_steps.get(ins.layer, 0)
     state.mac_steps[ins.layer] = step + 1
     return MacEvent(

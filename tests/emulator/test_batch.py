@@ -1,0 +1,192 @@
+"""Lockstep batches (eiec.emulator.run_batch): the batched pipeline recurrence equals the
+per-sample one, and a lockstep batch gives exactly the outputs and statistics of running the
+samples one after the other."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from strategies import programs
+
+from eiec.emulator import Emulator, EmulatorConfig, run_batch, schedule, split_batch
+from eiec.emulator.cycles import schedules
+from eiec.isa import load
+from eiec.isa.builder import fc_program, random_codes
+from eiec.isa.program import Program
+
+from .programs import big_machine
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+@st.composite
+def batched_work(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A work table (C x N), per-sample item rows (K_max x B) and counts (some 0)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    pes, rows, samples = draw(st.integers(1, 6)), draw(st.integers(1, 30)), draw(st.integers(1, 7))
+    table = rng.integers(1, draw(st.integers(2, 40)), size=(rows, pes))
+    counts = rng.integers(0, draw(st.integers(1, 40)), size=samples)
+    items = rng.integers(0, rows, size=(int(counts.max()), samples))
+    return table, items, counts
+
+
+@given(batched_work(), st.integers(1, 12), st.integers(0, 3), st.integers(1, 3))
+@settings(max_examples=150, deadline=None)
+def test_batched_schedule_equals_each_samples(
+    case: tuple[np.ndarray, np.ndarray, np.ndarray], depth: int, lnzd: int, queue: int
+) -> None:
+    table, items, counts = case
+    plans = schedules(table, items, counts, depth, lnzd, queue)
+    for sample, count in enumerate(counts):
+        alone = schedule(table[items[:count, sample]], depth, lnzd, queue)
+        assert plans.window[sample] == alone.window
+        assert plans.stall[sample].tolist() == alone.stall.tolist()
+        assert plans.stall_cycles[sample] == alone.stall_cycles
+
+
+def test_batched_schedule_of_long_work_in_wide_cycles() -> None:
+    # Items past one gather chunk and cycles past int16: the recurrence widens its type.
+    rng = np.random.default_rng(3)
+    table = rng.integers(1, 3000, size=(50, 3))
+    counts = np.array([700, 0, 300])
+    items = rng.integers(0, 50, size=(700, 3))
+    plans = schedules(table, items, counts, 4)
+    for sample, count in enumerate(counts):
+        alone = schedule(table[items[:count, sample]], 4)
+        assert (plans.window[sample], plans.stall_cycles[sample]) == (
+            alone.window,
+            alone.stall_cycles,
+        )
+        assert plans.stall[sample].tolist() == alone.stall.tolist()
+    assert plans.window[0] > np.iinfo(np.int16).max
+
+
+def assert_lockstep_equals_sequential(
+    program: Program, inputs: dict[str, np.ndarray], config: EmulatorConfig | None = None
+) -> None:
+    """run_batch (lockstep) against each sample run alone: outputs bitwise, Stats equal."""
+    lockstep = run_batch(program, inputs, config)
+    batch = split_batch(program, inputs)
+    emulator = Emulator(program, config)
+    alone = [emulator.run(batch.sample(index)) for index in range(batch.count)]
+    assert len(lockstep.runs) == batch.count
+    for got, want in zip(lockstep.runs, alone, strict=True):
+        assert got == want.stats
+    for port in program.outputs:
+        parts = [run.outputs[port.name] for run in alone]
+        axis = port.batch_axis
+        want = np.stack(parts) if axis is None else np.concatenate(parts, axis=axis)
+        if axis is None and batch.count == 1 and not batch.batched:
+            want = parts[0]
+        got = lockstep.outputs[port.name]
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert got.tobytes() == want.tobytes(), port.name
+    # The sequential path (observers given) is the same too.
+    observed = run_batch(program, inputs, config, observers=[_Nothing()])
+    assert observed.runs == lockstep.runs
+
+
+class _Nothing:
+    def reset(self) -> None:
+        pass
+
+    def observe(self, event: object, timing: object) -> None:
+        pass
+
+
+def _samples(rng: np.random.Generator, program: Program, count: int, scale: float) -> dict:
+    """``count`` samples of every batched input (sample 0 all zeros), the others once."""
+    inputs = {}
+    for port in program.inputs:
+        shape = list(port.shape)
+        if port.batch_axis is None:
+            inputs[port.name] = rng.normal(0, scale, size=shape).astype(np.float32)
+            continue
+        shape[port.batch_axis] *= count
+        values = rng.normal(0, scale, size=shape) * (rng.random(shape) < 0.6)
+        first = [slice(None)] * len(shape)
+        first[port.batch_axis] = slice(0, port.shape[port.batch_axis])
+        values[tuple(first)] = 0.0
+        inputs[port.name] = values.astype(np.float32)
+    return inputs
+
+
+def _fc_chain(rng: np.random.Generator, pes: int, depth: int, acc_bits: int = 48) -> Program:
+    sizes = [int(rng.integers(1, 90)) for _ in range(3)]
+    codes = [
+        random_codes(rng, sizes[i + 1], sizes[i], float(rng.uniform(0.05, 0.7))) for i in range(2)
+    ]
+    books = [np.array([0, *rng.integers(-3000, 3000, 15)], dtype=np.int16) for _ in range(2)]
+    machine = dataclasses.replace(big_machine(pes, depth), acc_bits=acc_bits)
+    return fc_program(
+        codes, books, [12, 12], [8, 6, 8], machine=machine, relu=bool(rng.random() < 0.5)
+    )
+
+
+@pytest.mark.parametrize("arith", ["fixed16", "float32"])
+@pytest.mark.parametrize("seed", range(6))
+def test_lockstep_equals_sequential_on_fc_chains(arith: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    program = _fc_chain(rng, pes=int(rng.integers(1, 9)), depth=int(rng.integers(1, 9)))
+    count = int(rng.integers(2, 12))
+    inputs = _samples(rng, program, count, scale=float(rng.choice([0.1, 4.0, 300.0])))
+    assert_lockstep_equals_sequential(program, inputs, EmulatorConfig(arith=arith))
+
+
+def test_lockstep_counts_accumulator_overflows_per_sample() -> None:
+    rng = np.random.default_rng(11)
+    program = _fc_chain(rng, pes=4, depth=2, acc_bits=20)
+    inputs = _samples(rng, program, 8, scale=100.0)
+    batch = run_batch(program, inputs)
+    assert sum(run.saturations for run in batch.runs) > 0
+    assert batch.runs[0].saturations == 0  # the all-zero sample
+    assert_lockstep_equals_sequential(program, inputs)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_lockstep_batch_of_one_and_two(count: int) -> None:
+    rng = np.random.default_rng(5)
+    program = _fc_chain(rng, pes=3, depth=4)
+    assert_lockstep_equals_sequential(program, _samples(rng, program, count, scale=2.0))
+
+
+def test_lockstep_single_unbatched_input() -> None:
+    rng = np.random.default_rng(6)
+    program = _fc_chain(rng, pes=3, depth=4)
+    (port,) = program.inputs
+    x = rng.normal(size=port.shape).astype(np.float32)
+    assert_lockstep_equals_sequential(program, {port.name: x})
+
+
+@pytest.mark.parametrize("arith", ["fixed16", "float32"])
+@pytest.mark.parametrize("path", ["compile/lstm_head.eie", "valid/lstm_two_steps.eie"])
+def test_lockstep_equals_sequential_on_lstm_programs(path: str, arith: str) -> None:
+    program = load(GOLDEN / path)
+    rng = np.random.default_rng(2)
+    for scale in (0.5, 3.0):
+        inputs = _samples(rng, program, 6, scale=scale)
+        assert_lockstep_equals_sequential(program, inputs, EmulatorConfig(arith=arith))
+
+
+@given(
+    programs(),
+    st.integers(1, 5),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from(["fixed16", "float32"]),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_lockstep_equals_sequential_on_random_programs(
+    program: Program, count: int, seed: int, arith: str
+) -> None:
+    rng = np.random.default_rng(seed)
+    if arith == "float32" and any(
+        t.fn not in ("sigmoid", "tanh", "relu") for t in program.tables.values()
+    ):
+        arith = "fixed16"
+    inputs = _samples(rng, program, count, scale=float(rng.choice([0.5, 50.0])))
+    assert_lockstep_equals_sequential(program, inputs, EmulatorConfig(arith=arith))
