@@ -232,17 +232,19 @@ Arithmetic = FixedArith | FloatArith
 DENSE_LIMIT = 64 << 20
 
 
-def dense_weights(tables: LayerTables, codebook: np.ndarray) -> np.ndarray | None:
+def dense_weights(tables: LayerTables, codebook: np.ndarray, samples: int) -> np.ndarray | None:
     """The layer's decoded weights, transposed, as a cols x rows float64 matrix
-    (``codebook[v]`` at each real entry, 0 elsewhere) for :meth:`FixedArith.mac_batch`; None
-    when it would exceed ``DENSE_LIMIT`` entries or float64 sums of the layer's products may be
-    inexact.
+    (``codebook[v]`` at each real entry, 0 elsewhere) for :meth:`FixedArith.mac_batch` of
+    ``samples`` samples; None when it would exceed ``DENSE_LIMIT`` entries, when float64 sums
+    of the layer's products may be inexact, or when it has more entries than the samples'
+    real entries together (then it would not pay for itself).
 
     A real entry's (row, column) is unique (rows grow within a column on a PE, and PEs own
     disjoint rows), so assigning the words places each one once.
     """
     rows, cols = tables.rows, tables.cols
-    if rows * cols > DENSE_LIMIT or not tables.exact_in_float64:
+    size = rows * cols
+    if size > DENSE_LIMIT or size > samples * tables.row.size or not tables.exact_in_float64:
         return None
     index, column = tables.gather(np.arange(cols))
     at = column * rows

@@ -152,7 +152,15 @@ def run_batch(
     if observers:
         results = _sequential(emulator, batch, progress)
     else:
-        results = _lockstep(emulator, batch, progress)
+        chunks: Iterable[range] = [
+            range(start, min(start + LANES, count)) for start in range(0, count, LANES)
+        ]
+        if progress:
+            from rich.progress import track  # lazy: rich
+
+            chunks = track(chunks, description="emulating", transient=True)
+        weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        results = [run for chunk in chunks for run in _lockstep(emulator, batch, chunk, weights)]
     runs = [result.stats for result in results]
     stacked = {}
     for port in program.outputs:
@@ -174,27 +182,31 @@ def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> list[RunRes
     return [emulator.run(batch.sample(index)) for index in samples]
 
 
-def _lockstep(emulator: Emulator, batch: Batch, progress: bool) -> list[RunResult]:
-    """All samples at once, one instruction at a time: each sample has its own machine state
-    and statistics (``Emulator.sibling``) and executes every instruction with the ordinary
-    handlers, except the MACs: their arithmetic is one matrix product for the batch when it is
-    exact (``FixedArith.mac_batch``) and their pipeline recurrence runs for all samples at once
-    (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`."""
-    lanes = [emulator.sibling() for _ in range(batch.count)]
-    for index, lane in enumerate(lanes):
-        lane.reset(batch.sample(index))
-    weights: dict[str, np.ndarray | None] = {}
-    steps: Iterable[int] = range(len(emulator.program.text))
-    if progress:
-        from rich.progress import track  # lazy: rich
+#: Samples run in lockstep at once (bounds the memory of the batched MACs).
+LANES = 128
 
-        steps = track(steps, description="emulating", transient=True)
-    for _ in steps:
+
+def _lockstep(
+    emulator: Emulator,
+    batch: Batch,
+    samples: range,
+    weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
+) -> list[RunResult]:
+    """``samples`` at once, one instruction at a time: each sample has its own machine state
+    and statistics (``Emulator.sibling``) and executes every instruction with the ordinary
+    handlers, except the MACs: their arithmetic is one matrix product for all samples when it
+    is exact (``FixedArith.mac_batch``) and their pipeline recurrence runs for all samples at
+    once (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`.
+    ``weights``: the codebook and dense weights of each layer, built once for the batch."""
+    lanes = [emulator.sibling() for _ in samples]
+    for index, lane in zip(samples, lanes, strict=True):
+        lane.reset(batch.sample(index))
+    for _ in range(len(emulator.program.text)):
         instruction = lanes[0].next_instruction()
         if instruction is None:
             break
         if isinstance(instruction, SparseColumnMac):
-            _mac(emulator, lanes, instruction, weights)
+            _mac(emulator, lanes, instruction, weights, batch.count)
         else:
             for lane in lanes:
                 lane.step()
@@ -207,10 +219,12 @@ def _mac(
     emulator: Emulator,
     lanes: list[Emulator],
     ins: SparseColumnMac,
-    weights: dict[str, np.ndarray | None],
+    weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    samples: int,
 ) -> None:
-    """One ``sparse-column-mac`` on every sample: the handler's checks and event per sample,
-    the arithmetic and the timing batched (``weights``: dense weights by layer, built once)."""
+    """One ``sparse-column-mac`` on every lane: the handler's checks and event per lane, the
+    arithmetic and the timing batched (``weights``: codebook and dense weights by layer, built
+    on the layer's first MAC for the batch's ``samples``)."""
     ctx = emulator.context
     states = [lane.state for lane in lanes]
     pc = states[0].pc
@@ -218,12 +232,13 @@ def _mac(
     tables = operands[0][0]
     columns = [sent for _, sent in operands]
     codebook = states[0].codebook
-    if ins.layer not in weights and isinstance(ctx.arith, FixedArith) and len(lanes) > 1:
-        weights[ins.layer] = dense_weights(tables, codebook)
+    if ins.layer not in weights and isinstance(ctx.arith, FixedArith):
+        weights[ins.layer] = (codebook, dense_weights(tables, codebook, samples))
+    built, dense = weights.get(ins.layer, (codebook, None))
+    if not all(np.array_equal(state.codebook, built) for state in states):
+        dense = None  # (load-codebook loads the same words every time)
     accs = np.stack([state.acc for state in states])
     streams = np.stack([state.stream for state in states])
-    same_codebook = all(np.array_equal(state.codebook, codebook) for state in states)
-    dense = weights.get(ins.layer) if same_codebook else None
     overflows = ctx.arith.mac_batch(accs, tables, dense, codebook, streams, columns)
     costs = mac_costs(emulator.config.machine, tables, columns, [stream.size for stream in streams])
     for lane, state, acc, sent, overflow, cost in zip(

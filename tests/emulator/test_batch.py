@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from strategies import programs
 
 from eiec.emulator import Emulator, EmulatorConfig, run_batch, schedule, split_batch
+from eiec.emulator import batch as batch_module
 from eiec.emulator.cycles import schedules
 from eiec.isa import load
 from eiec.isa.builder import fc_program, random_codes
@@ -190,3 +191,11 @@ def test_lockstep_equals_sequential_on_random_programs(
         arith = "fixed16"
     inputs = _samples(rng, program, count, scale=float(rng.choice([0.5, 50.0])))
     assert_lockstep_equals_sequential(program, inputs, EmulatorConfig(arith=arith))
+
+
+def test_lockstep_in_chunks_of_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 8 samples in lockstep chunks of 3: the dense weights of the batch serve every chunk.
+    monkeypatch.setattr(batch_module, "LANES", 3)
+    rng = np.random.default_rng(9)
+    program = _fc_chain(rng, pes=4, depth=3)
+    assert_lockstep_equals_sequential(program, _samples(rng, program, 8, scale=3.0))
