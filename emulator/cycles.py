@@ -212,10 +212,14 @@ def mac_costs(
     pipeline recurrence of all of them at once (:func:`schedules`)."""
     pes = machine.pes
     counts = np.array([c.size for c in columns], dtype=np.int64)
-    items = np.zeros((int(counts.max(initial=0)), counts.size), dtype=np.int64)
-    for sample, broadcast in enumerate(columns):
-        items[: broadcast.size, sample] = broadcast
-    work = np.maximum(layer.entries, 1)
+    if len(columns) == 1:  # the work of the broadcast columns only
+        work = np.maximum(layer.entries[columns[0]], 1)
+        items = np.arange(columns[0].size)[:, None]
+    else:
+        work = np.maximum(layer.entries, 1)
+        items = np.zeros((int(counts.max(initial=0)), counts.size), dtype=np.int64)
+        for sample, broadcast in enumerate(columns):
+            items[: broadcast.size, sample] = broadcast
     plans = schedules(
         work, items, counts, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency
     )
@@ -256,7 +260,8 @@ def _column_totals(
     of the PEs with no entry in a column (B x N) and of the sparse-matrix words (B,).
 
     One sample gathers its columns; a batch multiplies the 0/1 matrix of broadcast columns
-    by the per-column counts in float64 (exact: integer sums far below 2**53).
+    by the per-column counts, in float32 when every sum is below 2**24 (then exact, as
+    float64 is for sums below 2**53).
     """
     pes = layer.pes
     if len(columns) == 1:
@@ -268,18 +273,20 @@ def _column_totals(
             np.count_nonzero(entries == 0, axis=0)[None],
             layer.spmat_words[broadcast].sum()[None],
         )
-    sent = np.zeros((len(columns), layer.cols), dtype=np.float64)
+    counts = np.concatenate(
+        (layer.entries, layer.real, layer.entries == 0, layer.spmat_words.sum(axis=1)[:, None]),
+        axis=1,
+        dtype=np.int64,
+    )
+    largest = int(counts.sum(axis=0).max())  # the sum over all columns bounds any subset's
+    dtype = np.float32 if largest < 1 << 24 else np.float64
+    sent = np.zeros((len(columns), layer.cols), dtype=dtype)
     for sample, broadcast in enumerate(columns):
         sent[sample, broadcast] = 1.0
-    counts = np.concatenate(
-        (layer.real, layer.entries, layer.entries == 0, layer.spmat_words.sum(axis=1)[:, None]),
-        axis=1,
-        dtype=np.float64,
-    )
-    totals = np.rint(sent @ counts).astype(np.int64)
+    totals = np.rint(sent @ counts.astype(dtype)).astype(np.int64)
     return (
-        totals[:, :pes],
         totals[:, pes : 2 * pes],
+        totals[:, :pes],
         totals[:, 2 * pes : 3 * pes],
         totals[:, 3 * pes],
     )

@@ -175,7 +175,7 @@ class StatsCollector:
     def finish(self) -> Stats:
         """The statistics of the run so far."""
         self.stats.pe_stats = [
-            PeStats(pe, *(int(x) for x in column)) for pe, column in enumerate(self._pe.T)
+            PeStats(pe, *column) for pe, column in enumerate(self._pe.T.tolist())
         ]
         return self.stats
 
