@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from eiec.errors import UnsupportedModelError
-from eiec.frontend.graph import attributes, infer_shapes
+from eiec.frontend.graph import attributes, infer_shapes, shape_stub
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,7 @@ def output_batch_axes(model: onnx.ModelProto, inputs: list[InputSpec]) -> list[i
     """
     if not any(spec.batch_axis is not None for spec in inputs):
         return [None] * len(model.graph.output)
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
+    probe = shape_stub(model)  # only shapes are inferred: no copy of the weights
     specs = {spec.name: spec for spec in inputs}
     for info in probe.graph.input:
         spec = specs.get(info.name)
@@ -128,12 +127,15 @@ def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:
     return 0
 
 
-def canonicalize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy with Dropout as Identity, Gemm alpha/beta folded into the initialisers (kept
-    for an operand that is computed, e.g. by a Constant node before folding) and unnamed LSTM
-    nodes named (the compressed model's export finds each LSTM by name)."""
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
+def canonicalize(model: onnx.ModelProto, *, copy: bool = True) -> onnx.ModelProto:
+    """A copy (``model`` itself when ``copy`` is False) with Dropout as Identity, Gemm
+    alpha/beta folded into the initialisers (kept for an operand that is computed, e.g. by a
+    Constant node before folding) and unnamed LSTM nodes named (the compressed model's export
+    finds each LSTM by name)."""
+    result = model
+    if copy:
+        result = onnx.ModelProto()
+        result.CopyFrom(model)
     graph = result.graph
     _name_lstm_nodes(graph)
     inits = {init.name: init for init in graph.initializer}

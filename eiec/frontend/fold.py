@@ -12,12 +12,14 @@ kept.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from eiec.frontend.graph import infer_shapes
+from eiec.frontend.graph import TensorValues, annotate_shapes
 
 #: Nodes that must not be evaluated at compile time (their result is not a constant).
 _NOT_FOLDABLE = frozenset(
@@ -35,27 +37,33 @@ _NOT_FOLDABLE = frozenset(
 )
 
 
-def fold_constants(model: onnx.ModelProto, *, max_rounds: int = 8) -> onnx.ModelProto:
-    """A copy of ``model`` with its constant subgraphs replaced by initialisers.
+def fold_constants(
+    model: onnx.ModelProto, *, max_rounds: int = 8, copy: bool = True
+) -> onnx.ModelProto:
+    """A copy of ``model`` (``model`` itself when ``copy`` is False) with its constant subgraphs
+    replaced by initialisers.
 
     Shape inference and folding alternate (up to ``max_rounds``) because a folded shape tensor
-    can make further shapes static. The input model is not modified.
+    can make further shapes static. With ``copy`` the input model is not modified; the
+    weights are copied at most once either way.
     """
-    folded = onnx.ModelProto()
-    folded.CopyFrom(model)
+    folded = model
+    if copy:
+        folded = onnx.ModelProto()
+        folded.CopyFrom(model)
     for _ in range(max_rounds):
-        folded = _infer(folded)
+        _infer(folded)
         if not _fold_once(folded):
             break
     _drop_unused_initializers(folded.graph)
-    return _infer(folded)
+    _infer(folded)
+    return folded
 
 
-def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
-    try:
-        return infer_shapes(model, data_prop=True)
-    except Exception:  # shape inference is best effort here; the checker reports real errors
-        return model
+def _infer(model: onnx.ModelProto) -> None:
+    # Shape inference is best effort here; the checker reports real errors.
+    with contextlib.suppress(Exception):
+        annotate_shapes(model, data_prop=True)
 
 
 def _static_shapes(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
@@ -93,11 +101,13 @@ def _fold_once(model: onnx.ModelProto) -> bool:
     """Fold every foldable node once; True when anything changed."""
     graph = model.graph
     graph_inputs = {i.name for i in graph.input}
-    known: dict[str, np.ndarray] = {
-        init.name: numpy_helper.to_array(init)
-        for init in graph.initializer
-        if init.name not in graph_inputs  # an initialiser that is also an input can be fed
-    }
+    known = TensorValues(
+        {
+            init.name: init
+            for init in graph.initializer
+            if init.name not in graph_inputs  # an initialiser that is also an input can be fed
+        }
+    )
     shapes = _static_shapes(graph)
     outputs = {o.name for o in graph.output}
     opsets = _opsets(model)
@@ -129,7 +139,7 @@ def _fold_once(model: onnx.ModelProto) -> bool:
 
 def _evaluate(
     node: onnx.NodeProto,
-    known: dict[str, np.ndarray],
+    known: TensorValues,
     shapes: dict[str, tuple[int, ...]],
     opsets: dict[str, int],
 ) -> list[np.ndarray] | None:

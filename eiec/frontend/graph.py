@@ -4,7 +4,7 @@ ONNX shape inference that does not copy the weights."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,12 +16,38 @@ from onnx import TensorProto, numpy_helper
 _WEIGHT_ELEMENTS = 1024
 
 
+class TensorValues(Mapping[str, np.ndarray]):
+    """Initialisers by name, each converted to numpy on first use (a check that only asks
+    whether a name is a constant, or for its shape, reads no weights)."""
+
+    def __init__(self, tensors: Mapping[str, onnx.TensorProto] | None = None) -> None:
+        self._tensors = dict(tensors or {})
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = numpy_helper.to_array(self._tensors[name])
+        return self._arrays[name]
+
+    def __setitem__(self, name: str, value: np.ndarray) -> None:
+        self._arrays[name] = value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays or name in self._tensors
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys([*self._tensors, *self._arrays]))
+
+    def __len__(self) -> int:
+        return len(set(self._tensors) | set(self._arrays))
+
+
 @dataclass
 class GraphFacts:
     """Initialisers, static shapes, producers and consumers of an ONNX graph's tensors."""
 
     model: onnx.ModelProto
-    initializers: dict[str, np.ndarray] = field(default_factory=dict)
+    initializers: TensorValues = field(default_factory=TensorValues)
     shapes: dict[str, tuple[int | str | None, ...]] = field(default_factory=dict)
     producer: dict[str, onnx.NodeProto] = field(default_factory=dict)
     consumers: dict[str, list[onnx.NodeProto]] = field(default_factory=dict)
@@ -30,11 +56,10 @@ class GraphFacts:
     def of(cls, model: onnx.ModelProto) -> GraphFacts:
         """Facts of ``model`` (expects shape inference to have run)."""
         graph = model.graph
-        facts = cls(model=model)
         inputs = {i.name for i in graph.input}
+        constants = {init.name: init for init in graph.initializer if init.name not in inputs}
+        facts = cls(model=model, initializers=TensorValues(constants))
         for init in graph.initializer:
-            if init.name not in inputs:
-                facts.initializers[init.name] = numpy_helper.to_array(init)
             facts.shapes[init.name] = tuple(int(d) for d in init.dims)
         for info in [*graph.input, *graph.value_info, *graph.output]:
             if info.name in facts.shapes or not info.type.HasField("tensor_type"):
@@ -94,13 +119,7 @@ def infer_shapes(
     that only read shapes). ``strict``: also check types, and fail on any node ONNX cannot
     infer (``check_type`` and ``strict_mode``). Raises what ONNX raises.
     """
-    large = {
-        init.name: init
-        for init in model.graph.initializer
-        if init.data_type == TensorProto.FLOAT
-        and init.HasField("raw_data")
-        and math.prod(init.dims) > _WEIGHT_ELEMENTS
-    }
+    large = {init.name: init for init in model.graph.initializer if _is_weight(init)}
     stub = copy_without_data(model, set(large))
     inferred = onnx.shape_inference.infer_shapes(
         stub, data_prop=data_prop, check_type=strict, strict_mode=strict
@@ -110,6 +129,39 @@ def infer_shapes(
             if init.name in large:
                 init.CopyFrom(large[init.name])
     return inferred
+
+
+def annotate_shapes(model: onnx.ModelProto, *, data_prop: bool = False) -> None:
+    """Put :func:`infer_shapes`' result into ``model`` itself: everything but the initialisers
+    (which inference does not change) is replaced by the inferred model's, so the weights are
+    neither copied nor moved. Raises what ONNX raises, leaving ``model`` as it was."""
+    inferred = infer_shapes(model, data_prop=data_prop, weights=False)
+    graph = model.graph
+    for descriptor, _ in graph.ListFields():
+        if descriptor.name != "initializer":
+            graph.ClearField(descriptor.name)
+    _copy_fields(inferred.graph, graph, skip="initializer")
+    for descriptor, _ in model.ListFields():
+        if descriptor.name != "graph":
+            model.ClearField(descriptor.name)
+    _copy_fields(inferred, model, skip="graph")
+
+
+def shape_stub(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` for shape inference only: its float weights without their data
+    (:func:`copy_without_data`), as :func:`infer_shapes` hands them to ONNX."""
+    return copy_without_data(
+        model, {init.name for init in model.graph.initializer if _is_weight(init)}
+    )
+
+
+def _is_weight(init: onnx.TensorProto) -> bool:
+    """A float initialiser of more than ``_WEIGHT_ELEMENTS`` elements, stored as raw data."""
+    return (
+        init.data_type == TensorProto.FLOAT
+        and init.HasField("raw_data")
+        and math.prod(init.dims) > _WEIGHT_ELEMENTS
+    )
 
 
 def copy_without_data(model: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:

@@ -38,10 +38,10 @@ def read_onnx(model: str | Path | onnx.ModelProto) -> ImportedModel:
     """Load, check, fold, check support, canonicalise and import ``model``."""
     proto = load_model(model)
     source = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
-    batch1, inputs = fix_batch(proto, source)
-    folded = fold_constants(batch1)
+    batch1, inputs = fix_batch(proto, source)  # the one copy of the model; the rest in place
+    folded = fold_constants(batch1, copy=False)
     check_supported(folded, source, CHECKS, BYOC_HINT)
-    canonical = canonicalize(folded)
+    canonical = canonicalize(folded, copy=False)
     layers = find_onnx_layers(canonical)
     module = import_canonical(canonical, layers)
     outputs = [o.name for o in canonical.graph.output]
