@@ -35,6 +35,7 @@ from eiec.compression import CompressionReport
 from eiec.errors import CompileError
 from eiec.frontend.canonicalize import canonicalize, output_batch_axes
 from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, options_text
+from eiec.frontend.load import LoadedModel
 from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
 from eiec.isa.machines import check as check_machine
@@ -204,9 +205,10 @@ def prune_pass(options: CompileOptions, aliases: dict[str, str]) -> PruneWeights
 
 
 def compile_model(
-    model: str | Path | onnx.ModelProto, options: CompileOptions | None = None
+    model: str | Path | onnx.ModelProto | LoadedModel, options: CompileOptions | None = None
 ) -> CompileResult:
-    """Compile an ONNX FC/LSTM model into an EIE program."""
+    """Compile an ONNX FC/LSTM model into an EIE program (a ``LoadedModel``, already checked
+    by ``eiec.frontend.load``, is not read again)."""
     options = options or CompileOptions()
     options_given = options
     machine = options.machine

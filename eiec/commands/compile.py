@@ -46,12 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compile, print the report, write the outputs."""
-    precheck_model(args, capacity=True)
+    loaded = precheck_model(args, capacity=True)
     options = options_from_args(args, progress=not args.quiet)
 
     from eiec.compiler import compile_model  # lazy: TVM
 
-    result = compile_model(args.model, options)
+    result = compile_model(loaded, options)  # loaded and checked once, by precheck_model
     write_atomic(args.output, format_program(result.program))
     if args.export_onnx:
         write_atomic(args.export_onnx, result.compressed_model.SerializeToString())

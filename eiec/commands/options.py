@@ -19,6 +19,7 @@ from eiec.fileio import NPY, InputKind
 
 if TYPE_CHECKING:
     from eiec.compiler import CompileOptions
+    from eiec.frontend.load import LoadedModel
 
 
 # --- compile options --------------------------------------------------------------------------
@@ -119,14 +120,16 @@ def precheck_model(
     args: argparse.Namespace,
     capacity: bool = False,
     inputs: dict[str, np.ndarray] | np.ndarray | None = None,
-) -> None:
+) -> LoadedModel:
     """Before TVM is imported: load and check ``args.model`` (``eiec.frontend.checks``), that it
     has a layer for EIE, that ``inputs`` and ``--calibration`` fit its inputs and, with
-    ``capacity``, that its layers can fit the machine the compile options describe."""
+    ``capacity``, that its layers can fit the machine the compile options describe. Returns the
+    checked model, which ``compile_model`` takes without loading it again."""
     from eiec.frontend.checks import check_capacity, check_inputs, check_runs_on_eie  # lazy: onnx
-    from eiec.frontend.load import load_model  # lazy: onnx
+    from eiec.frontend.load import load_checked  # lazy: onnx
 
-    proto = load_model(args.model)
+    loaded = load_checked(args.model)
+    proto = loaded.proto
     check_runs_on_eie(proto, args.model)
     if inputs is not None:
         where = ", ".join(spec.path for spec in args.input)
@@ -136,6 +139,7 @@ def precheck_model(
     if capacity:  # auto: the pointer SRAM here, the rest as auto chooses (eiec.training)
         sparsity, default = args.sparsity
         check_capacity(proto, machine_from_args(args), sparsity, default, args.model)
+    return loaded
 
 
 def options_from_args(args: argparse.Namespace, progress: bool = False) -> CompileOptions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -11,12 +12,30 @@ from eiec.errors import ModelLoadError
 from eiec.frontend.checks import check_model
 
 
-def load_model(model: str | Path | onnx.ModelProto) -> onnx.ModelProto:
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model :func:`load_model` has read and checked (``proto``), with the path it was read
+    from (``source``, which messages name): given to :func:`load_model` or to the compiler,
+    it is neither read nor checked again."""
+
+    proto: onnx.ModelProto
+    source: str
+
+
+def load_checked(model: str | Path) -> LoadedModel:
+    """:func:`load_model` of the file ``model``, kept with its path."""
+    return LoadedModel(load_model(model), str(model))
+
+
+def load_model(model: str | Path | onnx.ModelProto | LoadedModel) -> onnx.ModelProto:
     """The model at ``model`` (or the given proto), checked by ``onnx.checker``.
 
     Raises ModelLoadError naming the file and the reason (missing, not ONNX, invalid, or a
-    tensor eiec cannot compute with: ``eiec.frontend.checks.check_model``).
+    tensor eiec cannot compute with: ``eiec.frontend.checks.check_model``). A
+    :class:`LoadedModel` was checked when it was loaded: its proto is returned as it is.
     """
+    if isinstance(model, LoadedModel):
+        return model.proto
     if isinstance(model, onnx.ModelProto):
         where = f"model {model.graph.name or '<in memory>'}"
         proto = model

@@ -12,7 +12,7 @@ from eiec.frontend.canonicalize import InputSpec, canonicalize, fix_batch
 from eiec.frontend.fold import fold_constants
 from eiec.frontend.importer import import_canonical
 from eiec.frontend.layers import OnnxLayer, find_onnx_layers
-from eiec.frontend.load import load_model
+from eiec.frontend.load import LoadedModel, load_model
 from eiec.frontend.ops import BYOC_HINT, CHECKS
 from eiec.frontend.support import check_supported
 
@@ -34,10 +34,14 @@ class ImportedModel:
     module: tvm.IRModule
 
 
-def read_onnx(model: str | Path | onnx.ModelProto) -> ImportedModel:
-    """Load, check, fold, check support, canonicalise and import ``model``."""
+def read_onnx(model: str | Path | onnx.ModelProto | LoadedModel) -> ImportedModel:
+    """Load, check, fold, check support, canonicalise and import ``model`` (a
+    :class:`eiec.frontend.load.LoadedModel` is not loaded or checked again)."""
     proto = load_model(model)
-    source = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
+    if isinstance(model, LoadedModel):
+        source = model.source
+    else:
+        source = str(model) if not isinstance(model, onnx.ModelProto) else "<model>"
     batch1, inputs = fix_batch(proto, source)  # the one copy of the model; the rest in place
     folded = fold_constants(batch1, copy=False)
     check_supported(folded, source, CHECKS, BYOC_HINT)
