@@ -1,8 +1,12 @@
-"""Batches: independent runs of one program, split and stacked along each port's batch axis."""
+"""Batches: independent runs of one program, split and stacked along each port's batch axis.
+
+The samples run in lockstep (a program has no control flow): one instruction for all of them
+at a time, the MACs batched; the outputs and statistics are those of one run per sample.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -152,15 +156,22 @@ def run_batch(
     if observers:
         results = _sequential(emulator, batch, progress)
     else:
-        chunks: Iterable[range] = [
-            range(start, min(start + LANES, count)) for start in range(0, count, LANES)
-        ]
-        if progress:
-            from rich.progress import track  # lazy: rich
-
-            chunks = track(chunks, description="emulating", transient=True)
+        chunks = [range(start, min(start + LANES, count)) for start in range(0, count, LANES)]
         weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        results = [run for chunk in chunks for run in _lockstep(emulator, batch, chunk, weights)]
+        if progress:
+            from rich.progress import Progress  # lazy: rich
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("emulating", total=len(chunks) * len(program.text))
+                results = [
+                    run
+                    for chunk in chunks
+                    for run in _lockstep(emulator, batch, chunk, weights, lambda: bar.advance(task))
+                ]
+        else:
+            results = [
+                run for chunk in chunks for run in _lockstep(emulator, batch, chunk, weights)
+            ]
     runs = [result.stats for result in results]
     stacked = {}
     for port in program.outputs:
@@ -191,13 +202,15 @@ def _lockstep(
     batch: Batch,
     samples: range,
     weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    tick: Callable[[], None] | None = None,
 ) -> list[RunResult]:
     """``samples`` at once, one instruction at a time: each sample has its own machine state
     and statistics (``Emulator.sibling``) and executes every instruction with the ordinary
     handlers, except the MACs: their arithmetic is one matrix product for all samples when it
     is exact (``FixedArith.mac_batch``) and their pipeline recurrence runs for all samples at
     once (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`.
-    ``weights``: the codebook and dense weights of each layer, built once for the batch."""
+    ``weights``: the codebook and dense weights of each layer, built once for the batch;
+    ``tick`` is called after each instruction."""
     lanes = [emulator.sibling() for _ in samples]
     for index, lane in zip(samples, lanes, strict=True):
         lane.reset(batch.sample(index))
@@ -210,6 +223,8 @@ def _lockstep(
         else:
             for lane in lanes:
                 lane.step()
+        if tick is not None:
+            tick()
     else:
         lanes[0].next_instruction()  # past the end without a halt: its error
     return [lane.result() for lane in lanes]

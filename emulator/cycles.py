@@ -6,7 +6,8 @@ the CCU broadcasts item k (the k-th non-zero activation) into every PE's queue i
 holds D items, a slot freeing when the pointer-read unit takes its item); PE p's pointer-read
 unit takes item k in cycle ``t[p, k] = max(b_k + queue_latency, t[p, k-1] + w[p, k-1])``, and
 its entries are read one per cycle from ``t[p, k] + ptr_latency`` on (the next pointer read
-overlapping the last entry). It loops over the K items with numpy vectors over the PEs.
+overlapping the last entry). :func:`schedules` runs it for a batch of samples at once, one
+loop over the K items with numpy over samples x PEs; :func:`schedule` is its one-sample case.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Schedules:
     stall_cycles: np.ndarray
 
     def __getitem__(self, sample: int) -> Schedule:
+        """The schedule of one sample."""
         return Schedule(
             window=int(self.window[sample]),
             stall=self.stall[sample],

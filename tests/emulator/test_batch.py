@@ -199,3 +199,10 @@ def test_lockstep_in_chunks_of_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(9)
     program = _fc_chain(rng, pes=4, depth=3)
     assert_lockstep_equals_sequential(program, _samples(rng, program, 8, scale=3.0))
+
+
+def test_lockstep_with_a_progress_bar_gives_the_same_runs() -> None:
+    rng = np.random.default_rng(12)
+    program = _fc_chain(rng, pes=2, depth=2)
+    inputs = _samples(rng, program, 4, scale=2.0)
+    assert run_batch(program, inputs, progress=True).runs == run_batch(program, inputs).runs
