@@ -250,5 +250,5 @@ def dense_weights(tables: LayerTables, codebook: np.ndarray, samples: int) -> np
     at = column * rows
     at += tables.row[index]
     weights = np.zeros(cols * rows, dtype=np.float64)
-    weights[at] = codebook[tables.v[index]]
+    weights[at] = codebook.astype(np.float64)[tables.v[index]]
     return weights.reshape(cols, rows)

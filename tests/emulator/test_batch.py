@@ -15,7 +15,7 @@ from strategies import programs
 
 from eiec.emulator import Emulator, EmulatorConfig, run_batch, schedule, split_batch
 from eiec.emulator import batch as batch_module
-from eiec.emulator.cycles import schedules
+from eiec.emulator.cycles import _cycle_dtype, schedules
 from eiec.isa import load
 from eiec.isa.builder import fc_program, random_codes
 from eiec.isa.program import Program
@@ -50,12 +50,16 @@ def test_batched_schedule_equals_each_samples(
         assert plans.stall_cycles[sample] == alone.stall_cycles
 
 
-def test_batched_schedule_of_long_work_in_wide_cycles() -> None:
-    # Items past one gather chunk and cycles past int16: the recurrence widens its type.
+@pytest.mark.parametrize(
+    ("largest", "dtype"), [(12, np.int16), (3000, np.int32), (1 << 40, np.int64)]
+)
+def test_batched_schedule_of_long_work_in_each_cycle_type(largest: int, dtype: type) -> None:
+    # Items past one gather chunk, and cycles in int16, int32 or int64 as their bound needs.
     rng = np.random.default_rng(3)
-    table = rng.integers(1, 3000, size=(50, 3))
+    table = rng.integers(1, largest, size=(50, 3))
     counts = np.array([700, 0, 300])
     items = rng.integers(0, 50, size=(700, 3))
+    assert _cycle_dtype(table, items, 4, 1, 1) is dtype
     plans = schedules(table, items, counts, 4)
     for sample, count in enumerate(counts):
         alone = schedule(table[items[:count, sample]], 4)
@@ -64,7 +68,21 @@ def test_batched_schedule_of_long_work_in_wide_cycles() -> None:
             alone.stall_cycles,
         )
         assert plans.stall[sample].tolist() == alone.stall.tolist()
-    assert plans.window[0] > np.iinfo(np.int16).max
+        if count:
+            assert alone.window == _by_cycles_window(table[items[:count, sample]], 4)
+
+
+def _by_cycles_window(work: np.ndarray, depth: int) -> int:
+    """The window by the plain recurrence in Python integers (no numpy types)."""
+    free = [None] * work.shape[1]
+    last: list[int] = []
+    sent = 0
+    for k, row in enumerate(work.tolist()):
+        sent = max(sent + 1, last[k - depth] + 1) if k >= depth else sent + 1
+        take = [sent + 1 if f is None else max(f, sent + 1) for f in free]
+        last.append(max(take))
+        free = [t + w for t, w in zip(take, row, strict=True)]
+    return max(free) - 2
 
 
 def assert_lockstep_equals_sequential(
