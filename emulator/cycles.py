@@ -102,6 +102,7 @@ def schedules(
     if longest == 0:
         return Schedules(window, np.zeros((count, pes), dtype=np.int64), window.copy())
     items = items[:longest]
+    depth = min(depth, longest)  # queues deeper than the items never fill: the same schedule
     dtype = _cycle_dtype(table, items, depth, lnzd_latency, queue_latency)
     # Cycles are kept relative to the item index k (t* = t - k, r* = b + queue - k), which
     # leaves one max per item for the broadcast: r*_k = max(r*_{k-1}, max_p t*[p, k-D] + c)
