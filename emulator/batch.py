@@ -6,7 +6,7 @@ at a time, the MACs batched; the outputs and statistics are those of one run per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -153,29 +153,15 @@ def run_batch(
     count = batch.count
     observers = tuple(observers)
     emulator = Emulator(program, config, observers)
-    if observers:
-        results = _sequential(emulator, batch, progress)
-    else:
-        chunks = [range(start, min(start + LANES, count)) for start in range(0, count, LANES)]
-        weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-        if progress:
-            from rich.progress import Progress  # lazy: rich
-
-            with Progress(transient=True) as bar:
-                task = bar.add_task("emulating", total=len(chunks) * len(program.text))
-                results = [
-                    run
-                    for chunk in chunks
-                    for run in _lockstep(emulator, batch, chunk, weights, lambda: bar.advance(task))
-                ]
-        else:
-            results = [
-                run for chunk in chunks for run in _lockstep(emulator, batch, chunk, weights)
-            ]
-    runs = [result.stats for result in results]
+    runs: list[Stats] = []
+    outputs: dict[str, list[np.ndarray]] = {port.name: [] for port in program.outputs}
+    for result in _runs(emulator, batch, progress):  # kept: outputs and stats, not buffers
+        runs.append(result.stats)
+        for name, parts in outputs.items():
+            parts.append(result.outputs[name])
     stacked = {}
     for port in program.outputs:
-        parts = [result.outputs[port.name] for result in results]
+        parts = outputs[port.name]
         if port.batch_axis is None:
             stacked[port.name] = parts[0] if count == 1 and not batch.batched else np.stack(parts)
         else:
@@ -183,14 +169,37 @@ def run_batch(
     return BatchResult(outputs=stacked, runs=runs, stats=BatchStats.of(runs))
 
 
-def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> list[RunResult]:
+def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResult]:
+    """The run of each sample, in order: in lockstep chunks of ``LANES`` samples, or one after
+    the other when the emulator has observers besides its statistics."""
+    if len(emulator.observers) > 1:
+        yield from _sequential(emulator, batch, progress)
+        return
+    chunks = [
+        range(start, min(start + LANES, batch.count)) for start in range(0, batch.count, LANES)
+    ]
+    weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    if not progress:
+        for chunk in chunks:
+            yield from _lockstep(emulator, batch, chunk, weights)
+        return
+    from rich.progress import Progress  # lazy: rich
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("emulating", total=len(chunks) * len(emulator.program.text))
+        for chunk in chunks:
+            yield from _lockstep(emulator, batch, chunk, weights, lambda: bar.advance(task))
+
+
+def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResult]:
     """One whole run per sample."""
     samples: Iterable[int] = range(batch.count)
     if progress:
         from rich.progress import track  # lazy: rich
 
         samples = track(samples, description="emulating", total=batch.count, transient=True)
-    return [emulator.run(batch.sample(index)) for index in samples]
+    for index in samples:
+        yield emulator.run(batch.sample(index))
 
 
 #: Samples run in lockstep at once (bounds the memory of the batched MACs).
