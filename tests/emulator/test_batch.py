@@ -16,6 +16,7 @@ from strategies import programs
 from eiec.emulator import Emulator, EmulatorConfig, run_batch, schedule, split_batch
 from eiec.emulator import batch as batch_module
 from eiec.emulator.cycles import _cycle_dtype, schedules
+from eiec.errors import EmulatorError
 from eiec.isa import load
 from eiec.isa.builder import fc_program, random_codes
 from eiec.isa.program import Program
@@ -224,3 +225,17 @@ def test_lockstep_with_a_progress_bar_gives_the_same_runs() -> None:
     program = _fc_chain(rng, pes=2, depth=2)
     inputs = _samples(rng, program, 4, scale=2.0)
     assert run_batch(program, inputs, progress=True).runs == run_batch(program, inputs).runs
+
+
+@pytest.mark.parametrize("fault", ["no halt", "no codebook"])
+def test_lockstep_fails_as_a_single_run_does(fault: str) -> None:
+    rng = np.random.default_rng(13)
+    program = _fc_chain(rng, pes=2, depth=2)
+    text = program.text[:-1] if fault == "no halt" else program.text[1:]
+    broken = dataclasses.replace(program, text=text)
+    inputs = _samples(rng, broken, 3, scale=1.0)
+    with pytest.raises(EmulatorError) as alone:
+        Emulator(broken).run(split_batch(broken, inputs).sample(0))
+    with pytest.raises(EmulatorError) as lockstep:
+        run_batch(broken, inputs)
+    assert str(lockstep.value) == str(alone.value)
