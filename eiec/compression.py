@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from eiec.codegen.assembly import LayerRecord
-from eiec.isa.program import NIBBLE_BITS
+from eiec.isa.program import NIBBLE_BITS, Layer
 from eiec.passes.prune_weights import PruneStats
 from eiec.passes.share_weights import ShareStats
 
@@ -125,6 +125,17 @@ def _report(
     )
 
 
+def stored_nonzeros(layer: Layer, cols: int) -> int:
+    """Non-zero codes in the first ``cols`` columns of ``layer``, counted on its stored entries
+    (padding entries store code 0): per PE, its entries up to column ``cols``'s pointer."""
+    ptr = layer.ptr.astype(np.int64)
+    base = np.zeros(ptr.shape[0], dtype=np.int64)
+    np.cumsum(ptr[:-1, -1], out=base[1:])
+    before = np.zeros(layer.v.size + 1, dtype=np.int64)
+    np.cumsum(layer.v != 0, out=before[1:])
+    return int((before[base + ptr[:, cols]] - before[base]).sum())
+
+
 def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -> LayerReport:
     """The figures of one lowered layer."""
     layer = record.layer
@@ -137,7 +148,7 @@ def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -
         layer.name,
         [rows, inputs],
         weights=rows * inputs,
-        nonzero=int(np.count_nonzero(record.codes[:, :inputs])),
+        nonzero=stored_nonzeros(layer, inputs),
         has_bias=record.has_bias,
         entries=layer.stored_entries,
         padding=layer.padding_entries,

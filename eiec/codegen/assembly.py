@@ -48,12 +48,11 @@ class FormatChoice:
 
 @dataclass
 class LayerRecord:
-    """What the report needs about a lowered layer: its code matrix, whether it has a bias, and
-    how many of its rows are the model's (``rows``; fewer than the layer's when a lowering pads
-    rows to align them on the PEs, as the LSTM's gate rows are)."""
+    """What the report needs about a lowered layer beside its stored entries: whether it has a
+    bias, and how many of its rows are the model's (``rows``; fewer than the layer's when a
+    lowering pads rows to align them on the PEs, as the LSTM's gate rows are)."""
 
     layer: Layer
-    codes: np.ndarray
     has_bias: bool
     rows: int | None = None
 
@@ -118,7 +117,7 @@ class ProgramAssembly(Program):
         words, _ = quantize(codebook, frac)
         layer = make_layer(name, codes, words, frac, self.machine.pes)
         self.layers[name] = layer
-        self.records[name] = LayerRecord(layer, codes, has_bias, model_rows)
+        self.records[name] = LayerRecord(layer, has_bias, model_rows)
         self.formats[f"{name}.codebook"] = FormatChoice(name, "codebook", frac, max_abs, "codebook")
         return layer
 
@@ -213,22 +212,27 @@ class ProgramAssembly(Program):
                 return pes
         return None
 
-    def _entries_fit(self, pes: int) -> bool:
+    def _entries_fit(self, pes: int, codes: list[np.ndarray]) -> bool:
         machine = self.machine
         total = np.zeros(pes, dtype=np.int64)
-        for record in self.records.values():
-            per_pe = csc.encode(record.codes, pes).ptr[:, -1]
+        for matrix in codes:
+            per_pe = csc.encode(matrix, pes).ptr[:, -1]
             if int(per_pe.max(initial=0)) > (1 << machine.ptr_bits) - 1:
                 return False
             total += per_pe
         return int(total.max(initial=0)) <= machine.spmat_sram
 
     def _fix_entries(self, name: str, need: int | None) -> str:
-        """The options that make the layers fit: the smallest PE count, a larger SRAM."""
+        """The options that make the layers fit: the smallest PE count, a larger SRAM (the code
+        matrices decoded from the stored layers, only on this error path)."""
+        codes = [
+            csc.decode(record.layer.ptr, record.layer.v, record.layer.z, record.layer.rows)
+            for record in self.records.values()
+        ]
         low, high = self.machine.pes, None
         candidate = self.machine.pes * 2
         while candidate <= 4096:
-            if self._entries_fit(candidate):
+            if self._entries_fit(candidate, codes):
                 high = candidate
                 break
             low, candidate = candidate, candidate * 2
@@ -236,7 +240,7 @@ class ProgramAssembly(Program):
         if high is not None:
             while high - low > 1:
                 middle = (low + high) // 2
-                if self._entries_fit(middle):
+                if self._entries_fit(middle, codes):
                     high = middle
                 else:
                     low = middle

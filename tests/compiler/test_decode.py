@@ -8,7 +8,9 @@ import pytest
 import eiec.codegen.context as context
 from eiec.codegen.decode import decode_layer
 from eiec.compiler import CompileOptions, compile_model
+from eiec.compression import stored_nonzeros
 from eiec.errors import CompileError
+from eiec.isa import csc
 
 from .models import mlp
 
@@ -69,3 +71,13 @@ def test_a_lowering_that_shifts_codes_keeping_the_zeros_is_a_compile_error(
         "layer fc0: the program's layer does not decode to the compressed weights: "
     ), message
     assert "weights differ beyond the codebook's rounding" in message
+
+
+def test_the_report_counts_the_non_zero_weights_the_layers_store() -> None:
+    result = compile_model(mlp([9, 7, 5], seed=3), CompileOptions.of(pes=4, sparsity=0.6, bits=3))
+    for row in result.report.layers:
+        layer = result.program.layers[row.name]
+        codes = csc.decode(layer.ptr, layer.v, layer.z, layer.rows) != 0
+        inputs = row.shape[1]
+        assert row.nonzero_weights == np.count_nonzero(codes[:, :inputs]) > 0
+        assert stored_nonzeros(layer, layer.cols) == np.count_nonzero(codes)
