@@ -17,6 +17,7 @@ from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.cycles import mac_costs
 from eiec.emulator.emulator import Emulator, RunResult
 from eiec.emulator.events import Observer
+from eiec.emulator.layers import LayerTables
 from eiec.emulator.ports import batch_size, check_dtype_and_values
 from eiec.emulator.semantics import mac_event, mac_operands
 from eiec.emulator.stats import Stats
@@ -141,8 +142,10 @@ def run_batch(
     config: EmulatorConfig | None = None,
     progress: bool = False,
     observers: Iterable[Observer] = (),
+    tables: Mapping[str, LayerTables] | None = None,
 ) -> BatchResult:
-    """Run every sample of ``inputs`` (stacked along the input ports' batch axes).
+    """Run every sample of ``inputs`` (stacked along the input ports' batch axes); ``tables``
+    as for ``Emulator`` (e.g. from ``eiec.emulator.image.load_image``).
 
     An input with exactly its port's shape is reused for every sample. All batched inputs
     must agree on the batch size. The samples run in lockstep (programs have no control flow,

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eiec.emulator import BatchResult, EmulatorConfig, run_batch
+from eiec.emulator import BatchResult, EmulatorConfig, load_image, run_batch
 from eiec.errors import InputError
-from eiec.isa import load
 from eiec.isa.program import Program
 from eiec.runtime.accuracy import Inputs
 
@@ -24,7 +23,11 @@ def emulate(
     ``inputs``: port name -> array, or one array for a one-input program; a batch is stacked
     along each port's batch axis. See ``eiec.emulator.run_batch``.
     """
-    prog = program if isinstance(program, Program) else load(program)
+    if isinstance(program, Program):
+        prog, tables = program, None
+    else:
+        image = load_image(program)
+        prog, tables = image.program, image.tables
     if isinstance(inputs, np.ndarray):
         if len(prog.inputs) != 1:
             raise InputError(
@@ -33,4 +36,4 @@ def emulate(
                 fix="pass a dict of input name -> array",
             )
         inputs = {prog.inputs[0].name: inputs}
-    return run_batch(prog, inputs, config, progress=progress)
+    return run_batch(prog, inputs, config, progress=progress, tables=tables)

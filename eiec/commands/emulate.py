@@ -169,7 +169,14 @@ def run(args: argparse.Namespace) -> int:
     )
     observers = [Tracer(sys.stderr if args.json else sys.stdout)] if args.trace else []
     if batched:
-        batch = run_batch(program, arrays, config, progress=args.progress, observers=observers)
+        batch = run_batch(
+            program,
+            arrays,
+            config,
+            progress=args.progress,
+            observers=observers,
+            tables=image.tables,
+        )
         results, stats, runs = batch.outputs, batch.stats, batch.runs
         report = {"batch": stats.to_json(), "runs": [s.to_json() for s in batch.runs]}
     else:
