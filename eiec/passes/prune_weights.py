@@ -66,14 +66,16 @@ def prune_magnitude(weight: np.ndarray, sparsity: float) -> np.ndarray:
     target = round(sparsity * flat.size)
     zeros = flat.size - int(np.count_nonzero(magnitude))
     if target > zeros:
-        threshold = np.partition(magnitude, target - 1)[target - 1]
-        mask = magnitude < threshold
-        ties = np.flatnonzero(magnitude == threshold)
+        magnitude.partition(target - 1)  # in place: the magnitudes are not needed again
+        threshold = magnitude[target - 1]  # > 0, as fewer than target weights are zero
+        # |w| < t and |w| == t on the weights themselves (the same for NaN and infinities).
+        mask = (flat > -threshold) & (flat < threshold)
+        ties = np.flatnonzero((flat == threshold) | (flat == -threshold))
         if transposed:  # storage index c * rows + r is the row-major index r * cols + c
             columns, rows = divmod(ties, weight.shape[0])
             ties = ties[np.argsort(rows * weight.shape[1] + columns, kind="stable")]
         mask[ties[: target - int(np.count_nonzero(mask))]] = True
-        flat[mask] = 0
+        np.copyto(flat, 0, where=mask)
     return stored.T if transposed else stored
 
 
@@ -203,17 +205,17 @@ class PruneWeights:
         pruned = layer_weights(after)
         stats = []
         for name, weights in layer_weights(before).items():
-            kept = int(np.count_nonzero(pruned[name]))
             owners = row_owners(weights, self.pes)
             first = per_pe_counts(weights, owners, self.pes)
             last = per_pe_counts(pruned[name], owners, self.pes)
+            had, kept = int(first.sum()), int(last.sum())  # the non-zeros, counted once
             stats.append(
                 PruneStats(
                     name,
                     targets[name],
-                    float(np.count_nonzero(weights)) / weights.size,
+                    float(had) / weights.size,
                     kept / weights.size,
-                    int(np.count_nonzero(weights)) - kept,
+                    had - kept,
                     int(first.max()),
                     float(first.mean()),
                     int(last.max()),
