@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from eiec import isa
-from eiec.emulator import Emulator, load_image
+from eiec.emulator import Emulator, load_image, run_batch
 from eiec.emulator import image as image_module
+from eiec.emulator.layers import LayerTables
 from eiec.errors import IsaError
 from eiec.isa import cache
 from eiec.isa.builder import fc_program, random_codes
@@ -37,6 +38,10 @@ def _program_file(tmp_path: Path, seed: int = 0, name: str = "p.eie") -> Path:
 
 def _no_parse(*args: object, **kwargs: object) -> None:
     raise AssertionError("the program was parsed, not loaded from the cache")
+
+
+def _no_build(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the layer tables were built, not taken from the image")
 
 
 def test_the_second_load_reads_the_cache(
@@ -120,3 +125,16 @@ def test_the_oldest_entries_go_beyond_the_limit(programs: Path) -> None:
     assert kept == ["entry2", "entry3", "entry4"]
     assert cache.read_pickle(image_module.KIND, "entry4") == bytes(1000)
     assert cache.read_pickle(image_module.KIND, "entry0") is None
+
+
+def test_a_batch_runs_on_the_given_tables(
+    programs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _program_file(tmp_path)
+    xs = np.random.default_rng(3).uniform(-1, 1, (5, 16))
+    expected = run_batch(isa.load(path), {"x": xs})
+    image = load_image(path)
+    monkeypatch.setattr(LayerTables, "build", _no_build)
+    got = run_batch(image.program, {"x": xs}, tables=image.tables)
+    np.testing.assert_array_equal(got.outputs["y"], expected.outputs["y"])
+    assert got.runs == expected.runs
