@@ -1,5 +1,5 @@
 """fold_constants: constant subgraphs on initialisers and static shapes become initialisers;
-shape inference without the weights gives ONNX's result."""
+shape inference without the weights gives ONNX's result; the checks read no weights."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from eiec.frontend import graph
 from eiec.frontend.canonicalize import fix_batch
 from eiec.frontend.fold import fold_constants
-from eiec.frontend.graph import infer_shapes
+from eiec.frontend.graph import annotate_shapes, infer_shapes
+from eiec.frontend.layers import find_onnx_layers
+from eiec.frontend.ops import BYOC_HINT, CHECKS
+from eiec.frontend.support import check_supported
 from tests.compiler.models import mlp
 from tests.lstm.lstm_models import LstmSpec, lstm_model
 
@@ -123,3 +127,24 @@ def test_shape_inference_without_weights_equals_onnx(make) -> None:
             shapes = infer_shapes(proto, data_prop=data_prop, weights=False).graph
             assert list(shapes.value_info) == list(expected.graph.value_info)
             assert list(shapes.output) == list(expected.graph.output)
+            annotated = onnx.ModelProto()
+            annotated.CopyFrom(proto)
+            annotate_shapes(annotated, data_prop=data_prop)  # in place, weights untouched
+            assert annotated.SerializeToString() == expected.SerializeToString()
+
+
+def test_the_support_check_and_the_layer_finder_read_no_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = fold_constants(fix_batch(mlp([30, 20, 10]), "m")[0])
+    read = []
+    honest = graph.numpy_helper.to_array
+    monkeypatch.setattr(graph.numpy_helper, "to_array", lambda t: read.append(t.name) or honest(t))
+    check_supported(model, "m", CHECKS, BYOC_HINT)
+    assert [layer.weight for layer in find_onnx_layers(model)] == [
+        init.name for init in model.graph.initializer if len(init.dims) == 2
+    ]
+    assert read == []
+    facts = graph.GraphFacts.of(model)
+    name = next(iter(facts.initializers))
+    assert facts.initializers[name].shape == tuple(facts.shapes[name]) and read == [name]
