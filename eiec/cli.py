@@ -17,6 +17,7 @@ stay intact and no temporary file is left.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import signal
@@ -92,10 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entry() -> int:
     """The ``eiec`` program (console script and ``python -m eiec``): :func:`main`, then Ctrl-C
-    ignored while Python shuts down, so a late one cannot kill a finished command; exit 130
-    when interrupted."""
+    ignored while Python shuts down, so a late one cannot kill a finished command, and the
+    objects left frozen out of the final collection; exit 130 when interrupted."""
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Shutting down: the final garbage collection need not walk every object left (about
+    # 10 ms of a 0.15 s `eiec emulate`); outputs are written and closed by now.
+    gc.freeze()
     if code == 130:
         # Interrupted: leave now. A KeyboardInterrupt that a native library printed instead of
         # raising marks the interpreter, whose shutdown would then die of SIGINT (exit -2).
