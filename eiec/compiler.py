@@ -162,9 +162,9 @@ class _Progress:
         #: The rich Progress (None without a bar); training adds its epochs to it.
         self.bar: Any = None
         if enabled:
-            from rich.progress import Progress  # lazy: only with a progress bar
+            from eiec.console import progress_bar  # lazy: rich, only with a progress bar
 
-            self._bar = self.bar = Progress(transient=True)
+            self._bar = self.bar = progress_bar()
             self._task = self._bar.add_task("compile", total=len(names))
 
     @contextmanager

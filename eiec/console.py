@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from rich.console import Console, Group
+from rich.progress import Progress
 from rich.table import Table
+
+T = TypeVar("T")
 
 #: Width of tables written to a pipe or file: wide enough that no column is cut.
 PIPE_WIDTH = 160
@@ -23,6 +27,21 @@ def console() -> Console:
     if sys.stdout.isatty():
         return Console()
     return Console(width=max(PIPE_WIDTH, shutil.get_terminal_size().columns))
+
+
+def progress_bar() -> Progress:
+    """A transient progress bar on stdout; off when stdout is not a terminal (rich would leave
+    a blank line in a pipe or file for every bar)."""
+    return Progress(transient=True, disable=not sys.stdout.isatty())
+
+
+def track(items: Iterable[T], description: str, total: int) -> Iterator[T]:
+    """``items``, with a :func:`progress_bar` of ``total`` steps while they are consumed."""
+    with progress_bar() as bar:
+        task = bar.add_task(description, total=total)
+        for item in items:
+            yield item
+            bar.advance(task)
 
 
 def fit_table(table: Table, width: int, terminal: Console) -> Table:

@@ -192,9 +192,9 @@ def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResul
             for chunk in chunks:
                 yield from _lockstep(emulator, batch, chunk, weights)
             return
-        from rich.progress import Progress  # lazy: rich
+        from eiec.console import progress_bar  # lazy: rich
 
-        with Progress(transient=True) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("emulating", total=len(chunks) * len(emulator.program.text))
             for chunk in chunks:
                 yield from _lockstep(emulator, batch, chunk, weights, lambda: bar.advance(task))
@@ -204,9 +204,9 @@ def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[Ru
     """One whole run per sample."""
     samples: Iterable[int] = range(batch.count)
     if progress:
-        from rich.progress import track  # lazy: rich
+        from eiec.console import track  # lazy: rich
 
-        samples = track(samples, description="emulating", total=batch.count, transient=True)
+        samples = track(samples, "emulating", total=batch.count)
     for index in samples:
         yield emulator.run(batch.sample(index))
 

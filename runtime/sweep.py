@@ -438,9 +438,9 @@ class _progress:
     def __enter__(self) -> Callable[[], None]:
         if not self.show:
             return lambda: None
-        from rich.progress import Progress  # lazy: rich, only with a progress bar
+        from eiec.console import progress_bar  # lazy: rich, only with a progress bar
 
-        self.bar = Progress(transient=True)
+        self.bar = progress_bar()
         self.bar.start()
         task = self.bar.add_task("sweeping", total=self.total)
         return lambda: self.bar.advance(task) if self.bar else None

@@ -341,9 +341,9 @@ def verify(
     report.cpu_feeds = cpu_feeds
     indices: Iterable[int] = range(count)
     if progress:
-        from rich.progress import track  # lazy: rich
+        from eiec.console import track  # lazy: rich
 
-        indices = track(indices, description="emulating", total=count, transient=True)
+        indices = track(indices, "emulating", total=count)
     dtypes = {np.dtype(cpu[out_map[port.name]].dtype) for port in program.outputs}
     unit = max((UNIT_ROUNDOFF.get(dtype, FLOAT32_U) for dtype in dtypes), default=FLOAT32_U)
     _probe(emulator).reference_u = unit  # the CPU model rounds in its own dtype

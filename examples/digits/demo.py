@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         bits=args.bits,
         calibration=np.load(HERE / "calib_x.npy"),
     )
-    print(f"EIE demo: digits MLP 64-128-64-10, {len(y)} held-out images, {args.pes} PEs")
+    print(f"EIE demo: digits MLP 64-128-64-10, {len(y)} held-out images, {args.pes} PEs\n")
     if args.epochs > 0 and from_dense(eiec, options, x, y, args.epochs) != 0:
         return 1
     start = time.perf_counter()
