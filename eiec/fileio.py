@@ -57,10 +57,13 @@ class InputFile:
 
 @dataclass(frozen=True)
 class OutputFile:
-    """An output path of a command; ``label`` is the option that names it (e.g. ``-o``)."""
+    """An output path of a command; ``label`` is the option that names it (e.g. ``-o``).
+    With ``inside``, the path is a folder (made when missing) the command writes those files
+    into."""
 
     label: str
     path: str
+    inside: tuple[str, ...] = ()
 
 
 def check_paths(inputs: Sequence[InputFile], outputs: Sequence[OutputFile]) -> None:
@@ -101,6 +104,8 @@ def _check_input(item: InputFile) -> None:
 
 def _check_output(item: OutputFile) -> Path:
     """The file ``item`` will really write (symlinks followed), checked to be writable."""
+    if item.inside:
+        return _check_output_folder(item)
     target = Path(os.path.realpath(item.path))
     if target.is_dir():
         raise PathError(
@@ -115,17 +120,46 @@ def _check_output(item: OutputFile) -> Path:
     folder = target.parent
     if not folder.is_dir():
         raise PathError(f"folder {folder} does not exist", where=item.path, fix="create it first")
+    _probe(folder, target.name, item.path, f"cannot write in folder {folder}")
+    return target
+
+
+def _check_output_folder(item: OutputFile) -> Path:
+    """The folder ``item`` names, checked to be one (or to be makeable) and writable; each of
+    its files checked as an output when the folder exists."""
+    target = Path(os.path.realpath(item.path))
+    if target.exists() and not target.is_dir():
+        raise PathError(
+            "is not a folder",
+            where=item.path,
+            fix="give the path of a folder; a missing one is made",
+        )
+    if target.is_dir():
+        for name in item.inside:
+            _check_output(OutputFile(item.label, str(Path(item.path) / name)))
+        return target
+    parent = next(p for p in target.parents if p.exists())
+    if not parent.is_dir():
+        raise PathError(
+            f"{parent} is not a folder",
+            where=item.path,
+            fix="give a path whose existing part is folders",
+        )
+    _probe(parent, target.name, item.path, f"cannot make the folder in {parent}")
+    return target
+
+
+def _probe(folder: Path, name: str, where: str, what: str) -> None:
+    """Create and remove a temporary file in ``folder``; PathError ``what: why`` when the
+    folder cannot be written."""
     try:
-        fd, probe = temporary_file(folder, target.name)
+        fd, probe = temporary_file(folder, name)
     except OSError as error:
         raise PathError(
-            f"cannot write in folder {folder}: {error.strerror}",
-            where=item.path,
-            fix="choose a folder you can write to",
+            f"{what}: {error.strerror}", where=where, fix="choose a folder you can write to"
         ) from None
     os.close(fd)
     os.unlink(probe)
-    return target
 
 
 def temporary_file(folder: str | os.PathLike[str], name: str) -> tuple[int, str]:

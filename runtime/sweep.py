@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from eiec.emulator import EmulatorConfig, run_batch
-from eiec.errors import EiecError, InputError
+from eiec.errors import EiecError, InputError, PathError
 from eiec.fileio import write_atomic
 from eiec.isa import format_program, parse
 from eiec.isa.program import Machine
@@ -154,7 +154,14 @@ class SweepResult:
         import matplotlib.pyplot as plt  # lazy: matplotlib
 
         out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise PathError(
+                f"cannot make the folder: {error.strerror}",
+                where=str(directory),
+                fix="choose a folder you can write to",
+            ) from None
         good = [p for p in self.points if p.error is None]
         depths = sorted({p.fifo_depth for p in good})
         counts = sorted({p.pes for p in good})

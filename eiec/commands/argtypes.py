@@ -96,6 +96,24 @@ class OutputPath(str):
     """A path the command writes (a ``str``)."""
 
 
+class OutputFolder(str):
+    """A folder the command writes ``files`` into (a ``str``), made when missing."""
+
+    files: tuple[str, ...] = ()
+
+
+def output_folder(*files: str) -> Callable[[str], OutputFolder]:
+    """An argparse type: a folder to write ``files`` into, checked before the run."""
+
+    def parse(text: str) -> OutputFolder:
+        folder = OutputFolder(text)
+        folder.files = files
+        return folder
+
+    parse.__name__ = "output folder"
+    return parse
+
+
 def input_file(kind: InputKind = FILE) -> Callable[[str], InputPath]:
     """An argparse type: a path to read, checked (with ``kind``'s message) before the run."""
 
@@ -164,6 +182,8 @@ def paths_of(args: argparse.Namespace) -> tuple[list[InputFile], list[OutputFile
             inputs.append(InputFile(label, str(value), value.kind))
         elif isinstance(value, OutputPath):
             outputs.append(OutputFile(label, str(value)))
+        elif isinstance(value, OutputFolder):
+            outputs.append(OutputFile(label, str(value), inside=value.files))
 
     for dest, value in vars(args).items():
         visit(_label(dest), value)

@@ -4,9 +4,10 @@ space of one model, on a process pool or on Ray (``eiec.runtime.sweep``)."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 
-from eiec.commands.argtypes import input_file, int_list, int_range, output_file
+from eiec.commands.argtypes import input_file, int_list, int_range, output_file, output_folder
 from eiec.commands.options import (
     add_compile_options,
     add_input_option,
@@ -16,7 +17,11 @@ from eiec.commands.options import (
     read_inputs,
 )
 from eiec.console import print_table
+from eiec.errors import InputError
 from eiec.fileio import MODEL, write_atomic
+
+#: The files ``--plot DIR`` writes (``SweepResult.plot``).
+PLOTS = ("speedup.png", "load_efficiency.png")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=output_file, metavar="OUT.json", help='write {"points"}')
     parser.add_argument("--csv", type=output_file, metavar="OUT.csv", help="write the points")
     parser.add_argument(
-        "--plot", metavar="DIR", help="write speedup.png and load_efficiency.png into DIR"
+        "--plot",
+        type=output_folder(*PLOTS),
+        metavar="DIR",
+        help="write speedup.png and load_efficiency.png into DIR (made when missing)",
     )
     add_quiet_option(parser)
     parser.set_defaults(run=run)
@@ -70,6 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sweep, print the table, write the outputs."""
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise InputError(
+            "cannot plot: matplotlib is not installed",
+            where=f"--plot {args.plot}",
+            fix="pip install 'eiec[plot]', or leave out --plot",
+        )
     inputs = read_inputs(args.input)
     precheck_model(args, inputs=inputs)  # the model's own errors once, before any point
 

@@ -93,3 +93,29 @@ def test_inputs_must_be_files(tmp_path: Path) -> None:
     assert _message([InputFile("MODEL", str(missing), MODEL)], []) == (
         f"{missing}: model file not found (give the path of an .onnx file)"
     )
+
+
+def test_an_output_folder_is_a_folder_or_can_be_made(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    plots = ("a.png", "b.png")
+
+    def folder(path: Path) -> list[OutputFile]:
+        return [OutputFile("--plot", str(path), inside=plots)]
+
+    assert _message([], folder(tmp_path / "file")) == (
+        f"{tmp_path / 'file'}: is not a folder (give the path of a folder; a missing one is made)"
+    )
+    assert _message([], folder(tmp_path / "file" / "sub")) == (
+        f"{tmp_path / 'file' / 'sub'}: {tmp_path / 'file'} is not a folder "
+        "(give a path whose existing part is folders)"
+    )
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").mkdir()  # a file the folder's output would replace
+    assert _message([], folder(tmp_path / "out")) == (
+        f"{tmp_path / 'out' / 'a.png'}: is a directory "
+        f"(give a file name, e.g. {tmp_path / 'out' / 'a.png'}/out)"
+    )
+    check_paths([], folder(tmp_path / "new" / "deeper"))  # made later, by the command
+    check_paths([], folder(tmp_path))
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]

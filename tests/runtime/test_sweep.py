@@ -123,3 +123,23 @@ def test_ray_engine_gives_the_local_points(
     assert not ray.is_initialized()  # the local Ray started for the sweep is shut down
     assert report["engine"] == "ray"
     assert report["points"] == local[0]["points"]
+
+
+def test_a_plot_folder_that_is_a_file_is_refused_before_the_sweep(
+    files: dict[str, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eiec.runtime.sweep as sweep_module
+
+    def no_sweep(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the sweep ran")
+
+    monkeypatch.setattr(sweep_module, "sweep", no_sweep)
+    blocker = tmp_path / "plots"
+    blocker.write_text("a file")
+    args = ["sweep", str(files["model"]), "-i", str(files["x"]), "--pes", "1,2"]
+    assert main([*args, "--plot", str(blocker)]) == 1
+    assert capsys.readouterr().err == (
+        f"eiec sweep: error: {blocker}: is not a folder "
+        "(give the path of a folder; a missing one is made)\n"
+    )
+    assert blocker.read_text() == "a file"
