@@ -70,7 +70,10 @@ class CompileOptions:
 
     ``train`` (a ``DATA.npz`` path or ``{"x": samples, "y": labels}``, ``y`` optional) turns on
     Deep Compression's training (:mod:`eiec.training`): ``epochs`` of retraining with gradual
-    pruning, then centroid fine-tuning, seeded by ``seed``. ``balance``: load-balance-aware
+    pruning, then centroid fine-tuning, seeded by ``seed``, measured on ``validation`` (same
+    form as ``train``; default: 20% of ``train`` held out, which then is not trained on; give
+    one when ``train`` is what the model was trained on, or its held-out figures, and ``auto``'s
+    choices, are those of seen data). ``balance``: load-balance-aware
     pruning (ESE): every PE's rows of a layer pruned to the layer's target on their own.
     """
 
@@ -83,6 +86,7 @@ class CompileOptions:
     balance: bool = False
     progress: bool = False
     train: str | Path | Mapping[str, np.ndarray] | None = None
+    validation: str | Path | Mapping[str, np.ndarray] | None = None
     epochs: int = 10
     seed: int = 0
     max_accuracy_drop: float = 0.5
@@ -305,6 +309,7 @@ def _train(
         options.max_accuracy_drop,
         bar,
         options.machine,
+        validation=options.validation,
     )
     return trained, report, trainer, replace(options, sparsity=0.0, default_sparsity=0.0)
 
@@ -449,7 +454,13 @@ def export_model(imported: ImportedModel, module: tvm.IRModule) -> onnx.ModelPro
 
 def _check_balance(options: CompileOptions) -> None:
     """``balance`` prunes in PruneWeights; with ``train`` the training stage prunes (by its own
-    masks) and PruneWeights keeps its zeros, so the two together would silently not balance."""
+    masks) and PruneWeights keeps its zeros, so the two together would silently not balance.
+    ``validation`` measures training, so it needs ``train``."""
+    if options.validation is not None and options.train is None:
+        raise CompileError(
+            "--validation measures training: it needs training data",
+            fix="add --train DATA.npz, or drop --validation",
+        )
     if options.balance and options.train is not None:
         raise CompileError(
             "--balance cannot be combined with --train: training prunes by its own masks, "
@@ -461,12 +472,15 @@ def _check_balance(options: CompileOptions) -> None:
 def _options_text(options: CompileOptions) -> str:
     """The options the program header records (``progress`` is not one): the PE count, FIFO
     depth and clock, the compile options, and after ``input_range`` the machine's other fields
-    where they differ from the paper's chip (``balance`` only when on)."""
+    where they differ from the paper's chip (``balance`` only when on, ``validation`` only when
+    given)."""
     machine, chip = options.machine, Machine()
     values: dict[str, Any] = {name: getattr(machine, name) for name in Machine.FIELDS[:3]}
     for item in fields(options):
         value = getattr(options, item.name)
         if item.name in ("progress", "machine") or (item.name == "balance" and not value):
+            continue
+        if item.name == "validation" and value is None:
             continue
         values[item.name] = value
         if item.name == "input_range":

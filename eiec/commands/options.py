@@ -91,6 +91,14 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         "axis, y = integer labels (optional: without, the model's own outputs are the targets)",
     )
     group.add_argument(
+        "--validation",
+        type=input_file(NPZ),
+        metavar="VAL.npz",
+        help="with --train: measure on VAL.npz (as DATA.npz) and train on all of DATA.npz, "
+        "instead of holding out 20%% of it; give it when DATA.npz is what the model was "
+        "trained on, so that held-out figures and --sparsity auto see unseen data",
+    )
+    group.add_argument(
         "--epochs",
         type=EPOCHS,
         default=10,
@@ -157,6 +165,7 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
         balance=args.balance,
         progress=progress,
         train=str(args.train) if args.train else None,
+        validation=str(args.validation) if args.validation else None,
         epochs=args.epochs,
         seed=args.seed,
         max_accuracy_drop=args.max_accuracy_drop,

@@ -152,7 +152,8 @@ class _TrainedRewriter(LayerConstantRewriter):
 
 
 class Trainer:
-    """The data split, the objective and the compiled sessions over one module."""
+    """The data split (or ``validation``, measured instead of a held-out part of ``data``),
+    the objective and the compiled sessions over one module."""
 
     def __init__(
         self,
@@ -162,6 +163,7 @@ class Trainer:
         options: TrainOptions,
         engine: TrainingEngine | None = None,
         progress: ProgressFn | None = None,
+        validation: TrainingData | None = None,
     ) -> None:
         self.mod = mod
         self.options = options
@@ -178,7 +180,12 @@ class Trainer:
             self.masked.set_params(self.dense_params)
             self._set_fixed(self.masked, self.layers)
             data = replace(data, teacher=self._predict(self.masked, data.x))
-        self.train_data, self.held_out = data.split(options.held_out, options.seed)
+            if validation is not None:
+                validation = replace(validation, teacher=self._predict(self.masked, validation.x))
+        if validation is None:
+            self.train_data, self.held_out = data.split(options.held_out, options.seed)
+        else:  # measured on data of its own: every sample of ``data`` trains
+            self.train_data, self.held_out = data, validation
         self.report = TrainingReport(
             self.objective,
             self.engine.name,

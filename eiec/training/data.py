@@ -97,6 +97,20 @@ def check_training_arrays(
     return TrainingData(x, y)
 
 
+def check_same_kind(
+    train: TrainingData, validation: TrainingData, train_name: str, where: str
+) -> None:
+    """InputError unless both sets have labels or neither has (what the held-out figures
+    measure, accuracy or output error, must be what training optimises)."""
+    if (train.y is None) != (validation.y is None):
+        has, lacks = (train_name, where) if validation.y is None else (where, train_name)
+        raise InputError(
+            f"{has} has labels (y) but {lacks} has none",
+            where=where,
+            fix="give labels in both files, or in neither",
+        )
+
+
 def _samples(
     x: np.ndarray, sample_shape: tuple[int, ...], batch_axis: int | None, where: str
 ) -> np.ndarray:

@@ -31,7 +31,12 @@ from eiec.training.compress import (
     TrainOptions,
     train_compress,
 )
-from eiec.training.data import TrainingData, check_training_arrays, load_training_data
+from eiec.training.data import (
+    TrainingData,
+    check_same_kind,
+    check_training_arrays,
+    load_training_data,
+)
 
 #: Everything a training run needs besides the module (CompileOptions' training fields).
 TrainSource = str | Path | Mapping[str, np.ndarray]
@@ -45,12 +50,19 @@ class InputInfo:
     batch_axis: int | None
 
 
-def load_data(source: TrainSource, spec: InputInfo, classes: int | None) -> TrainingData:
-    """``source``: a ``DATA.npz`` path or a mapping with ``x`` (and ``y``)."""
+def load_data(
+    source: TrainSource, spec: InputInfo, classes: int | None, what: str = "train data"
+) -> TrainingData:
+    """``source``: a ``DATA.npz`` path or a mapping with ``x`` (and ``y``); ``what`` names a
+    mapping in errors."""
     sample = tuple(d for i, d in enumerate(spec.shape) if i != spec.batch_axis)
     if isinstance(source, Mapping):
-        return check_training_arrays(source, sample, spec.batch_axis, classes, "train data")
+        return check_training_arrays(source, sample, spec.batch_axis, classes, what)
     return load_training_data(source, sample, spec.batch_axis, classes)
+
+
+def _name(source: TrainSource) -> str:
+    return "the train arrays" if isinstance(source, Mapping) else str(source)
 
 
 def _classes(mod: tvm.IRModule) -> int | None:
@@ -73,15 +85,22 @@ def train_stage(
     max_accuracy_drop: float,
     progress: Any = None,
     machine: Machine | None = None,
+    validation: TrainSource | None = None,
 ) -> tuple[tvm.IRModule, TrainingReport, Trainer]:
     """Train ``mod`` (``targets``: sparsity per layer name, None for ``--sparsity auto``, whose
-    choices are limited to those that fit ``machine``)."""
+    choices are limited to those that fit ``machine``), measured on ``validation`` (default: a
+    held-out part of ``source``)."""
 
     if targets is None:
         sensitivity.check_fits(read_layers(mod), machine)  # before reading data or training
-    data = load_data(source, spec, _classes(mod))
+    classes = _classes(mod)
+    data = load_data(source, spec, classes)
+    held_out = None
+    if validation is not None:
+        held_out = load_data(validation, spec, classes, "validation data")
+        check_same_kind(data, held_out, _name(source), _name(validation))
     callback = _progress_callback(progress) if progress is not None else None
-    trainer = Trainer(mod, data, spec.batch_axis, options, progress=callback)
+    trainer = Trainer(mod, data, spec.batch_axis, options, progress=callback, validation=held_out)
     table = None
     if targets is None:
         table = sensitivity.analyse(trainer, max_accuracy_drop, machine=machine)

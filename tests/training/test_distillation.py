@@ -54,3 +54,19 @@ def test_distillation_recovers_an_lstm_model() -> None:
     )
     assert report.batch == 1
     assert recovered(report) >= RECOVERED, [(s.stage, s.loss) for s in report.stages]
+
+
+def test_distillation_is_measured_on_the_validation_set(digits: Digits) -> None:
+    from eiec.training.compress import Trainer
+
+    imported = read_onnx(digits.model)
+    data = TrainingData(digits.train_x[:200], None)
+    validation = TrainingData(digits.test_x[:50], None)
+    trainer = Trainer(imported.module, data, 0, TrainOptions(epochs=1), validation=validation)
+    assert len(trainer.train_data) == 200 and len(trainer.held_out) == 50
+    np.testing.assert_array_equal(trainer.held_out.x, digits.test_x[:50])
+    assert trainer.held_out.teacher is not None and trainer.held_out.teacher.shape == (50, 10)
+    from onnx.reference import ReferenceEvaluator
+
+    original = ReferenceEvaluator(digits.model).run(None, {"input": digits.test_x[:50]})[0]
+    np.testing.assert_allclose(trainer.held_out.teacher, original, rtol=1e-4, atol=1e-5)
