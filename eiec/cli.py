@@ -1,7 +1,8 @@
 """The ``eiec`` command line.
 
 Exit codes: 0 success; 1 a user error (one line on stderr saying what, where, why, and how to
-fix it); 2 a usage error (argparse). A Python traceback means a bug in eiec.
+fix it) or a failed verification (the report, and its first problem on stderr); 2 a usage
+error (argparse). A Python traceback means a bug in eiec.
 
 Each subcommand lives in ``eiec/commands/<name>.py`` with ``register(subparsers)`` adding its
 parser (and ``set_defaults(run=...)``). Modules import heavy dependencies (TVM) only inside

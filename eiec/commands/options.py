@@ -7,6 +7,7 @@ No TVM here (``eiec emulate`` imports this module and must start fast).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from eiec.fileio import NPY, InputKind
 if TYPE_CHECKING:
     from eiec.compiler import CompileOptions
     from eiec.frontend.load import LoadedModel
+    from eiec.runtime.verify import VerifyReport
 
 
 # --- compile options --------------------------------------------------------------------------
@@ -293,3 +295,16 @@ def add_quiet_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet", "-q", action="store_true", help="print nothing on success (errors: stderr)"
     )
+
+
+def verdict(command: str, report: VerifyReport) -> int:
+    """The exit code of a verification ``report``: 0
+    when it passed; else 1, with the CLI's one line on stderr naming its first problem (the
+    report itself went to stdout)."""
+    if report.passed:
+        return 0
+    first = report.problems[0] if report.problems else "an output is out of its bound"
+    more = len(report.problems) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''}; see the report)" if more else ""
+    print(f"{command}: error: verification failed: {first}{tail}", file=sys.stderr)
+    return 1

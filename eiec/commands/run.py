@@ -27,6 +27,7 @@ from eiec.commands.options import (
     options_from_args,
     precheck_model,
     read_inputs,
+    verdict,
 )
 from eiec.errors import InputError
 from eiec.fileio import MODEL, NPY
@@ -88,4 +89,4 @@ def run(args: argparse.Namespace) -> int:
         for table in report.tables():
             print_table(table, terminal)
         print(report.summary())
-    return 0 if report.passed else 1
+    return verdict("eiec run", report.verify)

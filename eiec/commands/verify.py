@@ -3,7 +3,8 @@
 MODEL is the compressed model PROG was compiled from (``eiec compile --export-onnx`` writes
 it); ``--original`` adds the comparison with the model before compression. Exit 0 when every
 output element is within its fixed-point error bound, 1 with the report (which names the layer
-where emulator and CPU first diverge) when not. See ``eiec.runtime.verify``.
+where emulator and CPU first diverge) and its first problem on stderr when not. See
+``eiec.runtime.verify``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from eiec.commands.options import (
     add_json_option,
     add_quiet_option,
     read_inputs,
+    verdict,
 )
 from eiec.fileio import MODEL, PROGRAM
 from eiec.isa import load
@@ -88,4 +90,4 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
     elif not (args.quiet and report.passed):
         print(report.summary())
-    return 0 if report.passed else 1
+    return verdict("eiec verify", report)

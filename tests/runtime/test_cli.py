@@ -64,10 +64,14 @@ def test_verify_corrupted_program_exits_1_naming_the_layer(
     files: dict[str, Path], capsys: pytest.CaptureFixture
 ) -> None:
     code = main(["verify", str(files["model"]), str(files["bad"]), "--input", str(files["x"])])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 1
     assert out.startswith("verify FAILED")
     assert "first diverges from the CPU in layer 'fc2'" in out
+    problem = next(line for line in out.splitlines() if line.startswith("  problem: "))
+    first = problem.removeprefix("  problem: ")
+    assert err.startswith(f"eiec verify: error: verification failed: {first}")
+    assert err.count("\n") == 1
     code = main(["verify", str(files["model"]), str(files["bad"]), "-i", str(files["x"]), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 1 and report["passed"] is False and report["diverging_layer"] == "fc2"
