@@ -12,7 +12,9 @@ one raises at import, as the emulator's handlers do). The terms, for fixed16 ari
   ``|x - round(x * 2**F) / 2**F|`` (at most ``2**-(F+1)``); constant buffers are exact, and so
   is ``#1`` unless the stream has 15 or more fraction bits (it then saturates to 1 - 2**-15).
 - **codebook quantisation**: a stored weight ``c`` (a k-means centroid, float32 in the CPU
-  model) becomes ``round(c * 2**Fc) / 2**Fc``: off by at most ``dw = 2**-(Fc+1)``.
+  model) becomes ``round(c * 2**Fc) / 2**Fc``: off by at most ``dw = 2**-(Fc+1)``; 0 when the
+  reference is the source model with the program's decoded weights, which float32 and
+  float64 hold exactly (``exact_weights``).
 - **MAC** (exact in the wide accumulators): for row i, with ``a`` the emulator's broadcast
   values and ``e_a`` their bounds, ``|W_q a - W a_ref| <= sum_j |W_q[i,j]| e_a[j]
   + dw * sum_{j stored} (|a_j| + e_a[j])`` (W_q: the program's decoded weights, including the
@@ -126,7 +128,8 @@ class _StoredWeights:
     dw: float
 
     @classmethod
-    def of(cls, program: Program, name: str) -> _StoredWeights:
+    def of(cls, program: Program, name: str, exact: bool = False) -> _StoredWeights:
+        """``exact``: the reference computes with these very weights (no codebook rounding)."""
         layer = program.layers[name]
         where = csc.coordinates(layer.ptr, layer.z)
         keep = layer.v != 0
@@ -139,7 +142,7 @@ class _StoredWeights:
             weight=np.abs(values[layer.v[keep]]),
             signed=values[layer.v[keep]],
             code=layer.v[keep].astype(np.int64),
-            dw=2.0 ** -(layer.codebook.frac + 1),
+            dw=0.0 if exact else 2.0 ** -(layer.codebook.frac + 1),
         )
 
     def rowsum(self, per_entry: np.ndarray) -> np.ndarray:
@@ -171,6 +174,9 @@ class ErrorBounds:
     fixed_point: bool = True
     #: The unit roundoff of the CPU reference's dtype (float32: 2**-24, float16: 2**-11).
     reference_u: float = FLOAT32_U
+    #: Whether the reference holds the program's decoded weights exactly (then no codebook
+    #: rounding term): the source model with decoded weights, in float32 or float64.
+    exact_weights: bool = False
     words: dict[str, np.ndarray] = field(default_factory=dict)
     spreads: dict[str, np.ndarray] = field(default_factory=dict)
     saturated: dict[str, np.ndarray] = field(default_factory=dict)
@@ -235,7 +241,7 @@ class ErrorBounds:
     def layer(self, name: str) -> _StoredWeights:
         """A layer's stored weights (cached)."""
         if name not in self._weights:
-            self._weights[name] = _StoredWeights.of(self.program, name)
+            self._weights[name] = _StoredWeights.of(self.program, name, self.exact_weights)
         return self._weights[name]
 
     def error(self, view: View) -> _Error:

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from eiec.emulator import EmulatorConfig
-from eiec.emulator.bounds import RULES, SPREAD_SAFETY, Saturation, gamma, missing_rules
+from eiec.emulator.bounds import (
+    RULES,
+    SPREAD_SAFETY,
+    ErrorBounds,
+    Saturation,
+    gamma,
+    missing_rules,
+)
 from eiec.emulator.emulator import Emulator
 from eiec.emulator.events import Event
 from eiec.errors import EmulatorError
@@ -51,6 +58,23 @@ def test_one_layer_bound_is_the_documented_sum_of_its_terms() -> None:
         ]
     )
     np.testing.assert_allclose(real.bounds["y"][0], expected, rtol=1e-12)
+
+
+def test_against_the_decoded_weights_the_codebook_term_is_gone() -> None:
+    # The same layer, the reference holding the program's own weights (exact_weights): the
+    # bound is the documented one with dw = 0.
+    program, x = _tiny()
+    emulator = Emulator(program)
+    probe = ErrorBounds(program, exact_weights=True)
+    emulator.probes = (probe,)
+    out = emulator.run({"x": x}).outputs["y"][0]
+    e0, g = 0.2 / 256, gamma(4)
+    a = np.array([77 / 256 + e0, 1.0, 0.5])
+    expected = np.array([0.5 * e0 + g * (0.5 * a[0] + 0.25 * a[1]), g * (0.25 * a[1] + 0.5 * a[2])])
+    expected += 2.0**-7
+    np.testing.assert_allclose(probe.tolerance("y")[:2], expected, rtol=1e-12)
+    exact = np.array([[0.5, -0.25, 0.0], [0.0, -0.25, 0.5]]) @ x[0]
+    assert (np.abs(out - exact) <= expected).all()
 
 
 def _tiny() -> tuple[Program, np.ndarray]:

@@ -34,6 +34,9 @@ def test_the_source_model_is_the_reference_with_the_programs_weights(tmp_path: P
     assert report.top1_agreement_vs_original is not None
     exported = verify(result.compressed_model, program, x)
     assert exported.passed and exported.reference == "compressed"
+    # The decoded weights are the program's own: no codebook-rounding term, a tighter check.
+    assert report.tolerance is not None and exported.tolerance is not None
+    assert report.tolerance < exported.tolerance
 
 
 def test_a_program_that_drops_a_relu_fails_against_its_source_model() -> None:
