@@ -178,12 +178,12 @@ def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResul
     if len(emulator.observers) > 1:
         yield from _sequential(emulator, batch, progress)
         return
+    from threadpoolctl import threadpool_limits  # lazy: only a lockstep batch multiplies
+
     chunks = [
         range(start, min(start + LANES, batch.count)) for start in range(0, batch.count, LANES)
     ]
     weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    from threadpoolctl import threadpool_limits  # lazy: only a lockstep batch multiplies
-
     # One BLAS thread: the lockstep's products are small, and a BLAS thread that waits for a
     # busy CPU costs more than it saves (4096x1000, 100 samples at load 1: 3.1 ms per sample
     # on two threads, 0.7 ms on one).
