@@ -17,7 +17,7 @@ from eiec.emulator.arith import TABLE_FUNCTIONS, Arithmetic, FixedArith, FloatAr
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.cycles import CycleModel, MacCost
 from eiec.emulator.events import Event, Observer, Probe
-from eiec.emulator.layers import LayerTables
+from eiec.emulator.layers import LayerTables, program_tables
 from eiec.emulator.ports import check_inputs, data_words
 from eiec.emulator.semantics import HANDLERS, Context
 from eiec.emulator.state import MachineState
@@ -64,7 +64,7 @@ class Emulator:
         )
         self._check_program()
         if tables is None:
-            tables = {name: LayerTables.build(layer) for name, layer in program.layers.items()}
+            tables = program_tables(program)
         elif set(tables) != set(program.layers):
             raise ValueError("tables must hold exactly the program's layers")
         self.tables = dict(tables)

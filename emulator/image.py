@@ -21,7 +21,7 @@ import numpy as np
 
 from eiec import isa
 from eiec.emulator import layers
-from eiec.emulator.layers import LayerTables
+from eiec.emulator.layers import LayerTables, program_tables
 from eiec.isa import cache
 from eiec.isa.program import Program
 
@@ -39,8 +39,7 @@ class Image:
     @classmethod
     def of(cls, program: Program) -> Image:
         """Build the layer tables of ``program``."""
-        tables = {name: LayerTables.build(layer) for name, layer in program.layers.items()}
-        return cls(program=program, tables=tables)
+        return cls(program=program, tables=program_tables(program))
 
 
 def load_image(path: str | Path, *, use_cache: bool = True) -> Image:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from eiec.isa import csc
-from eiec.isa.program import Layer
+from eiec.isa.program import Layer, Program
 
 #: Entries per 64-bit read of the sparse-matrix SRAM (8-bit entries).
 ENTRIES_PER_SPMAT_WORD = 8
@@ -118,3 +118,8 @@ class LayerTables:
         step[0] = start[0]
         step[ends[:-1]] = start[1:] - (start[:-1] + count[:-1] - 1)
         return np.cumsum(step, out=step), item
+
+
+def program_tables(program: Program) -> dict[str, LayerTables]:
+    """The tables of every layer of ``program``, by layer name."""
+    return {name: LayerTables.build(layer) for name, layer in program.layers.items()}
