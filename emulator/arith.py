@@ -95,13 +95,7 @@ class FixedArith:
         sum is an integer below 2**53, so any summation order gives the same integers.
         """
         if weights is None:
-            return np.array(
-                [
-                    self.mac(acc, tables, codebook, sent, stream[sent])
-                    for acc, stream, sent in zip(accs, streams, columns, strict=True)
-                ],
-                dtype=np.int64,
-            )
+            return _each_sample(self, accs, tables, codebook, streams, columns)
         accs += (streams.astype(np.float64) @ weights).astype(np.int64)
         return self._saturate(accs)
 
@@ -205,9 +199,7 @@ class FloatArith:
     ) -> np.ndarray:
         """:meth:`mac` of B samples, sample by sample (``weights`` unused): a matrix product
         would sum in another order than the bincount, and sums of reals depend on the order."""
-        for acc, stream, sent in zip(accs, streams, columns, strict=True):
-            self.mac(acc, tables, codebook, sent, stream[sent])
-        return np.zeros(len(accs), dtype=np.int64)
+        return _each_sample(self, accs, tables, codebook, streams, columns)
 
     def add(
         self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
@@ -230,6 +222,25 @@ Arithmetic = FixedArith | FloatArith
 
 #: The largest dense weight matrix (entries) :func:`dense_weights` builds for a batch.
 DENSE_LIMIT = 64 << 20
+
+
+def _each_sample(
+    arith: Arithmetic,
+    accs: np.ndarray,
+    tables: LayerTables,
+    codebook: np.ndarray,
+    streams: np.ndarray,
+    columns: list[np.ndarray],
+) -> np.ndarray:
+    """``arith.mac`` of each sample in turn (``mac_batch`` without a product); the overflow
+    count of each."""
+    return np.array(
+        [
+            arith.mac(acc, tables, codebook, sent, stream[sent])
+            for acc, stream, sent in zip(accs, streams, columns, strict=True)
+        ],
+        dtype=np.int64,
+    )
 
 
 def dense_weights(tables: LayerTables, codebook: np.ndarray, samples: int) -> np.ndarray | None:
