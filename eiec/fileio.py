@@ -17,10 +17,10 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from eiec.errors import PathError
 
@@ -195,18 +195,29 @@ def _new_file_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+def write_atomic(
+    path: str | os.PathLike[str],
+    data: str | bytes | Callable[[IO[bytes]], None],
+    *,
+    private: bool = False,
+) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename;
+    ``data`` may be a function that writes the (binary) file.
 
-    A symlink is followed (its target is rewritten); the file gets ordinary permissions.
+    A symlink is followed (its target is rewritten); the file gets ordinary permissions, or
+    the user's alone when ``private``. Nothing is left behind on an error or Ctrl-C.
     """
     target = Path(os.path.realpath(path))
     mode = "w" if isinstance(data, str) else "wb"
     fd, tmp = temporary_file(target.parent, target.name)
     try:
-        os.fchmod(fd, _new_file_mode(target))
+        if not private:  # temporary_file makes it the user's alone
+            os.fchmod(fd, _new_file_mode(target))
         with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as handle:
-            handle.write(data)
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

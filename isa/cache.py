@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from eiec.fileio import temporary_file
+from eiec.fileio import write_atomic
 
 #: Default size limit of one kind of pickled entry: the oldest are removed beyond it.
 DEFAULT_LIMIT = 256 << 20
@@ -54,22 +54,14 @@ def files_digest(paths: Iterable[Path]) -> str:
 
 
 def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> bool:
-    """Write ``path`` atomically through ``write(file)`` (a temporary file in the same folder
-    and a rename), creating the folder private to the user; False when it cannot be written."""
+    """Write ``path`` atomically through ``write(file)`` (``eiec.fileio.write_atomic``, the
+    file the user's alone), creating the folder private to the user; False when it cannot be
+    written."""
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, temporary = temporary_file(path.parent, path.name)
+        write_atomic(path, write, private=True)
     except OSError:
         return False
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException as error:  # Ctrl-C included: no temporary file is left
-        Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            return False
-        raise
     return True
 
 
