@@ -42,22 +42,20 @@ class Image:
         return cls(program=program, tables=program_tables(program))
 
 
-def load_image(path: str | Path, *, use_cache: bool = True) -> Image:
+def load_image(path: str | Path) -> Image:
     """The program at ``path``, parsed and verified, with its layer tables; from the cache
     when this file's text was loaded before by the same code (IsaError, as ``eiec.isa.load``,
     when the file cannot be read, parsed or verified)."""
     source = str(path)
     data = isa.read_bytes(path)
-    key = cache.digest(_code_digest(), source, data) if use_cache else ""
-    if use_cache:
-        hit = cache.read_pickle(KIND, key)
-        if isinstance(hit, Image):
-            return hit
+    key = cache.digest(_code_digest(), source, data)
+    hit = cache.read_pickle(KIND, key)
+    if isinstance(hit, Image):
+        return hit
     program = isa.parse(isa.decode(data, source), source=source)
     isa.verify(program)
     image = Image.of(program)
-    if use_cache:
-        cache.write_pickle(KIND, key, image)
+    cache.write_pickle(KIND, key, image)
     return image
 
 
