@@ -52,9 +52,7 @@ def load_image(path: str | Path) -> Image:
     hit = cache.read_pickle(KIND, key)
     if isinstance(hit, Image):
         return hit
-    program = isa.parse(isa.decode(data, source), source=source)
-    isa.verify(program)
-    image = Image.of(program)
+    image = Image.of(isa.load_bytes(data, source))
     cache.write_pickle(KIND, key, image)
     return image
 

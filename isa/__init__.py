@@ -16,9 +16,9 @@ __all__ = [
     "decode",
     "format_program",
     "load",
+    "load_bytes",
     "parse",
     "read_bytes",
-    "read_text",
     "save",
     "verify",
 ]
@@ -35,17 +35,18 @@ def __getattr__(name: str) -> Any:
 
 def load(path: str | os.PathLike[str], *, check: bool = True) -> Program:
     """Read and parse the program at ``path``, and verify it unless ``check`` is False."""
+    return load_bytes(read_bytes(path), str(path), check=check)
+
+
+def load_bytes(data: bytes, source: str, *, check: bool = True) -> Program:
+    """The program a file's bytes spell (``source`` names it), verified unless ``check`` is
+    False."""
     from eiec.isa.parser import parse  # lazy: lark, for start-up
 
-    program = parse(read_text(path), source=str(path))
+    program = parse(decode(data, source), source=source)
     if check:
         verify(program)
     return program
-
-
-def read_text(path: str | os.PathLike[str]) -> str:
-    """The text of the program file at ``path`` (IsaError when it cannot be read as UTF-8)."""
-    return decode(read_bytes(path), str(path))
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
