@@ -25,6 +25,10 @@ from eiec.errors import InputError
 from eiec.isa.program import Program, SparseColumnMac
 
 
+def _ratio(a: float, b: float) -> float:
+    return float(a) / float(b) if b else 0.0
+
+
 @dataclass
 class BatchStats:
     """A batch summed up: totals of cycles, time and energy, means of the ratios."""
@@ -38,21 +42,37 @@ class BatchStats:
     mean_cycles: float
     alu_utilization: float
     load_efficiency: float
+    energy_per_inference_pj: float = 0.0
+    power_mw: float = 0.0
+    gops: float = 0.0
+    gops_per_w: float = 0.0
+    chip_area_mm2: float = 0.0
 
     @classmethod
     def of(cls, runs: list[Stats]) -> BatchStats:
         """Aggregate the per-sample statistics."""
         count = len(runs)
+        cycles = sum(s.cycles for s in runs)
+        time_us = sum(s.time_us for s in runs)
+        energy_pj = sum(s.energy_pj for s in runs)
+        useful_macs = sum(s.useful_macs for s in runs)
+        power_mw = _ratio(energy_pj, time_us) / 1e3
+        gops = _ratio(2 * useful_macs, time_us) / 1e3
         return cls(
             samples=count,
-            cycles=sum(s.cycles for s in runs),
-            time_us=sum(s.time_us for s in runs),
-            energy_pj=sum(s.energy_pj for s in runs),
-            useful_macs=sum(s.useful_macs for s in runs),
+            cycles=cycles,
+            time_us=time_us,
+            energy_pj=energy_pj,
+            useful_macs=useful_macs,
             saturations=sum(s.saturations for s in runs),
-            mean_cycles=sum(s.cycles for s in runs) / count if count else 0.0,
+            mean_cycles=cycles / count if count else 0.0,
             alu_utilization=float(np.mean([s.alu_utilization for s in runs])) if count else 0.0,
             load_efficiency=float(np.mean([s.load_efficiency for s in runs])) if count else 0.0,
+            energy_per_inference_pj=energy_pj / count if count else 0.0,
+            power_mw=power_mw,
+            gops=gops,
+            gops_per_w=_ratio(gops, power_mw / 1e3),
+            chip_area_mm2=runs[0].chip_area_mm2 if count else 0.0,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -73,6 +93,10 @@ class BatchStats:
         table.add_row("ALU utilisation (mean)", f"{self.alu_utilization:.1%}")
         table.add_row("load efficiency (mean)", f"{self.load_efficiency:.1%}")
         table.add_row("energy (total)", f"{self.energy_pj / 1e3:,.3f} nJ")
+        table.add_row("energy per inference", f"{self.energy_per_inference_pj / 1e3:,.3f} nJ")
+        table.add_row("average power", f"{self.power_mw:,.1f} mW")
+        table.add_row("GOP/s / GOP/s/W", f"{self.gops:,.1f} / {self.gops_per_w:,.1f}")
+        table.add_row("area (chip)", f"{self.chip_area_mm2:,.2f} mm^2")
         table.add_row("saturations", f"{self.saturations:,}")
         return table
 

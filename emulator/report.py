@@ -28,6 +28,12 @@ def render_stats(stats: Stats) -> Group:
         ("load efficiency", f"{stats.load_efficiency:.1%}"),
         ("broadcast stall cycles", f"{stats.stall_cycles:,}"),
         ("energy", f"{stats.energy_pj / 1e3:,.3f} nJ"),
+        ("average power", f"{stats.power_mw:,.1f} mW"),
+        ("GOP/s (compressed) / GOP/s/W", f"{stats.gops:,.1f} / {stats.gops_per_w:,.1f}"),
+        (
+            f"area ({stats.process or 'chip'}): chip / PE",
+            f"{stats.chip_area_mm2:,.2f} / {stats.pe_area_mm2:,.4f} mm^2",
+        ),
         ("saturations", f"{stats.saturations:,}"),
     ]
     for what, value in rows:
@@ -50,13 +56,25 @@ def render_stats(stats: Stats) -> Group:
             f"{mac.energy_pj / 1e3:,.1f}",
         )
 
-    energy = Table(title="energy by unit")
+    energy = Table(title="energy by unit and by component")
     energy.add_column("unit")
     energy.add_column("nJ", justify="right")
     energy.add_column("share", justify="right")
-    for unit, pj in stats.energy_breakdown_pj.items():
-        share = pj / stats.energy_pj if stats.energy_pj else 0.0
-        energy.add_row(unit, f"{pj / 1e3:,.3f}", f"{share:.1%}")
+    energy.add_column("component")
+    energy.add_column("nJ", justify="right")
+    energy.add_column("share", justify="right")
+    units = list(stats.energy_breakdown_pj.items())
+    components = list(stats.energy_components_pj.items())
+    for row in range(max(len(units), len(components))):
+        cells: list[str] = []
+        for items in (units, components):
+            if row < len(items):
+                name, pj = items[row]
+                share = pj / stats.energy_pj if stats.energy_pj else 0.0
+                cells += [name, f"{pj / 1e3:,.3f}", f"{share:.1%}"]
+            else:
+                cells += ["", "", ""]
+        energy.add_row(*cells)
 
     pes = Table(title="PEs (cycles in MAC windows)")
     for name in ("", "useful", "padding", "pointer", "starved", "stalled"):

@@ -9,6 +9,12 @@
   count as ALU work here, starvation does not.
 - ``ideal_cycles``: stored entries (padding included) of the broadcast columns / N: the paper's
   "theoretical" time, work spread evenly with no load imbalance and no overhead.
+- Energy: the events' energies plus the per-cycle energy of every PE in every cycle (clock
+  network, registers), by unit (``energy_breakdown_pj``) and by component
+  (``energy_components_pj``); ``power_mw`` = energy / time; ``gops`` = 2 x useful MACs / time
+  (the paper's GOP/s on the compressed network: a multiply and an add per stored non-zero
+  weight times non-zero activation); ``gops_per_w`` = GOP/s / W; ``chip_area_mm2``: the
+  machine's area (``EnergyModel.chip_area``).
 """
 
 from __future__ import annotations
@@ -102,6 +108,10 @@ class Stats:
     mac_window_cycles: int = 0
     energy_pj: float = 0.0
     energy_breakdown_pj: dict[str, float] = field(default_factory=dict)
+    energy_components_pj: dict[str, float] = field(default_factory=dict)
+    process: str = ""
+    pe_area_mm2: float = 0.0
+    chip_area_mm2: float = 0.0
     saturations: int = 0
     saturation_events: list[dict[str, Any]] = field(default_factory=list)
     activity: dict[str, int] = field(default_factory=dict)
@@ -114,6 +124,21 @@ class Stats:
     def time_us(self) -> float:
         """Run time at the clock."""
         return self.cycles / self.clock_mhz
+
+    @property
+    def power_mw(self) -> float:
+        """Average power over the run: energy / time."""
+        return _ratio(self.energy_pj, self.time_us) / 1e3
+
+    @property
+    def gops(self) -> float:
+        """GOP/s on the compressed network: 2 ops per useful MAC over the run's time."""
+        return _ratio(2 * self.useful_macs, self.time_us) / 1e3
+
+    @property
+    def gops_per_w(self) -> float:
+        """GOP/s per watt."""
+        return _ratio(self.gops, self.power_mw / 1e3)
 
     @property
     def alu_utilization(self) -> float:
@@ -132,6 +157,9 @@ class Stats:
         data["time_us"] = self.time_us
         data["alu_utilization"] = self.alu_utilization
         data["load_efficiency"] = self.load_efficiency
+        data["power_mw"] = self.power_mw
+        data["gops"] = self.gops
+        data["gops_per_w"] = self.gops_per_w
         data["pes"] = [asdict(pe) for pe in self.pe_stats]
         data["pe_count"] = self.pes
         return data
@@ -156,12 +184,17 @@ class StatsCollector:
 
     def _fresh(self) -> Stats:
         config = self.config
+        area = config.energy.chip_area(config.machine)
         return Stats(
             pes=config.pes,
             fifo_depth=config.fifo_depth,
             clock_mhz=config.clock_mhz,
             arith=config.arith,
             energy_breakdown_pj=dict.fromkeys(config.energy.units, 0.0),
+            energy_components_pj=dict.fromkeys(config.energy.components, 0.0),
+            process=config.energy.process,
+            pe_area_mm2=area.pe_mm2,
+            chip_area_mm2=area.chip_mm2,
         )
 
     def reset(self) -> None:
@@ -189,11 +222,14 @@ class StatsCollector:
         """Account one instruction."""
         stats = self.stats
         stats.cycles = timing.end
-        energy = self.config.energy.price(timing.activity)
+        config = self.config
+        energy = config.energy.price(timing.activity, config.machine, timing.cycles * config.pes)
         spent = sum(energy.values())
         stats.energy_pj += spent
-        for unit, pj in energy.items():
-            stats.energy_breakdown_pj[unit] += pj
+        for (unit, component), pj in energy.items():
+            stats.energy_breakdown_pj[unit] = stats.energy_breakdown_pj.get(unit, 0.0) + pj
+            parts = stats.energy_components_pj
+            parts[component] = parts.get(component, 0.0) + pj
         self._activity.update(timing.activity)
         stats.activity = dict(self._activity)
         mnemonic = event.instruction.MNEMONIC

@@ -24,23 +24,36 @@ from eiec.isa.verifier import check_machine
 
 @dataclass(frozen=True)
 class Preset:
-    """A named machine with where its figures come from."""
+    """A named machine with where its figures come from and its process (the energy and area
+    table's ``processes``, emulator/energy_45nm.json)."""
 
     name: str
     machine: Machine
     source: str
+    process: str = "45nm"
 
 
-#: The paper's machines (Han et al., ISCA 2016): the 45 nm chip and Table V's 28 nm projection
-#: (256 PEs at 1.2 GHz, the same per-PE memories: 4x the model capacity, 336 M weights).
+#: The paper's machines (Han et al., ISCA 2016): the 45 nm chip as its text describes it (the
+#: default machine), the same chip as the authors' cycle-level simulator models it (which
+#: produced Table IV: a queue of buffersize B = 8 registers holding B - 1 = 7 pairs, the
+#: detector's first broadcast in cycle 2, the accumulator written one stage after the add; see
+#: isa/SPEC.md section 6), and Table V's 28 nm projection (256 PEs at 1.2 GHz, the same per-PE
+#: memories: 4x the model capacity, 336 M weights).
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         Preset("eie-45nm", Machine(), "the paper's chip: 64 PEs, 800 MHz, 45 nm (section VI)"),
         Preset(
+            "eie-sim",
+            Machine(fifo_depth=7, lnzd_latency=2, alu_stages=5),
+            "the paper's chip as the authors' cycle-level simulator (buffersize 8) models it: "
+            "the machine of Table IV",
+        ),
+        Preset(
             "eie-28nm",
             Machine(pes=256, clock_mhz=1200.0),
             "Table V's projection: 256 PEs, 1200 MHz, 28 nm, per-PE memories as at 45 nm",
+            process="28nm",
         ),
     )
 }

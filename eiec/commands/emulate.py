@@ -25,6 +25,7 @@ from eiec.commands.machine_options import CLOCK_MHZ, FIFO_DEPTH
 from eiec.commands.options import (
     add_arith_option,
     add_json_option,
+    add_process_option,
     add_quiet_option,
     load_npy,
 )
@@ -77,8 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_arith_option(parser)
     parser.add_argument(
-        "--energy", type=input_file(FILE), metavar="TABLE.json", help="per-event energy table"
+        "--energy",
+        type=input_file(FILE),
+        metavar="TABLE.json",
+        help="energy and area table (default: emulator/energy_45nm.json, from the paper)",
     )
+    add_process_option(parser)
     parser.add_argument(
         "--trace", action="store_true", help="print each instruction with its cycle span"
     )
@@ -163,7 +168,11 @@ def run(args: argparse.Namespace) -> int:
     program = image.program
     arrays, batched = _inputs(program, args.input)
     outputs = _bind(args.output, program.outputs, "output")
-    energy = EnergyModel.from_json(args.energy) if args.energy else EnergyModel.default()
+    energy = (
+        EnergyModel.from_json(args.energy, args.process)
+        if args.energy
+        else EnergyModel.default(args.process)
+    )
     config = EmulatorConfig(
         fifo_depth=args.fifo_depth, clock_mhz=args.clock_mhz, arith=args.arith, energy=energy
     )

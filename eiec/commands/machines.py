@@ -43,14 +43,27 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(*row)
         print_table(table)
         return 0
+    from eiec.emulator.energy import EnergyModel  # lazy: the area model, only for presets
+
+    areas = {
+        name: EnergyModel.default(p.process).chip_area(p.machine).chip_mm2
+        for name, p in PRESETS.items()
+    }
     if args.json:
         presets = {
-            name: {"machine": asdict(p.machine), "source": p.source} for name, p in PRESETS.items()
+            name: {
+                "machine": asdict(p.machine),
+                "source": p.source,
+                "process": p.process,
+                "area_mm2": areas[name],
+            }
+            for name, p in PRESETS.items()
         }
         print(json.dumps(presets, indent=2))
         return 0
     table = Table(title="machine presets (--machine NAME)")
-    for name in ("name", "PEs", "MHz", "spmat B/PE", "ptr B/PE", "act B/PE", "ptr bits", "FIFO"):
+    heads = ("name", "PEs", "MHz", "spmat B/PE", "ptr B/PE", "act B/PE", "ptr bits", "FIFO")
+    for name in (*heads, "process", "mm^2"):
         table.add_column(name, justify="left" if name == "name" else "right")
     table.add_column("source")
     for preset in PRESETS.values():
@@ -64,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             str(m.act_sram),
             str(m.ptr_bits),
             str(m.fifo_depth),
+            preset.process,
+            f"{areas[preset.name]:.1f}",
             preset.source,
         )
     print_table(table)

@@ -285,6 +285,20 @@ def add_arith_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The processes of the default energy and area table (emulator/energy_45nm.json).
+PROCESSES = ("45nm", "28nm")
+
+
+def add_process_option(parser: argparse.ArgumentParser) -> None:
+    """``--process 45nm|28nm``: the energy and area table's process."""
+    parser.add_argument(
+        "--process",
+        choices=PROCESSES,
+        help="the process of the energy and area figures: 45nm (the paper's chip, default) or "
+        "28nm (Table V's projection; use it with --machine eie-28nm)",
+    )
+
+
 def add_json_option(parser: argparse.ArgumentParser, what: str = "the report") -> None:
     """``--json``: print ``what`` as JSON instead of text."""
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")

@@ -88,8 +88,8 @@ def test_machine_options_reach_the_program(tmp_path: Path, capsys) -> None:
     )
     assert main(["compile", str(model), "-o", str(out), "--machine", "eie-7nm"]) == 1
     assert capsys.readouterr().err == (
-        "eiec compile: error: unknown machine 'eie-7nm' (give a preset (eie-45nm, eie-28nm) or "
-        "a .toml machine file)\n"
+        "eiec compile: error: unknown machine 'eie-7nm' (give a preset (eie-45nm, eie-sim, "
+        "eie-28nm) or a .toml machine file)\n"
     )
 
 

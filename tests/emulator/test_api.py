@@ -16,6 +16,7 @@ from eiec.emulator import (
     Tracer,
     run_batch,
 )
+from eiec.emulator.energy import DEFAULT_TABLE
 from eiec.errors import EmulatorError, InputError
 from eiec.isa.builder import fc_program
 from eiec.isa.program import LoadCodebook, SparseColumnMac
@@ -78,10 +79,23 @@ def test_energy_is_priced_per_event(tmp_path) -> None:
         "event to the table (see emulator/energy_45nm.json))"
     )
     stats = Emulator(program()).run({"x": X}).stats
-    default = EnergyModel.default()
-    expected = sum(default.events[name].pj * n for name, n in stats.activity.items())
+    # By hand from the table: each event's parts, memories scaled to the machine's (1 << 24 B
+    # SRAMs, 32-bit pointers), plus the per-cycle energy of both PEs in every cycle.
+    data = json.loads(DEFAULT_TABLE.read_text())
+    machine = big_machine(2)
+    expected = 0.0
+    for name, count in stats.activity.items():
+        for part in data["events"][name].get("parts", [data["events"][name]]):
+            factor = 1.0
+            for scale in part.get("scale", []):
+                factor *= (getattr(machine, scale["field"]) / scale["reference"]) ** scale[
+                    "exponent"
+                ]
+            expected += part["pj"] * factor * count
+    expected += sum(p["pj"] for p in data["per_cycle"].values()) * stats.cycles * 2
     assert stats.energy_pj == pytest.approx(expected)
     assert sum(stats.energy_breakdown_pj.values()) == pytest.approx(stats.energy_pj)
+    assert sum(stats.energy_components_pj.values()) == pytest.approx(stats.energy_pj)
     # 7 real entries of 3 broadcast columns, no padding: 7 multiplies.
     assert stats.activity["multiply"] == 7
 

@@ -52,7 +52,8 @@ def test_unknown_machine_and_bad_files(tmp_path: Path) -> None:
     with pytest.raises(MachineError) as error:
         load_machine("eie-7nm")
     assert str(error.value) == (
-        "unknown machine 'eie-7nm' (give a preset (eie-45nm, eie-28nm) or a .toml machine file)"
+        "unknown machine 'eie-7nm' (give a preset (eie-45nm, eie-sim, eie-28nm) or a .toml "
+        "machine file)"
     )
     with pytest.raises(MachineError) as error:
         load_machine(tmp_path / "none.toml")
@@ -69,7 +70,7 @@ def test_machine_from_keeps_the_base() -> None:
 def test_eiec_machines_lists_presets_and_fields(capsys: pytest.CaptureFixture) -> None:
     assert main(["machines", "--json"]) == 0
     presets = json.loads(capsys.readouterr().out)
-    assert list(presets) == ["eie-45nm", "eie-28nm"]
+    assert list(presets) == ["eie-45nm", "eie-sim", "eie-28nm"]
     assert presets["eie-28nm"]["machine"]["pes"] == 256
     assert main(["machines", "--fields", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

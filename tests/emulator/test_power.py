@@ -1,0 +1,220 @@
+"""The power and area model (emulator/energy_45nm.json): its derivation from the paper's Tables
+I-II, area scaling, processes, and the paper's chip reproduced on its workload."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eiec.commands.options import PROCESSES
+from eiec.emulator import Emulator, EmulatorConfig, EnergyModel
+from eiec.emulator.energy import DEFAULT_TABLE
+from eiec.errors import EmulatorError
+from eiec.isa import fixed
+from eiec.isa.builder import fc_program
+from eiec.isa.machines import PRESETS
+from eiec.isa.program import Machine
+
+TABLE = json.loads(DEFAULT_TABLE.read_text())
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = next(
+    (
+        path
+        for path in (base / "shared/fixtures/alexnet_fc8_eie.npz" for base in REPO.parents[:2])
+        if path.exists()
+    ),
+    None,
+)
+#: Table II: one PE's power by module (mW) and by component (share of 9.157 mW).
+MODULES = {
+    "spmat_sram": 0.5411,
+    "ptr_sram": 0.1973,
+    "arithmetic": 0.1268,
+    "activation": 0.1225,
+    "activation_queue": 0.0123,
+}
+COMPONENTS = {"memory": 0.5915, "clock": 0.2046, "register": 0.1120, "combinational": 0.0918}
+SIM = PRESETS["eie-sim"].machine
+
+
+def padding(rows: int, density: float) -> float:
+    """Expected padding entries of a column of ``rows`` local rows, each non-zero with
+    probability ``density`` (an entry after g zeros needs floor(g / 16))."""
+    zero = 1.0 - density
+    return sum(density * zero ** (16 * k) for i in range(rows) for k in range(1, i // 16 + 1))
+
+
+def test_reference_workload_follows_table_iii() -> None:
+    # The AlexNet FC layers (Table III) at one stored entry per PE per cycle, on 64 PEs.
+    stored = broadcasts = words = reads = writes = 0.0
+    for inputs, outputs, weights, acts in ((9216, 4096, 0.09, 0.351), (4096, 4096, 0.09, 0.353),
+                                           (4096, 1000, 0.25, 0.375)):  # fmt: skip
+        rows = outputs / 64
+        per_column = weights * rows + padding(int(rows), weights)
+        sent = acts * inputs
+        stored += per_column * sent
+        broadcasts += sent
+        words += sent * (per_column + 7) / 8
+        reads += inputs / 64
+        writes += outputs / 64
+    rates = TABLE["reference"]["events_per_entry"]
+    assert rates["ptr_read"] == pytest.approx(broadcasts / stored, rel=1e-4)
+    assert rates["fifo_access"] == rates["ptr_read"]
+    assert rates["spmat_read"] == pytest.approx(words / stored, rel=1e-4)
+    assert rates["act_read"] == pytest.approx(reads / stored, rel=1e-4)
+    assert rates["act_write"] == pytest.approx(writes / stored, rel=1e-4)
+
+
+def test_table_follows_its_derivation() -> None:
+    ref = TABLE["reference"]
+    power, parts, rates = ref["module_power_mw"], ref["component_power_mw"], ref["events_per_entry"]
+    total = ref["pe_power_mw"]
+    assert sum(parts.values()) == pytest.approx(total, abs=1e-3)
+    assert sum(power.values()) == pytest.approx(total, abs=2e-3)
+    ghz = ref["clock_mhz"] / 1e3
+    activity = (parts["memory"] + parts["combinational"]) / total
+    dynamic = {unit: mw / ghz * activity for unit, mw in power.items()}  # pJ per cycle
+    events = TABLE["events"]
+    assert events["spmat_read"]["pj"] == pytest.approx(
+        dynamic["spmat_sram"] / rates["spmat_read"], rel=1e-4
+    )
+    assert events["ptr_read"]["pj"] == pytest.approx(
+        dynamic["ptr_sram"] / rates["ptr_read"], rel=1e-4
+    )
+    assert events["fifo_access"]["pj"] == pytest.approx(
+        dynamic["activation_queue"] / rates["fifo_access"], rel=1e-4
+    )
+    # Arithmetic: one lookup, multiply and add per entry, shared 0.5 : 0.775 : 0.15 (Table I).
+    arith = dynamic["arithmetic"] / 1.425
+    accumulate = {part["unit"]: part["pj"] for part in events["accumulate"]["parts"]}
+    assert events["codebook_lookup"]["pj"] == pytest.approx(0.5 * arith, rel=1e-4)
+    assert events["multiply"]["pj"] == pytest.approx(0.775 * arith, rel=1e-4)
+    assert accumulate["arithmetic"] == pytest.approx(0.15 * arith, rel=1e-4)
+    # Activation: the accumulator register read and write per entry, activation reads/writes.
+    act = dynamic["activation"] / (1.0 + 0.625 * (rates["act_read"] + rates["act_write"]))
+    assert accumulate["activation"] == pytest.approx(act, rel=1e-4)
+    assert events["act_read"]["pj"] == pytest.approx(0.625 * act, rel=1e-4)
+    # Per cycle: each module's share of the clock network and register rows.
+    for unit, mw in power.items():
+        for component in ("clock", "register"):
+            entry = TABLE["per_cycle"][f"{unit}_{component}"]
+            assert entry["pj"] == pytest.approx(mw * parts[component] / total / ghz, rel=1e-4)
+    per_cycle = sum(entry["pj"] for entry in TABLE["per_cycle"].values())
+    assert per_cycle * ghz == pytest.approx(parts["clock"] + parts["register"], rel=1e-3)
+
+
+def test_area_of_the_paper_chips_and_its_scaling() -> None:
+    model = EnergyModel.default()
+    chip = model.chip_area(Machine())
+    assert chip.pe_mm2 == pytest.approx(0.638024, abs=2e-6)  # Table II
+    assert chip.chip_mm2 == pytest.approx(40.8, rel=2e-3)  # Table V
+    # Twice the sparse-matrix SRAM: its 469,412 um^2 again, with 3.9% filler cells.
+    bigger = model.chip_area(replace(Machine(), spmat_sram=256 * 1024))
+    assert bigger.pe_mm2 - chip.pe_mm2 == pytest.approx(0.469412 * 1.039021, rel=1e-5)
+    half_ptr = model.chip_area(replace(Machine(), ptr_sram=16 * 1024))
+    assert chip.pe_mm2 - half_ptr.pe_mm2 == pytest.approx(0.117353 / 2 * 1.039021, rel=1e-4)
+    assert model.chip_area(replace(Machine(), pes=128)).chip_mm2 == pytest.approx(2 * chip.chip_mm2)
+    # Table V's 28 nm chip: 256 PEs, 63.8 mm^2.
+    preset = PRESETS["eie-28nm"]
+    area28 = EnergyModel.default(preset.process).chip_area(preset.machine)
+    assert area28.chip_mm2 == pytest.approx(63.8, rel=2e-3)
+
+
+def test_processes_scale_energy() -> None:
+    assert set(PROCESSES) == set(TABLE["processes"])
+    base, small = EnergyModel.default(), EnergyModel.default("28nm")
+    activity = {"multiply": 10, "spmat_read": 3}
+    at45 = sum(base.price(activity, Machine(), 100).values())
+    at28 = sum(small.price(activity, Machine(), 100).values())
+    assert at28 / at45 == pytest.approx(2.36 / 256 / 1200 / (0.59 / 64 / 800), rel=1e-4)
+    with pytest.raises(EmulatorError, match="has no process '7nm'"):
+        base.at_process("7nm")
+
+
+def test_memories_scale_access_energy() -> None:
+    model = EnergyModel.default()
+    one = model.price({"spmat_read": 1, "ptr_read": 1}, Machine())
+    four = model.price(
+        {"spmat_read": 1, "ptr_read": 1}, replace(Machine(), spmat_sram=512 * 1024, ptr_bits=32)
+    )
+    assert four["spmat_sram", "memory"] == pytest.approx(2 * one["spmat_sram", "memory"])
+    assert four["ptr_sram", "memory"] == pytest.approx(2 * one["ptr_sram", "memory"])
+
+
+def test_a_table_without_components_charges_the_unit(tmp_path) -> None:
+    # A table entry without a component (an off-chip memory, say) is its own component.
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"events": {"dram": {"pj": 640.0, "unit": "dram"}}}))
+    model = EnergyModel.from_json(table)
+    assert model.price({"dram": 2}) == {("dram", "dram"): 1280.0}
+    assert model.chip_area(Machine()).chip_mm2 == 0.0
+
+
+def _shares(parts: dict[str, float], total: float) -> dict[str, float]:
+    return {name: pj / total for name, pj in parts.items() if pj}
+
+
+def _power_matches(stats, modules_points: float, components_points: dict[str, float]) -> None:
+    """Average power within 10% of the paper's 586-590 mW, the splits within the points."""
+    assert 0.9 * 586 <= stats.power_mw <= 1.1 * 590
+    modules = _shares(stats.energy_breakdown_pj, stats.energy_pj)
+    assert set(modules) == set(MODULES)
+    for unit, share in MODULES.items():
+        assert abs(modules[unit] - share) <= modules_points, (unit, modules[unit])
+    components = _shares(stats.energy_components_pj, stats.energy_pj)
+    assert set(components) == set(COMPONENTS)
+    for component, share in COMPONENTS.items():
+        assert abs(components[component] - share) <= components_points[component], (
+            component,
+            components[component],
+        )
+
+
+@pytest.mark.fixture
+@pytest.mark.skipif(FIXTURE is None, reason="needs ../shared/fixtures/alexnet_fc8_eie.npz")
+def test_alexnet_fc8_on_the_authors_simulator_and_the_chip() -> None:
+    data = np.load(FIXTURE)
+    codes = np.concatenate([data["codes"], data["bias_codes"][:, None]], axis=1)
+    book, a = data["codebook"].astype(np.float64), data["activations"].astype(np.float64)
+    book_frac = fixed.frac_for_range(np.abs(book).max())
+    words, _ = fixed.quantize(book, book_frac)
+    x_frac = fixed.frac_for_range(a.max())
+
+    def run(machine: Machine):
+        program = fc_program(
+            [codes], [words], [book_frac], [x_frac, 8], machine=machine, bias=True, relu=False
+        )
+        return Emulator(program).run({"x": a.reshape(1, -1)}).stats
+
+    stats = run(SIM)
+    # The authors' simulator at buffersize 8: 7926 MAC cycles (Table IV: 9.9 us).
+    assert stats.layers[0].cycles == 7926
+    assert stats.time_us == pytest.approx(9.9, abs=0.05)
+    assert stats.pe_area_mm2 == pytest.approx(0.638, abs=1e-3)
+    # Table II: the modules within 3 points; the components too, but memory, which the model
+    # puts 3.4 points above the paper's 59.15% on this layer (62.6%).
+    points = {"memory": 0.04, "clock": 0.03, "register": 0.03, "combinational": 0.03}
+    _power_matches(stats, 0.03, points)
+    assert stats.gops == pytest.approx(2 * stats.useful_macs / stats.time_us / 1e3)
+    # eie-45nm (the paper's text: queue of 8, detector 1 cycle, 4 ALU stages) is faster.
+    assert run(Machine()).layers[0].cycles < 7926
+
+
+def _synthetic_layer(inputs: int, outputs: int, weights: float, acts: float):
+    rng = np.random.default_rng(7)
+    mask = rng.random((outputs, inputs)) < weights
+    codes = np.where(mask, rng.integers(1, 16, size=mask.shape), 0).astype(np.uint8)
+    x = np.where(rng.random(inputs) < acts, rng.random(inputs) * 4 + 1 / 256, 0.0)
+    book = np.array([0, *np.linspace(-3000, 3000, 15).astype(int)], dtype=np.int16)
+    program = fc_program([codes], [book], [15], [10, 8], machine=SIM, relu=True)
+    return Emulator(program, EmulatorConfig()).run({"x": x.reshape(1, -1)}).stats
+
+
+def test_alex7_shaped_layer_at_the_paper_densities() -> None:
+    stats = _synthetic_layer(4096, 4096, 0.09, 0.353)  # Table III's Alex-7
+    _power_matches(stats, 0.03, dict.fromkeys(COMPONENTS, 0.03))
+    assert sum(stats.energy_components_pj.values()) == pytest.approx(stats.energy_pj)
