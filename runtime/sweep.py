@@ -1,11 +1,15 @@
-"""Design-space sweeps: one model over PE counts and FIFO depths, locally or on Ray.
+"""Design-space sweeps: one model over PE counts, FIFO depths and any machine fields, locally or
+on Ray.
 
-:func:`sweep` compiles the model once per machine that needs it (the PE count shapes the
-program; the FIFO depth and the clock are emulate-time, isa/SPEC.md §6), then emulates every
-(PE count, depth) point on the same inputs. Each point's ``cycles`` is what ``eiec emulate`` of
-that program at that depth reports. The work runs as independent tasks (one per compile, one per
-point) on a process pool (``engine="local"``) or as Ray tasks (``engine="ray"``, the cluster at
-``address`` / ``RAY_ADDRESS`` or a local Ray started for the sweep); both give identical points.
+:func:`sweep` compiles the model once per machine that needs it (the PE count and the
+``settings`` of other machine fields, e.g. ``spmat_sram``, shape the program; the FIFO depth is
+emulate-time, isa/SPEC.md §6), then emulates every (PE count, settings, depth) point on the same
+inputs. Each point reports cycles and time, and from the power and area model
+(``eiec.emulator.energy``) energy per inference, average power, GOP/s, GOP/s/W and chip area.
+Each point's ``cycles`` is what ``eiec emulate`` of that program at that depth reports. The work
+runs as independent tasks (one per compile, one per point) on a process pool
+(``engine="local"``) or as Ray tasks (``engine="ray"``, the cluster at ``address`` /
+``RAY_ADDRESS`` or a local Ray started for the sweep); both give identical points.
 A point whose program does not fit its machine is kept, with the compiler's error.
 
 Heavy imports (TVM, Ray, matplotlib) happen inside the functions that need them.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,10 +31,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from eiec.emulator import EmulatorConfig, run_batch
+from eiec.emulator import EmulatorConfig, EnergyModel, run_batch
 from eiec.errors import EiecError, InputError, PathError
 from eiec.fileio import write_atomic
 from eiec.isa import format_program, parse
+from eiec.isa.machines import machine_from
 from eiec.isa.program import Machine
 
 if TYPE_CHECKING:
@@ -52,28 +58,44 @@ CSV_FIELDS: tuple[str, ...] = (
     "load_efficiency",
     "alu_utilization",
     "energy_pj",
+    "energy_per_inference_pj",
+    "power_mw",
+    "gops",
+    "gops_per_w",
+    "area_mm2",
     "ideal_cycles",
     "error",
 )
+#: A combination of swept machine fields: (field, value) pairs in the order given.
+Settings = tuple[tuple[str, int | float], ...]
 
 
 @dataclass
 class SweepPoint:
     """One machine and depth: the emulation's figures (None where ``error`` says why not).
 
-    ``speedup``: cycles at the smallest PE count of the sweep (same depth) / these cycles.
+    ``speedup``: cycles at the smallest PE count of the sweep (same depth and settings) / these
+    cycles. ``settings``: the swept machine fields' values of this point. ``energy_pj``: all
+    samples; ``energy_per_inference_pj``: per sample; ``power_mw``: energy / time; ``gops``:
+    2 x useful MACs / time; ``area_mm2``: the chip's.
     ``layers``: per layer (name, cycles, ideal_cycles, load_efficiency, alu_utilization).
     """
 
     pes: int
     fifo_depth: int
     clock_mhz: float
+    settings: dict[str, int | float] = field(default_factory=dict)
     cycles: int | None = None
     time_us: float | None = None
     speedup: float | None = None
     load_efficiency: float | None = None
     alu_utilization: float | None = None
     energy_pj: float | None = None
+    energy_per_inference_pj: float | None = None
+    power_mw: float | None = None
+    gops: float | None = None
+    gops_per_w: float | None = None
+    area_mm2: float | None = None
     ideal_cycles: float | None = None
     layers: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -99,17 +121,25 @@ class SweepResult:
             "wall_s": self.wall_s,
         }
 
+    @property
+    def fields(self) -> list[str]:
+        """The swept machine fields, in order."""
+        return list(self.points[0].settings) if self.points else []
+
     def to_csv(self) -> str:
-        """One row per point (``CSV_FIELDS``, then ``LAYER cycles`` per layer)."""
+        """One row per point (PEs, depth, the swept fields, the rest of ``CSV_FIELDS``, then
+        ``LAYER cycles`` per layer)."""
         names = [layer["layer"] for layer in self.points[0].layers] if self.points else []
         for point in self.points:
             names += [layer["layer"] for layer in point.layers if layer["layer"] not in names]
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*CSV_FIELDS, *(f"{name} cycles" for name in names)])
+        swept = self.fields
+        writer.writerow([*CSV_FIELDS[:2], *swept, *CSV_FIELDS[2:], *(f"{n} cycles" for n in names)])
         for point in self.points:
             cycles = {layer["layer"]: layer["cycles"] for layer in point.layers}
             row = [getattr(point, key) for key in CSV_FIELDS]
+            row[2:2] = [point.settings[name] for name in swept]
             writer.writerow(
                 ["" if v is None else v for v in row] + [cycles.get(n, "") for n in names]
             )
@@ -123,31 +153,40 @@ class SweepResult:
             title=f"EIE design space ({len(self.points)} points, {self.engine}, "
             f"{self.wall_s:.1f} s)"
         )
-        heads = ("PEs", "FIFO", "cycles", "us", "speed-up", "load eff", "ALU util", "nJ")
-        for head in heads:
+        swept = self.fields
+        heads = ("cycles", "us", "speed-up", "load eff", "ALU util", "nJ/inf", "mW", "GOP/s")
+        for head in ("PEs", "FIFO", *swept, *heads, "GOP/s/W", "mm^2"):
             table.add_column(head, justify="right")
         table.add_column("per layer (cycles)")
         for p in self.points:
+            first = [str(p.pes), str(p.fifo_depth), *(f"{p.settings[f]:g}" for f in swept)]
             if p.error is not None:
-                table.add_row(str(p.pes), str(p.fifo_depth), "-", "-", "-", "-", "-", "-", p.error)
+                table.add_row(*first, *["-"] * (len(heads) + 2), p.error)
                 continue
-            assert p.cycles is not None and p.time_us is not None and p.energy_pj is not None
+            assert p.cycles is not None and p.time_us is not None
+            assert p.energy_per_inference_pj is not None and p.area_mm2 is not None
             table.add_row(
-                str(p.pes),
-                str(p.fifo_depth),
+                *first,
                 f"{p.cycles:,}",
                 f"{p.time_us:,.2f}",
                 f"{p.speedup:.1f}x" if p.speedup is not None else "-",
                 f"{p.load_efficiency:.1%}",
                 f"{p.alu_utilization:.1%}",
-                f"{p.energy_pj / 1e3:,.1f}",
+                f"{p.energy_per_inference_pj / 1e3:,.1f}",
+                f"{p.power_mw:,.1f}",
+                f"{p.gops:,.1f}",
+                f"{p.gops_per_w:,.1f}",
+                f"{p.area_mm2:,.2f}",
                 ", ".join(f"{layer['layer']} {layer['cycles']:,}" for layer in p.layers),
             )
         return table
 
     def plot(self, directory: str | Path) -> list[Path]:
-        """``speedup.png`` (speed-up against PEs, per depth, with the ideal line) and
-        ``load_efficiency.png`` (load efficiency against depth, per PE count)."""
+        """``speedup.png`` (speed-up against PEs, per depth, with the ideal line),
+        ``load_efficiency.png`` (load efficiency against depth, per PE count), ``power.png``
+        (energy per inference, power, GOP/s/W and area against PEs, per depth) and, when
+        machine fields were swept, ``machine_fields.png`` (cycles, energy per inference and
+        area against each swept field)."""
         import matplotlib  # lazy: matplotlib, only for plots
 
         matplotlib.use("Agg")
@@ -199,7 +238,69 @@ class SweepResult:
         axes.set_xticks(depths, [str(d) for d in depths])
         axes.legend(fontsize="small", ncol=2)
         paths.append(_save(figure, out / "load_efficiency.png"))
+        paths.append(self._plot_power(plt, good, out / "power.png"))
+        if self.fields:
+            paths.append(self._plot_fields(plt, good, out / "machine_fields.png"))
         return paths
+
+    def _plot_power(self, plt: Any, good: list[SweepPoint], path: Path) -> Path:
+        """Energy per inference, power, GOP/s/W and area against PEs, one line per depth (and
+        setting)."""
+        figure, grid = plt.subplots(2, 2, figsize=(9, 7))
+        metrics = (
+            ("energy_per_inference_pj", 1e-3, "energy per inference (nJ)"),
+            ("power_mw", 1.0, "average power (mW)"),
+            ("gops_per_w", 1.0, "GOP/s/W"),
+            ("area_mm2", 1.0, "chip area (mm$^2$)"),
+        )
+        series: dict[str, list[SweepPoint]] = {}
+        for p in good:
+            label = ", ".join(
+                [f"FIFO {p.fifo_depth}", *(f"{k}={v:g}" for k, v in p.settings.items())]
+            )
+            series.setdefault(label, []).append(p)
+        for axes, (name, factor, ylabel) in zip(grid.flat, metrics, strict=True):
+            for label, row in series.items():
+                values = [getattr(p, name) * factor for p in row]
+                axes.plot([p.pes for p in row], values, "o-", label=label)
+            axes.set(xscale="log", xlabel="PEs", ylabel=ylabel)
+        grid.flat[0].legend(fontsize="x-small")
+        figure.suptitle("energy, power and area against PEs")
+        return _save(figure, path)
+
+    def _plot_fields(self, plt: Any, good: list[SweepPoint], path: Path) -> Path:
+        """Per swept field (a row): cycles, energy per inference and area against its values,
+        one line per PE count and depth, the other fields at the first good point's values."""
+        swept = self.fields
+        first = dict(good[0].settings) if good else {}
+        figure, grid = plt.subplots(len(swept), 3, figsize=(12, 3.6 * len(swept)), squeeze=False)
+        for row, name in enumerate(swept):
+            others = {k: v for k, v in first.items() if k != name}
+            chosen = [p for p in good if all(p.settings[k] == v for k, v in others.items())]
+            lines: dict[tuple[int, int], list[SweepPoint]] = {}
+            for p in chosen:
+                lines.setdefault((p.pes, p.fifo_depth), []).append(p)
+            for col, (metric, factor, ylabel) in enumerate(
+                (
+                    ("cycles", 1.0, "cycles"),
+                    ("energy_per_inference_pj", 1e-3, "energy per inference (nJ)"),
+                    ("area_mm2", 1.0, "chip area (mm$^2$)"),
+                )
+            ):
+                axes = grid[row][col]
+                for (pes, depth), points in lines.items():
+                    points = sorted(points, key=lambda p: p.settings[name])
+                    axes.plot(
+                        [p.settings[name] for p in points],
+                        [getattr(p, metric) * factor for p in points],
+                        "o-",
+                        label=f"{pes} PEs, FIFO {depth}",
+                    )
+                axes.set(xscale="log", xlabel=name, ylabel=ylabel)
+            if lines:
+                grid[row][0].legend(fontsize="x-small")
+        figure.suptitle("against the swept machine fields")
+        return _save(figure, path)
 
 
 def _save(figure: Any, path: Path) -> Path:
@@ -216,27 +317,36 @@ def _save(figure: Any, path: Path) -> Path:
 # --- the tasks (pure functions of their arguments: the same on every engine) --------------------
 
 
-def compile_task(model: bytes | str, options: CompileOptions, pes: int) -> str:
-    """The program text of ``model`` compiled for ``pes`` PEs, or ``"error: ..."``."""
+def compile_task(
+    model: bytes | str, options: CompileOptions, pes: int, settings: Settings = ()
+) -> str:
+    """The program text of ``model`` compiled for ``pes`` PEs and the machine fields of
+    ``settings``, or ``"error: ..."``."""
     import onnx  # lazy: onnx, in the worker
 
     from eiec.compiler import compile_model  # lazy: TVM, in the worker
 
     try:
         proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
-        result = compile_model(proto, _with_pes(options, pes))
+        result = compile_model(proto, _with_machine(options, pes, settings))
         return format_program(result.program)
     except EiecError as error:
         return f"error: {error}"
 
 
 def emulate_task(
-    text: str, inputs: Mapping[str, np.ndarray], depth: int, clock_mhz: float | None
+    text: str,
+    inputs: Mapping[str, np.ndarray],
+    depth: int,
+    clock_mhz: float | None,
+    process: str | None = None,
 ) -> SweepPoint:
-    """One point: the program (text) emulated on ``inputs`` at FIFO ``depth``."""
+    """One point: the program (text) emulated on ``inputs`` at FIFO ``depth`` (energy and
+    area at ``process``, default the table's own, 45 nm)."""
     program = parse(text)
     machine = program.machine
-    config = EmulatorConfig(fifo_depth=depth, clock_mhz=clock_mhz)
+    energy = EnergyModel.default(process)
+    config = EmulatorConfig(fifo_depth=depth, clock_mhz=clock_mhz, energy=energy)
     point = SweepPoint(pes=machine.pes, fifo_depth=depth, clock_mhz=clock_mhz or machine.clock_mhz)
     try:
         batch = run_batch(program, _named(program, inputs), config)
@@ -262,6 +372,11 @@ def emulate_task(
     point.load_efficiency = stats.load_efficiency
     point.alu_utilization = stats.alu_utilization
     point.energy_pj = stats.energy_pj
+    point.energy_per_inference_pj = stats.energy_per_inference_pj
+    point.power_mw = stats.power_mw
+    point.gops = stats.gops
+    point.gops_per_w = stats.gops_per_w
+    point.area_mm2 = stats.chip_area_mm2
     point.ideal_cycles = float(sum(run.ideal_cycles for run in batch.runs))
     point.layers = list(layers.values())
     return point
@@ -279,12 +394,14 @@ def _named(program: Any, inputs: Mapping[str, np.ndarray] | np.ndarray) -> Mappi
     return {program.inputs[0].name: inputs}
 
 
-def _with_pes(options: CompileOptions, pes: int) -> CompileOptions:
-    return replace(options, machine=replace(options.machine, pes=pes))
+def _with_machine(options: CompileOptions, pes: int, settings: Settings) -> CompileOptions:
+    return replace(options, machine=replace(options.machine, pes=pes, **dict(settings)))
 
 
-def _failed(pes: int, depth: int, clock: float, error: str) -> SweepPoint:
-    return SweepPoint(pes=pes, fifo_depth=depth, clock_mhz=clock, error=error)
+def _failed(pes: int, depth: int, clock: float, settings: Settings, error: str) -> SweepPoint:
+    return SweepPoint(
+        pes=pes, fifo_depth=depth, clock_mhz=clock, settings=dict(settings), error=error
+    )
 
 
 # --- engines ------------------------------------------------------------------------------------
@@ -364,12 +481,15 @@ def sweep(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = False,
+    settings: Mapping[str, Sequence[int | float]] | None = None,
+    process: str | None = None,
 ) -> SweepResult:
-    """Compile ``model`` for each PE count and emulate ``inputs`` at each FIFO depth.
+    """Compile ``model`` for each PE count and combination of ``settings`` (machine field ->
+    values, e.g. ``{"spmat_sram": [65536, 131072]}``) and emulate ``inputs`` at each FIFO depth.
 
-    ``options``: the compile options (their machine is the base; its PE count and FIFO depth
-    are replaced by the sweep's). ``workers``: processes (local) or CPUs of a local Ray
-    (default: the machine's cores).
+    ``options``: the compile options (their machine is the base; its PE count, FIFO depth and
+    swept fields are replaced by the sweep's). ``process``: of the energy and area figures.
+    ``workers``: processes (local) or CPUs of a local Ray (default: the machine's cores).
     """
     from eiec.compiler import CompileOptions  # lazy: TVM
 
@@ -377,40 +497,46 @@ def sweep(
     if engine not in ENGINES:
         raise EiecError(f"unknown engine {engine!r}", fix="use --engine local or --engine ray")
     counts, depths = _distinct("--pes", pes), _distinct("--fifo-depth", fifo_depths)
+    combos = _combinations(settings or {}, options.machine)
     workers = workers or os.cpu_count() or 1
     blob: bytes | str = (
         model.SerializeToString() if not isinstance(model, str | Path) else str(model)
     )
-    clock = options.machine.clock_mhz
     start = time.perf_counter()
     runner: _Local | _Ray = _Ray(workers, address) if engine == "ray" else _Local(workers)
-    points: dict[tuple[int, int], SweepPoint] = {}
+    points: dict[tuple[int, int, int], SweepPoint] = {}
+    machines = len(counts) * len(combos)
     try:
-        with _progress(progress, len(counts) * (1 + len(depths))) as advance:
+        with _progress(progress, machines * (1 + len(depths))) as advance:
             shared_inputs = runner.put(inputs)
-            pending: dict[Any, tuple[str, int, int]] = {
-                runner.submit(compile_task, blob, options, n): ("compile", n, 0) for n in counts
+            pending: dict[Any, tuple[str, int, int, int]] = {
+                runner.submit(compile_task, blob, options, n, combo): ("compile", n, c, 0)
+                for n in counts
+                for c, combo in enumerate(combos)
             }
             while pending:
                 done, _ = runner.wait(set(pending))
                 for handle in done:
-                    kind, n, depth = pending.pop(handle)
+                    kind, n, c, depth = pending.pop(handle)
                     value = runner.result(handle)
                     advance()
                     if kind == "emulate":
-                        points[n, depth] = value
+                        value.settings = dict(combos[c])
+                        points[n, c, depth] = value
                     elif value.startswith("error: "):
+                        clock = dict(combos[c]).get("clock_mhz", options.machine.clock_mhz)
                         for d in depths:
-                            points[n, d] = _failed(n, d, clock, value.removeprefix("error: "))
+                            error = value.removeprefix("error: ")
+                            points[n, c, d] = _failed(n, d, float(clock), combos[c], error)
                             advance()
                     else:
                         text = runner.put(value)
                         for d in depths:
-                            job = runner.submit(emulate_task, text, shared_inputs, d, clock)
-                            pending[job] = ("emulate", n, d)
+                            job = runner.submit(emulate_task, text, shared_inputs, d, None, process)
+                            pending[job] = ("emulate", n, c, d)
     finally:
         runner.close()
-    ordered = [points[n, d] for n in counts for d in depths]
+    ordered = [points[n, c, d] for n in counts for c in range(len(combos)) for d in depths]
     _speedups(ordered, counts[0])
     return SweepResult(
         points=ordered,
@@ -428,10 +554,32 @@ def _distinct(option: str, values: Iterable[int]) -> list[int]:
     return sorted(set(int(v) for v in values))
 
 
+def _combinations(settings: Mapping[str, Sequence[int | float]], base: Machine) -> list[Settings]:
+    """Every combination of the swept fields' values (each checked as a machine), in order."""
+    for name in ("pes", "fifo_depth"):
+        if name in settings:
+            option = "--" + name.replace("_", "-")
+            raise EiecError(
+                f"the machine field {name} is swept by its own option",
+                where="--set",
+                fix=f"give {option} N,N,... instead",
+            )
+    names = list(settings)
+    combos: list[Settings] = []
+    for values in itertools.product(*(settings[name] for name in names)):
+        combo = tuple(zip(names, values, strict=True))
+        machine_from(dict(combo), base, where="--set " + ", ".join(f"{k}={v}" for k, v in combo))
+        combos.append(combo)
+    return combos
+
+
 def _speedups(points: list[SweepPoint], smallest: int) -> None:
-    base = {p.fifo_depth: p.cycles for p in points if p.pes == smallest and p.cycles}
+    def key(p: SweepPoint) -> tuple:
+        return (p.fifo_depth, tuple(p.settings.items()))
+
+    base = {key(p): p.cycles for p in points if p.pes == smallest and p.cycles}
     for point in points:
-        reference = base.get(point.fifo_depth)
+        reference = base.get(key(point))
         if point.cycles and reference:
             point.speedup = reference / point.cycles
 

@@ -83,6 +83,34 @@ def int_list(low: int, high: int) -> Callable[[str], list[int]]:
     return parse
 
 
+#: Suffixes of ``number_list`` values: binary kilo, mega, giga.
+_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def field_values(text: str) -> tuple[str, list[int | float]]:
+    """An argparse type: ``FIELD=V,V,...`` (``spmat_sram=64K,128K``): a name and distinct
+    positive numbers, ``K``/``M``/``G`` multiplying by 1024, 1024^2, 1024^3."""
+    name, sep, values = text.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not name or not values.strip():
+        raise argparse.ArgumentTypeError(f"expected FIELD=V,V,..., got {text!r}")
+    parsed: list[int | float] = []
+    for item in values.split(","):
+        item = item.strip()
+        scale = _SUFFIXES.get(item[-1:].upper(), 1)
+        digits = item[:-1] if scale != 1 else item
+        try:
+            value = float(digits) * scale
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{item!r} in {text!r} is not a positive number")
+        parsed.append(int(value) if value.is_integer() else value)
+    if len(set(parsed)) != len(parsed):
+        raise argparse.ArgumentTypeError(f"a value is given twice in {text!r}")
+    return name, parsed
+
+
 # --- paths ------------------------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
-"""``eiec sweep MODEL.onnx --input X.npy --pes 1,2,...,256 --fifo-depth 1,2,4,8,16``: the design
-space of one model, on a process pool or on Ray (``eiec.runtime.sweep``)."""
+"""``eiec sweep MODEL.onnx --input X.npy --pes 1,2,...,256 --fifo-depth 1,2,4,8,16 [--set
+FIELD=V,V,...]``: the design space of one model (cycles, energy, power, area, GOP/s per point),
+on a process pool or on Ray (``eiec.runtime.sweep``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ import argparse
 import importlib.util
 import json
 
-from eiec.commands.argtypes import input_file, int_list, int_range, output_file, output_folder
+from eiec.commands.argtypes import (
+    field_values,
+    input_file,
+    int_list,
+    int_range,
+    output_file,
+    output_folder,
+)
 from eiec.commands.options import (
     add_compile_options,
     add_input_option,
+    add_process_option,
     add_quiet_option,
     options_from_args,
     precheck_model,
@@ -21,17 +30,18 @@ from eiec.errors import InputError
 from eiec.fileio import MODEL, write_atomic
 
 #: The files ``--plot DIR`` writes (``SweepResult.plot``).
-PLOTS = ("speedup.png", "load_efficiency.png")
+PLOTS = ("speedup.png", "load_efficiency.png", "power.png", "machine_fields.png")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``sweep`` subcommand."""
     parser = subparsers.add_parser(
         "sweep",
-        help="emulate one model over PE counts and FIFO depths (locally or on Ray)",
-        description="Compile MODEL once per PE count and emulate X at every FIFO depth (the "
-        "depth and the clock are emulate-time); print cycles, time, speed-up over the smallest "
-        "PE count, load efficiency, ALU utilisation, energy and per-layer cycles per point.",
+        help="emulate one model over PE counts, FIFO depths and machine fields (locally or on Ray)",
+        description="Compile MODEL once per PE count and combination of --set machine fields, "
+        "and emulate X at every FIFO depth (the depth is emulate-time); print cycles, time, "
+        "speed-up over the smallest PE count, load efficiency, ALU utilisation, energy per "
+        "inference, average power, GOP/s, GOP/s/W, chip area and per-layer cycles per point.",
     )
     parser.add_argument("model", type=input_file(MODEL), metavar="MODEL.onnx", help="the model")
     add_input_option(parser)
@@ -51,6 +61,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="D,D,...",
         help="activation queue depths (default 1,2,4,8,16)",
     )
+    parser.add_argument(
+        "--set",
+        dest="sweep_fields",
+        action="append",
+        default=[],
+        type=field_values,
+        metavar="FIELD=V,V,...",
+        help="also sweep a machine field (eiec machines --fields), e.g. --set spmat_sram=64K,"
+        "128K,256K (K, M, G: x1024); repeat for several fields (every combination is a point)",
+    )
+    add_process_option(parser)
     add_compile_options(parser, sweep=True)
     parser.add_argument(
         "--engine",
@@ -70,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plot",
         type=output_folder(*PLOTS),
         metavar="DIR",
-        help="write speedup.png and load_efficiency.png into DIR (made when missing)",
+        help="write speedup.png, load_efficiency.png, power.png (and with --set "
+        "machine_fields.png) into DIR (made when missing)",
     )
     add_quiet_option(parser)
     parser.set_defaults(run=run)
@@ -84,6 +106,13 @@ def run(args: argparse.Namespace) -> int:
             where=f"--plot {args.plot}",
             fix="pip install 'eiec[plot]', or leave out --plot",
         )
+    settings: dict[str, list[int | float]] = {}
+    for name, values in args.sweep_fields:
+        if name in settings:
+            raise InputError(
+                f"the machine field {name} is given twice", where="--set", fix="give it once"
+            )
+        settings[name] = values
     inputs = read_inputs(args.input)
     precheck_model(args, inputs=inputs)  # the model's own errors once, before any point
 
@@ -100,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         address=args.address,
         progress=not args.quiet,
+        settings=settings,
+        process=args.process,
     )
     if args.json:
         write_atomic(args.json, json.dumps(result.to_json(), indent=2) + "\n")

@@ -3,6 +3,7 @@ depth; the local and Ray engines give identical points; tables, JSON, CSV and pl
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -12,8 +13,11 @@ import onnx
 import pytest
 
 from eiec.cli import main
+from eiec.commands.argtypes import field_values
+from eiec.errors import EiecError, MachineError
 from eiec.isa import format_program, save
-from eiec.runtime.sweep import SweepPoint, _speedups, emulate_task
+from eiec.isa.program import Machine
+from eiec.runtime.sweep import SweepPoint, _combinations, _speedups, emulate_task
 
 from .handmade import handmade_mlp
 
@@ -143,3 +147,74 @@ def test_a_plot_folder_that_is_a_file_is_refused_before_the_sweep(
         "(give the path of a folder; a missing one is made)\n"
     )
     assert blocker.read_text() == "a file"
+
+
+def test_set_values_parse() -> None:
+    assert field_values("spmat_sram=64K,128K, 1M") == ("spmat_sram", [65536, 131072, 1 << 20])
+    assert field_values("clock-mhz=800,1.2e3,950.5") == ("clock_mhz", [800, 1200, 950.5])
+    for bad, message in (
+        ("spmat_sram", "expected FIELD=V,V,..."),
+        ("spmat_sram=64K,x", "'x' in 'spmat_sram=64K,x' is not a positive number"),
+        ("spmat_sram=0", "'0' in 'spmat_sram=0' is not a positive number"),
+        ("ptr_bits=16,16", "a value is given twice"),
+    ):
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            field_values(bad)
+
+
+def test_settings_combine_in_order_and_are_checked() -> None:
+    combos = _combinations({"spmat_sram": [65536, 131072], "clock_mhz": [800, 1000]}, Machine())
+    assert combos == [
+        (("spmat_sram", 65536), ("clock_mhz", 800)),
+        (("spmat_sram", 65536), ("clock_mhz", 1000)),
+        (("spmat_sram", 131072), ("clock_mhz", 800)),
+        (("spmat_sram", 131072), ("clock_mhz", 1000)),
+    ]
+    assert _combinations({}, Machine()) == [()]
+    with pytest.raises(EiecError, match="swept by its own option"):
+        _combinations({"pes": [2]}, Machine())
+    with pytest.raises(MachineError, match="unknown machine field 'spmat_srm'"):
+        _combinations({"spmat_srm": [2]}, Machine())
+    with pytest.raises(MachineError, match="ptr_bits"):
+        _combinations({"ptr_bits": [12, 13]}, Machine())
+
+
+def test_a_point_has_energy_power_and_area(files: dict[str, Path]) -> None:
+    text = files["program"].read_text(encoding="utf-8")
+    point = emulate_task(text, np.load(files["x"]), 8, None)
+    small = emulate_task(text, np.load(files["x"]), 8, None, "28nm")
+    samples = len(np.load(files["x"]))
+    assert point.energy_per_inference_pj == pytest.approx(point.energy_pj / samples)
+    assert point.power_mw == pytest.approx(point.energy_pj / point.time_us / 1e3)
+    assert point.gops_per_w == pytest.approx(point.gops / (point.power_mw / 1e3))
+    assert point.area_mm2 == pytest.approx(4 * 0.638024, rel=1e-5)  # 4 PEs of Table II's
+    assert small.area_mm2 / point.area_mm2 == pytest.approx(0.39092)
+    assert small.energy_pj / point.energy_pj == pytest.approx(0.66667)
+    assert small.cycles == point.cycles
+
+
+@pytest.mark.slow
+def test_sweep_over_machine_fields(files: dict[str, Path], tmp_path: Path, capsys) -> None:
+    args = ["sweep", str(files["model"]), "-i", str(files["x"]), "--pes", "4", "--fifo-depth"]
+    args += ["8", "--sparsity", "0", "--workers", "1", "--set", "spmat_sram=64,8K,16K"]
+    args += ["--set", "act_sram=2K,4K", "--json", str(tmp_path / "s.json")]
+    args += ["--csv", str(tmp_path / "s.csv"), "--plot", str(tmp_path / "plots")]
+    assert main(args) == 0
+    assert "spmat_sram" in capsys.readouterr().out
+    points = json.loads((tmp_path / "s.json").read_text(encoding="utf-8"))["points"]
+    assert [p["settings"] for p in points] == [
+        {"spmat_sram": s, "act_sram": a} for s in (64, 8192, 16384) for a in (2048, 4096)
+    ]
+    assert all("does not fit" in p["error"] for p in points[:2])  # 64 B of sparse matrix
+    fits = points[2:]
+    assert len({p["cycles"] for p in fits}) == 1  # memory sizes do not change the cycles
+    areas = [p["area_mm2"] for p in fits]
+    # 8 KB more sparse-matrix SRAM per PE: 4 PEs x 8192 B x 3.5813 um^2/B, filler cells added.
+    assert areas[2] - areas[0] == pytest.approx(4 * 8192 * 469412 / 131072 * 1.039021e-6)
+    assert areas[1] > areas[0]
+    assert fits[2]["energy_pj"] > fits[0]["energy_pj"]  # larger SRAMs cost more per access
+    rows = list(csv.DictReader((tmp_path / "s.csv").open(encoding="utf-8")))
+    assert list(rows[0])[:4] == ["pes", "fifo_depth", "spmat_sram", "act_sram"]
+    assert float(rows[2]["area_mm2"]) == pytest.approx(areas[0])
+    for name in ("power.png", "machine_fields.png"):
+        assert (tmp_path / "plots" / name).read_bytes().startswith(b"\x89PNG")
