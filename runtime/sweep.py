@@ -296,11 +296,23 @@ class SweepResult:
                         "o-",
                         label=f"{pes} PEs, FIFO {depth}",
                     )
-                axes.set(xscale="log", xlabel=name, ylabel=ylabel)
+                axes.set(xlabel=name, ylabel=ylabel)
+                axes.set_xscale("log", base=2)
+                values = sorted({p.settings[name] for p in chosen})
+                axes.set_xticks(values, [_short(v) for v in values])
+                axes.minorticks_off()
             if lines:
                 grid[row][0].legend(fontsize="x-small")
         figure.suptitle("against the swept machine fields")
         return _save(figure, path)
+
+
+def _short(value: float) -> str:
+    """``131072`` -> ``128K``; other values as they are."""
+    for suffix, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= size and value % size == 0:
+            return f"{value // size:g}{suffix}"
+    return f"{value:g}"
 
 
 def _save(figure: Any, path: Path) -> Path:
