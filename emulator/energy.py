@@ -107,7 +107,8 @@ Priced = dict[tuple[str, str], float]
 class EnergyModel:
     """Per-event energies (``events``), per-PE per-cycle energies (``per_cycle``), per-PE areas
     (``area``, with ``filler`` the fraction of filler cells added) and the process factors
-    (``process``, ``energy_factor``, ``area_factor``, ``processes`` known)."""
+    (``process``, ``energy_factor``, ``area_factor``, ``processes`` known); ``order``: the
+    components in the order reports list them."""
 
     name: str
     events: Mapping[str, EventEnergy]
@@ -118,6 +119,7 @@ class EnergyModel:
     process: str = ""
     energy_factor: float = 1.0
     area_factor: float = 1.0
+    order: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, path: str | Path, process: str | None = None) -> EnergyModel:
@@ -166,9 +168,10 @@ class EnergyModel:
 
     @property
     def components(self) -> tuple[str, ...]:
-        """The components energy is charged to, in table order, without repeats."""
+        """The components energy is charged to: the table's ``components`` order first, then
+        the others in table order, without repeats."""
         parts = [p for e in self.events.values() for p in e.parts] + list(self.per_cycle.values())
-        return tuple(dict.fromkeys(part.component for part in parts))
+        return tuple(dict.fromkeys([*self.order, *(part.component for part in parts)]))
 
     def price(
         self, activity: Mapping[str, int], machine: Machine | None = None, pe_cycles: int = 0
@@ -248,6 +251,7 @@ def _model(data: Mapping[str, Any], name: str) -> EnergyModel:
         filler=filler,
         processes=processes,
         process=next(iter(processes), ""),
+        order=tuple(str(name) for name in data.get("components", ())),
     )
 
 

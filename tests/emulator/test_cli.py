@@ -160,3 +160,29 @@ def test_emulate_does_not_import_tvm(files: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_emulate_reports_power_and_area_at_a_process(files: Path, capsys) -> None:
+    base = ["emulate", str(files / "p.eie"), "-i", str(files / "x.npy"), "--json"]
+    reports = {}
+    for process in ("45nm", "28nm"):
+        assert main([*base, "--process", process]) == 0
+        reports[process] = json.loads(capsys.readouterr().out)
+    at45, at28 = reports["45nm"], reports["28nm"]
+    assert at45["process"] == "45nm" and at28["process"] == "28nm"
+    assert at45["power_mw"] == pytest.approx(at45["energy_pj"] / at45["time_us"] / 1e3)
+    assert at45["gops"] == pytest.approx(2 * 7 / at45["time_us"] / 1e3)  # 7 useful MACs
+    assert at45["gops_per_w"] == pytest.approx(at45["gops"] / at45["power_mw"] * 1e3)
+    assert sum(at45["energy_components_pj"].values()) == pytest.approx(at45["energy_pj"])
+    assert list(at45["energy_components_pj"])[:4] == [
+        "memory",
+        "clock",
+        "register",
+        "combinational",
+    ]
+    assert at28["energy_pj"] / at45["energy_pj"] == pytest.approx(0.66667)
+    assert at28["chip_area_mm2"] / at45["chip_area_mm2"] == pytest.approx(0.39092)
+    assert at28["cycles"] == at45["cycles"]
+    assert main([*base[:-1]]) == 0
+    text = capsys.readouterr().out
+    assert "average power" in text and "GOP/s" in text and "mm^2" in text
