@@ -112,7 +112,9 @@ class RunReport:
             f"emulator: {self.stats.samples} inference(s), {per['cycles']:.0f} cycles = "
             f"{per['time_us']:.3f} us per inference, ALU utilisation "
             f"{self.stats.alu_utilization:.1%}, load efficiency {self.stats.load_efficiency:.1%}, "
-            f"{per['energy_pj'] / 1e3:.3f} nJ per inference",
+            f"{per['energy_pj'] / 1e3:.3f} nJ per inference, {self.stats.power_mw:.1f} mW, "
+            f"{self.stats.gops:.2f} GOP/s, {self.stats.gops_per_w:.1f} GOP/s/W, chip "
+            f"{self.stats.chip_area_mm2:.2f} mm^2",
         ]
         if self.tail_ops:
             lines.append(f"CPU tail (TVM): {', '.join(self.tail_ops)}")

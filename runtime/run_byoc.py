@@ -108,7 +108,9 @@ class ByocReport:
             "CPU (TVM)",
             self.profile.report(),
             f"EIE: {per['cycles']:.0f} cycles = {per['time_us']:.3f} us, "
-            f"{per['energy_pj'] / 1e3:.3f} nJ per inference (offloaded calls only)",
+            f"{per['energy_pj'] / 1e3:.3f} nJ per inference "
+            f"({per['energy_pj'] / per['time_us'] / 1e3 if per['time_us'] else 0.0:.1f} mW; "
+            "offloaded calls only)",
         ]
         for symbol, offload in self.offloads.items():
             if offload.compiled is not None:

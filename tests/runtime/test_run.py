@@ -41,6 +41,11 @@ def test_run_skl_style_classifier_end_to_end(
     assert report.outputs["label"].shape == (20,)
     assert report.accuracy is not None and report.accuracy.emulator >= 0.85
     assert report.stats.samples == 20 and report.per_inference()["cycles"] > 0
+    stats = report.stats
+    assert stats.power_mw == pytest.approx(stats.energy_pj / stats.time_us / 1e3)
+    assert stats.energy_per_inference_pj == pytest.approx(stats.energy_pj / 20)
+    assert stats.chip_area_mm2 == pytest.approx(16 * 0.638024, rel=1e-5)  # 16 PEs, Table II
+    assert f"{stats.power_mw:.1f} mW" in report.summary()
     # The label EIE + CPU tail gives is the arg-max of the emulated logits.
     logits = report.verify.emulator_outputs[next(iter(report.verify.emulator_outputs))]
     np.testing.assert_array_equal(report.outputs["label"], logits.argmax(axis=1))
