@@ -66,19 +66,25 @@ class Part:
 
 @dataclass(frozen=True)
 class EventEnergy:
-    """The energy of one event: its parts (most events have one). ``pj``: their sum."""
+    """The energy of one event: ``pj`` charged to ``unit`` and ``component`` (default: the
+    unit), scaled by ``scales``, and any ``more`` parts (an event spanning several units)."""
 
-    parts: tuple[Part, ...]
+    pj: float
+    unit: str
+    component: str = ""
+    scales: tuple[Scale, ...] = ()
+    more: tuple[Part, ...] = ()
 
     @property
-    def pj(self) -> float:
-        """The event's energy on the reference machine."""
+    def parts(self) -> tuple[Part, ...]:
+        """Every part of the event, the first one ``pj``'s."""
+        first = Part(self.pj, self.unit, self.component or self.unit, self.scales)
+        return (first, *self.more)
+
+    @property
+    def total_pj(self) -> float:
+        """The event's energy on the reference machine: its parts' sum."""
         return sum(part.value for part in self.parts)
-
-    @property
-    def unit(self) -> str:
-        """The unit of the first part."""
-        return self.parts[0].unit
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,10 @@ class EnergyModel:
     def default(cls, process: str | None = None) -> EnergyModel:
         """The table of the paper's chip (45 nm; ``process`` "28nm" for Table V's)."""
         return _default_model(process)
+
+    def with_event(self, name: str, event: EventEnergy) -> EnergyModel:
+        """This table with event ``name`` added (or replaced)."""
+        return replace(self, events={**self.events, name: event})
 
     def at_process(self, process: str) -> EnergyModel:
         """This table scaled to ``process`` (a key of its ``processes``)."""
@@ -229,12 +239,12 @@ def _part(entry: Mapping[str, Any], key: str = "pj", unit: str | None = None) ->
 
 
 def _model(data: Mapping[str, Any], name: str) -> EnergyModel:
-    events = {
-        event: EventEnergy(tuple(_part(p) for p in entry.get("parts", [entry])))
-        for event, entry in data["events"].items()
-    }
-    if any(not event.parts for event in events.values()):
-        raise ValueError("an event has no parts")
+    events = {}
+    for event, entry in data["events"].items():
+        first, *more = (_part(part) for part in entry.get("parts", [entry]))
+        events[event] = EventEnergy(
+            first.value, first.unit, first.component, first.scales, tuple(more)
+        )
     per_cycle = {key: _part(entry) for key, entry in data.get("per_cycle", {}).items()}
     area_data = dict(data.get("area", {}))
     filler = float(area_data.pop("filler_fraction", 0.0))

@@ -12,7 +12,7 @@ import pytest
 
 from eiec.commands.options import PROCESSES
 from eiec.emulator import Emulator, EmulatorConfig, EnergyModel
-from eiec.emulator.energy import DEFAULT_TABLE
+from eiec.emulator.energy import DEFAULT_TABLE, EventEnergy
 from eiec.errors import EmulatorError
 from eiec.isa import fixed
 from eiec.isa.builder import fc_program
@@ -152,6 +152,18 @@ def test_a_table_without_components_charges_the_unit(tmp_path) -> None:
     model = EnergyModel.from_json(table)
     assert model.price({"dram": 2}) == {("dram", "dram"): 1280.0}
     assert model.chip_area(Machine()).chip_mm2 == 0.0
+    # One more event on the default table keeps its per-cycle energies and areas.
+    default = EnergyModel.default()
+    more = default.with_event("dram_bit", EventEnergy(20.0, "dram"))
+    assert more.price({"dram_bit": 3}, Machine(), 10) == {
+        **default.price({}, Machine(), 10),
+        ("dram", "dram"): 60.0,
+    }
+    assert more.chip_area(Machine()) == default.chip_area(Machine())
+    assert "dram" in more.units and "dram" in more.components
+    with pytest.raises(EmulatorError, match="malformed energy table"):
+        table.write_text(json.dumps({"events": {"x": {"parts": []}}}))
+        EnergyModel.from_json(table)
 
 
 def _shares(parts: dict[str, float], total: float) -> dict[str, float]:
