@@ -77,7 +77,9 @@ class SweepPoint:
     ``speedup``: cycles at the smallest PE count of the sweep (same depth and settings) / these
     cycles. ``settings``: the swept machine fields' values of this point. ``energy_pj``: all
     samples; ``energy_per_inference_pj``: per sample; ``power_mw``: energy / time; ``gops``:
-    2 x useful MACs / time; ``area_mm2``: the chip's.
+    2 x useful MACs / time; ``area_mm2``: the chip's; ``compute_cycles``: the cycles less those
+    spent waiting for weights from DRAM (the compute bound of a roofline: every weight on chip
+    here, so the cycles themselves).
     ``layers``: per layer (name, cycles, ideal_cycles, load_efficiency, alu_utilization).
     """
 
@@ -96,6 +98,7 @@ class SweepPoint:
     gops: float | None = None
     gops_per_w: float | None = None
     area_mm2: float | None = None
+    compute_cycles: int | None = None
     ideal_cycles: float | None = None
     layers: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -270,7 +273,9 @@ class SweepResult:
 
     def _plot_fields(self, plt: Any, good: list[SweepPoint], path: Path) -> Path:
         """Per swept field (a row): cycles, energy per inference and area against its values,
-        one line per PE count and depth, the other fields at the first good point's values."""
+        one line per PE count and depth, the other fields at the first good point's values. A
+        bandwidth (a field named ``*_gbps``) gets a roofline: cycles on log axes with the compute
+        bound (``compute_cycles``) dashed."""
         swept = self.fields
         first = dict(good[0].settings) if good else {}
         figure, grid = plt.subplots(len(swept), 3, figsize=(12, 3.6 * len(swept)), squeeze=False)
@@ -288,15 +293,22 @@ class SweepResult:
                 )
             ):
                 axes = grid[row][col]
+                roofline = metric == "cycles" and name.endswith("_gbps")
                 for (pes, depth), points in lines.items():
                     points = sorted(points, key=lambda p: p.settings[name])
-                    axes.plot(
-                        [p.settings[name] for p in points],
+                    xs = [p.settings[name] for p in points]
+                    (line,) = axes.plot(
+                        xs,
                         [getattr(p, metric) * factor for p in points],
                         "o-",
                         label=f"{pes} PEs, FIFO {depth}",
                     )
+                    if roofline:
+                        bound = [p.compute_cycles for p in points]
+                        axes.plot(xs, bound, "--", color=line.get_color(), label="compute bound")
                 axes.set(xlabel=name, ylabel=ylabel)
+                if roofline:
+                    axes.set_yscale("log")
                 axes.set_xscale("log", base=2)
                 values = sorted({p.settings[name] for p in chosen})
                 axes.set_xticks(values, [_short(v) for v in values])
@@ -389,6 +401,7 @@ def emulate_task(
     point.gops = stats.gops
     point.gops_per_w = stats.gops_per_w
     point.area_mm2 = stats.chip_area_mm2
+    point.compute_cycles = stats.cycles  # no weight streamed from DRAM: no DRAM stall cycles
     point.ideal_cycles = float(sum(run.ideal_cycles for run in batch.runs))
     point.layers = list(layers.values())
     return point

@@ -17,7 +17,7 @@ from eiec.commands.argtypes import field_values
 from eiec.errors import EiecError, MachineError
 from eiec.isa import format_program, save
 from eiec.isa.program import Machine
-from eiec.runtime.sweep import SweepPoint, _combinations, _speedups, emulate_task
+from eiec.runtime.sweep import SweepPoint, SweepResult, _combinations, _speedups, emulate_task
 
 from .handmade import handmade_mlp
 
@@ -218,3 +218,37 @@ def test_sweep_over_machine_fields(files: dict[str, Path], tmp_path: Path, capsy
     assert float(rows[2]["area_mm2"]) == pytest.approx(areas[0])
     for name in ("power.png", "machine_fields.png"):
         assert (tmp_path / "plots" / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_bandwidth_sweep_plots_a_roofline(tmp_path: Path) -> None:
+    points = [
+        SweepPoint(
+            pes=64,
+            fifo_depth=8,
+            clock_mhz=800.0,
+            settings={"dram_gbps": gbps},
+            cycles=cycles,
+            compute_cycles=8000,
+            time_us=cycles / 800,
+            speedup=1.0,
+            load_efficiency=0.9,
+            alu_utilization=0.9,
+            energy_pj=1e6,
+            energy_per_inference_pj=1e6,
+            power_mw=500.0,
+            gops=90.0,
+            gops_per_w=180.0,
+            area_mm2=40.8,
+        )
+        for gbps, cycles in ((1, 64000), (4, 16000), (16, 8100), (64, 8000))
+    ]
+    result = SweepResult(points, Machine(), "local", 1, 0.0)
+    paths = result.plot(tmp_path)
+    assert [p.name for p in paths] == [
+        "speedup.png",
+        "load_efficiency.png",
+        "power.png",
+        "machine_fields.png",
+    ]
+    assert (tmp_path / "machine_fields.png").read_bytes().startswith(b"\x89PNG")
+    assert "dram_gbps" in result.to_csv().splitlines()[0]
