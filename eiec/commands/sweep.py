@@ -112,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(
                 f"the machine field {name} is given twice", where="--set", fix="give it once"
             )
+        if getattr(args, name, None) is not None:
+            raise InputError(
+                f"the machine field {name} is given both as --{name.replace('_', '-')} and in "
+                "--set",
+                where="--set",
+                fix="give it once",
+            )
         settings[name] = values
     inputs = read_inputs(args.input)
     precheck_model(args, inputs=inputs)  # the model's own errors once, before any point

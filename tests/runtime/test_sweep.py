@@ -252,3 +252,15 @@ def test_a_bandwidth_sweep_plots_a_roofline(tmp_path: Path) -> None:
     ]
     assert (tmp_path / "machine_fields.png").read_bytes().startswith(b"\x89PNG")
     assert "dram_gbps" in result.to_csv().splitlines()[0]
+
+
+def test_a_field_given_twice_is_refused_before_the_sweep(files: dict[str, Path], capsys) -> None:
+    args = ["sweep", str(files["model"]), "-i", str(files["x"]), "--set", "ptr_bits=16,32"]
+    assert main([*args, "--set", "ptr_bits=8"]) == 1
+    assert capsys.readouterr().err == (
+        "eiec sweep: error: --set: the machine field ptr_bits is given twice (give it once)\n"
+    )
+    assert main([*args, "--ptr-bits", "16"]) == 1
+    assert "given both as --ptr-bits and in --set" in capsys.readouterr().err
+    assert main([*args[:-2], "--set", "pes=2,4"]) == 1
+    assert "swept by its own option (give --pes N,N,... instead)" in capsys.readouterr().err
