@@ -12,12 +12,13 @@ loop over the K items with numpy over samples x PEs; :func:`schedule` is its one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from eiec.emulator.config import ResolvedConfig
+from eiec.emulator.config import DRAM_EVENT, ResolvedConfig
 from eiec.emulator.events import (
     BroadcastEvent,
     CodebookEvent,
@@ -26,6 +27,7 @@ from eiec.emulator.events import (
     HaltEvent,
     MacEvent,
     MacTiming,
+    StreamEvent,
     Timing,
     WritebackEvent,
 )
@@ -55,6 +57,10 @@ class Schedules:
     window: np.ndarray
     stall: np.ndarray
     stall_cycles: np.ndarray
+    #: With ``trace``: per item k and sample (K_max x B), the cycle ``b_k`` it is broadcast
+    #: and the cycle after the last PE's last slot for it, ``max_p t[p, k] + w[p, k]``.
+    broadcast: np.ndarray | None = None
+    finish: np.ndarray | None = None
 
     def __getitem__(self, sample: int) -> Schedule:
         """The schedule of one sample."""
@@ -82,9 +88,10 @@ def schedules(
     depth: int,
     lnzd_latency: int = 1,
     queue_latency: int = 1,
+    trace: bool = False,
 ) -> Schedules:
     """Run the pipeline recurrence of B samples at once: one loop over the items, numpy over
-    (samples x PEs).
+    (samples x PEs); ``trace`` also keeps each item's broadcast and finishing cycles.
 
     Sample b broadcasts ``counts[b]`` items; its item k costs PE p ``table[items[k, b], p]``
     entry-stage cycles (``table``: C x N; ``items``: K_max x B row indices, those past a
@@ -100,7 +107,10 @@ def schedules(
     longest = int(counts.max(initial=0))
     window = np.zeros(count, dtype=np.int64)
     if longest == 0:
-        return Schedules(window, np.zeros((count, pes), dtype=np.int64), window.copy())
+        empty = np.zeros((0, count), dtype=np.int64) if trace else None
+        return Schedules(
+            window, np.zeros((count, pes), dtype=np.int64), window.copy(), empty, empty
+        )
     items = items[:longest]
     depth = min(depth, longest)  # queues deeper than the items never fill: the same schedule
     dtype = _cycle_dtype(table, items, depth, lnzd_latency, queue_latency)
@@ -117,6 +127,7 @@ def schedules(
     last_take = np.empty((longest, count, 1), dtype=dtype)  # max_p t*, then + c
     free = np.full((count, pes), np.iinfo(dtype).min // 2, dtype=dtype)
     stall = np.zeros((count, pes), dtype=dtype)
+    finish = np.empty((longest, count), dtype=np.int64) if trace else None
     terms = np.empty((depth, count, pes), dtype=dtype)
     zeros = np.zeros_like(terms)  # same-shape operands take numpy's fast loops
     ends = _group_ends(counts)
@@ -132,6 +143,8 @@ def schedules(
             np.maximum(free, ready[k + 1], out=now)
             np.maximum.reduce(now, axis=1, out=last_take[k], keepdims=True)
             np.add(now, cost, out=free)
+            if finish is not None:  # f + k + 1: the cycle after the PE's last slot for item k
+                finish[k] = free.max(axis=1) + (k + 1)
             done = ends.get(k)
             if done is not None:  # f + k + 1 is the PE's cycle after its last slot
                 window[done] = free[done].max(axis=1) + k + 1
@@ -154,7 +167,12 @@ def schedules(
     # b_{K-1} = r*_{K-1} + K - 1 - queue; the broadcast stalled b_{K-1} - b_{-1} - K cycles.
     stall_cycles = ready[counts, np.arange(count), 0] - queue_latency - lnzd_latency
     stall_cycles[counts == 0] = 0
-    return Schedules(window, stall.astype(np.int64), stall_cycles.astype(np.int64))
+    broadcast = None
+    if trace:  # b_k = r*_k + k - queue
+        broadcast = ready[1:, :, 0].astype(np.int64) + np.arange(longest)[:, None] - queue_latency
+    return Schedules(
+        window, stall.astype(np.int64), stall_cycles.astype(np.int64), broadcast, finish
+    )
 
 
 #: Items whose work rows are gathered at once (bounds the memory of a big batch).
@@ -223,13 +241,32 @@ def mac_costs(
         items = np.zeros((int(counts.max(initial=0)), counts.size), dtype=np.int64)
         for sample, broadcast in enumerate(columns):
             items[: broadcast.size, sample] = broadcast
+    streamed = layer.chunks is not None
     plans = schedules(
-        work, items, counts, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency
+        work,
+        items,
+        counts,
+        machine.fifo_depth,
+        machine.lnzd_latency,
+        machine.queue_latency,
+        trace=streamed,
     )
     busy, stored, pointer, spmat = _column_totals(layer, columns)
     costs = []
     for sample, items_sent in enumerate(counts.tolist()):
         window = int(plans.window[sample])
+        dram: dict[str, int | float] = {}
+        if streamed:
+            assert plans.broadcast is not None and plans.finish is not None
+            compute = window + mac_latency(machine) if items_sent else 0
+            dram = dram_timing(
+                machine,
+                layer,
+                columns[sample],
+                plans.broadcast[:items_sent, sample],
+                plans.finish[:items_sent, sample],
+                compute,
+            )
         entries = int(stored[sample].sum())
         padding = stored[sample] - busy[sample]
         timing = MacTiming(
@@ -242,6 +279,7 @@ def mac_costs(
             stall=plans.stall[sample],
             stall_cycles=int(plans.stall_cycles[sample]),
             ideal_cycles=entries / pes,
+            **dram,  # type: ignore[arg-type]
         )
         activity = {
             "act_read": int(stream_lengths[sample]),
@@ -252,8 +290,78 @@ def mac_costs(
             "multiply": entries,
             "accumulate": entries,
         }
+        if streamed:
+            activity[DRAM_EVENT] = 8 * timing.dram_bytes
         costs.append((timing, activity))
     return costs
+
+
+def chunk_bytes(machine: Machine, layer: LayerTables) -> np.ndarray:
+    """Bytes of each chunk of a streamed layer: every PE's entries (1 byte each) and its
+    ``cols + 1`` chunk-relative pointers (``ptr_bits`` each, rounded up to bytes per PE)."""
+    assert layer.chunks is not None and layer.chunk_entries is not None
+    widths = np.diff(np.asarray(layer.chunks, dtype=np.int64))
+    pointer_bytes = -(-((widths + 1) * machine.ptr_bits) // 8)
+    return layer.chunk_entries.astype(np.int64) + layer.pes * pointer_bytes
+
+
+def transfer_cycles(machine: Machine, size: np.ndarray) -> np.ndarray:
+    """Cycles (real) the DRAM takes for transfers of ``size`` bytes: the first-word latency
+    plus the bytes at the bandwidth, at the machine's clock."""
+    latency = machine.dram_latency_ns * machine.clock_mhz / 1000.0
+    bytes_per_cycle = machine.dram_gbps * 1000.0 / machine.clock_mhz
+    return latency + np.asarray(size, dtype=np.float64) / bytes_per_cycle
+
+
+def dram_timing(
+    machine: Machine,
+    layer: LayerTables,
+    columns: np.ndarray,
+    broadcast: np.ndarray,
+    finish: np.ndarray,
+    compute: int,
+) -> dict[str, int | float]:
+    """The DRAM side of one MAC of a streamed layer (isa/SPEC.md §6): ``MacTiming``'s
+    ``dram_bytes``, ``transfer_cycles``, ``compute_cycles`` and ``dram_stall_cycles``.
+
+    ``broadcast`` and ``finish`` are the broadcast cycle and the finishing cycle (the cycle
+    after the last PE's last slot) of each broadcast item, in the schedule with every chunk on
+    chip, whose MAC takes ``compute`` cycles. Chunk c's transfer starts when the transfer of
+    chunk c - 1 has ended and chunk c - 2's half of the SRAMs is free, and ends ``latency +
+    bytes / bandwidth`` later, at ``A_c``. The broadcast of chunk c's first item waits until
+    cycle ``ceil(A_c)``; while it waits the whole MAC pipeline holds, so everything after it
+    shifts by the wait (``d``, accumulated over the chunks). Chunk c's half is free
+    ``ptr_latency`` cycles after its last item finishes (its last entry read), shifted by
+    ``d``; a chunk without broadcast items is free once it has arrived and chunk c - 1 is free.
+    The MAC ends at ``compute + d``, and not before the last transfer ends.
+    """
+    assert layer.chunks is not None
+    size = chunk_bytes(machine, layer)
+    times = transfer_cycles(machine, size)
+    cuts = np.asarray(layer.chunks, dtype=np.int64)
+    chunk_of_item = np.searchsorted(cuts, columns, side="right") - 1
+    firsts = np.searchsorted(chunk_of_item, np.arange(size.size), side="left")
+    lasts = np.searchsorted(chunk_of_item, np.arange(size.size), side="right") - 1
+    delay = 0
+    arrived = 0.0  # when the previous transfer ended (real cycles)
+    free = [0, 0]  # when the halves of chunks c - 2 and c - 1 are free
+    for chunk, took in enumerate(times.tolist()):
+        arrived = max(arrived, free[0]) + took
+        ready = math.ceil(arrived)
+        first, last = int(firsts[chunk]), int(lasts[chunk])
+        if first <= last:  # the chunk has broadcast items
+            delay = max(delay, ready - int(broadcast[first]))
+            released = int(finish[last]) + machine.ptr_latency + delay
+        else:
+            released = max(ready, free[1])
+        free = [free[1], released]
+    cycles = max(compute + delay, math.ceil(arrived))
+    return {
+        "dram_bytes": int(size.sum()),
+        "transfer_cycles": float(times.sum()),
+        "compute_cycles": compute,
+        "dram_stall_cycles": cycles - compute,
+    }
 
 
 def _column_totals(
@@ -324,6 +432,7 @@ class CycleModel:
                 cycles = 0
                 if mac.broadcasts:
                     cycles = mac.window + mac_latency(machine)
+                cycles += mac.dram_stall_cycles
             case CodebookEvent():
                 cycles = event.size * machine.codebook_cycles
                 activity = {"codebook_write": event.size * pes}
@@ -339,7 +448,7 @@ class CycleModel:
                 }
                 if event.op != "copy":
                     activity[f"ew_{event.op}" if event.op != "lut" else "lut"] = event.length
-            case BroadcastEvent() | HaltEvent():
+            case BroadcastEvent() | HaltEvent() | StreamEvent():
                 cycles = 0
             case _:
                 raise TypeError(f"no cycle rule for {type(event).__name__}")

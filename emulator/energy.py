@@ -69,6 +69,10 @@ class EnergyModel:
         """The units energy is charged to, in table order, without repeats."""
         return tuple(dict.fromkeys(event.unit for event in self.events.values()))
 
+    def with_event(self, name: str, event: EventEnergy) -> EnergyModel:
+        """This table with event ``name`` added (or replaced), e.g. the machine's DRAM bit."""
+        return EnergyModel(self.name, {**self.events, name: event})
+
     def price(self, activity: Mapping[str, int]) -> dict[str, float]:
         """pJ per unit for the given event counts (events missing from the table are errors)."""
         breakdown = dict.fromkeys(self.units, 0.0)

@@ -27,6 +27,14 @@ def render_stats(stats: Stats) -> Group:
         ("ALU utilisation", f"{stats.alu_utilization:.1%}"),
         ("load efficiency", f"{stats.load_efficiency:.1%}"),
         ("broadcast stall cycles", f"{stats.stall_cycles:,}"),
+        *(
+            [
+                ("DRAM bytes streamed", f"{stats.dram_bytes:,}"),
+                ("DRAM stall cycles", f"{stats.dram_stall_cycles:,}"),
+            ]
+            if stats.dram_bytes
+            else []
+        ),
         ("energy", f"{stats.energy_pj / 1e3:,.3f} nJ"),
         ("saturations", f"{stats.saturations:,}"),
     ]
@@ -50,11 +58,17 @@ def render_stats(stats: Stats) -> Group:
             f"{mac.energy_pj / 1e3:,.1f}",
         )
 
+    groups = [summary, macs]
+    if stats.dram_bytes:
+        groups.append(_streamed(stats))
+
     energy = Table(title="energy by unit")
     energy.add_column("unit")
     energy.add_column("nJ", justify="right")
     energy.add_column("share", justify="right")
     for unit, pj in stats.energy_breakdown_pj.items():
+        if unit == "dram" and not pj:
+            continue  # nothing streamed
         share = pj / stats.energy_pj if stats.energy_pj else 0.0
         energy.add_row(unit, f"{pj / 1e3:,.3f}", f"{share:.1%}")
 
@@ -71,4 +85,25 @@ def render_stats(stats: Stats) -> Group:
         pes.add_row(
             "mean", *(f"{sum(getattr(p, f) for p in stats.pe_stats) / count:,.1f}" for f in fields)
         )
-    return Group(summary, macs, energy, pes)
+    return Group(*groups, energy, pes)
+
+
+def _streamed(stats: Stats) -> Table:
+    """Per layer: compute- or memory-bound, bytes streamed, DRAM stall cycles."""
+    table = Table(title="layers streamed from DRAM (all MACs of each)")
+    headers = ("layer", "bound", "MB streamed", "transfer", "compute", "DRAM stall", "cycles")
+    for name in headers:
+        table.add_column(name, justify="left" if name in ("layer", "bound") else "right")
+    for totals in stats.layer_totals:
+        if not totals.dram_bytes:
+            continue
+        table.add_row(
+            totals.layer,
+            "memory" if totals.memory_bound else "compute",
+            f"{totals.dram_bytes / 1e6:,.3f}",
+            f"{totals.transfer_cycles:,.0f}",
+            f"{totals.compute_cycles:,}",
+            f"{totals.dram_stall_cycles:,}",
+            f"{totals.cycles:,}",
+        )
+    return table

@@ -8,13 +8,22 @@ activation SRAM? Each words the answer for its own reader.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from eiec.isa.program import Buffer, Layer, Machine
+from eiec.isa.program import (
+    Buffer,
+    Chunk,
+    Instruction,
+    Layer,
+    Machine,
+    Program,
+    SparseColumnMac,
+    StreamChunk,
+)
 
 Memory = Literal["spmat_sram", "ptr_sram", "act_sram"]
 
@@ -41,10 +50,13 @@ def first_overflow(
 
     Entries take 1 byte each, pointers ``(cols + 1) * ptr_bits`` bits per layer (the running
     total rounded up to bytes), buffer words 2 bytes, ``ceil(size / N)`` of them on PE 0.
+    Streamed layers (``Layer.chunks``) live in DRAM: :func:`chunk_overflow` checks them.
     """
     entries = np.zeros(machine.pes, dtype=np.int64)
     pointer_bits = 0
     for layer in layers:
+        if layer.streamed:
+            continue
         own_entries = layer.entries_per_pe
         entries = entries + own_entries
         pe = int(np.argmax(entries))
@@ -75,3 +87,128 @@ def first_overflow(
         if 2 * words > machine.act_sram:
             return Overflow("act_sram", buffer.name, 0, 2 * words, 2 * own_words, machine.act_sram)
     return None
+
+
+@dataclass(frozen=True)
+class ChunkSpace:
+    """What one chunk of a streamed layer may use: half of what the layers held on chip leave
+    of each PE's sparse-matrix SRAM (``entries``, shape ``(N,)``) and pointer SRAM
+    (``pointer_bits``): the other half holds the next chunk (double buffering)."""
+
+    entries: np.ndarray
+    pointer_bits: int
+
+
+def chunk_space(machine: Machine, layers: Iterable[Layer]) -> ChunkSpace:
+    """The :class:`ChunkSpace` of a machine whose on-chip layers are those of ``layers``
+    without ``chunks``."""
+    used = np.zeros(machine.pes, dtype=np.int64)
+    pointer_bits = 0
+    for layer in layers:
+        if not layer.streamed:
+            used += layer.entries_per_pe
+            pointer_bits += (layer.cols + 1) * machine.ptr_bits
+    free_entries = np.maximum(machine.spmat_sram - used, 0)
+    free_bits = max(8 * machine.ptr_sram - pointer_bits, 0)
+    return ChunkSpace(free_entries // 2, free_bits // 2)
+
+
+def chunk_overflow(machine: Machine, layers: Iterable[Layer], layer: Layer) -> str | None:
+    """Why a chunk of streamed ``layer`` does not fit its :class:`ChunkSpace` (``layers``:
+    all of the program's), or None (also for a layer held on chip)."""
+    if not layer.streamed:
+        return None
+    assert layer.chunks is not None
+    space = chunk_space(machine, layers)
+    sizes = layer.chunk_entries()
+    over = np.argwhere(sizes > space.entries[None, :])
+    if over.size:
+        chunk, pe = (int(i) for i in over[0])
+        return (
+            f"chunk {chunk} stores {int(sizes[chunk, pe])} entries on PE {pe}, more than half "
+            f"({int(space.entries[pe])}) of the sparse-matrix SRAM the on-chip layers leave "
+            f"(spmat_sram = {machine.spmat_sram}; double buffering holds two chunks)"
+        )
+    widths = np.diff(np.asarray(layer.chunks))
+    too_wide = np.flatnonzero((widths + 1) * machine.ptr_bits > space.pointer_bits)
+    if too_wide.size:
+        chunk = int(too_wide[0])
+        return (
+            f"chunk {chunk} has {int(widths[chunk])} columns: its {int(widths[chunk]) + 1} "
+            f"pointers need {math.ceil((widths[chunk] + 1) * machine.ptr_bits / 8)} bytes, more "
+            f"than half ({space.pointer_bits // 8}) of the pointer SRAM the on-chip layers "
+            f"leave (ptr_sram = {machine.ptr_sram})"
+        )
+    return None
+
+
+def plan_chunks(machine: Machine, ptr: np.ndarray, space: ChunkSpace) -> tuple[int, ...] | None:
+    """Cut points ``(0, ..., cols)`` of the fewest chunks, taken greedily column by column,
+    that fit ``space`` and ``ptr_bits``-bit chunk-relative pointers (``ptr``: a layer's
+    ``(N, cols + 1)`` pointers); None when one column alone does not fit."""
+    ptr = np.asarray(ptr, dtype=np.int64)
+    cols = ptr.shape[1] - 1
+    limit = np.minimum(space.entries, (1 << machine.ptr_bits) - 1)
+    max_cols = space.pointer_bits // machine.ptr_bits - 1
+    if max_cols < 1:
+        return None
+    cuts = [0]
+    while cuts[-1] < cols:
+        start = cuts[-1]
+        # The last column c (start < c <= cols) with every PE's entries of start..c-1 in limit.
+        stop = min(cols, start + max_cols)
+        fits = (ptr[:, start + 1 : stop + 1] - ptr[:, start : start + 1]) <= limit[:, None]
+        count = int(np.argmin(np.all(fits, axis=0))) if not fits.all() else stop - start
+        if count == 0:
+            return None
+        cuts.append(start + count)
+    return tuple(cuts)
+
+
+def stream_layers(
+    program: Program,
+    names: Iterable[str],
+    chunks: Mapping[str, tuple[int, ...]] | None = None,
+) -> Program:
+    """``program`` with layers ``names`` held in DRAM: each cut into ``chunks[name]`` (default:
+    :func:`plan_chunks` in the :func:`chunk_space` the other layers leave), and every
+    ``sparse-column-mac`` of it preceded by the ``stream-chunk`` of each chunk. Raises
+    ValueError when a layer's single column does not fit its chunk space."""
+    names = set(names)
+    layers = dict(program.layers)
+    for name in names:
+        layers[name] = replace(layers[name], chunks=(0, layers[name].cols))  # streamed
+    space = chunk_space(program.machine, layers.values())
+    for name in program.layers:
+        if name not in names:
+            continue
+        layer = layers[name]
+        cuts = (chunks or {}).get(name) or plan_chunks(program.machine, layer.ptr, space)
+        if cuts is None:
+            raise ValueError(f"layer {name}: one column does not fit half the free SRAM")
+        layers[name] = replace(layer, chunks=tuple(int(c) for c in cuts))
+    text: list[Instruction] = []
+    for instruction in program.text:
+        if isinstance(instruction, SparseColumnMac) and instruction.layer in names:
+            count = len(layers[instruction.layer].chunks or ()) - 1
+            text += [StreamChunk(Chunk(instruction.layer, index)) for index in range(count)]
+        text.append(instruction)
+    return replace(program, layers=layers, text=text)
+
+
+def layers_to_stream(machine: Machine, layers: Iterable[Layer]) -> list[str]:
+    """The layers to hold in DRAM when ``layers`` do not all fit the SRAMs (none when they
+    do): walking them in order, each that would take the layers kept on chip past half of the
+    sparse-matrix or the pointer SRAM (the other half holds the streamed chunks)."""
+    layers = list(layers)
+    if first_overflow(machine, layers, ()) is None:
+        return []
+    half = replace(machine, spmat_sram=machine.spmat_sram // 2, ptr_sram=machine.ptr_sram // 2)
+    kept: list[Layer] = []
+    streamed = []
+    for layer in layers:
+        if first_overflow(half, [*kept, layer], ()) is None:
+            kept.append(layer)
+        else:
+            streamed.append(layer.name)
+    return streamed

@@ -45,13 +45,21 @@ def add_machine_options(group: argparse._ArgumentGroup, skip: Collection[str] = 
             continue
         unit = item.metadata["unit"]
         default = f"{item.default:g}" if isinstance(item.default, float) else str(item.default)
-        kind = _RANGES.get(item.name) or int_range(item.metadata["min"], _LIMIT)
+        kind = _RANGES.get(item.name)
+        if kind is None and item.name in Machine.REALS:
+            positive = item.name in Machine.POSITIVE
+            kind = float_range(item.metadata["min"], 1e9, low_open=positive)
+        kind = kind or int_range(item.metadata["min"], _LIMIT)
         group.add_argument(
             flag(item.name),
             type=kind,
-            metavar=unit.upper() if unit in ("B", "MHz") else "N",
+            metavar=unit.upper() if unit in ("B", "MHz") else _metavar(item.name),
             help=f"{item.metadata['doc']} (paper's chip: {default}{' ' + unit if unit else ''})",
         )
+
+
+def _metavar(name: str) -> str:
+    return "X" if name in Machine.REALS else "N"
 
 
 def machine_from_args(args: argparse.Namespace) -> Machine:
