@@ -173,7 +173,7 @@ def stream_layers(
     """``program`` with layers ``names`` held in DRAM: each cut into ``chunks[name]`` (default:
     :func:`plan_chunks` in the :func:`chunk_space` the other layers leave), and every
     ``sparse-column-mac`` of it preceded by the ``stream-chunk`` of each chunk. Raises
-    ValueError when a layer's single column does not fit its chunk space."""
+    ValueError(name) when a single column of layer ``name`` does not fit its chunk space."""
     names = set(names)
     layers = dict(program.layers)
     for name in names:
@@ -185,7 +185,7 @@ def stream_layers(
         layer = layers[name]
         cuts = (chunks or {}).get(name) or plan_chunks(program.machine, layer.ptr, space)
         if cuts is None:
-            raise ValueError(f"layer {name}: one column does not fit half the free SRAM")
+            raise ValueError(name)
         layers[name] = replace(layer, chunks=tuple(int(c) for c in cuts))
     text: list[Instruction] = []
     for instruction in program.text:
