@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,10 +57,6 @@ class Schedules:
     window: np.ndarray
     stall: np.ndarray
     stall_cycles: np.ndarray
-    #: With ``trace``: per item k and sample (K_max x B), the cycle ``b_k`` it is broadcast
-    #: and the cycle after the last PE's last slot for it, ``max_p t[p, k] + w[p, k]``.
-    broadcast: np.ndarray | None = None
-    finish: np.ndarray | None = None
 
     def __getitem__(self, sample: int) -> Schedule:
         """The schedule of one sample."""
@@ -72,13 +68,17 @@ class Schedules:
 
 
 def schedule(
-    work: np.ndarray, depth: int, lnzd_latency: int = 1, queue_latency: int = 1
+    work: np.ndarray,
+    depth: int,
+    lnzd_latency: int = 1,
+    queue_latency: int = 1,
+    gate: DramGate | None = None,
 ) -> Schedule:
     """Run the pipeline recurrence on ``work`` (K x N: entry-stage cycles, ``max(1, n)``, PE p
     spends on item k) with queues of ``depth`` items (:func:`schedules` of one sample)."""
     items = np.arange(work.shape[0], dtype=np.int64)[:, None]
     counts = np.array([work.shape[0]], dtype=np.int64)
-    return schedules(work, items, counts, depth, lnzd_latency, queue_latency)[0]
+    return schedules(work, items, counts, depth, lnzd_latency, queue_latency, gate)[0]
 
 
 def schedules(
@@ -88,10 +88,12 @@ def schedules(
     depth: int,
     lnzd_latency: int = 1,
     queue_latency: int = 1,
-    trace: bool = False,
+    gate: DramGate | None = None,
 ) -> Schedules:
     """Run the pipeline recurrence of B samples at once: one loop over the items, numpy over
-    (samples x PEs); ``trace`` also keeps each item's broadcast and finishing cycles.
+    (samples x PEs). With ``gate`` (one sample only: a streamed layer's MAC), PE p also takes
+    item k no earlier than its chunk has arrived in p's SRAMs (``DramGate``), which it is told
+    when each chunk's items are done.
 
     Sample b broadcasts ``counts[b]`` items; its item k costs PE p ``table[items[k, b], p]``
     entry-stage cycles (``table``: C x N; ``items``: K_max x B row indices, those past a
@@ -107,13 +109,13 @@ def schedules(
     longest = int(counts.max(initial=0))
     window = np.zeros(count, dtype=np.int64)
     if longest == 0:
-        empty = np.zeros((0, count), dtype=np.int64) if trace else None
-        return Schedules(
-            window, np.zeros((count, pes), dtype=np.int64), window.copy(), empty, empty
-        )
+        return Schedules(window, np.zeros((count, pes), dtype=np.int64), window.copy())
     items = items[:longest]
     depth = min(depth, longest)  # queues deeper than the items never fill: the same schedule
     dtype = _cycle_dtype(table, items, depth, lnzd_latency, queue_latency)
+    if gate is not None:  # waiting for DRAM has no bound from the work alone
+        assert count == 1, "a DRAM gate times one sample"
+        dtype = np.int64
     # Cycles are kept relative to the item index k (t* = t - k, r* = b + queue - k), which
     # leaves one max per item for the broadcast: r*_k = max(r*_{k-1}, max_p t*[p, k-D] + c)
     # with c = queue + 1 - D (r*_k = r*_{k-1} for k < D), t*[:, k] = max(f, r*_k), and the
@@ -127,7 +129,6 @@ def schedules(
     last_take = np.empty((longest, count, 1), dtype=dtype)  # max_p t*, then + c
     free = np.full((count, pes), np.iinfo(dtype).min // 2, dtype=dtype)
     stall = np.zeros((count, pes), dtype=dtype)
-    finish = np.empty((longest, count), dtype=np.int64) if trace else None
     terms = np.empty((depth, count, pes), dtype=dtype)
     zeros = np.zeros_like(terms)  # same-shape operands take numpy's fast loops
     ends = _group_ends(counts)
@@ -141,10 +142,12 @@ def schedules(
                 np.maximum(ready[k], last_take[k - depth], out=ready[k + 1])
             now = take[k % ring]
             np.maximum(free, ready[k + 1], out=now)
+            if gate is not None:  # t*[p, k] >= arrival of item k's chunk on PE p, less k
+                np.maximum(now[0], gate.arrival(k) - k, out=now[0])
             np.maximum.reduce(now, axis=1, out=last_take[k], keepdims=True)
             np.add(now, cost, out=free)
-            if finish is not None:  # f + k + 1: the cycle after the PE's last slot for item k
-                finish[k] = free.max(axis=1) + (k + 1)
+            if gate is not None:  # f + k + 1: each PE's cycle after its last slot for item k
+                gate.done(k, free[0] + (k + 1))
             done = ends.get(k)
             if done is not None:  # f + k + 1 is the PE's cycle after its last slot
                 window[done] = free[done].max(axis=1) + k + 1
@@ -167,12 +170,7 @@ def schedules(
     # b_{K-1} = r*_{K-1} + K - 1 - queue; the broadcast stalled b_{K-1} - b_{-1} - K cycles.
     stall_cycles = ready[counts, np.arange(count), 0] - queue_latency - lnzd_latency
     stall_cycles[counts == 0] = 0
-    broadcast = None
-    if trace:  # b_k = r*_k + k - queue
-        broadcast = ready[1:, :, 0].astype(np.int64) + np.arange(longest)[:, None] - queue_latency
-    return Schedules(
-        window, stall.astype(np.int64), stall_cycles.astype(np.int64), broadcast, finish
-    )
+    return Schedules(window, stall.astype(np.int64), stall_cycles.astype(np.int64))
 
 
 #: Items whose work rows are gathered at once (bounds the memory of a big batch).
@@ -241,32 +239,35 @@ def mac_costs(
         items = np.zeros((int(counts.max(initial=0)), counts.size), dtype=np.int64)
         for sample, broadcast in enumerate(columns):
             items[: broadcast.size, sample] = broadcast
-    streamed = layer.chunks is not None
     plans = schedules(
-        work,
-        items,
-        counts,
-        machine.fifo_depth,
-        machine.lnzd_latency,
-        machine.queue_latency,
-        trace=streamed,
+        work, items, counts, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency
     )
+    streamed = layer.chunks is not None
     busy, stored, pointer, spmat = _column_totals(layer, columns)
     costs = []
     for sample, items_sent in enumerate(counts.tolist()):
         window = int(plans.window[sample])
+        stall, stall_cycles = plans.stall[sample], int(plans.stall_cycles[sample])
         dram: dict[str, int | float] = {}
-        if streamed:
-            assert plans.broadcast is not None and plans.finish is not None
+        if streamed:  # the recurrence again, each PE's items waiting for their chunks
+            gate = DramGate(machine, layer, columns[sample])
             compute = window + mac_latency(machine) if items_sent else 0
-            dram = dram_timing(
-                machine,
-                layer,
-                columns[sample],
-                plans.broadcast[:items_sent, sample],
-                plans.finish[:items_sent, sample],
-                compute,
-            )
+            if items_sent:
+                gated = schedule(
+                    np.maximum(layer.entries[columns[sample]], 1),
+                    machine.fifo_depth,
+                    machine.lnzd_latency,
+                    machine.queue_latency,
+                    gate,
+                )
+                window, stall, stall_cycles = gated.window, gated.stall, gated.stall_cycles
+            cycles = max(window + mac_latency(machine) if items_sent else 0, gate.end())
+            dram = {
+                "dram_bytes": gate.bytes,
+                "transfer_cycles": gate.transfer_cycles,
+                "compute_cycles": compute,
+                "dram_stall_cycles": cycles - compute,
+            }
         entries = int(stored[sample].sum())
         padding = stored[sample] - busy[sample]
         timing = MacTiming(
@@ -276,8 +277,8 @@ def mac_costs(
             padding=padding,
             pointer=pointer[sample],
             starved=window - busy[sample] - padding - pointer[sample],
-            stall=plans.stall[sample],
-            stall_cycles=int(plans.stall_cycles[sample]),
+            stall=stall,
+            stall_cycles=stall_cycles,
             ideal_cycles=entries / pes,
             **dram,  # type: ignore[arg-type]
         )
@@ -296,13 +297,15 @@ def mac_costs(
     return costs
 
 
-def chunk_bytes(machine: Machine, layer: LayerTables) -> np.ndarray:
-    """Bytes of each chunk of a streamed layer: every PE's entries (1 byte each) and its
-    ``cols + 1`` chunk-relative pointers (``ptr_bits`` each, rounded up to bytes per PE)."""
-    assert layer.chunks is not None and layer.chunk_entries is not None
-    widths = np.diff(np.asarray(layer.chunks, dtype=np.int64))
-    pointer_bytes = -(-((widths + 1) * machine.ptr_bits) // 8)
-    return layer.chunk_entries.astype(np.int64) + layer.pes * pointer_bytes
+def chunk_slices(machine: Machine, layer: LayerTables) -> np.ndarray:
+    """Bytes of each PE's slice of each chunk of a streamed layer, ``(chunks, N)``: its entries
+    (1 byte each) and its ``cols + 1`` chunk-relative pointers (``ptr_bits`` each, rounded up
+    to bytes)."""
+    assert layer.chunks is not None
+    cuts = np.asarray(layer.chunks, dtype=np.int64)
+    entries = np.add.reduceat(layer.entries.astype(np.int64), cuts[:-1], axis=0)
+    pointer_bytes = -(-((np.diff(cuts) + 1) * machine.ptr_bits) // 8)
+    return entries + pointer_bytes[:, None]
 
 
 def transfer_cycles(machine: Machine, size: np.ndarray) -> np.ndarray:
@@ -313,55 +316,65 @@ def transfer_cycles(machine: Machine, size: np.ndarray) -> np.ndarray:
     return latency + np.asarray(size, dtype=np.float64) / bytes_per_cycle
 
 
-def dram_timing(
-    machine: Machine,
-    layer: LayerTables,
-    columns: np.ndarray,
-    broadcast: np.ndarray,
-    finish: np.ndarray,
-    compute: int,
-) -> dict[str, int | float]:
-    """The DRAM side of one MAC of a streamed layer (isa/SPEC.md §6): ``MacTiming``'s
-    ``dram_bytes``, ``transfer_cycles``, ``compute_cycles`` and ``dram_stall_cycles``.
+class DramGate:
+    """When each chunk of a streamed layer reaches each PE during one MAC (isa/SPEC.md §6).
 
-    ``broadcast`` and ``finish`` are the broadcast cycle and the finishing cycle (the cycle
-    after the last PE's last slot) of each broadcast item, in the schedule with every chunk on
-    chip, whose MAC takes ``compute`` cycles. Chunk c's transfer starts when the transfer of
-    chunk c - 1 has ended and chunk c - 2's half of the SRAMs is free, and ends ``latency +
-    bytes / bandwidth`` later, at ``A_c``. The broadcast of chunk c's first item waits until
-    cycle ``ceil(A_c)``; while it waits the whole MAC pipeline holds, so everything after it
-    shifts by the wait (``d``, accumulated over the chunks). Chunk c's half is free
-    ``ptr_latency`` cycles after its last item finishes (its last entry read), shifted by
-    ``d``; a chunk without broadcast items is free once it has arrived and chunk c - 1 is free.
-    The MAC ends at ``compute + d``, and not before the last transfer ends.
+    Choice: the DRAM bandwidth is split evenly over the PEs, each streaming its own slice of
+    every chunk (its entries and pointers) into its own two SRAM halves at ``dram_gbps / N``,
+    one chunk after the other, paying the first-word latency per chunk. PE p's slice of chunk
+    c starts when p's slice of chunk c - 1 has arrived and p is done with chunk c - 2 (its
+    half is free from the cycle after p's last pointer-read slot for chunk c - 2; the entry
+    reads trailing it by ``ptr_latency`` cycles stay ahead of the transfer, which writes the
+    pointers first), and arrives ``latency + bytes / (bandwidth / N)`` cycles later. A chunk
+    without broadcast items is done on p once it has arrived and p is done with the chunk
+    before. PE p takes an item (reads its pointers) no earlier than the cycle its chunk has
+    arrived in (rounded up). The MAC lasts at least until the last chunk has arrived.
     """
-    assert layer.chunks is not None
-    size = chunk_bytes(machine, layer)
-    times = transfer_cycles(machine, size)
-    cuts = np.asarray(layer.chunks, dtype=np.int64)
-    chunk_of_item = np.searchsorted(cuts, columns, side="right") - 1
-    firsts = np.searchsorted(chunk_of_item, np.arange(size.size), side="left")
-    lasts = np.searchsorted(chunk_of_item, np.arange(size.size), side="right") - 1
-    delay = 0
-    arrived = 0.0  # when the previous transfer ended (real cycles)
-    free = [0, 0]  # when the halves of chunks c - 2 and c - 1 are free
-    for chunk, took in enumerate(times.tolist()):
-        arrived = max(arrived, free[0]) + took
-        ready = math.ceil(arrived)
-        first, last = int(firsts[chunk]), int(lasts[chunk])
-        if first <= last:  # the chunk has broadcast items
-            delay = max(delay, ready - int(broadcast[first]))
-            released = int(finish[last]) + machine.ptr_latency + delay
-        else:
-            released = max(ready, free[1])
-        free = [free[1], released]
-    cycles = max(compute + delay, math.ceil(arrived))
-    return {
-        "dram_bytes": int(size.sum()),
-        "transfer_cycles": float(times.sum()),
-        "compute_cycles": compute,
-        "dram_stall_cycles": cycles - compute,
-    }
+
+    def __init__(self, machine: Machine, layer: LayerTables, columns: np.ndarray) -> None:
+        assert layer.chunks is not None
+        cuts = np.asarray(layer.chunks, dtype=np.int64)
+        self.machine = machine
+        size = chunk_slices(machine, layer)  # (chunks, N) bytes
+        self.bytes = int(size.sum())
+        self.took = transfer_cycles(replace(machine, dram_gbps=machine.dram_gbps / layer.pes), size)
+        #: The busiest PE's transfers added up (real cycles).
+        self.transfer_cycles = float(self.took.sum(axis=0).max())
+        self.chunk_of = np.searchsorted(cuts, columns, side="right") - 1
+        self.count = cuts.size - 1
+        pes = layer.pes
+        self.arrived = np.zeros((self.count, pes))  # real cycles, known up to self.known
+        self.free = np.zeros((self.count, pes), dtype=np.int64)
+        self.known = -1
+        self._last = np.r_[self.chunk_of[1:] != self.chunk_of[:-1], True]
+
+    def _arrive(self, upto: int) -> None:
+        """Compute the arrivals of chunks ``known + 1 .. upto`` (chunks before them done)."""
+        for chunk in range(self.known + 1, upto + 1):
+            previous = self.arrived[chunk - 1] if chunk else 0.0
+            before = self.free[chunk - 2] if chunk >= 2 else 0
+            self.arrived[chunk] = np.maximum(previous, before) + self.took[chunk]
+            if chunk < upto or not np.any(self.chunk_of == chunk):  # no items: done on arrival
+                done_before = self.free[chunk - 1] if chunk else 0
+                self.free[chunk] = np.maximum(np.ceil(self.arrived[chunk]), done_before)
+            self.known = chunk
+
+    def arrival(self, k: int) -> np.ndarray:
+        """Per PE, the first cycle item k's chunk is in its SRAMs."""
+        chunk = int(self.chunk_of[k])
+        if chunk > self.known:
+            self._arrive(chunk)
+        return np.ceil(self.arrived[chunk]).astype(np.int64)
+
+    def done(self, k: int, finish: np.ndarray) -> None:
+        """Item k's slots end on each PE in the cycles before ``finish``."""
+        if self._last[k]:
+            self.free[int(self.chunk_of[k])] = finish
+
+    def end(self) -> int:
+        """The cycle after the last chunk has arrived on every PE."""
+        self._arrive(self.count - 1)
+        return math.ceil(float(self.arrived[-1].max()))
 
 
 def _column_totals(
@@ -430,9 +443,10 @@ class CycleModel:
                     )
                 mac, activity = mac_cost
                 cycles = 0
-                if mac.broadcasts:
+                if mac.dram_bytes:  # a streamed layer: its window waited for DRAM
+                    cycles = mac.compute_cycles + mac.dram_stall_cycles
+                elif mac.broadcasts:
                     cycles = mac.window + mac_latency(machine)
-                cycles += mac.dram_stall_cycles
             case CodebookEvent():
                 cycles = event.size * machine.codebook_cycles
                 activity = {"codebook_write": event.size * pes}

@@ -23,7 +23,15 @@ from eiec.isa.program import Machine
 PES = int_range(1, 4096)
 FIFO_DEPTH = int_range(1, 1024)
 CLOCK_MHZ = float_range(0, 1e5, low_open=True)
-_RANGES = {"pes": PES, "fifo_depth": FIFO_DEPTH, "clock_mhz": CLOCK_MHZ}
+DRAM_GBPS = float_range(0, 1e9, low_open=True)
+DRAM_LATENCY_NS = float_range(0, 1e9)
+_RANGES = {
+    "pes": PES,
+    "fifo_depth": FIFO_DEPTH,
+    "clock_mhz": CLOCK_MHZ,
+    "dram_gbps": DRAM_GBPS,
+    "dram_latency_ns": DRAM_LATENCY_NS,
+}
 _LIMIT = 1 << 30
 
 
@@ -47,8 +55,7 @@ def add_machine_options(group: argparse._ArgumentGroup, skip: Collection[str] = 
         default = f"{item.default:g}" if isinstance(item.default, float) else str(item.default)
         kind = _RANGES.get(item.name)
         if kind is None and item.name in Machine.REALS:
-            positive = item.name in Machine.POSITIVE
-            kind = float_range(item.metadata["min"], 1e9, low_open=positive)
+            kind = float_range(item.metadata["min"], 1e9)
         kind = kind or int_range(item.metadata["min"], _LIMIT)
         group.add_argument(
             flag(item.name),
