@@ -142,27 +142,46 @@ def chunk_overflow(machine: Machine, layers: Iterable[Layer], layer: Layer) -> s
     return None
 
 
-def plan_chunks(machine: Machine, ptr: np.ndarray, space: ChunkSpace) -> tuple[int, ...] | None:
-    """Cut points ``(0, ..., cols)`` of the fewest chunks, taken greedily column by column,
-    that fit ``space`` and ``ptr_bits``-bit chunk-relative pointers (``ptr``: a layer's
-    ``(N, cols + 1)`` pointers); None when one column alone does not fit."""
+#: Streamed layers are cut into at least this many chunks (when they have the columns), so
+#: that each chunk's transfer overlaps the MACs of the one before and the first, which nothing
+#: hides, is short.
+MIN_CHUNKS = 8
+
+
+def plan_chunks(
+    machine: Machine, ptr: np.ndarray, space: ChunkSpace, parts: int = MIN_CHUNKS
+) -> tuple[int, ...] | None:
+    """Cut points ``(0, ..., cols)`` of chunks taken greedily column by column, each as large
+    as fits ``space`` and ``ptr_bits``-bit chunk-relative pointers, and no larger than a
+    ``parts``-th of the layer's columns and of its busiest PE's entries unless one column is
+    (``ptr``: the layer's ``(N, cols + 1)`` pointers); None when one column alone does not fit
+    ``space``."""
     ptr = np.asarray(ptr, dtype=np.int64)
     cols = ptr.shape[1] - 1
-    limit = np.minimum(space.entries, (1 << machine.ptr_bits) - 1)
+    hard = np.minimum(space.entries, (1 << machine.ptr_bits) - 1)
+    soft = np.minimum(hard, -(-int(ptr[:, -1].max(initial=0)) // parts))
     max_cols = space.pointer_bits // machine.ptr_bits - 1
     if max_cols < 1:
         return None
+    max_cols_soft = min(max_cols, -(-cols // parts))
     cuts = [0]
     while cuts[-1] < cols:
         start = cuts[-1]
-        # The last column c (start < c <= cols) with every PE's entries of start..c-1 in limit.
-        stop = min(cols, start + max_cols)
-        fits = (ptr[:, start + 1 : stop + 1] - ptr[:, start : start + 1]) <= limit[:, None]
-        count = int(np.argmin(np.all(fits, axis=0))) if not fits.all() else stop - start
+        count = _columns_within(ptr, start, min(cols, start + max_cols_soft), soft)
+        if count == 0:
+            count = _columns_within(ptr, start, min(cols, start + max_cols), hard)
         if count == 0:
             return None
         cuts.append(start + count)
     return tuple(cuts)
+
+
+def _columns_within(ptr: np.ndarray, start: int, stop: int, limit: np.ndarray) -> int:
+    """How many columns from ``start`` (up to ``stop``) every PE's entries stay within
+    ``limit`` (per PE) for."""
+    fits = (ptr[:, start + 1 : stop + 1] - ptr[:, start : start + 1]) <= limit[:, None]
+    together = np.all(fits, axis=0)
+    return int(np.argmin(together)) if not together.all() else stop - start
 
 
 def stream_layers(

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
 def streamed_note(program: Program, names: list[str]) -> str:
     """The one-line note that ``--weights auto`` streams layers ``names`` from DRAM."""
-    parts = [f"{name} in {len(program.layers[name].chunks or ()) - 1} chunks" for name in names]
+    counts = {name: len(program.layers[name].chunks or ()) - 1 for name in names}
+    parts = [f"{name} in {n} chunk{'s' if n != 1 else ''}" for name, n in counts.items()]
     return (
         f"eiec compile: note: streaming {', '.join(parts)} from DRAM: "
         f"{'they do' if len(names) > 1 else 'it does'} not fit the PEs' SRAMs "
