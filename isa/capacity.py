@@ -142,10 +142,13 @@ def chunk_overflow(machine: Machine, layers: Iterable[Layer], layer: Layer) -> s
     return None
 
 
-#: Streamed layers are cut into at least this many chunks (when they have the columns), so
-#: that each chunk's transfer overlaps the MACs of the one before and the first, which nothing
-#: hides, is short.
+#: Streamed layers are cut into at least this many chunks when they have the columns and
+#: entries, so that each chunk's transfer overlaps the MACs of the one before and the first,
+#: which nothing hides, is short...
 MIN_CHUNKS = 8
+#: ... but not into chunks of fewer entries on the busiest PE than this, whose transfers would
+#: be mostly first-word latency (4 KB at a 64th of 12.8 GB/s: 16 384 cycles; latency 80).
+MIN_CHUNK_ENTRIES = 4096
 
 
 def plan_chunks(
@@ -153,13 +156,16 @@ def plan_chunks(
 ) -> tuple[int, ...] | None:
     """Cut points ``(0, ..., cols)`` of chunks taken greedily column by column, each as large
     as fits ``space`` and ``ptr_bits``-bit chunk-relative pointers, and no larger than a
-    ``parts``-th of the layer's columns and of its busiest PE's entries unless one column is
+    ``parts``-th of the layer's columns and of its busiest PE's entries (fewer parts when those
+    would hold fewer than ``MIN_CHUNK_ENTRIES``) unless one column is
     (``ptr``: the layer's ``(N, cols + 1)`` pointers); None when one column alone does not fit
     ``space``."""
     ptr = np.asarray(ptr, dtype=np.int64)
     cols = ptr.shape[1] - 1
+    busiest = int(ptr[:, -1].max(initial=0))
+    parts = max(1, min(parts, busiest // MIN_CHUNK_ENTRIES))
     hard = np.minimum(space.entries, (1 << machine.ptr_bits) - 1)
-    soft = np.minimum(hard, -(-int(ptr[:, -1].max(initial=0)) // parts))
+    soft = np.minimum(hard, -(-busiest // parts))
     max_cols = space.pointer_bits // machine.ptr_bits - 1
     if max_cols < 1:
         return None
