@@ -222,18 +222,29 @@ def stream_layers(
 
 
 def layers_to_stream(machine: Machine, layers: Iterable[Layer]) -> list[str]:
-    """The layers to hold in DRAM when ``layers`` do not all fit the SRAMs (none when they
-    do): walking them in order, each that would take the layers kept on chip past half of the
-    sparse-matrix or the pointer SRAM (the other half holds the streamed chunks)."""
+    """The layers to hold in DRAM when ``layers`` do not all fit the SRAMs (none when they do),
+    in declaration order: the largest (by the larger of their shares of the sparse-matrix and
+    the pointer SRAM), as few as leave the others within three quarters of each SRAM (the rest,
+    in two halves, holds the streamed chunks) with every streamed layer's chunks planned;
+    all of them when no fewer do."""
     layers = list(layers)
     if first_overflow(machine, layers, ()) is None:
         return []
-    half = replace(machine, spmat_sram=machine.spmat_sram // 2, ptr_sram=machine.ptr_sram // 2)
-    kept: list[Layer] = []
-    streamed = []
-    for layer in layers:
-        if first_overflow(half, [*kept, layer], ()) is None:
-            kept.append(layer)
-        else:
-            streamed.append(layer.name)
-    return streamed
+    kept_budget = replace(
+        machine, spmat_sram=machine.spmat_sram * 3 // 4, ptr_sram=machine.ptr_sram * 3 // 4
+    )
+
+    def share(layer: Layer) -> float:
+        pointers = (layer.cols + 1) * machine.ptr_bits / 8 / machine.ptr_sram
+        return max(int(layer.entries_per_pe.max(initial=0)) / machine.spmat_sram, pointers)
+
+    order = sorted(layers, key=share, reverse=True)
+    for count in range(1, len(order) + 1):
+        names = {layer.name for layer in order[:count]}
+        kept = [layer for layer in layers if layer.name not in names]
+        if first_overflow(kept_budget, kept, ()) is not None:
+            continue
+        space = chunk_space(machine, kept)
+        if all(plan_chunks(machine, layer.ptr, space) is not None for layer in order[:count]):
+            return [layer.name for layer in layers if layer.name in names]
+    return [layer.name for layer in layers]

@@ -2,9 +2,11 @@
 
 ``sram`` holds every layer in the PEs' SRAMs (a layer that does not fit is a CapacityError);
 ``dram`` streams every layer; ``auto`` (the default) holds them all on chip when they fit and
-otherwise streams the layers :func:`eiec.isa.capacity.layers_to_stream` picks. A streamed
-layer is cut into the fewest chunks that fit half the SRAM the on-chip layers leave (double
-buffering), and each of its MACs is preceded by a ``stream-chunk`` per chunk
+otherwise streams the layers :func:`eiec.isa.capacity.layers_to_stream` picks (the largest,
+as few as leave the others within three quarters of the SRAMs). A streamed layer is cut into
+chunks that fit half the SRAM the on-chip layers leave (double buffering; at least
+``MIN_CHUNKS`` of them where the layer is large enough, :func:`eiec.isa.capacity.plan_chunks`),
+and each of its MACs is preceded by a ``stream-chunk`` per chunk
 (:func:`eiec.isa.capacity.stream_layers`).
 
 :func:`stream_report` says, for the compile report, what streaming costs each streamed layer
