@@ -31,6 +31,7 @@ from tvm.ir.instrument import PassTimingInstrument, pass_instrument
 from eiec.codegen.assembly import FormatChoice
 from eiec.codegen.decode import check_decodes_to
 from eiec.codegen.generate import Generated, LowerToEIE, PortSpec
+from eiec.codegen.streaming import WeightsMode
 from eiec.compression import CompressionReport
 from eiec.errors import CompileError
 from eiec.frontend.canonicalize import canonicalize, output_batch_axes
@@ -75,6 +76,10 @@ class CompileOptions:
     one when ``train`` is what the model was trained on, or its held-out figures, and ``auto``'s
     choices, are those of seen data). ``balance``: load-balance-aware
     pruning (ESE): every PE's rows of a layer pruned to the layer's target on their own.
+    ``weights``: ``auto`` holds the layers in the PEs' SRAMs when they fit and streams those
+    that do not from DRAM (``CompileResult.streamed`` names them), ``sram`` refuses a layer
+    that does not fit (CapacityError), ``dram`` streams every layer
+    (:mod:`eiec.codegen.streaming`).
     """
 
     machine: Machine = field(default_factory=Machine)
@@ -90,6 +95,7 @@ class CompileOptions:
     epochs: int = 10
     seed: int = 0
     max_accuracy_drop: float = 0.5
+    weights: WeightsMode = "auto"
 
     @classmethod
     def of(cls, **values: Any) -> CompileOptions:
@@ -130,6 +136,8 @@ class CompileResult:
     formats: dict[str, FormatChoice] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     training: Any = None
+    #: Layers whose weights are streamed from DRAM (``CompileOptions.weights``).
+    streamed: list[str] = field(default_factory=list)
 
 
 @pass_instrument
@@ -275,6 +283,7 @@ def compile_model(
         formats=generated.formats,
         timings=_ordered(progress.timings),
         training=training,
+        streamed=generated.streamed,
     )
 
 
@@ -356,6 +365,7 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
         formats=generated.formats,
         timings=_ordered(progress.timings),
         training=training,
+        streamed=generated.streamed,
     )
 
 
@@ -403,7 +413,9 @@ def _compress_and_generate(
         progress.timings["share"] += time.perf_counter() - start
     del snapshots  # the modules between the passes: their weights are no longer needed
     with progress.stage("lower"):
-        generated = LowerToEIE(machine, inputs, outputs, calibration, options.input_range)(mod)
+        generated = LowerToEIE(
+            machine, inputs, outputs, calibration, options.input_range, options.weights
+        )(mod)
         verify_program(generated.program)
         check_decodes_to(generated.program, mod)
     with progress.stage("report"):
@@ -473,12 +485,14 @@ def _options_text(options: CompileOptions) -> str:
     """The options the program header records (``progress`` is not one): the PE count, FIFO
     depth and clock, the compile options, and after ``input_range`` the machine's other fields
     where they differ from the paper's chip (``balance`` only when on, ``validation`` only when
-    given)."""
+    given, ``weights`` only when not ``auto``)."""
     machine, chip = options.machine, Machine()
     values: dict[str, Any] = {name: getattr(machine, name) for name in Machine.FIELDS[:3]}
     for item in fields(options):
         value = getattr(options, item.name)
         if item.name in ("progress", "machine") or (item.name == "balance" and not value):
+            continue
+        if item.name == "weights" and value == "auto":  # the default since streaming came
             continue
         if item.name == "validation" and value is None:
             continue

@@ -67,6 +67,7 @@ from eiec.isa.program import (
     Program,
     ReluWriteback,
     SparseColumnMac,
+    StreamChunk,
     View,
     Writeback,
 )
@@ -499,6 +500,7 @@ RULES: dict[type[Instruction], Rule] = {
     LoadCodebook: Rule(),
     BroadcastActivation: Rule(before=_broadcast),
     SparseColumnMac: Rule(before=_mac, after=_mac_after),
+    StreamChunk: Rule(),  # moves weights from DRAM to SRAM: no value, so no bound, changes
     Writeback: Rule(before=_writeback, after=_writeback_after),
     ReluWriteback: Rule(before=_writeback, after=_writeback_after),
     EwAdd: Rule(before=_add_or_mul, after=_elementwise_after),

@@ -1,21 +1,24 @@
 """Emulator configuration: run-time overrides of the program's machine.
 
 The cycle model's constants (isa/SPEC.md §6) are fields of the program's ``.machine`` header
-(``eiec.isa.program.Machine``); of them, the FIFO depth and the clock are emulate-time choices
-that a run may override without recompiling.
+(``eiec.isa.program.Machine``); of them, the FIFO depth, the clock and the DRAM's bandwidth and
+latency are emulate-time choices that a run may override without recompiling.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from eiec.emulator.energy import EnergyModel
+from eiec.emulator.energy import EnergyModel, EventEnergy
 from eiec.errors import EmulatorError
 from eiec.isa.program import Machine
 
 Arith = Literal["fixed16", "float32"]
 ARITH_MODES: tuple[str, ...] = ("fixed16", "float32")
+#: The activity count of bits moved from DRAM, priced at the machine's ``dram_pj_per_bit``.
+DRAM_EVENT = "dram_bit"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class EmulatorConfig:
 
     fifo_depth: int | None = None
     clock_mhz: float | None = None
+    dram_gbps: float | None = None
+    dram_latency_ns: float | None = None
     arith: Arith = "fixed16"
     energy: EnergyModel = field(default_factory=EnergyModel.default)
 
@@ -40,6 +45,18 @@ class EmulatorConfig:
                 where="emulator configuration",
                 fix="give a clock above 0 MHz (the paper's chip runs at 800)",
             )
+        if self.dram_gbps is not None and not self.dram_gbps > 0:
+            raise EmulatorError(
+                f"DRAM bandwidth {self.dram_gbps} GB/s is not positive",
+                where="emulator configuration",
+                fix="give a bandwidth above 0 GB/s (inf: unbounded)",
+            )
+        if self.dram_latency_ns is not None and not 0 <= self.dram_latency_ns < math.inf:
+            raise EmulatorError(
+                f"DRAM latency {self.dram_latency_ns} ns is not a finite number >= 0",
+                where="emulator configuration",
+                fix="give a latency of 0 ns or more",
+            )
         if self.arith not in ARITH_MODES:
             raise EmulatorError(
                 f"unknown arithmetic mode {self.arith!r}",
@@ -53,7 +70,13 @@ class EmulatorConfig:
             machine = replace(machine, fifo_depth=self.fifo_depth)
         if self.clock_mhz is not None:
             machine = replace(machine, clock_mhz=self.clock_mhz)
-        return ResolvedConfig(machine=machine, arith=self.arith, energy=self.energy)
+        if self.dram_gbps is not None:
+            machine = replace(machine, dram_gbps=self.dram_gbps)
+        if self.dram_latency_ns is not None:
+            machine = replace(machine, dram_latency_ns=self.dram_latency_ns)
+        # Streamed weights cost the machine's DRAM energy per bit (isa/SPEC.md §6).
+        energy = self.energy.with_event(DRAM_EVENT, EventEnergy(machine.dram_pj_per_bit, "dram"))
+        return ResolvedConfig(machine=machine, arith=self.arith, energy=energy)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ loop over the K items with numpy over samples x PEs; :func:`schedule` is its one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from eiec.emulator.config import ResolvedConfig
+from eiec.emulator.config import DRAM_EVENT, ResolvedConfig
 from eiec.emulator.events import (
     BroadcastEvent,
     CodebookEvent,
@@ -26,6 +27,7 @@ from eiec.emulator.events import (
     HaltEvent,
     MacEvent,
     MacTiming,
+    StreamEvent,
     Timing,
     WritebackEvent,
 )
@@ -66,13 +68,17 @@ class Schedules:
 
 
 def schedule(
-    work: np.ndarray, depth: int, lnzd_latency: int = 1, queue_latency: int = 1
+    work: np.ndarray,
+    depth: int,
+    lnzd_latency: int = 1,
+    queue_latency: int = 1,
+    gate: DramGate | None = None,
 ) -> Schedule:
     """Run the pipeline recurrence on ``work`` (K x N: entry-stage cycles, ``max(1, n)``, PE p
     spends on item k) with queues of ``depth`` items (:func:`schedules` of one sample)."""
     items = np.arange(work.shape[0], dtype=np.int64)[:, None]
     counts = np.array([work.shape[0]], dtype=np.int64)
-    return schedules(work, items, counts, depth, lnzd_latency, queue_latency)[0]
+    return schedules(work, items, counts, depth, lnzd_latency, queue_latency, gate)[0]
 
 
 def schedules(
@@ -82,9 +88,12 @@ def schedules(
     depth: int,
     lnzd_latency: int = 1,
     queue_latency: int = 1,
+    gate: DramGate | None = None,
 ) -> Schedules:
     """Run the pipeline recurrence of B samples at once: one loop over the items, numpy over
-    (samples x PEs).
+    (samples x PEs). With ``gate`` (one sample only: a streamed layer's MAC), PE p also takes
+    item k no earlier than its chunk has arrived in p's SRAMs (``DramGate``), which it is told
+    when each chunk's items are done.
 
     Sample b broadcasts ``counts[b]`` items; its item k costs PE p ``table[items[k, b], p]``
     entry-stage cycles (``table``: C x N; ``items``: K_max x B row indices, those past a
@@ -104,6 +113,9 @@ def schedules(
     items = items[:longest]
     depth = min(depth, longest)  # queues deeper than the items never fill: the same schedule
     dtype = _cycle_dtype(table, items, depth, lnzd_latency, queue_latency)
+    if gate is not None:  # waiting for DRAM has no bound from the work alone
+        assert count == 1, "a DRAM gate times one sample"
+        dtype = np.int64
     # Cycles are kept relative to the item index k (t* = t - k, r* = b + queue - k), which
     # leaves one max per item for the broadcast: r*_k = max(r*_{k-1}, max_p t*[p, k-D] + c)
     # with c = queue + 1 - D (r*_k = r*_{k-1} for k < D), t*[:, k] = max(f, r*_k), and the
@@ -130,8 +142,12 @@ def schedules(
                 np.maximum(ready[k], last_take[k - depth], out=ready[k + 1])
             now = take[k % ring]
             np.maximum(free, ready[k + 1], out=now)
+            if gate is not None:  # t*[p, k] >= arrival of item k's chunk on PE p, less k
+                np.maximum(now[0], gate.arrival(k) - k, out=now[0])
             np.maximum.reduce(now, axis=1, out=last_take[k], keepdims=True)
             np.add(now, cost, out=free)
+            if gate is not None:  # f + k + 1: each PE's cycle after its last slot for item k
+                gate.done(k, free[0] + (k + 1))
             done = ends.get(k)
             if done is not None:  # f + k + 1 is the PE's cycle after its last slot
                 window[done] = free[done].max(axis=1) + k + 1
@@ -226,10 +242,32 @@ def mac_costs(
     plans = schedules(
         work, items, counts, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency
     )
+    streamed = layer.chunks is not None
     busy, stored, pointer, spmat = _column_totals(layer, columns)
     costs = []
     for sample, items_sent in enumerate(counts.tolist()):
         window = int(plans.window[sample])
+        stall, stall_cycles = plans.stall[sample], int(plans.stall_cycles[sample])
+        dram: dict[str, int | float] = {}
+        if streamed:  # the recurrence again, each PE's items waiting for their chunks
+            gate = DramGate(machine, layer, columns[sample])
+            compute = window + mac_latency(machine) if items_sent else 0
+            if items_sent:
+                gated = schedule(
+                    np.maximum(layer.entries[columns[sample]], 1),
+                    machine.fifo_depth,
+                    machine.lnzd_latency,
+                    machine.queue_latency,
+                    gate,
+                )
+                window, stall, stall_cycles = gated.window, gated.stall, gated.stall_cycles
+            cycles = max(window + mac_latency(machine) if items_sent else 0, gate.end())
+            dram = {
+                "dram_bytes": gate.bytes,
+                "transfer_cycles": gate.transfer_cycles,
+                "compute_cycles": compute,
+                "dram_stall_cycles": cycles - compute,
+            }
         entries = int(stored[sample].sum())
         padding = stored[sample] - busy[sample]
         timing = MacTiming(
@@ -239,9 +277,10 @@ def mac_costs(
             padding=padding,
             pointer=pointer[sample],
             starved=window - busy[sample] - padding - pointer[sample],
-            stall=plans.stall[sample],
-            stall_cycles=int(plans.stall_cycles[sample]),
+            stall=stall,
+            stall_cycles=stall_cycles,
             ideal_cycles=entries / pes,
+            **dram,  # type: ignore[arg-type]
         )
         activity = {
             "act_read": int(stream_lengths[sample]),
@@ -252,8 +291,90 @@ def mac_costs(
             "multiply": entries,
             "accumulate": entries,
         }
+        if streamed:
+            activity[DRAM_EVENT] = 8 * timing.dram_bytes
         costs.append((timing, activity))
     return costs
+
+
+def chunk_slices(machine: Machine, layer: LayerTables) -> np.ndarray:
+    """Bytes of each PE's slice of each chunk of a streamed layer, ``(chunks, N)``: its entries
+    (1 byte each) and its ``cols + 1`` chunk-relative pointers (``ptr_bits`` each, rounded up
+    to bytes)."""
+    assert layer.chunks is not None
+    cuts = np.asarray(layer.chunks, dtype=np.int64)
+    entries = np.add.reduceat(layer.entries.astype(np.int64), cuts[:-1], axis=0)
+    pointer_bytes = -(-((np.diff(cuts) + 1) * machine.ptr_bits) // 8)
+    return entries + pointer_bytes[:, None]
+
+
+def transfer_cycles(machine: Machine, size: np.ndarray) -> np.ndarray:
+    """Cycles (real) the DRAM takes for transfers of ``size`` bytes: the first-word latency
+    plus the bytes at the bandwidth, at the machine's clock."""
+    latency = machine.dram_latency_ns * machine.clock_mhz / 1000.0
+    bytes_per_cycle = machine.dram_gbps * 1000.0 / machine.clock_mhz
+    return latency + np.asarray(size, dtype=np.float64) / bytes_per_cycle
+
+
+class DramGate:
+    """When each chunk of a streamed layer reaches each PE during one MAC (isa/SPEC.md §6).
+
+    Choice: the DRAM bandwidth is split evenly over the PEs, each streaming its own slice of
+    every chunk (its entries and pointers) into its own two SRAM halves at ``dram_gbps / N``,
+    one chunk after the other, paying the first-word latency per chunk. PE p's slice of chunk
+    c starts when p's slice of chunk c - 1 has arrived and p is done with chunk c - 2 (its
+    half is free from the cycle after p's last pointer-read slot for chunk c - 2; the entry
+    reads trailing it by ``ptr_latency`` cycles stay ahead of the transfer, which writes the
+    pointers first), and arrives ``latency + bytes / (bandwidth / N)`` cycles later. A chunk
+    without broadcast items is done on p once it has arrived and p is done with the chunk
+    before. PE p takes an item (reads its pointers) no earlier than the cycle its chunk has
+    arrived in (rounded up). The MAC lasts at least until the last chunk has arrived.
+    """
+
+    def __init__(self, machine: Machine, layer: LayerTables, columns: np.ndarray) -> None:
+        assert layer.chunks is not None
+        cuts = np.asarray(layer.chunks, dtype=np.int64)
+        self.machine = machine
+        size = chunk_slices(machine, layer)  # (chunks, N) bytes
+        self.bytes = int(size.sum())
+        self.took = transfer_cycles(replace(machine, dram_gbps=machine.dram_gbps / layer.pes), size)
+        #: The busiest PE's transfers added up (real cycles).
+        self.transfer_cycles = float(self.took.sum(axis=0).max())
+        self.chunk_of = np.searchsorted(cuts, columns, side="right") - 1
+        self.count = cuts.size - 1
+        pes = layer.pes
+        self.arrived = np.zeros((self.count, pes))  # real cycles, known up to self.known
+        self.free = np.zeros((self.count, pes), dtype=np.int64)
+        self.known = -1
+        self._last = np.r_[self.chunk_of[1:] != self.chunk_of[:-1], True]
+
+    def _arrive(self, upto: int) -> None:
+        """Compute the arrivals of chunks ``known + 1 .. upto`` (chunks before them done)."""
+        for chunk in range(self.known + 1, upto + 1):
+            previous = self.arrived[chunk - 1] if chunk else 0.0
+            before = self.free[chunk - 2] if chunk >= 2 else 0
+            self.arrived[chunk] = np.maximum(previous, before) + self.took[chunk]
+            if chunk < upto or not np.any(self.chunk_of == chunk):  # no items: done on arrival
+                done_before = self.free[chunk - 1] if chunk else 0
+                self.free[chunk] = np.maximum(np.ceil(self.arrived[chunk]), done_before)
+            self.known = chunk
+
+    def arrival(self, k: int) -> np.ndarray:
+        """Per PE, the first cycle item k's chunk is in its SRAMs."""
+        chunk = int(self.chunk_of[k])
+        if chunk > self.known:
+            self._arrive(chunk)
+        return np.ceil(self.arrived[chunk]).astype(np.int64)
+
+    def done(self, k: int, finish: np.ndarray) -> None:
+        """Item k's slots end on each PE in the cycles before ``finish``."""
+        if self._last[k]:
+            self.free[int(self.chunk_of[k])] = finish
+
+    def end(self) -> int:
+        """The cycle after the last chunk has arrived on every PE."""
+        self._arrive(self.count - 1)
+        return math.ceil(float(self.arrived[-1].max()))
 
 
 def _column_totals(
@@ -322,7 +443,9 @@ class CycleModel:
                     )
                 mac, activity = mac_cost
                 cycles = 0
-                if mac.broadcasts:
+                if mac.dram_bytes:  # a streamed layer: its window waited for DRAM
+                    cycles = mac.compute_cycles + mac.dram_stall_cycles
+                elif mac.broadcasts:
                     cycles = mac.window + mac_latency(machine)
             case CodebookEvent():
                 cycles = event.size * machine.codebook_cycles
@@ -339,7 +462,7 @@ class CycleModel:
                 }
                 if event.op != "copy":
                     activity[f"ew_{event.op}" if event.op != "lut" else "lut"] = event.length
-            case BroadcastEvent() | HaltEvent():
+            case BroadcastEvent() | HaltEvent() | StreamEvent():
                 cycles = 0
             case _:
                 raise TypeError(f"no cycle rule for {type(event).__name__}")

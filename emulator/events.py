@@ -52,6 +52,14 @@ class MacEvent(Event):
 
 
 @dataclass(frozen=True)
+class StreamEvent(Event):
+    """``stream-chunk``: chunk ``chunk`` of layer ``layer`` was queued for its MAC."""
+
+    layer: str = ""
+    chunk: int = 0
+
+
+@dataclass(frozen=True)
 class WritebackEvent(Event):
     """``writeback`` / ``relu-writeback`` of ``rows`` accumulators."""
 
@@ -85,6 +93,10 @@ class MacTiming:
     PE, of waiting for the broadcast, and cycles in which the broadcast stalled on this PE's
     full queue. ``stall_cycles``: cycles the broadcast stalled (any queue full).
     ``ideal_cycles``: stored entries of the broadcast columns / N (the paper's "theoretical").
+    A streamed layer's MAC also has ``dram_bytes`` (its chunks' bytes), ``transfer_cycles``
+    (their transfer times added up), ``compute_cycles`` (its cycles were every chunk on chip)
+    and ``dram_stall_cycles`` (the cycles it waited for chunks: its cycles less
+    ``compute_cycles``).
     """
 
     window: int
@@ -96,6 +108,16 @@ class MacTiming:
     stall: np.ndarray
     stall_cycles: int
     ideal_cycles: float
+    dram_bytes: int = 0
+    dram_stall_cycles: int = 0
+    transfer_cycles: float = 0.0
+    compute_cycles: int = 0
+
+    @property
+    def memory_bound(self) -> bool:
+        """Whether the MAC's DRAM transfers take longer than its computation (streamed
+        layers only; a layer held on chip transfers nothing)."""
+        return self.transfer_cycles > self.compute_cycles
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ class LayerTables:
     one entry per column); with 16-bit words a row's sum of |products| is below
     ``max_row_entries * 2**30``, which bounds the exactness of float64 accumulation
     (``exact_in_float64``).
+    ``chunks``: a streamed layer's column cut points (``Layer.chunks``), None for a layer held
+    on chip; ``chunk_entries``: stored entries of each chunk over all PEs (one chunk on chip).
     """
 
     name: str
@@ -51,6 +53,8 @@ class LayerTables:
     row: np.ndarray
     v: np.ndarray
     max_row_entries: int
+    chunks: tuple[int, ...] | None = None
+    chunk_entries: np.ndarray | None = None
 
     @classmethod
     def build(cls, layer: Layer) -> LayerTables:
@@ -93,6 +97,8 @@ class LayerTables:
             row=row.astype(narrow, copy=False),
             v=layer.v[real_at].astype(np.uint8, copy=False),
             max_row_entries=cols,
+            chunks=layer.chunks,
+            chunk_entries=layer.chunk_entries().sum(axis=1),
         )
 
     @property

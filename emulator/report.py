@@ -27,6 +27,14 @@ def render_stats(stats: Stats) -> Group:
         ("ALU utilisation", f"{stats.alu_utilization:.1%}"),
         ("load efficiency", f"{stats.load_efficiency:.1%}"),
         ("broadcast stall cycles", f"{stats.stall_cycles:,}"),
+        *(
+            [
+                ("DRAM bytes streamed", f"{stats.dram_bytes:,}"),
+                ("DRAM stall cycles", f"{stats.dram_stall_cycles:,}"),
+            ]
+            if stats.dram_bytes
+            else []
+        ),
         ("energy", f"{stats.energy_pj / 1e3:,.3f} nJ"),
         ("average power", f"{stats.power_mw:,.1f} mW"),
         ("GOP/s (compressed) / GOP/s/W", f"{stats.gops:,.1f} / {stats.gops_per_w:,.1f}"),
@@ -56,6 +64,10 @@ def render_stats(stats: Stats) -> Group:
             f"{mac.energy_pj / 1e3:,.1f}",
         )
 
+    groups = [summary, macs]
+    if stats.dram_bytes:
+        groups.append(_streamed(stats))
+
     energy = Table(title="energy by unit and by component")
     energy.add_column("unit")
     energy.add_column("nJ", justify="right")
@@ -63,8 +75,8 @@ def render_stats(stats: Stats) -> Group:
     energy.add_column("component")
     energy.add_column("nJ", justify="right")
     energy.add_column("share", justify="right")
-    units = list(stats.energy_breakdown_pj.items())
-    components = list(stats.energy_components_pj.items())
+    units = [(unit, pj) for unit, pj in stats.energy_breakdown_pj.items() if unit != "dram" or pj]
+    components = [(c, pj) for c, pj in stats.energy_components_pj.items() if c != "dram" or pj]
     for row in range(max(len(units), len(components))):
         cells: list[str] = []
         for items in (units, components):
@@ -89,4 +101,25 @@ def render_stats(stats: Stats) -> Group:
         pes.add_row(
             "mean", *(f"{sum(getattr(p, f) for p in stats.pe_stats) / count:,.1f}" for f in fields)
         )
-    return Group(summary, macs, energy, pes)
+    return Group(*groups, energy, pes)
+
+
+def _streamed(stats: Stats) -> Table:
+    """Per layer: compute- or memory-bound, bytes streamed, DRAM stall cycles."""
+    table = Table(title="layers streamed from DRAM (all MACs of each)")
+    headers = ("layer", "bound", "MB streamed", "transfer", "compute", "DRAM stall", "cycles")
+    for name in headers:
+        table.add_column(name, justify="left" if name in ("layer", "bound") else "right")
+    for totals in stats.layer_totals:
+        if not totals.dram_bytes:
+            continue
+        table.add_row(
+            totals.layer,
+            "memory" if totals.memory_bound else "compute",
+            f"{totals.dram_bytes / 1e6:,.3f}",
+            f"{totals.transfer_cycles:,.0f}",
+            f"{totals.compute_cycles:,}",
+            f"{totals.dram_stall_cycles:,}",
+            f"{totals.cycles:,}",
+        )
+    return table

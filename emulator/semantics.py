@@ -19,6 +19,7 @@ from eiec.emulator.events import (
     Event,
     HaltEvent,
     MacEvent,
+    StreamEvent,
     WritebackEvent,
 )
 from eiec.emulator.layers import LayerTables
@@ -38,6 +39,7 @@ from eiec.isa.program import (
     Program,
     ReluWriteback,
     SparseColumnMac,
+    StreamChunk,
     View,
     Writeback,
 )
@@ -118,6 +120,23 @@ def sparse_column_mac(ctx: Context, state: MachineState, ins: SparseColumnMac, p
     return mac_event(state, ins, pc, tables, columns, overflows)
 
 
+def stream_chunk(ctx: Context, state: MachineState, ins: StreamChunk, pc: int) -> Event:
+    """Queue chunk ``i`` of streamed layer L for L's next MAC (no value changes)."""
+    chunk = ins.chunk
+    expected = (chunk.layer, state.queued[-1][1] + 1 if state.queued else 0)
+    if state.queued and state.queued[-1][0] != chunk.layer:
+        expected = (state.queued[-1][0], -1)
+    if (chunk.layer, chunk.index) != expected:
+        raise EmulatorError(
+            f"chunk {chunk} is not the next chunk to stream"
+            + (f" (chunks of {expected[0]} are queued)" if expected[1] < 0 else ""),
+            where=ctx.where(pc, ins),
+            fix="stream a layer's chunks in order from 0, then run its sparse-column-mac",
+        )
+    state.queued.append((chunk.layer, chunk.index))
+    return StreamEvent(pc, ins, layer=chunk.layer, chunk=chunk.index)
+
+
 def mac_operands(
     ctx: Context, state: MachineState, ins: SparseColumnMac, pc: int
 ) -> tuple[LayerTables, np.ndarray]:
@@ -139,6 +158,17 @@ def mac_operands(
             where=where,
             fix="broadcast exactly one word per column (bias included) before the MAC",
         )
+    chunks = 0 if layer.chunks is None else len(layer.chunks) - 1
+    if len(state.queued) != chunks or any(name != ins.layer for name, _ in state.queued):
+        raise EmulatorError(
+            f"layer {ins.layer} is streamed in {chunks} chunks, {len(state.queued)} chunks "
+            "are queued"
+            if chunks
+            else f"layer {ins.layer} is held on chip but chunks of {state.queued[0][0]} are queued",
+            where=where,
+            fix="stream-chunk every chunk of a streamed layer, in order, before its MAC",
+        )
+    state.queued.clear()
     acc_frac = state.codebook_frac + state.stream_frac
     if state.acc is None:
         state.acc = ctx.arith.zeros(layer.rows)
@@ -279,6 +309,7 @@ HANDLERS: dict[type[Instruction], Handler] = {
     LoadCodebook: load_codebook,
     BroadcastActivation: broadcast_activation,
     SparseColumnMac: sparse_column_mac,
+    StreamChunk: stream_chunk,
     Writeback: writeback,
     ReluWriteback: relu_writeback,
     EwAdd: ew_add,

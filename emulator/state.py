@@ -30,5 +30,7 @@ class MachineState:
     acc_layer: str | None = None
     pc: int = 0
     halted: bool = False
+    #: Chunks ``stream-chunk`` queued for the next MAC: (layer, index) in order.
+    queued: list[tuple[str, int]] = field(default_factory=list)
     #: How many times each layer has been multiplied so far (the ``step`` of the next MAC).
     mac_steps: dict[str, int] = field(default_factory=dict)

@@ -15,6 +15,9 @@
   (the paper's GOP/s on the compressed network: a multiply and an add per stored non-zero
   weight times non-zero activation); ``gops_per_w`` = GOP/s / W; ``chip_area_mm2``: the
   machine's area (``EnergyModel.chip_area``).
+- Streamed layers (weights in DRAM): ``dram_bytes`` moved, ``dram_stall_cycles`` waited for
+  them, and ``memory_bound``: whether the transfers took longer than the computation would have
+  with every chunk on chip (``compute_cycles``); a layer held on chip is compute-bound.
 """
 
 from __future__ import annotations
@@ -63,6 +66,11 @@ class MacStats:
     load_efficiency: float
     energy_pj: float
     saturations: int
+    dram_bytes: int
+    dram_stall_cycles: int
+    transfer_cycles: float
+    compute_cycles: int
+    memory_bound: bool
     pe_useful_macs: list[int]
     pe_padding_cycles: list[int]
     pe_pointer_cycles: list[int]
@@ -86,8 +94,14 @@ class LayerTotals:
     stall_cycles: int = 0
     ideal_cycles: float = 0.0
     energy_pj: float = 0.0
+    dram_bytes: int = 0
+    dram_stall_cycles: int = 0
+    transfer_cycles: float = 0.0
+    compute_cycles: int = 0
     alu_utilization: float = 0.0
     load_efficiency: float = 0.0
+    #: Whether the layer's transfers took longer than its computation (streamed layers).
+    memory_bound: bool = False
 
 
 @dataclass
@@ -106,6 +120,8 @@ class Stats:
     stall_cycles: int = 0
     ideal_cycles: float = 0.0
     mac_window_cycles: int = 0
+    dram_bytes: int = 0
+    dram_stall_cycles: int = 0
     energy_pj: float = 0.0
     energy_breakdown_pj: dict[str, float] = field(default_factory=dict)
     energy_components_pj: dict[str, float] = field(default_factory=dict)
@@ -266,6 +282,11 @@ class StatsCollector:
             load_efficiency=1.0 - _ratio(mac.starved.sum(), pes * mac.window),
             energy_pj=energy_pj,
             saturations=event.saturations,
+            dram_bytes=mac.dram_bytes,
+            dram_stall_cycles=mac.dram_stall_cycles,
+            transfer_cycles=mac.transfer_cycles,
+            compute_cycles=mac.compute_cycles,
+            memory_bound=mac.memory_bound,
             pe_useful_macs=mac.busy.tolist(),
             pe_padding_cycles=mac.padding.tolist(),
             pe_pointer_cycles=mac.pointer.tolist(),
@@ -280,6 +301,8 @@ class StatsCollector:
         stats.stall_cycles += record.stall_cycles
         stats.ideal_cycles += record.ideal_cycles
         stats.mac_window_cycles += record.window
+        stats.dram_bytes += record.dram_bytes
+        stats.dram_stall_cycles += record.dram_stall_cycles
         self._pe += np.stack((mac.busy, mac.padding, mac.pointer, mac.starved, mac.stall))
         totals = self._totals.get(record.layer)
         if totals is None:
@@ -297,7 +320,12 @@ class StatsCollector:
             "stall_cycles",
             "ideal_cycles",
             "energy_pj",
+            "dram_bytes",
+            "dram_stall_cycles",
+            "transfer_cycles",
+            "compute_cycles",
         ):
             setattr(totals, name, getattr(totals, name) + getattr(record, name))
+        totals.memory_bound = totals.transfer_cycles > totals.compute_cycles
         totals.alu_utilization = _ratio(totals.useful_macs, pes * totals.cycles)
         totals.load_efficiency = 1.0 - _ratio(totals.starved_cycles, pes * totals.window)

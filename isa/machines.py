@@ -58,7 +58,7 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-_KINDS = {item.name: float if item.name == "clock_mhz" else int for item in fields(Machine)}
+_KINDS = {item.name: float if item.name in Machine.REALS else int for item in fields(Machine)}
 
 
 def machine_from(
@@ -146,7 +146,7 @@ def describe_fields() -> list[tuple[str, str, str, str]]:
             (
                 item.name,
                 f"{default} {unit}".strip(),
-                "> 0" if item.name == "clock_mhz" else str(item.metadata["min"]),
+                "> 0" if item.name in Machine.POSITIVE else f"{item.metadata['min']:g}",
                 item.metadata["doc"],
             )
         )

@@ -32,6 +32,7 @@ from eiec.errors import ProgramSyntaxError, SourceLocation, VerificationError
 from eiec.isa import hexblob
 from eiec.isa.cache import cache_dir, digest, write_file
 from eiec.isa.program import (
+    CHUNK,
     FORMAT_VERSION,
     INSTRUCTIONS,
     LAYER,
@@ -42,6 +43,7 @@ from eiec.isa.program import (
     WORD_MAX,
     WORD_MIN,
     Buffer,
+    Chunk,
     Codebook,
     Instruction,
     Layer,
@@ -52,6 +54,7 @@ from eiec.isa.program import (
     Program,
     Table,
     View,
+    stored_ptr_bits,
 )
 from eiec.isa.verifier import check_layer_shape, check_machine, check_pe_count
 
@@ -76,6 +79,7 @@ _KIND_NAMES = {
     TABLE: "a table name",
     VIEW: "a buffer view NAME or NAME[ROW]",
     SOURCES: "a source NAME, NAME[ROW] or #1",
+    CHUNK: "a chunk LAYER[INDEX]",
 }
 #: Longest offending text an error message quotes.
 _QUOTE_LIMIT = 24
@@ -221,7 +225,7 @@ class _Assembler:
         keyword, *values = tree.children
         required, keys = values[: len(Machine.REQUIRED)], values[len(Machine.REQUIRED) :]
         fields: dict[str, float | int] = {
-            name: float(value) if name == "clock_mhz" else int(value)
+            name: float(value) if name in Machine.REALS else int(value)
             for name, value in zip(Machine.REQUIRED, required, strict=True)
         }
         allowed = Machine.FIELDS[len(Machine.REQUIRED) :]
@@ -233,7 +237,12 @@ class _Assembler:
                 expected = {f"'{k}='" for k in allowed} | {"end of line"}
                 self.syntax(token, f"unexpected {_quote(found)}; {_one_of(expected)}")
             allowed = allowed[allowed.index(name) + 1 :]
-            fields[name] = int(value)
+            if name in Machine.REALS:
+                fields[name] = float(value)
+            elif re.fullmatch("-?[0-9]+", str(value)):
+                fields[name] = int(value)
+            else:
+                self.syntax(value, f"{name}={value} is not an integer")
         machine = Machine(**fields)
         check_machine(machine, str(self.loc(keyword)))
         return machine
@@ -310,14 +319,15 @@ class _Assembler:
         self.declare("table", program.tables, table, keyword)
 
     def layer(self, program: Program, tree: Tree) -> None:
-        keyword, name, rows, cols, codebook, *pes = tree.children
+        keyword, name, rows, cols, cuts, codebook, *pes = tree.children
         name, rows, cols = str(name), int(rows), int(cols)
         where = str(self.loc(keyword))
         check_layer_shape(name, rows, cols, where)
+        chunks = None if cuts is None else tuple(int(token) for token in cuts.children)
         check_pe_count(name, len(pes), program.machine.pes, where)
         book_keyword, frac, values = codebook.children
         book = Codebook(values=self.words(values), frac=int(frac), loc=self.loc(book_keyword))
-        digits = program.machine.ptr_bits // 4
+        digits = stored_ptr_bits(program.machine, chunks is not None) // 4
         decode_ptr = functools.partial(hexblob.decode_words, digits=digits, items="pointers")
         ptrs, vs, zs, locs = [], [], [], []
         for expected, pe in enumerate(pes):
@@ -360,6 +370,7 @@ class _Assembler:
             ptr=np.stack(ptrs),
             v=np.concatenate(vs),
             z=np.concatenate(zs),
+            chunks=chunks,
             loc=self.loc(keyword),
             pe_locs=tuple(locs),
         )
@@ -429,7 +440,10 @@ class _Assembler:
         else:
             buffer, row = operand.children
             value = View(str(buffer), int(row))
-        if kind in (LAYER, TABLE):
+        if kind == CHUNK:
+            if isinstance(value, View) and value.row is not None:
+                return Chunk(value.buffer, value.row)
+        elif kind in (LAYER, TABLE):
             if isinstance(value, str):
                 return value
         elif kind == VIEW:

@@ -18,6 +18,7 @@ import numpy as np
 from eiec.errors import IsaError
 from eiec.isa import hexblob
 from eiec.isa.program import (
+    CHUNK,
     LAYER,
     NIBBLE_BITS,
     SOURCES,
@@ -34,6 +35,7 @@ from eiec.isa.program import (
     Port,
     Program,
     Table,
+    stored_ptr_bits,
 )
 
 INDENT = "    "
@@ -62,7 +64,7 @@ def format_instruction(instruction: Instruction) -> str:
     """One instruction as text, e.g. ``broadcast-activation x[0], #1``."""
     operands = []
     for kind, value in instruction.operand_values():
-        if kind in (LAYER, TABLE, VIEW):
+        if kind in (LAYER, TABLE, VIEW, CHUNK):
             operands.append(str(value))
         elif kind == SOURCES:
             operands.extend(str(source) for source in value)
@@ -116,9 +118,12 @@ def _machine(machine: Machine) -> str:
         value = getattr(machine, name)
         if name not in Machine.REQUIRED and value == getattr(Machine, name):
             continue
-        fields.append(
-            f"{name}={format_real(value) if name == 'clock_mhz' else _integer(name, value)}"
-        )
+        if name not in Machine.REALS:
+            fields.append(f"{name}={_integer(name, value)}")
+        elif name != "clock_mhz" and value == math.inf:  # unbounded DRAM bandwidth
+            fields.append(f"{name}=inf")
+        else:
+            fields.append(f"{name}={format_real(value)}")
     return ".machine " + " ".join(fields)
 
 
@@ -155,8 +160,9 @@ def _table(table: Table) -> str:
 def _layer(layer: Layer, machine: Machine) -> list[str]:
     owner = f"layer {layer.name}"
     book = layer.codebook
+    chunks = "" if layer.chunks is None else f" chunks={_ints(layer.chunks)}"
     lines = [
-        f".layer {layer.name} rows={layer.rows} cols={layer.cols}",
+        f".layer {layer.name} rows={layer.rows} cols={layer.cols}{chunks}",
         f".codebook frac={book.frac} {_word_list(owner, book.values)}",
     ]
     ptr = np.asarray(layer.ptr, dtype=np.int64)
@@ -166,7 +172,7 @@ def _layer(layer: Layer, machine: Machine) -> list[str]:
     for name, values in (("v", v), ("z", z)):
         if values.size and (values.min() < 0 or values.max() >= limit):
             raise IsaError(f"{owner}: cannot print {name} nibbles outside 0..{limit - 1}")
-    bits = _integer("ptr_bits", machine.ptr_bits)
+    bits = _integer("ptr_bits", stored_ptr_bits(machine, layer.streamed))
     if bits % 4 or bits < 4:
         raise IsaError(f"{owner}: cannot print pointers of ptr_bits = {bits}")
     if ptr.size and (ptr.min() < 0 or ptr.max() >= 1 << bits):

@@ -34,7 +34,7 @@ TABLE_FUNCTIONS: tuple[str, ...] = ("sigmoid", "tanh", "relu")
 # --- machine header ---------------------------------------------------------------------------
 
 
-def _field(default: int | float, minimum: int, doc: str, unit: str = "") -> Any:
+def _field(default: int | float, minimum: float, doc: str, unit: str = "") -> Any:
     """A ``Machine`` field with its documentation, least value and unit (``fields(Machine)``
     metadata, which the verifier, the command line and ``eiec machines`` read)."""
     return field(default=default, metadata={"doc": doc, "min": minimum, "unit": unit})
@@ -46,8 +46,13 @@ class Machine:
 
     Memory sizes are per PE, in bytes; latencies in cycles (isa/SPEC.md §6 says where each one
     counts). Defaults are the paper's 64-PE chip (45 nm, 800 MHz). ``REQUIRED`` fields are
-    always written in the header; the others (the pipeline's latencies) only when they differ
-    from their default.
+    always written in the header; the others (the pipeline's latencies and the DRAM interface)
+    only when they differ from their default.
+
+    The DRAM interface (the paper's chip has none: every weight is on chip) serves layers
+    streamed chunk by chunk (``Layer.chunks``): its default is one 64-bit DDR3-1600 channel
+    (12.8 GB/s, the same as a 32-bit LPDDR4-3200 one) with 100 ns to the first word, and
+    Table I's DRAM access energy, 640 pJ per 32 bits (20 pJ per bit).
     """
 
     pes: int = _field(64, 1, "processing elements")
@@ -74,6 +79,15 @@ class Machine:
     writeback_rows: int = _field(1, 1, "rows each PE writes back per cycle")
     ew_latency: int = _field(2, 0, "element-wise add/mul/copy pipeline latency", "cycles")
     lut_latency: int = _field(3, 0, "ew-lut pipeline latency (read, multiply, add)", "cycles")
+    dram_gbps: float = _field(
+        12.8, 0, "DRAM bandwidth for streamed weights, > 0 (emulate-time)", "GB/s"
+    )
+    dram_latency_ns: float = _field(
+        100.0, 0, "DRAM first-word latency of each chunk transfer (emulate-time)", "ns"
+    )
+    dram_pj_per_bit: float = _field(
+        20.0, 0, "DRAM energy per bit transferred (Table I: 640 pJ / 32 bit)", "pJ"
+    )
 
     #: Every field, in header order.
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -93,9 +107,32 @@ class Machine:
         "writeback_rows",
         "ew_latency",
         "lut_latency",
+        "dram_gbps",
+        "dram_latency_ns",
+        "dram_pj_per_bit",
     )
+    #: Fields holding reals (the others are integers).
+    REALS: ClassVar[tuple[str, ...]] = (
+        "clock_mhz",
+        "dram_gbps",
+        "dram_latency_ns",
+        "dram_pj_per_bit",
+    )
+    #: Fields that must be above (not only at least) their least value.
+    POSITIVE: ClassVar[tuple[str, ...]] = ("clock_mhz", "dram_gbps")
     #: The fields every header holds (format version 1 as first published).
     REQUIRED: ClassVar[tuple[str, ...]] = FIELDS[:8]
+
+
+#: Width of a streamed layer's pointers in its DRAM image (the program text): whole-layer
+#: pointers, which the transfer of a chunk rebases to ``ptr_bits``-bit chunk-relative ones.
+DRAM_PTR_BITS = 32
+
+
+def stored_ptr_bits(machine: Machine, streamed: bool) -> int:
+    """Width of a layer's pointers in the program text: ``ptr_bits`` for a layer held on chip,
+    ``DRAM_PTR_BITS`` for a streamed one."""
+    return DRAM_PTR_BITS if streamed else machine.ptr_bits
 
 
 # --- data sections ----------------------------------------------------------------------------
@@ -177,6 +214,10 @@ class Layer(_ArrayFields):
     ``base_p`` is the number of entries of PEs ``0 .. p-1``: ``v`` and ``z`` hold every PE's
     entries, PE after PE. ``ptr`` has shape ``(N, cols + 1)`` and ``ptr[p, 0] == 0``.
     ``loc`` is the ``.layer`` line, ``pe_locs`` the ``.pe`` lines (set by the parser).
+
+    ``chunks``: None for a layer held in the PEs' SRAMs; for a layer held in DRAM and streamed
+    into them, the column cut points ``(0, c_1, ..., cols)``: chunk i is columns
+    ``chunks[i] .. chunks[i + 1] - 1`` (every PE's entries and pointers of those columns).
     """
 
     name: str
@@ -186,6 +227,7 @@ class Layer(_ArrayFields):
     ptr: np.ndarray
     v: np.ndarray
     z: np.ndarray
+    chunks: tuple[int, ...] | None = None
     loc: SourceLocation | None = field(default=None, compare=False, repr=False)
     pe_locs: tuple[SourceLocation, ...] | None = field(default=None, compare=False, repr=False)
 
@@ -214,6 +256,18 @@ class Layer(_ArrayFields):
     def padding_entries(self) -> int:
         """Entries with ``v == 0`` (padding, or explicitly stored zeros)."""
         return int(np.count_nonzero(self.v == 0))
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the layer is held in DRAM and streamed chunk by chunk."""
+        return self.chunks is not None
+
+    def chunk_entries(self) -> np.ndarray:
+        """Stored entries of each chunk on each PE, shape ``(chunks, N)`` (a layer in SRAM is
+        one chunk)."""
+        cuts = list(self.chunks) if self.chunks is not None else [0, self.cols]
+        ptr = np.asarray(self.ptr, dtype=np.int64)
+        return np.diff(ptr[:, cuts], axis=1).T
 
     def local_rows(self, pe: int) -> int:
         """Rows of the matrix owned by PE ``pe``."""
@@ -277,6 +331,18 @@ LAYER = "layer"  # a layer name
 TABLE = "table"  # a table name
 VIEW = "view"  # a buffer view: NAME or NAME[ROW]
 SOURCES = "sources"  # a non-empty comma list of views and #1
+CHUNK = "chunk"  # a chunk of a streamed layer: LAYER[INDEX]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A chunk operand: chunk ``index`` of streamed layer ``layer`` (written ``L[i]``)."""
+
+    layer: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.layer}[{self.index}]"
 
 
 @dataclass(frozen=True)
@@ -325,12 +391,30 @@ class SparseColumnMac(Instruction):
     """``sparse-column-mac L``: every PE, for each broadcast (j, a_j), adds
     ``codebook[v] * a_j`` into the accumulator of each of its local rows that column j of
     layer L stores (padding entries add 0). Accumulators are wide (``acc_bits``) integers with
-    ``codebook.frac + activation frac`` fraction bits.
+    ``codebook.frac + activation frac`` fraction bits. For a streamed layer the columns come
+    from the chunks ``stream-chunk`` queued (the sums are the same as from SRAM).
     """
 
     MNEMONIC: ClassVar[str] = "sparse-column-mac"
     OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("layer", LAYER),)
     layer: str
+
+
+@dataclass(frozen=True)
+class StreamChunk(Instruction):
+    """``stream-chunk L[i]``: queue the transfer of chunk i of streamed layer L (columns
+    ``L.chunks[i] .. L.chunks[i + 1] - 1``: every PE's entries and pointers of them) from DRAM
+    into the PEs' sparse-matrix and pointer SRAMs. Changes no value.
+
+    The next ``sparse-column-mac L`` reads its columns from the queued chunks, which must be
+    L's chunks 0, 1, ... in order, all of them. The transfers run during that MAC, into two
+    alternating halves of the SRAM space left by the layers held on chip (double buffering):
+    chunk i + 2's transfer starts when chunk i's columns are done.
+    """
+
+    MNEMONIC: ClassVar[str] = "stream-chunk"
+    OPERANDS: ClassVar[tuple[tuple[str, str], ...]] = (("chunk", CHUNK),)
+    chunk: Chunk
 
 
 @dataclass(frozen=True)
@@ -413,6 +497,7 @@ INSTRUCTIONS: dict[str, type[Instruction]] = {
         LoadCodebook,
         BroadcastActivation,
         SparseColumnMac,
+        StreamChunk,
         Writeback,
         ReluWriteback,
         EwAdd,

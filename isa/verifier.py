@@ -8,6 +8,7 @@ operand. Checks over stored entries are vectorised, so millions of entries take 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable
@@ -18,9 +19,10 @@ import numpy as np
 
 from eiec.errors import SourceLocation, VerificationError
 from eiec.isa import csc
-from eiec.isa.capacity import first_overflow
+from eiec.isa.capacity import chunk_overflow, first_overflow
 from eiec.isa.printer import format_instruction
 from eiec.isa.program import (
+    CHUNK,
     CODEBOOK_SIZE,
     ELEMENTWISE,
     LAYER,
@@ -34,6 +36,7 @@ from eiec.isa.program import (
     WRITEBACKS,
     BroadcastActivation,
     Buffer,
+    Chunk,
     EwLut,
     Halt,
     Instruction,
@@ -44,8 +47,10 @@ from eiec.isa.program import (
     Port,
     Program,
     SparseColumnMac,
+    StreamChunk,
     Table,
     View,
+    stored_ptr_bits,
 )
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
@@ -69,6 +74,20 @@ def check_machine(machine: Machine, where: str) -> None:
     """Rule 1: the ``.machine`` header."""
     for item in fields(Machine):
         if item.name in ("clock_mhz", "ptr_bits", "acc_bits"):
+            continue
+        if item.name in Machine.REALS:
+            value = getattr(machine, item.name)
+            positive = item.name in Machine.POSITIVE
+            # Bandwidth may be unbounded (inf: streaming costs no transfer time).
+            if math.isnan(value) or (value <= 0 if positive else value < item.metadata["min"]):
+                raise VerificationError(
+                    f"machine: {item.name} must be {'> 0' if positive else '>= 0'}, got {value}",
+                    where=where,
+                )
+            if value == math.inf and item.name != "dram_gbps":
+                raise VerificationError(
+                    f"machine: {item.name} must be finite, got {value}", where=where
+                )
             continue
         value, least = getattr(machine, item.name), item.metadata["min"]
         if value < least:
@@ -294,8 +313,28 @@ class _Verifier:
                 f"layer {layer.name}: {ptr.shape[1]} pointers per PE, expected cols + 1 = "
                 f"{layer.cols + 1}",
             )
+        self.chunks(layer)
         self.pointers(layer, ptr)
         self.entries(layer, ptr)
+
+    def chunks(self, layer: Layer) -> None:
+        """Rule 6: a streamed layer's cut points run from 0 up to ``cols``."""
+        cuts = layer.chunks
+        if cuts is None:
+            return
+        if len(cuts) < 2 or cuts[0] != 0 or cuts[-1] != layer.cols:
+            self.fail(
+                layer.loc,
+                f"layer {layer.name}: chunks={list(cuts)} must start at 0 and end at cols = "
+                f"{layer.cols}",
+            )
+        for index, (first, stop) in enumerate(itertools.pairwise(cuts)):
+            if stop <= first:
+                self.fail(
+                    layer.loc,
+                    f"layer {layer.name}: chunk {index} (columns {first}..{stop - 1}) is empty",
+                    "chunk cut points must increase",
+                )
 
     def pe_loc(self, layer: Layer, pe: int) -> SourceLocation | None:
         if layer.pe_locs is not None and pe < len(layer.pe_locs):
@@ -335,16 +374,28 @@ class _Verifier:
                 f"layer {name}, PE {pe}, column {col}: non-monotone pointers: ptr[{col}] = "
                 f"{int(ptr[pe, col])} > ptr[{col + 1}] = {int(ptr[pe, col + 1])}",
             )
-        limit = 1 << self.machine.ptr_bits
-        over = np.flatnonzero(ptr[:, -1] >= limit)
+        bits = stored_ptr_bits(self.machine, layer.streamed)
+        over = np.flatnonzero(ptr[:, -1] >= 1 << bits)
         if over.size:
             pe = int(over[0])
             self.fail(
                 self.pe_loc(layer, pe),
                 f"layer {name}, PE {pe}: pointer {int(ptr[pe, -1])} does not fit "
-                f"ptr_bits = {self.machine.ptr_bits}",
+                f"{'a streamed layer' + chr(39) + 's ' if layer.streamed else ''}"
+                f"ptr_bits = {bits}",
                 "split the layer or use wider pointers",
             )
+        if layer.streamed:  # a chunk's pointers, rebased to its start, fit ptr_bits
+            sizes = layer.chunk_entries()
+            big = np.argwhere(sizes >= 1 << self.machine.ptr_bits)
+            if big.size:
+                chunk, pe = (int(i) for i in big[0])
+                self.fail(
+                    self.pe_loc(layer, pe),
+                    f"layer {name}, PE {pe}: chunk {chunk} holds {int(sizes[chunk, pe])} "
+                    f"entries, more than ptr_bits = {self.machine.ptr_bits} pointers address",
+                    "cut the layer into smaller chunks",
+                )
         total = int(ptr[:, -1].sum())
         for array in ("v", "z"):
             size = getattr(layer, array).size
@@ -412,6 +463,7 @@ class _Verifier:
         program, machine = self.program, self.machine
         overflow = first_overflow(machine, program.layers.values(), program.buffers.values())
         if overflow is None:
+            self.chunk_capacity()
             return
         name, need = overflow.name, overflow.need
         if overflow.memory == "spmat_sram":
@@ -436,6 +488,14 @@ class _Verifier:
             "use more PEs, fewer or smaller buffers, or a machine with more SRAM",
         )
 
+    def chunk_capacity(self) -> None:
+        """Rule 8, streamed layers: each chunk fits half the SRAM the on-chip layers leave."""
+        machine = self.machine
+        for layer in self.program.layers.values():
+            problem = chunk_overflow(machine, self.program.layers.values(), layer)
+            if problem is not None:
+                self.fail(layer.loc, f"layer {layer.name}: {problem}", "cut it into smaller chunks")
+
     # --- rules 9, 10: the instruction stream --------------------------------------------------
 
     def text(self) -> None:
@@ -448,6 +508,7 @@ class _Verifier:
         stream: tuple[int, int] | None = None  # (length, frac) of the pending broadcast
         codebook: Layer | None = None
         pending: _Pending | None = None
+        queued: list[Chunk] = []  # chunks streamed since the last MAC
         last = len(program.text) - 1
         for index, instruction in enumerate(program.text):
             self.operands(instruction)
@@ -465,7 +526,12 @@ class _Verifier:
                 codebook = program.layers[instruction.layer]
             elif isinstance(instruction, BroadcastActivation):
                 stream = self.broadcast(instruction)
+            elif isinstance(instruction, StreamChunk):
+                self.stream_chunk(instruction, queued)
+                queued.append(instruction.chunk)
             elif isinstance(instruction, SparseColumnMac):
+                self.streamed(instruction, queued)
+                queued = []
                 pending = self.mac(instruction, stream, codebook, pending)
                 stream = None
             elif isinstance(instruction, WRITEBACKS):
@@ -473,6 +539,45 @@ class _Verifier:
                 pending = None
             elif isinstance(instruction, ELEMENTWISE):
                 self.elementwise(instruction)
+
+    def stream_chunk(self, instruction: StreamChunk, queued: list[Chunk]) -> None:
+        chunk = instruction.chunk
+        expected = queued[-1].index + 1 if queued else 0
+        if queued and queued[-1].layer != chunk.layer:
+            self.fail(
+                instruction.loc,
+                f"{format_instruction(instruction)}: chunks of layer {queued[-1].layer} are "
+                "queued for its MAC",
+                f"run sparse-column-mac {queued[-1].layer} first",
+            )
+        if chunk.index != expected:
+            self.fail(
+                instruction.loc,
+                f"{format_instruction(instruction)}: chunk {expected} of layer {chunk.layer} is "
+                f"the next to stream, not chunk {chunk.index}",
+                "stream a layer's chunks in order from 0 before its sparse-column-mac",
+            )
+
+    def streamed(self, instruction: SparseColumnMac, queued: list[Chunk]) -> None:
+        """A MAC of a streamed layer needs all its chunks queued; of another, none."""
+        layer = self.program.layers[instruction.layer]
+        owner = format_instruction(instruction)
+        if layer.chunks is None:
+            if queued:
+                self.fail(
+                    instruction.loc,
+                    f"{owner}: chunks of layer {queued[-1].layer} are queued, but layer "
+                    f"{layer.name} is held on chip",
+                )
+            return
+        count = len(layer.chunks) - 1
+        if len(queued) != count or (queued and queued[0].layer != layer.name):
+            self.fail(
+                instruction.loc,
+                f"{owner}: layer {layer.name} is streamed in {count} chunk"
+                f"{'s' if count != 1 else ''}, {len(queued)} of them queued",
+                f"stream-chunk {layer.name}[0] .. {layer.name}[{count - 1}] before the MAC",
+            )
 
     def operands(self, instruction: Instruction) -> None:
         """Rule 2 (declared names) and rule 10 (row in range) for every operand."""
@@ -485,10 +590,27 @@ class _Verifier:
                 self.lookup("table", value, self.program.tables, loc, owner)
             elif kind == VIEW:
                 self.view(value, loc, owner)
+            elif kind == CHUNK:
+                self.chunk(value, loc, owner)
             elif kind == SOURCES:
                 for source in value:
                     if isinstance(source, View):
                         self.view(source, loc, owner)
+
+    def chunk(self, chunk: Chunk, loc: SourceLocation | None, owner: str) -> None:
+        self.lookup("layer", chunk.layer, self.program.layers, loc, owner)
+        cuts = self.program.layers[chunk.layer].chunks
+        if cuts is None:
+            self.fail(
+                loc,
+                f"{owner}: layer {chunk.layer} is held on chip (no chunks=), not streamed",
+            )
+        if not 0 <= chunk.index < len(cuts) - 1:
+            self.fail(
+                loc,
+                f"{owner}: chunk {chunk.index} of layer {chunk.layer} is out of range "
+                f"(chunks = {len(cuts) - 1})",
+            )
 
     def view(self, view: View, loc: SourceLocation | None, owner: str) -> None:
         self.lookup("buffer", view.buffer, self.program.buffers, loc, owner)

@@ -401,7 +401,7 @@ def emulate_task(
     point.gops = stats.gops
     point.gops_per_w = stats.gops_per_w
     point.area_mm2 = stats.chip_area_mm2
-    point.compute_cycles = stats.cycles  # no weight streamed from DRAM: no DRAM stall cycles
+    point.compute_cycles = stats.cycles - sum(run.dram_stall_cycles for run in batch.runs)
     point.ideal_cycles = float(sum(run.ideal_cycles for run in batch.runs))
     point.layers = list(layers.values())
     return point

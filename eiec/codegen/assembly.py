@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from eiec.codegen.streaming import WeightsMode, place_weights
 from eiec.errors import CapacityError
 from eiec.isa import csc
 from eiec.isa.builder import make_layer
@@ -69,6 +70,8 @@ class ProgramAssembly(Program):
 
     formats: dict[str, FormatChoice] = field(default_factory=dict)
     records: dict[str, LayerRecord] = field(default_factory=dict)
+    #: The layers :meth:`program` placed in DRAM (streamed).
+    streamed: list[str] = field(default_factory=list)
     _names: set[str] = field(default_factory=set)
 
     def unique_name(self, hint: str) -> str:
@@ -140,10 +143,10 @@ class ProgramAssembly(Program):
         """Append instructions to the text."""
         self.text.extend(instructions)
 
-    def program(self) -> Program:
-        """The finished program, after the capacity check."""
-        self.check_capacity()
-        return Program(
+    def program(self, weights: WeightsMode = "sram") -> Program:
+        """The finished program, its layers placed by ``weights`` (on chip, streamed from
+        DRAM, or ``auto``: :mod:`eiec.codegen.streaming`), after the capacity check."""
+        built = Program(
             self.machine,
             dict(self.buffers),
             list(self.inputs),
@@ -152,6 +155,10 @@ class ProgramAssembly(Program):
             dict(self.tables),
             list(self.text),
         )
+        placed, self.streamed = place_weights(built, weights)
+        self.layers = dict(placed.layers)
+        self.check_capacity()
+        return placed
 
     # --- capacity ---------------------------------------------------------------------------
 
@@ -164,6 +171,8 @@ class ProgramAssembly(Program):
         last = [layer.name for layer in layers].index(overflow.name) if in_layers else None
         max_pointer = (1 << machine.ptr_bits) - 1
         for layer in layers[: None if last is None else last + 1]:
+            if layer.streamed:  # its chunks are addressed (isa.capacity.plan_chunks)
+                continue
             entries = layer.entries_per_pe
             if int(entries.max(initial=0)) > max_pointer:
                 pe = int(np.argmax(entries))

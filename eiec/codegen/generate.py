@@ -25,6 +25,7 @@ from eiec.codegen.context import (
     on_grid,
     shape_of,
 )
+from eiec.codegen.streaming import WeightsMode
 from eiec.errors import UnsupportedModelError
 from eiec.isa.fixed import frac_for_range
 from eiec.isa.program import Halt, Machine, Port, Program
@@ -67,6 +68,8 @@ class Generated:
     formats: dict[str, FormatChoice]
     records: dict[str, LayerRecord]
     tensor_map: dict[str, str]
+    #: Layers whose weights are streamed from DRAM.
+    streamed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class LowerToEIE:
     ``inputs`` / ``outputs`` name the ports (default: the Relax parameter names and ``y``,
     ``y1``...; batch axis 0 for a rank >= 2 tensor whose first dimension is 1).
     ``calibration`` maps each input port to samples (S x its element count).
+    ``weights``: where the layers' weights live (:mod:`eiec.codegen.streaming`).
     """
 
     machine: Machine = field(default_factory=Machine)
@@ -84,6 +88,7 @@ class LowerToEIE:
     outputs: list[PortSpec] | None = None
     calibration: dict[str, np.ndarray] | None = None
     input_range: float = 8.0
+    weights: WeightsMode = "sram"
 
     def __call__(self, mod: tvm.IRModule) -> Generated:
         """The program of ``mod["main"]`` (a chain of FC / LSTM layers with shared weights)."""
@@ -121,7 +126,10 @@ class LowerToEIE:
                 Port(asm_port_name(asm, spec.name), activation.buffer, activation.shape, axis)
             )
         asm.emit(Halt())
-        return Generated(asm.program(), dict(asm.formats), dict(asm.records), dict(lctx.written))
+        program = asm.program(self.weights)
+        return Generated(
+            program, dict(asm.formats), dict(asm.records), dict(lctx.written), list(asm.streamed)
+        )
 
     def _input(self, asm: ProgramAssembly, param: relax.Var, spec: PortSpec) -> Activation:
         shape = shape_of(param)

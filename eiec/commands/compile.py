@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from eiec.commands.argtypes import input_file, output_file
 from eiec.commands.options import (
@@ -18,6 +19,7 @@ from eiec.commands.options import (
 )
 from eiec.fileio import MODEL, write_atomic
 from eiec.isa import format_program
+from eiec.isa.program import Program
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,13 +51,19 @@ def run(args: argparse.Namespace) -> int:
     loaded = precheck_model(args, capacity=True)
     options = options_from_args(args, progress=not args.quiet)
 
+    from eiec.codegen.streaming import stream_report, stream_table  # lazy: emulator, rich
     from eiec.compiler import compile_model  # lazy: TVM
 
     result = compile_model(loaded, options)  # loaded and checked once, by precheck_model
+    if result.streamed and options.weights == "auto":
+        print(streamed_note(result.program, result.streamed), file=sys.stderr)
     write_atomic(args.output, format_program(result.program))
     if args.export_onnx:
         write_atomic(args.export_onnx, result.compressed_model.SerializeToString())
     report = result.report.to_json()
+    streaming = stream_report(result.program)
+    if streaming:
+        report["streaming"] = [entry.to_json() for entry in streaming]
     if result.training is not None:
         report["training"] = result.training.to_json()
     if args.report_json:
@@ -70,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
                 print_table(result.training.sensitivity.table())
             print_table(stage_table(result.training))
         print_table(result.report.table())
+        if streaming:
+            print_table(stream_table(streaming, result.program.machine.dram_gbps))
         total = result.report.total
         print(
             f"{args.output}: {len(result.program.layers)} layers, {total.stored_entries} "
@@ -77,3 +87,14 @@ def run(args: argparse.Namespace) -> int:
             f"smaller than dense fp32)"
         )
     return 0
+
+
+def streamed_note(program: Program, names: list[str]) -> str:
+    """The one-line note that ``--weights auto`` streams layers ``names`` from DRAM."""
+    counts = {name: len(program.layers[name].chunks or ()) - 1 for name in names}
+    parts = [f"{name} in {n} chunk{'s' if n != 1 else ''}" for name, n in counts.items()]
+    return (
+        f"eiec compile: note: streaming {', '.join(parts)} from DRAM: "
+        f"{'they do' if len(names) > 1 else 'it does'} not fit the PEs' SRAMs "
+        "(--weights sram refuses instead)"
+    )

@@ -21,7 +21,7 @@ from eiec.commands.argtypes import (
     port_input,
     port_output,
 )
-from eiec.commands.machine_options import CLOCK_MHZ, FIFO_DEPTH
+from eiec.commands.machine_options import CLOCK_MHZ, DRAM_GBPS, DRAM_LATENCY_NS, FIFO_DEPTH
 from eiec.commands.options import (
     add_arith_option,
     add_json_option,
@@ -75,6 +75,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--clock-mhz", type=CLOCK_MHZ, help="clock in MHz, 0 < F <= 1e5 (default: header)"
+    )
+    parser.add_argument(
+        "--dram-gbps",
+        type=DRAM_GBPS,
+        metavar="GB/S",
+        help="DRAM bandwidth for streamed weights, 0 < X <= 1e9 GB/s (default: header)",
+    )
+    parser.add_argument(
+        "--dram-latency-ns",
+        type=DRAM_LATENCY_NS,
+        metavar="NS",
+        help="DRAM first-word latency of each chunk transfer, 0..1e9 ns (default: header)",
     )
     add_arith_option(parser)
     parser.add_argument(
@@ -174,7 +186,12 @@ def run(args: argparse.Namespace) -> int:
         else EnergyModel.default(args.process)
     )
     config = EmulatorConfig(
-        fifo_depth=args.fifo_depth, clock_mhz=args.clock_mhz, arith=args.arith, energy=energy
+        fifo_depth=args.fifo_depth,
+        clock_mhz=args.clock_mhz,
+        dram_gbps=args.dram_gbps,
+        dram_latency_ns=args.dram_latency_ns,
+        arith=args.arith,
+        energy=energy,
     )
     observers = [Tracer(sys.stderr if args.json else sys.stdout)] if args.trace else []
     if batched:

@@ -23,7 +23,15 @@ from eiec.isa.program import Machine
 PES = int_range(1, 4096)
 FIFO_DEPTH = int_range(1, 1024)
 CLOCK_MHZ = float_range(0, 1e5, low_open=True)
-_RANGES = {"pes": PES, "fifo_depth": FIFO_DEPTH, "clock_mhz": CLOCK_MHZ}
+DRAM_GBPS = float_range(0, 1e9, low_open=True)
+DRAM_LATENCY_NS = float_range(0, 1e9)
+_RANGES = {
+    "pes": PES,
+    "fifo_depth": FIFO_DEPTH,
+    "clock_mhz": CLOCK_MHZ,
+    "dram_gbps": DRAM_GBPS,
+    "dram_latency_ns": DRAM_LATENCY_NS,
+}
 _LIMIT = 1 << 30
 
 
@@ -45,13 +53,20 @@ def add_machine_options(group: argparse._ArgumentGroup, skip: Collection[str] = 
             continue
         unit = item.metadata["unit"]
         default = f"{item.default:g}" if isinstance(item.default, float) else str(item.default)
-        kind = _RANGES.get(item.name) or int_range(item.metadata["min"], _LIMIT)
+        kind = _RANGES.get(item.name)
+        if kind is None and item.name in Machine.REALS:
+            kind = float_range(item.metadata["min"], 1e9)
+        kind = kind or int_range(item.metadata["min"], _LIMIT)
         group.add_argument(
             flag(item.name),
             type=kind,
-            metavar=unit.upper() if unit in ("B", "MHz") else "N",
+            metavar=unit.upper() if unit in ("B", "MHz") else _metavar(item.name),
             help=f"{item.metadata['doc']} (paper's chip: {default}{' ' + unit if unit else ''})",
         )
+
+
+def _metavar(name: str) -> str:
+    return "X" if name in Machine.REALS else "N"
 
 
 def machine_from_args(args: argparse.Namespace) -> Machine:

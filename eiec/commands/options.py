@@ -119,6 +119,14 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         help="with --sparsity auto: percentage points a layer may lose, 0..100 (0.5)",
     )
     group.add_argument(
+        "--weights",
+        choices=("auto", "sram", "dram"),
+        default="auto",
+        help="where the weights live: auto (default) keeps them in the PEs' SRAMs and streams "
+        "the layers that do not fit from DRAM, chunk by chunk (a note says which); sram "
+        "refuses a layer that does not fit; dram streams every layer",
+    )
+    group.add_argument(
         "--balance",
         action="store_true",
         help="load-balance-aware pruning (ESE): every PE's rows of a layer pruned to the "
@@ -146,7 +154,9 @@ def precheck_model(
         check_inputs(proto, inputs, where)
     if args.calibration:
         check_inputs(proto, load_npy(args.calibration), args.calibration)
-    if capacity:  # auto: the pointer SRAM here, the rest as auto chooses (eiec.training)
+    # auto: the pointer SRAM here, the rest as auto chooses (eiec.training); a layer that does
+    # not fit is streamed from DRAM unless --weights sram.
+    if capacity and getattr(args, "weights", "sram") == "sram":
         sparsity, default = args.sparsity
         check_capacity(proto, machine_from_args(args), sparsity, default, args.model)
     return loaded
@@ -171,6 +181,7 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
         epochs=args.epochs,
         seed=args.seed,
         max_accuracy_drop=args.max_accuracy_drop,
+        weights=args.weights,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from onnx.reference import ReferenceEvaluator
@@ -62,3 +63,33 @@ def test_parse_sparsity() -> None:
     with pytest.raises(CompileError) as info:
         parse_sparsity("fc1=2")
     assert str(info.value) == "--sparsity fc1=2: '2' is not a number in [0, 1]"
+
+
+def test_a_layer_that_does_not_fit_is_streamed_with_a_note(tmp_path: Path, capsys) -> None:
+    model, prog, report = tmp_path / "mlp.onnx", tmp_path / "p.eie", tmp_path / "r.json"
+    onnx.save(mlp([256, 128, 10], seed=1), model)
+    small = ["--pes", "4", "--spmat-sram", "2048", "--sparsity", "0.5"]
+    code = main(["compile", str(model), "-o", str(prog), *small, "--report-json", str(report)])
+    assert code == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("eiec compile: note: streaming fc0 in ")
+    program = load(prog)
+    assert program.layers["fc0"].chunks is not None and program.layers["fc1"].chunks is None
+    (streamed,) = json.loads(report.read_text())["streaming"]
+    assert streamed["layer"] == "fc0" and streamed["cycles"] >= streamed["transfer_cycles"]
+    assert "weights" not in program.origin.options  # auto, the default, is not recorded
+    code = main(["compile", str(model), "-o", str(prog), *small, "--weights", "sram", "-q"])
+    assert code == 1
+    assert "layer fc0: does not fit the sparse-matrix SRAM" in capsys.readouterr().err
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).normal(size=(1, 256)).astype(np.float32))
+    assert (
+        main(["compile", str(model), "-o", str(prog), *small[:2], "--weights", "dram", "-q"]) == 0
+    )
+    assert all(layer.chunks is not None for layer in load(prog).layers.values())
+    capsys.readouterr()
+    assert main(["emulate", str(prog), "-i", str(x), "--json", "--dram-gbps", "0.5"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["dram_bytes"] > 0 and stats["dram_stall_cycles"] > 0
+    assert [t["memory_bound"] for t in stats["layer_totals"]] == [True, True]
+    assert stats["cycles"] >= stats["dram_bytes"] / (0.5 * 1000 / 800)

@@ -92,7 +92,7 @@ def test_compile_twice_gives_the_same_text() -> None:
 
 
 def test_layer_that_does_not_fit_the_sram() -> None:
-    options = CompileOptions.of(pes=2, sparsity=0.0, spmat_sram=4096)
+    options = CompileOptions.of(pes=2, sparsity=0.0, spmat_sram=4096, weights="sram")
     with pytest.raises(CapacityError) as info:
         compile_model(mlp([128, 64, 4], seed=5), options)
     assert str(info.value) == (
@@ -103,7 +103,7 @@ def test_layer_that_does_not_fit_the_sram() -> None:
 
 
 def test_pointer_sram_capacity_message() -> None:
-    options = CompileOptions.of(pes=4, ptr_sram=256)
+    options = CompileOptions.of(pes=4, ptr_sram=256, weights="sram")
     with pytest.raises(CapacityError) as info:
         compile_model(mlp([100, 40, 8], seed=5), options)
     assert str(info.value) == (

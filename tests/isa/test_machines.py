@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,20 @@ def test_eiec_machines_lists_presets_and_fields(capsys: pytest.CaptureFixture) -
     assert [row["field"] for row in rows] == list(Machine.FIELDS)
     assert main(["machines"]) == 0
     assert "eie-28nm" in capsys.readouterr().out
+
+
+def test_dram_fields_are_reals_written_only_when_not_default() -> None:
+    from eiec.isa import format_program, parse
+    from eiec.isa.program import Halt, Program
+
+    plain = format_program(Program(Machine(), text=[Halt()]))
+    assert "dram" not in plain
+    machine = Machine(dram_gbps=math.inf, dram_latency_ns=12.5, dram_pj_per_bit=2.0)
+    text = format_program(Program(machine, text=[Halt()]))
+    assert "dram_gbps=inf dram_latency_ns=12.5 dram_pj_per_bit=2" in text
+    assert parse(text).machine == machine
+    assert machine_from({"dram_gbps": 51.2}).dram_gbps == 51.2
+    with pytest.raises(MachineError, match="dram_gbps must be > 0"):
+        machine_from({"dram_gbps": 0})
+    with pytest.raises(MachineError, match="dram_latency_ns must be finite"):
+        machine_from({"dram_latency_ns": math.inf})

@@ -127,8 +127,8 @@ def test_unknown_mnemonic_without_a_close_match_lists_the_known_ones() -> None:
     text = CANONICAL.replace("    halt", "    frobnicate")
     assert _error(text) == (
         "p.eie:18:5: unknown instruction 'frobnicate' (known: load-codebook, "
-        "broadcast-activation, sparse-column-mac, writeback, relu-writeback, ew-add, ew-mul, "
-        "ew-lut, ew-copy, halt)"
+        "broadcast-activation, sparse-column-mac, stream-chunk, writeback, relu-writeback, "
+        "ew-add, ew-mul, ew-lut, ew-copy, halt)"
     )
 
 
@@ -191,7 +191,8 @@ def test_pipeline_latencies_are_optional_header_keys() -> None:
     misplaced = HEADER.replace("acc_bits=17", "acc_bits=17 alu_stages=6 queue_latency=2")
     assert _error(misplaced + ".text\n    halt\n") == (
         "p.eie:2:119: unexpected 'queue_latency=2'; expected one of: 'codebook_cycles=', "
-        "'ew_latency=', 'lut_latency=', 'writeback_rows=', end of line"
+        "'dram_gbps=', 'dram_latency_ns=', 'dram_pj_per_bit=', 'ew_latency=', 'lut_latency=', "
+        "'writeback_rows=', end of line"
     )
 
 
@@ -199,9 +200,10 @@ def test_unknown_or_repeated_header_keys_are_pointed_at() -> None:
     unknown = HEADER.replace("acc_bits=17", "acc_bits=17 ptr_latency=2 fifo=3")
     assert _error(unknown + ".text\n    halt\n") == (
         "p.eie:2:120: unexpected 'fifo=3'; expected one of: 'alu_stages=', 'codebook_cycles=', "
-        "'ew_latency=', 'lut_latency=', 'writeback_rows=', end of line"
+        "'dram_gbps=', 'dram_latency_ns=', 'dram_pj_per_bit=', 'ew_latency=', 'lut_latency=', "
+        "'writeback_rows=', end of line"
     )
-    twice = HEADER.replace("acc_bits=17", "acc_bits=17 lut_latency=2 lut_latency= 3")
+    twice = HEADER.replace("acc_bits=17", "acc_bits=17 dram_pj_per_bit=2 dram_pj_per_bit= 3")
     assert _error(twice + ".text\n    halt\n") == (
-        "p.eie:2:120: unexpected 'lut_latency='; expected end of line"
+        "p.eie:2:124: unexpected 'dram_pj_per_bit='; expected end of line"
     )

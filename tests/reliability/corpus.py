@@ -819,7 +819,16 @@ def _cases() -> list[Case]:
         Case(
             "compile: pointer SRAM from shapes",
             "capacity",
-            ("compile", f"{d}/wide.onnx", "-o", f"{d}/o.eie", "--ptr-sram", "64"),
+            (
+                "compile",
+                f"{d}/wide.onnx",
+                "-o",
+                f"{d}/o.eie",
+                "--ptr-sram",
+                "64",
+                "--weights",
+                "sram",
+            ),
             message="eiec compile: error: layer fc0: does not fit the pointer SRAM: every PE "
             "needs 132 bytes of column pointers (132 for this layer's 66 pointers, 0 for the "
             "layers before it), 64 bytes available per PE (raise --ptr-sram to 132 (more PEs do "
@@ -842,6 +851,8 @@ def _cases() -> list[Case]:
                 "2",
                 "--sparsity",
                 "0",
+                "--weights",
+                "sram",
             ),
             message="eiec compile: error: layer fc0: does not fit the sparse-matrix SRAM: its "
             "weights and the layers' before it need at least 1024 entries on some PE at sparsity "
