@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from eiec.commands.argtypes import input_file, output_file
+from eiec.commands.argtypes import input_file, output_file, text_output_file
 from eiec.commands.options import (
     add_compile_options,
     add_quiet_option,
@@ -31,14 +31,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", type=input_file(MODEL), metavar="MODEL.onnx", help="the model")
     parser.add_argument(
-        "-o", "--output", required=True, type=output_file, metavar="PROG.eie", help="the program"
+        "-o",
+        "--output",
+        required=True,
+        type=text_output_file,
+        metavar="PROG.eie",
+        help="the program (- for standard output)",
     )
     add_compile_options(parser)
     parser.add_argument(
         "--export-onnx", type=output_file, metavar="OUT.onnx", help="write the compressed model"
     )
     parser.add_argument(
-        "--report-json", type=output_file, metavar="R.json", help="write the report as JSON"
+        "--report-json",
+        type=text_output_file,
+        metavar="R.json",
+        help="write the report as JSON (- for standard output)",
     )
     add_quiet_option(parser)
     parser.set_defaults(run=run)

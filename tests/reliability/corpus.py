@@ -330,7 +330,7 @@ NAMED = {
     "compile: --sparsity 'fc0=0.5,fc0=0.6'": "eiec compile: error: argument --sparsity: "
     "fc0=0.6: layer 'fc0' is given twice (give each layer once)",
     "emulate: --clock-mhz 'inf'": "eiec emulate: error: argument --clock-mhz: expected a number "
-    "in (0, 100000], got 'inf'",
+    "in [0.001, 100000], got 'inf'",
     "sweep: --pes 1,1": "eiec sweep: error: argument --pes: 1 is given twice in '1,1'",
 }
 
@@ -624,9 +624,10 @@ def _cases() -> list[Case]:
         ("--train a folder", ("--train", f"{d}/adir")),
         ("--train not an archive", ("--train", f"{d}/x_txt.npy")),
         ("--train an .npy", ("--train", x)),
-        ("--sparsity auto without --train", ("--sparsity", "auto")),
     ):
         add(Case(f"compile: {name}", "option", (*comp, *extra), slow=True))
+    add(Case("compile: --sparsity auto without --train", "option",
+             (*comp, "--sparsity", "auto"), code=2))  # fmt: skip
     add(Case("compile: -o onto --train", "overwrite",
              ("compile", m, "-o", f"{d}/train.npz", "--train", f"{d}/train.npz"),
              message=f"eiec compile: error: {d}/train.npz: "
