@@ -1,0 +1,42 @@
+"""The training-build cache: a damaged, truncated or swapped library is rebuilt, never loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.script import ir as I
+from tvm.script import relax as R
+
+from eiec.training.tvm_engine import _load_build, _store_build
+
+
+@I.ir_module
+class Double:
+    @R.function
+    def main(x: R.Tensor((2,), "float32")) -> R.Tensor((2,), "float32"):
+        return R.add(x, x)
+
+
+def _run(executable: object) -> np.ndarray:
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    return vm["main"](tvm.runtime.tensor(np.array([1.0, 2.0], np.float32))).numpy()
+
+
+def test_a_sound_build_loads_and_a_damaged_one_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "training" / "k.so"
+    _store_build(tvm.compile(Double, target="llvm"), path, "key-a")
+    loaded = _load_build(path, "key-a")
+    assert loaded is not None
+    np.testing.assert_array_equal(_run(loaded), [2.0, 4.0])
+    assert _load_build(path, "key-b") is None  # another key's entry (swapped on disk)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated: loading it would crash
+    assert _load_build(path, "key-a") is None
+    path.write_bytes(b"\x7fELF" + bytes(100))
+    assert _load_build(path, "key-a") is None
+    path.with_suffix(".sha256").unlink()
+    path.write_bytes(data)  # sound again, but no stamp says what it is
+    assert _load_build(path, "key-a") is None
