@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +96,36 @@ def _compiled(train_mod: tvm.IRModule) -> Any:
     path = cache_dir() / "training" / f"{key[:32]}.so"
     executable = _load_build(path, key)
     if executable is None:
-        executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
+        with _without_pragma_notes():
+            executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
         _store_build(executable, path, key)
     _COMPILED[key] = executable
     return executable
+
+
+#: Lines TVM's native code logs during a training build that say nothing to a user: the LLVM
+#: codegen ignores the ``pragma_scope`` TVM's own legalisation of ``take``'s gradient (the
+#: centroid fine-tuning's scatter-add) puts in, and says so once per kernel.
+_NOTES = re.compile(rb"Warning: Unknown pragma pragma_scope|Scope (Saving|Loaded):")
+
+
+@contextmanager
+def _without_pragma_notes() -> Iterator[None]:
+    """While the body runs, file descriptor 2 (where TVM's C++ logs) goes to a temporary file;
+    afterwards every line but :data:`_NOTES` is passed on to stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            kept = [line for line in log.read().splitlines(True) if not _NOTES.search(line)]
+            if kept:
+                sys.stderr.write(b"".join(kept).decode(errors="replace"))
 
 
 def _stamp(path: Path) -> Path:
