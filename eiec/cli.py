@@ -15,8 +15,8 @@ Before a command runs, :func:`main` checks every path its arguments mark
 (``eiec.commands.argtypes``) with ``eiec.fileio.check_paths``: nothing is computed for an input
 that is missing or an output that could not be written or would overwrite an input. An output
 given as ``-`` goes to standard output, and what the command prints goes to stderr. Ctrl-C
-anywhere prints ``interrupted`` and exits 130; outputs are written atomically, so earlier ones
-stay intact and no temporary file is left.
+anywhere prints ``interrupted`` and exits 130 (SIGTERM: ``terminated``, 143); outputs are
+written atomically, so earlier ones stay intact and no temporary file is left.
 """
 
 from __future__ import annotations
@@ -89,20 +89,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             with stdout_reserved(any(item.path == STDOUT for item in outputs)):
                 return int(args.run(args) or 0)
     except KeyboardInterrupt:
-        return _interrupted(command)
+        return _interrupted(command, interrupts)
     except UsageError as error:
         print(f"{command}: error: {error}", file=sys.stderr)
         return 2
     except EiecError as error:
         if interrupts:
-            return _interrupted(command)
+            return _interrupted(command, interrupts)
         print(f"{command}: error: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return _stdout_closed()
     except OSError as error:
         if interrupts:
-            return _interrupted(command)
+            return _interrupted(command, interrupts)
         if error.errno not in _WRITE_ERRORS:
             raise
         print(f"{command}: error: {_write_failure(error)}", file=sys.stderr)
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         # Ctrl-C inside a native library (TVM) can surface as another exception.
         if interrupts:
-            return _interrupted(command)
+            return _interrupted(command, interrupts)
         raise
 
 
@@ -190,9 +190,11 @@ def _silence_stdout() -> None:
 def entry() -> int:
     """The ``eiec`` program (console script and ``python -m eiec``): :func:`main`, then Ctrl-C
     ignored while Python shuts down, so a late one cannot kill a finished command, and the
-    objects left frozen out of the final collection; exit 130 when interrupted."""
+    objects left frozen out of the final collection; exit 130 when interrupted (143 on
+    SIGTERM)."""
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:  # what is still buffered: a closed pipe or a full disk ends quietly here too
         sys.stdout.flush()
     except BrokenPipeError:
@@ -205,37 +207,44 @@ def entry() -> int:
     # Shutting down: the final garbage collection need not walk every object left (about
     # 10 ms of a 0.15 s `eiec emulate`); outputs are written and closed by now.
     gc.freeze()
-    if code == 130:
+    if code in (130, 128 + signal.SIGTERM):
         # Interrupted: leave now. A KeyboardInterrupt that a native library printed instead of
         # raising marks the interpreter, whose shutdown would then die of SIGINT (exit -2).
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(130)
+        os._exit(code)
     return code
 
 
-def _interrupted(command: str) -> int:
+def _interrupted(command: str, signals: Sequence[int] = ()) -> int:
+    """Say so, and the exit status of the signal: 130 for Ctrl-C, 143 for SIGTERM."""
+    if signals and signals[-1] == signal.SIGTERM:
+        print(f"{command}: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     print(f"{command}: interrupted", file=sys.stderr)
     return 130
 
 
 @contextmanager
 def _counting_interrupts(interrupts: list[int]) -> Iterator[None]:
-    """Record each SIGINT (then raise KeyboardInterrupt as Python does) while the body runs."""
+    """Record each SIGINT and SIGTERM (then raise KeyboardInterrupt as Python does for SIGINT)
+    while the body runs: either ends the command through its ``finally`` blocks (a sweep's
+    workers stopped, temporary files removed)."""
 
     def handler(signum: int, frame: object) -> None:
         interrupts.append(signum)
         raise KeyboardInterrupt
 
     try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Python's handler alone
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave Python's handlers alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 if __name__ == "__main__":
