@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     config = EmulatorConfig(
         fifo_depth=args.fifo_depth, clock_mhz=args.clock_mhz, arith=args.arith, energy=energy
     )
-    observers = [Tracer(sys.stderr if args.json else sys.stdout)] if args.trace else []
+    trace_to = sys.stderr if args.json else sys.stdout
+    observers = [Tracer(trace_to, samples=batched)] if args.trace else []
     if batched:
         batch = run_batch(
             program,
