@@ -120,7 +120,7 @@ def _check_stdout(item: OutputFile, earlier: OutputFile | None) -> None:
         raise PathError(
             "'-' (standard output) is for text outputs and this one is binary",
             where=item.label,
-            fix="give a file name (write ./- for a file named '-')",
+            fix="give a file name; ./- is a file named '-'",
         )
     if earlier is not None:
         raise PathError(

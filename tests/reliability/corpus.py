@@ -266,6 +266,9 @@ def build_fixtures(folder: Path) -> None:
     (folder / "x_empty_file.npy").write_bytes(b"")
     (folder / "energy_bad.json").write_text("{not json")
     (folder / "energy_list.json").write_text("[1, 2]")
+    from tests.reliability.corpus_io import build_io_fixtures  # lazy: it imports Case
+
+    build_io_fixtures(folder)
 
     text = format_program(made.program)
     lines = text.splitlines(keepends=True)
@@ -337,9 +340,12 @@ NAMED = {
 
 def cases() -> list[Case]:
     """The whole corpus, in a fixed order."""
+    from tests.reliability.corpus_io import NAMED_IO, io_cases  # lazy: it imports Case
+
+    named = {**NAMED, **NAMED_IO}
     return [
-        replace(case, message=NAMED[case.name], slow=False) if case.name in NAMED else case
-        for case in _cases()
+        replace(case, message=named[case.name], slow=False) if case.name in named else case
+        for case in [*_cases(), *io_cases()]
     ]
 
 
