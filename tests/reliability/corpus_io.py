@@ -570,22 +570,19 @@ def _damaged_entry(keep: float) -> Callable[[Path], None]:
 
 def _damaged_build(folder: Path) -> None:
     import tvm
-    from tvm import relax
 
     from eiec.training.tvm_engine import _load_build, _store_build
+    from tests.training.test_build_cache import Double
 
-    builder = relax.BlockBuilder()
-    x = relax.Var("x", relax.TensorStructInfo((2,), "float32"))
-    with builder.function("main", [x]):
-        builder.emit_func_output(relax.op.add(x, x))
-    executable = tvm.compile(builder.get(), target="llvm")
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "training" / "k.so"
-        _store_build(executable, path, "k")
+        _store_build(tvm.compile(Double, target="llvm"), path, "k")
         if _load_build(path, "k") is None:
             raise IoFailure("a sound build was not loaded")
         data = path.read_bytes()
-        path.write_bytes(data[: len(data) // 3])
+        damaged = path.with_suffix(".new")  # a new file: the loaded one stays mapped
+        damaged.write_bytes(data[: len(data) // 3])
+        damaged.replace(path)
         if _load_build(path, "k") is not None:
             raise IoFailure("a truncated build was loaded")
 

@@ -25,6 +25,14 @@ def _run(executable: object) -> np.ndarray:
     return vm["main"](tvm.runtime.tensor(np.array([1.0, 2.0], np.float32))).numpy()
 
 
+def _replace(path: Path, data: bytes) -> None:
+    """Give ``path`` new contents in a new file (the library loaded from it stays mapped:
+    rewriting it in place would pull the pages from under the process)."""
+    new = path.with_suffix(".new")
+    new.write_bytes(data)
+    new.replace(path)
+
+
 def test_a_sound_build_loads_and_a_damaged_one_does_not(tmp_path: Path) -> None:
     path = tmp_path / "training" / "k.so"
     _store_build(tvm.compile(Double, target="llvm"), path, "key-a")
@@ -33,10 +41,10 @@ def test_a_sound_build_loads_and_a_damaged_one_does_not(tmp_path: Path) -> None:
     np.testing.assert_array_equal(_run(loaded), [2.0, 4.0])
     assert _load_build(path, "key-b") is None  # another key's entry (swapped on disk)
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # truncated: loading it would crash
+    _replace(path, data[: len(data) // 2])  # truncated: loading it would crash
     assert _load_build(path, "key-a") is None
-    path.write_bytes(b"\x7fELF" + bytes(100))
+    _replace(path, b"\x7fELF" + bytes(100))
     assert _load_build(path, "key-a") is None
     path.with_suffix(".sha256").unlink()
-    path.write_bytes(data)  # sound again, but no stamp says what it is
+    _replace(path, data)  # sound again, but no stamp says what it is
     assert _load_build(path, "key-a") is None
