@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from eiec.errors import PathError
 from eiec.fileio import write_atomic
 
 #: Default size limit of one kind of pickled entry: the oldest are removed beyond it.
@@ -61,7 +62,7 @@ def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> bool:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(path, write, private=True)
-    except OSError:
+    except (OSError, PathError):  # a full disk (PathError from write_atomic) costs the entry
         return False
     return True
 
