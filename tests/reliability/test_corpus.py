@@ -27,6 +27,9 @@ FAST = [
 #: The input/output cases (corpus_io) run in this process before any TVM import: paths,
 #: options without effect, machine files and fields (their processes run in the script).
 IO_FAST = [case for case in io_cases() if not case.slow and case.call is None]
+#: The other input/output cases: API calls and the caches here, a process each for closed
+#: pipes, full disks, ``ulimit -f``, FIFOs and SIGTERM (marked slow).
+IO_CALLS = [case for case in io_cases() if case.call is not None]
 
 
 @pytest.fixture(scope="module")
@@ -69,5 +72,20 @@ def test_fast_case_is_clean(case: Case, folder: Path) -> None:
 
 @pytest.mark.parametrize("case", IO_FAST, ids=[c.name for c in IO_FAST])
 def test_io_case_is_clean(case: Case, folder: Path) -> None:
+    outcome = run_case(case, folder)
+    assert outcome.verdict == "clean", (outcome.detail, outcome.err)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.slow)
+        if case.slow or case.category in ("stdout", "blocking input", "signal")
+        else case
+        for case in IO_CALLS
+    ],
+    ids=[c.name for c in IO_CALLS],
+)
+def test_io_call_is_clean(case: Case, folder: Path) -> None:
     outcome = run_case(case, folder)
     assert outcome.verdict == "clean", (outcome.detail, outcome.err)
