@@ -98,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _interrupted(command, interrupts)
         print(f"{command}: error: {error}", file=sys.stderr)
         return 1
-    except BrokenPipeError:
+    except BrokenPipeError as error:
+        if error.filename != STDOUT_NAME:  # another pipe (a worker's): not the reader of stdout
+            raise
         return _stdout_closed()
     except OSError as error:
         if interrupts:

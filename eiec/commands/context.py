@@ -35,8 +35,9 @@ def _ray_with_address(args: argparse.Namespace) -> bool:
 @dataclass(frozen=True)
 class Needs:
     """``flag`` (the option whose value is ``dest``) has an effect only when ``holds``; without
-    it, ``context`` says when it has none and ``fix`` how to give it an effect. ``default`` is
-    the value when it is not given; ``given`` whether it is (by default: not None)."""
+    it, ``context`` says when it has none and ``fix`` how to give it an effect, ``instead``
+    what to give in its place (by default: leave it out). ``default`` is the value when it is
+    not given; ``given`` whether it is (by default: not None)."""
 
     dest: str
     flag: str
@@ -45,6 +46,7 @@ class Needs:
     holds: Callable[[argparse.Namespace], bool]
     default: object = None
     given: Callable[[argparse.Namespace], bool] | None = None
+    instead: str | None = None
 
 
 #: Every option that has an effect only in some context.
@@ -54,8 +56,8 @@ RULES: tuple[Needs, ...] = (
     Needs("epochs", "--epochs", "without --train", "add --train DATA.npz", _given("train"), 10),
     Needs("seed", "--seed", "without --train", "add --train DATA.npz", _given("train"), 0),
     Needs("sparsity", "--sparsity auto", "without --train",
-          "add --train DATA.npz (auto picks each layer's sparsity by training)", _given("train"),
-          given=_auto),
+          "auto picks each layer's sparsity by training: add --train DATA.npz", _given("train"),
+          given=_auto, instead="give --sparsity S"),
     Needs("max_accuracy_drop", "--max-accuracy-drop", "without --sparsity auto",
           "add --sparsity auto --train DATA.npz", _auto, 0.5),
     Needs("input_range", "--input-range", "with --calibration",
@@ -78,7 +80,7 @@ def check_context(args: argparse.Namespace) -> None:
         if given and not rule.holds(args):
             raise UsageError(
                 f"{rule.flag} has no effect {rule.context}",
-                fix=f"{rule.fix}, or leave out {rule.flag}",
+                fix=f"{rule.fix}, or {rule.instead or 'leave out ' + rule.flag}",
             )
     for rule in RULES:
         if hasattr(args, rule.dest) and getattr(args, rule.dest) is None:
