@@ -94,23 +94,24 @@ def _compiled(train_mod: tvm.IRModule) -> Any:
     if key in _COMPILED:
         return _COMPILED[key]
     path = cache_dir() / "training" / f"{key[:32]}.so"
-    executable = _load_build(path, key)
-    if executable is None:
-        with _without_pragma_notes():
+    with _without_tvm_notes():
+        executable = _load_build(path, key)
+        if executable is None:
             executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
-        _store_build(executable, path, key)
+            _store_build(executable, path, key)
     _COMPILED[key] = executable
     return executable
 
 
-#: Lines TVM's native code logs during a training build that say nothing to a user: the LLVM
-#: codegen ignores the ``pragma_scope`` TVM's own legalisation of ``take``'s gradient (the
-#: centroid fine-tuning's scatter-add) puts in, and says so once per kernel.
+#: Lines TVM's native code logs while a training build is made, saved or loaded that say
+#: nothing to a user: the LLVM codegen ignores the ``pragma_scope`` TVM's own legalisation of
+#: ``take``'s gradient (the centroid fine-tuning's scatter-add) puts in, and says so once per
+#: kernel; the VM executable's (de)serialiser can log its memory scopes.
 _NOTES = re.compile(rb"Warning: Unknown pragma pragma_scope|Scope (Saving|Loaded):")
 
 
 @contextmanager
-def _without_pragma_notes() -> Iterator[None]:
+def _without_tvm_notes() -> Iterator[None]:
     """While the body runs, file descriptor 2 (where TVM's C++ logs) goes to a temporary file;
     afterwards every line but :data:`_NOTES` is passed on to stderr."""
     sys.stderr.flush()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tvm
 from tvm import relax
 from tvm.script import ir as I
@@ -48,3 +50,12 @@ def test_a_sound_build_loads_and_a_damaged_one_does_not(tmp_path: Path) -> None:
     path.with_suffix(".sha256").unlink()
     _replace(path, data)  # sound again, but no stamp says what it is
     assert _load_build(path, "key-a") is None
+
+
+def test_tvm_notes_are_dropped_and_other_lines_kept(capfd: pytest.CaptureFixture[str]) -> None:
+    from eiec.training.tvm_engine import _without_tvm_notes
+
+    with _without_tvm_notes():
+        os.write(2, b"[13:26:45] codegen_cpu.cc:1183: Warning: Unknown pragma pragma_scope\n")
+        os.write(2, b"Scope Saving: 3\nsomething else\n")
+    assert capfd.readouterr().err == "something else\n"
