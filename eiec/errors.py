@@ -107,3 +107,8 @@ class BackendError(EiecError):
 class PathError(EiecError):
     """A command's input cannot be read or its output cannot be written as asked (missing,
     a directory, an unwritable folder, or an output that would overwrite an input)."""
+
+
+class UsageError(EiecError):
+    """The command line asks for something that makes no sense in context (an option that has
+    no effect without another one); exit 2, as argparse's usage errors."""

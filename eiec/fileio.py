@@ -3,13 +3,20 @@
 :func:`check_paths` is the one place where a command's paths are resolved and checked before
 it does any work: every input exists and is a readable file; every output's folder exists and
 is writable, no output is a directory or a device, and no output is the same file as an input
-(same path, a symlink to it or a hard link of it) or as another output. The CLI calls it on the
-paths its argument types (``eiec.commands.argtypes``) mark; Python callers may call it too.
+(same path, a symlink to it or a hard link of it) or as another output. The files an output
+folder will hold are outputs too (a symlink there to an input is refused). ``-`` is standard
+output for a text output and refused for a binary one or a folder; a path ending in ``/`` names
+a folder and is refused for a file. Inputs must be regular files: a pipe or device is refused
+rather than read (reading a FIFO would block). The CLI calls it on the paths its argument types
+(``eiec.commands.argtypes``) mark; Python callers may call it too.
 
 :func:`write_atomic` writes through a temporary file in the target's folder and a rename, so a
 file is either fully written or not touched (Ctrl-C included); the new file gets the mode a
 plain ``open(path, "w")`` would give it: the existing file's mode when overwriting, otherwise
-``0o666`` less the umask.
+``0o666`` less the umask. A write that fails (disk full, file too large for ``ulimit -f``, a
+name too long) is a :class:`~eiec.errors.PathError` naming the file and the reason, and leaves
+nothing behind. :func:`stdout_reserved` sends what a command prints to stderr while an output
+goes to standard output.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from __future__ import annotations
 import io
 import os
 import stat
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -59,11 +68,16 @@ class InputFile:
 class OutputFile:
     """An output path of a command; ``label`` is the option that names it (e.g. ``-o``).
     With ``inside``, the path is a folder (made when missing) the command writes those files
-    into."""
+    into. A ``text`` output may be ``-``, standard output."""
 
     label: str
     path: str
     inside: tuple[str, ...] = ()
+    text: bool = False
+
+
+#: The output path that means standard output (text outputs only).
+STDOUT = "-"
 
 
 def check_paths(inputs: Sequence[InputFile], outputs: Sequence[OutputFile]) -> None:
@@ -75,37 +89,112 @@ def check_paths(inputs: Sequence[InputFile], outputs: Sequence[OutputFile]) -> N
         (item.label, item.path, Path(os.path.realpath(item.path))) for item in inputs
     ]
     input_count = len(seen)
+    to_stdout: OutputFile | None = None
     for item in outputs:
-        target = _check_output(item)
-        for number, (label, path, other) in enumerate(seen):
-            if _same_file(target, other):
-                role = "input" if number < input_count else "output"
-                raise PathError(
-                    f"is the same file as the {role} {path} ({label})"
-                    + ("; eiec never overwrites an input" if role == "input" else ""),
-                    where=item.path,
-                    fix="write the output to another file",
-                )
-        seen.append((item.label, item.path, target))
+        if item.path == STDOUT:
+            _check_stdout(item, to_stdout)
+            to_stdout = item
+            continue
+        for path, target in _check_output(item):
+            for number, (label, other_path, other) in enumerate(seen):
+                if _same_file(target, other):
+                    role = "input" if number < input_count else "output"
+                    raise PathError(
+                        f"is the same file as the {role} {other_path} ({label})"
+                        + ("; eiec never overwrites an input" if role == "input" else ""),
+                        where=path,
+                        fix="write the output to another file",
+                    )
+            seen.append((item.label, path, target))
+
+
+def _check_stdout(item: OutputFile, earlier: OutputFile | None) -> None:
+    """``-`` for ``item``: standard output, for one text output alone."""
+    if item.inside:
+        raise PathError(
+            "'-' (standard output) cannot hold a folder of files",
+            where=item.label,
+            fix="give the path of a folder",
+        )
+    if not item.text:
+        raise PathError(
+            "'-' (standard output) is for text outputs and this one is binary",
+            where=item.label,
+            fix="give a file name; ./- is a file named '-'",
+        )
+    if earlier is not None:
+        raise PathError(
+            f"'-' (standard output) is given for {earlier.label} too",
+            where=item.label,
+            fix="send at most one output to standard output",
+        )
 
 
 def _check_input(item: InputFile) -> None:
-    path = Path(item.path)
-    if not path.exists():
-        raise PathError(item.kind.missing, where=item.path, fix=item.kind.fix)
-    if path.is_dir():
-        raise PathError("is a directory, not a file", where=item.path, fix=item.kind.fix)
     try:
-        with path.open("rb"):
-            pass
+        info = os.stat(item.path)
+    except FileNotFoundError:
+        raise PathError(item.kind.missing, where=item.path, fix=item.kind.fix) from None
     except OSError as error:
-        raise PathError(f"cannot read: {error.strerror}", where=item.path) from None
+        raise path_error(error, item.path, "cannot read") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise PathError("is a directory, not a file", where=item.path, fix=item.kind.fix)
+    if not stat.S_ISREG(info.st_mode):
+        raise PathError(
+            f"is not a regular file but a {_kind_of(info.st_mode)}, which eiec does not read",
+            where=item.path,
+            fix="save the data to a file and give its path",
+        )
+    try:  # O_NONBLOCK: a file that became a FIFO since the stat must not block the open
+        os.close(os.open(item.path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as error:
+        raise path_error(error, item.path, "cannot read") from None
 
 
-def _check_output(item: OutputFile) -> Path:
-    """The file ``item`` will really write (symlinks followed), checked to be writable."""
-    if item.inside:
-        return _check_output_folder(item)
+def read_regular(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of the regular file at ``path``; OSError when it cannot be read or is not a
+    regular file (a pipe would block, a device never end)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as file:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            import errno  # lazy: only on failure
+
+            raise OSError(errno.EINVAL, f"not a regular file but a {_kind_of(mode)}")
+        return file.read()
+
+
+def _kind_of(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
+
+
+def _check_output(item: OutputFile) -> list[tuple[str, Path]]:
+    """The files ``item`` will really write (symlinks followed), each with the path the user
+    would see, checked to be writable."""
+    try:
+        if item.inside:
+            return _check_output_folder(item)
+        return [(item.path, _check_output_file(item))]
+    except OSError as error:  # e.g. a name too long to stat
+        raise path_error(error, item.path, "cannot write") from None
+
+
+def _check_output_file(item: OutputFile) -> Path:
+    if item.path.endswith(("/", os.sep)):
+        raise PathError(
+            "ends in '/', so it names a folder, not a file",
+            where=item.path,
+            fix=f"give a file name, e.g. {item.path}out",
+        )
     target = Path(os.path.realpath(item.path))
     if target.is_dir():
         raise PathError(
@@ -124,9 +213,9 @@ def _check_output(item: OutputFile) -> Path:
     return target
 
 
-def _check_output_folder(item: OutputFile) -> Path:
-    """The folder ``item`` names, checked to be one (or to be makeable) and writable; each of
-    its files checked as an output when the folder exists."""
+def _check_output_folder(item: OutputFile) -> list[tuple[str, Path]]:
+    """The folder ``item`` names, checked to be one (or to be makeable) and writable, and
+    each of its files checked as an output when the folder exists."""
     target = Path(os.path.realpath(item.path))
     if target.exists() and not target.is_dir():
         raise PathError(
@@ -135,9 +224,8 @@ def _check_output_folder(item: OutputFile) -> Path:
             fix="give the path of a folder; a missing one is made",
         )
     if target.is_dir():
-        for name in item.inside:
-            _check_output(OutputFile(item.label, str(Path(item.path) / name)))
-        return target
+        files = [str(Path(item.path) / name) for name in item.inside]
+        return [(path, _check_output_file(OutputFile(item.label, path))) for path in files]
     parent = next(p for p in target.parents if p.exists())
     if not parent.is_dir():
         raise PathError(
@@ -146,7 +234,7 @@ def _check_output_folder(item: OutputFile) -> Path:
             fix="give a path whose existing part is folders",
         )
     _probe(parent, target.name, item.path, f"cannot make the folder in {parent}")
-    return target
+    return [(item.path, target)]
 
 
 def _probe(folder: Path, name: str, where: str, what: str) -> None:
@@ -155,20 +243,46 @@ def _probe(folder: Path, name: str, where: str, what: str) -> None:
     try:
         fd, probe = temporary_file(folder, name)
     except OSError as error:
-        raise PathError(
-            f"{what}: {error.strerror}", where=where, fix="choose a folder you can write to"
-        ) from None
+        raise path_error(error, where, what, "choose a folder you can write to") from None
     os.close(fd)
     os.unlink(probe)
 
 
+#: How to fix a failed read or write, by errno name.
+_FIXES = {
+    "ENOSPC": "free some space or write elsewhere",
+    "EDQUOT": "free some space or write elsewhere",
+    "EFBIG": "the file is larger than the limit on file sizes (ulimit -f); raise it or write "
+    "elsewhere",
+    "ENAMETOOLONG": "shorten the name: a file system allows 255 bytes for one name",
+    "EROFS": "write elsewhere",
+    "EACCES": "choose a folder you can write to",
+    "EPERM": "choose a folder you can write to",
+}
+
+
+def path_error(error: OSError, where: str, what: str, fix: str = "check the path") -> PathError:
+    """``error`` (an OSError on ``where``) as the PathError ``where: what: reason (fix)``, the
+    fix the reason's own when it has one."""
+    import errno  # lazy: only on failure
+
+    name = errno.errorcode.get(error.errno or 0, "")
+    return PathError(
+        f"{what}: {error.strerror or error}",
+        where=where,
+        fix=_FIXES.get(name, fix),
+    )
+
+
 def temporary_file(folder: str | os.PathLike[str], name: str) -> tuple[int, str]:
-    """A new empty file ``.NAME.<random>.tmp`` in ``folder``, private to the user, opened for
+    """A new empty file ``.NAME.<random>.tmp`` in ``folder`` (NAME cut so that the whole stays
+    within the 255 bytes a file system allows for a name), private to the user, opened for
     writing: its descriptor and path (``tempfile.mkstemp``'s contract; importing tempfile costs
     3 ms of every command's start-up). OSError when the folder cannot be written."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    short = os.fsencode(name)[:200].decode(errors="ignore")
     for _ in range(100):
-        path = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tmp")
+        path = os.path.join(folder, f".{short}.{os.urandom(6).hex()}.tmp")
         try:
             return os.open(path, flags, 0o600), path
         except FileExistsError:
@@ -202,14 +316,23 @@ def write_atomic(
     private: bool = False,
 ) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename;
-    ``data`` may be a function that writes the (binary) file.
+    ``data`` may be a function that writes the (binary) file. ``-`` is standard output.
 
     A symlink is followed (its target is rewritten); the file gets ordinary permissions, or
-    the user's alone when ``private``. Nothing is left behind on an error or Ctrl-C.
+    the user's alone when ``private``. Nothing is left behind on an error or Ctrl-C; a failed
+    write (disk full, ``ulimit -f``, ...) is a PathError naming ``path``.
     """
+    if str(path) == STDOUT:
+        _write_stdout(data)
+        return
     target = Path(os.path.realpath(path))
     mode = "w" if isinstance(data, str) else "wb"
-    fd, tmp = temporary_file(target.parent, target.name)
+    try:
+        fd, tmp = temporary_file(target.parent, target.name)
+    except OSError as error:
+        raise path_error(
+            error, str(path), "cannot write", "choose a folder you can write to"
+        ) from None
     try:
         if not private:  # temporary_file makes it the user's alone
             os.fchmod(fd, _new_file_mode(target))
@@ -219,9 +342,46 @@ def write_atomic(
             else:
                 handle.write(data)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise path_error(error, str(path), "cannot write") from None
         raise
+
+
+#: Where ``-`` writes while :func:`stdout_reserved` holds: the standard output it found.
+_RESERVED: list[IO[str]] = []
+
+
+@contextmanager
+def stdout_reserved(reserve: bool = True) -> Iterator[None]:
+    """While the body runs, what it prints goes to stderr and an output written to ``-`` to
+    the standard output there was: a command whose output is ``-`` keeps stdout for it alone.
+    Does nothing unless ``reserve``."""
+    if not reserve:
+        yield
+        return
+    _RESERVED.append(sys.stdout)
+    try:
+        with redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _RESERVED.pop()
+
+
+def _write_stdout(data: str | bytes | Callable[[IO[bytes]], None]) -> None:
+    """``data`` onto standard output (or the one :func:`stdout_reserved` keeps)."""
+    stream = _RESERVED[-1] if _RESERVED else sys.stdout
+    if isinstance(data, str):
+        stream.write(data)
+    else:
+        stream.flush()
+        binary = stream.buffer
+        if callable(data):
+            data(binary)
+        else:
+            binary.write(data)
+    stream.flush()
 
 
 def save_npy_atomic(path: str | os.PathLike[str], array: np.ndarray) -> None:

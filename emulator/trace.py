@@ -10,13 +10,19 @@ from eiec.isa.printer import format_instruction
 
 
 class Tracer:
-    """Prints ``pc  [start, end)  cycles  text  details`` for every instruction."""
+    """Prints ``pc  [start, end)  cycles  text  details`` for every instruction; with
+    ``samples`` (a batch), a line ``; sample N`` before each sample's instructions."""
 
-    def __init__(self, file: TextIO | None = None) -> None:
+    def __init__(self, file: TextIO | None = None, samples: bool = False) -> None:
         self.file = file
+        self.samples = samples
+        self.sample = 0
 
     def reset(self) -> None:
-        """Nothing to clear: lines are printed as instructions run."""
+        """A new run: its sample's marker line, with ``samples``."""
+        if self.samples:
+            print(f"; sample {self.sample}", file=self.file or sys.stdout)
+            self.sample += 1
 
     def observe(self, event: Event, timing: Timing) -> None:
         """Print one line."""

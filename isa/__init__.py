@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from eiec.errors import IsaError
-from eiec.fileio import write_atomic
+from eiec.fileio import read_regular, write_atomic
 from eiec.isa.printer import format_program
 from eiec.isa.program import Program
 from eiec.isa.verifier import verify
@@ -52,7 +51,7 @@ def load_bytes(data: bytes, source: str, *, check: bool = True) -> Program:
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """The bytes of the program file at ``path`` (IsaError when it cannot be read)."""
     try:
-        return Path(path).read_bytes()
+        return read_regular(path)  # a FIFO or device is refused, not read (it could block)
     except OSError as error:
         raise IsaError(
             f"cannot read the program: {error.strerror or error}", where=str(path)

@@ -1,7 +1,8 @@
 """eiec's cache of what it can rebuild, in ``$XDG_CACHE_HOME/eiec`` (``~/.cache/eiec``).
 
 An entry is a file named by a hash of everything it was made from (see :func:`digest`), so a
-changed input, a changed eiec or a changed library never meets a stale entry. The cache is never
+changed input, a changed eiec or a changed library never meets a stale entry; the entry holds
+that key too, so one renamed or swapped on disk is never taken for another. The cache is never
 needed for a correct result: an entry that is missing, truncated, corrupt or not the user's own
 is rebuilt, and a cache that cannot be written costs only the rebuild. ``EIEC_NO_CACHE=1`` turns
 the pickled entries off (the grammar and training caches keep their own files).
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from eiec.errors import PathError
 from eiec.fileio import write_atomic
 
 #: Default size limit of one kind of pickled entry: the oldest are removed beyond it.
@@ -60,7 +62,7 @@ def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> bool:
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(path, write, private=True)
-    except OSError:
+    except (OSError, PathError):  # a full disk (PathError from write_atomic) costs the entry
         return False
     return True
 
@@ -77,7 +79,7 @@ def read_pickle(kind: str, key: str) -> Any | None:
                 return None
             # Copy-on-write: arrays are views of the mapped file, writable, read on first use.
             data = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_COPY)
-        value = _unpack(memoryview(data))
+        value = _unpack(memoryview(data), key)
         os.utime(path)
     except Exception:  # missing, truncated, corrupt, or unreadable: the caller rebuilds
         return None
@@ -93,27 +95,35 @@ def write_pickle(kind: str, key: str, value: object, limit: int = DEFAULT_LIMIT)
         folder = cache_dir() / kind
     except RuntimeError:  # no home directory
         return
-    parts = _pack(value)
+    parts = _pack(value, key)
     size = sum(len(part) for part in parts)
     if size > limit or not write_file(folder / f"{key}.pickle", lambda f: f.writelines(parts)):
         return
     _evict(folder, limit)
 
 
-#: An entry: this magic, the pickle's length, the number of out-of-band buffers and each one's
-#: length (8-byte little-endian words), the pickle, then each buffer at a 64-byte boundary.
-_MAGIC = b"eiec-pk1"
+#: An entry: this magic, its key's length and the key (what it was made from: an entry renamed or
+#: swapped on disk is not taken for another), the pickle's length, the number of out-of-band
+#: buffers and each one's length (8-byte little-endian words), the pickle, then each buffer at a
+#: 64-byte boundary.
+_MAGIC = b"eiec-pk2"
 _ALIGN = 64
 
 
-def _pack(value: object) -> list[bytes | memoryview]:
-    """The parts of an entry: a protocol-5 pickle whose big arrays travel out of band, so that
-    loading maps them instead of copying them."""
+def _pack(value: object, key: str) -> list[bytes | memoryview]:
+    """The parts of the entry ``key``: a protocol-5 pickle whose big arrays travel out of band,
+    so that loading maps them instead of copying them."""
     buffers: list[pickle.PickleBuffer] = []
     stream = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
     raws = [buffer.raw() for buffer in buffers]
+    name = key.encode()
     words = [len(stream), len(raws), *(raw.nbytes for raw in raws)]
-    header = _MAGIC + b"".join(n.to_bytes(8, "little") for n in words)
+    header = (
+        _MAGIC
+        + len(name).to_bytes(8, "little")
+        + name
+        + b"".join(n.to_bytes(8, "little") for n in words)
+    )
     parts: list[bytes | memoryview] = [header, stream]
     offset = len(header) + len(stream)
     for raw in raws:
@@ -124,9 +134,9 @@ def _pack(value: object) -> list[bytes | memoryview]:
     return parts
 
 
-def _unpack(data: memoryview) -> Any:
-    """The value of an entry ``_pack`` made; its arrays are views of ``data``. ValueError
-    when ``data`` is not such an entry."""
+def _unpack(data: memoryview, key: str) -> Any:
+    """The value of the entry ``key`` that ``_pack`` made; its arrays are views of ``data``.
+    ValueError when ``data`` is not such an entry, or is another key's."""
     if bytes(data[: len(_MAGIC)]) != _MAGIC:
         raise ValueError("not an eiec cache entry")
     at = len(_MAGIC)
@@ -135,6 +145,11 @@ def _unpack(data: memoryview) -> Any:
         nonlocal at
         at += 8
         return int.from_bytes(data[at - 8 : at], "little")
+
+    size = word()
+    if bytes(data[at : at + size]) != key.encode():
+        raise ValueError("the entry of another key")
+    at += size
 
     stream_size, count = word(), word()
     sizes = [word() for _ in range(count)]

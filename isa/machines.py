@@ -13,13 +13,15 @@ type, an unknown key or an invalid value is a :class:`~eiec.errors.MachineError`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from eiec.errors import MachineError, VerificationError
+from eiec.fileio import read_regular
 from eiec.isa.program import Machine
-from eiec.isa.verifier import check_machine
+from eiec.isa.verifier import check_machine, field_range
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def machine_from(
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or (kind is int and not float(value).is_integer())
+            or (kind is int and isinstance(value, float) and not value.is_integer())
         ):
             raise MachineError(
                 f"machine field {name} = {value!r} is not "
@@ -88,7 +90,10 @@ def machine_from(
                 where=where or None,
                 fix="see eiec machines --fields",
             )
-        changes[name] = kind(value)
+        try:
+            changes[name] = kind(value)
+        except OverflowError:  # a float beyond 1e308 as an integer field, or the reverse
+            changes[name] = math.inf
     machine = replace(base or Machine(), **changes)
     check(machine, where)
     return machine
@@ -118,17 +123,22 @@ def load_machine(spec: str | Path) -> Machine:
     import tomllib  # lazy: only for .toml machine files, not at every start-up
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular(path).decode("utf-8"))
     except FileNotFoundError:
         raise MachineError(f"{path}: no such machine file", fix="check the path") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+    except OSError as error:
+        raise MachineError(
+            f"{path}: cannot read the machine file: {error.strerror or error}",
+            fix="give a .toml file of machine fields",
+        ) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise MachineError(
             f"{path}: not a readable TOML file: {error}", fix="fix the file"
         ) from None
     base = None
     if "preset" in data:
         name = data.pop("preset")
-        if name not in PRESETS:
+        if not isinstance(name, str) or name not in PRESETS:
             raise MachineError(
                 f"unknown preset {name!r}", where=str(path), fix=f"use one of {', '.join(PRESETS)}"
             )
@@ -137,7 +147,7 @@ def load_machine(spec: str | Path) -> Machine:
 
 
 def describe_fields() -> list[tuple[str, str, str, str]]:
-    """(field, default, least value, meaning) of every machine field, in header order."""
+    """(field, default, range, meaning) of every machine field, in header order."""
     rows = []
     for item in fields(Machine):
         unit = item.metadata["unit"]
@@ -146,7 +156,7 @@ def describe_fields() -> list[tuple[str, str, str, str]]:
             (
                 item.name,
                 f"{default} {unit}".strip(),
-                "> 0" if item.name in Machine.POSITIVE else f"{item.metadata['min']:g}",
+                field_range(item),
                 item.metadata["doc"],
             )
         )

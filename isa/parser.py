@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import IO, NoReturn, TypeVar
 
 import lark
 import numpy as np
@@ -94,21 +94,29 @@ _LARK_OPTIONS = {"parser": "lalr", "lexer": "contextual", "maybe_placeholders": 
 def _lark() -> Lark:
     """The LALR parser, built once per grammar: loaded from the cache when a previous process
     saved one for this grammar text, lark version and options, else built (about 30 ms) and
-    saved. The key is a hash of all three, so a changed grammar never meets a stale parser; an
-    unreadable or unwritable cache only costs the build."""
+    saved. The key is a hash of all three, so a changed grammar never meets a stale parser; the
+    file starts with its key, so one renamed or swapped on disk is rebuilt; an unreadable or
+    unwritable cache only costs the build."""
     grammar = GRAMMAR.read_text(encoding="utf-8")
     key = digest(grammar, lark.__version__, str(sorted(_LARK_OPTIONS.items())))[:32]
     try:
         path = cache_dir() / f"isa-grammar-{key}.lark"
     except RuntimeError:  # no home directory to be found
         return Lark(grammar, **_LARK_OPTIONS)
+    stamp = f"eiec-grammar {key}\n".encode()
     try:
         with path.open("rb") as file:
-            return Lark.load(file)
+            if file.readline() == stamp:  # another entry renamed onto this one is rebuilt
+                return Lark.load(file)
     except Exception:  # missing, truncated, or unreadable: rebuild below
         pass
     parser = Lark(grammar, **_LARK_OPTIONS)
-    write_file(path, parser.save)
+
+    def save(file: IO[bytes]) -> None:
+        file.write(stamp)
+        parser.save(file)
+
+    write_file(path, save)
     return parser
 
 

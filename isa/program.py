@@ -8,6 +8,7 @@ them in their docstrings, and ``INSTRUCTIONS`` lists every instruction once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -34,10 +35,18 @@ TABLE_FUNCTIONS: tuple[str, ...] = ("sigmoid", "tanh", "relu")
 # --- machine header ---------------------------------------------------------------------------
 
 
-def _field(default: int | float, minimum: float, doc: str, unit: str = "") -> Any:
-    """A ``Machine`` field with its documentation, least value and unit (``fields(Machine)``
-    metadata, which the verifier, the command line and ``eiec machines`` read)."""
-    return field(default=default, metadata={"doc": doc, "min": minimum, "unit": unit})
+def _field(default: int | float, minimum: float, maximum: float, doc: str, unit: str = "") -> Any:
+    """A ``Machine`` field with its documentation, range and unit (``fields(Machine)``
+    metadata: the one place of each field's sane range, which the verifier, every machine file,
+    the command line and ``eiec machines`` use)."""
+    return field(
+        default=default, metadata={"doc": doc, "min": minimum, "max": maximum, "unit": unit}
+    )
+
+
+#: Largest per-PE memory (1 GiB) and pipeline latency (cycles) a machine may have.
+_MEMORY_MAX = 1 << 30
+_LATENCY_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,8 @@ class Machine:
     Memory sizes are per PE, in bytes; latencies in cycles (isa/SPEC.md §6 says where each one
     counts). Defaults are the paper's 64-PE chip (45 nm, 800 MHz). ``REQUIRED`` fields are
     always written in the header; the others (the pipeline's latencies and the DRAM interface)
-    only when they differ from their default.
+    only when they differ from their default. Each field's range is in its metadata (``min``,
+    ``max``).
 
     The DRAM interface (the paper's chip has none: every weight is on chip) serves layers
     streamed chunk by chunk (``Layer.chunks``): its default is one 64-bit DDR3-1600 channel
@@ -55,38 +65,51 @@ class Machine:
     Table I's DRAM access energy, 640 pJ per 32 bits (20 pJ per bit).
     """
 
-    pes: int = _field(64, 1, "processing elements")
-    fifo_depth: int = _field(8, 1, "activation queue entries per PE (emulate-time)")
-    clock_mhz: float = _field(800.0, 0, "clock (emulate-time)", "MHz")
-    spmat_sram: int = _field(128 * 1024, 1, "sparse-matrix SRAM per PE", "B")
-    ptr_sram: int = _field(32 * 1024, 1, "pointer SRAM per PE", "B")
-    act_sram: int = _field(2 * 1024, 1, "activation SRAM per PE", "B")
-    ptr_bits: int = _field(16, 8, "column pointer width, a multiple of 4 in 8..32", "bit")
-    acc_bits: int = _field(48, 17, "accumulator width, 17..64", "bit")
+    pes: int = _field(64, 1, 4096, "processing elements")
+    fifo_depth: int = _field(8, 1, 1024, "activation queue entries per PE (emulate-time)")
+    clock_mhz: float = _field(800.0, 0.001, 1e5, "clock (emulate-time)", "MHz")
+    spmat_sram: int = _field(128 * 1024, 1, _MEMORY_MAX, "sparse-matrix SRAM per PE", "B")
+    ptr_sram: int = _field(32 * 1024, 1, _MEMORY_MAX, "pointer SRAM per PE", "B")
+    act_sram: int = _field(2 * 1024, 1, _MEMORY_MAX, "activation SRAM per PE", "B")
+    ptr_bits: int = _field(16, 8, 32, "column pointer width, a multiple of 4 in 8..32", "bit")
+    acc_bits: int = _field(48, 17, 64, "accumulator width, 17..64", "bit")
     lnzd_latency: int = _field(
-        1, 0, "MAC start to the first broadcast out of the leading-non-zero detector", "cycles"
+        1,
+        0,
+        _LATENCY_MAX,
+        "MAC start to the first broadcast out of the leading-non-zero detector",
+        "cycles",
     )
     queue_latency: int = _field(
-        1, 1, "broadcast (queue write) to the pointer-read unit taking the pair", "cycles"
-    )
+        1, 1, _LATENCY_MAX, "broadcast (queue write) to the pointer-read unit taking the pair",
+        "cycles",
+    )  # fmt: skip
     ptr_latency: int = _field(
-        1, 0, "pointer read (p_j, p_j+1) to the column's first sparse-matrix read", "cycles"
-    )
+        1, 0, _LATENCY_MAX, "pointer read (p_j, p_j+1) to the column's first sparse-matrix read",
+        "cycles",
+    )  # fmt: skip
     alu_stages: int = _field(
-        4, 1, "arithmetic pipeline stages: sparse-matrix read, decode, multiply, accumulate"
+        4, 1, _LATENCY_MAX,
+        "arithmetic pipeline stages: sparse-matrix read, decode, multiply, accumulate",
+    )  # fmt: skip
+    codebook_cycles: int = _field(
+        1, 1, _LATENCY_MAX, "load-codebook cycles per codebook entry", "cycles"
     )
-    codebook_cycles: int = _field(1, 1, "load-codebook cycles per codebook entry", "cycles")
-    writeback_rows: int = _field(1, 1, "rows each PE writes back per cycle")
-    ew_latency: int = _field(2, 0, "element-wise add/mul/copy pipeline latency", "cycles")
-    lut_latency: int = _field(3, 0, "ew-lut pipeline latency (read, multiply, add)", "cycles")
+    writeback_rows: int = _field(1, 1, 1 << 20, "rows each PE writes back per cycle")
+    ew_latency: int = _field(
+        2, 0, _LATENCY_MAX, "element-wise add/mul/copy pipeline latency", "cycles"
+    )
+    lut_latency: int = _field(
+        3, 0, _LATENCY_MAX, "ew-lut pipeline latency (read, multiply, add)", "cycles"
+    )
     dram_gbps: float = _field(
-        12.8, 0, "DRAM bandwidth for streamed weights, > 0 (emulate-time)", "GB/s"
+        12.8, 1e-3, math.inf, "DRAM bandwidth for streamed weights (emulate-time)", "GB/s"
     )
     dram_latency_ns: float = _field(
-        100.0, 0, "DRAM first-word latency of each chunk transfer (emulate-time)", "ns"
+        100.0, 0.0, 1e9, "DRAM first-word latency of each chunk transfer (emulate-time)", "ns"
     )
     dram_pj_per_bit: float = _field(
-        20.0, 0, "DRAM energy per bit transferred (Table I: 640 pJ / 32 bit)", "pJ"
+        20.0, 0.0, 1e6, "DRAM energy per bit transferred (Table I: 640 pJ / 32 bit)", "pJ"
     )
 
     #: Every field, in header order.
@@ -118,8 +141,6 @@ class Machine:
         "dram_latency_ns",
         "dram_pj_per_bit",
     )
-    #: Fields that must be above (not only at least) their least value.
-    POSITIVE: ClassVar[tuple[str, ...]] = ("clock_mhz", "dram_gbps")
     #: The fields every header holds (format version 1 as first published).
     REQUIRED: ClassVar[tuple[str, ...]] = FIELDS[:8]
 

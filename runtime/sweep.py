@@ -451,8 +451,14 @@ class _Local:
     def result(self, handle: Any) -> Any:
         return handle.result()
 
-    def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool down; with ``abort`` (an error, Ctrl-C, SIGTERM), first end its
+        workers, so none is left computing (nor the resource tracker they keep alive)."""
+        if abort:
+            # ProcessPoolExecutor has no public way to stop running tasks: end its processes.
+            for process in list((self.pool._processes or {}).values()):
+                process.terminate()
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Ray:
@@ -474,6 +480,8 @@ class _Ray:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
             if address is None:
                 kwargs["num_cpus"] = workers
+            else:
+                _check_reachable(address)
             ray.init(address=address, **kwargs)
         self.remote: dict[Callable[..., Any], Any] = {}
 
@@ -491,9 +499,40 @@ class _Ray:
     def result(self, handle: Any) -> Any:
         return self.ray.get(handle)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         if self.started:
             self.ray.shutdown()
+
+
+#: Seconds to wait for a Ray cluster's address to accept a connection.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """EiecError unless ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts a TCP connection within
+    ``timeout`` seconds: ``ray.init`` would otherwise keep retrying an address with no cluster.
+    ``auto`` and ``local`` are Ray's own and not checked."""
+    import socket  # lazy: only with --address
+
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise EiecError(
+            f"the Ray address {address!r} is not HOST:PORT",
+            where="--address",
+            fix="give the address `ray start --head` printed, e.g. 10.0.0.5:6379",
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else error.strerror or error
+        raise EiecError(
+            f"cannot reach a Ray cluster at {address}: {reason}",
+            where="--address",
+            fix="start one there with `ray start --head`, check the address, or leave out "
+            "--engine ray to sweep on this machine",
+        ) from None
 
 
 def sweep(
@@ -531,6 +570,7 @@ def sweep(
     runner: _Local | _Ray = _Ray(workers, address) if engine == "ray" else _Local(workers)
     points: dict[tuple[int, int, int], SweepPoint] = {}
     machines = len(counts) * len(combos)
+    aborted = True
     try:
         with _progress(progress, machines * (1 + len(depths))) as advance:
             shared_inputs = runner.put(inputs)
@@ -559,8 +599,9 @@ def sweep(
                         for d in depths:
                             job = runner.submit(emulate_task, text, shared_inputs, d, None, process)
                             pending[job] = ("emulate", n, c, d)
+        aborted = False
     finally:
-        runner.close()
+        runner.close(abort=aborted)
     ordered = [points[n, c, d] for n in counts for c in range(len(combos)) for d in depths]
     _speedups(ordered, counts[0])
     return SweepResult(

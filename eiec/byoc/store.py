@@ -25,6 +25,8 @@ from eiec.isa import save as save_program
 
 MANIFEST = "manifest.json"
 FORMAT = 1
+#: Suffixes of files a user may take :func:`save`'s folder for.
+_FILE_SUFFIXES = (".eie", ".json", ".onnx", ".so", ".tar", ".zip")
 
 
 def offloaded_symbols(mod: IRModule) -> list[str]:
@@ -44,8 +46,16 @@ def offloaded_symbols(mod: IRModule) -> list[str]:
 
 
 def save(mod: IRModule, path: str | os.PathLike[str]) -> Path:
-    """Write the programs ``mod`` (after ``RunCodegen``) calls into the folder ``path``."""
+    """Write the programs ``mod`` (after ``RunCodegen``) calls into the folder ``path`` (made
+    when missing; BackendError when ``path`` is a file or has a file's suffix, e.g. ``.eie``)."""
     folder = Path(path)
+    if folder.suffix in _FILE_SUFFIXES or (folder.exists() and not folder.is_dir()):
+        raise BackendError(
+            "eiec.byoc.save writes a folder (one .eie program per offloaded function and "
+            f"{MANIFEST}), and this names a file",
+            where=str(path),
+            fix=f"give a folder name, e.g. {folder.with_suffix('')}_eie",
+        )
     symbols = offloaded_symbols(mod)
     if not symbols:
         raise BackendError(

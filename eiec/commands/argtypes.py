@@ -4,7 +4,8 @@ Numbers: ``type=int_range(1, 4096)`` or ``type=float_range(0, 1e5, low_open=True
 value out of range while parsing (exit 2) with the range in the message. Lists:
 ``int_list(1, 4096)`` for ``1,2,4`` (no duplicates).
 
-Paths: ``type=input_file(MODEL)``, ``type=output_file``, ``type=port_input(NPY)`` for
+Paths: ``type=input_file(MODEL)``, ``type=output_file`` (``text_output_file`` for a text file,
+which may be ``-``, standard output), ``type=port_input(NPY)`` for
 ``[NAME=]X.npy`` and ``type=port_output`` for ``[NAME=]Y.npy`` mark the values;
 :func:`paths_of` collects them from a parsed namespace and the CLI hands them to
 ``eiec.fileio.check_paths`` before the command runs (inputs readable, outputs writable, no output
@@ -111,6 +112,18 @@ def field_values(text: str) -> tuple[str, list[int | float]]:
     return name, parsed
 
 
+def nonempty(what: str) -> Callable[[str], str]:
+    """An argparse type: a string that is not empty or blank (``what`` it should be)."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return text
+
+    parse.__name__ = "text"
+    return parse
+
+
 # --- paths ------------------------------------------------------------------------------------
 
 
@@ -121,7 +134,9 @@ class InputPath(str):
 
 
 class OutputPath(str):
-    """A path the command writes (a ``str``)."""
+    """A path the command writes (a ``str``); a ``text`` one may be ``-`` (standard output)."""
+
+    text: bool = False
 
 
 class OutputFolder(str):
@@ -155,8 +170,16 @@ def input_file(kind: InputKind = FILE) -> Callable[[str], InputPath]:
 
 
 def output_file(text: str) -> OutputPath:
-    """An argparse type: a path to write, checked before the run."""
+    """An argparse type: a path to write a binary file to, checked before the run."""
     return OutputPath(text)
+
+
+def text_output_file(text: str) -> OutputPath:
+    """An argparse type: a path to write a text file to, checked before the run; ``-`` is
+    standard output (what the command prints then goes to stderr)."""
+    path = OutputPath(text)
+    path.text = True
+    return path
 
 
 @dataclass(frozen=True)
@@ -209,7 +232,7 @@ def paths_of(args: argparse.Namespace) -> tuple[list[InputFile], list[OutputFile
         elif isinstance(value, InputPath):
             inputs.append(InputFile(label, str(value), value.kind))
         elif isinstance(value, OutputPath):
-            outputs.append(OutputFile(label, str(value)))
+            outputs.append(OutputFile(label, str(value), text=value.text))
         elif isinstance(value, OutputFolder):
             outputs.append(OutputFile(label, str(value), inside=value.files))
 

@@ -1,7 +1,7 @@
-"""``eiec compile MODEL.onnx -o PROG.eie``: compile an ONNX FC model into an EIE program.
+"""``eiec compile MODEL.onnx -o PROG.eie``: compile an ONNX FC/LSTM model into an EIE program.
 
-Prints the compression report (per layer and total); writes the program, and on request the
-compressed ONNX model and the report as JSON, each atomically.
+Prints the compression report (per layer and total; ``--json``: as JSON); writes the program,
+and on request the compressed ONNX model and the report as JSON, each atomically.
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import argparse
 import json
 import sys
 
-from eiec.commands.argtypes import input_file, output_file
+from eiec.commands.argtypes import input_file, output_file, text_output_file
 from eiec.commands.options import (
     add_compile_options,
+    add_json_option,
     add_quiet_option,
     options_from_args,
     precheck_model,
@@ -26,22 +27,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``compile`` subcommand."""
     parser = subparsers.add_parser(
         "compile",
-        help="compile an ONNX FC model into an EIE program",
-        description="Compile an ONNX model of fully-connected layers (Gemm, MatMul+Add, Relu, "
-        "...) into an EIE program: magnitude pruning, k-means weight sharing, interleaved CSC "
-        "over the PEs, 16-bit fixed point. Prints the compression report.",
+        help="compile an ONNX model of FC/LSTM layers into an EIE program",
+        description="Compile an ONNX model of fully-connected and LSTM layers (Gemm, "
+        "MatMul+Add, LSTM, Relu, ...) into an EIE program: magnitude pruning, k-means weight "
+        "sharing, interleaved CSC over the PEs, 16-bit fixed point. Prints the compression "
+        "report.",
     )
     parser.add_argument("model", type=input_file(MODEL), metavar="MODEL.onnx", help="the model")
     parser.add_argument(
-        "-o", "--output", required=True, type=output_file, metavar="PROG.eie", help="the program"
+        "-o",
+        "--output",
+        required=True,
+        type=text_output_file,
+        metavar="PROG.eie",
+        help="the program (- for standard output)",
     )
     add_compile_options(parser)
     parser.add_argument(
         "--export-onnx", type=output_file, metavar="OUT.onnx", help="write the compressed model"
     )
     parser.add_argument(
-        "--report-json", type=output_file, metavar="R.json", help="write the report as JSON"
+        "--report-json",
+        type=text_output_file,
+        metavar="R.json",
+        help="write the report as JSON (- for standard output)",
     )
+    add_json_option(parser, "the report (as --report-json writes it) instead of the tables")
     add_quiet_option(parser)
     parser.set_defaults(run=run)
 
@@ -66,9 +77,12 @@ def run(args: argparse.Namespace) -> int:
         report["streaming"] = [entry.to_json() for entry in streaming]
     if result.training is not None:
         report["training"] = result.training.to_json()
+    text = json.dumps(report, indent=2) + "\n"
     if args.report_json:
-        write_atomic(args.report_json, json.dumps(report, indent=2) + "\n")
-    if not args.quiet:
+        write_atomic(args.report_json, text)
+    if args.json:
+        print(text, end="")
+    elif not args.quiet:
         from eiec.console import print_table  # lazy: rich
 
         if result.training is not None:

@@ -20,6 +20,7 @@ from eiec.commands.argtypes import (
     output_file,
     port_input,
     port_output,
+    text_output_file,
 )
 from eiec.commands.machine_options import CLOCK_MHZ, DRAM_GBPS, DRAM_LATENCY_NS, FIFO_DEPTH
 from eiec.commands.options import (
@@ -66,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_option(parser, "the statistics")
     parser.add_argument(
         "--stats-out",
-        type=output_file,
+        type=text_output_file,
         metavar="FILE.json",
         help="also write the JSON statistics to a file",
     )
@@ -74,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--fifo-depth", type=FIFO_DEPTH, help="entries a PE queue holds, 1..1024 (default: header)"
     )
     parser.add_argument(
-        "--clock-mhz", type=CLOCK_MHZ, help="clock in MHz, 0 < F <= 1e5 (default: header)"
+        "--clock-mhz", type=CLOCK_MHZ, help="clock in MHz, 0.001..1e5 (default: header)"
     )
     parser.add_argument(
         "--dram-gbps",
@@ -193,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
         arith=args.arith,
         energy=energy,
     )
-    observers = [Tracer(sys.stderr if args.json else sys.stdout)] if args.trace else []
+    trace_to = sys.stderr if args.json else sys.stdout
+    observers = [Tracer(trace_to, samples=batched)] if args.trace else []
     if batched:
         batch = run_batch(
             program,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from eiec.commands.argtypes import input_file, output_file
+from eiec.commands.argtypes import input_file, text_output_file
 from eiec.fileio import PROGRAM, write_atomic
 from eiec.isa import format_program, load
 
@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "program", type=input_file(PROGRAM), metavar="PROG.eie", help="the program to format"
     )
     parser.add_argument(
-        "-o", "--output", type=output_file, metavar="OUT", help="write here instead of stdout"
+        "-o", "--output", type=text_output_file, metavar="OUT", help="write here instead of stdout"
     )
     parser.set_defaults(run=run)
 

@@ -33,11 +33,11 @@ def run(args: argparse.Namespace) -> int:
     if args.fields:
         rows = describe_fields()
         if args.json:
-            keys = ("field", "default", "min", "meaning")
+            keys = ("field", "default", "range", "meaning")
             print(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
             return 0
         table = Table(title="machine fields (--FIELD-NAME on compile/run/sweep, keys of .toml)")
-        for name in ("field", "default", "least", "meaning"):
+        for name in ("field", "default", "range", "meaning"):
             table.add_column(name)
         for row in rows:
             table.add_row(*row)

@@ -54,7 +54,9 @@ DEFAULT_INPUT_RANGE = 8.0
 def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) -> None:
     """The fields of ``CompileOptions`` as options (same names and defaults everywhere), its
     machine's from ``Machine``'s fields (``eiec.commands.machine_options``); ``sweep``: without
-    ``--pes`` and ``--fifo-depth`` (``eiec sweep`` takes lists of them)."""
+    ``--pes`` and ``--fifo-depth`` (``eiec sweep`` takes lists of them). The training options
+    have no default here: ``eiec.commands.context`` refuses them without ``--train`` and then
+    fills in their defaults."""
     add_machine_options(
         parser.add_argument_group("machine options"),
         skip=("pes", "fifo_depth") if sweep else (),
@@ -103,18 +105,14 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
     group.add_argument(
         "--epochs",
         type=EPOCHS,
-        default=10,
         metavar="N",
         help="with --train: retraining epochs after pruning, 0..10000 (10; centroid "
         "fine-tuning runs half as many)",
     )
-    group.add_argument(
-        "--seed", type=SEED, default=0, metavar="S", help="with --train: the random seed (0)"
-    )
+    group.add_argument("--seed", type=SEED, metavar="S", help="with --train: the random seed (0)")
     group.add_argument(
         "--max-accuracy-drop",
         type=MAX_DROP,
-        default=0.5,
         metavar="P",
         help="with --sparsity auto: percentage points a layer may lose, 0..100 (0.5)",
     )

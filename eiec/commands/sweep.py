@@ -13,8 +13,9 @@ from eiec.commands.argtypes import (
     input_file,
     int_list,
     int_range,
-    output_file,
+    nonempty,
     output_folder,
+    text_output_file,
 )
 from eiec.commands.options import (
     add_compile_options,
@@ -83,10 +84,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int_range(1, 1024), metavar="N", help="processes / local Ray CPUs"
     )
     parser.add_argument(
-        "--address", metavar="RAY", help="Ray cluster (default: RAY_ADDRESS, else a local Ray)"
+        "--address",
+        type=nonempty("a Ray address, HOST:PORT or ray://HOST:PORT"),
+        metavar="RAY",
+        help="Ray cluster (default: RAY_ADDRESS, else a local Ray)",
     )
-    parser.add_argument("--json", type=output_file, metavar="OUT.json", help='write {"points"}')
-    parser.add_argument("--csv", type=output_file, metavar="OUT.csv", help="write the points")
+    parser.add_argument(
+        "--json", type=text_output_file, metavar="OUT.json", help='write {"points"} (- stdout)'
+    )
+    parser.add_argument("--csv", type=text_output_file, metavar="OUT.csv", help="write the points")
     parser.add_argument(
         "--plot",
         type=output_folder(*PLOTS),

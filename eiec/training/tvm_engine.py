@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ from tvm.relax.training import SetupTrainer, Trainer
 from tvm.relax.training.loss import CrossEntropyLoss, MSELoss
 from tvm.relax.training.optimizer import Adam
 
-from eiec.isa.cache import cache_dir
+from eiec.isa.cache import cache_dir, write_file
 from eiec.training.backbone import Backbone
 from eiec.training.engine import TrainingSession
 from eiec.training.schedule_rules import schedule_matmuls
@@ -79,8 +83,8 @@ def _compiled(train_mod: tvm.IRModule) -> Any:
     ``$XDG_CACHE_HOME/eiec/training`` as a shared library keyed by a hash of the module's text
     and structural hash (constants included), the target, TVM's version and
     :data:`BUILD_VERSION`. The backbone holds no weights, masks or indices, so one build serves
-    every run of an architecture, loss and learning rate. An unreadable or unwritable cache
-    only costs the build."""
+    every run of an architecture, loss and learning rate. An unreadable, unwritable or damaged
+    cache only costs the build."""
     target = host_target()
     # The text omits constants' values; the structural hash covers them.
     text = f"{train_mod.script()}\0{tvm_ffi.structural_hash(train_mod)}"
@@ -90,22 +94,73 @@ def _compiled(train_mod: tvm.IRModule) -> Any:
     if key in _COMPILED:
         return _COMPILED[key]
     path = cache_dir() / "training" / f"{key[:32]}.so"
-    try:
-        executable = tvm.runtime.load_module(str(path)) if path.is_file() else None
-    except (OSError, RuntimeError, tvm.error.InternalError):
-        executable = None
-    if executable is None:
-        executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-                temporary = Path(scratch) / path.name
-                executable.export_library(str(temporary))
-                os.replace(temporary, path)
-        except (OSError, RuntimeError, tvm.error.InternalError):
-            pass
+    with _without_tvm_notes():
+        executable = _load_build(path, key)
+        if executable is None:
+            executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
+            _store_build(executable, path, key)
     _COMPILED[key] = executable
     return executable
+
+
+#: Lines TVM's native code logs while a training build is made, saved or loaded that say
+#: nothing to a user: the LLVM codegen ignores the ``pragma_scope`` TVM's own legalisation of
+#: ``take``'s gradient (the centroid fine-tuning's scatter-add) puts in, and says so once per
+#: kernel; the VM executable's (de)serialiser can log its memory scopes.
+_NOTES = re.compile(rb"Warning: Unknown pragma pragma_scope|Scope (Saving|Loaded):")
+
+
+@contextmanager
+def _without_tvm_notes() -> Iterator[None]:
+    """While the body runs, file descriptor 2 (where TVM's C++ logs) goes to a temporary file;
+    afterwards every line but :data:`_NOTES` is passed on to stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            kept = [line for line in log.read().splitlines(True) if not _NOTES.search(line)]
+            if kept:
+                sys.stderr.write(b"".join(kept).decode(errors="replace"))
+
+
+def _stamp(path: Path) -> Path:
+    """The file beside a cached build that says what it is: its key and its bytes' digest."""
+    return path.with_suffix(".sha256")
+
+
+def _load_build(path: Path, key: str) -> Any | None:
+    """The cached build of ``key`` at ``path``, or None when there is none or it is not sound:
+    its stamp must name ``key`` and the digest of its bytes (a truncated, damaged or swapped
+    library is rebuilt, never loaded: loading one can crash the process)."""
+    try:
+        stamp = _stamp(path).read_text(encoding="ascii").split()
+        data = path.read_bytes()
+        if stamp != [key, hashlib.sha256(data).hexdigest()]:
+            return None
+        return tvm.runtime.load_module(str(path))
+    except (OSError, ValueError, RuntimeError, tvm.error.InternalError):
+        return None
+
+
+def _store_build(executable: Any, path: Path, key: str) -> None:
+    """Export ``executable`` to ``path`` and write its stamp; a cache that cannot be written
+    only costs the next build."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+            temporary = Path(scratch) / path.name
+            executable.export_library(str(temporary))
+            digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+            os.replace(temporary, path)
+        write_file(_stamp(path), lambda file: file.write(f"{key} {digest}\n".encode()))
+    except (OSError, RuntimeError, tvm.error.InternalError):
+        pass
 
 
 class TvmSession(TrainingSession):

@@ -18,9 +18,9 @@ import numpy as np
 import onnx
 import tvm
 from tvm import relax
-from tvm.relax.frontend.onnx import from_onnx
 
 import eiec.byoc
+from eiec.frontend.tvm_import import relax_from_onnx
 from eiec.runtime.reference import tvm_compatible
 
 DIGITS = Path(__file__).resolve().parents[1] / "digits"
@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = tvm_compatible(onnx.load(DIGITS / "digits_skl_style.onnx"))
-    mod = from_onnx(model, keep_params_in_input=False)
+    mod = relax_from_onnx(model, keep_params_in_input=False)  # Gather as a bounds-safe take
     x = np.load(DIGITS / "test_x.npy")[: args.samples]
     y = np.load(DIGITS / "test_y.npy")[: args.samples]
 

@@ -11,9 +11,10 @@ set in 16-bit fixed point, verifies every result against TVM's CPU build of the 
 model, and prints accuracy before (TVM CPU, original model) and after compression (emulator),
 the compression ratio, cycles and microseconds per inference, ALU utilisation and energy.
 
-The model was trained with gradual magnitude pruning to 90% (Deep Compression retrains after
-pruning; eiec compiles, it does not train), so "before compression" is that float32 model and the
-loss shown is that of 4-bit weight sharing and 16-bit fixed point. A second table compiles the
+That model was trained with gradual magnitude pruning to 90% by ``train_digits_mlp.py`` (in
+numpy, so that the bundled file does not depend on eiec; ``eiec compile --train`` does the same
+retraining on TVM, as the first part shows), so "before compression" is that float32 model and
+the loss shown is that of 4-bit weight sharing and 16-bit fixed point. A second table compiles the
 same model for 1 to 64 PEs: on layers this small, per-PE column pointers dominate the storage
 once every PE holds only a few rows.
 
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"  weights   {total.nonzero_weights} of {total.weights} kept "
-        f"({total.weight_density:.1%}), {args.bits}-bit indices into 16-entry codebooks"
+        f"({total.weight_density:.1%}), {args.bits}-bit indices into "
+        f"{1 << args.bits}-entry codebooks"
     )
     print(
         f"  storage   {total.stored_bytes} B (entries {total.entry_bytes} B, pointers "

@@ -2,10 +2,10 @@
 
 The MLP is trained dense with scikit-learn, then pruned the Deep Compression way: magnitude
 pruning of every weight matrix to 50%, 75% and finally 90% zeros, each step followed by masked
-fine-tuning (numpy, Adam). Deep Compression retrains after pruning; eiec compiles a trained
-model and does not train, so the retraining happens here and the exported weights are already
-90% sparse. (The dense model, 97.3% on the test set, falls to 38.2% when pruned to 90%
-without retraining.)
+fine-tuning (numpy, Adam). Deep Compression retrains after pruning; this script does it in
+numpy, so that the bundled model does not depend on eiec (``eiec compile --train DATA.npz``
+retrains the same way on TVM), and the exported weights are already 90% sparse. (The dense
+model, 97.3% on the test set, falls to 38.2% when pruned to 90% without retraining.)
 
 Writes, next to this script:
 

@@ -90,3 +90,19 @@ def test_save_refuses_a_module_before_run_codegen(tmp_path: Path) -> None:
 def test_load_reports_a_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match="cannot read the EIE manifest"):
         eiec.byoc.load(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["model.eie", "existing_file"])
+def test_save_refuses_a_file_name(tmp_path: Path, name: str) -> None:
+    (tmp_path / "existing_file").write_text("x")
+    mod = eiec.byoc.partition_for_eie(to_relax(mlp_onnx([8, 4], seed=1)), pes=4)
+    with pytest.raises(BackendError) as caught:
+        eiec.byoc.save(mod, tmp_path / name)
+    stem = (tmp_path / name).with_suffix("")
+    assert str(caught.value) == (
+        f"{tmp_path / name}: eiec.byoc.save writes a folder (one .eie program per offloaded "
+        f"function and manifest.json), and this names a file (give a folder name, e.g. "
+        f"{stem}_eie)"
+    )
+    assert not (tmp_path / "model.eie").exists()
+    assert (tmp_path / "existing_file").read_text() == "x"

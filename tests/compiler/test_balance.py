@@ -99,7 +99,7 @@ def test_compile_options_of_routes_machine_fields() -> None:
     with pytest.raises(MachineError) as error:
         CompileOptions.of(pes=0)
     assert str(error.value) == (
-        "CompileOptions: machine: pes must be >= 1, got 0 (see eiec machines --fields)"
+        "CompileOptions: machine: pes must be in 1..4096, got 0 (see eiec machines --fields)"
     )
 
 

@@ -188,3 +188,12 @@ def test_repeated_layer_steps_are_numbered() -> None:
     assert [(mac.layer, mac.step) for mac in stats.layers] == [("fc0", 0), ("fc0", 1), ("fc0", 2)]
     assert stats.layer_totals[0].macs == 3
     assert stats.layer_totals[0].cycles == 3 * stats.layers[0].cycles
+
+
+def test_tracer_marks_each_sample_of_a_batch() -> None:
+    out = io.StringIO()
+    run_batch(program(), {"x": np.concatenate([X, -X])}, observers=[Tracer(out, samples=True)])
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 12
+    assert (lines[0], lines[6]) == ("; sample 0", "; sample 1")
+    assert lines[1] == "    0  [        0,         4)         4  load-codebook fc0"

@@ -139,3 +139,19 @@ def test_a_batch_runs_on_the_given_tables(
     got = run_batch(image.program, {"x": xs}, tables=image.tables)
     np.testing.assert_array_equal(got.outputs["y"], expected.outputs["y"])
     assert got.runs == expected.runs
+
+
+def test_entries_swapped_on_disk_are_not_taken_for_each_other(
+    programs: Path, tmp_path: Path
+) -> None:
+    first, second = _program_file(tmp_path, 0, "a.eie"), _program_file(tmp_path, 1, "b.eie")
+    load_image(first)
+    (entry_a,) = programs.iterdir()
+    load_image(second)
+    (entry_b,) = [p for p in programs.iterdir() if p != entry_a]
+    swap = tmp_path / "swap"
+    entry_a.rename(swap)
+    entry_b.rename(entry_a)
+    swap.rename(entry_b)
+    for path in (first, second):
+        assert load_image(path).program == isa.load(path)

@@ -72,3 +72,24 @@ def test_an_unwritable_cache_costs_only_the_build(
         assert list(tmp_path.iterdir()) == [blocker]
     finally:
         parser._lark.cache_clear()
+
+
+def test_a_parser_of_another_grammar_renamed_onto_the_entry_is_rebuilt(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    program = parser.parse(CANONICAL)
+    (saved,) = cache.iterdir()
+    changed = tmp_path / "grammar.lark"
+    changed.write_text(
+        parser.GRAMMAR.read_text(encoding="utf-8").replace('VERSION: ".eie"', 'VERSION: ".eiv"'),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(parser, "GRAMMAR", changed)
+    parser._lark.cache_clear()
+    parser.parse(CANONICAL.replace(".eie 1", ".eiv 1", 1))
+    (other,) = [p for p in cache.iterdir() if p != saved]
+    other.replace(saved)  # the other grammar's parser under this grammar's key
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache.parent))
+    parser._lark.cache_clear()
+    assert parser.parse(CANONICAL) == program

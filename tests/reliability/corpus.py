@@ -266,6 +266,9 @@ def build_fixtures(folder: Path) -> None:
     (folder / "x_empty_file.npy").write_bytes(b"")
     (folder / "energy_bad.json").write_text("{not json")
     (folder / "energy_list.json").write_text("[1, 2]")
+    from tests.reliability.corpus_io import build_io_fixtures  # lazy: it imports Case
+
+    build_io_fixtures(folder)
 
     text = format_program(made.program)
     lines = text.splitlines(keepends=True)
@@ -330,16 +333,19 @@ NAMED = {
     "compile: --sparsity 'fc0=0.5,fc0=0.6'": "eiec compile: error: argument --sparsity: "
     "fc0=0.6: layer 'fc0' is given twice (give each layer once)",
     "emulate: --clock-mhz 'inf'": "eiec emulate: error: argument --clock-mhz: expected a number "
-    "in (0, 100000], got 'inf'",
+    "in [0.001, 100000], got 'inf'",
     "sweep: --pes 1,1": "eiec sweep: error: argument --pes: 1 is given twice in '1,1'",
 }
 
 
 def cases() -> list[Case]:
     """The whole corpus, in a fixed order."""
+    from tests.reliability.corpus_io import NAMED_IO, io_cases  # lazy: it imports Case
+
+    named = {**NAMED, **NAMED_IO}
     return [
-        replace(case, message=NAMED[case.name], slow=False) if case.name in NAMED else case
-        for case in _cases()
+        replace(case, message=named[case.name], slow=False) if case.name in named else case
+        for case in [*_cases(), *io_cases()]
     ]
 
 
@@ -624,9 +630,10 @@ def _cases() -> list[Case]:
         ("--train a folder", ("--train", f"{d}/adir")),
         ("--train not an archive", ("--train", f"{d}/x_txt.npy")),
         ("--train an .npy", ("--train", x)),
-        ("--sparsity auto without --train", ("--sparsity", "auto")),
     ):
         add(Case(f"compile: {name}", "option", (*comp, *extra), slow=True))
+    add(Case("compile: --sparsity auto without --train", "option",
+             (*comp, "--sparsity", "auto"), code=2))  # fmt: skip
     add(Case("compile: -o onto --train", "overwrite",
              ("compile", m, "-o", f"{d}/train.npz", "--train", f"{d}/train.npz"),
              message=f"eiec compile: error: {d}/train.npz: "

@@ -21,6 +21,7 @@ from rich.table import Table
 from eiec.cli import main
 from eiec.console import print_table
 from eiec.emulator import Emulator, EmulatorConfig
+from eiec.errors import UsageError
 from eiec.isa import save
 from tests.compiler.models import mlp
 from tests.runtime.handmade import handmade_mlp
@@ -153,3 +154,15 @@ def test_a_table_too_wide_drops_columns_and_says_which() -> None:
     assert kept == list(range(len(kept))) and 1 <= len(kept) < 12
     dropped = ", ".join(f"column{index}" for index in range(len(kept), 12))
     assert f"not shown at 80 columns: {dropped} (see --json)" in " ".join(text.split())
+
+
+def test_options_without_effect_get_their_defaults_once_the_rule_holds() -> None:
+    from eiec.cli import build_parser
+    from eiec.commands.context import check_context
+
+    args = build_parser().parse_args(["compile", "m.onnx", "-o", "p.eie", "--train", "t.npz"])
+    check_context(args)
+    assert (args.epochs, args.seed, args.max_accuracy_drop, args.input_range) == (10, 0, 0.5, None)
+    args = build_parser().parse_args(["compile", "m.onnx", "-o", "p.eie", "--epochs", "3"])
+    with pytest.raises(UsageError, match="--epochs has no effect without --train"):
+        check_context(args)

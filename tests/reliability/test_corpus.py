@@ -11,6 +11,7 @@ import pytest
 from eiec.cli import main
 
 from .corpus import Case, build_fixtures, cases, run_case
+from .corpus_io import io_cases
 
 CASES = cases()
 NAMED = [case for case in CASES if case.message is not None and not case.slow]
@@ -21,6 +22,14 @@ FAST = [
     if not case.slow and case.argv and case.argv[0] in ("check", "fmt", "emulate")
     and not any(f"mutated program {n}" in case.name for n in range(10, 100))
 ]  # fmt: skip
+
+
+#: The input/output cases (corpus_io) run in this process before any TVM import: paths,
+#: options without effect, machine files and fields (their processes run in the script).
+IO_FAST = [case for case in io_cases() if not case.slow and case.call is None]
+#: The other input/output cases: API calls and the caches here, a process each for closed
+#: pipes, full disks, ``ulimit -f``, FIFOs and SIGTERM (marked slow).
+IO_CALLS = [case for case in io_cases() if case.call is not None]
 
 
 @pytest.fixture(scope="module")
@@ -57,5 +66,26 @@ def test_named_case_message(case: Case, folder: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize("case", FAST, ids=[c.name for c in FAST])
 def test_fast_case_is_clean(case: Case, folder: Path) -> None:
+    outcome = run_case(case, folder)
+    assert outcome.verdict == "clean", (outcome.detail, outcome.err)
+
+
+@pytest.mark.parametrize("case", IO_FAST, ids=[c.name for c in IO_FAST])
+def test_io_case_is_clean(case: Case, folder: Path) -> None:
+    outcome = run_case(case, folder)
+    assert outcome.verdict == "clean", (outcome.detail, outcome.err)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.slow)
+        if case.slow or case.category in ("stdout", "blocking input", "signal")
+        else case
+        for case in IO_CALLS
+    ],
+    ids=[c.name for c in IO_CALLS],
+)
+def test_io_call_is_clean(case: Case, folder: Path) -> None:
     outcome = run_case(case, folder)
     assert outcome.verdict == "clean", (outcome.detail, outcome.err)

@@ -119,3 +119,76 @@ def test_an_output_folder_is_a_folder_or_can_be_made(tmp_path: Path) -> None:
     check_paths([], folder(tmp_path))
     assert not (tmp_path / "new").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "out"]
+
+
+def test_a_failed_write_names_the_file_and_leaves_nothing(tmp_path: Path) -> None:
+    import errno
+
+    def full(handle: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(PathError) as caught:
+        write_atomic(target, full)
+    assert str(caught.value) == (
+        f"{target}: cannot write: No space left on device (free some space or write elsewhere)"
+    )
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+    assert target.read_bytes() == b"old"
+
+
+def test_a_long_name_still_gets_a_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / ("n" * 250)
+    write_atomic(target, "x")
+    assert target.read_text() == "x"
+
+
+def test_dash_is_standard_output_for_text_outputs_alone(tmp_path: Path) -> None:
+    check_paths([], [OutputFile("-o", "-", text=True)])
+    assert _message([], [OutputFile("-o", "-")]) == (
+        "-o: '-' (standard output) is for text outputs and this one is binary (give a file "
+        "name; ./- is a file named '-')"
+    )
+    assert _message(
+        [], [OutputFile("-o", "-", text=True), OutputFile("--json", "-", text=True)]
+    ) == (
+        "--json: '-' (standard output) is given for -o too (send at most one output to "
+        "standard output)"
+    )
+
+
+def test_stdout_reserved_keeps_stdout_for_the_output(capsys: pytest.CaptureFixture[str]) -> None:
+    from eiec.fileio import stdout_reserved
+
+    with stdout_reserved():
+        print("the report")
+        write_atomic("-", "the program\n")
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("the program\n", "the report\n")
+
+
+def test_files_an_output_folder_will_hold_are_checked_against_the_inputs(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"model")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "a.png").symlink_to(model)
+    inputs = [InputFile("MODEL", str(model), MODEL)]
+    assert _message(inputs, [OutputFile("--plot", str(plots), inside=("a.png", "b.png"))]) == (
+        f"{plots / 'a.png'}: is the same file as the input {model} (MODEL); eiec never "
+        "overwrites an input (write the output to another file)"
+    )
+
+
+def test_a_fifo_input_is_refused_without_blocking(tmp_path: Path) -> None:
+    from eiec.fileio import read_regular
+
+    fifo = tmp_path / "f.onnx"
+    os.mkfifo(fifo)
+    assert _message([InputFile("MODEL", str(fifo), MODEL)], []) == (
+        f"{fifo}: is not a regular file but a pipe (FIFO), which eiec does not read (save the "
+        "data to a file and give its path)"
+    )
+    with pytest.raises(OSError, match="not a regular file but a pipe"):
+        read_regular(fifo)

@@ -153,6 +153,7 @@ def test_verify_pytorch_lstm_exports(
 
 def test_compile_and_run_read_the_same_compile_options(tmp_path: Path) -> None:
     from eiec.cli import build_parser
+    from eiec.commands.context import check_context
     from eiec.commands.options import options_from_args
 
     np.save(tmp_path / "c.npy", np.ones((2, 4), np.float32))
@@ -161,6 +162,8 @@ def test_compile_and_run_read_the_same_compile_options(tmp_path: Path) -> None:
     parser = build_parser()
     compile_args = parser.parse_args(["compile", "m.onnx", "-o", "p.eie", *flags])
     run_args = parser.parse_args(["run", "m.onnx", "-i", "x.npy", *flags])
+    for args in (compile_args, run_args):
+        check_context(args)
     built = [options_from_args(args) for args in (compile_args, run_args)]
     assert built[0].calibration is not None and built[1].calibration is not None
     np.testing.assert_array_equal(built[0].calibration, built[1].calibration)

@@ -37,10 +37,10 @@ def test_sparsity_auto_needs_training_data(digits: Digits, tmp_path, capsys) -> 
     model = tmp_path / "dense.onnx"
     onnx.save(digits.model, model)
     code = main(["compile", str(model), "-o", str(tmp_path / "p.eie"), "--sparsity", "auto"])
-    assert code == 1
+    assert code == 2
     assert capsys.readouterr().err == (
-        "eiec compile: error: --sparsity auto picks each layer's sparsity by training: it needs "
-        "training data (add --train DATA.npz, or give --sparsity S)\n"
+        "eiec compile: error: --sparsity auto has no effect without --train (auto picks each "
+        "layer's sparsity by training: add --train DATA.npz, or give --sparsity S)\n"
     )
 
 
@@ -83,8 +83,8 @@ def test_validation_needs_training_data(digits: Digits, tmp_path, capsys) -> Non
     validation = tmp_path / "val.npz"
     np.savez(validation, x=digits.test_x[:150], y=digits.test_y[:150])
     args = ["compile", str(model), "-o", str(tmp_path / "p.eie"), "--validation", str(validation)]
-    assert main(args) == 1
+    assert main(args) == 2
     assert capsys.readouterr().err == (
-        "eiec compile: error: --validation measures training: it needs training data "
-        "(add --train DATA.npz, or drop --validation)\n"
+        "eiec compile: error: --validation has no effect without --train (add --train "
+        "DATA.npz, or leave out --validation)\n"
     )

@@ -1,0 +1,61 @@
+"""The training-build cache: a damaged, truncated or swapped library is rebuilt, never loaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tvm
+from tvm import relax
+from tvm.script import ir as I
+from tvm.script import relax as R
+
+from eiec.training.tvm_engine import _load_build, _store_build
+
+
+@I.ir_module
+class Double:
+    @R.function
+    def main(x: R.Tensor((2,), "float32")) -> R.Tensor((2,), "float32"):
+        return R.add(x, x)
+
+
+def _run(executable: object) -> np.ndarray:
+    vm = relax.VirtualMachine(executable, tvm.cpu())
+    return vm["main"](tvm.runtime.tensor(np.array([1.0, 2.0], np.float32))).numpy()
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Give ``path`` new contents in a new file (the library loaded from it stays mapped:
+    rewriting it in place would pull the pages from under the process)."""
+    new = path.with_suffix(".new")
+    new.write_bytes(data)
+    new.replace(path)
+
+
+def test_a_sound_build_loads_and_a_damaged_one_does_not(tmp_path: Path) -> None:
+    path = tmp_path / "training" / "k.so"
+    _store_build(tvm.compile(Double, target="llvm"), path, "key-a")
+    loaded = _load_build(path, "key-a")
+    assert loaded is not None
+    np.testing.assert_array_equal(_run(loaded), [2.0, 4.0])
+    assert _load_build(path, "key-b") is None  # another key's entry (swapped on disk)
+    data = path.read_bytes()
+    _replace(path, data[: len(data) // 2])  # truncated: loading it would crash
+    assert _load_build(path, "key-a") is None
+    _replace(path, b"\x7fELF" + bytes(100))
+    assert _load_build(path, "key-a") is None
+    path.with_suffix(".sha256").unlink()
+    _replace(path, data)  # sound again, but no stamp says what it is
+    assert _load_build(path, "key-a") is None
+
+
+def test_tvm_notes_are_dropped_and_other_lines_kept(capfd: pytest.CaptureFixture[str]) -> None:
+    from eiec.training.tvm_engine import _without_tvm_notes
+
+    with _without_tvm_notes():
+        os.write(2, b"[13:26:45] codegen_cpu.cc:1183: Warning: Unknown pragma pragma_scope\n")
+        os.write(2, b"Scope Saving: 3\nsomething else\n")
+    assert capfd.readouterr().err == "something else\n"
