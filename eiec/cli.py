@@ -2,7 +2,9 @@
 
 Exit codes: 0 success; 1 a user error (one line on stderr saying what, where, why, and how to
 fix it) or a failed verification (the report, and its first problem on stderr); 2 a usage
-error (argparse). A Python traceback means a bug in eiec.
+error (argparse). A result whose meaning is limited (saturated data, weights rounded away) adds
+a line ``eiec CMD: warning: ...`` on stderr (``eiec.errors.EiecWarning``). A Python traceback
+means a bug in eiec.
 
 Each subcommand lives in ``eiec/commands/<name>.py`` with ``register(subparsers)`` adding its
 parser (and ``set_defaults(run=...)``). Modules import heavy dependencies (TVM) only inside
@@ -23,12 +25,13 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from eiec import __version__
 from eiec.commands.argtypes import paths_of
-from eiec.errors import EiecError
+from eiec.errors import EiecError, EiecWarning
 from eiec.fileio import check_paths
 
 #: Subcommand modules under eiec.commands, in the order ``eiec --help`` lists them.
@@ -77,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
             command = f"eiec {args.command}"
             check_paths(*paths_of(args))
-            return int(args.run(args) or 0)
+            with _printing_warnings(command):
+                return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return _interrupted(command)
     except EiecError as error:
@@ -113,6 +117,26 @@ def entry() -> int:
 def _interrupted(command: str) -> int:
     print(f"{command}: interrupted", file=sys.stderr)
     return 130
+
+
+@contextmanager
+def _printing_warnings(command: str) -> Iterator[None]:
+    """Print each :class:`EiecWarning` the body issues as one line ``CMD: warning: ...`` on
+    stderr (each distinct message once); other warnings keep Python's handling."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+        seen: set[str] = set()
+
+        def show(message: Warning | str, category: type[Warning], *args: object) -> None:
+            if not issubclass(category, EiecWarning):
+                shown(message, category, *args)  # type: ignore[arg-type]
+            elif str(message) not in seen:
+                seen.add(str(message))
+                print(f"{command}: warning: {message}", file=sys.stderr)
+
+        warnings.simplefilter("always", EiecWarning)
+        warnings.showwarning = show
+        yield
 
 
 @contextmanager

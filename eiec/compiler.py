@@ -35,6 +35,7 @@ from eiec.compression import CompressionReport
 from eiec.errors import CompileError
 from eiec.frontend.canonicalize import canonicalize, output_batch_axes
 from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, options_text
+from eiec.frontend.layers import check_unambiguous, layer_aliases
 from eiec.frontend.load import LoadedModel
 from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
@@ -234,7 +235,9 @@ def compile_model(
             )
         ]
         calibration = _calibration(options.calibration, imported.inputs, inputs)
-        aliases = {a: layer.name for layer in imported.layers for a in layer.aliases}
+        if isinstance(options.sparsity, dict):
+            check_unambiguous(options.sparsity, imported.layers, "--sparsity")
+        aliases = layer_aliases(imported.layers)
         module = imported.module
         if trained:
             with progress.stage("train"):

@@ -28,7 +28,8 @@ def load_checked(model: str | Path) -> LoadedModel:
 
 
 def load_model(model: str | Path | onnx.ModelProto | LoadedModel) -> onnx.ModelProto:
-    """The model at ``model`` (or the given proto), checked by ``onnx.checker``.
+    """The model at ``model`` (or the given proto), checked by ``onnx.checker``, its weights
+    listed as graph inputs made constants (:func:`without_weight_inputs`).
 
     Raises ModelLoadError naming the file and the reason (missing, not ONNX, invalid, or a
     tensor eiec cannot compute with: ``eiec.frontend.checks.check_model``). A
@@ -78,8 +79,26 @@ def load_model(model: str | Path | onnx.ModelProto | LoadedModel) -> onnx.ModelP
         ) from error
     if len(proto.graph.node) == 0:
         raise ModelLoadError("the model's graph has no nodes", where=where)
+    proto = without_weight_inputs(proto)
     check_model(proto, where)
     return proto
+
+
+def without_weight_inputs(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` without the graph inputs that an initialiser of the same name gives a value
+    (older exporters, opset <= 8 and ``keep_initializers_as_inputs=True``, list every weight
+    as an input): eiec compiles those weights as the constants they hold. A copy when there are
+    any (IR version at least 4, which lets initialisers stand alone); else ``model`` itself."""
+    weights = {init.name for init in model.graph.initializer}
+    if not any(info.name in weights for info in model.graph.input):
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    kept = [info for info in copy.graph.input if info.name not in weights]
+    del copy.graph.input[:]
+    copy.graph.input.extend(kept)
+    copy.ir_version = max(copy.ir_version, 4)
+    return copy
 
 
 #: onnx.load's message for a missing external-data file.
