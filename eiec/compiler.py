@@ -28,17 +28,23 @@ import onnx
 import tvm
 from tvm.ir.instrument import PassTimingInstrument, pass_instrument
 
-from eiec.codegen.assembly import FormatChoice
+from eiec.codegen.assembly import CALIBRATION_HEADROOM, FormatChoice
 from eiec.codegen.decode import check_decodes_to
 from eiec.codegen.generate import Generated, LowerToEIE, PortSpec
 from eiec.compression import CompressionReport
 from eiec.errors import CompileError
 from eiec.frontend.canonicalize import canonicalize, output_batch_axes
-from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, options_text
+from eiec.frontend.fingerprint import (
+    ORIGIN_KEY,
+    model_fingerprint,
+    options_text,
+    weights_fingerprint,
+)
 from eiec.frontend.layers import check_unambiguous, layer_aliases
 from eiec.frontend.load import LoadedModel
 from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
+from eiec.isa.fixed import MAX_MAGNITUDE, frac_for_range, lost_to_rounding
 from eiec.isa.machines import check as check_machine
 from eiec.isa.machines import machine_from
 from eiec.isa.program import Machine, Origin, Program
@@ -247,14 +253,17 @@ def compile_model(
         module, generated, report = _compress_and_generate(
             module, options, machine, progress, aliases, inputs, outputs, calibration
         )
-        generated.program.origin = Origin(
-            model_fingerprint(imported.original), _options_text(options_given)
-        )
         if training is not None:
             with progress.stage("emulate"):
                 emulated_stage(trainer, generated.program, training)
         with progress.stage("export"):
             compressed = export_model(imported, module)
+        generated.program.origin = Origin(
+            model_fingerprint(imported.original),
+            _options_text(options_given),
+            weights_fingerprint(imported.original),
+            weights_fingerprint(compressed),
+        )
     written = generated.tensor_map
     tensor_map = {
         layer.output: written[layer.name] for layer in imported.layers if layer.name in written
@@ -443,13 +452,46 @@ def _calibration(
         )
     if not np.all(np.isfinite(array)):
         raise CompileError("calibration data contains NaN or infinity")
+    _check_calibration_range(array)
     return {ports[0].name: array.reshape(-1, size)}
+
+
+def _check_calibration_range(array: np.ndarray) -> None:
+    """CompileError for calibration samples whose range no input format can follow: all zero,
+    beyond 16-bit fixed point, or so wide that most of them would round to 0 (the rule
+    ``ShareWeights`` applies to weights, ``fit_word_format``)."""
+    largest = float(np.abs(array).max(initial=0.0))
+    fix = "give representative inputs of the model, or --input-range R instead"
+    if largest == 0.0:
+        raise CompileError(
+            "the calibration samples are all zero: they cannot set the formats of the activations",
+            fix=fix,
+        )
+    if largest * CALIBRATION_HEADROOM > MAX_MAGNITUDE:
+        raise CompileError(
+            f"the calibration samples reach {largest:.4g}, beyond what 16-bit fixed point holds "
+            f"(at most {MAX_MAGNITUDE / CALIBRATION_HEADROOM:.4g} with the formats' headroom)",
+            fix="scale the inputs down (e.g. images to [0, 1]), or remove the outliers",
+        )
+    frac = frac_for_range(largest, headroom=CALIBRATION_HEADROOM)
+    lost = int(lost_to_rounding(array, frac).sum())
+    count = int(np.count_nonzero(array))
+    if lost * 2 > count:
+        raise CompileError(
+            f"{lost} of {count} non-zero calibration values round to 0 in 16-bit fixed point: "
+            f"the largest ({largest:.4g}) sets the input's step to {2.0**-frac:.3g}",
+            fix="the samples span too wide a range for one 16-bit format: remove the outliers, "
+            "or normalise the inputs",
+        )
 
 
 def export_model(imported: ImportedModel, module: tvm.IRModule) -> onnx.ModelProto:
     """The ONNX model of ``imported`` with ``module``'s layer weights, its metadata naming the
     source model's fingerprint (``eiec.frontend.fingerprint.ORIGIN_KEY``)."""
     compressed = export_compressed(_export_base(imported), imported.layers, module)
+    kept = [entry for entry in compressed.metadata_props if entry.key != ORIGIN_KEY]
+    del compressed.metadata_props[:]
+    compressed.metadata_props.extend(kept)  # a compressed model compiled again: its new origin
     entry = compressed.metadata_props.add()
     entry.key, entry.value = ORIGIN_KEY, model_fingerprint(imported.original)
     return compressed

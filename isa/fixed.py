@@ -68,3 +68,10 @@ def frac_for_range(max_abs: float, *, headroom: float = 1.0) -> int:
     while frac < FINEST_FRAC and target <= WORD_MAX * 2.0 ** -(frac + 1):
         frac += 1
     return frac
+
+
+def lost_to_rounding(values: np.ndarray, frac: int) -> np.ndarray:
+    """The mask of the non-zero ``values`` that round to 0 with ``frac`` fraction bits (below
+    half a step: what a 16-bit format cannot tell from zero)."""
+    values = np.asarray(values, dtype=np.float64)
+    return (values != 0) & (np.floor(values * 2.0**frac + 0.5) == 0)

@@ -37,14 +37,16 @@ from eiec.byoc.profile import CallRecord, Profiler, profile
 from eiec.compiler import CompileOptions
 from eiec.emulator import EmulatorConfig
 from eiec.errors import InputError, UnsupportedModelError
+from eiec.frontend.support import quantized_hint
 from eiec.runtime import reference
-from eiec.runtime.accuracy import Accuracy, Inputs, predictions
+from eiec.runtime.accuracy import Accuracy, Inputs, check_labels, predictions
 from eiec.runtime.verify import (
     VerifyReport,
     compare_original,
     compare_values,
     emulate_with_bounds,
     is_classifier,
+    report_clamped_inputs,
 )
 
 
@@ -189,6 +191,7 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
         emulated = [emulate_with_bounds(offload.program, feed) for feed in feeds]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
         report.saturations += sum(run.stats.saturations for run in emulated)
+        report_clamped_inputs(report, offload.program, [run.stats for run in emulated])
         for index, name in enumerate(offload.outputs):
             compare_values(
                 report,
@@ -264,7 +267,8 @@ def run_byoc(
         raise UnsupportedModelError(
             "no layer of the model runs on EIE: BYOC offloaded nothing",
             where=f"graph '{model.graph.name}'",
-            fix="EIE runs FC layers (MatMul/Gemm with constant weights) and LSTMs",
+            fix=quantized_hint(model)
+            or "EIE runs FC layers (MatMul/Gemm with constant weights) and LSTMs",
         )
     report = VerifyReport(samples=samples, outputs=list(run.outputs), scope="offloaded_calls")
     report.emulator_outputs = run.outputs
@@ -277,6 +281,7 @@ def run_byoc(
             compare_original(report, got, original[name], classifier)
     accuracy = None
     if labels is not None:
+        check_labels(labels, run.outputs, "labels")
         accuracy = Accuracy(
             original=float(np.mean(predictions(original) == labels)),
             compressed=None,

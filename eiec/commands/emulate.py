@@ -28,7 +28,7 @@ from eiec.commands.options import (
     add_quiet_option,
     load_npy,
 )
-from eiec.errors import InputError
+from eiec.errors import InputError, warn
 from eiec.fileio import FILE, NPY, PROGRAM, save_npy_atomic, write_atomic
 from eiec.isa.program import Port, Program
 
@@ -183,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         result = Emulator(program, config, observers, tables=image.tables).run(arrays)
         results, stats, runs = result.outputs, result.stats, [result.stats]
         report = stats.to_json()
+    from eiec.emulator.ports import CLAMPED_FIX, clamped_inputs  # lazy: emulator
+
+    for sentence in clamped_inputs(program, runs):
+        warn(sentence, where=args.program, fix=CLAMPED_FIX)
     if args.plot:
         from eiec.emulator.plot import plot_run  # lazy: matplotlib
 

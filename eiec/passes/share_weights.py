@@ -40,7 +40,13 @@ import tvm
 from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError, warn
-from eiec.isa.fixed import COARSEST_FRAC, FINEST_FRAC, MAX_MAGNITUDE, frac_for_range, quantize
+from eiec.isa.fixed import (
+    COARSEST_FRAC,
+    FINEST_FRAC,
+    MAX_MAGNITUDE,
+    frac_for_range,
+    lost_to_rounding,
+)
 from eiec.isa.program import CODEBOOK_SIZE, NIBBLE_BITS
 from eiec.passes.pass_decorator import eiec_module_pass
 from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
@@ -201,7 +207,7 @@ def fit_word_format(
             fix="retrain or repair the weights, or scale the layer's input down",
         )
     frac = frac_for_range(largest)
-    lost = (values != 0) & (quantize(values, frac)[0] == 0)
+    lost = lost_to_rounding(values, frac)
     if not lost.any():
         return weight, bias
     count = int(np.count_nonzero(weight))
