@@ -22,6 +22,7 @@ from onnx import TensorProto, numpy_helper
 
 from eiec.emulator.ports import check_finite
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
+from eiec.frontend.canonicalize import static_batch
 from eiec.frontend.graph import infer_shapes
 from eiec.frontend.layers import check_unambiguous, find_onnx_layers, layer_aliases
 from eiec.isa.fixed import MAX_MAGNITUDE
@@ -386,9 +387,12 @@ def check_program_matches(model: onnx.ModelProto, program: Program, where: str) 
             where=where,
             fix=fix,
         )
+    batch = static_batch(model)  # a static batch runs one sample at a time
     for info, port in zip(infos, program.inputs, strict=True):
         dims = _input_dims(info)
         size = math.prod(d for d in dims if isinstance(d, int) and d > 0)
+        if batch is not None and dims and dims[0] == batch:
+            size //= batch
         if size != math.prod(port.shape):
             raise InputError(
                 f"the program's input '{port.name}' has shape {list(port.shape)}, the model's "
