@@ -300,7 +300,14 @@ def _train(
     """The training stage (:func:`eiec.training.pipeline.train_stage`) and the options pruning
     then uses: sparsity 0, which keeps the trained zeros and prunes nothing more."""
     if len(specs) != 1:
-        raise CompileError(f"--train needs a single-input model; this one has {len(specs)}")
+        names = ", ".join(f"'{spec.name}'" for spec in specs)
+        raise CompileError(
+            f"training takes a model of one input; this one has {len(specs)} ({names})",
+            where="--train",
+            fix="compile without --train (prune and share only), or train the layers through "
+            "eiec.byoc.partition_for_eie(mod, train=...), which trains each single-input "
+            "offloaded function",
+        )
     if options.epochs < 0:
         raise CompileError(f"--epochs {options.epochs}: give 0 or more epochs")
     lstm = find_lstm_layers(mod)
@@ -339,7 +346,12 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
     if options.calibration is not None:
         params = mod["main"].params
         if len(params) != 1:
-            raise CompileError("calibration inputs need a single-input function")
+            raise CompileError(
+                f"calibration samples are given per input, and this function has "
+                f"{len(params)} inputs",
+                where="CompileOptions.calibration",
+                fix="drop calibration and give input_range=R (inputs assumed within +-R)",
+            )
         calibration = {params[0].name: np.asarray(options.calibration)}
     training = None
     with progress.shown():
@@ -347,7 +359,11 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
             with progress.stage("train"):
                 param = mod["main"].params
                 if len(param) != 1:
-                    raise CompileError("training needs a single-input function")
+                    raise CompileError(
+                        f"training needs a function of one input; this one has {len(param)}",
+                        where="CompileOptions.train",
+                        fix="drop train (prune and share only)",
+                    )
                 spec = _RelaxInput(tuple(int(d) for d in param[0].ty.shape.values), 0)
                 mod, training, trainer, options = _train(mod, options, [spec], {}, progress.bar)
         module, generated, report = _compress_and_generate(
@@ -432,8 +448,11 @@ def _calibration(
     if samples is None:
         return None
     if len(specs) != 1:
+        names = ", ".join(f"'{spec.name}'" for spec in specs)
         raise CompileError(
-            f"calibration inputs need a single-input model; this one has {len(specs)} inputs"
+            f"the samples are of one input; this model has {len(specs)} ({names})",
+            where="--calibration",
+            fix="drop --calibration and give --input-range R (every input assumed within +-R)",
         )
     spec = specs[0]
     array = np.asarray(samples, dtype=np.float64)

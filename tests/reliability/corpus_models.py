@@ -188,6 +188,16 @@ def _class_models(out: Path) -> None:
         ),
         out / "batch_reshape.onnx",
     )  # fmt: skip
+    # Two inputs, each to its own layer.
+    _save(
+        _model(
+            [helper.make_node("Gemm", ["a", "w1"], ["y1"], transB=1),
+             helper.make_node("Gemm", ["b", "w2"], ["y2"], transB=1)],
+            [_vi("a", [1, 8]), _vi("b", [1, 8])], [_vi("y1", [1, 4]), _vi("y2", [1, 4])],
+            [numpy_helper.from_array(w.T.copy(), "w1"), numpy_helper.from_array(-w.T, "w2")],
+        ),
+        out / "two_inputs.onnx",
+    )  # fmt: skip
     # Weights listed as graph inputs (keep_initializers_as_inputs) at IR version 3, opset 8.
     old = mlp([8, 6, 4], seed=4, batch=1)
     for init in old.graph.initializer:
@@ -550,6 +560,23 @@ def cases() -> list:
     add("data: emulate inputs within the range", "data",
         Step("compile", base, "-o", "{t}/p.eie", "-q"),
         Step("emulate", "{t}/p.eie", "-i", f"{m}/x.npy", "-q"))  # fmt: skip
+
+    two = f"{m}/two_inputs.onnx"
+    add("data: --calibration for a model of two inputs", "data",
+        Step("compile", two, "-o", "{t}/p.eie", "--calibration", f"{m}/x.npy", code=1,
+             error="--calibration: the samples are of one input; this model has 2 ('a', 'b') "
+             "(drop --calibration and give --input-range R"))  # fmt: skip
+    add("data: --train for a model of two inputs", "data",
+        Step("compile", two, "-o", "{t}/p.eie", "--train", f"{m}/train_64.npz", code=1,
+             error="training takes a model of one input; this one has 2"))  # fmt: skip
+    add(
+        "data: compile a model of two inputs", "data", Step("compile", two, "-o", "{t}/p.eie", "-q")
+    )
+    add(
+        "data: run a model of two inputs",
+        "data",
+        Step("run", two, "-i", f"a={m}/x.npy", "-i", f"b={m}/x.npy", "-q"),
+    )
 
     # -- verify: the model's weights must be the program's source's --
     other, edited = f"{m}/num_bias_one_tiny.onnx", f"{m}/num_small.onnx"
