@@ -134,6 +134,7 @@ def test_verify_refuses_the_graph_with_other_weights(tmp_path) -> None:
     edited.graph.initializer[0].CopyFrom(numpy_helper.from_array(weight, "fc0.weight"))
     with pytest.raises(RuntimeCheckError, match="other weights than the compressed model"):
         program_reference(edited, program)
-    # Compiling the export again: its origin is replaced, not added.
+    # Compiling the export again is lossless, and its origin is replaced, not added.
     again = compile_model(exported, CompileOptions(sparsity=0.0)).compressed_model
     assert [p.key for p in again.metadata_props] == [ORIGIN_KEY]
+    assert weights_fingerprint(again) == weights_fingerprint(exported)
