@@ -471,25 +471,30 @@ def _calibration(
         )
     if not np.all(np.isfinite(array)):
         raise CompileError("calibration data contains NaN or infinity")
-    _check_calibration_range(array)
+    check_calibration_range(array)
     return {ports[0].name: array.reshape(-1, size)}
 
 
-def _check_calibration_range(array: np.ndarray) -> None:
-    """CompileError for calibration samples whose range no input format can follow: all zero,
-    beyond 16-bit fixed point, or so wide that most of them would round to 0 (the rule
-    ``ShareWeights`` applies to weights, ``fit_word_format``)."""
+def check_calibration_range(
+    array: np.ndarray, what: str = "the calibration samples", where: str | None = None
+) -> None:
+    """CompileError for calibration samples (``what``) whose range no input format can follow:
+    all zero, beyond 16-bit fixed point, or so wide that most of them would round to 0 (the
+    rule ``ShareWeights`` applies to weights, ``fit_word_format``)."""
+    array = np.asarray(array, dtype=np.float64)
     largest = float(np.abs(array).max(initial=0.0))
     fix = "give representative inputs of the model, or --input-range R instead"
     if largest == 0.0:
         raise CompileError(
-            "the calibration samples are all zero: they cannot set the formats of the activations",
+            f"{what} are all zero: they cannot set the formats of the activations",
+            where=where,
             fix=fix,
         )
     if largest * CALIBRATION_HEADROOM > MAX_MAGNITUDE:
         raise CompileError(
-            f"the calibration samples reach {largest:.4g}, beyond what 16-bit fixed point holds "
-            f"(at most {MAX_MAGNITUDE / CALIBRATION_HEADROOM:.4g} with the formats' headroom)",
+            f"{what} reach {largest:.4g}, beyond what 16-bit fixed point holds (at most "
+            f"{MAX_MAGNITUDE / CALIBRATION_HEADROOM:.4g} with the formats' headroom)",
+            where=where,
             fix="scale the inputs down (e.g. images to [0, 1]), or remove the outliers",
         )
     frac = frac_for_range(largest, headroom=CALIBRATION_HEADROOM)
@@ -497,8 +502,9 @@ def _check_calibration_range(array: np.ndarray) -> None:
     count = int(np.count_nonzero(array))
     if lost * 2 > count:
         raise CompileError(
-            f"{lost} of {count} non-zero calibration values round to 0 in 16-bit fixed point: "
+            f"{lost} of {count} non-zero values of {what} round to 0 in 16-bit fixed point: "
             f"the largest ({largest:.4g}) sets the input's step to {2.0**-frac:.3g}",
+            where=where,
             fix="the samples span too wide a range for one 16-bit format: remove the outliers, "
             "or normalise the inputs",
         )

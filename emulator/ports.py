@@ -145,3 +145,28 @@ CLAMPED_FIX = (
     "compile with --calibration on representative inputs or a larger --input-range, or scale "
     "the inputs (e.g. images to [0, 1])"
 )
+
+
+#: Instructions whose saturations are part of their definition: ``broadcast-activation``
+#: clamps the constant ``#1`` in formats of 15 or more fraction bits (isa/SPEC.md).
+BY_DESIGN = frozenset({"broadcast-activation"})
+
+
+def saturated_words(runs: Sequence[Stats]) -> str | None:
+    """A sentence on the words clamped inside the program over ``runs`` (writebacks and
+    element-wise results beyond their buffer's range), or None when there were none."""
+    events = [
+        event
+        for stats in runs
+        for event in stats.saturation_events
+        if "pc" in event and event.get("instruction") not in BY_DESIGN
+    ]
+    if not events:
+        return None
+    count = sum(int(event["count"]) for event in events)
+    first = min(events, key=lambda event: int(event["pc"]))
+    return (
+        f"{count} values computed by the program saturated (the first at instruction "
+        f"{first['pc']}, {first['instruction']}): they were beyond their buffer's 16-bit range "
+        "and were clamped, so the outputs computed from them are not the model's"
+    )

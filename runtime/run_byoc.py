@@ -34,7 +34,7 @@ from tvm import relax
 from eiec.byoc import run_onnx
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, Profiler, profile
-from eiec.compiler import CompileOptions
+from eiec.compiler import CompileOptions, check_calibration_range
 from eiec.emulator import EmulatorConfig
 from eiec.errors import InputError, UnsupportedModelError
 from eiec.frontend.support import quantized_hint
@@ -150,6 +150,7 @@ def calibrate(
     arrays = [inputs] if isinstance(inputs, np.ndarray) else list(dict(inputs).values())
     if not on_inputs or len(arrays) != 1 or len(reference.model_inputs(model)) != 1:
         return options, "input-range"
+    check_calibration_range(arrays[0], "the inputs (which set the formats: no --calibration)")
     return replace(options, calibration=np.asarray(arrays[0])), "inputs"
 
 

@@ -501,11 +501,19 @@ def cases() -> list:
     for name, text in (
         ("x_zeros", "all zero"),
         ("x_1e30", "beyond what 16-bit fixed point holds"),
-        ("x_wide", "calibration values round to 0"),
+        ("x_wide", "values of the calibration samples round to 0"),
     ):
         add(f"data: --calibration {name}", "data",
             Step("compile", base, "-o", "{t}/p.eie", "--calibration", f"{m}/{name}.npy",
                  code=1, error=text))  # fmt: skip
+    add("data: run on all-zero inputs (they would set the formats)", "data",
+        Step("run", base, "-i", f"{m}/x_zeros.npy", code=1,
+             error="(which set the formats: no --calibration) are all zero"))  # fmt: skip
+    add(
+        "data: run on all-zero inputs with --input-range",
+        "data",
+        Step("run", base, "-i", f"{m}/x_zeros.npy", "--input-range", "4", "-q"),
+    )
     add(
         "data: run on inputs beyond 16 bits",
         "data",

@@ -138,3 +138,28 @@ def test_verify_refuses_the_graph_with_other_weights(tmp_path) -> None:
     again = compile_model(exported, CompileOptions(sparsity=0.0)).compressed_model
     assert [p.key for p in again.metadata_props] == [ORIGIN_KEY]
     assert weights_fingerprint(again) == weights_fingerprint(exported)
+
+
+def test_saturations_are_told_apart() -> None:
+    """Inputs clamped at the host, words clamped inside the program, and the #1 constant's
+    clamp that broadcast-activation has by definition (not reported)."""
+    from types import SimpleNamespace
+
+    from eiec.emulator.ports import clamped_inputs, saturated_words
+    from tests.runtime.handmade import handmade_mlp
+
+    program = handmade_mlp(pes=4, samples=1).program
+    port = program.inputs[0]
+    runs = [
+        SimpleNamespace(saturation_events=[{"input": port.name, "count": 3},
+                                           {"pc": 1, "instruction": "broadcast-activation",
+                                            "count": 1}]),
+        SimpleNamespace(saturation_events=[{"pc": 7, "instruction": "writeback", "count": 2},
+                                           {"pc": 4, "instruction": "ew-add", "count": 1}]),
+    ]  # fmt: skip
+    (sentence,) = clamped_inputs(program, runs)
+    assert sentence.startswith(f"input '{port.name}': 3 of {2 * np.prod(port.shape)} values")
+    assert saturated_words(runs).startswith(
+        "3 values computed by the program saturated (the first at instruction 4, ew-add)"
+    )
+    assert saturated_words(runs[:1]) is None and clamped_inputs(program, runs[1:]) == []
