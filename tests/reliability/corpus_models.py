@@ -262,9 +262,16 @@ class Step:
     warning)."""
 
     def __init__(
-        self, *argv: str, code: int = 0, error: str | None = None, warns: tuple[str, ...] = ()
+        self,
+        *argv: str,
+        code: int = 0,
+        error: str | None = None,
+        warns: tuple[str, ...] = (),
+        then: Callable[[Path], str | None] | None = None,
     ) -> None:
         self.argv, self.code, self.error, self.warns = argv, code, error, warns
+        #: A check of the step's outputs (given the outputs folder): a problem, or None.
+        self.then = then
 
     def check(self, folder: Path, outputs: Path) -> None:
         from eiec.cli import main
@@ -292,11 +299,28 @@ class Step:
             problems.append(f"no error line with {self.error!r}")
         if any(len(line) > MAX_LINE for line in errors + warnings):
             problems.append(f"a message longer than {MAX_LINE} characters")
+        if self.then is not None and code == 0 and (problem := self.then(outputs)):
+            problems.append(problem)
         missing = [w for w in self.warns if not any(w in line for line in warnings)]
         if missing or len(warnings) > len(self.warns):
             problems.append(f"warnings {warnings}, expected {list(self.warns)}")
         if problems:
             raise Unexpected(f"eiec {' '.join(self.argv)}: {'; '.join(problems)}: {text[-400:]!r}")
+
+
+def density_at_most(limit: float) -> Callable[[Path], str | None]:
+    """A :class:`Step` check: every layer of ``{t}/r.json`` (``--report-json``) at most
+    ``limit`` dense (the sparsity target was reached)."""
+
+    def check(outputs: Path) -> str | None:
+        import json
+
+        layers = json.loads((outputs / "r.json").read_text())["layers"]
+        dense = {layer["name"]: layer["weight_density"] for layer in layers}
+        over = {name: value for name, value in dense.items() if value > limit}
+        return f"layers denser than {limit:.0%}: {over}" if over else None
+
+    return check
 
 
 #: The longest message a case accepts (one readable line, however many nodes are named).
@@ -497,7 +521,8 @@ def cases() -> list:
              "--epochs", "0"))  # fmt: skip
     add("data: --train with 64 samples reaches 90% sparsity", "data",
         Step("compile", base, "-o", "{t}/p.eie", "-q", "--train", f"{m}/train_64.npz",
-             "--epochs", "2", "--report-json", "{t}/r.json"))  # fmt: skip
+             "--epochs", "2", "--report-json", "{t}/r.json",
+             then=density_at_most(0.11)))  # fmt: skip
     for name, text in (
         ("x_zeros", "all zero"),
         ("x_1e30", "beyond what 16-bit fixed point holds"),
