@@ -4,8 +4,10 @@ Exit codes: 0 success; 1 a user error (one line on stderr saying what, where, wh
 fix it) or a failed verification (the report, and its first problem on stderr); 2 a usage
 error (argparse, or an option that has no effect in context: ``eiec.commands.context``); 141
 when the reader of standard output went away (``eiec emulate --json | head``: no message, as
-Unix tools). A disk that fills up (or ``ulimit -f``) is a user error naming the file. A Python
-traceback means a bug in eiec.
+Unix tools). A disk that fills up (or ``ulimit -f``) is a user error naming the file. A result
+whose meaning is limited (saturated data, weights rounded away) adds a line
+``eiec CMD: warning: ...`` on stderr (``eiec.errors.EiecWarning``). A Python traceback means a
+bug in eiec.
 
 Each subcommand lives in ``eiec/commands/<name>.py`` with ``register(subparsers)`` adding its
 parser (and ``set_defaults(run=...)``). Modules import heavy dependencies (TVM) only inside
@@ -28,6 +30,7 @@ import importlib
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -35,7 +38,7 @@ from typing import Any, TextIO
 from eiec import __version__
 from eiec.commands.argtypes import paths_of
 from eiec.commands.context import check_context
-from eiec.errors import EiecError, UsageError
+from eiec.errors import EiecError, EiecWarning, UsageError
 from eiec.fileio import STDOUT, check_paths, path_error, stdout_reserved
 
 #: Subcommand modules under eiec.commands, in the order ``eiec --help`` lists them.
@@ -86,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_context(args)
             inputs, outputs = paths_of(args)
             check_paths(inputs, outputs)
-            with stdout_reserved(any(item.path == STDOUT for item in outputs)):
+            with (
+                stdout_reserved(any(item.path == STDOUT for item in outputs)),
+                _printing_warnings(command),
+            ):
                 return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return _interrupted(command, interrupts)
@@ -225,6 +231,26 @@ def _interrupted(command: str, signals: Sequence[int] = ()) -> int:
         return 128 + signal.SIGTERM
     print(f"{command}: interrupted", file=sys.stderr)
     return 130
+
+
+@contextmanager
+def _printing_warnings(command: str) -> Iterator[None]:
+    """Print each :class:`EiecWarning` the body issues as one line ``CMD: warning: ...`` on
+    stderr (each distinct message once); other warnings keep Python's handling."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+        seen: set[str] = set()
+
+        def show(message: Warning | str, category: type[Warning], *args: object) -> None:
+            if not issubclass(category, EiecWarning):
+                shown(message, category, *args)  # type: ignore[arg-type]
+            elif str(message) not in seen:
+                seen.add(str(message))
+                print(f"{command}: warning: {message}", file=sys.stderr)
+
+        warnings.simplefilter("always", EiecWarning)
+        warnings.showwarning = show
+        yield
 
 
 @contextmanager

@@ -28,17 +28,24 @@ import onnx
 import tvm
 from tvm.ir.instrument import PassTimingInstrument, pass_instrument
 
-from eiec.codegen.assembly import FormatChoice
+from eiec.codegen.assembly import CALIBRATION_HEADROOM, FormatChoice
 from eiec.codegen.decode import check_decodes_to
 from eiec.codegen.generate import Generated, LowerToEIE, PortSpec
 from eiec.codegen.streaming import WeightsMode
 from eiec.compression import CompressionReport
 from eiec.errors import CompileError
 from eiec.frontend.canonicalize import canonicalize, output_batch_axes
-from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, options_text
+from eiec.frontend.fingerprint import (
+    ORIGIN_KEY,
+    model_fingerprint,
+    options_text,
+    weights_fingerprint,
+)
+from eiec.frontend.layers import check_unambiguous, layer_aliases
 from eiec.frontend.load import LoadedModel
 from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
+from eiec.isa.fixed import MAX_MAGNITUDE, frac_for_range, lost_to_rounding
 from eiec.isa.machines import check as check_machine
 from eiec.isa.machines import machine_from
 from eiec.isa.program import Machine, Origin, Program
@@ -242,7 +249,9 @@ def compile_model(
             )
         ]
         calibration = _calibration(options.calibration, imported.inputs, inputs)
-        aliases = {a: layer.name for layer in imported.layers for a in layer.aliases}
+        if isinstance(options.sparsity, dict):
+            check_unambiguous(options.sparsity, imported.layers, "--sparsity")
+        aliases = layer_aliases(imported.layers)
         module = imported.module
         if trained:
             with progress.stage("train"):
@@ -252,14 +261,17 @@ def compile_model(
         module, generated, report = _compress_and_generate(
             module, options, machine, progress, aliases, inputs, outputs, calibration
         )
-        generated.program.origin = Origin(
-            model_fingerprint(imported.original), _options_text(options_given)
-        )
         if training is not None:
             with progress.stage("emulate"):
                 emulated_stage(trainer, generated.program, training)
         with progress.stage("export"):
             compressed = export_model(imported, module)
+        generated.program.origin = Origin(
+            model_fingerprint(imported.original),
+            _options_text(options_given),
+            weights_fingerprint(imported.original),
+            weights_fingerprint(compressed),
+        )
     written = generated.tensor_map
     tensor_map = {
         layer.output: written[layer.name] for layer in imported.layers if layer.name in written
@@ -297,7 +309,14 @@ def _train(
     """The training stage (:func:`eiec.training.pipeline.train_stage`) and the options pruning
     then uses: sparsity 0, which keeps the trained zeros and prunes nothing more."""
     if len(specs) != 1:
-        raise CompileError(f"--train needs a single-input model; this one has {len(specs)}")
+        names = ", ".join(f"'{spec.name}'" for spec in specs)
+        raise CompileError(
+            f"training takes a model of one input; this one has {len(specs)} ({names})",
+            where="--train",
+            fix="compile without --train (prune and share only), or train the layers through "
+            "eiec.byoc.partition_for_eie(mod, train=...), which trains each single-input "
+            "offloaded function",
+        )
     if options.epochs < 0:
         raise CompileError(f"--epochs {options.epochs}: give 0 or more epochs")
     lstm = find_lstm_layers(mod)
@@ -336,7 +355,12 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
     if options.calibration is not None:
         params = mod["main"].params
         if len(params) != 1:
-            raise CompileError("calibration inputs need a single-input function")
+            raise CompileError(
+                f"calibration samples are given per input, and this function has "
+                f"{len(params)} inputs",
+                where="CompileOptions.calibration",
+                fix="drop calibration and give input_range=R (inputs assumed within +-R)",
+            )
         calibration = {params[0].name: np.asarray(options.calibration)}
     training = None
     with progress.shown():
@@ -344,7 +368,11 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
             with progress.stage("train"):
                 param = mod["main"].params
                 if len(param) != 1:
-                    raise CompileError("training needs a single-input function")
+                    raise CompileError(
+                        f"training needs a function of one input; this one has {len(param)}",
+                        where="CompileOptions.train",
+                        fix="drop train (prune and share only)",
+                    )
                 spec = _RelaxInput(tuple(int(d) for d in param[0].ty.shape.values), 0)
                 mod, training, trainer, options = _train(mod, options, [spec], {}, progress.bar)
         module, generated, report = _compress_and_generate(
@@ -432,8 +460,11 @@ def _calibration(
     if samples is None:
         return None
     if len(specs) != 1:
+        names = ", ".join(f"'{spec.name}'" for spec in specs)
         raise CompileError(
-            f"calibration inputs need a single-input model; this one has {len(specs)} inputs"
+            f"the samples are of one input; this model has {len(specs)} ({names})",
+            where="--calibration",
+            fix="drop --calibration and give --input-range R (every input assumed within +-R)",
         )
     spec = specs[0]
     array = np.asarray(samples, dtype=np.float64)
@@ -452,13 +483,52 @@ def _calibration(
         )
     if not np.all(np.isfinite(array)):
         raise CompileError("calibration data contains NaN or infinity")
+    check_calibration_range(array)
     return {ports[0].name: array.reshape(-1, size)}
+
+
+def check_calibration_range(
+    array: np.ndarray, what: str = "the calibration samples", where: str | None = None
+) -> None:
+    """CompileError for calibration samples (``what``) whose range no input format can follow:
+    all zero, beyond 16-bit fixed point, or so wide that most of them would round to 0 (the
+    rule ``ShareWeights`` applies to weights, ``fit_word_format``)."""
+    array = np.asarray(array, dtype=np.float64)
+    largest = float(np.abs(array).max(initial=0.0))
+    fix = "give representative inputs of the model, or --input-range R instead"
+    if largest == 0.0:
+        raise CompileError(
+            f"{what} are all zero: they cannot set the formats of the activations",
+            where=where,
+            fix=fix,
+        )
+    if largest * CALIBRATION_HEADROOM > MAX_MAGNITUDE:
+        raise CompileError(
+            f"{what} reach {largest:.4g}, beyond what 16-bit fixed point holds (at most "
+            f"{MAX_MAGNITUDE / CALIBRATION_HEADROOM:.4g} with the formats' headroom)",
+            where=where,
+            fix="scale the inputs down (e.g. images to [0, 1]), or remove the outliers",
+        )
+    frac = frac_for_range(largest, headroom=CALIBRATION_HEADROOM)
+    lost = int(lost_to_rounding(array, frac).sum())
+    count = int(np.count_nonzero(array))
+    if lost * 2 > count:
+        raise CompileError(
+            f"{lost} of {count} non-zero values of {what} round to 0 in 16-bit fixed point: "
+            f"the largest ({largest:.4g}) sets the input's step to {2.0**-frac:.3g}",
+            where=where,
+            fix="the samples span too wide a range for one 16-bit format: remove the outliers, "
+            "or normalise the inputs",
+        )
 
 
 def export_model(imported: ImportedModel, module: tvm.IRModule) -> onnx.ModelProto:
     """The ONNX model of ``imported`` with ``module``'s layer weights, its metadata naming the
     source model's fingerprint (``eiec.frontend.fingerprint.ORIGIN_KEY``)."""
     compressed = export_compressed(_export_base(imported), imported.layers, module)
+    kept = [entry for entry in compressed.metadata_props if entry.key != ORIGIN_KEY]
+    del compressed.metadata_props[:]
+    compressed.metadata_props.extend(kept)  # a compressed model compiled again: its new origin
     entry = compressed.metadata_props.add()
     entry.key, entry.value = ORIGIN_KEY, model_fingerprint(imported.original)
     return compressed

@@ -112,3 +112,23 @@ class PathError(EiecError):
 class UsageError(EiecError):
     """The command line asks for something that makes no sense in context (an option that has
     no effect without another one); exit 2, as argparse's usage errors."""
+
+
+# --- warnings ---------------------------------------------------------------------------------
+
+
+class EiecWarning(UserWarning):
+    """A result eiec produced but whose meaning is limited (saturated data, weights rounded
+    away, a layer left denser than asked): the CLI prints it as one line ``eiec CMD: warning:
+    ...`` on stderr. Built like an :class:`EiecError`: what, where, how to fix."""
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
+        self.what, self.where, self.fix = what, where, fix
+        super().__init__(EiecError.message(self))  # type: ignore[arg-type]
+
+
+def warn(what: str, *, where: str | None = None, fix: str | None = None) -> None:
+    """Issue an :class:`EiecWarning` (``warnings.warn``: API callers may filter or raise it)."""
+    import warnings  # lazy: only when there is something to say
+
+    warnings.warn(EiecWarning(what, where=where, fix=fix), stacklevel=2)

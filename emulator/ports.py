@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
 
+from eiec.emulator.stats import Stats
 from eiec.errors import InputError
-from eiec.isa.program import Buffer, Port, Program
+from eiec.isa.program import WORD_MAX, Buffer, Port, Program
 
 
 def data_words(buffer: Buffer) -> np.ndarray:
@@ -109,3 +113,60 @@ def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, n
         check_shape(port, array, program.source)
         checked[port.name] = array
     return checked
+
+
+def clamped_inputs(program: Program, runs: Sequence[Stats]) -> list[str]:
+    """One sentence per input port whose host values were clamped to its buffer's range over
+    ``runs`` (the emulator's input saturation events): the outputs are those of other inputs."""
+    counts: dict[str, int] = {}
+    for stats in runs:
+        for event in stats.saturation_events:
+            if "input" in event:
+                counts[event["input"]] = counts.get(event["input"], 0) + int(event["count"])
+    ports = {port.name: port for port in program.inputs}
+    sentences = []
+    for name, count in counts.items():
+        port = ports.get(name)
+        size = math.prod(port.shape) * len(runs) if port is not None else None
+        of = f" of {size}" if size else ""
+        limit = ""
+        if port is not None and port.buffer in program.buffers:
+            frac = program.buffers[port.buffer].frac
+            limit = f" (+-{WORD_MAX * 2.0**-frac:.4g}, the format of {frac} fraction bits)"
+        sentences.append(
+            f"input {name!r}: {count}{of} values are beyond its 16-bit buffer's range{limit} "
+            "and were clamped, so the outputs are those of other inputs"
+        )
+    return sentences
+
+
+#: How to avoid clamped inputs (the fix of :func:`clamped_inputs`' messages).
+CLAMPED_FIX = (
+    "compile with --calibration on representative inputs or a larger --input-range, or scale "
+    "the inputs (e.g. images to [0, 1])"
+)
+
+
+#: Instructions whose saturations are part of their definition: ``broadcast-activation``
+#: clamps the constant ``#1`` in formats of 15 or more fraction bits (isa/SPEC.md).
+BY_DESIGN = frozenset({"broadcast-activation"})
+
+
+def saturated_words(runs: Sequence[Stats]) -> str | None:
+    """A sentence on the words clamped inside the program over ``runs`` (writebacks and
+    element-wise results beyond their buffer's range), or None when there were none."""
+    events = [
+        event
+        for stats in runs
+        for event in stats.saturation_events
+        if "pc" in event and event.get("instruction") not in BY_DESIGN
+    ]
+    if not events:
+        return None
+    count = sum(int(event["count"]) for event in events)
+    first = min(events, key=lambda event: int(event["pc"]))
+    return (
+        f"{count} values computed by the program saturated (the first at instruction "
+        f"{first['pc']}, {first['instruction']}): they were beyond their buffer's 16-bit range "
+        "and were clamped, so the outputs computed from them are not the model's"
+    )

@@ -45,6 +45,14 @@ def dequantize(q: np.ndarray, frac: int) -> np.ndarray:
     return np.asarray(q, dtype=np.float64) * 2.0**-frac
 
 
+#: The most fraction bits a format has (``frac_for_range``'s upper clamp): steps of 2**-30.
+FINEST_FRAC = 30
+#: The fewest (``frac_for_range``'s lower clamp): steps of 2**16.
+COARSEST_FRAC = -16
+#: The largest magnitude a 16-bit word holds, at the coarsest format.
+MAX_MAGNITUDE = WORD_MAX * 2.0**-COARSEST_FRAC
+
+
 def frac_for_range(max_abs: float, *, headroom: float = 1.0) -> int:
     """The largest fraction-bit count whose range holds ``max_abs * headroom``.
 
@@ -55,8 +63,15 @@ def frac_for_range(max_abs: float, *, headroom: float = 1.0) -> int:
     if not np.isfinite(target) or target <= 0.0:
         return 15
     frac = 15
-    while frac > -16 and target > WORD_MAX * 2.0**-frac:
+    while frac > COARSEST_FRAC and target > WORD_MAX * 2.0**-frac:
         frac -= 1
-    while frac < 30 and target <= WORD_MAX * 2.0 ** -(frac + 1):
+    while frac < FINEST_FRAC and target <= WORD_MAX * 2.0 ** -(frac + 1):
         frac += 1
     return frac
+
+
+def lost_to_rounding(values: np.ndarray, frac: int) -> np.ndarray:
+    """The mask of the non-zero ``values`` that round to 0 with ``frac`` fraction bits (below
+    half a step: what a 16-bit format cannot tell from zero)."""
+    values = np.asarray(values, dtype=np.float64)
+    return (values != 0) & (np.floor(values * 2.0**frac + 0.5) == 0)

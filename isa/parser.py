@@ -256,10 +256,11 @@ class _Assembler:
         return machine
 
     def origin(self, tree: Tree) -> Origin:
-        _, model, options = tree.children
-        if not re.fullmatch("[0-9a-f]{64}", str(model)):
-            self.syntax(model, f"model={model} is not a SHA-256 digest (64 hex digits)")
-        return Origin(str(model), json.loads(str(options)))
+        _, model, options, *weights = tree.children
+        for key, token in zip(("model", "weights", "compressed"), (model, *weights), strict=False):
+            if not re.fullmatch("[0-9a-f]{64}", str(token)):
+                self.syntax(token, f"{key}={token} is not a SHA-256 digest (64 hex digits)")
+        return Origin(str(model), json.loads(str(options)), *(str(w) for w in weights))
 
     # --- data sections ------------------------------------------------------------------------
 

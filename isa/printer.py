@@ -130,7 +130,10 @@ def _machine(machine: Machine) -> str:
 def _origin(origin: Origin | None) -> list[str]:
     if origin is None:
         return []
-    return [f".origin model={origin.model} options={json.dumps(origin.options)}"]
+    line = f".origin model={origin.model} options={json.dumps(origin.options)}"
+    if origin.weights is not None and origin.compressed is not None:
+        line += f" weights={origin.weights} compressed={origin.compressed}"
+    return [line]
 
 
 def _buffer(buffer: Buffer) -> str:

@@ -539,11 +539,15 @@ ELEMENTWISE: tuple[type[Instruction], ...] = (EwAdd, EwMul, EwLut, EwCopy)
 @dataclass(frozen=True)
 class Origin:
     """Where a program came from (the ``.origin`` header): ``model``, the SHA-256 fingerprint
-    of the source model's structure (``eiec.frontend.fingerprint``), and ``options``, the compile
-    options as ``key=value`` words."""
+    of the source model's structure (``eiec.frontend.fingerprint``), ``options``, the compile
+    options as ``key=value`` words, and the fingerprints of the weights it was compiled from."""
 
     model: str
     options: str
+    #: :func:`eiec.frontend.fingerprint.weights_fingerprint` of the source model and of the
+    #: compressed model compiling it exports (None in programs written before they were kept).
+    weights: str | None = None
+    compressed: str | None = None
 
 
 @dataclass(eq=False)

@@ -27,6 +27,28 @@ class Accuracy:
         return dict(self.__dict__)
 
 
+def check_labels(labels: np.ndarray, outputs: Mapping[str, np.ndarray], where: str) -> None:
+    """InputError when ``labels`` hold classes the model's scores cannot predict (outside
+    0..C-1 for a float output of C scores per sample): the accuracy would be meaningless.
+    A model with an integer label output (skl2onnx) names its own classes: not checked."""
+    if any(v.dtype.kind in "iu" and v.ndim == 1 for v in outputs.values()):
+        return
+    name, scores = next(((k, v) for k, v in outputs.items() if v.dtype.kind == "f"), (None, None))
+    if scores is None:
+        return
+    classes = int(np.prod(scores.shape[1:], dtype=np.int64))
+    bad = np.unique(labels[(labels < 0) | (labels >= classes)])
+    if bad.size:
+        shown = ", ".join(str(int(v)) for v in bad[:5]) + (", ..." if bad.size > 5 else "")
+        raise InputError(
+            f"{int(np.isin(labels, bad).sum())} of {labels.size} labels ({shown}) are not "
+            f"classes of the model: its output '{name}' scores {classes} classes "
+            f"(0..{classes - 1})",
+            where=where,
+            fix=f"give class indices in 0..{classes - 1}, in the order of the model's outputs",
+        )
+
+
 def predictions(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
     """Predicted classes: an integer output of rank 1 (a label), else the arg-max of the first
     float output."""

@@ -23,9 +23,10 @@ import onnx
 from onnx import helper
 
 from eiec.errors import InputError, RuntimeCheckError
+from eiec.frontend.canonicalize import batch_of_one, static_batch
 from eiec.frontend.compat import tvm_compatible
 from eiec.frontend.feeds import elem_dtype, model_inputs, order_feeds
-from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint
+from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, weights_fingerprint
 from eiec.frontend.load import load_model
 from eiec.isa.program import Program
 
@@ -154,10 +155,14 @@ def run_reference(
 def run_rows(
     model: ModelLike, inputs: Mapping[str, np.ndarray], extra_outputs: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
-    """Run a batch (axis 0) of ``inputs``; a model whose inputs have a fixed batch of 1 runs
+    """Run a batch (axis 0) of ``inputs``; a model whose inputs have a fixed batch of 1 (or of
+    another size than the batch's: :func:`eiec.frontend.canonicalize.batch_of_one`) runs
     sample by sample and the outputs are concatenated along axis 0."""
-    ref = build(model, extra_outputs=tuple(extra_outputs))
     sizes = {int(np.asarray(v).shape[0]) for v in inputs.values() if np.ndim(v) >= 1}
+    proto = load_model(model)
+    if static_batch(proto) not in (None, *sizes):
+        model = batch_of_one(proto, model_where(model))
+    ref = build(model, extra_outputs=tuple(extra_outputs))
     fixed_one = all(
         vi.type.tensor_type.shape.dim and vi.type.tensor_type.shape.dim[0].dim_value == 1
         for vi in model_inputs(ref.model)
@@ -169,6 +174,13 @@ def run_rows(
         ref.run({k: np.asarray(v)[i : i + 1] for k, v in inputs.items()}) for i in range(count)
     ]
     return {name: np.concatenate([p[name] for p in parts]) for name in ref.output_names}
+
+
+def model_where(model: ModelLike) -> str:
+    """How messages name a model: its path, or its graph's name."""
+    if isinstance(model, onnx.ModelProto):
+        return f"graph '{model.graph.name}'"
+    return str(model)
 
 
 def run_intermediates(
@@ -192,7 +204,10 @@ def program_reference(
     """
     origin = program.origin
     exported = {p.key: p.value for p in model.metadata_props}.get(ORIGIN_KEY)
-    if origin is None or exported == origin.model:
+    if origin is None:
+        return model, False
+    if exported == origin.model:
+        _check_weights(model, origin.compressed, program, where, "the compressed model")
         return model, False
     if model_fingerprint(model) != origin.model:
         raise RuntimeCheckError(
@@ -205,8 +220,27 @@ def program_reference(
     from eiec.compiler import export_model  # lazy: the compiler
     from eiec.frontend.read import read_onnx  # lazy: the front end
 
+    _check_weights(model, origin.weights, program, where, "the source model")
     imported = read_onnx(model)
     return export_model(imported, decoded_module(program, imported.module)), True
+
+
+def _check_weights(
+    model: onnx.ModelProto, recorded: str | None, program: Program, where: str, role: str
+) -> None:
+    """RuntimeCheckError unless ``model``'s layer weights are those ``program`` recorded for
+    ``role`` (no record: a program written before weights were fingerprinted)."""
+    if recorded is None:
+        return
+    found = weights_fingerprint(model)
+    if found != recorded:
+        raise RuntimeCheckError(
+            f"{where} has the graph of the model {_name(program)} was compiled from, but other "
+            f"weights than {role} it was compiled with (weights fingerprint {found[:12]}, the "
+            f"program's .origin {recorded[:12]})",
+            fix="pass the ONNX model given to eiec compile, or the file its --export-onnx wrote; "
+            "after retraining or editing the weights, compile again",
+        )
 
 
 def _name(program: Program) -> str:

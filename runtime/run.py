@@ -28,8 +28,10 @@ import numpy as np
 from eiec.compiler import CompileOptions, CompileResult, compile_model
 from eiec.emulator import BatchStats, EmulatorConfig, Stats
 from eiec.errors import InputError
+from eiec.frontend.canonicalize import batch_of_one
+from eiec.frontend.load import weights_from_inputs
 from eiec.runtime import reference
-from eiec.runtime.accuracy import Accuracy, Inputs, predictions
+from eiec.runtime.accuracy import Accuracy, Inputs, check_labels, predictions
 from eiec.runtime.emulate import emulate
 from eiec.runtime.run_byoc import CALIBRATION_TEXT, ByocReport, calibrate, run_byoc
 from eiec.runtime.split import TailSplit, eie_split
@@ -156,6 +158,9 @@ def run(
     ``inputs`` (``eiec.runtime.run_byoc.calibrate``; the report's ``calibration`` says which).
     """
     original = reference.load_model(model)
+    if not isinstance(inputs, np.ndarray):
+        original, inputs = weights_from_inputs(original, inputs)
+    original = batch_of_one(original, reference.model_where(model))
     split = eie_split(original)
     if split is None:
         return run_byoc(
@@ -194,6 +199,7 @@ def run(
                 where="labels",
                 fix="give one label per sample",
             )
+        check_labels(labels, outputs, "labels")
         feeds = report.cpu_feeds
         compressed_head = reference.run_rows(compiled.compressed_model, feeds)
         compressed_out = _with_tail(split, {name: compressed_head[name] for name in head_outputs})

@@ -34,17 +34,19 @@ from tvm import relax
 from eiec.byoc import run_onnx
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, Profiler, profile
-from eiec.compiler import CompileOptions
+from eiec.compiler import CompileOptions, check_calibration_range
 from eiec.emulator import EmulatorConfig
 from eiec.errors import InputError, UnsupportedModelError
+from eiec.frontend.support import quantized_hint
 from eiec.runtime import reference
-from eiec.runtime.accuracy import Accuracy, Inputs, predictions
+from eiec.runtime.accuracy import Accuracy, Inputs, check_labels, predictions
 from eiec.runtime.verify import (
     VerifyReport,
     compare_original,
     compare_values,
     emulate_with_bounds,
     is_classifier,
+    report_clamped_inputs,
 )
 
 
@@ -150,6 +152,7 @@ def calibrate(
     arrays = [inputs] if isinstance(inputs, np.ndarray) else list(dict(inputs).values())
     if not on_inputs or len(arrays) != 1 or len(reference.model_inputs(model)) != 1:
         return options, "input-range"
+    check_calibration_range(arrays[0], "the inputs (which set the formats: no --calibration)")
     return replace(options, calibration=np.asarray(arrays[0])), "inputs"
 
 
@@ -191,6 +194,7 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
         emulated = [emulate_with_bounds(offload.program, feed) for feed in feeds]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
         report.saturations += sum(run.stats.saturations for run in emulated)
+        report_clamped_inputs(report, offload.program, [run.stats for run in emulated])
         for index, name in enumerate(offload.outputs):
             compare_values(
                 report,
@@ -266,7 +270,8 @@ def run_byoc(
         raise UnsupportedModelError(
             "no layer of the model runs on EIE: BYOC offloaded nothing",
             where=f"graph '{model.graph.name}'",
-            fix="EIE runs FC layers (MatMul/Gemm with constant weights) and LSTMs",
+            fix=quantized_hint(model)
+            or "EIE runs FC layers (MatMul/Gemm with constant weights) and LSTMs",
         )
     report = VerifyReport(samples=samples, outputs=list(run.outputs), scope="offloaded_calls")
     report.emulator_outputs = run.outputs
@@ -279,6 +284,7 @@ def run_byoc(
             compare_original(report, got, original[name], classifier)
     accuracy = None
     if labels is not None:
+        check_labels(labels, run.outputs, "labels")
         accuracy = Accuracy(
             original=float(np.mean(predictions(original) == labels)),
             compressed=None,

@@ -26,7 +26,7 @@ taken to be the compressed model the program was compiled from. The model may en
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from eiec.emulator.batch import split_batch
 from eiec.emulator.bounds import FLOAT32_U, ErrorBounds, LayerBound, Saturation
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator
+from eiec.emulator.ports import CLAMPED_FIX, clamped_inputs
 from eiec.emulator.stats import Stats
 from eiec.errors import InputError, RuntimeCheckError
 from eiec.frontend.layers import find_onnx_layers
@@ -263,6 +264,13 @@ def _class_scores(program: Program) -> bool:
     return len(shape) == 2 and shape[0] == 1 and shape[1] > 1
 
 
+def report_clamped_inputs(report: VerifyReport, program: Program, runs: Sequence[Stats]) -> None:
+    """A problem per input port whose values were clamped to its buffer's range: the emulator
+    then computes other inputs than the CPU, so no tolerance makes the comparison meaningful."""
+    for sentence in clamped_inputs(program, runs):
+        report.problems.append(f"{sentence}: {CLAMPED_FIX}")
+
+
 def is_classifier(model: onnx.ModelProto) -> bool:
     """Whether the model has a Softmax, LogSoftmax or ArgMax node."""
     return any(node.op_type in CLASSIFIER_OPS for node in model.graph.node)
@@ -378,6 +386,7 @@ def verify(
         compare_values(report, tensor, got, want, bound, axis, saturated, first)
         if orig is not None:
             compare_original(report, got, orig[tensor], classifier)
+    report_clamped_inputs(report, program, report.stats)
     if report.problems and report.first_failing_sample is not None:
         _find_divergence(report, runs, cpu, mapping, report.first_failing_sample)
     return report

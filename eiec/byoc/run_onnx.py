@@ -20,6 +20,7 @@ from tvm import relax
 from eiec.byoc.partition import partition_for_eie
 from eiec.byoc.profile import Profiler, profile
 from eiec.byoc.run_codegen import RunCodegen
+from eiec.frontend.canonicalize import batch_of_one
 from eiec.frontend.checks import check_inputs
 from eiec.frontend.compat import tvm_compatible
 from eiec.frontend.feeds import model_feeds
@@ -48,8 +49,10 @@ def run_onnx(
     **compile_options: Any,
 ) -> ByocRun:
     """Run ``model`` on every sample of ``inputs`` (the first axis of each array is the batch;
-    each sample keeps a leading axis of 1) with the FC/LSTM layers offloaded to EIE."""
-    proto = load_model(model)
+        each sample keeps a leading axis of 1) with the FC/LSTM layers offloaded to EIE. A model
+    whose inputs fix a batch other than 1 runs at batch 1
+    (:func:`eiec.frontend.canonicalize.batch_of_one`)."""
+    proto = batch_of_one(load_model(model), "eiec.byoc.run_onnx")
     check_inputs(proto, inputs, "eiec.byoc.run_onnx", batch_axis=0)
     mod = import_model(proto)
     built = RunCodegen()(partition_for_eie(mod, **compile_options))

@@ -30,7 +30,7 @@ import tvm
 from tvm import relax
 
 from eiec.codegen.assembly import CALIBRATION_HEADROOM, ProgramAssembly
-from eiec.errors import CompileError, UnsupportedModelError
+from eiec.errors import CompileError, UnsupportedModelError, warn
 from eiec.isa.builder import codebook_of, codes_of
 from eiec.isa.fixed import dequantize, frac_for_range
 from eiec.isa.program import (
@@ -148,6 +148,35 @@ class LoweringContext:
             return frac_for_range(max_abs), max_abs, "spread"
         return frac_for_range(max_abs), max_abs, "bound"
 
+    def check_accumulator(self, name: str, acc_frac: int, typical: float, worst: float) -> None:
+        """CompileError when layer ``name``'s sums, of ``acc_frac`` fraction bits, typically
+        reach ``typical`` (the statistical bound) beyond the machine's accumulator
+        (``acc_bits``); a warning when only the worst case ``worst`` does."""
+        bits = self.asm.machine.acc_bits
+
+        def need(value: float) -> int:
+            return int(np.ceil(np.log2(value * 2.0**acc_frac + 1.0))) + 1
+
+        what = (
+            f"its sums have {acc_frac} fraction bits (the codebook's and the input's) and "
+            f"reach {{value:.3g}}{{when}}: they need a {{need}}-bit accumulator, the machine's "
+            f"has {bits} bits (--acc-bits)"
+        )
+        fix = "raise --acc-bits to {need} or more (the paper's chip: 48)"
+        if need(typical) > bits:
+            raise CompileError(
+                what.format(value=typical, when="", need=need(typical)),
+                where=f"layer {name}",
+                fix=fix.format(need=need(typical)),
+            )
+        if need(worst) > bits:
+            warn(
+                what.format(value=worst, when=" at worst", need=need(worst))
+                + ", so extreme inputs overflow",
+                where=f"layer {name}",
+                fix=fix.format(need=need(worst)),
+            )
+
     def materialize(self, pending: PendingLayer) -> Activation:
         """Emit a pending layer into a new buffer; returns the buffer's activation."""
         layer, source = pending.layer, pending.source
@@ -163,6 +192,12 @@ class LoweringContext:
         entries = SparseWeights.of(stored, codes)  # the non-zeros only, not an M x K matrix
         bound = entries.matvec(np.append(source.bound, 1.0)[: codes.shape[1]])
         spread, rms = entries.spread_bound(source.rms_or_bound, has_bias=bias is not None)
+        self.check_accumulator(
+            layer.name,
+            eie_layer.codebook.frac + self.asm.buffers[source.buffer].frac,
+            float(np.minimum(spread, bound).max(initial=0.0)),
+            float(bound.max(initial=0.0)),
+        )
         if bias is not None:
             samples = None if samples is None else samples + bias.astype(np.float64)
         if pending.relu and samples is not None:

@@ -30,7 +30,7 @@ from eiec.commands.options import (
     add_quiet_option,
     load_npy,
 )
-from eiec.errors import InputError
+from eiec.errors import InputError, warn
 from eiec.fileio import FILE, NPY, PROGRAM, save_npy_atomic, write_atomic
 from eiec.isa.program import Port, Program
 
@@ -211,6 +211,18 @@ def run(args: argparse.Namespace) -> int:
         result = Emulator(program, config, observers, tables=image.tables).run(arrays)
         results, stats, runs = result.outputs, result.stats, [result.stats]
         report = stats.to_json()
+    from eiec.emulator.ports import (  # lazy: emulator
+        CLAMPED_FIX,
+        clamped_inputs,
+        saturated_words,
+    )
+
+    for sentence in clamped_inputs(program, runs):
+        warn(sentence, where=args.program, fix=CLAMPED_FIX)
+    inside = saturated_words(runs)
+    if inside is not None:
+        warn(inside, where=args.program, fix="compile with --calibration on representative "
+             "inputs; eiec verify names the outputs they reach")  # fmt: skip
     if args.plot:
         from eiec.emulator.plot import plot_run  # lazy: matplotlib
 

@@ -5,6 +5,7 @@
   an LSTM's sequence-first X); the runtime splits
   a batch along that axis.
 - ``Dropout`` (inference) becomes ``Identity``.
+- A weight initialiser several layers share (tied weights) is copied for each of them.
 - ``Gemm`` ``alpha``/``beta`` are folded into the weight and bias initialisers, so every layer is
   ``x @ W (+ b)``; the exported compressed model is this canonical graph.
 """
@@ -63,6 +64,54 @@ def fix_batch(model: onnx.ModelProto, where: str) -> tuple[onnx.ModelProto, list
         if info.type.HasField("tensor_type"):
             info.type.tensor_type.ClearField("shape")
     return fixed, specs
+
+
+def static_batch(model: onnx.ModelProto) -> int | None:
+    """The batch size fixed by the model's run-time inputs at axis 0, their batch axis, when
+    one is not 1 (an export traced with 4 samples and no dynamic axis); else None (an LSTM's
+    sequence-first X has its batch at axis 1)."""
+    weights = {init.name for init in model.graph.initializer}
+    for info in model.graph.input:
+        dims = info.type.tensor_type.shape.dim
+        if info.name in weights or not dims or dims[0].dim_value <= 1:
+            continue
+        if _batch_axis(model.graph, info.name, len(dims)) == 0:
+            return int(dims[0].dim_value)
+    return None
+
+
+def batch_of_one(model: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    """``model`` itself, or, when its inputs fix a batch other than 1 at axis 0
+    (:func:`static_batch`), a copy of it at batch 1, which runs sample by sample (eiec's
+    runners take a batch of any size). UnsupportedModelError when the graph's shapes depend on
+    that batch (a Reshape to a constant shape holding it)."""
+    batch = static_batch(model)
+    if batch is None:
+        return model
+    one = onnx.ModelProto()
+    one.CopyFrom(model)
+    weights = {init.name for init in one.graph.initializer}
+    for info in one.graph.input:
+        dims = info.type.tensor_type.shape.dim
+        if info.name not in weights and dims and dims[0].dim_value == batch:
+            dims[0].dim_value = 1
+    del one.graph.value_info[:]
+    for info in one.graph.output:
+        dims = info.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value == batch:
+            dims[0].dim_value = 1
+    try:
+        infer_shapes(one, weights=False, strict=True)
+    except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UnsupportedModelError(
+            f"the model's inputs fix a batch of {batch} samples and its graph's shapes depend "
+            f"on it, so it cannot run one sample at a time: {text}",
+            where=where,
+            fix="export the model with a dynamic batch axis (torch.onnx.export's dynamic_axes "
+            "or dynamic_shapes) or with a batch of 1",
+        ) from None
+    return one
 
 
 _BATCH = "eiec_batch"
@@ -138,6 +187,7 @@ def canonicalize(model: onnx.ModelProto, *, copy: bool = True) -> onnx.ModelProt
         result.CopyFrom(model)
     graph = result.graph
     _name_lstm_nodes(graph)
+    _untie_weights(graph)
     inits = {init.name: init for init in graph.initializer}
     uses: dict[str, int] = {}
     for node in graph.node:
@@ -168,6 +218,35 @@ def canonicalize(model: onnx.ModelProto, *, copy: bool = True) -> onnx.ModelProt
             node.ClearField("attribute")
             node.attribute.extend(kept)
     return result
+
+
+def _untie_weights(graph: onnx.GraphProto) -> None:
+    """Give each Gemm/MatMul its own copy of a weight (or Gemm bias) initialiser that several
+    use (tied weights, e.g. an autoencoder's or a language model's embedding and head): EIE
+    stores, prunes and shares each layer's weights on their own. The first user keeps the
+    name; the others' copies are named ``NAME_2``, ``NAME_3``..."""
+    inits = {init.name: init for init in graph.initializer}
+    taken = set(inits) | {name for node in graph.node for name in (*node.input, *node.output)}
+    used: set[str] = set()
+    for node in graph.node:
+        if node.op_type not in ("Gemm", "MatMul"):
+            continue
+        for index in (1, 2) if node.op_type == "Gemm" else (1,):
+            name = node.input[index] if index < len(node.input) else ""
+            if name not in inits:
+                continue
+            if name not in used:
+                used.add(name)
+                continue
+            suffix = 2
+            while f"{name}_{suffix}" in taken:
+                suffix += 1
+            copy = onnx.TensorProto()
+            copy.CopyFrom(inits[name])
+            copy.name = f"{name}_{suffix}"
+            graph.initializer.append(copy)
+            taken.add(copy.name)
+            node.input[index] = copy.name
 
 
 def _name_lstm_nodes(graph: onnx.GraphProto) -> None:

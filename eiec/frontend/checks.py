@@ -1,10 +1,13 @@
 """Checks of an ONNX model that need neither TVM nor compilation: run first, fail fast.
 
 ``check_model`` (called by ``load_model`` on every model eiec reads) refuses tensor types eiec
-does not compute in, NaN, Inf and weights too large for any 16-bit fixed-point format (named by
-initialiser and index), and zero-size tensors. ``check_runs_on_eie`` refuses a model with no
-layer for EIE to run. ``check_capacity`` raises the per-PE memory overflows that follow from the
-layers' shapes and the sparsity targets alone, before pruning and k-means spend any time.
+does not compute in, NaN, and zero-size tensors; and, in the tensors EIE stores (layer weights
+and biases), Inf and values too large for any 16-bit fixed-point format (named by initialiser and
+index): constants of the CPU's ops may be anything finite or infinite. ``ShareWeights`` applies
+the rest of the rule to the stored codebooks (``fit_word_format``). ``check_runs_on_eie``
+refuses a model with no layer for EIE to run. ``check_capacity`` raises the per-PE memory
+overflows that follow from the layers' shapes and the sparsity targets alone, before pruning
+and k-means spend any time.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from onnx import TensorProto, numpy_helper
 
 from eiec.emulator.ports import check_finite
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
+from eiec.frontend.canonicalize import static_batch
 from eiec.frontend.graph import infer_shapes
-from eiec.frontend.layers import find_onnx_layers
-from eiec.isa.program import WORD_MAX, Machine, Program
+from eiec.frontend.layers import check_unambiguous, find_onnx_layers, layer_aliases
+from eiec.isa.fixed import MAX_MAGNITUDE
+from eiec.isa.program import Machine, Program
 
 #: Floating-point element types a model may have: eiec computes in 16-bit fixed point either
 #: way and compares in the model's own dtype.
@@ -38,8 +43,6 @@ OTHER_TYPES = {
     TensorProto.UINT64,
     TensorProto.BOOL,
 }
-#: The largest magnitude a 16-bit word holds at the coarsest format (frac -16).
-MAX_MAGNITUDE = WORD_MAX * 2.0**16
 #: Ops EIE computes: the layers and the element-wise activations of ``eiec.frontend.ops.OPS``
 #: (which imports TVM; tests/reliability/test_checks.py keeps the two in step).
 EIE_OPS = ("Gemm", "MatMul", "LSTM", "Relu", "Sigmoid", "Tanh")
@@ -58,8 +61,9 @@ def type_name(elem_type: int) -> str:
 def check_model(model: onnx.ModelProto, where: str) -> None:
     """Raise ModelLoadError for an element type, value or size eiec cannot compute with."""
     _check_value_types(model, where)
+    stored = _stored_tensors(model)
     for init in _initializers(model):
-        _check_initializer(init, where)
+        _check_initializer(init, where, init.name in stored)
     try:
         infer_shapes(model, weights=False, strict=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
@@ -79,6 +83,17 @@ def _initializers(model: onnx.ModelProto) -> Iterable[onnx.TensorProto]:
             for attribute in node.attribute:
                 if attribute.type == onnx.AttributeProto.TENSOR:
                     yield attribute.t
+
+
+def _stored_tensors(model: onnx.ModelProto) -> set[str]:
+    """The initialisers EIE may store: the weights and biases of FC layers, an LSTM's W, R, B
+    and initial states. Only these must fit 16-bit fixed point; a constant the CPU's ops use
+    (an attention mask of -3.4e38 or -inf) need not."""
+    names = {n for layer in find_onnx_layers(model) for n in (layer.weight, layer.bias) if n}
+    for node in model.graph.node:
+        if node.op_type == "LSTM":
+            names.update(node.input[1:])
+    return names
 
 
 def _check_value_types(model: onnx.ModelProto, where: str) -> None:
@@ -111,7 +126,9 @@ def _check_value_types(model: onnx.ModelProto, where: str) -> None:
                 )
 
 
-def _check_initializer(init: onnx.TensorProto, where: str) -> None:
+def _check_initializer(init: onnx.TensorProto, where: str, stored: bool) -> None:
+    """ModelLoadError for a type eiec does not compute in, no elements, NaN, and (``stored``:
+    a tensor EIE stores) Inf or a magnitude beyond 16-bit fixed point."""
     name = init.name or "<constant>"
     if init.data_type not in FLOAT_TYPES | OTHER_TYPES:
         raise ModelLoadError(
@@ -140,9 +157,11 @@ def _check_initializer(init: onnx.TensorProto, where: str) -> None:
     low, high = float(flat.min()), float(flat.max())  # NaN propagates; no copy of the weights
     if math.isfinite(low) and math.isfinite(high) and max(-low, high) <= MAX_MAGNITUDE:
         return
-    bad = ~np.isfinite(flat)
+    if not stored and not (math.isnan(low) or math.isnan(high)):
+        return
+    bad = ~np.isfinite(flat) if stored else np.isnan(flat)
     if bad.any():
-        what = "NaN or Inf"
+        what = "NaN or Inf" if stored else "NaN"
     else:
         bad = np.abs(flat) > MAX_MAGNITUDE  # exact in float32 (and beyond float16's range)
         what = f"a magnitude above {MAX_MAGNITUDE:.4g}, beyond 16-bit fixed point"
@@ -181,6 +200,9 @@ def check_capacity(
     (Gemm/MatMul) with constant 2-D weights are checked here (read as they are: nothing is
     folded or copied)."""
 
+    layers = find_onnx_layers(model)
+    if isinstance(sparsity, dict):
+        check_unambiguous(sparsity, layers, "--sparsity")
     weights = {init.name: init for init in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "LSTM":
@@ -190,7 +212,8 @@ def check_capacity(
         ):
             return  # a weight computed in the graph: the compiler checks after folding
     shapes = []
-    for layer in find_onnx_layers(model):
+    aliases = layer_aliases(layers)
+    for layer in layers:
         weight = weights.get(layer.weight)
         if weight is None or len(weight.dims) != 2:
             return
@@ -198,7 +221,11 @@ def check_capacity(
         target = (
             None
             if isinstance(sparsity, str)
-            else _target(layer.aliases, sparsity, default_sparsity)
+            else _target(
+                [a for a in layer.aliases if aliases.get(a) == layer.name],
+                sparsity,
+                default_sparsity,
+            )
         )
         shapes.append(
             FcShape(
@@ -280,7 +307,7 @@ def capacity_error(machine: Machine, layers: Iterable[FcShape]) -> CapacityError
     return None
 
 
-def _target(aliases: tuple[str, ...], sparsity: float | dict[str, float], default: float) -> float:
+def _target(aliases: list[str], sparsity: float | dict[str, float], default: float) -> float:
     if not isinstance(sparsity, dict):
         return float(sparsity)
     return next((sparsity[a] for a in aliases if a in sparsity), default)
@@ -360,9 +387,12 @@ def check_program_matches(model: onnx.ModelProto, program: Program, where: str) 
             where=where,
             fix=fix,
         )
+    batch = static_batch(model)  # a static batch runs one sample at a time
     for info, port in zip(infos, program.inputs, strict=True):
         dims = _input_dims(info)
         size = math.prod(d for d in dims if isinstance(d, int) and d > 0)
+        if batch is not None and dims and dims[0] == batch:
+            size //= batch
         if size != math.prod(port.shape):
             raise InputError(
                 f"the program's input '{port.name}' has shape {list(port.shape)}, the model's "

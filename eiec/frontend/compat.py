@@ -5,8 +5,8 @@ rewrites them into equivalent standard ops, so the whole model still runs in TVM
 
 - ``ai.onnx.ml.ArrayFeatureExtractor(data, indices)`` (skl2onnx's label lookup after
   ``ArgMax``) becomes ``Gather(data, Reshape(indices, [-1]), axis=-1)``, followed by
-  ``Unsqueeze(axes=[0])`` when ``data`` is 1-D (the op's output is then ``[1, n]``, as
-  onnxruntime and ``onnx.reference`` define it).
+  ``Unsqueeze(axes=[0])`` (as the model's opset writes it) when ``data`` is 1-D (the op's
+  output is then ``[1, n]``, as onnxruntime and ``onnx.reference`` define it).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from onnx import helper, numpy_helper
 
 from eiec.errors import RuntimeCheckError
 
+#: The opset from which Unsqueeze takes its axes as an input (an attribute before).
+UNSQUEEZE_AXES_INPUT = 13
+
 
 def tvm_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` with the ops TVM's ONNX front end lacks rewritten (module doc)."""
@@ -24,6 +27,7 @@ def tvm_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
     result = onnx.ModelProto()
     result.CopyFrom(model)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     nodes: list[onnx.NodeProto] = []
     for index, node in enumerate(result.graph.node):
         if node.op_type != "ArrayFeatureExtractor":
@@ -49,7 +53,13 @@ def tvm_compatible(model: onnx.ModelProto) -> onnx.ModelProto:
                 "Gather", [data, f"{stem}_flat"], [gathered], axis=-1, name=f"{stem}_g"
             )
         )
-        if rank == 1:
+        if rank == 1 and opset < UNSQUEEZE_AXES_INPUT:
+            nodes.append(
+                helper.make_node(
+                    "Unsqueeze", [gathered], [node.output[0]], name=f"{stem}_u", axes=[0]
+                )
+            )
+        elif rank == 1:
             axes = numpy_helper.from_array(np.array([0], dtype=np.int64), f"{stem}_axes")
             result.graph.initializer.append(axes)
             nodes.append(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import onnx
 
+from eiec.errors import CompileError
 from eiec.frontend.graph import GraphFacts, attributes
 from eiec.relax_layers.names import identifier
 
@@ -83,3 +85,27 @@ def _sole_consumer(facts: GraphFacts, name: str) -> onnx.NodeProto | None:
     consumers = facts.consumers.get(name, [])
     outputs = {o.name for o in facts.model.graph.output}
     return consumers[0] if len(consumers) == 1 and name not in outputs else None
+
+
+def layer_aliases(layers: list[OnnxLayer]) -> dict[str, str]:
+    """Each name a user may give (:attr:`OnnxLayer.aliases`) -> its layer's name, leaving out
+    a name several layers share (ONNX nodes of the same name: :func:`check_unambiguous`)."""
+    owners: dict[str, set[str]] = {}
+    for layer in layers:
+        for alias in layer.aliases:
+            owners.setdefault(alias, set()).add(layer.name)
+    return {alias: names.pop() for alias, names in owners.items() if len(names) == 1}
+
+
+def check_unambiguous(keys: Iterable[str], layers: list[OnnxLayer], option: str) -> None:
+    """CompileError when a key of a per-layer ``option`` names several layers (an ONNX node
+    name that several nodes have), saying which layers and their own names."""
+    unique = {layer.name for layer in layers} | set(layer_aliases(layers))
+    for key in keys:
+        owners = [layer.name for layer in layers if key in layer.aliases]
+        if key not in unique and len(owners) > 1:
+            raise CompileError(
+                f"{option}: '{key}' names {len(owners)} layers ({', '.join(owners)}): ONNX "
+                "nodes of the model share that name",
+                fix=f"give each layer by its own name: {', '.join(f'{n}=S' for n in owners)}",
+            )

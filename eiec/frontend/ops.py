@@ -106,5 +106,5 @@ BYOC_HINT = (
     "EIE runs chains of fully-connected layers ("
     + ", ".join(op.hint for op in OPS if op.hint)
     + "); for a model that mixes them with other operators, offload the FC layers with "
-    "eiec.byoc.partition_for_eie(mod) and let TVM run the rest"
+    "eiec.byoc.partition_for_eie(mod) and let TVM run the rest (eiec run does this)"
 )

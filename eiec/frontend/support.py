@@ -38,18 +38,53 @@ def check_supported(
 ) -> None:
     """Raise one UnsupportedModelError listing every node ``eiec compile`` cannot run, with
     ``hint`` as the fix."""
-    problems = [
-        f"{node_label(node)}: {issue}"
-        for node, issues in node_problems(model, checks)
-        for issue in issues
-    ]
-    if problems:
-        count = len(problems)
-        raise UnsupportedModelError(
-            f"{count} node{'s' if count > 1 else ''} cannot run on EIE: " + "; ".join(problems),
-            where=where,
-            fix=hint,
-        )
+    found = node_problems(model, checks)
+    if not found:
+        return
+    groups: dict[tuple[str, str], list[onnx.NodeProto]] = {}
+    for node, issues in found:
+        for issue in issues:
+            groups.setdefault((node.op_type, issue), []).append(node)
+    parts = []
+    for (op, issue), nodes in groups.items():
+        text = f"{node_label(nodes[0])}: {issue}"
+        others = nodes[1:]
+        if others:
+            names = ", ".join(f"'{n.name or n.output[0]}'" for n in others[:NAMED_NODES])
+            rest = f" and {len(others) - NAMED_NODES} more" if len(others) > NAMED_NODES else ""
+            text += f" (so do {len(others)} more {op} node(s): {names}{rest})"
+        parts.append(text)
+    if len(parts) > NAMED_GROUPS:
+        parts = [*parts[:NAMED_GROUPS], f"and {len(parts) - NAMED_GROUPS} more kinds of node"]
+    count = len(found)
+    raise UnsupportedModelError(
+        f"{count} node{'s' if count > 1 else ''} cannot run on EIE: " + "; ".join(parts),
+        where=where,
+        fix=quantized_hint(model) or hint,
+    )
+
+
+def quantized_hint(model: onnx.ModelProto) -> str | None:
+    """What to do with a model onnxruntime quantised (its ``QUANTIZED_OPS``), else None."""
+    quantized = sorted({n.op_type for n in model.graph.node if n.op_type in QUANTIZED_OPS})
+    if not quantized:
+        return None
+    return (
+        f"the model is quantised ({', '.join(quantized)}): give eiec the float model, before "
+        "onnxruntime's quantize_static/quantize_dynamic; eiec quantises the weights itself "
+        "(4-bit shared codebooks, 16-bit fixed point)"
+    )
+
+
+#: Nodes named in a group of nodes with the same problem (the rest are counted), and groups
+#: listed (the message stays a readable line).
+NAMED_NODES = 2
+NAMED_GROUPS = 4
+#: Ops of models quantised by onnxruntime (QDQ and QOperator formats, dynamic quantisation).
+QUANTIZED_OPS = frozenset({
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",
+    "QLinearMatMul", "QLinearConv", "ConvInteger", "QGemm", "DynamicQuantizeMatMul",
+})  # fmt: skip
 
 
 def _vector_input(node: onnx.NodeProto, facts: GraphFacts, index: int = 0) -> list[str]:

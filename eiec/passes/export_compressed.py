@@ -47,9 +47,11 @@ def _write_fc(compressed: onnx.ModelProto, layers: list[OnnxLayer], mod: tvm.IRM
         fc = relax_layers.get(layer.name)
         if fc is None or layer.weight not in inits:
             raise CompileError(
-                f"cannot export layer {layer.name}: its weight '{layer.weight}' is not an "
-                "initialiser of the model or not a layer of the module",
+                f"its weight '{layer.weight}' is not an initialiser of the model, so the "
+                "compressed model (the CPU reference that eiec run and verify check the program "
+                "against, and --export-onnx's file) cannot hold it",
                 where=f"layer {layer.name}",
+                fix="store the layer's weight as an initialiser of the ONNX model",
             )
         weight = transposed(fc.weight) if layer.weight_layout == "out_in" else fc.weight
         replace_initializer(inits[layer.weight], weight)

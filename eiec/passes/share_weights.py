@@ -20,6 +20,13 @@ codebook registers, and one codebook per layer keeps the two directions' program
 program stores it once per direction, each direction being its own EIE layer). Its bias is
 ``Wb + Rb`` (the ``#1`` column), written back as ``B = [shared(Wb + Rb); 0]``.
 
+The codebook is stored in 16-bit fixed point, one format per layer, whose step is set by the
+largest value (``eiec.isa.fixed.frac_for_range``): :func:`fit_word_format` rounds the shared
+values that are below half that step to zero here, as the program stores them (a trained bias of
+1e-7 beside weights of 0.1), so the compressed model is what EIE computes; a layer most of whose
+weights would round away (an outlier weight 1e5 times the others) is refused, and one losing more
+than 1% of them gets a warning.
+
 Codebook order is ascending (entry 1 the most negative centroid); ``LowerToEIE`` rebuilds the
 codebook from the shared values in that order.
 """
@@ -32,7 +39,14 @@ import numpy as np
 import tvm
 from tvm.relax.expr_functor import mutator
 
-from eiec.errors import CompileError
+from eiec.errors import CompileError, warn
+from eiec.isa.fixed import (
+    COARSEST_FRAC,
+    FINEST_FRAC,
+    MAX_MAGNITUDE,
+    frac_for_range,
+    lost_to_rounding,
+)
 from eiec.isa.program import CODEBOOK_SIZE, NIBBLE_BITS
 from eiec.passes.pass_decorator import eiec_module_pass
 from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
@@ -164,6 +178,67 @@ def check_bits(bits: int) -> None:
         )
 
 
+#: The fraction of a layer's non-zero weights that may round to zero without a warning.
+LOST_WARNING = 0.01
+
+
+def fit_word_format(
+    name: str, weight: np.ndarray, bias: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(weight, bias) of layer ``name`` with the values 16-bit fixed point stores as 0 set to 0.
+
+    One format holds the layer's codebook (weights and bias): its step is set by the largest
+    magnitude, and a value below half a step rounds to zero (what the program stores; the
+    rounding error is within the codebook's bound). CompileError when most of the non-zero
+    weights would be lost (the format cannot hold the layer); a warning when more than
+    ``LOST_WARNING`` of them are. A bias value below the step is only rounded: it adds less
+    than the output's rounding."""
+    values = np.concatenate((weight.ravel(), bias.ravel())).astype(np.float64)
+    magnitudes = np.abs(values)
+    largest = float(magnitudes.max(initial=0.0))
+    if largest == 0.0:
+        return weight, bias
+    if not largest <= MAX_MAGNITUDE:  # NaN and Inf too
+        bad = float(values[int(np.argmax(~(magnitudes <= MAX_MAGNITUDE)))])
+        raise CompileError(
+            f"a weight or bias of {bad:.4g} is beyond 16-bit fixed point (at most "
+            f"{MAX_MAGNITUDE:.4g} in magnitude, at a step of {2.0**-COARSEST_FRAC:g})",
+            where=f"layer {name}",
+            fix="retrain or repair the weights, or scale the layer's input down",
+        )
+    frac = frac_for_range(largest)
+    lost = lost_to_rounding(values, frac)
+    if not lost.any():
+        return weight, bias
+    count = int(np.count_nonzero(weight))
+    lost_count = int(lost[: weight.size].sum())
+    step = 2.0**-frac
+    if frac == FINEST_FRAC:
+        scale = f"its largest value ({largest:.4g}) is below the finest step (2^-{frac})"
+        fix = "scale the layer's weights up (and the next layer's down), or remove the layer"
+    else:
+        place = "in the bias" if int(np.argmax(magnitudes)) >= weight.size else "a weight"
+        scale = f"its largest value ({largest:.4g}, {place}) sets the step to {step:.3g}"
+        fix = (
+            "the values span too wide a range for one 16-bit format: clip or remove the "
+            "outliers, or retrain with weight decay"
+        )
+    what = (
+        f"{lost_count} of {count} non-zero weights round to 0 in 16-bit fixed point: one format "
+        f"holds the layer's weights and bias, {scale}, and values below {step / 2:.3g} are lost"
+    )
+    if lost_count * 2 > count:
+        raise CompileError(what, where=f"layer {name}", fix=fix)
+    if lost_count > LOST_WARNING * count:
+        warn(what, where=f"layer {name}", fix="check that the small weights do not matter, or "
+             "clip the outliers")  # fmt: skip
+    kept = np.where(lost, 0.0, values)
+    return (
+        kept[: weight.size].reshape(weight.shape).astype(weight.dtype),
+        kept[weight.size :].reshape(bias.shape).astype(bias.dtype),
+    )
+
+
 @mutator
 class _ShareRewriter(LayerConstantRewriter):
     """Substitutes the shared weights."""
@@ -200,11 +275,11 @@ class ShareWeights:
         fc_constants = {}
         for layer in find_fc_layers(mod["main"]):
             bias = layer.bias if layer.bias is not None else np.zeros(0, layer.weight.dtype)
-            weight, shared_bias = self._share(layer.weight, bias)
+            weight, shared_bias = fit_word_format(layer.name, *self._share(layer.weight, bias))
             fc_constants[layer.name] = (weight, shared_bias if layer.bias is not None else None)
         lstm_constants = {}
         for layer in find_lstm_layers(mod):
-            weights, bias = self._share(layer.weights(), layer.bias())
+            weights, bias = fit_word_format(layer.name, *self._share(layer.weights(), layer.bias()))
             lstm_constants[layer.name] = split_weights(layer, weights, bias)
         mod = rewrite_layers(mod, fc_constants, _ShareRewriter)
         return rewrite_lstm_layers(mod, lstm_constants)

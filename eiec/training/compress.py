@@ -186,6 +186,17 @@ class Trainer:
             self.train_data, self.held_out = data.split(options.held_out, options.seed)
         else:  # measured on data of its own: every sample of ``data`` trains
             self.train_data, self.held_out = data, validation
+        batch = self.masked.backbone.batch
+        if options.epochs and len(self.train_data) < batch:
+            held = "" if validation is not None else f", {len(self.held_out)} held out"
+            raise CompileError(
+                f"{len(self.train_data)} training sample(s){held}: fewer than one batch of "
+                f"{batch}, so no training step would run and pruning could not reach its target",
+                where="--train",
+                fix=f"give at least {batch} training samples"
+                + ("" if validation is not None else " beside the 20% held out")
+                + ", or --epochs 0 (prune and share without retraining)",
+            )
         self.report = TrainingReport(
             self.objective,
             self.engine.name,

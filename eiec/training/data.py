@@ -69,7 +69,18 @@ def load_training_data(
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise InputError("a .npy file, not a .npz archive", where=where, fix=fix)
     with archive:
-        arrays = {name: np.asarray(archive[name]) for name in archive.files}
+        arrays = {}
+        for name in archive.files:
+            try:
+                arrays[name] = np.asarray(archive[name])
+            except ValueError:  # numpy refuses object arrays without pickle
+                raise InputError(
+                    f"array '{name}' holds Python objects (dtype object), which eiec does not "
+                    "read (it would need pickle)",
+                    where=where,
+                    fix=f"save numbers: numpy.savez(path, {name}=array.astype(np.float32)) (y as "
+                    "integers)",
+                ) from None
     return check_training_arrays(arrays, sample_shape, batch_axis, classes, where)
 
 

@@ -142,7 +142,7 @@ def test_unsupported_ops_are_listed_in_one_error() -> None:
         "supported (only FLOAT) (EIE runs chains of fully-connected layers (Gemm, MatMul+Add, "
         "Relu, Flatten/Reshape to a vector, Identity, Dropout, Cast to float); for a model that "
         "mixes them with other operators, offload the FC layers with "
-        "eiec.byoc.partition_for_eie(mod) and let TVM run the rest)"
+        "eiec.byoc.partition_for_eie(mod) and let TVM run the rest (eiec run does this))"
     )
 
 

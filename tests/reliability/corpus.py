@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:  # run as a script: import the test helpers as tes
     sys.path.insert(0, str(ROOT))
 
 from tests.compiler.models import mlp  # noqa: E402
+from tests.reliability import corpus_models  # noqa: E402
 from tests.runtime.handmade import handmade_mlp  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -198,6 +199,7 @@ def build_fixtures(folder: Path) -> None:
         location="ext.onnx.data",
     )
     (folder / "ext.onnx.data").unlink()
+    corpus_models.build_fixtures(folder)
     nodes = _tiny([], [_vi("x", [1, 8])], [_vi("x", [1, 8])])
     _save(nodes, folder / "no_nodes.onnx")
     dangling = mlp([8, 4], seed=1)
@@ -345,7 +347,12 @@ def cases() -> list[Case]:
     named = {**NAMED, **NAMED_IO}
     return [
         replace(case, message=named[case.name], slow=False) if case.name in named else case
-        for case in [*_cases(), *io_cases()]
+        for case in (
+            *_cases(),
+            *io_cases(),
+            *corpus_models.cases(),
+            *corpus_models.named_cases(),
+        )
     ]
 
 
