@@ -35,6 +35,7 @@ from eiec.compression import CompressionReport
 from eiec.errors import CompileError
 from eiec.frontend.canonicalize import canonicalize, output_batch_axes
 from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, options_text
+from eiec.frontend.fold import fold_constants
 from eiec.frontend.load import LoadedModel
 from eiec.frontend.read import ImportedModel, read_onnx
 from eiec.isa import verify as verify_program
@@ -50,6 +51,9 @@ from eiec.relax_layers.lstm import find_lstm_layers, lstm_aliases
 from eiec.relax_layers.names import identifier
 from eiec.training.compress import TrainOptions
 from eiec.training.pipeline import InputInfo, emulated_stage, train_stage
+
+#: Recurrent ONNX ops whose inputs 1..3 (W, R, B) hold a layer's weights.
+RECURRENT_OPS = ("LSTM", "GRU")
 
 STAGES = ("import", "train", "prune", "share", "lower", "emulate", "export", "report")
 
@@ -491,11 +495,19 @@ def _options_text(options: CompileOptions) -> str:
 
 
 def _export_base(imported: ImportedModel) -> onnx.ModelProto:
-    """The graph to export: the loaded model, canonicalised (keeps its batch dimension), when it
-    holds every layer's initialisers; else the folded batch-1 graph the compiler imported."""
-    base = canonicalize(imported.original)
+    """The graph to export: the loaded model with its constant subgraphs folded (an exporter's
+    Slice/Concat/Unsqueeze building an LSTM's W, R, B become initialisers), canonicalised (it
+    keeps its batch dimension), when it holds every layer's initialisers; else the folded
+    batch-1 graph the compiler imported."""
+    base = canonicalize(fold_constants(imported.original), copy=False)
     names = {init.name for init in base.graph.initializer}
     needed = {layer.weight for layer in imported.layers} | {
         layer.bias for layer in imported.layers if layer.bias
     }
+    recurrent = {node.name: node for node in base.graph.node if node.op_type in RECURRENT_OPS}
+    for node in imported.model.graph.node:
+        if node.op_type in RECURRENT_OPS:
+            if node.name not in recurrent:
+                return imported.model
+            needed |= {name for name in recurrent[node.name].input[1:4] if name}
     return base if needed <= names else imported.model
