@@ -5,6 +5,9 @@ and verify on a batch of sequences stacked along the input's batch axis."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -12,12 +15,15 @@ from exporter_graphs import ExporterSpec, exporter_model
 from lstm_models import reference, run_relax
 from test_lower import compile_lstm
 
+from eiec.cli import main
+from eiec.compiler import CompileOptions, compile_model
 from eiec.errors import UnsupportedModelError
 from eiec.frontend.canonicalize import fix_batch, port_batch_axes
 from eiec.frontend.tvm_import import import_onnx
 from eiec.runtime.reference import run_rows
 from eiec.runtime.verify import verify
 
+SPEECH = Path(__file__).resolve().parents[2] / "examples" / "speech"
 SPECS = {
     "dynamo": ExporterSpec("dynamo"),
     "dynamo-batch-first": ExporterSpec("dynamo", batch_first=True),
@@ -115,3 +121,37 @@ def test_gather_across_a_longer_axis_is_refused() -> None:
     )
     with pytest.raises(UnsupportedModelError, match="only one constant time step"):
         compile_lstm(model)
+
+
+def test_cli_run_with_labels_on_a_batch_of_sequences(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``eiec run`` with X [T, B, F] (the batch on the LSTM's axis 1) and labels."""
+    model = exporter_model(ExporterSpec("torchscript"))
+    x, axis = batch_of(model, 4)
+    assert axis == 1
+    labels = one_by_one(model, x, axis).argmax(axis=1)
+    onnx.save(model, tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", labels)
+    args = ["run", str(tmp_path / "m.onnx"), "-i", str(tmp_path / "x.npy"), "--labels"]
+    code = main([*args, str(tmp_path / "y.npy"), "--pes", "4", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["problems"]
+    assert report["samples"] == 4 and report["emulator"]["samples"] == 4
+    assert report["accuracy"]["original"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["lstm_dynamo", "lstm_bf_torchscript"])
+def test_speech_example_verifies_a_batch_of_test_sequences(name: str) -> None:
+    """The shipped JapaneseVowels classifiers (examples/speech) at 10% density: a batch of 6
+    test sequences verifies, X in the layout of the model's input."""
+    model = onnx.load(str(SPEECH / f"{name}.onnx"))
+    x = np.load(SPEECH / "speech_test_x.npy")[:, :6]
+    if "_bf_" in name:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2))
+    result = compile_model(model, CompileOptions.of(sparsity=0.9, calibration=x))
+    report = verify(result.compressed_model, result.program, {"x": x}, original=model)
+    assert report.passed, report.summary()
+    assert report.samples == 6 and 0 < report.relative_tolerance <= 0.02
