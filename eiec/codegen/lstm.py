@@ -361,6 +361,13 @@ def lower_take(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
         out = asm.add_buffer(f"{buffer.name}.t{step}", buffer.cols, choice)
         asm.emit(EwCopy(View(out.name), View(buffer.name, step)))
     else:
+        if buffer.pitch != buffer.cols:
+            raise UnsupportedModelError(
+                f"take '{binding.var.name}': the {rows} rows of step {step} of buffer "
+                f"{buffer.name} are {buffer.cols} words padded to {buffer.pitch}, which a layer "
+                "cannot read as one vector",
+                fix="use a hidden size that is a multiple of the PE count (or --pes dividing it)",
+            )
         out = asm.add_buffer(
             f"{buffer.name}.t{step}", buffer.cols, choice, rows=rows, pitch=buffer.pitch
         )

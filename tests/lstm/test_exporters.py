@@ -155,3 +155,10 @@ def test_speech_example_verifies_a_batch_of_test_sequences(name: str) -> None:
     report = verify(result.compressed_model, result.program, {"x": x}, original=model)
     assert report.passed, report.summary()
     assert report.samples == 6 and 0 < report.relative_tolerance <= 0.02
+
+
+def test_bidirectional_step_with_padded_rows_is_refused_clearly() -> None:
+    """y[-1] of a bidirectional LSTM with H = 6 on 4 PEs: two rows padded to 8 words."""
+    model = exporter_model(ExporterSpec("dynamo", bidirectional=True, hidden=6))
+    with pytest.raises(UnsupportedModelError, match="multiple of the PE count"):
+        compile_lstm(model)
