@@ -495,11 +495,20 @@ def _options_text(options: CompileOptions) -> str:
 
 
 def _export_base(imported: ImportedModel) -> onnx.ModelProto:
-    """The graph to export: the loaded model with its constant subgraphs folded (an exporter's
-    Slice/Concat/Unsqueeze building an LSTM's W, R, B become initialisers), canonicalised (it
-    keeps its batch dimension), when it holds every layer's initialisers; else the folded
-    batch-1 graph the compiler imported."""
+    """The graph to export: the loaded model canonicalised (it keeps its batch dimension) when
+    it holds every layer's initialisers; else the same with its constant subgraphs folded (an
+    exporter's Slice/Concat/Unsqueeze building an LSTM's W, R, B become initialisers); else
+    the folded batch-1 graph the compiler imported."""
+    base = canonicalize(imported.original)
+    if _holds_weights(base, imported):
+        return base
     base = canonicalize(fold_constants(imported.original), copy=False)
+    return base if _holds_weights(base, imported) else imported.model
+
+
+def _holds_weights(base: onnx.ModelProto, imported: ImportedModel) -> bool:
+    """Whether every layer's weight and bias, and the W, R, B of every recurrent node of the
+    imported model (found by name), are initialisers of ``base``."""
     names = {init.name for init in base.graph.initializer}
     needed = {layer.weight for layer in imported.layers} | {
         layer.bias for layer in imported.layers if layer.bias
@@ -508,6 +517,6 @@ def _export_base(imported: ImportedModel) -> onnx.ModelProto:
     for node in imported.model.graph.node:
         if node.op_type in RECURRENT_OPS:
             if node.name not in recurrent:
-                return imported.model
+                return False
             needed |= {name for name in recurrent[node.name].input[1:4] if name}
-    return base if needed <= names else imported.model
+    return needed <= names

@@ -136,7 +136,7 @@ def test_verify_pytorch_lstm_exports(
     name: str, shape: tuple[int, ...], tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """compile --export-onnx, then verify against the compressed and the original model (the
-    legacy export's Shape/Expand initial states are folded in the compressed model)."""
+    legacy export keeps its Shape/Expand initial-state nodes in the compressed model)."""
     model, program, compressed = LSTM / f"{name}.onnx", tmp_path / "p.eie", tmp_path / "c.onnx"
     x = np.random.default_rng(9).uniform(-1, 1, shape).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
