@@ -181,7 +181,11 @@ def run_rows(
         for name, value in inputs.items()
         if (axis := in_axes.get(name, 0)) is not None and np.ndim(value) > axis
     }
-    fixed_one = all(_dim(vi, in_axes.get(name, 0)) == 1 for name, vi in declared.items())
+    fixed_one = all(
+        _dim(vi, axis) == 1
+        for name, vi in declared.items()
+        if (axis := in_axes.get(name, 0)) is not None
+    )
     if not fixed_one or sizes <= {1}:
         return ref.run(inputs)
     if len(sizes) > 1:
