@@ -41,6 +41,7 @@ from eiec.frontend.fingerprint import (
     options_text,
     weights_fingerprint,
 )
+from eiec.frontend.fold import fold_constants
 from eiec.frontend.layers import check_unambiguous, layer_aliases
 from eiec.frontend.load import LoadedModel
 from eiec.frontend.read import ImportedModel, read_onnx
@@ -58,6 +59,9 @@ from eiec.relax_layers.lstm import find_lstm_layers, lstm_aliases
 from eiec.relax_layers.names import identifier
 from eiec.training.compress import TrainOptions
 from eiec.training.pipeline import InputInfo, emulated_stage, train_stage
+
+#: Recurrent ONNX ops whose inputs 1..3 (W, R, B) hold a layer's weights.
+RECURRENT_OPS = ("LSTM", "GRU")
 
 STAGES = ("import", "train", "prune", "share", "lower", "emulate", "export", "report")
 
@@ -575,11 +579,28 @@ def _options_text(options: CompileOptions) -> str:
 
 
 def _export_base(imported: ImportedModel) -> onnx.ModelProto:
-    """The graph to export: the loaded model, canonicalised (keeps its batch dimension), when it
-    holds every layer's initialisers; else the folded batch-1 graph the compiler imported."""
+    """The graph to export: the loaded model canonicalised (it keeps its batch dimension) when
+    it holds every layer's initialisers; else the same with its constant subgraphs folded (an
+    exporter's Slice/Concat/Unsqueeze building an LSTM's W, R, B become initialisers); else
+    the folded batch-1 graph the compiler imported."""
     base = canonicalize(imported.original)
+    if _holds_weights(base, imported):
+        return base
+    base = canonicalize(fold_constants(imported.original), copy=False)
+    return base if _holds_weights(base, imported) else imported.model
+
+
+def _holds_weights(base: onnx.ModelProto, imported: ImportedModel) -> bool:
+    """Whether every layer's weight and bias, and the W, R, B of every recurrent node of the
+    imported model (found by name), are initialisers of ``base``."""
     names = {init.name for init in base.graph.initializer}
     needed = {layer.weight for layer in imported.layers} | {
         layer.bias for layer in imported.layers if layer.bias
     }
-    return base if needed <= names else imported.model
+    recurrent = {node.name: node for node in base.graph.node if node.op_type in RECURRENT_OPS}
+    for node in imported.model.graph.node:
+        if node.op_type in RECURRENT_OPS:
+            if node.name not in recurrent:
+                return False
+            needed |= {name for name in recurrent[node.name].input[1:4] if name}
+    return needed <= names

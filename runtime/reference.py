@@ -22,8 +22,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from eiec.errors import InputError, RuntimeCheckError
-from eiec.frontend.canonicalize import batch_of_one, static_batch
+from eiec.errors import InputError, RuntimeCheckError, UnsupportedModelError
+from eiec.frontend.canonicalize import batch_of_one, port_batch_axes, static_batch
 from eiec.frontend.compat import tvm_compatible
 from eiec.frontend.feeds import elem_dtype, model_inputs, order_feeds
 from eiec.frontend.fingerprint import ORIGIN_KEY, model_fingerprint, weights_fingerprint
@@ -72,10 +72,24 @@ class Reference:
     output_names: tuple[str, ...]
     _vm: Any = field(repr=False)
     _device: Any = field(repr=False)
+    _axes: tuple[dict[str, int | None], dict[str, int | None]] | None = field(
+        default=None, repr=False
+    )
 
     def feeds(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> list[np.ndarray]:
         """``inputs`` in the model's input order, cast to the declared element types."""
         return order_feeds(self.input_names, self.input_dtypes, inputs)
+
+    def batch_axes(self) -> tuple[dict[str, int | None], dict[str, int | None]]:
+        """(input name -> batch axis, output name -> batch axis), as ``eiec compile`` gives
+        the ports (``eiec.frontend.canonicalize.port_batch_axes``); axis 0 for every input and
+        output when the model's shapes do not say (found once per build)."""
+        if self._axes is None:
+            try:
+                self._axes = port_batch_axes(self.model, f"graph '{self.model.graph.name}'")
+            except UnsupportedModelError:  # a dynamic feature dimension: no axis to derive
+                self._axes = ({name: 0 for name in self.input_names}, {})
+        return self._axes
 
     def run(self, inputs: Mapping[str, np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
         """Execute the build; returns every graph output by name (batch as given)."""
@@ -155,25 +169,62 @@ def run_reference(
 def run_rows(
     model: ModelLike, inputs: Mapping[str, np.ndarray], extra_outputs: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
-    """Run a batch (axis 0) of ``inputs``; a model whose inputs have a fixed batch of 1 (or of
-    another size than the batch's: :func:`eiec.frontend.canonicalize.batch_of_one`) runs
-    sample by sample and the outputs are concatenated along axis 0."""
-    sizes = {int(np.asarray(v).shape[0]) for v in inputs.values() if np.ndim(v) >= 1}
+    """Run a batch of ``inputs``, each stacked along its batch axis (the axis ``eiec compile``
+    fixes to 1: axis 0, axis 1 of an LSTM's sequence-first X...). A model whose inputs have a
+    fixed batch of 1 there (or, at axis 0, of another size than the batch's:
+    :func:`eiec.frontend.canonicalize.batch_of_one`) runs sample by sample, the outputs
+    concatenated along their batch axes (axis 0 where none is known)."""
     proto = load_model(model)
-    if static_batch(proto) not in (None, *sizes):
+    batch = static_batch(proto)  # at axis 0
+    if batch is not None and batch not in {
+        int(np.asarray(v).shape[0]) for v in inputs.values() if np.ndim(v) >= 1
+    }:
         model = batch_of_one(proto, model_where(model))
     ref = build(model, extra_outputs=tuple(extra_outputs))
+    in_axes, out_axes = ref.batch_axes()
+    declared = {vi.name: vi for vi in model_inputs(ref.model)}
+    sizes = {
+        int(np.asarray(value).shape[axis])
+        for name, value in inputs.items()
+        if (axis := in_axes.get(name, 0)) is not None and np.ndim(value) > axis
+    }
     fixed_one = all(
-        vi.type.tensor_type.shape.dim and vi.type.tensor_type.shape.dim[0].dim_value == 1
-        for vi in model_inputs(ref.model)
+        _dim(vi, axis) == 1
+        for name, vi in declared.items()
+        if (axis := in_axes.get(name, 0)) is not None
     )
     if not fixed_one or sizes <= {1}:
         return ref.run(inputs)
+    if len(sizes) > 1:
+        raise InputError(
+            f"the inputs disagree on the batch size ({sorted(sizes)})",
+            where="CPU reference",
+            fix="give every batched input the same number of samples",
+        )
     (count,) = sizes
     parts = [
-        ref.run({k: np.asarray(v)[i : i + 1] for k, v in inputs.items()}) for i in range(count)
+        ref.run({k: _row(np.asarray(v), in_axes.get(k, 0), i) for k, v in inputs.items()})
+        for i in range(count)
     ]
-    return {name: np.concatenate([p[name] for p in parts]) for name in ref.output_names}
+    return {
+        name: np.concatenate([p[name] for p in parts], axis=out_axes.get(name) or 0)
+        for name in ref.output_names
+    }
+
+
+def _dim(info: onnx.ValueInfoProto, axis: int | None) -> int | None:
+    """The static size of ``info``'s dimension ``axis`` (None: unknown, or no such axis)."""
+    dims = info.type.tensor_type.shape.dim
+    if axis is None or axis >= len(dims) or not dims[axis].HasField("dim_value"):
+        return None
+    return int(dims[axis].dim_value)
+
+
+def _row(array: np.ndarray, axis: int | None, index: int) -> np.ndarray:
+    """Sample ``index`` of ``array`` along ``axis`` (kept as an axis of size 1)."""
+    if axis is None or array.ndim <= axis:
+        return array
+    return np.take(array, [index], axis=axis)
 
 
 def model_where(model: ModelLike) -> str:

@@ -332,29 +332,47 @@ def _matrix(weights: np.ndarray, bias: np.ndarray, pitch: int) -> np.ndarray:
 
 
 def lower_take(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
-    """One time step of a sequence, ``take(seq, t, axis=0)`` (a classifier on the last step):
-    the step's row of the sequence buffer is copied (``ew-copy``) into a buffer of its own."""
+    """One time step of a sequence, ``take(seq, t, axis)`` with only axes of size 1 before
+    ``axis`` (a classifier on the last step; ``axis`` 1 in a ``batch_first`` model): the step's
+    rows of the sequence buffer (one, or one per direction of a bidirectional LSTM's Y) are
+    copied (``ew-copy``) into a buffer of their own."""
     call, asm = binding.value, ctx.asm
     source = ctx.activation(call.args[0])
     index = constant_value(call.args[1])
     buffer = asm.buffers[source.buffer]
-    steps = source.shape[0] if source.shape else 0
-    if call.attrs.axis is None or int(call.attrs.axis) != 0 or index is None or index.size != 1:
+    axis = None if call.attrs.axis is None else int(call.attrs.axis) % max(len(source.shape), 1)
+    if axis is None or any(d != 1 for d in source.shape[:axis]) or index is None or index.size != 1:
         raise UnsupportedModelError(
-            f"take '{binding.var.name}' is not one constant step (axis 0) of a sequence"
+            f"take '{binding.var.name}' is not one constant step of a sequence (along its "
+            "first axis larger than 1)"
         )
+    steps = source.shape[axis]
     step = int(index.reshape(-1)[0]) % steps
-    if buffer.rows != steps or (step * buffer.pitch) % asm.machine.pes != 0:
+    rows = buffer.rows // steps if buffer.rows % steps == 0 else 0
+    if rows == 0 or (step * rows * buffer.pitch) % asm.machine.pes != 0:
         raise UnsupportedModelError(
             f"take '{binding.var.name}': step {step} of buffer {buffer.name} ({buffer.rows} rows "
-            f"of {buffer.cols} words) is not one PE-aligned row",
-            fix="select a step of a single-direction LSTM's output",
+            f"of {buffer.cols} words) is not PE-aligned rows",
+            fix="select a step of an LSTM's output",
         )
     bound = source.bound.reshape(steps, -1)[step]
-    out = asm.add_buffer(
-        f"{buffer.name}.t{step}", buffer.cols, (buffer.frac, float(bound.max()), "sequence")
-    )
-    asm.emit(EwCopy(View(out.name), View(buffer.name, step)))
+    choice = (buffer.frac, float(bound.max()), "sequence")
+    if rows == 1:
+        out = asm.add_buffer(f"{buffer.name}.t{step}", buffer.cols, choice)
+        asm.emit(EwCopy(View(out.name), View(buffer.name, step)))
+    else:
+        if buffer.pitch != buffer.cols:
+            raise UnsupportedModelError(
+                f"take '{binding.var.name}': the {rows} rows of step {step} of buffer "
+                f"{buffer.name} are {buffer.cols} words padded to {buffer.pitch}, which a layer "
+                "cannot read as one vector",
+                fix="use a hidden size that is a multiple of the PE count (or --pes dividing it)",
+            )
+        out = asm.add_buffer(
+            f"{buffer.name}.t{step}", buffer.cols, choice, rows=rows, pitch=buffer.pitch
+        )
+        for row in range(rows):
+            asm.emit(EwCopy(View(out.name, row), View(buffer.name, step * rows + row)))
     samples = None
     if source.samples is not None:
         samples = source.samples.reshape(source.samples.shape[0], steps, -1)[:, step]

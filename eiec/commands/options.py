@@ -233,7 +233,8 @@ def add_input_option(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=port_input(NPY),
         metavar="[NAME=]X.npy",
-        help="input tensor (.npy), a batch along the first axis; NAME= for several inputs",
+        help="input tensor (.npy), a batch along the input's batch axis (the first, or axis 1 "
+        "of an LSTM's sequence-first [T, B, F]); NAME= for several inputs",
     )
 
 

@@ -38,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="compile, emulate, verify and report on a batch of inputs in one go",
-        description="Compile MODEL.onnx for EIE in memory, emulate every input sample (the "
-        "first axis is the batch), verify against TVM's CPU build, and print compression, "
+        description="Compile MODEL.onnx for EIE in memory, emulate every input sample (a "
+        "batch along the input's batch axis: the first, or axis 1 of an LSTM's [T, B, F]), "
+        "verify against TVM's CPU build, and print compression, "
         "cycles, energy and accuracy. Ops EIE does not run execute on the CPU: a classifier "
         "tail after the EIE part, or, through BYOC, any op before or between EIE layers. "
         "Exit 0 when within tolerance, 1 when not.",

@@ -2,7 +2,8 @@
 
 - Batch: the program runs one vector at a time, so each graph input's batch axis is fixed to 1
   (axis 0, or the last axis for an input that feeds a ``Gemm`` with ``transA=1``, or axis 1 for
-  an LSTM's sequence-first X); the runtime splits
+  an LSTM's or GRU's sequence-first X, followed back through Transposes: axis 0 of a
+  ``batch_first`` model's [batch, seq, input]); the runtime splits
   a batch along that axis.
 - ``Dropout`` (inference) becomes ``Identity``.
 - A weight initialiser several layers share (tied weights) is copied for each of them.
@@ -156,6 +157,18 @@ def output_batch_axes(model: onnx.ModelProto, inputs: list[InputSpec]) -> list[i
     return axes
 
 
+def port_batch_axes(
+    model: onnx.ModelProto, where: str
+) -> tuple[dict[str, int | None], dict[str, int | None]]:
+    """(input name -> batch axis, output name -> batch axis) of ``model`` at any batch: the axes
+    ``eiec compile`` gives the program's ports (:func:`fix_batch`, :func:`output_batch_axes`).
+    Only shapes are read (no copy of the weights)."""
+    batch1, specs = fix_batch(shape_stub(model), where)
+    outputs = output_batch_axes(batch1, specs)
+    names = [info.name for info in batch1.graph.output]
+    return {spec.name: spec.batch_axis for spec in specs}, dict(zip(names, outputs, strict=True))
+
+
 def _output_dims(model: onnx.ModelProto) -> list[list[onnx.TensorShapeProto.Dimension]]:
     """The inferred dimensions of each graph output (empty when unknown)."""
     try:
@@ -165,15 +178,54 @@ def _output_dims(model: onnx.ModelProto) -> list[list[onnx.TensorShapeProto.Dime
     return [list(info.type.tensor_type.shape.dim) for info in inferred.graph.output]
 
 
+#: Recurrent ops whose X is [seq, batch, input] (layout 0): the batch is X's axis 1.
+_RECURRENT = ("LSTM", "GRU")
+#: Ops that pass a tensor on unchanged (as far as its axes go) on the way to a recurrent layer.
+_PASS_THROUGH = ("Identity", "Cast", "Dropout")
+
+
 def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:
     if rank < 2:
         return None
+    consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
+        for used in dict.fromkeys(node.input):
+            consumers.setdefault(used, []).append(node)
+    for node in consumers.get(name, []):
         if node.op_type == "Gemm" and node.input[0] == name and attributes(node).get("transA"):
             return rank - 1
-        if node.op_type == "LSTM" and node.input[0] == name and rank == 3:
-            return 1  # X is [seq, batch, input] (layout 0)
+    if rank == 3:
+        sequence = _sequence_batch_axis(consumers, name, list(range(rank)), depth=8)
+        if sequence is not None:
+            return sequence
     return 0
+
+
+def _sequence_batch_axis(
+    consumers: dict[str, list[onnx.NodeProto]], name: str, axes: list[int], depth: int
+) -> int | None:
+    """The axis of the graph input that becomes the batch axis (1) of a recurrent layer's X,
+    following ``name`` (whose axis k is the input's ``axes[k]``) through Transposes (a
+    ``batch_first`` model's) and pass-through ops; None when it reaches no recurrent layer."""
+    if depth == 0:
+        return None
+    for node in consumers.get(name, []):
+        if not node.input or node.input[0] != name:
+            continue
+        if node.op_type in _RECURRENT:
+            return axes[1]
+        if node.op_type == "Transpose":
+            perm = attributes(node).get("perm") or list(range(len(axes)))[::-1]
+            found = _sequence_batch_axis(
+                consumers, node.output[0], [axes[int(p)] for p in perm], depth - 1
+            )
+        elif node.op_type in _PASS_THROUGH:
+            found = _sequence_batch_axis(consumers, node.output[0], axes, depth - 1)
+        else:
+            continue
+        if found is not None:
+            return found
+    return None
 
 
 def canonicalize(model: onnx.ModelProto, *, copy: bool = True) -> onnx.ModelProto:

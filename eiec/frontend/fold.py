@@ -6,13 +6,19 @@ and reshapes go through ``Shape -> Gather -> Concat``. EIE needs them as constan
 :func:`fold_constants` evaluates every node whose inputs are all known (initialisers,
 ``Constant`` nodes, results of folded nodes, and ``Shape``/``Size`` of tensors whose shape shape
 inference determined) with ``onnx.reference.ReferenceEvaluator`` and replaces it by an
-initialiser. Nodes that produce graph outputs, random-number nodes and nodes with subgraphs are
-kept.
+initialiser. That covers every exporter's way of building an LSTM's W, R and B from its
+parameters (``Slice``/``Concat``/``Unsqueeze``/``Squeeze``/``Transpose``/``Split``/``Gather`` of
+initialisers, as torch's dynamo exporter writes them): any op ``onnx.reference`` implements.
+Nodes that produce graph outputs, random-number nodes, nodes with subgraphs, and nodes whose
+inferred outputs hold more than ``MAX_GROWTH_ELEMENTS`` elements and more than their inputs
+(an ``Expand``/``Tile``/``ConstantOfShape`` blowing up a constant the model computes anyway)
+are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 import onnx
@@ -35,6 +41,10 @@ _NOT_FOLDABLE = frozenset(
         "Scan",
     }
 )
+
+
+#: Largest output (elements) a fold may create beyond the size of the node's inputs.
+MAX_GROWTH_ELEMENTS = 1 << 20
 
 
 def fold_constants(
@@ -155,10 +165,22 @@ def _evaluate(
         a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
     ):
         return None
+    if _grows_too_much(node, inputs, shapes):
+        return None
     evaluator = ReferenceEvaluator(node, opsets={"": opsets.get("", opsets.get("ai.onnx", 21))})
     feeds = {name: known[name] for name in inputs}
     results = evaluator.run(None, feeds)
     return [np.asarray(r) for r in results]
+
+
+def _grows_too_much(
+    node: onnx.NodeProto, inputs: list[str], shapes: dict[str, tuple[int, ...]]
+) -> bool:
+    """Whether the node's outputs (where shape inference knows them) hold more than
+    ``MAX_GROWTH_ELEMENTS`` elements and more than its inputs."""
+    produced = sum(math.prod(shapes[name]) for name in node.output if name in shapes)
+    given = sum(math.prod(shapes[name]) for name in inputs if name in shapes)
+    return produced > max(MAX_GROWTH_ELEMENTS, given)
 
 
 def _drop_unused_initializers(graph: onnx.GraphProto) -> None:

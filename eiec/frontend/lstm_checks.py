@@ -156,7 +156,8 @@ SEQUENCE_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Iden
 
 
 def sequence_tensors(facts: GraphFacts) -> set[str]:
-    """LSTM inputs X and outputs, and what data movement (``SEQUENCE_OPS``) makes of them."""
+    """LSTM inputs X and outputs, what data movement (``SEQUENCE_OPS``) makes of them, and
+    the tensors data movement makes X from (a ``batch_first`` model's Transpose of its input)."""
     found: set[str] = set()
     for node in facts.model.graph.node:
         if node.op_type == "LSTM":
@@ -164,7 +165,23 @@ def sequence_tensors(facts: GraphFacts) -> set[str]:
             found.update(name for name in node.output if name)
         elif node.op_type in SEQUENCE_OPS and node.input and node.input[0] in found:
             found.update(name for name in node.output if name)
-    return found
+    return found | _sequence_sources(facts, found)
+
+
+def _sequence_sources(facts: GraphFacts, found: set[str]) -> set[str]:
+    """The tensors that data movement (``SEQUENCE_OPS`` but Gather) turns into a tensor of
+    ``found``, transitively."""
+    sources: set[str] = set()
+    pending = list(found)
+    while pending:
+        producer = facts.producer.get(pending.pop())
+        if producer is None or producer.op_type not in SEQUENCE_OPS or producer.op_type == "Gather":
+            continue
+        source = producer.input[0] if producer.input else ""
+        if source and source not in found and source not in sources:
+            sources.add(source)
+            pending.append(source)
+    return sources
 
 
 def lstm_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
@@ -212,10 +229,19 @@ def transpose_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
 
 
 def gather_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
-    """A Gather of a sequence may only pick one constant time step."""
+    """A Gather of a sequence may only pick one constant time step, along an axis with only
+    axes of size 1 before it (axis 0, or axis 1 of a ``batch_first`` [1, seq, hidden])."""
     indices = facts.initializers.get(node.input[1])
-    if int(attributes(node).get("axis", 0)) != 0 or indices is None or indices.size != 1:
-        return ["only one constant time step (axis 0) of a sequence can be gathered"]
+    shape = facts.shapes.get(node.input[0])
+    axis = int(attributes(node).get("axis", 0))
+    if shape is not None and axis < 0:
+        axis += len(shape)
+    leading = None if shape is None else shape[:axis]
+    if leading is None or any(d != 1 for d in leading) or indices is None or indices.size != 1:
+        return [
+            "only one constant time step of a sequence can be gathered, along its first axis "
+            "larger than 1"
+        ]
     return []
 
 

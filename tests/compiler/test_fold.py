@@ -148,3 +148,61 @@ def test_the_support_check_and_the_layer_finder_read_no_weights(
     facts = graph.GraphFacts.of(model)
     name = next(iter(facts.initializers))
     assert facts.initializers[name].shape == tuple(facts.shapes[name]) and read == [name]
+
+
+def test_a_constant_blown_up_past_the_limit_is_kept() -> None:
+    """Expand of a 1-element constant to 2**21 elements stays a node; to 8 elements it folds."""
+    for rows, folds in ((2, True), (1 << 21, False)):
+        nodes = [
+            helper.make_node("Expand", ["one", "dims"], ["big"]),
+            helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+            helper.make_node("Add", ["x", "total"], ["y"]),
+        ]
+        inits = [
+            numpy_helper.from_array(np.ones(1, np.float32), "one"),
+            numpy_helper.from_array(np.array([rows, 1], np.int64), "dims"),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+            inits,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        ops = [n.op_type for n in fold_constants(model).graph.node]
+        assert ops == (["Add"] if folds else ["Expand", "ReduceSum", "Add"])
+
+
+def test_weights_built_by_split_transpose_gather_squeeze_fold() -> None:
+    """A recurrent weight as tf2onnx/keras-style graphs build it: Transpose of a kernel,
+    Split into gates, Concat reordered, Gather of a stacked tensor, Squeeze/Unsqueeze."""
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((2, 3, 8)).astype(np.float32)  # 2 stacked (input, 4 gates)
+    nodes = [
+        helper.make_node("Gather", ["kernel", "second"], ["k"], axis=0),  # (3, 8)
+        helper.make_node("Transpose", ["k"], ["kt"], perm=[1, 0]),  # (8, 3)
+        helper.make_node("Split", ["kt"], ["g0", "g1", "g2", "g3"], axis=0, num_outputs=4),
+        helper.make_node("Concat", ["g0", "g3", "g1", "g2"], ["w"], axis=0),
+        helper.make_node("Unsqueeze", ["w", "axes0"], ["w1"]),
+        helper.make_node("Squeeze", ["w1", "axes0"], ["w2"]),
+        helper.make_node("MatMul", ["x", "w2"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(kernel, "kernel"),
+        numpy_helper.from_array(np.array(1, np.int64), "second"),
+        numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    folded = fold_constants(model)
+    assert [n.op_type for n in folded.graph.node] == ["MatMul"]
+    (weight,) = [numpy_helper.to_array(i) for i in folded.graph.initializer]
+    gates = np.split(kernel[1].T, 4)
+    np.testing.assert_array_equal(weight, np.concatenate([gates[k] for k in (0, 3, 1, 2)]))

@@ -115,3 +115,21 @@ def test_unknown_intermediate_is_refused(digits_dir: Path, digits_x: np.ndarray)
     assert str(info.value) == (
         "no tensor named 'nope' in the model (name tensors that a node of the graph produces)"
     )
+
+
+def test_run_rows_splits_along_a_gemm_transa_inputs_last_axis() -> None:
+    """x [F, 1] read by Gemm(transA=1): a batch is stacked along x's last axis, and the
+    outputs [1, M] of the samples along axis 0."""
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((4, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W"], ["y"], transA=1)],
+        "transa",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weight, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    got = reference.run_rows(model, {"x": x})["y"]
+    np.testing.assert_allclose(got, x.T @ weight, rtol=1e-5, atol=1e-6)
