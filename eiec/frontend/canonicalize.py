@@ -2,7 +2,7 @@
 
 - Batch: the program runs one vector at a time, so each graph input's batch axis is fixed to 1
   (axis 0, or the last axis for an input that feeds a ``Gemm`` with ``transA=1``, or axis 1 for
-  an LSTM's sequence-first X); the runtime splits
+  an LSTM's or GRU's sequence-first X); the runtime splits
   a batch along that axis.
 - ``Dropout`` (inference) becomes ``Identity``.
 - ``Gemm`` ``alpha``/``beta`` are folded into the weight and bias initialisers, so every layer is
@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from eiec.errors import UnsupportedModelError
-from eiec.frontend.graph import attributes, infer_shapes, shape_stub
+from eiec.frontend.graph import RECURRENT_ONNX_OPS, attributes, infer_shapes, shape_stub
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:
     for node in graph.node:
         if node.op_type == "Gemm" and node.input[0] == name and attributes(node).get("transA"):
             return rank - 1
-        if node.op_type == "LSTM" and node.input[0] == name and rank == 3:
+        if node.op_type in RECURRENT_ONNX_OPS and node.input[0] == name and rank == 3:
             return 1  # X is [seq, batch, input] (layout 0)
     return 0
 
@@ -130,14 +130,14 @@ def _batch_axis(graph: onnx.GraphProto, name: str, rank: int) -> int | None:
 def canonicalize(model: onnx.ModelProto, *, copy: bool = True) -> onnx.ModelProto:
     """A copy (``model`` itself when ``copy`` is False) with Dropout as Identity, Gemm
     alpha/beta folded into the initialisers (kept for an operand that is computed, e.g. by a
-    Constant node before folding) and unnamed LSTM nodes named (the compressed model's export
-    finds each LSTM by name)."""
+    Constant node before folding) and unnamed LSTM / GRU nodes named (the compressed model's
+    export finds each by name)."""
     result = model
     if copy:
         result = onnx.ModelProto()
         result.CopyFrom(model)
     graph = result.graph
-    _name_lstm_nodes(graph)
+    _name_recurrent_nodes(graph)
     inits = {init.name: init for init in graph.initializer}
     uses: dict[str, int] = {}
     for node in graph.node:
@@ -170,14 +170,19 @@ def canonicalize(model: onnx.ModelProto, *, copy: bool = True) -> onnx.ModelProt
     return result
 
 
-def _name_lstm_nodes(graph: onnx.GraphProto) -> None:
-    """Name the k-th LSTM node ``LSTM_k`` when it has no name: LSTMs are never folded, so the
-    folded batch-1 graph and the loaded graph name them alike."""
+def _name_recurrent_nodes(graph: onnx.GraphProto) -> None:
+    """Name the k-th LSTM (GRU) node ``LSTM_k`` (``GRU_k``) when it has no name: they are never
+    folded, so the folded batch-1 graph and the loaded graph name them alike."""
     taken = {node.name for node in graph.node}
-    lstms = [node for node in graph.node if node.op_type == "LSTM"]
-    for ordinal, node in enumerate(lstms):
+    for op_type in RECURRENT_ONNX_OPS:
+        _name_nodes(graph, op_type, taken)
+
+
+def _name_nodes(graph: onnx.GraphProto, op_type: str, taken: set[str]) -> None:
+    nodes = [node for node in graph.node if node.op_type == op_type]
+    for ordinal, node in enumerate(nodes):
         if not node.name:
-            name = f"LSTM_{ordinal}"
+            name = f"{op_type}_{ordinal}"
             while name in taken:
                 name += "_"
             node.name = name

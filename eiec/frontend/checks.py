@@ -19,7 +19,7 @@ from onnx import TensorProto, numpy_helper
 
 from eiec.emulator.ports import check_finite
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
-from eiec.frontend.graph import infer_shapes
+from eiec.frontend.graph import RECURRENT_ONNX_OPS, infer_shapes
 from eiec.frontend.layers import find_onnx_layers
 from eiec.isa.program import WORD_MAX, Machine, Program
 
@@ -42,7 +42,7 @@ OTHER_TYPES = {
 MAX_MAGNITUDE = WORD_MAX * 2.0**16
 #: Ops EIE computes: the layers and the element-wise activations of ``eiec.frontend.ops.OPS``
 #: (which imports TVM; tests/reliability/test_checks.py keeps the two in step).
-EIE_OPS = ("Gemm", "MatMul", "LSTM", "Relu", "Sigmoid", "Tanh")
+EIE_OPS = ("Gemm", "MatMul", "LSTM", "GRU", "Relu", "Sigmoid", "Tanh")
 
 _DTYPE_FIX = "convert the model to float32, e.g. with onnxconverter-common"
 
@@ -165,7 +165,7 @@ def check_runs_on_eie(model: onnx.ModelProto, where: str) -> None:
         f"nothing for EIE to run: no {', '.join(EIE_OPS[:-1])} or {EIE_OPS[-1]} node (the model "
         f"has {', '.join(ops)})",
         where=where,
-        fix="EIE runs fully-connected and LSTM layers; run this model on the CPU",
+        fix="EIE runs fully-connected, LSTM and GRU layers; run this model on the CPU",
     )
 
 
@@ -183,7 +183,7 @@ def check_capacity(
 
     weights = {init.name: init for init in model.graph.initializer}
     for node in model.graph.node:
-        if node.op_type == "LSTM":
+        if node.op_type in RECURRENT_ONNX_OPS:
             return
         if node.op_type in ("Gemm", "MatMul") and (
             len(node.input) < 2 or len(weights.get(node.input[1], onnx.TensorProto()).dims) != 2

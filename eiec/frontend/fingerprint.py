@@ -2,7 +2,7 @@
 
 :func:`model_fingerprint` hashes an ONNX model's structure: its nodes (names, ops, inputs,
 outputs, attributes), graph inputs and outputs, and initialisers, where the values of those an
-EIE layer may store (inputs of Gemm, MatMul, Add and LSTM nodes) count by name, type and shape
+EIE layer may store (inputs of Gemm, MatMul, Add, LSTM and GRU nodes) count by name, type and shape
 only: pruning, weight sharing and retraining change them, and the program holds them.
 :func:`options_text` writes compile options as ``key=value`` words (arrays as a digest).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 #: Ops whose initialiser inputs an EIE layer may store (their values are not fingerprinted).
-LAYER_OPS = frozenset({"Gemm", "MatMul", "Add", "LSTM"})
+LAYER_OPS = frozenset({"Gemm", "MatMul", "Add", "LSTM", "GRU"})
 #: The metadata key of an exported compressed model: the fingerprint of its source model.
 ORIGIN_KEY = "eiec.origin"
 

@@ -38,8 +38,8 @@ from eiec.passes.pass_decorator import eiec_module_pass
 from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
 from eiec.relax_layers.lstm import (
     direction_suffixes,
-    find_lstm_layers,
-    rewrite_lstm_layers,
+    find_recurrent_layers,
+    rewrite_recurrent_layers,
     split_weights,
 )
 
@@ -177,7 +177,7 @@ def layer_values(mod: tvm.IRModule) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for layer in find_fc_layers(mod["main"]):
         bias = layer.bias if layer.bias is not None else np.zeros(0, layer.weight.dtype)
         values[layer.name] = (layer.weight, bias)
-    for layer in find_lstm_layers(mod):
+    for layer in find_recurrent_layers(mod):
         for suffix in direction_suffixes(layer.directions):
             values[layer.name + suffix] = (layer.weights(), layer.bias())
     return values
@@ -203,11 +203,11 @@ class ShareWeights:
             weight, shared_bias = self._share(layer.weight, bias)
             fc_constants[layer.name] = (weight, shared_bias if layer.bias is not None else None)
         lstm_constants = {}
-        for layer in find_lstm_layers(mod):
+        for layer in find_recurrent_layers(mod):
             weights, bias = self._share(layer.weights(), layer.bias())
             lstm_constants[layer.name] = split_weights(layer, weights, bias)
         mod = rewrite_layers(mod, fc_constants, _ShareRewriter)
-        return rewrite_lstm_layers(mod, lstm_constants)
+        return rewrite_recurrent_layers(mod, lstm_constants)
 
     def _share(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(shared weight, shared bias): the non-zero values of both, in that order, clustered
