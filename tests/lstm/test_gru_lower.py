@@ -1,0 +1,173 @@
+"""GRU models compiled to EIE: program structure, the emulated result against the compressed
+model within the fixed-point error bound, verify, the CLI, BYOC offload and training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import tvm
+from gru_models import gru_model, gru_spec
+from lstm_models import random_input
+from test_lower import assert_emulation_within_bounds, compile_lstm
+
+from eiec.byoc import offloaded_symbols
+from eiec.byoc.offload import registered
+from eiec.cli import main
+from eiec.frontend.tvm_import import import_onnx
+from eiec.isa.program import BroadcastActivation, SparseColumnMac, View
+from eiec.relax_layers.lstm import find_recurrent_layers
+from eiec.runtime.verify import emulate_with_bounds, verify
+from tests.byoc.flow import cpu_vm, eie_build
+from tests.byoc.models import lstm_onnx
+
+PES = 4
+
+
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_single_layer_matches_compressed_model_and_verifies(
+    linear_before_reset: int, direction: str
+) -> None:
+    # 7 hidden units on 4 PEs: the row groups are padded to Hp = 8.
+    spec = gru_spec(7, direction, linear_before_reset, initial_h=direction != "reverse")
+    model = gru_model([spec], seq=4, inputs=5)
+    result = compile_lstm(model)
+    feeds = random_input(model)
+    assert_emulation_within_bounds(result, feeds)
+    report = verify(result.compressed_model, result.program, feeds, original=model)
+    assert report.passed, report.summary()
+    assert report.relative_tolerance <= 0.02
+
+
+def test_linear_before_reset_runs_one_mac_per_step_into_four_row_groups() -> None:
+    model = gru_model([gru_spec(7, "bidirectional", 1)], seq=3, inputs=5)
+    program = compile_lstm(model).program
+    forward = program.layers["gru0.forward"]
+    # z, r, W_h x + Wb_h, R_h h + Rb_h: four groups of Hp = 8 rows over [x; h; 1].
+    assert (forward.rows, forward.cols) == (32, 5 + 7 + 1)
+    macs = [i.layer for i in program.text if isinstance(i, SparseColumnMac)]
+    assert macs == ["gru0.forward"] * 3 + ["gru0.backward"] * 3
+    # The candidate's two parts are separate rows: no stored entry of group 2 (W_h x) in the
+    # h columns, none of group 3 (R_h h) in the x columns.
+    from eiec.codegen.decode import decode_layer
+
+    matrix = decode_layer(forward)
+    assert not matrix[16:23, 5:12].any() and not matrix[24:31, :5].any()
+    assert matrix[16:23, :5].any() and matrix[24:31, 5:12].any()
+
+
+def test_reset_before_the_product_runs_a_second_mac_over_r_times_h() -> None:
+    model = gru_model([gru_spec(6, "forward", 0)], seq=3, inputs=5, outputs=("Y_h",))
+    result = compile_lstm(model)
+    program = result.program
+    layer = program.layers["gru0"]
+    assert (layer.rows, layer.cols) == (3 * 8, 6 + 5 + 6 + 1)  # [r * h; x; h; 1]
+    broadcasts = [i for i in program.text if isinstance(i, BroadcastActivation)]
+    assert broadcasts[0].sources[0] == View("gru0.zero_h", 0)
+    assert broadcasts[1].sources == (View("gru0.rh", 0), View("gru0.zero_xh1", 0))
+    run = emulate_with_bounds(program, random_input(model))
+    # Per step: the full product, then one over the R_h columns only (the zeros are skipped).
+    lengths = [(entry.step, entry.stream_length) for entry in run.stats.layers]
+    assert lengths == [(k, 6 + 5 + 6 + 1) for k in range(6)]
+    report = {row.name: row for row in result.report.layers}["gru0"]
+    assert report.shape == [18, 11]  # the model's [W | R]
+    assert report.weights == 18 * 11
+
+
+def test_two_stacked_grus_with_gemm_head_verify() -> None:
+    layers = [gru_spec(6, "bidirectional", 1), gru_spec(5, "forward", 0, initial_h=True)]
+    model = gru_model(layers, seq=4, inputs=5, outputs=(), head=3)
+    result = compile_lstm(model)
+    assert set(result.program.layers) == {"gru0.forward", "gru0.backward", "gru1", "head_W"}
+    feeds = random_input(model)
+    assert_emulation_within_bounds(result, feeds)
+    report = verify(result.compressed_model, result.program, feeds, original=model)
+    assert report.passed, report.summary()
+
+
+def test_compressed_model_exports_the_pruned_weights_and_rb_h() -> None:
+    model = gru_model([gru_spec(8, "bidirectional", 1)], seq=2, inputs=6)
+    result = compile_lstm(model)
+    (layer,) = find_recurrent_layers(result.module)
+    weights = layer.weights()
+    assert np.count_nonzero(weights) == round(0.4 * weights.size)
+    inits = {
+        i.name: onnx.numpy_helper.to_array(i) for i in result.compressed_model.graph.initializer
+    }
+    np.testing.assert_array_equal(inits["l0_W"], layer.w)
+    np.testing.assert_array_equal(inits["l0_B"], layer.b)
+    # Rb_z, Rb_r fold into Wb; Rb_h stays in Rb (it is multiplied by the reset gate).
+    assert not layer.b[:, 24:40].any() and layer.b[:, 40:].any()
+    np.testing.assert_array_equal(
+        result.program.layers["gru0.forward"].codebook.values,
+        result.program.layers["gru0.backward"].codebook.values,
+    )
+
+
+def test_cli_compile_emulate_verify_and_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    model = gru_model([gru_spec(6, "forward", 1)], seq=4, inputs=5, outputs=("Y_h",))
+    onnx.save(model, tmp_path / "gru.onnx")
+    x = np.random.default_rng(3).uniform(-1, 1, (4, 1, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    program, compressed = tmp_path / "gru.eie", tmp_path / "c.onnx"
+    args = ["compile", str(tmp_path / "gru.onnx"), "-o", str(program), "--pes", "4"]
+    assert main([*args, "--export-onnx", str(compressed), "-q"]) == 0
+    assert main(["emulate", str(program), "-i", str(tmp_path / "x.npy"), "-q"]) == 0
+    capsys.readouterr()
+    code = main(["verify", str(compressed), str(program), "-i", str(tmp_path / "x.npy"),
+                 "--original", str(tmp_path / "gru.onnx"), "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["passed"], report["problems"]
+    assert 0 < report["max_abs_error_vs_compressed"] <= report["tolerance"]
+    code = main(["run", str(tmp_path / "gru.onnx"), "-i", str(tmp_path / "x.npy"), "--pes", "4",
+                 "--json"])  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["problems"]
+    assert report["path"] == "eie"
+
+
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_byoc_offloads_a_gru_within_bounds(linear_before_reset: int) -> None:
+    model = lstm_onnx(6, 4, 8, 30, op="GRU", linear_before_reset=linear_before_reset)
+    mod = import_onnx(model)
+    x = np.random.default_rng(31).uniform(-1, 1, (6, 1, 4)).astype(np.float32)
+    built, vm = eie_build(mod)
+    (symbol,) = offloaded_symbols(built)
+    offload = registered(symbol)
+    assert offload is not None and not offload.rows  # the whole sequence in one run
+    assert set(offload.program.layers) == {"GRU_0"}  # the unnamed node, named by position
+
+    def first(vm: tvm.runtime.Module) -> np.ndarray:
+        result = vm["main"](tvm.runtime.tensor(x))
+        return (result[0] if isinstance(result, tvm.ir.Array) else result).numpy()
+
+    eie, cpu = first(vm), first(cpu_vm(mod))
+    port = offload.program.inputs[0]
+    bounds = emulate_with_bounds(offload.program, {port.name: x}).bounds[offload.outputs[0]]
+    assert np.all(np.abs(eie - cpu) <= bounds.reshape(eie.shape) + 1e-6)
+    assert np.abs(cpu).max() > 0.05
+
+
+@pytest.mark.slow
+def test_compile_trains_a_gru_classifier(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # A GRU (linear_before_reset = 1, as PyTorch exports it) and a Gemm on its last step.
+    model = gru_model([gru_spec(8, "forward", 1)], seq=3, inputs=4, outputs=(), head=3)
+    onnx.save(model, tmp_path / "gru.onnx")
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (3, 120, 4)).astype(np.float32)
+    y = np.argmax(x.sum(axis=0)[:, :3], axis=1)  # a learnable label of the sequence
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    code = main(["compile", str(tmp_path / "gru.onnx"), "-o", str(tmp_path / "gru.eie"),
+                 "--pes", "4", "--sparsity", "0.7", "--train", str(tmp_path / "data.npz"),
+                 "--epochs", "2", "--report-json", str(tmp_path / "r.json"), "-q"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    training = json.loads((tmp_path / "r.json").read_text())["training"]
+    assert training["objective"] == "cross_entropy"
+    stages = {s["stage"]: s for s in training["stages"]}
+    assert list(stages)[-1] == "emulated"
+    # Retraining after pruning lowers the held-out loss pruning raised.
+    assert stages["retrained"]["loss"] < stages["pruned"]["loss"], training["stages"]
