@@ -211,7 +211,7 @@ def prune_pass(options: CompileOptions, aliases: dict[str, str]) -> PruneWeights
 def compile_model(
     model: str | Path | onnx.ModelProto | LoadedModel, options: CompileOptions | None = None
 ) -> CompileResult:
-    """Compile an ONNX FC/LSTM model into an EIE program (a ``LoadedModel``, already checked
+    """Compile an ONNX FC/LSTM/GRU model into an EIE program (a ``LoadedModel``, already checked
     by ``eiec.frontend.load``, is not read again)."""
     options = options or CompileOptions()
     options_given = options

@@ -3,7 +3,10 @@ direction, with and without initial_h, stacked); unsupported attributes fail cle
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import pytest
 from gru_models import gru_model, gru_spec
 from lstm_models import LstmSpec, random_input, reference, run_relax
@@ -17,6 +20,7 @@ from eiec.relax_layers.lstm import (
     match_recurrent_call,
 )
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gru"
 TOLERANCE = 1e-5
 
 
@@ -146,3 +150,17 @@ def test_varying_sequence_lens_is_refused() -> None:
         "ONNX node 'gru0' (GRU): input sequence_lens=[3, 2] varies (sequence length 3) "
         "(eiec runs every sequence for the full length; pad the sequences to one length)"
     )
+
+
+@pytest.mark.parametrize("name", ["gru", "gru_linear", "gru_bidir_legacy"])
+def test_pytorch_exports_match_reference(name: str) -> None:
+    # Both torch exporters: torch.export (initialisers) and TorchScript (states built at run time).
+    model = onnx.load(str(EXAMPLES / f"{name}.onnx"))
+    assert all(
+        onnx.helper.get_attribute_value(a) == 1
+        for node in model.graph.node
+        if node.op_type == "GRU"
+        for a in node.attribute
+        if a.name == "linear_before_reset"
+    )
+    assert_matches_reference(model)

@@ -25,6 +25,7 @@ from tests.byoc.flow import cpu_vm, eie_build
 from tests.byoc.models import lstm_onnx
 
 PES = 4
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "gru"
 
 
 @pytest.mark.parametrize("linear_before_reset", [0, 1])
@@ -150,6 +151,19 @@ def test_byoc_offloads_a_gru_within_bounds(linear_before_reset: int) -> None:
     bounds = emulate_with_bounds(offload.program, {port.name: x}).bounds[offload.outputs[0]]
     assert np.all(np.abs(eie - cpu) <= bounds.reshape(eie.shape) + 1e-6)
     assert np.abs(cpu).max() > 0.05
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("gru", (5, 1, 8)), ("gru_linear", (6, 1, 8)), ("gru_bidir_legacy", (4, 1, 6))],
+)
+def test_pytorch_exports_compile_and_verify(name: str, shape: tuple[int, ...]) -> None:
+    model = onnx.load(str(EXAMPLES / f"{name}.onnx"))
+    result = compile_lstm(model)
+    x = np.random.default_rng(6).uniform(-1, 1, shape).astype(np.float32)
+    assert_emulation_within_bounds(result, {"x": x})
+    report = verify(result.compressed_model, result.program, {"x": x}, original=model)
+    assert report.passed, report.summary()
 
 
 @pytest.mark.slow
