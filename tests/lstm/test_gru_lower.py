@@ -11,6 +11,8 @@ import onnx
 import pytest
 import tvm
 from gru_models import gru_model, gru_spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lstm_models import random_input
 from test_lower import assert_emulation_within_bounds, compile_lstm
 
@@ -185,3 +187,30 @@ def test_compile_trains_a_gru_classifier(tmp_path: Path, capsys: pytest.CaptureF
     assert list(stages)[-1] == "emulated"
     # Retraining after pruning lowers the held-out loss pruning raised.
     assert stages["retrained"]["loss"] < stages["pruned"]["loss"], training["stages"]
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    hidden=st.integers(1, 9),
+    inputs=st.integers(1, 6),
+    seq=st.integers(1, 5),
+    direction=st.sampled_from(["forward", "reverse", "bidirectional"]),
+    linear_before_reset=st.integers(0, 1),
+    initial_h=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_random_grus_emulate_within_bounds_of_onnx_reference(
+    hidden: int,
+    inputs: int,
+    seq: int,
+    direction: str,
+    linear_before_reset: int,
+    initial_h: bool,
+    seed: int,
+) -> None:
+    spec = gru_spec(hidden, direction, linear_before_reset, initial_h=initial_h)
+    model = gru_model([spec], seq=seq, inputs=inputs, seed=seed)
+    result = compile_lstm(model)
+    # Each output element of the program within its bound of onnx.reference on the compressed
+    # model, for random weights and a random sequence.
+    assert_emulation_within_bounds(result, random_input(model, seed=seed + 1))
