@@ -19,10 +19,13 @@ from test_lower import assert_emulation_within_bounds, compile_lstm
 from eiec.byoc import offloaded_symbols
 from eiec.byoc.offload import registered
 from eiec.cli import main
+from eiec.frontend.read import read_onnx
 from eiec.frontend.tvm_import import import_onnx
 from eiec.isa.program import BroadcastActivation, SparseColumnMac, View
 from eiec.relax_layers.lstm import find_recurrent_layers
 from eiec.runtime.verify import emulate_with_bounds, verify
+from eiec.training.compress import TrainOptions, train_compress
+from eiec.training.data import TrainingData
 from tests.byoc.flow import cpu_vm, eie_build
 from tests.byoc.models import lstm_onnx
 
@@ -214,3 +217,23 @@ def test_random_grus_emulate_within_bounds_of_onnx_reference(
     # Each output element of the program within its bound of onnx.reference on the compressed
     # model, for random weights and a random sequence.
     assert_emulation_within_bounds(result, random_input(model, seed=seed + 1))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("linear_before_reset", [0, 1])
+def test_distillation_retrains_a_pruned_gru(linear_before_reset: int) -> None:
+    # Training without labels against the dense GRU's outputs: retraining and centroid
+    # fine-tuning remove part of the output error pruning to 30% density causes.
+    model = gru_model([gru_spec(8, "forward", linear_before_reset)], seq=2, inputs=4, seed=3)
+    x = np.random.default_rng(0).uniform(-1, 1, (256, 2, 4)).astype(np.float32)
+    _, report = train_compress(
+        read_onnx(model).module,
+        TrainingData(x, None),
+        1,
+        {"gru0": 0.7},
+        PES,
+        TrainOptions(epochs=8, learning_rate=1e-2, codebook_learning_rate=1e-3),
+    )
+    loss = {stage.stage: stage.loss for stage in report.stages}
+    assert loss["retrained"] < 0.7 * loss["pruned"], report.stages
+    assert loss["fine-tuned"] < 0.9 * loss["pruned"], report.stages
