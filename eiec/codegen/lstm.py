@@ -141,6 +141,7 @@ from eiec.isa.program import (
 )
 from eiec.relax_layers.exprs import bindings, constant_value
 from eiec.relax_layers.lstm import (
+    GRU_OP,
     LSTM_OP,
     RECURRENT_OPS,
     RecurrentLayer,
@@ -288,9 +289,10 @@ def model_matrix(layer: RecurrentLayer, matrix: np.ndarray) -> tuple[np.ndarray,
 
 
 def program_shape(op: str, linear_before_reset: bool, hidden: int, inputs: int) -> tuple[int, int]:
-    """(model rows, columns) of one direction's program layer (rows before padding)."""
-    rows, cols = _sources(op, linear_before_reset, hidden, inputs).shape
-    return rows, cols
+    """(model rows, columns) of one direction's program layer (rows before padding; the shape
+    of :func:`_sources`)."""
+    extra = hidden if op == GRU_OP and not linear_before_reset else 0  # the r * h columns
+    return _groups(op, linear_before_reset) * hidden, extra + inputs + hidden + 1
 
 
 # --- the lowering ------------------------------------------------------------------------------

@@ -122,22 +122,24 @@ def match_recurrent_call(mod: tvm.IRModule, expr: relax.Expr) -> RecurrentCall |
     )
 
 
-def bias_maps(op: str, hidden: int, linear_before_reset: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(fold, unfold)``: 0/1 matrices with ``bias = B @ fold`` (ONNX's B (D, 2GH) to the EIE
-    bias, module docstring) and ``B = bias @ unfold`` (the EIE bias written back as a B)."""
-    gates = RECURRENT_OPS[op][1]
-    rows = gates * hidden
-    eye = np.eye(rows)
-    fold = np.concatenate([eye, eye])  # Wb + Rb
-    unfold = np.concatenate([eye, np.zeros((rows, rows))], axis=1)  # [bias; 0]
-    if op == GRU_OP and linear_before_reset:
-        h = slice(2 * hidden, 3 * hidden)
-        rb_h = np.zeros((2 * rows, hidden))
-        rb_h[rows + 2 * hidden :] = np.eye(hidden)
-        fold[rows + 2 * hidden :, h] = 0  # Rb_h is not added to Wb_h ...
-        fold = np.concatenate([fold, rb_h], axis=1)  # ... but is a fourth block
-        unfold = np.concatenate([unfold, rb_h.T], axis=0)
-    return fold, unfold
+def bias_indices(op: str, hidden: int, linear_before_reset: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(fold, unfold)``: where the EIE bias (module docstring) and ONNX's B (D, 2GH) take their
+    values from each other, a last extra index standing for zero. ``fold`` (2, n):
+    ``bias = Bz[:, fold[0]] + Bz[:, fold[1]]`` with ``Bz = [B | 0]`` (Wb + Rb); ``unfold``
+    (2GH,): ``B = [bias | 0][:, unfold]`` (the sums in Wb, zeros in Rb, but Rb_h of a GRU with
+    ``linear_before_reset = 1``)."""
+    rows = RECURRENT_OPS[op][1] * hidden
+    wb, rb = np.arange(rows), rows + np.arange(rows)
+    separate = op == GRU_OP and linear_before_reset
+    zero = rows + hidden if separate else rows  # the zero column of [bias | 0]
+    unfold = np.concatenate([np.arange(rows), np.full(rows, zero)])
+    if separate:
+        rb_h = rb[2 * hidden :]
+        rb = np.concatenate([rb[: 2 * hidden], np.full(hidden, 2 * rows)])  # Wb_h alone ...
+        wb = np.concatenate([wb, np.full(hidden, 2 * rows)])
+        rb = np.concatenate([rb, rb_h])  # ... and Rb_h a fourth block
+        unfold[rb_h] = rows + np.arange(hidden)
+    return np.stack([wb, rb]), unfold
 
 
 @dataclass(frozen=True)
@@ -190,18 +192,24 @@ class RecurrentLayer:
         """``[W | R]`` of every direction, shape (D, GH, I + H)."""
         return np.concatenate([self.w, self.r], axis=2)
 
-    def bias_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """This layer's :func:`bias_maps`."""
-        return bias_maps(self.op, self.hidden_size, self.call.linear_before_reset)
+    def bias_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """This layer's :func:`bias_indices`."""
+        return bias_indices(self.op, self.hidden_size, self.call.linear_before_reset)
 
     def bias(self) -> np.ndarray:
         """The EIE bias of every direction (module docstring): (D, GH), or (D, 4H) for a GRU
         with ``linear_before_reset = 1``."""
-        return self.b @ self.bias_maps()[0].astype(self.b.dtype)
+        fold, _ = self.bias_indices()
+        padded = _with_zero_column(self.b)
+        return padded[:, fold[0]] + padded[:, fold[1]]
 
     def onnx_bias(self, bias: np.ndarray) -> np.ndarray:
         """The B (D, 2GH) computing as the EIE bias ``bias`` (in ``bias``'s dtype)."""
-        return bias @ self.bias_maps()[1].astype(bias.dtype)
+        return _with_zero_column(bias)[:, self.bias_indices()[1]]
+
+
+def _with_zero_column(array: np.ndarray) -> np.ndarray:
+    return np.concatenate([array, np.zeros((array.shape[0], 1), array.dtype)], axis=1)
 
 
 def direction_suffixes(directions: int) -> tuple[str, ...]:

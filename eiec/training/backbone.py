@@ -17,8 +17,8 @@ two parametrisations:
 An LSTM or GRU layer's ``W`` and ``R`` are its prunable weights; its bias is trained as EIE's
 ``#1`` column (``Wb + Rb``; a GRU with ``linear_before_reset = 1`` keeps ``Rb_h`` apart:
 :meth:`eiec.relax_layers.lstm.RecurrentLayer.bias`) and passed as the B computing the same
-function (``bias @ unfold``, :func:`eiec.relax_layers.lstm.bias_maps`). The imported functions
-are inlined so the gradient pass sees their bodies.
+function (a ``take`` of ``[bias | 0]``, :func:`eiec.relax_layers.lstm.bias_indices`). The
+imported functions are inlined so the gradient pass sees their bodies.
 
 The function is ``backbone(inputs..., fixed..., params...)`` (fixed: masks or indices),
 returning one tensor: the model's
@@ -224,7 +224,7 @@ def _build(
     bb = relax.BlockBuilder()
     with bb.function("backbone", [*inputs, *fixed_vars, *param_vars]):
         with bb.dataflow():
-            unfold = {layer.name: layer.bias_maps()[1] for layer in find_recurrent_layers(mod)}
+            unfold = {layer.name: layer.bias_indices()[1] for layer in find_recurrent_layers(mod)}
             tensors = _layer_tensors(bb, layers, shared, fixed_vars, param_vars, unfold)
             output = _emit_main(bb, mod, main, inputs, tensors)
             if flatten_outputs:
@@ -265,7 +265,7 @@ def _layer_tensors(
     unfold: dict[str, np.ndarray],
 ) -> dict[str, tuple[list[relax.Expr], relax.Expr | None]]:
     """Per layer, the expressions of its weights and bias in the backbone (a recurrent layer's
-    bias as its B: ``bias @ unfold[name]``)."""
+    bias as its B: ``[bias | 0][:, unfold[name]]``)."""
     fixed, params = iter(fixed_vars), iter(param_vars)
     result: dict[str, tuple[list[relax.Expr], relax.Expr | None]] = {}
     for layer in layers:
@@ -280,7 +280,10 @@ def _layer_tensors(
             weights = [bb.emit(relax.op.multiply(next(params), next(fixed))) for _ in layer.weights]
             bias = next(params) if layer.bias is not None else None
         if layer.name in unfold and bias is not None:
-            bias = bb.emit(relax.op.matmul(bias, relax.const(unfold[layer.name], "float32")))
+            zero = relax.op.zeros((layer.bias.shape[0], 1), "float32")
+            padded = bb.emit(relax.op.concat([bias, zero], 1))
+            indices = relax.const(unfold[layer.name].astype(np.int32))
+            bias = bb.emit(relax.op.take(padded, indices, axis=1, mode="clip"))
         result[layer.name] = (weights, bias)
     return result
 
