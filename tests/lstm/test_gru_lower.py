@@ -23,6 +23,7 @@ from eiec.compiler import CompileOptions, compile_model
 from eiec.frontend.read import read_onnx
 from eiec.frontend.tvm_import import import_onnx
 from eiec.isa.program import BroadcastActivation, SparseColumnMac, View
+from eiec.passes.prune_weights import PruneWeights, per_pe_counts, row_owners
 from eiec.relax_layers.lstm import find_recurrent_layers
 from eiec.runtime.verify import emulate_with_bounds, verify
 from eiec.training.compress import TrainOptions, train_compress
@@ -249,3 +250,14 @@ def test_distillation_retrains_a_pruned_gru(linear_before_reset: int) -> None:
     loss = {stage.stage: stage.loss for stage in report.stages}
     assert loss["retrained"] < 0.7 * loss["pruned"], report.stages
     assert loss["fine-tuned"] < 0.9 * loss["pruned"], report.stages
+
+
+def test_balanced_pruning_gives_each_pe_the_same_share_of_a_gru() -> None:
+    # ESE's load-balance-aware pruning: the rows of unit u (all three gates) are PE u mod 4's.
+    model = gru_model([gru_spec(8, "bidirectional", 1)], seq=2, inputs=6)
+    module = read_onnx(model).module
+    after = PruneWeights(sparsity=0.75, balance=True, pes=PES)(module)
+    (layer,) = find_recurrent_layers(after)
+    weights = layer.weights()
+    counts = per_pe_counts(weights, row_owners(weights, PES, layer.hidden_size), PES)
+    assert counts.tolist() == [weights.size // 4 // PES] * PES
