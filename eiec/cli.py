@@ -50,7 +50,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     command name) alone: a run imports just the module of its command."""
     parser = argparse.ArgumentParser(
         prog="eiec",
-        description="Compile ONNX FC/LSTM models for EIE (Efficient Inference Engine), "
+        description="Compile ONNX FC/LSTM/GRU models for EIE (Efficient Inference Engine), "
         "emulate them cycle by cycle, and verify them against TVM's CPU output.",
         epilog="Exit codes: 0 ok, 1 user error (cause on stderr), 2 usage error.",
     )

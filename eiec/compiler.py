@@ -50,12 +50,12 @@ from eiec.isa.fixed import MAX_MAGNITUDE, frac_for_range, lost_to_rounding
 from eiec.isa.machines import check as check_machine
 from eiec.isa.machines import machine_from
 from eiec.isa.program import Machine, Origin, Program
-from eiec.passes.export_compressed import export_compressed, lstm_outputs
+from eiec.passes.export_compressed import export_compressed, recurrent_outputs
 from eiec.passes.pass_decorator import run_pass
 from eiec.passes.prune_weights import PruneWeights, resolve_layer_options
 from eiec.passes.share_weights import ShareWeights, check_bits
 from eiec.relax_layers.fc import find_fc_layers
-from eiec.relax_layers.lstm import find_lstm_layers, lstm_aliases
+from eiec.relax_layers.lstm import find_recurrent_layers, recurrent_aliases
 from eiec.relax_layers.names import identifier
 from eiec.training.compress import TrainOptions
 from eiec.training.pipeline import InputInfo, emulated_stage, train_stage
@@ -230,7 +230,7 @@ def prune_pass(options: CompileOptions, aliases: dict[str, str]) -> PruneWeights
 def compile_model(
     model: str | Path | onnx.ModelProto | LoadedModel, options: CompileOptions | None = None
 ) -> CompileResult:
-    """Compile an ONNX FC/LSTM model into an EIE program (a ``LoadedModel``, already checked
+    """Compile an ONNX FC/LSTM/GRU model into an EIE program (a ``LoadedModel``, already checked
     by ``eiec.frontend.load``, is not read again)."""
     options = options or CompileOptions()
     options_given = options
@@ -280,8 +280,8 @@ def compile_model(
     tensor_map = {
         layer.output: written[layer.name] for layer in imported.layers if layer.name in written
     }
-    lstm_layers = find_lstm_layers(module)
-    outputs_of = lstm_outputs(imported.model)
+    lstm_layers = find_recurrent_layers(module)
+    outputs_of = recurrent_outputs(imported.model)
     tensor_map.update(
         {
             outputs_of[layer.call.onnx_node]: written[layer.name]
@@ -323,12 +323,12 @@ def _train(
         )
     if options.epochs < 0:
         raise CompileError(f"--epochs {options.epochs}: give 0 or more epochs")
-    lstm = find_lstm_layers(mod)
+    lstm = find_recurrent_layers(mod)
     names = [layer.name for layer in find_fc_layers(mod["main"])] + [x.name for x in lstm]
     targets = None
     if options.sparsity != "auto":
         default, overrides = options.sparsity_targets()
-        every = {**aliases, **lstm_aliases(lstm)}
+        every = {**aliases, **recurrent_aliases(lstm)}
         resolved = resolve_layer_options(overrides, names, every, "--sparsity")
         targets = {name: resolved.get(name, default) for name in names}
     trained, report, trainer = train_stage(
@@ -386,7 +386,7 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
             with progress.stage("emulate"):
                 emulated_stage(trainer, generated.program, training)
     names = [layer.name for layer in find_fc_layers(module["main"])]
-    names += [layer.name for layer in find_lstm_layers(module)]
+    names += [layer.name for layer in find_recurrent_layers(module)]
     return CompileResult(
         program=generated.program,
         report=report,

@@ -140,21 +140,21 @@ def layer_report(record: LayerRecord, ptr_bits: int, share: ShareStats | None) -
     """The figures of one lowered layer."""
     layer = record.layer
     inputs = layer.cols - (1 if record.has_bias else 0)
-    rows = record.model_rows
+    rows, cols = record.model_rows, record.model_cols
     pointer_bytes = layer.pes * (layer.cols + 1) * ptr_bits // 8
     codebook_bytes = 2 * int(layer.codebook.values.size)
     v_bits, z_bits = huffman_bits(layer.v), huffman_bits(layer.z)
     return _report(
         layer.name,
-        [rows, inputs],
-        weights=rows * inputs,
+        [rows, cols],
+        weights=rows * cols,
         nonzero=stored_nonzeros(layer, inputs),
         has_bias=record.has_bias,
         entries=layer.stored_entries,
         padding=layer.padding_entries,
         pointer_bytes=pointer_bytes,
         codebook_bytes=codebook_bytes,
-        dense=4 * (rows * inputs + (rows if record.has_bias else 0)),
+        dense=4 * (rows * cols + (rows if record.has_bias else 0)),
         v_bits=v_bits,
         z_bits=z_bits,
         huffman=math.ceil(v_bits / 8) + math.ceil(z_bits / 8) + pointer_bytes + codebook_bytes,

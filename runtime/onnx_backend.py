@@ -94,7 +94,7 @@ class EieBackendRep(BackendRep):
 
 
 class EieBackend(Backend):
-    """ONNX backend running FC (and LSTM) models through ``eiec`` compile + emulate."""
+    """ONNX backend running FC (and LSTM / GRU) models through ``eiec`` compile + emulate."""
 
     @classmethod
     def is_compatible(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> bool:

@@ -3,14 +3,14 @@
 :func:`run` picks one of two paths from the front end's support check
 (:func:`eiec.runtime.split.eie_split`):
 
-- **EIE** (the model is FC/LSTM layers, possibly followed by a classifier tail: Softmax,
+- **EIE** (the model is FC/LSTM/GRU layers, possibly followed by a classifier tail: Softmax,
   ArgMax, skl2onnx's ArrayFeatureExtractor...): compile the EIE part in memory, emulate every
   sample, verify the emulator against TVM's CPU build of the compressed model (and the
   original) within the program's fixed-point bounds, naming the diverging layer on a mismatch.
   The tail is cut off (:mod:`eiec.runtime.split`) and runs on the CPU through TVM on the
   emulator's output. Report: :class:`RunReport`.
 - **BYOC** (ops EIE does not run before or between its layers: convolutions in front of the
-  classifier, element-wise ops between FC layers): ``eiec.byoc.run_onnx`` offloads the FC/LSTM
+  classifier, element-wise ops between FC layers): ``eiec.byoc.run_onnx`` offloads the FC/LSTM/GRU
   layers and TVM runs the rest; each offloaded call is checked against its compressed function.
   Report: :class:`eiec.runtime.run_byoc.ByocReport`.
 

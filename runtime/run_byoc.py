@@ -2,7 +2,7 @@
 
 A model that is not an EIE head with a CPU tail (``eiec.runtime.split.eie_split`` returns None:
 convolutions in front of an FC classifier, element-wise ops between FC layers...) runs through
-``eiec.byoc.run_onnx``: its FC/LSTM layers are offloaded to EIE (one program per chain of
+``eiec.byoc.run_onnx``: its FC/LSTM/GRU layers are offloaded to EIE (one program per chain of
 layers), every other op runs in TVM on the CPU, and each sample runs under a profiler recording
 the cycles, time and energy of every offloaded call, per function and per EIE layer.
 
@@ -234,7 +234,7 @@ def run_byoc(
     config: EmulatorConfig | None = None,
     calibrate_on_inputs: bool = False,
 ) -> ByocReport:
-    """Run ``model`` with its FC/LSTM layers on EIE and the rest on the CPU; check and report
+    """Run ``model`` with its FC/LSTM/GRU layers on EIE and the rest on the CPU; check and report
     (module doc). ``inputs``: one array (samples along the first axis) or name -> array;
     ``calibrate_on_inputs``: without calibration samples, calibrate on them (:func:`calibrate`).
     """
@@ -271,7 +271,7 @@ def run_byoc(
             "no layer of the model runs on EIE: BYOC offloaded nothing",
             where=f"graph '{model.graph.name}'",
             fix=quantized_hint(model)
-            or "EIE runs FC layers (MatMul/Gemm with constant weights) and LSTMs",
+            or "EIE runs FC layers (MatMul/Gemm with constant weights), LSTMs and GRUs",
         )
     report = VerifyReport(samples=samples, outputs=list(run.outputs), scope="offloaded_calls")
     report.emulator_outputs = run.outputs

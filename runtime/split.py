@@ -125,7 +125,7 @@ def split_tail(model: onnx.ModelProto) -> TailSplit:
     """Cut ``model`` (constants folded) after its EIE-supported prefix (module doc).
 
     The prefix must hand exactly one tensor to the CPU nodes, no CPU node may read a graph
-    input and no layer (Gemm, MatMul, LSTM) may be left to the CPU; otherwise
+    input and no layer (Gemm, MatMul, LSTM, GRU) may be left to the CPU; otherwise
     UnsupportedModelError names the tensors or nodes involved.
     """
     result = _split(fold_constants(model))

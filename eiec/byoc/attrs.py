@@ -12,8 +12,8 @@ ATTR_OPTIONS = "eie.options"
 ATTR_CALIBRATION = "eie.calibration"
 #: Function attribute (1) marking an offloaded function to train on its calibration inputs.
 ATTR_TRAIN = "eie.train"
-#: Attribute of the local LSTM function: the name of the module-level function it copies.
-ATTR_LSTM_NAME = "eie.lstm_name"
+#: Attribute of the local LSTM / GRU function: the name of the module-level function it copies.
+ATTR_RECURRENT_NAME = "eie.recurrent_name"
 #: Prefix of every offloaded function's symbol.
 SYMBOL_PREFIX = "eie_"
 #: The module attribute ``RunCodegen`` leaves with every offloaded weight.

@@ -1,7 +1,7 @@
 """``relax.ext.eie``: the codegen ``RunCodegen`` calls for the functions marked ``Codegen="eie"``.
 
 For each function it builds a standalone Relax module (:func:`offloaded_module`: composite
-calls inlined, LSTM functions lifted to module level, as the importer makes them), compiles it
+calls inlined, LSTM / GRU functions lifted to module level, as the importer makes them), compiles it
 with ``eiec.compiler.compile_relax`` and registers the runner under the function's
 ``global_symbol``. It returns no runtime module: the VM finds the runners in the global registry
 when it starts, so a fresh process must :func:`eiec.byoc.load` the programs first.
@@ -18,7 +18,7 @@ import tvm
 from tvm import relax
 from tvm.ir import GenericConst, IRModule
 
-from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_LSTM_NAME, ATTR_OPTIONS, ATTR_TRAIN
+from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_OPTIONS, ATTR_RECURRENT_NAME, ATTR_TRAIN
 from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
 from eiec.compiler import compile_relax
@@ -28,15 +28,15 @@ from eiec.relax_layers.exprs import const
 _PERMUTE = tvm.ir.Op.get("relax.permute_dims")
 
 
-def _is_lstm(func: relax.Function) -> bool:
-    return func.attrs is not None and ATTR_LSTM_NAME in func.attrs
+def _is_recurrent(func: relax.Function) -> bool:
+    return func.attrs is not None and ATTR_RECURRENT_NAME in func.attrs
 
 
-def _has_lstm(func: relax.Function) -> bool:
+def _has_recurrent(func: relax.Function) -> bool:
     found = []
 
     def visit(expr: relax.Expr) -> None:
-        if isinstance(expr, relax.Function) and _is_lstm(expr):
+        if isinstance(expr, relax.Function) and _is_recurrent(expr):
             found.append(expr)
 
     relax.analysis.post_order_visit(func.body, visit)
@@ -45,11 +45,11 @@ def _has_lstm(func: relax.Function) -> bool:
 
 class _Inliner:
     """Re-emits an offloaded function's body into a block builder: calls of local composite
-    functions inlined, local LSTM functions added to the module as global functions."""
+    functions inlined, local LSTM / GRU functions added to the module as global functions."""
 
-    def __init__(self, bb: relax.BlockBuilder, lift_lstm: bool) -> None:
+    def __init__(self, bb: relax.BlockBuilder, lift_recurrent: bool) -> None:
         self.bb = bb
-        self.lift_lstm = lift_lstm
+        self.lift_recurrent = lift_recurrent
 
     def seq(self, body: relax.Expr, env: dict[relax.Var, relax.Expr]) -> relax.Expr:
         if not isinstance(body, relax.SeqExpr):
@@ -67,9 +67,9 @@ class _Inliner:
         if isinstance(value, relax.Call) and isinstance(env.get(value.op), relax.Function):
             callee = env[value.op]
             args = [self.expr(arg, env) for arg in value.args]
-            if _is_lstm(callee) and self.lift_lstm:
-                name = str(callee.attrs[ATTR_LSTM_NAME])
-                gvar = self.bb.add_func(callee.without_attr(ATTR_LSTM_NAME), name)
+            if _is_recurrent(callee) and self.lift_recurrent:
+                name = str(callee.attrs[ATTR_RECURRENT_NAME])
+                gvar = self.bb.add_func(callee.without_attr(ATTR_RECURRENT_NAME), name)
                 return self.bb.emit(relax.Call(gvar, args))
             inner = dict(zip(callee.params, args, strict=True))
             return self.seq(callee.body, inner)
@@ -109,12 +109,12 @@ def _row_param(param: relax.Var) -> relax.Var:
     return relax.Var(param.name, relax.TensorType(shape, ty.dtype))
 
 
-def _build(func: relax.Function, params: list[relax.Var], lift_lstm: bool) -> IRModule:
+def _build(func: relax.Function, params: list[relax.Var], lift_recurrent: bool) -> IRModule:
     bb = relax.BlockBuilder()
     with bb.function("main", params):
         with bb.dataflow():
             env: dict[relax.Var, relax.Expr] = dict(zip(func.params, params, strict=True))
-            result = _Inliner(bb, lift_lstm).seq(func.body, env)
+            result = _Inliner(bb, lift_recurrent).seq(func.body, env)
             output = bb.emit_output(result)
         bb.emit_func_output(output)
     return relax.transform.CanonicalizeBindings()(bb.get())
@@ -124,17 +124,17 @@ def offloaded_module(func: relax.Function) -> tuple[IRModule, bool]:
     """A standalone module whose ``main`` computes ``func``, and whether it runs row by row.
 
     FC chains are compiled for one row (leading dimensions 1, which may be symbolic in
-    ``func``); functions holding an LSTM keep their shapes.
+    ``func``); functions holding an LSTM or GRU keep their shapes.
     """
-    rows = not _has_lstm(func)
+    rows = not _has_recurrent(func)
     params = [_row_param(p) for p in func.params] if rows else list(func.params)
-    return _build(func, params, lift_lstm=True), rows
+    return _build(func, params, lift_recurrent=True), rows
 
 
 def inline_function(func: relax.Function) -> relax.Function:
-    """``func`` as a plain Relax function for the CPU (composites and LSTMs inlined)."""
+    """``func`` as a plain Relax function for the CPU (composites, LSTMs and GRUs inlined)."""
     params = [relax.Var(p.name, p.ty) for p in func.params]
-    main = _build(func, params, lift_lstm=False)["main"]
+    main = _build(func, params, lift_recurrent=False)["main"]
     return relax.Function(main.params, main.body, main.ret_ty)
 
 

@@ -1,11 +1,12 @@
-"""``OffloadLSTM``: offload the calls of imported LSTM functions to EIE.
+"""``OffloadRecurrent``: offload the calls of imported LSTM and GRU functions to EIE.
 
-The LSTM importer (``eiec/frontend/lstm_converter.py``) makes each ONNX LSTM a call of a private
-module-level function (attribute ``eiec.op = "lstm"``) with the weights as constant arguments.
+The importer (``eiec/frontend/lstm_converter.py``) makes each ONNX LSTM or GRU a call of a
+private module-level function (attribute ``eiec.op = "lstm"`` or ``"gru"``) with the weights as
+constant arguments.
 A DPL pattern could match the call but ``FuseOpsByPattern`` would leave the callee outside the
 offloaded function, where the codegen cannot see it; this pass instead replaces each call whose
 W, R and B are float32 constants by a call of a new ``Codegen="eie"`` function of the
-remaining (runtime) arguments. That function binds a copy of the LSTM function locally and calls
+remaining (runtime) arguments. That function binds a copy of the callee locally and calls
 it with the constants; the codegen lifts it back to module level, the form the compiler reads.
 """
 
@@ -16,19 +17,26 @@ from tvm import relax
 from tvm.ir import GenericConst, IRModule
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
-from eiec.byoc.attrs import ATTR_LSTM_NAME, CODEGEN, is_offloaded
+from eiec.byoc.attrs import ATTR_RECURRENT_NAME, CODEGEN, is_offloaded
 from eiec.byoc.patterns import DTYPE, Capacity, layer_refusal
+from eiec.codegen.lstm import program_shape
 from eiec.passes.pass_decorator import eiec_module_pass
 from eiec.relax_layers.exprs import static_shape
-from eiec.relax_layers.lstm import ATTR_DIRECTION, ATTR_HIDDEN_SIZE, lstm_function
+from eiec.relax_layers.lstm import (
+    ATTR_DIRECTION,
+    ATTR_HIDDEN_SIZE,
+    ATTR_LINEAR_BEFORE_RESET,
+    ATTR_OP,
+    recurrent_function,
+)
 
 _W, _R, _B = 1, 2, 3
 
 
-def lstm_refusal(call: relax.Call, func: relax.Function, capacity: Capacity) -> str | None:
-    """Why an LSTM call cannot run on EIE, or None when it can. Each direction is one layer of
-    4H rows over the I + H + 1 columns [x; h; 1] (the paper's form); all directions share the
-    PEs' memories."""
+def recurrent_refusal(call: relax.Call, func: relax.Function, capacity: Capacity) -> str | None:
+    """Why an LSTM or GRU call cannot run on EIE, or None when it can. Each direction is one
+    layer (LSTM: 4H rows over the I + H + 1 columns [x; h; 1], the paper's form; GRU:
+    :func:`eiec.codegen.lstm.program_shape`); all directions share the PEs' memories."""
     x = call.args[0]
     if isinstance(x, GenericConst):
         return "the input sequence is a constant (fold the layer on the host instead)"
@@ -40,15 +48,18 @@ def lstm_refusal(call: relax.Call, func: relax.Function, capacity: Capacity) -> 
             return f"the weight {label} is {arg.ty.dtype}, not {DTYPE}"
     if str(x.ty.dtype) != DTYPE:
         return f"the input is {x.ty.dtype}, not {DTYPE}"
-    hidden = int(func.attrs[ATTR_HIDDEN_SIZE])
-    directions = 2 if str(func.attrs[ATTR_DIRECTION]) == "bidirectional" else 1
+    attrs = func.attrs
+    hidden = int(attrs[ATTR_HIDDEN_SIZE])
+    directions = 2 if str(attrs[ATTR_DIRECTION]) == "bidirectional" else 1
     input_size = static_shape(call.args[_W])[2]
-    return layer_refusal(directions * 4 * hidden, input_size + hidden + 1, capacity)
+    lbr = bool(int(attrs.get(ATTR_LINEAR_BEFORE_RESET, 0)))
+    rows, cols = program_shape(str(attrs[ATTR_OP]), lbr, hidden, input_size)
+    return layer_refusal(directions * rows, cols, capacity)
 
 
 def _offload_function(call: relax.Call, func: relax.Function, name: str) -> relax.Function:
     """``Codegen="eie"`` function of the call's non-constant arguments computing the call."""
-    local = func.with_attr(ATTR_LSTM_NAME, name)
+    local = func.with_attr(ATTR_RECURRENT_NAME, name)
     runtime = [
         (p, arg)
         for p, arg in zip(func.params, call.args, strict=True)
@@ -57,12 +68,12 @@ def _offload_function(call: relax.Call, func: relax.Function, name: str) -> rela
     params = [relax.Var(p.name, arg.ty) for p, arg in runtime]
     by_param = {p: new for (p, _), new in zip(runtime, params, strict=True)}
     bb = relax.BlockBuilder()
-    with bb.function("eie_lstm", params):
-        callee = bb.emit(local, "lstm")
+    with bb.function("eie_recurrent", params):
+        callee = bb.emit(local, "recurrent")
         args = [by_param.get(p, arg) for p, arg in zip(func.params, call.args, strict=True)]
         result = bb.emit(relax.Call(callee, args))
         bb.emit_func_output(result)
-    return bb.get()["eie_lstm"].with_attr("Codegen", CODEGEN)
+    return bb.get()["eie_recurrent"].with_attr("Codegen", CODEGEN)
 
 
 @mutator
@@ -75,11 +86,12 @@ class _Offloader(PyExprMutator):
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:
         call = super().visit_call_(call)
-        func = lstm_function(self.mod, call.op)
-        if func is None or lstm_refusal(call, func, self.capacity) is not None:
+        func = recurrent_function(self.mod, call.op)
+        if func is None or recurrent_refusal(call, func, self.capacity) is not None:
             return call
         name = call.op.name_hint
-        gvar = self.builder_.add_func(_offload_function(call, func, name), "eie_lstm")
+        symbol = f"eie_{func.attrs[ATTR_OP]}"
+        gvar = self.builder_.add_func(_offload_function(call, func, name), symbol)
         self.offloaded.add(name)
         runtime = [arg for arg in call.args if not isinstance(arg, GenericConst)]
         return relax.Call(gvar, runtime)
@@ -88,7 +100,7 @@ class _Offloader(PyExprMutator):
         for gvar, func in self.mod.functions_items():
             if not isinstance(func, relax.Function) or is_offloaded(func):
                 continue
-            if lstm_function(self.mod, gvar) is not None:
+            if recurrent_function(self.mod, gvar) is not None:
                 continue
             self.builder_.update_func(gvar, self.visit_expr(func))
         result = self.builder_.get()
@@ -111,13 +123,13 @@ def _called(mod: IRModule, gvar: relax.GlobalVar) -> bool:
     return bool(found)
 
 
-@eiec_module_pass("OffloadLSTM")
-class OffloadLSTM:
-    """Offload every imported LSTM EIE can run (module docstring)."""
+@eiec_module_pass("OffloadRecurrent")
+class OffloadRecurrent:
+    """Offload every imported LSTM and GRU EIE can run (module docstring)."""
 
     def __init__(self, capacity: Capacity) -> None:
         self.capacity = capacity
 
     def transform_module(self, mod: IRModule, _ctx: tvm.transform.PassContext) -> IRModule:
-        """The module with the LSTM calls replaced by calls of offloaded functions."""
+        """The module with the LSTM / GRU calls replaced by calls of offloaded functions."""
         return _Offloader(mod, self.capacity).transform()

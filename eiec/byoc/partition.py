@@ -2,7 +2,7 @@
 
 ``partition_for_eie`` runs ``ConvertToDataflow`` (``FuseOpsByPattern`` only looks inside
 dataflow blocks), ``FuseOpsByPattern`` with EIE's patterns, ``MergeCompositeFunctions`` (chains
-of EIE layers become one program, activations staying on the machine), ``OffloadLSTM`` and
+of EIE layers become one program, activations staying on the machine), ``OffloadRecurrent`` and
 ``AssignEieSymbols``. Each offloaded function carries the compile options as the ``eie.options``
 attribute (JSON), read back by the codegen (``relax.ext.eie``).
 """
@@ -30,7 +30,7 @@ from eiec.byoc.attrs import (
 )
 from eiec.byoc.calibrate import attach_calibration
 from eiec.byoc.codegen import register_codegen
-from eiec.byoc.lstm import OffloadLSTM
+from eiec.byoc.lstm import OffloadRecurrent
 from eiec.byoc.options import capacity_of, make_options, options_dict
 from eiec.byoc.patterns import Capacity, eie_patterns, ensure_registered, layer_refusal
 from eiec.errors import BackendError
@@ -195,7 +195,7 @@ def _mark_training(mod: IRModule) -> IRModule:
 
 
 def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
-    """Offload the FC and LSTM layers EIE can run; the rest stays for the host.
+    """Offload the FC, LSTM and GRU layers EIE can run; the rest stays for the host.
 
     ``compile_options`` are the fields of ``eiec.compiler.CompileOptions`` (``pes``,
     ``sparsity``, ``bits``...); ``calibration`` holds samples of ``main``'s inputs (an array
@@ -215,7 +215,7 @@ def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
     capacity = capacity_of(options)
     patterns = eie_patterns(capacity)
     mod = relax.transform.ConvertToDataflow()(mod)
-    mod = OffloadLSTM(capacity)(mod)
+    mod = OffloadRecurrent(capacity)(mod)
     try:
         merged = relax.transform.MergeCompositeFunctions()(
             relax.transform.FuseOpsByPattern(patterns, bind_constants=True)(mod)

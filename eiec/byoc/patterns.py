@@ -7,9 +7,9 @@ weight or bias that is not a float32 constant, a constant input (the whole layer
 constant on the host), a layer whose weights, pointers or activations do not fit one PE's
 memories (:func:`layer_refusal`).
 
-LSTM layers are not a DPL pattern: the importer makes each of them a call of a private
+LSTM and GRU layers are not a DPL pattern: the importer makes each of them a call of a private
 module-level function, which ``FuseOpsByPattern`` would leave outside the offloaded function;
-``eiec.byoc.partition.OffloadLSTM`` offloads them instead.
+``eiec.byoc.partition.OffloadRecurrent`` offloads them instead.
 
 Priorities: ``FuseOpsByPattern`` tries earlier patterns first, while the registry's
 ``register_patterns`` gives later patterns priority (``get_patterns_with_prefix`` returns them

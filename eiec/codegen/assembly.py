@@ -50,17 +50,25 @@ class FormatChoice:
 @dataclass
 class LayerRecord:
     """What the report needs about a lowered layer beside its stored entries: whether it has a
-    bias, and how many of its rows are the model's (``rows``; fewer than the layer's when a
-    lowering pads rows to align them on the PEs, as the LSTM's gate rows are)."""
+    bias, and the shape of the model's weight matrix it stores (``rows``: fewer than the layer's
+    when a lowering pads rows to align them on the PEs, as the LSTM's gate rows are; ``cols``:
+    the model's columns when the layer spreads them over more, as a GRU's reset-gate products
+    are; None: the layer's own)."""
 
     layer: Layer
     has_bias: bool
     rows: int | None = None
+    cols: int | None = None
 
     @property
     def model_rows(self) -> int:
         """Rows of the model's weight matrix."""
         return self.layer.rows if self.rows is None else self.rows
+
+    @property
+    def model_cols(self) -> int:
+        """Columns of the model's weight matrix (the bias column not counted)."""
+        return self.layer.cols - self.has_bias if self.cols is None else self.cols
 
 
 @dataclass(eq=False)
@@ -108,11 +116,13 @@ class ProgramAssembly(Program):
         *,
         has_bias: bool,
         model_rows: int | None = None,
+        model_cols: int | None = None,
     ) -> Layer:
         """A layer storing ``codes`` (M x K indices into the real-valued ``codebook``).
 
         The codebook's format is the largest fraction-bit count that holds its range.
-        ``model_rows``: the model's rows among the M when the rest are alignment padding.
+        ``model_rows`` / ``model_cols``: the shape of the model's weight matrix the layer stores
+        (:class:`LayerRecord`).
         """
         name = self.unique_name(hint)
         max_abs = float(np.abs(codebook).max()) if codebook.size else 0.0
@@ -120,7 +130,7 @@ class ProgramAssembly(Program):
         words, _ = quantize(codebook, frac)
         layer = make_layer(name, codes, words, frac, self.machine.pes)
         self.layers[name] = layer
-        self.records[name] = LayerRecord(layer, has_bias, model_rows)
+        self.records[name] = LayerRecord(layer, has_bias, model_rows, model_cols)
         self.formats[f"{name}.codebook"] = FormatChoice(name, "codebook", frac, max_abs, "codebook")
         return layer
 

@@ -3,8 +3,8 @@
 The generator walks ``main``'s bindings in order and dispatches each call on its operator name
 to a lowering in ``LOWERINGS`` (the code generator's table; the ONNX ops that import to these
 Relax ops are declared in ``eiec.ops``). The key is the operator name (``relax.matmul``) or, for
-a call of a module function, its ``eiec.op`` attribute (``lstm``). Values, the context and the
-formats: :mod:`eiec.codegen.context`.
+a call of a module function, its ``eiec.op`` attribute (``lstm``, ``gru``). Values, the context
+and the formats: :mod:`eiec.codegen.context`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ LOWERINGS: dict[str, Lowering] = {
     "relax.expand_dims": fc.lower_alias,
     "relax.astype": fc.lower_astype,
     "lstm": lstm.lower_lstm,
+    "gru": lstm.lower_gru,
     "relax.take": lstm.lower_take,
 }
 

@@ -1,9 +1,9 @@
 """``eiec run MODEL.onnx --input X.npy``: compile in memory, emulate a batch, verify, report.
 
-Two paths (``eiec.runtime.run``): a model of FC/LSTM layers, possibly ending in a classifier
+Two paths (``eiec.runtime.run``): a model of FC/LSTM/GRU layers, possibly ending in a classifier
 tail (Softmax, ArgMax, ArrayFeatureExtractor) that runs on the CPU, is compiled whole, emulated
 and verified against TVM's CPU build of the compressed model; a model with ops EIE does not run
-before or between its layers (convolutions, element-wise ops) runs through BYOC, its FC/LSTM
+before or between its layers (convolutions, element-wise ops) runs through BYOC, its FC/LSTM/GRU
 layers offloaded to EIE and each offloaded call checked against its compressed function. Both
 print the compression report, cycles, time and energy per inference, the errors against the
 original model run on the CPU and, with ``--labels``, accuracy. Exit 0 when within tolerance,

@@ -20,7 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 from eiec.errors import UnsupportedModelError
-from eiec.frontend.graph import attributes, infer_shapes, shape_stub
+from eiec.frontend.graph import RECURRENT_ONNX_OPS, attributes, infer_shapes, shape_stub
 
 
 @dataclass(frozen=True)
@@ -231,14 +231,14 @@ def _sequence_batch_axis(
 def canonicalize(model: onnx.ModelProto, *, copy: bool = True) -> onnx.ModelProto:
     """A copy (``model`` itself when ``copy`` is False) with Dropout as Identity, Gemm
     alpha/beta folded into the initialisers (kept for an operand that is computed, e.g. by a
-    Constant node before folding) and unnamed LSTM nodes named (the compressed model's export
-    finds each LSTM by name)."""
+    Constant node before folding) and unnamed LSTM / GRU nodes named (the compressed model's
+    export finds each by name)."""
     result = model
     if copy:
         result = onnx.ModelProto()
         result.CopyFrom(model)
     graph = result.graph
-    _name_lstm_nodes(graph)
+    _name_recurrent_nodes(graph)
     _untie_weights(graph)
     inits = {init.name: init for init in graph.initializer}
     uses: dict[str, int] = {}
@@ -301,14 +301,19 @@ def _untie_weights(graph: onnx.GraphProto) -> None:
             node.input[index] = copy.name
 
 
-def _name_lstm_nodes(graph: onnx.GraphProto) -> None:
-    """Name the k-th LSTM node ``LSTM_k`` when it has no name: LSTMs are never folded, so the
-    folded batch-1 graph and the loaded graph name them alike."""
+def _name_recurrent_nodes(graph: onnx.GraphProto) -> None:
+    """Name the k-th LSTM (GRU) node ``LSTM_k`` (``GRU_k``) when it has no name: they are never
+    folded, so the folded batch-1 graph and the loaded graph name them alike."""
     taken = {node.name for node in graph.node}
-    lstms = [node for node in graph.node if node.op_type == "LSTM"]
-    for ordinal, node in enumerate(lstms):
+    for op_type in RECURRENT_ONNX_OPS:
+        _name_nodes(graph, op_type, taken)
+
+
+def _name_nodes(graph: onnx.GraphProto, op_type: str, taken: set[str]) -> None:
+    nodes = [node for node in graph.node if node.op_type == op_type]
+    for ordinal, node in enumerate(nodes):
         if not node.name:
-            name = f"LSTM_{ordinal}"
+            name = f"{op_type}_{ordinal}"
             while name in taken:
                 name += "_"
             node.name = name

@@ -23,7 +23,7 @@ from onnx import TensorProto, numpy_helper
 from eiec.emulator.ports import check_finite
 from eiec.errors import CapacityError, InputError, ModelLoadError, UnsupportedModelError
 from eiec.frontend.canonicalize import static_batch
-from eiec.frontend.graph import infer_shapes
+from eiec.frontend.graph import RECURRENT_ONNX_OPS, infer_shapes
 from eiec.frontend.layers import check_unambiguous, find_onnx_layers, layer_aliases
 from eiec.isa.fixed import MAX_MAGNITUDE
 from eiec.isa.program import Machine, Program
@@ -45,7 +45,7 @@ OTHER_TYPES = {
 }
 #: Ops EIE computes: the layers and the element-wise activations of ``eiec.frontend.ops.OPS``
 #: (which imports TVM; tests/reliability/test_checks.py keeps the two in step).
-EIE_OPS = ("Gemm", "MatMul", "LSTM", "Relu", "Sigmoid", "Tanh")
+EIE_OPS = ("Gemm", "MatMul", "LSTM", "GRU", "Relu", "Sigmoid", "Tanh")
 
 _DTYPE_FIX = "convert the model to float32, e.g. with onnxconverter-common"
 
@@ -184,7 +184,7 @@ def check_runs_on_eie(model: onnx.ModelProto, where: str) -> None:
         f"nothing for EIE to run: no {', '.join(EIE_OPS[:-1])} or {EIE_OPS[-1]} node (the model "
         f"has {', '.join(ops)})",
         where=where,
-        fix="EIE runs fully-connected and LSTM layers; run this model on the CPU",
+        fix="EIE runs fully-connected, LSTM and GRU layers; run this model on the CPU",
     )
 
 
@@ -205,7 +205,7 @@ def check_capacity(
         check_unambiguous(sparsity, layers, "--sparsity")
     weights = {init.name: init for init in model.graph.initializer}
     for node in model.graph.node:
-        if node.op_type == "LSTM":
+        if node.op_type in RECURRENT_ONNX_OPS:
             return
         if node.op_type in ("Gemm", "MatMul") and (
             len(node.input) < 2 or len(weights.get(node.input[1], onnx.TensorProto()).dims) != 2

@@ -2,7 +2,8 @@
 
 :func:`model_fingerprint` hashes an ONNX model's structure: its nodes (names, ops, inputs,
 outputs, attributes), graph inputs and outputs, and initialisers, where the values of those an
-EIE layer may store (inputs of Gemm, MatMul, Add and LSTM nodes) count by name, type and shape
+EIE layer may store (inputs of Gemm, MatMul, Add, LSTM and
+GRU nodes) count by name, type and shape
 only: pruning, weight sharing and retraining change them, and the program holds them;
 :func:`weights_fingerprint` hashes those values (which model's weights a program was compiled
 from).
@@ -20,7 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 #: Ops whose initialiser inputs an EIE layer may store (their values are not fingerprinted).
-LAYER_OPS = frozenset({"Gemm", "MatMul", "Add", "LSTM"})
+LAYER_OPS = frozenset({"Gemm", "MatMul", "Add", "LSTM", "GRU"})
 #: The metadata key of an exported compressed model: the fingerprint of its source model.
 ORIGIN_KEY = "eiec.origin"
 

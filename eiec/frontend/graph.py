@@ -14,6 +14,8 @@ from onnx import TensorProto, numpy_helper
 
 #: Float initialisers with more elements than this go to ONNX shape inference as dims only.
 _WEIGHT_ELEMENTS = 1024
+#: The recurrent ONNX ops eiec imports (``eiec.frontend.lstm_checks``).
+RECURRENT_ONNX_OPS = ("LSTM", "GRU")
 
 
 class TensorValues(Mapping[str, np.ndarray]):

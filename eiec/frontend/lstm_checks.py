@@ -1,11 +1,13 @@
-"""Checks of ONNX ``LSTM`` nodes: what eiec imports (the converter's and the pre-import checks)
-and what ``eiec compile`` runs on EIE around LSTMs (the op table's checks of LSTM, and of the
-data movement on sequences: Transpose, Reshape, Squeeze, Unsqueeze, Flatten, Gather).
+"""Checks of ONNX ``LSTM`` and ``GRU`` nodes: what eiec imports (the converter's and the
+pre-import checks) and what ``eiec compile`` runs on EIE around them (the op table's checks of
+LSTM and GRU, and of the data movement on sequences: Transpose, Reshape, Squeeze, Unsqueeze,
+Flatten, Gather).
 
-Supported: forward, reverse, bidirectional; with or without B, initial_h, initial_c,
+Supported: forward, reverse, bidirectional; with or without B, initial_h (LSTM: initial_c),
 sequence_lens (only when constant and equal to T everywhere); any subset of the outputs;
-``layout = 0``; the default activations (Sigmoid, Tanh, Tanh). Everything else raises
-``UnsupportedModelError`` naming the node and the attribute or input.
+``layout = 0``; the default activations (LSTM: Sigmoid, Tanh, Tanh; GRU: Sigmoid, Tanh); GRU
+with ``linear_before_reset`` 0 or 1. Everything else raises ``UnsupportedModelError`` naming the
+node and the attribute or input.
 """
 
 from __future__ import annotations
@@ -17,27 +19,34 @@ import numpy as np
 import onnx
 
 from eiec.errors import UnsupportedModelError
-from eiec.frontend.graph import GraphFacts, OpCheck, attributes, infer_shapes
+from eiec.frontend.graph import (
+    RECURRENT_ONNX_OPS,
+    GraphFacts,
+    OpCheck,
+    attributes,
+    infer_shapes,
+)
 from eiec.relax_layers.lstm import DIRECTIONS
 
-DEFAULT_ACTIVATIONS = ("Sigmoid", "Tanh", "Tanh")
-#: Input positions of ONNX LSTM (opset 7+).
+#: Each op's default activations (per direction).
+DEFAULT_ACTIVATIONS = {"LSTM": ("Sigmoid", "Tanh", "Tanh"), "GRU": ("Sigmoid", "Tanh")}
+#: Input positions of ONNX LSTM (opset 7+); GRU has the first six.
 IN_X, IN_W, IN_R, IN_B, IN_SEQUENCE_LENS, IN_INITIAL_H, IN_INITIAL_C, IN_P = range(8)
 
 
-def where_of(node_name: str) -> str:
-    """How messages name an LSTM node."""
-    return f"ONNX node '{node_name}' (LSTM)"
+def where_of(node_name: str, op_type: str = "LSTM") -> str:
+    """How messages name an LSTM or GRU node."""
+    return f"ONNX node '{node_name}' ({op_type})"
 
 
-def check_lstm_attributes(node_name: str, attrs: Mapping[str, Any]) -> None:
-    """Reject LSTM attributes eiec does not import; ``attrs`` maps names to Python values
+def check_recurrent_attributes(op_type: str, node_name: str, attrs: Mapping[str, Any]) -> None:
+    """Reject LSTM / GRU attributes eiec does not import; ``attrs`` maps names to Python values
     (strings as ``str``, lists as tuples)."""
-    where = where_of(node_name)
+    where = where_of(node_name, op_type)
     direction = attrs.get("direction", "forward")
     if direction not in DIRECTIONS:
         raise UnsupportedModelError(
-            f"attribute direction={direction!r} is not an LSTM direction",
+            f"attribute direction={direction!r} is not an {op_type} direction",
             where=where,
             fix="use 'forward', 'reverse' or 'bidirectional'",
         )
@@ -45,7 +54,14 @@ def check_lstm_attributes(node_name: str, attrs: Mapping[str, Any]) -> None:
         raise UnsupportedModelError(
             f"attribute clip={attrs['clip']:g} is not supported",
             where=where,
-            fix="eiec imports LSTMs without cell clipping; export the model without clip",
+            fix=f"eiec imports {op_type}s without {'cell ' if op_type == 'LSTM' else ''}clipping; "
+            "export the model without clip",
+        )
+    if int(attrs.get("linear_before_reset", 0)) not in (0, 1):
+        raise UnsupportedModelError(
+            f"attribute linear_before_reset={int(attrs['linear_before_reset'])} is not 0 or 1",
+            where=where,
+            fix="export the GRU with linear_before_reset 0 or 1",
         )
     if int(attrs.get("input_forget", 0)) != 0:
         raise UnsupportedModelError(
@@ -57,27 +73,30 @@ def check_lstm_attributes(node_name: str, attrs: Mapping[str, Any]) -> None:
         raise UnsupportedModelError(
             f"attribute layout={int(attrs['layout'])} is not supported",
             where=where,
-            fix="export the LSTM with layout=0 (sequence first: X is [seq, batch, input])",
+            fix=f"export the {op_type} with layout=0 (sequence first: X is [seq, batch, input])",
         )
     activations = tuple(attrs.get("activations", ()))
-    if activations and activations != DEFAULT_ACTIVATIONS * DIRECTIONS[direction]:
+    defaults = DEFAULT_ACTIVATIONS[op_type]
+    if activations and activations != defaults * DIRECTIONS[direction]:
         raise UnsupportedModelError(
             f"attribute activations={list(activations)} is not supported",
             where=where,
-            fix="eiec imports LSTMs with the default activations Sigmoid, Tanh, Tanh",
+            fix=f"eiec imports {op_type}s with the default activations {', '.join(defaults)}",
         )
     for name in ("activation_alpha", "activation_beta", "output_sequence"):
         if name in attrs:
             raise UnsupportedModelError(
                 f"attribute {name} is not supported",
                 where=where,
-                fix="export the LSTM with the default activations and without this attribute",
+                fix=f"export the {op_type} with the default activations and without this attribute",
             )
 
 
-def check_sequence_lens(node_name: str, lens: np.ndarray | None, seq_length: int) -> None:
+def check_sequence_lens(
+    node_name: str, lens: np.ndarray | None, seq_length: int, op_type: str = "LSTM"
+) -> None:
     """Accept ``sequence_lens`` only as a constant equal to the sequence length everywhere."""
-    where = where_of(node_name)
+    where = where_of(node_name, op_type)
     if lens is None:
         raise UnsupportedModelError(
             "input sequence_lens is not a constant",
@@ -121,8 +140,8 @@ def plain(value: Any) -> Any:
     return value
 
 
-def check_lstm_nodes(model: onnx.ModelProto) -> None:
-    """Check every LSTM node of ``model`` before import (attributes, peepholes, constant
+def check_recurrent_nodes(model: onnx.ModelProto) -> None:
+    """Check every LSTM and GRU node of ``model`` before import (attributes, peepholes, constant
     sequence_lens), so errors surface without the TVM frontend's conversion noise.
 
     ``sequence_lens`` is compared with the sequence length when shape inference knows X's shape.
@@ -138,29 +157,31 @@ def check_lstm_nodes(model: onnx.ModelProto) -> None:
         if dims and dims[0].HasField("dim_value"):
             seq_lengths[info.name] = int(dims[0].dim_value)
     for index, node in enumerate(graph.node):
-        if node.op_type != "LSTM":
+        if node.op_type not in RECURRENT_ONNX_OPS:
             continue
-        name = node.name or f"LSTM_{index}"
-        check_lstm_attributes(name, onnx_attrs(node))
+        op = node.op_type
+        name = node.name or f"{op}_{index}"
+        check_recurrent_attributes(op, name, onnx_attrs(node))
         inputs = list(node.input) + [""] * (8 - len(node.input))
         check_peepholes(name, inputs[IN_P] != "")
         lens = inputs[IN_SEQUENCE_LENS]
         if lens and lens not in constants:
-            check_sequence_lens(name, None, 0)
+            check_sequence_lens(name, None, 0, op)
         if lens and inputs[IN_X] in seq_lengths:
-            check_sequence_lens(name, constants[lens], seq_lengths[inputs[IN_X]])
+            check_sequence_lens(name, constants[lens], seq_lengths[inputs[IN_X]], op)
 
 
-#: Ops that move a sequence's data without computing: they re-view the LSTM's buffers.
+#: Ops that move a sequence's data without computing: they re-view the LSTM's / GRU's buffers.
 SEQUENCE_OPS = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity", "Gather")
 
 
 def sequence_tensors(facts: GraphFacts) -> set[str]:
-    """LSTM inputs X and outputs, what data movement (``SEQUENCE_OPS``) makes of them, and
-    the tensors data movement makes X from (a ``batch_first`` model's Transpose of its input)."""
+    """LSTM / GRU inputs X and outputs, what data movement (``SEQUENCE_OPS``) makes of them,
+    and the tensors data movement makes X from (a ``batch_first`` model's Transpose of its
+    input)."""
     found: set[str] = set()
     for node in facts.model.graph.node:
-        if node.op_type == "LSTM":
+        if node.op_type in RECURRENT_ONNX_OPS:
             found.add(node.input[0])
             found.update(name for name in node.output if name)
         elif node.op_type in SEQUENCE_OPS and node.input and node.input[0] in found:
@@ -184,12 +205,12 @@ def _sequence_sources(facts: GraphFacts, found: set[str]) -> set[str]:
     return sources
 
 
-def lstm_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
-    """Why an LSTM node cannot run on EIE (empty: it can)."""
+def recurrent_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
+    """Why an LSTM or GRU node cannot run on EIE (empty: it can)."""
     inputs = list(node.input) + [""] * (8 - len(node.input))
     name = node.name or node.output[0]
     try:
-        check_lstm_attributes(name, onnx_attrs(node))
+        check_recurrent_attributes(node.op_type, name, onnx_attrs(node))
         check_peepholes(name, inputs[IN_P] != "")
     except UnsupportedModelError as error:
         return [error.what]
@@ -246,14 +267,14 @@ def gather_problems(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
 
 
 def on_sequences(own: OpCheck | None, otherwise: OpCheck | None, op_type: str) -> OpCheck:
-    """A check of ``op_type``: ``own`` on LSTM sequences (None: always fine), ``otherwise``
-    elsewhere (None: the op is supported only on sequences)."""
+    """A check of ``op_type``: ``own`` on LSTM / GRU sequences (None: always fine),
+    ``otherwise`` elsewhere (None: the op is supported only on sequences)."""
 
     def check(node: onnx.NodeProto, facts: GraphFacts) -> list[str]:
         if node.input and node.input[0] in sequence_tensors(facts):
             return own(node, facts) if own is not None else []
         if otherwise is not None:
             return otherwise(node, facts)
-        return [f"op {op_type} is supported only on LSTM sequences"]
+        return [f"op {op_type} is supported only on LSTM / GRU sequences"]
 
     return check

@@ -1,10 +1,12 @@
-"""Import ONNX ``LSTM`` into TVM Relax (TVM 0.27's Relax ONNX frontend has no LSTM converter).
+"""Import ONNX ``LSTM`` and ``GRU`` into TVM Relax (TVM 0.27's Relax ONNX frontend has no
+converter for either).
 
-:class:`LSTMConverter` makes each node a call of the private function
-:func:`eiec.frontend.lstm_builder.build_lstm_function` builds. The converter is registered
-through the frontend's ``onnx_frontend._get_convert_map()``, which ``from_onnx`` calls at
-conversion time; :func:`lstm_converter` wraps it for the duration of a ``with`` block, after
-checking that the TVM version is the pinned one and that the hook exists.
+:class:`LSTMConverter` and :class:`GRUConverter` make each node a call of the private function
+:func:`eiec.frontend.lstm_builder.build_lstm_function` (``build_gru_function``) builds. The
+converters are registered through the frontend's ``onnx_frontend._get_convert_map()``, which
+``from_onnx`` calls at conversion time; :func:`recurrent_converters` wraps it for the duration
+of a ``with`` block, after checking that the TVM version is the pinned one and that the hook
+exists.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 from eiec.errors import CompileError, UnsupportedModelError
-from eiec.frontend.lstm_builder import LstmShape, build_lstm_function, function_name
+from eiec.frontend.lstm_builder import (
+    RecurrentShape,
+    build_gru_function,
+    build_lstm_function,
+    function_name,
+)
 from eiec.frontend.lstm_checks import (
     IN_B,
     IN_INITIAL_C,
@@ -29,21 +36,24 @@ from eiec.frontend.lstm_checks import (
     IN_SEQUENCE_LENS,
     IN_W,
     IN_X,
-    check_lstm_attributes,
     check_peepholes,
+    check_recurrent_attributes,
     check_sequence_lens,
     plain,
     where_of,
 )
 from eiec.relax_layers.exprs import const, constant_value, static_shape
-from eiec.relax_layers.lstm import DIRECTIONS
+from eiec.relax_layers.lstm import DIRECTIONS, GRU_OP, LSTM_OP, RECURRENT_OPS
 
 #: The TVM release whose ONNX frontend internals the converter hook relies on.
 PINNED_TVM = "0.27"
 
 
-class LSTMConverter(onnx_frontend.OnnxOpConverter):
-    """ONNX ``LSTM`` (opset 7 and later) to a call of a private Relax function."""
+class _RecurrentConverter(onnx_frontend.OnnxOpConverter):
+    """ONNX ``LSTM`` / ``GRU`` (opset 7 and later) to a call of a private Relax function."""
+
+    #: ``eiec.op`` of the functions this converter builds.
+    op = LSTM_OP
 
     @classmethod
     def _impl_v7(
@@ -53,30 +63,47 @@ class LSTMConverter(onnx_frontend.OnnxOpConverter):
         attr: dict[str, Any],
         params: object,
     ) -> relax.Expr:
-        node_name = attr["tvm_custom"]["name"] or "LSTM"
+        op_type, gates = RECURRENT_OPS[cls.op]
+        node_name = attr["tvm_custom"]["name"] or op_type
         attrs = {key: plain(value) for key, value in attr.items() if key != "tvm_custom"}
-        check_lstm_attributes(node_name, attrs)
+        check_recurrent_attributes(op_type, node_name, attrs)
         args = list(inputs) + [None] * (8 - len(inputs))
-        check_peepholes(node_name, args[IN_P] is not None)
-        shape = _shape_of(node_name, args, attrs)
+        if cls.op == LSTM_OP:
+            check_peepholes(node_name, args[IN_P] is not None)
+        shape = _shape_of(op_type, gates, node_name, args, attrs)
         if args[IN_SEQUENCE_LENS] is not None:
             values = _constant_value(args[IN_SEQUENCE_LENS], params)
-            check_sequence_lens(node_name, values, shape.seq_length)
+            check_sequence_lens(node_name, values, shape.seq_length, op_type)
 
         dirs, hidden = shape.directions, shape.hidden_size
         zeros_state = np.zeros((dirs, shape.batch, hidden), dtype=shape.dtype)
         defaults = {
-            IN_B: np.zeros((dirs, 8 * hidden), dtype=shape.dtype),
+            IN_B: np.zeros((dirs, 2 * gates * hidden), dtype=shape.dtype),
             IN_INITIAL_H: zeros_state,
             IN_INITIAL_C: zeros_state,
         }
-        call_args = [
-            args[k] if args[k] is not None else const(defaults[k])
-            for k in (IN_X, IN_W, IN_R, IN_B, IN_INITIAL_H, IN_INITIAL_C)
-        ]
-        func = build_lstm_function(shape, node_name)
-        gvar = bb.add_func(func, function_name(node_name))
+        used = (IN_X, IN_W, IN_R, IN_B, IN_INITIAL_H)
+        if cls.op == LSTM_OP:
+            used += (IN_INITIAL_C,)
+            func = build_lstm_function(shape, node_name)
+        else:
+            lbr = bool(int(attrs.get("linear_before_reset", 0)))
+            func = build_gru_function(shape, node_name, lbr)
+        call_args = [args[k] if args[k] is not None else const(defaults[k]) for k in used]
+        gvar = bb.add_func(func, function_name(node_name, cls.op))
         return bb.emit(relax.Call(gvar, call_args))
+
+
+class LSTMConverter(_RecurrentConverter):
+    """ONNX ``LSTM`` (opset 7 and later) to a call of a private Relax function."""
+
+    op = LSTM_OP
+
+
+class GRUConverter(_RecurrentConverter):
+    """ONNX ``GRU`` (opset 7 and later) to a call of a private Relax function."""
+
+    op = GRU_OP
 
 
 def _constant_value(expr: relax.Expr, params: object) -> np.ndarray | None:
@@ -92,10 +119,14 @@ def _constant_value(expr: relax.Expr, params: object) -> np.ndarray | None:
 
 
 def _shape_of(
-    node_name: str, args: Sequence[relax.Expr | None], attrs: Mapping[str, Any]
-) -> LstmShape:
+    op_type: str,
+    gates: int,
+    node_name: str,
+    args: Sequence[relax.Expr | None],
+    attrs: Mapping[str, Any],
+) -> RecurrentShape:
     """Static dimensions of the node, checked against each other."""
-    where = where_of(node_name)
+    where = where_of(node_name, op_type)
     shapes = {}
     for index, label in ((IN_X, "X"), (IN_W, "W"), (IN_R, "R")):
         dims = static_shape(args[index])
@@ -110,13 +141,13 @@ def _shape_of(
     dirs = DIRECTIONS[direction]
     t_len, batch, input_size = shapes["X"]
     hidden = shapes["R"][2]
-    expected = {"W": (dirs, 4 * hidden, input_size), "R": (dirs, 4 * hidden, hidden)}
+    expected = {"W": (dirs, gates * hidden, input_size), "R": (dirs, gates * hidden, hidden)}
     for label, dims in expected.items():
         if shapes[label] != dims:
             raise UnsupportedModelError(
                 f"input {label} has shape {list(shapes[label])}, expected {list(dims)}",
                 where=where,
-                fix="check the LSTM's weights against direction and hidden_size",
+                fix=f"check the {op_type}'s weights against direction and hidden_size",
             )
     if int(attrs.get("hidden_size", hidden)) != hidden:
         raise UnsupportedModelError(
@@ -126,10 +157,11 @@ def _shape_of(
             fix="fix hidden_size or R",
         )
     optional = {
-        IN_B: ("B", (dirs, 8 * hidden)),
+        IN_B: ("B", (dirs, 2 * gates * hidden)),
         IN_INITIAL_H: ("initial_h", (dirs, batch, hidden)),
-        IN_INITIAL_C: ("initial_c", (dirs, batch, hidden)),
     }
+    if op_type == "LSTM":
+        optional[IN_INITIAL_C] = ("initial_c", (dirs, batch, hidden))
     for index, (label, dims) in optional.items():
         if args[index] is not None and static_shape(args[index]) != dims:
             raise UnsupportedModelError(
@@ -139,7 +171,7 @@ def _shape_of(
                 fix="give one initial state per sequence of the batch (at batch 1: one state)",
             )
     dtype = str(args[IN_X].ty.dtype)
-    return LstmShape(t_len, batch, input_size, hidden, direction, dtype)
+    return RecurrentShape(t_len, batch, input_size, hidden, direction, dtype)
 
 
 def _shape_text(expr: relax.Expr) -> str:
@@ -152,14 +184,14 @@ def _check_tvm() -> None:
     fix = f"install apache-tvm {PINNED_TVM} (the version pyproject.toml pins) or port the hook"
     if not version.startswith(PINNED_TVM + "."):
         raise CompileError(
-            f"the LSTM importer hooks onnx_frontend._get_convert_map of TVM {PINNED_TVM}, "
+            f"the LSTM/GRU importer hooks onnx_frontend._get_convert_map of TVM {PINNED_TVM}, "
             f"but TVM {version} is installed",
             where="eiec/frontend/lstm_converter.py",
             fix=fix,
         )
     if not callable(getattr(onnx_frontend, "_get_convert_map", None)):
         raise CompileError(
-            f"TVM {version}'s Relax ONNX frontend has no _get_convert_map, which the LSTM "
+            f"TVM {version}'s Relax ONNX frontend has no _get_convert_map, which the LSTM/GRU "
             "importer hooks",
             where="eiec/frontend/lstm_converter.py",
             fix=fix,
@@ -167,8 +199,9 @@ def _check_tvm() -> None:
 
 
 @contextlib.contextmanager
-def lstm_converter() -> Iterator[None]:
-    """Within the block, TVM's Relax ONNX frontend converts ``LSTM`` with :class:`LSTMConverter`.
+def recurrent_converters() -> Iterator[None]:
+    """Within the block, TVM's Relax ONNX frontend converts ``LSTM`` with :class:`LSTMConverter`
+    and ``GRU`` with :class:`GRUConverter`.
 
     Fails with ``CompileError`` unless TVM is the pinned version with the ``_get_convert_map``
     hook; restores the original hook on exit.
@@ -179,6 +212,7 @@ def lstm_converter() -> Iterator[None]:
     def convert_map() -> dict[str, type]:
         table = original()
         table["LSTM"] = LSTMConverter
+        table["GRU"] = GRUConverter
         return table
 
     onnx_frontend._get_convert_map = convert_map

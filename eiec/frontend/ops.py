@@ -4,7 +4,7 @@ Each :class:`OnnxOp` says how the op is checked (``check``: the problems of one 
 model at batch 1 with its constants folded), how the support list names it (``hint``), which
 Relax ops its import produces (``relax_ops``: the keys of the code generator's lowerings,
 ``eiec.codegen.generate.LOWERINGS``) and which BYOC pattern offloads it (``byoc``: a pattern
-name of ``eiec.byoc.patterns``, or ``OffloadLSTM``) and whether it is a layer of weights
+name of ``eiec.byoc.patterns``, or ``OffloadRecurrent``) and whether it is a layer of weights
 EIE stores (``layer``). ``tests/compiler/test_ops.py`` checks that
 the table, the lowerings and the BYOC patterns name each other completely.
 
@@ -22,8 +22,8 @@ from eiec.frontend.graph import OpCheck
 
 #: The BYOC patterns of an FC layer (``eiec.byoc.patterns``), biggest first.
 DENSE_PATTERNS = ("eie.dense_bias_relu", "eie.dense_bias", "eie.dense_relu", "eie.dense")
-#: BYOC's pass that offloads imported LSTM calls (not a pattern: ``eiec.byoc.lstm``).
-OFFLOAD_LSTM = "OffloadLSTM"
+#: BYOC's pass that offloads imported LSTM / GRU calls (not a pattern: ``eiec.byoc.lstm``).
+OFFLOAD_RECURRENT = "OffloadRecurrent"
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ OPS: tuple[OnnxOp, ...] = (
     OnnxOp("Identity", support.no_problems, "Identity", ()),
     OnnxOp("Dropout", support.dropout, "Dropout", ()),
     OnnxOp("Cast", support.cast, "Cast to float", ("relax.astype",)),
-    OnnxOp("LSTM", lstm_checks.lstm_problems, None, ("lstm",), (OFFLOAD_LSTM,), layer=True),
+    OnnxOp(
+        "LSTM", lstm_checks.recurrent_problems, None, ("lstm",), (OFFLOAD_RECURRENT,), layer=True
+    ),
+    OnnxOp("GRU", lstm_checks.recurrent_problems, None, ("gru",), (OFFLOAD_RECURRENT,), layer=True),
     OnnxOp(
         "Transpose",
         lstm_checks.on_sequences(lstm_checks.transpose_problems, None, "Transpose"),

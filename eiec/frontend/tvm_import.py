@@ -1,4 +1,4 @@
-"""TVM's ONNX import as eiec uses it everywhere: with eiec's LSTM converter and safe takes.
+"""TVM's ONNX import as eiec uses it everywhere: with eiec's LSTM/GRU converters and safe takes.
 
 :func:`relax_from_onnx` is ``from_onnx`` itself (the compiler's, the LSTM importer's and the
 CPU reference's import); :func:`import_onnx` prepares any ONNX model for it first (BYOC).
@@ -16,16 +16,16 @@ from tvm.relax.frontend.onnx import from_onnx
 
 from eiec.errors import EiecError, UnsupportedModelError
 from eiec.frontend.fold import fold_constants
-from eiec.frontend.lstm_checks import check_lstm_nodes
-from eiec.frontend.lstm_converter import lstm_converter
+from eiec.frontend.lstm_checks import RECURRENT_ONNX_OPS, check_recurrent_nodes
+from eiec.frontend.lstm_converter import recurrent_converters
 from eiec.frontend.takes import SafeTakes
 
 
 def relax_from_onnx(model: onnx.ModelProto, **kwargs: Any) -> tvm.IRModule:
-    """``tvm.relax.frontend.onnx.from_onnx(model, **kwargs)`` with ONNX LSTM supported
-    (:func:`eiec.frontend.lstm_converter.lstm_converter`) and Gather as a bounds-safe ``take``
+    """``tvm.relax.frontend.onnx.from_onnx(model, **kwargs)`` with ONNX LSTM and GRU supported
+    (:func:`eiec.frontend.lstm_converter.recurrent_converters`) and Gather as a bounds-safe ``take``
     (:class:`eiec.frontend.takes.SafeTakes`)."""
-    with lstm_converter(), _not_checked_again(model):
+    with recurrent_converters(), _not_checked_again(model):
         try:
             mod = from_onnx(model, **kwargs)
         except EiecError:
@@ -65,19 +65,19 @@ def _not_checked_again(model: onnx.ModelProto) -> Iterator[None]:
 def import_onnx(
     model: onnx.ModelProto, shape_dict: Mapping[str, Sequence[int]] | None = None
 ) -> tvm.IRModule:
-    """Relax module of an ONNX model that may contain LSTM nodes.
+    """Relax module of an ONNX model that may contain LSTM or GRU nodes.
 
     ``shape_dict`` (input name -> static shape) overrides the graph inputs' shapes. Folds
     constant subgraphs (zero initial states an exporter builds from
     ``Shape``/``Gather``/``Concat``/``Expand``) with ``eiec.frontend.fold.fold_constants``, names
-    unnamed LSTM nodes ``LSTM_<index>``, checks the LSTM nodes, then runs TVM's ``from_onnx``
-    with the LSTM converter registered.
+    unnamed LSTM / GRU nodes ``LSTM_<index>`` / ``GRU_<index>``, checks them, then runs TVM's
+    ``from_onnx`` with the converters registered.
     """
     folded = fold_constants(_with_input_shapes(model, shape_dict or {}))
     for index, node in enumerate(folded.graph.node):
-        if node.op_type == "LSTM" and not node.name:
-            node.name = f"LSTM_{index}"
-    check_lstm_nodes(folded)
+        if node.op_type in RECURRENT_ONNX_OPS and not node.name:
+            node.name = f"{node.op_type}_{index}"
+    check_recurrent_nodes(folded)
     return relax_from_onnx(folded)
 
 

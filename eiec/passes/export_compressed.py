@@ -17,11 +17,11 @@ import tvm
 from onnx import numpy_helper
 
 from eiec.errors import CompileError
-from eiec.frontend.graph import copy_without_data
+from eiec.frontend.graph import RECURRENT_ONNX_OPS, copy_without_data
 from eiec.frontend.layers import OnnxLayer
 from eiec.relax_layers.exprs import transposed
 from eiec.relax_layers.fc import find_fc_layers
-from eiec.relax_layers.lstm import find_lstm_layers
+from eiec.relax_layers.lstm import find_recurrent_layers
 
 
 def export_onnx(
@@ -66,18 +66,19 @@ def replace_initializer(tensor: onnx.TensorProto, value: np.ndarray) -> None:
     tensor.CopyFrom(numpy_helper.from_array(new, tensor.name))
 
 
-def lstm_outputs(model: onnx.ModelProto) -> dict[str, str]:
-    """ONNX node name -> its Y output name (empty when Y is unused), for every LSTM node."""
+def recurrent_outputs(model: onnx.ModelProto) -> dict[str, str]:
+    """ONNX node name -> its Y output name (empty when Y is unused), for every LSTM and GRU
+    node."""
     return {
         node.name: node.output[0] if node.output else ""
         for node in model.graph.node
-        if node.op_type == "LSTM"
+        if node.op_type in RECURRENT_ONNX_OPS
     }
 
 
 def export_lstm_onnx(model: onnx.ModelProto, mod: tvm.IRModule) -> onnx.ModelProto:
-    """A copy of ``model`` whose LSTM nodes' W, R and B initialisers hold ``mod``'s compressed
-    values (the node found by name; an absent B stays absent: its bias was zero)."""
+    """A copy of ``model`` whose LSTM and GRU nodes' W, R and B initialisers hold ``mod``'s
+    compressed values (the node found by name; an absent B stays absent: its bias was zero)."""
     compressed = onnx.ModelProto()
     compressed.CopyFrom(model)
     _write_lstm(compressed, mod)
@@ -86,13 +87,16 @@ def export_lstm_onnx(model: onnx.ModelProto, mod: tvm.IRModule) -> onnx.ModelPro
 
 def _write_lstm(compressed: onnx.ModelProto, mod: tvm.IRModule) -> None:
     inits = {init.name: init for init in compressed.graph.initializer}
-    nodes = {node.name: node for node in compressed.graph.node if node.op_type == "LSTM"}
-    for layer in find_lstm_layers(mod):
+    nodes = {
+        node.name: node for node in compressed.graph.node if node.op_type in RECURRENT_ONNX_OPS
+    }
+    for layer in find_recurrent_layers(mod):
         node = nodes.get(layer.call.onnx_node)
         names = list(node.input[1:4]) if node is not None else []
+        op = layer.call.onnx_op
         if node is None or any(name and name not in inits for name in names):
             raise CompileError(
-                f"cannot export LSTM layer {layer.name}: no LSTM node "
+                f"cannot export {op} layer {layer.name}: no {op} node "
                 f"'{layer.call.onnx_node}' with initialiser weights in the model",
                 where=f"layer {layer.name}",
             )
@@ -104,7 +108,7 @@ def _write_lstm(compressed: onnx.ModelProto, mod: tvm.IRModule) -> None:
 def export_compressed(
     model: onnx.ModelProto, layers: list[OnnxLayer], mod: tvm.IRModule
 ) -> onnx.ModelProto:
-    """A copy of ``model`` holding ``mod``'s compressed FC and LSTM weights (one copy)."""
+    """A copy of ``model`` holding ``mod``'s compressed FC, LSTM and GRU weights (one copy)."""
     compressed = export_onnx(model, layers, mod)
     _write_lstm(compressed, mod)
     return compressed

@@ -1,4 +1,4 @@
-"""PruneWeights: magnitude pruning of every FC and LSTM layer's weights to a target sparsity.
+"""PruneWeights: magnitude pruning of every FC, LSTM and GRU layer's weights to a target sparsity.
 
 Deep Compression's first stage. Per layer, the smallest-magnitude weights are set to zero until
 the layer has ``round(sparsity * weights)`` zeros. Weights that are already zero stay zero and
@@ -7,13 +7,13 @@ sparsity 0 prunes nothing. Ties at the threshold are broken by position (the ear
 row-major order is pruned first), so the result is deterministic. Biases are not pruned.
 
 The weights of an FC layer are its (M, K) matrix in EIE's [out, in] order; those of an LSTM
-layer are W and R of all its directions together, EIE's ``[W | R]`` matrices in
-[direction, gate row, column] order (``D * 4H * (I + H)`` weights).
+(GRU) layer are W and R of all its directions together, ``[W | R]`` matrices in
+[direction, gate row, column] order (``D * GH * (I + H)`` weights, G = 4 or 3 gates).
 
 With ``balance`` (load-balance-aware pruning, ESE: Han et al., FPGA 2017) each PE's share of a
 layer is pruned to the target on its own, so no PE keeps more weights than the others: the
-rows of PE p are those EIE stores there (FC row r: ``r mod N``; LSTM gate row ``g*H + u``:
-``u mod N``, as the code generation interleaves them).
+rows of PE p are those EIE stores there (FC row r: ``r mod N``; LSTM / GRU gate row
+``g*H + u``: ``u mod N``, as the code generation interleaves them).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from eiec.errors import CompileError
 from eiec.passes.pass_decorator import eiec_module_pass
 from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
 from eiec.relax_layers.lstm import (
-    find_lstm_layers,
-    lstm_aliases,
-    rewrite_lstm_layers,
+    find_recurrent_layers,
+    recurrent_aliases,
+    rewrite_recurrent_layers,
     split_weights,
 )
 
@@ -97,11 +97,12 @@ def per_pe_counts(weight: np.ndarray, owner: np.ndarray, pes: int) -> np.ndarray
     return np.bincount(owner, weights=counts, minlength=pes).astype(np.int64)
 
 
-def row_owners(weights: np.ndarray, pes: int) -> np.ndarray:
-    """The PE of each row of a layer's weights: FC (M, K) row r on ``r mod N``; LSTM
-    (D, 4H, K) row (d, g*H + u) on ``u mod N``."""
+def row_owners(weights: np.ndarray, pes: int, hidden: int | None = None) -> np.ndarray:
+    """The PE of each row of a layer's weights: FC (M, K) row r on ``r mod N``; a recurrent
+    layer's (D, GH, K) (``hidden`` = H) row (d, g*H + u) on ``u mod N``."""
     if weights.ndim == 3:
-        hidden = weights.shape[1] // 4
+        if hidden is None:
+            raise ValueError("row_owners of a recurrent layer's weights needs its hidden size")
         return (np.arange(weights.shape[0] * weights.shape[1]) % hidden) % pes
     return np.arange(weights.shape[0]) % pes
 
@@ -139,21 +140,21 @@ class _PruneRewriter(LayerConstantRewriter):
 
 
 def layer_weights(mod: tvm.IRModule) -> dict[str, np.ndarray]:
-    """The weights pruning works on, per layer name: an FC layer's (M, K) matrix, an LSTM
-    layer's ``[W | R]`` of all directions (FC layers first)."""
+    """The weights pruning works on, per layer name: an FC layer's (M, K) matrix, an LSTM or
+    GRU layer's ``[W | R]`` of all directions (FC layers first)."""
     weights = {layer.name: layer.weight.T for layer in find_fc_layers(mod["main"])}
-    weights.update({layer.name: layer.weights() for layer in find_lstm_layers(mod)})
+    weights.update({layer.name: layer.weights() for layer in find_recurrent_layers(mod)})
     return weights
 
 
 @eiec_module_pass("PruneWeights")
 @dataclass(frozen=True)
 class PruneWeights:
-    """Magnitude-prune every FC layer and every LSTM layer of ``main`` to ``sparsity`` (0..1).
+    """Magnitude-prune every FC, LSTM and GRU layer of ``main`` to ``sparsity`` (0..1).
 
     ``overrides`` gives other targets for some layers, keyed by layer name, by an alias in
-    ``aliases`` (ONNX node name or weight initialiser name -> layer name) or by an LSTM layer's
-    ONNX node name. :meth:`stats` lists what each layer lost (FC layers first).
+    ``aliases`` (ONNX node name or weight initialiser name -> layer name) or by an LSTM / GRU
+    layer's ONNX node name. :meth:`stats` lists what each layer lost (FC layers first).
     """
 
     sparsity: float = 0.9
@@ -166,9 +167,9 @@ class PruneWeights:
     def targets(self, mod: tvm.IRModule) -> dict[str, float]:
         """The sparsity target of each layer of ``mod`` (CompileError for unknown names or
         targets outside [0, 1])."""
-        fc_layers, lstm_layers = find_fc_layers(mod["main"]), find_lstm_layers(mod)
+        fc_layers, lstm_layers = find_fc_layers(mod["main"]), find_recurrent_layers(mod)
         names = [layer.name for layer in fc_layers] + [layer.name for layer in lstm_layers]
-        aliases = {**self.aliases, **lstm_aliases(lstm_layers)}
+        aliases = {**self.aliases, **recurrent_aliases(lstm_layers)}
         overrides = resolve_layer_options(self.overrides, names, aliases, "--sparsity")
         targets = {name: overrides.get(name, self.sparsity) for name in names}
         for name, target in targets.items():
@@ -187,25 +188,27 @@ class PruneWeights:
             pruned = self.prune(layer.weight.T, targets[layer.name]).T  # (K, M) as stored
             fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
         lstm_constants = {}
-        for layer in find_lstm_layers(mod):
-            pruned = self.prune(layer.weights(), targets[layer.name])
+        for layer in find_recurrent_layers(mod):
+            pruned = self.prune(layer.weights(), targets[layer.name], layer.hidden_size)
             lstm_constants[layer.name] = split_weights(layer, pruned, layer.bias())
         mod = rewrite_layers(mod, fc_constants, _PruneRewriter)
-        return rewrite_lstm_layers(mod, lstm_constants)
+        return rewrite_recurrent_layers(mod, lstm_constants)
 
-    def prune(self, weights: np.ndarray, sparsity: float) -> np.ndarray:
-        """One layer's weights pruned: by magnitude, per PE with ``balance``."""
+    def prune(self, weights: np.ndarray, sparsity: float, hidden: int | None = None) -> np.ndarray:
+        """One layer's weights pruned: by magnitude, per PE with ``balance`` (``hidden``: a
+        recurrent layer's H, see :func:`row_owners`)."""
         if self.balance:
-            return prune_balanced(weights, sparsity, row_owners(weights, self.pes))
+            return prune_balanced(weights, sparsity, row_owners(weights, self.pes, hidden))
         return prune_magnitude(weights, sparsity)
 
     def stats(self, before: tvm.IRModule, after: tvm.IRModule) -> list[PruneStats]:
         """What the pass did to each layer, from the module ``before`` it and ``after`` it."""
         targets = self.targets(before)
         pruned = layer_weights(after)
+        hidden = {layer.name: layer.hidden_size for layer in find_recurrent_layers(before)}
         stats = []
         for name, weights in layer_weights(before).items():
-            owners = row_owners(weights, self.pes)
+            owners = row_owners(weights, self.pes, hidden.get(name))
             first = per_pe_counts(weights, owners, self.pes)
             last = per_pe_counts(pruned[name], owners, self.pes)
             had, kept = int(first.sum()), int(last.sum())  # the non-zeros, counted once

@@ -1,6 +1,6 @@
 """ShareWeights: per-layer weight sharing with a k-means codebook (Deep Compression, stage 2).
 
-Every FC layer and every LSTM layer gets its own codebook.
+Every FC layer and every LSTM or GRU layer gets its own codebook.
 
 Each layer gets a codebook of ``2**bits`` entries: entry 0 is reserved for zero (pruned weights
 and EIE's padding entries), the other ``2**bits - 1`` are the centroids of a one-dimensional
@@ -18,7 +18,9 @@ An LSTM layer (ONNX node) has one codebook shared by its four gates, W and R, bo
 and the bias: EIE runs a direction's gates as one matrix ``[W | R | bias]`` with one set of 16
 codebook registers, and one codebook per layer keeps the two directions' programs alike (the
 program stores it once per direction, each direction being its own EIE layer). Its bias is
-``Wb + Rb`` (the ``#1`` column), written back as ``B = [shared(Wb + Rb); 0]``.
+``Wb + Rb`` (the ``#1`` column), written back as ``B = [shared(Wb + Rb); 0]``. A GRU layer
+likewise (three gates; with ``linear_before_reset = 1`` its ``Rb_h`` is a bias of its own,
+written back into Rb: ``eiec.relax_layers.lstm.RecurrentLayer.bias``).
 
 The codebook is stored in 16-bit fixed point, one format per layer, whose step is set by the
 largest value (``eiec.isa.fixed.frac_for_range``): :func:`fit_word_format` rounds the shared
@@ -52,8 +54,8 @@ from eiec.passes.pass_decorator import eiec_module_pass
 from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
 from eiec.relax_layers.lstm import (
     direction_suffixes,
-    find_lstm_layers,
-    rewrite_lstm_layers,
+    find_recurrent_layers,
+    rewrite_recurrent_layers,
     split_weights,
 )
 
@@ -246,13 +248,13 @@ class _ShareRewriter(LayerConstantRewriter):
 
 def layer_values(mod: tvm.IRModule) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(weights, bias) each layer's codebook covers, by program layer name: an FC layer's (K, M)
-    weight and its bias (empty without one); an LSTM layer's ``[W | R]`` and ``Wb + Rb`` under
+    weight and its bias (empty without one); an LSTM / GRU layer's ``[W | R]`` and EIE bias under
     each of its directions' names (FC layers first)."""
     values = {}
     for layer in find_fc_layers(mod["main"]):
         bias = layer.bias if layer.bias is not None else np.zeros(0, layer.weight.dtype)
         values[layer.name] = (layer.weight, bias)
-    for layer in find_lstm_layers(mod):
+    for layer in find_recurrent_layers(mod):
         for suffix in direction_suffixes(layer.directions):
             values[layer.name + suffix] = (layer.weights(), layer.bias())
     return values
@@ -261,10 +263,11 @@ def layer_values(mod: tvm.IRModule) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 @eiec_module_pass("ShareWeights")
 @dataclass(frozen=True)
 class ShareWeights:
-    """Quantise every FC and LSTM layer of ``main`` to a ``2**bits``-entry codebook (entry 0 = 0).
+    """Quantise every FC, LSTM and GRU layer of ``main`` to a ``2**bits``-entry codebook (entry
+    0 = 0).
 
     :meth:`stats` gives each program layer's centroids and quantisation error, FC layers first;
-    an LSTM layer has one entry per direction (``NAME``, or ``NAME.forward`` and
+    an LSTM or GRU layer has one entry per direction (``NAME``, or ``NAME.forward`` and
     ``NAME.backward``: the same figures).
     """
 
@@ -278,11 +281,11 @@ class ShareWeights:
             weight, shared_bias = fit_word_format(layer.name, *self._share(layer.weight, bias))
             fc_constants[layer.name] = (weight, shared_bias if layer.bias is not None else None)
         lstm_constants = {}
-        for layer in find_lstm_layers(mod):
+        for layer in find_recurrent_layers(mod):
             weights, bias = fit_word_format(layer.name, *self._share(layer.weights(), layer.bias()))
             lstm_constants[layer.name] = split_weights(layer, weights, bias)
         mod = rewrite_layers(mod, fc_constants, _ShareRewriter)
-        return rewrite_lstm_layers(mod, lstm_constants)
+        return rewrite_recurrent_layers(mod, lstm_constants)
 
     def _share(self, weight: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(shared weight, shared bias): the non-zero values of both, in that order, clustered

@@ -1,6 +1,6 @@
 """The training backbone: the imported Relax ``main`` with each layer's constants as parameters.
 
-Every FC layer and every LSTM layer of ``main`` (as :mod:`eiec.relax_layers.fc` and
+Every FC layer and every LSTM or GRU layer of ``main`` (as :mod:`eiec.relax_layers.fc` and
 :mod:`eiec.relax_layers.lstm` find them) gets its weights from trainable parameters, in one of
 two parametrisations:
 
@@ -14,15 +14,17 @@ two parametrisations:
   gradient of a centroid is the sum of its weights' gradients. The bias indexes the same
   codebook (EIE stores it as one more column).
 
-An LSTM layer's ``W`` and ``R`` are its prunable weights; its bias is trained as ``Wb + Rb``
-(the ``#1`` column EIE computes) and passed as ``B = [Wb + Rb; 0]``, the same function. The
-imported LSTM functions are inlined so the gradient pass sees their bodies.
+An LSTM or GRU layer's ``W`` and ``R`` are its prunable weights; its bias is trained as EIE's
+``#1`` column (``Wb + Rb``; a GRU with ``linear_before_reset = 1`` keeps ``Rb_h`` apart:
+:meth:`eiec.relax_layers.lstm.RecurrentLayer.bias`) and passed as the B computing the same
+function (a ``take`` of ``[bias | 0]``, :func:`eiec.relax_layers.lstm.bias_indices`). The
+imported functions are inlined so the gradient pass sees their bodies.
 
 The function is ``backbone(inputs..., fixed..., params...)`` (fixed: masks or indices),
 returning one tensor: the model's
 only output, or for distillation all outputs flattened and concatenated. Shapes are static: FC
 models train at ``batch`` samples per step (the input's batch axis re-sized), models with an
-LSTM at their imported batch (1).
+LSTM or GRU at their imported batch (1).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tvm import relax
 from eiec.errors import CompileError
 from eiec.relax_layers.exprs import bindings
 from eiec.relax_layers.fc import find_fc_layers
-from eiec.relax_layers.lstm import find_lstm_layers
+from eiec.relax_layers.lstm import find_recurrent_layers
 from eiec.training import gradients
 
 
@@ -44,9 +46,10 @@ from eiec.training import gradients
 class LayerWeights:
     """One layer's trainable tensors (numpy, float32).
 
-    ``weights`` are the prunable tensors (FC: ``W`` (K, M) as Relax stores it; LSTM: ``W``
-    (D, 4H, I) and ``R`` (D, 4H, H)); ``bias`` the FC bias as stored (or None) or the LSTM's
-    ``Wb + Rb`` (D, 4H). ``masks`` (same shapes as ``weights``) are 1 where a weight is kept.
+    ``kind`` is ``fc``, ``lstm`` or ``gru``. ``weights`` are the prunable tensors (FC: ``W``
+    (K, M) as Relax stores it; LSTM / GRU: ``W`` (D, GH, I) and ``R`` (D, GH, H)); ``bias`` the
+    FC bias as stored (or None) or the recurrent layer's EIE bias (``RecurrentLayer.bias``).
+    ``masks`` (same shapes as ``weights``) are 1 where a weight is kept.
     """
 
     name: str
@@ -84,19 +87,19 @@ def read_layers(mod: tvm.IRModule) -> list[LayerWeights]:
     for fc in find_fc_layers(mod["main"]):
         bias = None if fc.bias is None else fc.bias.astype(np.float32)
         layers.append(LayerWeights(fc.name, "fc", [fc.weight.astype(np.float32)], bias))
-    for lstm in find_lstm_layers(mod):
+    for lstm in find_recurrent_layers(mod):
         layers.append(
             LayerWeights(
                 lstm.name,
-                "lstm",
+                lstm.op,
                 [lstm.w.astype(np.float32), lstm.r.astype(np.float32)],
                 lstm.bias().astype(np.float32),
             )
         )
     if not layers:
         raise CompileError(
-            "the model has no FC or LSTM layer with constant weights to train",
-            fix="train a model with Gemm/MatMul or LSTM layers whose weights are initialisers",
+            "the model has no FC, LSTM or GRU layer with constant weights to train",
+            fix="train a model with Gemm/MatMul, LSTM or GRU layers whose weights are initialisers",
         )
     return layers
 
@@ -164,8 +167,8 @@ def build_backbone(
     are parametrised by their codebook, the others by masked weights."""
 
     gradients.register()
-    has_lstm = any(layer.kind == "lstm" for layer in layers)
-    if has_lstm or batch_axis is None:
+    has_recurrent = any(layer.kind != "fc" for layer in layers)
+    if has_recurrent or batch_axis is None:
         batch = 1
     try:
         return _build(mod, layers, batch_axis, batch, shared or {}, flatten_outputs)
@@ -221,7 +224,8 @@ def _build(
     bb = relax.BlockBuilder()
     with bb.function("backbone", [*inputs, *fixed_vars, *param_vars]):
         with bb.dataflow():
-            tensors = _layer_tensors(bb, layers, shared, fixed_vars, param_vars)
+            unfold = {layer.name: layer.bias_indices()[1] for layer in find_recurrent_layers(mod)}
+            tensors = _layer_tensors(bb, layers, shared, fixed_vars, param_vars, unfold)
             output = _emit_main(bb, mod, main, inputs, tensors)
             if flatten_outputs:
                 output = _flatten(bb, output)
@@ -258,8 +262,10 @@ def _layer_tensors(
     shared: dict[str, SharedLayer],
     fixed_vars: list[relax.Var],
     param_vars: list[relax.Var],
+    unfold: dict[str, np.ndarray],
 ) -> dict[str, tuple[list[relax.Expr], relax.Expr | None]]:
-    """Per layer, the expressions of its weights and bias in the backbone."""
+    """Per layer, the expressions of its weights and bias in the backbone (a recurrent layer's
+    bias as its B: ``[bias | 0][:, unfold[name]]``)."""
     fixed, params = iter(fixed_vars), iter(param_vars)
     result: dict[str, tuple[list[relax.Expr], relax.Expr | None]] = {}
     for layer in layers:
@@ -273,8 +279,11 @@ def _layer_tensors(
         else:
             weights = [bb.emit(relax.op.multiply(next(params), next(fixed))) for _ in layer.weights]
             bias = next(params) if layer.bias is not None else None
-        if layer.kind == "lstm" and bias is not None:
-            bias = bb.emit(relax.op.concat([bias, relax.op.zeros_like(bias)], 1))
+        if layer.name in unfold and bias is not None:
+            zero = relax.op.zeros((layer.bias.shape[0], 1), "float32")
+            padded = bb.emit(relax.op.concat([bias, zero], 1))
+            indices = relax.const(unfold[layer.name].astype(np.int32))
+            bias = bb.emit(relax.op.take(padded, indices, axis=1, mode="clip"))
         result[layer.name] = (weights, bias)
     return result
 
@@ -302,7 +311,7 @@ def _emit_main(
         fc_weight[fc.var] = weights[0]
         if fc.bias_var is not None and bias is not None:
             fc_bias[fc.bias_var] = bias
-    for lstm in find_lstm_layers(mod):
+    for lstm in find_recurrent_layers(mod):
         weights, bias = tensors[lstm.name]
         lstm_args[lstm.var] = (*weights, bias)
     env: dict[relax.Var, relax.Expr] = dict(zip(main.params, inputs, strict=True))

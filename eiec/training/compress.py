@@ -32,7 +32,7 @@ from eiec.errors import CompileError
 from eiec.passes.prune_weights import prune_magnitude
 from eiec.passes.share_weights import share_values
 from eiec.relax_layers.fc import LayerConstantRewriter, rewrite_layers
-from eiec.relax_layers.lstm import rewrite_lstm_layers
+from eiec.relax_layers.lstm import find_recurrent_layers, rewrite_recurrent_layers
 from eiec.training.backbone import (
     LayerWeights,
     SharedLayer,
@@ -472,16 +472,13 @@ def _density(layer: LayerWeights) -> float:
 def write_back(mod: tvm.IRModule, layers: list[LayerWeights]) -> tvm.IRModule:
     """``mod`` with ``layers``' weights as its constants."""
     fc = {layer.name: (layer.weights[0], layer.bias) for layer in layers if layer.kind == "fc"}
-    lstm = {
-        layer.name: (
-            layer.weights[0],
-            layer.weights[1],
-            np.concatenate([layer.bias, np.zeros_like(layer.bias)], axis=1),
-        )
-        for layer in layers
-        if layer.kind == "lstm"
+    trained = {layer.name: layer for layer in layers}
+    recurrent = {
+        layer.name: (*trained[layer.name].weights, layer.onnx_bias(trained[layer.name].bias))
+        for layer in find_recurrent_layers(mod)
+        if layer.name in trained
     }
-    return rewrite_lstm_layers(rewrite_layers(mod, fc, _TrainedRewriter), lstm)
+    return rewrite_recurrent_layers(rewrite_layers(mod, fc, _TrainedRewriter), recurrent)
 
 
 def train_compress(

@@ -110,21 +110,32 @@ def relax_dense(
 
 
 def lstm_onnx(
-    seq: int, inputs: int, hidden: int, seed: int, *, head: int | None = None
+    seq: int,
+    inputs: int,
+    hidden: int,
+    seed: int,
+    *,
+    head: int | None = None,
+    op: str = "LSTM",
+    **attrs: int,
 ) -> onnx.ModelProto:
-    """One forward LSTM on X [seq, 1, inputs] with :func:`exact_weights` (recurrence bias zero,
-    so W, R and the input bias share the 8 values of ``GRID``), outputs Y [seq, 1, 1, hidden]
-    and, with ``head``, a Gemm on the last hidden state (``logits`` [1, head])."""
+    """One forward LSTM (or ``op="GRU"``, with ONNX ``attrs``) on X [seq, 1, inputs] with
+    :func:`exact_weights` (recurrence bias zero, so W, R and the input bias share the 8 values
+    of ``GRID``), outputs Y [seq, 1, 1, hidden] and, with ``head``, a Gemm on the last hidden
+    state (``logits`` [1, head])."""
     rng = np.random.default_rng(seed)
-    w = exact_weights(rng, 1, 4 * hidden, inputs)
-    r = exact_weights(rng, 1, 4 * hidden, hidden)
-    b = np.concatenate([rng.choice(GRID, size=(1, 4 * hidden)), np.zeros((1, 4 * hidden))], 1)
+    gates = 4 if op == "LSTM" else 3
+    w = exact_weights(rng, 1, gates * hidden, inputs)
+    r = exact_weights(rng, 1, gates * hidden, hidden)
+    b = np.concatenate(
+        [rng.choice(GRID, size=(1, gates * hidden)), np.zeros((1, gates * hidden))], 1
+    )
     inits = [
         numpy_helper.from_array(w, "W"),
         numpy_helper.from_array(r, "R"),
         numpy_helper.from_array(b.astype(np.float32), "B"),
     ]
-    nodes = [helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=hidden)]
+    nodes = [helper.make_node(op, ["X", "W", "R", "B"], ["Y", "Y_h"], hidden_size=hidden, **attrs)]
     outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [seq, 1, 1, hidden])]
     if head is not None:
         inits += [

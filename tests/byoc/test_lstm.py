@@ -1,4 +1,4 @@
-"""LSTM layers offloaded by OffloadLSTM: the EIE result equals the CPU's within bounds."""
+"""LSTM layers offloaded by OffloadRecurrent: the EIE result equals the CPU's within bounds."""
 
 from __future__ import annotations
 

@@ -43,7 +43,9 @@ def test_balanced_pruning_gives_every_pe_the_same_density() -> None:
 
 def test_lstm_rows_belong_to_the_pe_of_their_unit() -> None:
     # (D, 4H, K) with H = 3 on 2 PEs: gate row g*H + u on PE u mod 2.
-    assert row_owners(np.zeros((2, 12, 5)), 2).tolist() == [0, 1, 0] * 8
+    assert row_owners(np.zeros((2, 12, 5)), 2, hidden=3).tolist() == [0, 1, 0] * 8
+    # A GRU's (D, 3H, K) with H = 4: three gates of units 0..3 per direction.
+    assert row_owners(np.zeros((1, 12, 5)), 2, hidden=4).tolist() == [0, 1, 0, 1] * 3
 
 
 def test_compile_with_balance_reports_per_pe_counts() -> None:

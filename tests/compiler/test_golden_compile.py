@@ -22,7 +22,7 @@ CASES = sorted(path.stem for path in GOLDEN.glob("*.onnx"))
 
 
 def test_every_case_has_its_options_and_program() -> None:
-    assert CASES == ["gemm_relu_gemm", "lstm_head", "matmul_add_flatten"]
+    assert CASES == ["gemm_relu_gemm", "gru_head", "lstm_head", "matmul_add_flatten"]
     for name in CASES:
         assert (GOLDEN / f"{name}.options.json").is_file()
         assert (GOLDEN / f"{name}.eie").is_file()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from eiec.byoc.patterns import eie_patterns
 from eiec.codegen.generate import LOWERINGS
-from eiec.frontend.ops import BYOC_HINT, CHECKS, LAYER_OPS, OFFLOAD_LSTM, OPS
+from eiec.frontend.ops import BYOC_HINT, CHECKS, LAYER_OPS, OFFLOAD_RECURRENT, OPS
 
 
 def test_each_op_is_declared_once() -> None:
@@ -23,12 +23,12 @@ def test_every_relax_op_of_the_table_has_a_lowering_and_back() -> None:
 def test_byoc_names_exist() -> None:
     patterns = {pattern.name for pattern in eie_patterns()}
     named = {name for op in OPS for name in op.byoc}
-    assert named - patterns == {OFFLOAD_LSTM}
+    assert named - patterns == {OFFLOAD_RECURRENT}
     assert patterns <= named
 
 
 def test_layers_and_hint_come_from_the_table() -> None:
-    assert LAYER_OPS == ("Gemm", "MatMul", "LSTM")
+    assert LAYER_OPS == ("Gemm", "MatMul", "LSTM", "GRU")
     assert BYOC_HINT.startswith(
         "EIE runs chains of fully-connected layers (Gemm, MatMul+Add, Relu, Flatten/Reshape to a "
         "vector, Identity, Dropout, Cast to float); "

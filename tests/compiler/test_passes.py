@@ -18,7 +18,7 @@ from eiec.passes.pass_decorator import run_pass
 from eiec.passes.prune_weights import PruneWeights, prune_magnitude
 from eiec.passes.share_weights import ShareWeights
 from eiec.relax_layers.fc import find_fc_layers
-from eiec.relax_layers.lstm import find_lstm_layers
+from eiec.relax_layers.lstm import find_recurrent_layers
 from tests.lstm.lstm_models import LstmSpec, lstm_model
 
 GOLDEN_MODEL = Path(__file__).resolve().parents[1] / "golden" / "compile" / "gemm_relu_gemm.onnx"
@@ -129,10 +129,10 @@ def _lstm_and_head() -> tvm.IRModule:
 
 def test_prune_lstm_w_and_r_together_with_fc_overrides() -> None:
     module = _lstm_and_head()
-    (before,) = find_lstm_layers(module)
+    (before,) = find_recurrent_layers(module)
     prune = PruneWeights(sparsity=0.5, overrides={"head_W": 0.0})
     after = prune(module)
-    (layer,) = find_lstm_layers(after)
+    (layer,) = find_recurrent_layers(after)
     weights = np.concatenate([layer.w, layer.r], axis=2)  # (2, 12, 5): D * 4H * (I + H) = 120
     assert np.count_nonzero(weights) == 60
     np.testing.assert_array_equal(weights, prune_magnitude(before.weights(), 0.5))
@@ -156,7 +156,7 @@ def test_share_lstm_one_codebook_per_layer_stats_per_direction() -> None:
     module = PruneWeights(sparsity=0.3)(_lstm_and_head())
     share = ShareWeights(bits=2)
     shared = share(module)
-    (layer,) = find_lstm_layers(shared)
+    (layer,) = find_recurrent_layers(shared)
     bias = layer.bias()
     values = np.unique(np.concatenate([layer.weights().ravel(), bias.ravel()]))
     assert np.count_nonzero(values) <= 3

@@ -1,4 +1,5 @@
-"""Small ONNX LSTM models built with onnx.helper, and their reference results."""
+"""Small ONNX LSTM (and GRU: ``op="GRU"``, see gru_models.py) models built with onnx.helper,
+and their reference results."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ class LstmSpec:
     attrs: Mapping[str, Any] = field(default_factory=dict)
     peepholes: bool = False
     sequence_lens: Sequence[int] | None = None
+    #: ``LSTM`` or ``GRU`` (3 gates, no cell state: initial_c, peepholes and Y_c do not apply).
+    op: str = "LSTM"
+
+    @property
+    def gates(self) -> int:
+        return 4 if self.op == "LSTM" else 3
 
 
 def lstm_model(
@@ -60,32 +67,36 @@ def lstm_model(
             inits.append(numpy_helper.from_array(array, prefix + name))
             return prefix + name
 
-        ins = [x_name, init("W", (d, 4 * h, width)), init("R", (d, 4 * h, h))]
-        ins.append(init("B", (d, 8 * h)) if spec.bias else "")
+        g = spec.gates
+        ins = [x_name, init("W", (d, g * h, width)), init("R", (d, g * h, h))]
+        ins.append(init("B", (d, 2 * g * h)) if spec.bias else "")
         if spec.sequence_lens is not None:
             lens = np.asarray(spec.sequence_lens, dtype=np.int32)
             inits.append(numpy_helper.from_array(lens, f"l{k}_seq_lens"))
             ins.append(f"l{k}_seq_lens")
         else:
             ins.append("")
+        states = 2 if spec.op == "LSTM" else 1
         if spec.runtime_zero_states:
-            ins += [_runtime_zeros(nodes, inits, x_name, d, h, f"l{k}_zeros_")] * 2
+            ins += [_runtime_zeros(nodes, inits, x_name, d, h, f"l{k}_zeros_")] * states
         else:
             ins.append(init("h0", (d, batch, h)) if spec.initial_h else "")
-            ins.append(init("c0", (d, batch, h)) if spec.initial_c else "")
+            if spec.op == "LSTM":
+                ins.append(init("c0", (d, batch, h)) if spec.initial_c else "")
         if spec.peepholes:
             ins.append(init("P", (d, 3 * h)))
         while ins[-1] == "":
             ins.pop()
         last = k == len(layers) - 1
         outs = [f"l{k}_Y", f"l{k}_Y_h", f"l{k}_Y_c"] if not last else ["Y", "Y_h", "Y_c"]
+        outs = outs[: states + 1]
         if last:
             wanted = set(outputs) | ({"Y"} if head is not None else set())
             outs = [name if name in wanted else "" for name in outs]
             while outs[-1] == "":
                 outs.pop()
         attrs = {"hidden_size": h, "direction": spec.direction, **spec.attrs}
-        nodes.append(helper.make_node("LSTM", ins, outs, name=f"lstm{k}", **attrs))
+        nodes.append(helper.make_node(spec.op, ins, outs, name=f"{spec.op.lower()}{k}", **attrs))
         if not last:
             # [seq, d, batch, h] -> [seq, batch, d * h]
             nodes.append(helper.make_node("Transpose", [outs[0]], [f"l{k}_T"], perm=[0, 2, 1, 3]))

@@ -13,14 +13,14 @@ from tvm.relax.frontend.onnx import from_onnx, onnx_frontend
 
 from eiec.errors import CompileError, UnsupportedModelError
 from eiec.frontend import lstm_converter as lstm_frontend
-from eiec.frontend.lstm_converter import lstm_converter
+from eiec.frontend.lstm_converter import recurrent_converters
 from eiec.frontend.tvm_import import import_onnx
 from eiec.relax_layers.lstm import (
     ATTR_DIRECTION,
     ATTR_HIDDEN_SIZE,
     ATTR_ONNX_NODE,
     ATTR_OP,
-    match_lstm_call,
+    match_recurrent_call,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "lstm"
@@ -39,7 +39,7 @@ def assert_matches_reference(model: onnx.ModelProto) -> None:
 
 def lstm_calls(mod: tvm.IRModule) -> list:
     bindings = [b for block in mod["main"].body.blocks for b in block.bindings]
-    calls = [match_lstm_call(mod, b.value) for b in bindings]
+    calls = [match_recurrent_call(mod, b.value) for b in bindings]
     return [call for call in calls if call is not None]
 
 
@@ -202,7 +202,7 @@ def test_initial_state_shape_is_checked_by_the_converter() -> None:
     model = lstm_model([LstmSpec(4, initial_h=True)], seq=2, batch=2)
     h0 = next(i for i in model.graph.initializer if i.name == "l0_h0")
     h0.CopyFrom(onnx.numpy_helper.from_array(np.zeros((1, 3, 4), np.float32), "l0_h0"))
-    with lstm_converter(), pytest.raises(UnsupportedModelError) as error:
+    with recurrent_converters(), pytest.raises(UnsupportedModelError) as error:
         from_onnx(model)
     assert str(error.value) == (
         "ONNX node 'lstm0' (LSTM): input initial_h has shape [1, 3, 4], expected [1, 2, 4] "
@@ -233,7 +233,7 @@ def test_sequence_lens_from_a_graph_input_is_rejected() -> None:
 def test_converter_itself_rejects_unsupported_attributes() -> None:
     # TVM's from_onnx with the converter registered (no eiec pre-check) gives the same error.
     model = lstm_model([LstmSpec(4, attrs={"clip": 3.0})], seq=3)
-    with lstm_converter(), pytest.raises(UnsupportedModelError) as error:
+    with recurrent_converters(), pytest.raises(UnsupportedModelError) as error:
         from_onnx(model)
     assert str(error.value).startswith("ONNX node 'lstm0' (LSTM): attribute clip=3 is not")
 
@@ -243,21 +243,22 @@ def test_converter_itself_rejects_unsupported_attributes() -> None:
 
 def test_converter_is_registered_only_inside_the_block() -> None:
     original = onnx_frontend._get_convert_map
-    assert "LSTM" not in original()
-    with lstm_converter():
+    assert "LSTM" not in original() and "GRU" not in original()
+    with recurrent_converters():
         assert onnx_frontend._get_convert_map()["LSTM"] is lstm_frontend.LSTMConverter
+        assert onnx_frontend._get_convert_map()["GRU"] is lstm_frontend.GRUConverter
     assert onnx_frontend._get_convert_map is original
-    with pytest.raises(RuntimeError), lstm_converter():
+    with pytest.raises(RuntimeError), recurrent_converters():
         raise RuntimeError("conversion failed")
     assert onnx_frontend._get_convert_map is original
 
 
 def test_other_tvm_version_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tvm, "__version__", "0.28.0")
-    with pytest.raises(CompileError) as error, lstm_converter():
+    with pytest.raises(CompileError) as error, recurrent_converters():
         pass
     assert str(error.value) == (
-        "eiec/frontend/lstm_converter.py: the LSTM importer hooks "
+        "eiec/frontend/lstm_converter.py: the LSTM/GRU importer hooks "
         "onnx_frontend._get_convert_map of TVM 0.27, but TVM 0.28.0 is installed (install "
         "apache-tvm 0.27 (the version pyproject.toml pins) or port the hook)"
     )
@@ -265,10 +266,10 @@ def test_other_tvm_version_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_missing_hook_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delattr(onnx_frontend, "_get_convert_map")
-    with pytest.raises(CompileError) as error, lstm_converter():
+    with pytest.raises(CompileError) as error, recurrent_converters():
         pass
     assert str(error.value) == (
         f"eiec/frontend/lstm_converter.py: TVM {tvm.__version__}'s Relax ONNX frontend has no "
-        "_get_convert_map, which the LSTM importer hooks (install apache-tvm 0.27 (the version "
+        "_get_convert_map, which the LSTM/GRU importer hooks (install apache-tvm 0.27 (the version "
         "pyproject.toml pins) or port the hook)"
     )

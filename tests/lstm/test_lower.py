@@ -23,7 +23,7 @@ from eiec.isa.program import (
     View,
 )
 from eiec.isa.verifier import verify as verify_program
-from eiec.relax_layers.lstm import find_lstm_layers
+from eiec.relax_layers.lstm import find_recurrent_layers
 from eiec.runtime.verify import emulate_with_bounds, verify
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "lstm"
@@ -134,7 +134,7 @@ def test_batch_of_sequences() -> None:
 def test_compression_of_lstm_layers() -> None:
     model = lstm_model([LstmSpec(8, "bidirectional")], seq=2, inputs=6)
     result = compile_lstm(model)
-    (layer,) = find_lstm_layers(result.module)
+    (layer,) = find_recurrent_layers(result.module)
     weights = np.concatenate([layer.w, layer.r], axis=2)
     assert np.count_nonzero(weights) == round(0.4 * weights.size)
     # One codebook for W, R and the combined bias of both directions.

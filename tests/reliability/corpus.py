@@ -765,8 +765,8 @@ def _cases() -> list[Case]:
             "model",
             ("compile", f"{d}/softmax_only.onnx", "-o", f"{d}/o.eie"),
             message=f"eiec compile: error: {d}/softmax_only.onnx: nothing for EIE to run: no "
-            "Gemm, MatMul, LSTM, Relu, Sigmoid or Tanh node (the model has Softmax) (EIE runs "
-            "fully-connected and LSTM layers; run this model on the CPU)",
+            "Gemm, MatMul, LSTM, GRU, Relu, Sigmoid or Tanh node (the model has Softmax) (EIE "
+            "runs fully-connected, LSTM and GRU layers; run this model on the CPU)",
         )
     )
     add(
@@ -775,8 +775,8 @@ def _cases() -> list[Case]:
             "model",
             ("run", f"{d}/conv_only.onnx", "-i", f"{d}/x_cnn.npy"),
             message=f"eiec run: error: {d}/conv_only.onnx: nothing for EIE to run: no Gemm, "
-            "MatMul, LSTM, Relu, Sigmoid or Tanh node (the model has Conv) (EIE runs "
-            "fully-connected and LSTM layers; run this model on the CPU)",
+            "MatMul, LSTM, GRU, Relu, Sigmoid or Tanh node (the model has Conv) (EIE runs "
+            "fully-connected, LSTM and GRU layers; run this model on the CPU)",
         )
     )
     add(

@@ -104,11 +104,36 @@ def lstm_head() -> onnx.ModelProto:
     return _model(graph)
 
 
+def gru_head() -> onnx.ModelProto:
+    """A forward GRU (T = 2, I = 3, H = 2, ``linear_before_reset = 0``: two MACs per step)
+    whose last hidden state feeds a Gemm head of 2 outputs."""
+    rng = np.random.default_rng(4)
+    hidden, inputs = 2, 3
+    w = rng.standard_normal((1, 3 * hidden, inputs)) * 0.5
+    r = rng.standard_normal((1, 3 * hidden, hidden)) * 0.5
+    b = rng.standard_normal((1, 6 * hidden)) * 0.1
+    head_w, head_b = rng.standard_normal((2, hidden)), rng.standard_normal(2)
+    nodes = [
+        helper.make_node("GRU", ["x", "W", "R", "B"], ["", "h"], name="gru", hidden_size=hidden),
+        helper.make_node("Flatten", ["h"], ["hf"], name="flatten"),
+        helper.make_node("Gemm", ["hf", "head_w", "head_b"], ["y"], name="head", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "gru_head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1, inputs])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [_init("W", w), _init("R", r), _init("B", b), _init("head_w", head_w), _init("head_b", head_b)],
+    )
+    return _model(graph)
+
+
 #: name -> (model builder, compile options).
 CASES: dict[str, tuple[Callable[[], onnx.ModelProto], dict[str, object]]] = {
     "gemm_relu_gemm": (gemm_relu_gemm, {"pes": 4, "sparsity": 0.5, "bits": 2}),
     "matmul_add_flatten": (matmul_add_flatten, {"pes": 2, "sparsity": 0.3, "bits": 3}),
     "lstm_head": (lstm_head, {"pes": 2, "sparsity": 0.25, "bits": 4, "input_range": 2.0}),
+    "gru_head": (gru_head, {"pes": 2, "sparsity": 0.25, "bits": 4, "input_range": 2.0}),
 }
 
 
