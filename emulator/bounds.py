@@ -142,8 +142,9 @@ class LayerBound:
 
 @dataclass(frozen=True)
 class Saturation:
-    """Where a saturation first happened: the instruction's index, its text and the buffer (or
-    input port) it clamped."""
+    """Where something first happened in a run (a saturation; a bound that overflowed): the
+    instruction's index, its text and the buffer (or input port) it concerned, and how many
+    words."""
 
     pc: int | None
     where: str
