@@ -24,11 +24,12 @@ one raises at import, as the emulator's handlers do). The terms, for fixed16 ari
 - **element-wise**: ``ew-add`` adds the operands' bounds, ``ew-mul`` adds
   ``|a| e_b + |b| e_a + e_a e_b`` (the actual operands: a forget gate's value scales the
   carried cell error), each plus its output rounding; ``ew-lut`` adds the error a *correct*
-  table has at the emulator's input ``a`` (the exact interpolation error of fn between the
-  sample points around ``a``, the samples' and the output's rounding: a wrong table entry is not
-  absorbed) and the steepest slope of fn over ``[a - e_a, a + e_a]`` times ``e_a`` (the mean
-  value theorem at the run's own values, not fn's global Lipschitz constant), and is capped by
-  the distance of its output to fn's range (a sigmoid's error is at most max(D, 1 - D)).
+  table (fn's samples rounded to nearest, SPEC §3.5) has at the emulator's input ``a``
+  (``table_error``: a wrong table entry is not absorbed) and the steepest slope of fn over
+  ``[a - e_a, a + e_a]`` times ``e_a`` (the mean value theorem at the run's own values, not
+  fn's global Lipschitz constant), and is capped by the distance of its output to fn's range
+  (a sigmoid's error is at most max(D, 1 - D)). The statistical bounds: FIXED_POINT.md,
+  "Through recurrences".
 - **float32 reference**: the CPU model rounds too; a K-term dot product is within
   ``gamma(K+1) * sum_j |W_ij| |a_j|`` of exact (``gamma(n) = n u / (1 - n u)``, u = 2**-24),
   element-wise ops within ``u`` of their magnitude. These terms are added (twice in float32
@@ -49,12 +50,12 @@ that rounds exactly onto a rail is counted too (never the reverse).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from eiec.emulator.arith import TABLE_FUNCTIONS
+from eiec.emulator.arith import TABLE_FUNCTIONS, FixedArith
 from eiec.emulator.events import Event, ReadView
 from eiec.errors import EmulatorError
 from eiec.isa import csc
@@ -574,29 +575,18 @@ def _lut_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
 
 
 def table_error(table: Table, a: np.ndarray, a_frac: int, out_frac: int) -> np.ndarray:
-    """How far ``ew-lut`` with a correct ``table`` (each sample fn at its point rounded to the
-    nearest word) may be from ``fn(a)`` at each input ``a`` (``a_frac`` fraction bits): the
-    exact error of interpolating fn linearly between the sample points around ``a`` (fn at
-    the nearest end outside the table), plus the two samples' rounding errors interpolated
-    alike, plus the output's rounding to ``out_frac`` fraction bits when the interpolation
-    (exact, isa/SPEC.md §5) has more."""
+    """``|lut(a) - fn(a)|`` at each input ``a`` (``a_frac`` fraction bits, result rounded to
+    ``out_frac``) for the table isa/SPEC.md §3.5 describes with ``table``'s layout: every sample
+    fn at its point rounded to the nearest word (``quantize``), evaluated with the emulator's
+    own ``ew-lut`` arithmetic. The error a correct table has, from fn and the layout alone,
+    never from the program's samples: a wrong sample shows as an error beyond the bound."""
     fn = TABLE_FUNCTIONS[table.fn]
-    step = 2.0**table.step_log2
-    last = table.values.size - 1
-    position = np.clip((a - table.lo) / step, 0.0, float(last))
-    index = np.minimum(np.floor(position), last - 1)
-    left = table.lo + index * step
-    weight = position - index
-    exact_left, exact_right = fn(left), fn(left + step)
-    ideal = (1.0 - weight) * exact_left + weight * exact_right
-
-    def rounding(value: np.ndarray) -> np.ndarray:
-        scaled = value * 2.0**table.frac
-        return np.abs(scaled - np.floor(scaled + 0.5)) * 2.0**-table.frac
-
-    samples = (1.0 - weight) * rounding(exact_left) + weight * rounding(exact_right)
-    interpolated = table.frac + max(a_frac + table.step_log2, 0)
-    return np.abs(ideal - fn(a)) + samples + _half_lsb(interpolated, out_frac)
+    points = table.lo + np.arange(table.values.size) * 2.0**table.step_log2
+    samples, _ = quantize(fn(points), table.frac)
+    correct = replace(table, values=samples)
+    words = np.floor(a * 2.0**a_frac + 0.5).astype(np.int64)  # a is on its grid
+    out, _ = FixedArith(acc_bits=64).lut(words, a_frac, correct, out_frac)  # no accumulator
+    return np.abs(dequantize(out, out_frac) - fn(a))
 
 
 #: Instruction class -> how it changes the bounds (every class of ``INSTRUCTIONS``).
