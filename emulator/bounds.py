@@ -535,7 +535,10 @@ def _add_or_mul(bounds: ErrorBounds, ins: EwAdd | EwMul, read: ReadView) -> None
         rounding = bounds.rounding(fa + fb, bounds.frac(ins.dst))
         worst = a * e_b.worst + b * e_a.worst + e_a.worst * e_b.worst
         worst += u * (a + e_a.worst) * (b + e_b.worst)
-        spread = np.hypot(a * e_b.spread, b * e_a.spread) + e_a.spread * e_b.spread
+        # The factors' errors are independent (different gate rows), unless they are one word.
+        terms = (a * e_b.spread, b * e_a.spread)
+        spread = sum(terms) if ins.a == ins.b else np.hypot(*terms)
+        spread += e_a.spread * e_b.spread
         spread += u * (a + e_a.spread) * (b + e_b.spread)
     error = _Error(worst, spread, e_a.taint | e_b.taint)
     bounds.store(ins.dst, error.rounded(rounding, coherent=True))
