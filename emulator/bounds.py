@@ -22,13 +22,22 @@ one raises at import, as the emulator's handlers do). The terms, for fixed16 ari
 - **writeback**: rounding the accumulator to the destination's F bits adds ``2**-(F+1)`` when the
   accumulator has more fraction bits; ReLU is 1-Lipschitz so the bound passes through.
 - **element-wise**: ``ew-add`` adds the operands' bounds, ``ew-mul`` adds
-  ``|a| e_b + |b| e_a + e_a e_b``, each plus its output rounding; ``ew-lut`` uses the measured
-  ``|D - fn(a)|`` of the emulator's own output plus ``L_fn * e_a`` (``L = 1/4`` for sigmoid,
-  1 for tanh).
+  ``|a| e_b + |b| e_a + e_a e_b`` (the actual operands: a forget gate's value scales the
+  carried cell error), each plus its output rounding; ``ew-lut`` adds the error a *correct*
+  table (fn's samples rounded to nearest, SPEC §3.5) has at the emulator's input ``a``
+  (``table_error``: a wrong table entry is not absorbed) and the steepest slope of fn over
+  ``[a - e_a, a + e_a]`` times ``e_a`` (the mean value theorem at the run's own values, not
+  fn's global Lipschitz constant), and is capped by the distance of its output to fn's range
+  (a sigmoid's error is at most max(D, 1 - D)). The statistical bounds: FIXED_POINT.md,
+  "Through recurrences".
 - **float32 reference**: the CPU model rounds too; a K-term dot product is within
   ``gamma(K+1) * sum_j |W_ij| |a_j|`` of exact (``gamma(n) = n u / (1 - n u)``, u = 2**-24),
   element-wise ops within ``u`` of their magnitude. These terms are added (twice in float32
   mode, where the emulator rounds as well; that mode has no fixed-point terms).
+
+**Non-finite bounds**: a bound that overflows is infinite (NaN, e.g. ``0 * inf``, becomes inf:
+the honest value of an unknown bound), never a warning; ``first_unbounded`` names the first
+instruction whose tolerance is not finite, and ``eiec.runtime.verify`` fails such an output.
 
 **Saturation** breaks the bounds (a clamped word may be off by anything): a word an instruction
 clamped, and every word computed from it, is *tainted* (``saturated``, per word, propagated
@@ -41,12 +50,12 @@ that rounds exactly onto a rail is counted too (never the reverse).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from eiec.emulator.arith import TABLE_FUNCTIONS
+from eiec.emulator.arith import TABLE_FUNCTIONS, FixedArith
 from eiec.emulator.events import Event, ReadView
 from eiec.errors import EmulatorError
 from eiec.isa import csc
@@ -68,6 +77,7 @@ from eiec.isa.program import (
     ReluWriteback,
     SparseColumnMac,
     StreamChunk,
+    Table,
     View,
     Writeback,
 )
@@ -77,8 +87,35 @@ FLOAT32_U = 2.0**-24
 #: The statistical bound's safety factor: a word's tolerance is at most this many times its
 #: spread (the root-mean-square bound of its error, FIXED_POINT.md "Error bound").
 SPREAD_SAFETY = 6.0
-#: Lipschitz constants of the table functions (largest |f'|).
-LIPSCHITZ = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
+
+
+@dataclass(frozen=True)
+class TableFunction:
+    """What the bound needs of a table's function: the closed range of its values (``low``,
+    ``high``) and ``steepest(lo, hi)``, the largest ``|f'|`` over each interval ``[lo, hi]``."""
+
+    low: float
+    high: float
+    steepest: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _peak_at_zero(derivative: Callable[[np.ndarray], np.ndarray]) -> Callable[..., np.ndarray]:
+    """``steepest`` of a function whose ``|f'|`` is even and falls with ``|x|``: its value at
+    the point of the interval nearest 0."""
+    return lambda lo, hi: derivative(np.clip(np.zeros_like(lo), lo, hi))
+
+
+def _sigmoid_slope(x: np.ndarray) -> np.ndarray:
+    s = TABLE_FUNCTIONS["sigmoid"](x)
+    return s * (1.0 - s)
+
+
+#: The bound's view of every function a table may sample (``arith.TABLE_FUNCTIONS``).
+TABLE_SHAPES: dict[str, TableFunction] = {
+    "sigmoid": TableFunction(0.0, 1.0, _peak_at_zero(_sigmoid_slope)),
+    "tanh": TableFunction(-1.0, 1.0, _peak_at_zero(lambda x: 1.0 - np.tanh(x) ** 2)),
+    "relu": TableFunction(0.0, np.inf, lambda lo, hi: (hi > 0).astype(np.float64)),
+}
 
 
 def gamma(n: int, u: float = FLOAT32_U) -> float:
@@ -107,8 +144,9 @@ class LayerBound:
 
 @dataclass(frozen=True)
 class Saturation:
-    """Where a saturation first happened: the instruction's index, its text and the buffer (or
-    input port) it clamped."""
+    """Where something first happened in a run (a saturation; a bound that overflowed): the
+    instruction's index, its text and the buffer (or input port) it concerned, and how many
+    words."""
 
     pc: int | None
     where: str
@@ -184,6 +222,10 @@ class ErrorBounds:
     exact: dict[str, np.ndarray] = field(default_factory=dict)
     writebacks: list[LayerBound] = field(default_factory=list)
     first_saturation: Saturation | None = None
+    #: The first instruction that left a word with a non-finite tolerance (``words`` counts
+    #: them).
+    first_unbounded: Saturation | None = None
+    _unbounded: tuple[str, int] | None = None
     _stream: _Stream | None = None
     _stream_frac: int = 0
     _acc: _Error | None = None
@@ -201,6 +243,7 @@ class ErrorBounds:
         self.spreads = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
         self.saturated = {name: np.zeros(buf.size, bool) for name, buf in program.buffers.items()}
         self.writebacks, self.first_saturation, self.exact = [], None, {}
+        self.first_unbounded, self._unbounded = None, None
         self._stream, self._acc, self._steps = None, None, {}
         for port in program.inputs:
             buf = program.buffers[port.buffer]
@@ -224,18 +267,26 @@ class ErrorBounds:
 
     def before(self, instruction: Instruction, read: ReadView) -> None:
         """Account for ``instruction`` using the machine state before it runs."""
-        rule(instruction).before(self, instruction, read)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is an inf bound
+            rule(instruction).before(self, instruction, read)
 
     def after(self, event: Event, read: ReadView) -> None:
         """Account for ``event.instruction`` using the machine state after it ran."""
-        rule(event.instruction).after(self, event, read)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rule(event.instruction).after(self, event, read)
+        if self._unbounded is not None and self.first_unbounded is None:
+            buffer, words = self._unbounded
+            text = format_instruction(event.instruction)
+            self.first_unbounded = Saturation(
+                event.pc, f"instruction {event.pc} ({text}), buffer '{buffer}'", words
+            )
 
     # --- results --------------------------------------------------------------------------------
 
     def tolerance(self, buffer: str) -> np.ndarray:
         """Each word's tolerance: the statistical bound (``SPREAD_SAFETY`` times the spread)
         where it is below the worst case."""
-        return np.minimum(self.words[buffer], SPREAD_SAFETY * self.spreads[buffer])
+        return _tolerance(self.words[buffer], self.spreads[buffer])
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -260,9 +311,14 @@ class ErrorBounds:
         """Set a view's bounds and taints."""
         span = self._span(view)
         self.exact.pop(view.buffer, None)  # only the host's inputs have known signed errors
-        self.words[view.buffer][span] = error.worst
-        self.spreads[view.buffer][span] = error.spread
+        worst = np.where(np.isnan(error.worst), np.inf, error.worst)
+        spread = np.where(np.isnan(error.spread), np.inf, error.spread)
+        self.words[view.buffer][span] = worst
+        self.spreads[view.buffer][span] = spread
         self.saturated[view.buffer][span] = error.taint
+        unbounded = int(np.count_nonzero(~np.isfinite(_tolerance(worst, spread))))
+        if unbounded and self._unbounded is None:
+            self._unbounded = (view.buffer, unbounded)
 
     def _span(self, view: View) -> slice:
         start = self.program.view_offset(view)
@@ -317,11 +373,22 @@ class _Error:
     def copy(self) -> _Error:
         return _Error(self.worst.copy(), self.spread.copy(), self.taint.copy())
 
-    def rounded(self, rounding: float) -> _Error:
-        """Plus a new rounding of at most ``rounding`` (independent: in quadrature)."""
-        return _Error(
-            self.worst + rounding, np.sqrt(self.spread**2 + rounding**2), self.taint.copy()
-        )
+    def tolerance(self) -> np.ndarray:
+        """The tolerance of these words (:meth:`ErrorBounds.tolerance`)."""
+        return _tolerance(self.worst, self.spread)
+
+    def rounded(self, rounding: float, coherent: bool = False) -> _Error:
+        """Plus a new rounding of at most ``rounding``: independent of the error so far (in
+        quadrature), or ``coherent`` (linearly: an element-wise op's rounding may repeat with
+        the same sign step after step, e.g. a cell state at a fixed point)."""
+        spread = self.spread + rounding if coherent else np.sqrt(self.spread**2 + rounding**2)
+        return _Error(self.worst + rounding, spread, self.taint.copy())
+
+
+def _tolerance(worst: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """The statistical bound (``SPREAD_SAFETY`` times the spread) where it is below the worst
+    case."""
+    return np.minimum(worst, SPREAD_SAFETY * spread)
 
 
 @dataclass(frozen=True)
@@ -380,13 +447,16 @@ def _mac(bounds: ErrorBounds, ins: SparseColumnMac, read: ReadView) -> None:
     magnitude, e_a = bounds._stream.magnitude, bounds._stream.error
     w = bounds.layer(ins.layer)
     reach = (magnitude + e_a.worst)[w.col]  # bounds |a_ref|
-    float_sum = w.rowsum((w.weight + w.dw) * reach)
-    u = bounds.float_u()
     worst = w.rowsum(w.weight * e_a.worst[w.col]) + w.dw * w.rowsum(reach)
-    worst += bounds.float_gamma(w.cols + 1) * float_sum
+    worst += bounds.float_gamma(w.cols + 1) * w.rowsum((w.weight + w.dw) * reach)
     # In quadrature: the inputs' errors, each codebook entry's rounding (shared by the row's
     # entries of that code), the float32 reference's roundings (sqrt(K) instead of K terms).
-    # Known input errors (the host's quantisation) propagate exactly, added to the rest.
+    # Known input errors (the host's quantisation) propagate exactly, added to the rest. |a_ref|
+    # is taken within the inputs' tolerances (the worst case may be vacuous, e.g. in a
+    # recurrence).
+    reach = (magnitude + e_a.tolerance())[w.col]
+    float_sum = w.rowsum((w.weight + w.dw) * reach)
+    u = bounds.float_u()
     per_code = w.rowsum_by_code(reach)
     spread_sq = w.dw**2 * (per_code**2).sum(axis=1) + (u * np.sqrt(w.cols + 1) * float_sum) ** 2
     if e_a.exact is not None:
@@ -424,7 +494,7 @@ def _writeback(bounds: ErrorBounds, ins: Writeback | ReluWriteback, read: ReadVi
             step,
             ins.dst,
             np.empty(0),
-            np.minimum(error.worst, SPREAD_SAFETY * error.spread),
+            error.tolerance(),
             error.taint.copy(),
         )
     )
@@ -449,7 +519,7 @@ def _taint_clamped(bounds: ErrorBounds, event: Event, dst: View, read: ReadView)
 
 def _copy(bounds: ErrorBounds, ins: EwCopy, read: ReadView) -> None:
     rounding = bounds.rounding(bounds.frac(ins.a), bounds.frac(ins.dst))
-    bounds.store(ins.dst, bounds.error(ins.a).rounded(rounding))
+    bounds.store(ins.dst, bounds.error(ins.a).rounded(rounding, coherent=True))
 
 
 def _add_or_mul(bounds: ErrorBounds, ins: EwAdd | EwMul, read: ReadView) -> None:
@@ -466,9 +536,13 @@ def _add_or_mul(bounds: ErrorBounds, ins: EwAdd | EwMul, read: ReadView) -> None
         rounding = bounds.rounding(fa + fb, bounds.frac(ins.dst))
         worst = a * e_b.worst + b * e_a.worst + e_a.worst * e_b.worst
         worst += u * (a + e_a.worst) * (b + e_b.worst)
-        spread = a * e_b.spread + b * e_a.spread + e_a.spread * e_b.spread
+        # The factors' errors are independent (different gate rows), unless they are one word.
+        terms = (a * e_b.spread, b * e_a.spread)
+        spread = sum(terms) if ins.a == ins.b else np.hypot(*terms)
+        spread += e_a.spread * e_b.spread
         spread += u * (a + e_a.spread) * (b + e_b.spread)
-    bounds.store(ins.dst, _Error(worst, spread, e_a.taint | e_b.taint).rounded(rounding))
+    error = _Error(worst, spread, e_a.taint | e_b.taint)
+    bounds.store(ins.dst, error.rounded(rounding, coherent=True))
 
 
 def _elementwise_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
@@ -483,16 +557,40 @@ def _lut(bounds: ErrorBounds, ins: EwLut, read: ReadView) -> None:
 def _lut_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     ins = event.instruction
     assert isinstance(ins, EwLut) and bounds._lut_input is not None, "before() saw this ew-lut"
-    source, e_a = bounds._lut_input
-    fn = bounds.program.tables[ins.table].fn
-    exact = TABLE_FUNCTIONS[fn](source)
-    # The emulator's own table error, measured against the exact function of its input.
-    measured = np.abs(read(ins.dst) - exact) + bounds.float_u() * np.abs(exact)
-    lipschitz = LIPSCHITZ[fn]
-    error = _Error(measured + lipschitz * e_a.worst, measured + lipschitz * e_a.spread, e_a.taint)
-    bounds.store(ins.dst, error)
+    a, e_a = bounds._lut_input
+    table = bounds.program.tables[ins.table]
+    fn, shape = TABLE_FUNCTIONS[table.fn], TABLE_SHAPES[table.fn]
+    # The error of the emulator's output at its own input a: a correct table's (fixed16; the
+    # table itself is not trusted) or float32's rounding of fn(a), and the reference's.
+    own = bounds.float_u() * np.abs(fn(a))
+    if bounds.fixed_point:
+        own += table_error(table, a, bounds.frac(ins.a), bounds.frac(ins.dst))
+    # The reference's input lies within e_a of a: |fn(a) - fn(a_ref)| <= max |fn'| * e_a over
+    # that interval; the statistical bound takes the interval of a's tolerance.
+    radius = e_a.spread
+    worst = own + shape.steepest(a - e_a.worst, a + e_a.worst) * e_a.worst
+    spread = own + shape.steepest(a - radius, a + radius) * e_a.spread
+    # fn(a_ref) is in fn's range, so the error is at most the output's distance to its ends.
+    out = read(ins.dst)
+    cap = np.maximum(out - shape.low, shape.high - out)
+    bounds.store(ins.dst, _Error(np.minimum(worst, cap), np.minimum(spread, cap), e_a.taint))
     _taint_clamped(bounds, event, ins.dst, read)
     bounds._lut_input = None
+
+
+def table_error(table: Table, a: np.ndarray, a_frac: int, out_frac: int) -> np.ndarray:
+    """``|lut(a) - fn(a)|`` at each input ``a`` (``a_frac`` fraction bits, result rounded to
+    ``out_frac``) for the table isa/SPEC.md §3.5 describes with ``table``'s layout: every sample
+    fn at its point rounded to the nearest word (``quantize``), evaluated with the emulator's
+    own ``ew-lut`` arithmetic. The error a correct table has, from fn and the layout alone,
+    never from the program's samples: a wrong sample shows as an error beyond the bound."""
+    fn = TABLE_FUNCTIONS[table.fn]
+    points = table.lo + np.arange(table.values.size) * 2.0**table.step_log2
+    samples, _ = quantize(fn(points), table.frac)
+    correct = replace(table, values=samples)
+    words = np.floor(a * 2.0**a_frac + 0.5).astype(np.int64)  # a is on its grid
+    out, _ = FixedArith(acc_bits=64).lut(words, a_frac, correct, out_frac)  # no accumulator
+    return np.abs(dequantize(out, out_frac) - fn(a))
 
 
 #: Instruction class -> how it changes the bounds (every class of ``INSTRUCTIONS``).
@@ -530,3 +628,8 @@ def rule(instruction: Instruction) -> Rule:
 
 if missing_rules(RULES):
     raise ImportError(f"eiec.emulator.bounds.RULES lacks {', '.join(missing_rules(RULES))}")
+if set(TABLE_FUNCTIONS) - set(TABLE_SHAPES):
+    raise ImportError(
+        "eiec.emulator.bounds.TABLE_SHAPES lacks "
+        + ", ".join(sorted(set(TABLE_FUNCTIONS) - set(TABLE_SHAPES)))
+    )

@@ -207,6 +207,9 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
                 first_saturation=next(
                     (run.first_saturation for run in emulated if run.first_saturation), None
                 ),
+                first_unbounded=next(
+                    (run.first_unbounded for run in emulated if run.first_unbounded), None
+                ),
             )
     return offloads
 

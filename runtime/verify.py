@@ -123,7 +123,8 @@ class VerifyReport:
         return not self.problems
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (errors as floats, ``None`` where not applicable)."""
+        """A JSON-ready dict (errors as floats, ``None`` where not applicable; a NaN or
+        infinite figure as the string ``"nan"``, ``"inf"``: JSON has no such numbers)."""
         return {
             "passed": self.passed,
             "samples": self.samples,
@@ -131,12 +132,12 @@ class VerifyReport:
             "arith": self.arith,
             "verify_scope": self.scope,
             "reference": self.reference,
-            "max_abs_error_vs_compressed": self.max_abs_error_vs_compressed,
-            "max_rel_error_vs_compressed": self.max_rel_error_vs_compressed,
-            "tolerance": self.tolerance,
-            "output_range": self.output_range,
-            "relative_tolerance": self.relative_tolerance,
-            "worst_error_to_tolerance": self.worst_error_to_tolerance,
+            "max_abs_error_vs_compressed": _json_number(self.max_abs_error_vs_compressed),
+            "max_rel_error_vs_compressed": _json_number(self.max_rel_error_vs_compressed),
+            "tolerance": _json_number(self.tolerance),
+            "output_range": _json_number(self.output_range),
+            "relative_tolerance": _json_number(self.relative_tolerance),
+            "worst_error_to_tolerance": _json_number(self.worst_error_to_tolerance),
             "saturated_outputs": self.saturated_outputs,
             "failing_samples": self.failing_samples,
             "first_failing_sample": self.first_failing_sample,
@@ -152,7 +153,9 @@ class VerifyReport:
         """A few lines for the terminal: the verdict, the errors, and what went wrong."""
 
         def num(value: float | None, spec: str = ".3g") -> str:
-            return "n/a" if value is None else format(value, spec)
+            if value is None:
+                return "n/a"
+            return _percent(value) if spec == "%" else format(value, spec)
 
         verdict = "PASSED" if self.passed else "FAILED"
         against = {
@@ -169,7 +172,7 @@ class VerifyReport:
             f"({self.arith})",
             f"  vs {against}: max abs error {num(self.max_abs_error_vs_compressed)}, "
             f"max rel error {num(self.max_rel_error_vs_compressed)}, tolerance "
-            f"{num(self.tolerance)} = {num(self.relative_tolerance, '.2%')} of the output range "
+            f"{num(self.tolerance)} = {num(self.relative_tolerance, '%')} of the output range "
             f"{num(self.output_range)} (worst error/bound {num(self.worst_error_to_tolerance)})",
         ]
         if self.max_abs_error_vs_original is not None:
@@ -182,6 +185,11 @@ class VerifyReport:
             lines.append(f"  saturations: {self.saturations}")
         lines.extend(f"  problem: {problem}" for problem in self.problems)
         return "\n".join(lines)
+
+
+def _json_number(value: float | None) -> float | str | None:
+    """A float for JSON: non-finite ones as strings."""
+    return value if value is None or np.isfinite(value) else str(value)
 
 
 # --- binding the program to the model ---------------------------------------------------------
@@ -210,6 +218,7 @@ class _Emulated:
     stats: Stats
     saturated: dict[str, np.ndarray]
     first_saturation: Saturation | None
+    first_unbounded: Saturation | None = None
 
 
 def emulate_with_bounds(
@@ -240,6 +249,7 @@ def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:
         result.stats,
         port_taints,
         bounds.first_saturation,
+        bounds.first_unbounded,
     )
 
 
@@ -340,6 +350,7 @@ def verify(
         reference="decoded" if is_source else "compressed",
     )
     cpu_feeds = {in_map[name]: value for name, value in feeds.items()}
+    _check_representable(cpu_feeds, head)
     intermediate_names = sorted(set(mapping) - set(out_map.values()))
     cpu = reference.run_rows(head, cpu_feeds, extra_outputs=intermediate_names)
     orig = None
@@ -383,13 +394,35 @@ def verify(
         bound = np.concatenate([run.bounds[port.name] for run in runs], axis=axis)
         saturated = np.concatenate([run.saturated[port.name] for run in runs], axis=axis)
         first = next((run.first_saturation for run in runs if run.first_saturation), None)
-        compare_values(report, tensor, got, want, bound, axis, saturated, first)
+        unbounded = next((run.first_unbounded for run in runs if run.first_unbounded), None)
+        compare_values(report, tensor, got, want, bound, axis, saturated, first, unbounded)
         if orig is not None:
             compare_original(report, got, orig[tensor], classifier)
     report_clamped_inputs(report, program, report.stats)
     if report.problems and report.first_failing_sample is not None:
         _find_divergence(report, runs, cpu, mapping, report.first_failing_sample)
     return report
+
+
+def _check_representable(feeds: Mapping[str, np.ndarray], model: onnx.ModelProto) -> None:
+    """InputError when an input holds a value beyond the float dtype the model takes it in
+    (it would become inf there: the CPU reference would not be a number)."""
+    for info in reference.model_inputs(model):
+        if info.name not in feeds:
+            continue
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(info.type.tensor_type.elem_type)
+        value = np.asarray(feeds[info.name])
+        if dtype.kind != "f" or value.dtype.kind != "f" or not value.size:
+            continue
+        beyond = np.abs(value.astype(np.float64)) > np.finfo(dtype).max
+        if beyond.any():
+            index = tuple(int(i) for i in np.argwhere(beyond)[0])
+            raise InputError(
+                f"input '{info.name}' holds {float(value[index]):.3g} at index {index}, beyond "
+                f"the range of {dtype} (+-{float(np.finfo(dtype).max):.3g}) that the model "
+                "computes in, so the CPU reference cannot be computed",
+                fix="give inputs in the range the model was made for",
+            )
 
 
 def compare_values(
@@ -401,25 +434,27 @@ def compare_values(
     axis: int,
     saturated: np.ndarray | None = None,
     first_saturation: Saturation | None = None,
+    first_unbounded: Saturation | None = None,
 ) -> None:
     """Fold the errors of ``got`` (EIE) vs ``want`` (CPU, compressed) into ``report``; a
     problem when an element exceeds its ``bound`` (samples along ``axis``), when an element
     depends on a saturated word (``saturated``; the first clamp: ``first_saturation``), and
-    when the tolerance exceeds ``MAX_RELATIVE_TOLERANCE`` of ``want``'s range."""
-    error = np.abs(got.astype(np.float64) - want.astype(np.float64))
-    scale = float(np.abs(want).max()) if want.size else 0.0
-    worst = float(error.max()) if error.size else 0.0
-    tolerance = float(bound.max()) if bound.size else 0.0
-    ratio = float((error / np.maximum(bound, np.finfo(np.float64).tiny)).max())
+    whenever the check itself cannot be trusted (:func:`untrusted`: a non-finite value or
+    bound, a zero tolerance, one above ``MAX_RELATIVE_TOLERANCE`` of ``want``'s range; the
+    first instruction whose bound overflowed: ``first_unbounded``)."""
+    checked = np.ones(got.shape, bool) if saturated is None else ~saturated
+    with np.errstate(over="ignore", invalid="ignore"):
+        error = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    finite = np.isfinite(error) & np.isfinite(bound)
+    scale = float(np.abs(want[np.isfinite(want)]).max(initial=0.0))
+    worst = float(error[finite].max(initial=0.0))
     report.max_abs_error_vs_compressed = max(report.max_abs_error_vs_compressed or 0.0, worst)
     rel = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
     report.max_rel_error_vs_compressed = max(report.max_rel_error_vs_compressed or 0.0, rel)
-    report.tolerance = max(report.tolerance or 0.0, tolerance)
-    report.worst_error_to_tolerance = max(report.worst_error_to_tolerance or 0.0, ratio)
-    span = output_range(want)
-    relative = tolerance / span if span > 0 else (0.0 if tolerance == 0 else float("inf"))
-    if report.relative_tolerance is None or relative >= report.relative_tolerance:
-        report.relative_tolerance, report.output_range = relative, span
+    ratio = error[finite] / np.maximum(bound[finite], np.finfo(np.float64).tiny)
+    report.worst_error_to_tolerance = max(
+        report.worst_error_to_tolerance or 0.0, float(ratio.max(initial=0.0))
+    )
     if saturated is not None and saturated.any():
         count = int(saturated.sum())
         report.saturated_outputs += count
@@ -430,14 +465,16 @@ def compare_values(
             "checked: compile with --calibration on representative inputs, or with an "
             "--input-range that holds every input"
         )
-    if relative > MAX_RELATIVE_TOLERANCE:
-        report.problems.append(
-            f"output '{tensor}': the tolerance {tolerance:.3g} is {relative:.1%} of the output's "
-            f"range {span:.3g}, more than {MAX_RELATIVE_TOLERANCE:.0%}, so this check cannot "
-            "tell a right result from a wrong one: compile with --calibration on "
-            "representative inputs (formats fitted to their ranges), or a smaller --input-range"
-        )
-    over = error > bound
+    if checked.any():
+        tolerance = float(np.max(bound[checked]))  # NaN stays NaN
+        span = output_range(want)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = tolerance / span if span > 0 else float("inf")
+        report.tolerance = _worse(report.tolerance, tolerance)
+        if report.relative_tolerance is None or not relative < report.relative_tolerance:
+            report.relative_tolerance, report.output_range = relative, span
+    report.problems.extend(untrusted(tensor, got, want, bound, checked, first_unbounded))
+    over = finite & ~(error <= bound)
     if not over.any():
         return
     per_sample = np.moveaxis(over, axis, 0).reshape(over.shape[axis], -1).any(axis=1)
@@ -455,12 +492,97 @@ def compare_values(
     )
 
 
+def untrusted(
+    tensor: str,
+    got: np.ndarray,
+    want: np.ndarray,
+    bound: np.ndarray,
+    checked: np.ndarray,
+    first_unbounded: Saturation | None = None,
+) -> list[str]:
+    """Why comparing ``got`` (EIE) with ``want`` (CPU) within ``bound`` would not check them:
+    the one rule that a PASS needs a meaningful check (FIXED_POINT.md, "What PASS means").
+
+    Each reason is a problem (so a FAIL): a NaN or infinite value on either side; a NaN or
+    infinite bound of an element that is ``checked`` (not saturated; ``first_unbounded``: where
+    the bound first overflowed); a tolerance (the largest bound of those elements) of 0; a
+    reference output with no range; a tolerance above ``MAX_RELATIVE_TOLERANCE`` of the range.
+    """
+    problems = []
+    for side, values, why in (
+        ("the emulator", got, "the program computed it (float32 arithmetic overflowed)"),
+        (
+            "the CPU model",
+            want,
+            "the model overflowed its dtype on these inputs: give inputs in the range the "
+            "model was made for",
+        ),
+    ):
+        bad = ~np.isfinite(values.astype(np.float64))
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            problems.append(
+                f"output '{tensor}': {side} gives {float(values[index])} at index {index} "
+                f"({int(bad.sum())} non-finite values), so it cannot be compared: {why}"
+            )
+    unbounded = checked & ~np.isfinite(bound)
+    if unbounded.any():
+        index = tuple(int(i) for i in np.argwhere(unbounded)[0])
+        kind = "NaN" if np.isnan(bound[index]) else "infinite"
+        where = "" if first_unbounded is None else f" first at {first_unbounded.where}"
+        problems.append(
+            f"output '{tensor}': the tolerance of element {index} is {kind} "
+            f"({int(unbounded.sum())} of {bound.size} elements): the error bound overflowed"
+            f"{where}, so these elements are not checked: compile with --calibration on "
+            "representative inputs (formats fitted to their ranges); if it persists, the "
+            "bound's rule for that instruction (eiec.emulator.bounds) is too loose for it"
+        )
+        return problems
+    if not checked.any() or problems:
+        return problems
+    tolerance = float(bound[checked].max())
+    span = output_range(want)
+    if tolerance <= 0:
+        problems.append(
+            f"output '{tensor}': the tolerance is 0 (every element's error bound vanished), "
+            "so a check would only accept an exact match: the bound has lost its terms (an "
+            "all-zero run?); verify on inputs that exercise the model"
+        )
+    elif not span > 0:
+        problems.append(
+            f"output '{tensor}': the CPU model's output is constant 0 over the batch, so no "
+            "tolerance can be judged against its range: verify on inputs that exercise the "
+            "model"
+        )
+    elif tolerance > MAX_RELATIVE_TOLERANCE * span:
+        problems.append(
+            f"output '{tensor}': the tolerance {tolerance:.3g} is "
+            f"{_percent(tolerance / span)} of the output's range {span:.3g}, more than "
+            f"{MAX_RELATIVE_TOLERANCE:.0%}, so this check cannot tell a right result from a "
+            "wrong one: compile with --calibration on representative inputs (formats fitted "
+            "to their ranges), or a smaller --input-range"
+        )
+    return problems
+
+
+def _worse(old: float | None, new: float) -> float:
+    """The larger of two tolerances, NaN winning (an unknown bound is the worst news)."""
+    if old is None or np.isnan(new):
+        return new
+    return old if np.isnan(old) else max(old, new)
+
+
+def _percent(fraction: float) -> str:
+    """A fraction as a percentage: one decimal, or three digits when huge."""
+    return f"{fraction:.1%}" if abs(fraction) < 10 else f"{fraction * 100:.3g}%"
+
+
 def output_range(values: np.ndarray) -> float:
-    """The range the tolerance is judged against: max - min of the reference values (over the
-    batch), or their largest magnitude when they are all equal."""
-    if not values.size:
+    """The range the tolerance is judged against: max - min of the reference's finite values
+    (over the batch), or their largest magnitude when they are all equal."""
+    wide = values[np.isfinite(values)].astype(np.float64)
+    if not wide.size:
         return 0.0
-    wide = values.astype(np.float64)
     span = float(wide.max() - wide.min())
     return span if span > 0 else float(np.abs(wide).max())
 

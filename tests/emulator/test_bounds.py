@@ -7,8 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from eiec.codegen.tables import activation_table
 from eiec.emulator import EmulatorConfig
 from eiec.emulator.bounds import (
+    FLOAT32_U,
     RULES,
     SPREAD_SAFETY,
     ErrorBounds,
@@ -20,7 +22,18 @@ from eiec.emulator.emulator import Emulator
 from eiec.emulator.events import Event
 from eiec.errors import EmulatorError
 from eiec.isa.builder import fc_program
-from eiec.isa.program import EwLut, Instruction, Machine, Program, SparseColumnMac
+from eiec.isa.program import (
+    Buffer,
+    EwCopy,
+    EwLut,
+    Halt,
+    Instruction,
+    Machine,
+    Port,
+    Program,
+    SparseColumnMac,
+    View,
+)
 from eiec.runtime.verify import emulate_with_bounds
 
 
@@ -172,3 +185,61 @@ def test_coherent_input_errors_are_bounded_by_their_known_sum() -> None:
     error = abs(run.outputs["y"][0, 0] - 0.25 * 256 * 0.3)
     assert error == pytest.approx(256 * 0.25 * 0.2 / 256, rel=1e-4)
     assert error <= run.bounds["y"][0, 0]
+
+
+def _sigmoid_after_copy(copy_frac: int) -> Program:
+    """x (``copy_frac + 4`` fraction bits) -> ew-copy to g (``copy_frac``: rounds by
+    ``2**-(copy_frac+1)``) -> ew-lut sigmoid (the LSTM's table) -> d (14 bits)."""
+    buffers = {
+        "x": Buffer("x", rows=1, cols=4, pitch=4, frac=copy_frac + 4),
+        "g": Buffer("g", rows=1, cols=4, pitch=4, frac=copy_frac),
+        "d": Buffer("d", rows=1, cols=4, pitch=4, frac=14),
+    }
+    return Program(
+        machine=Machine(pes=4),
+        buffers=buffers,
+        inputs=[Port("x", "x", (4,))],
+        outputs=[Port("d", "d", (4,))],
+        tables={"sigmoid": activation_table("sigmoid")},
+        text=[EwCopy(View("g"), View("x")), EwLut(View("d"), View("g"), "sigmoid"), Halt()],
+    )
+
+
+def test_a_table_passes_its_input_error_by_its_slope_around_the_runs_value() -> None:
+    # g = x rounded to 6 fraction bits: off by at most e = 2**-7. sigmoid passes e on by its
+    # steepest slope over [g - e, g + e] (at 6: 0.0025, not the global 1/4), plus the table's
+    # own error at g (the correct table's: this program's is correct, so the emulator's).
+    program = _sigmoid_after_copy(6)
+    x = np.array([0.0, 6.0, -3.0, 20.0])  # on g's grid: D = lut(x)
+    probe = ErrorBounds(program)
+    out = Emulator(program, probes=(probe,)).run({"x": x}).outputs["d"]
+    e = 2.0**-7
+    sigmoid = 1 / (1 + np.exp(-x))
+    nearest = np.clip(0.0, x - e, x + e)
+    slope = np.exp(-nearest) / (1 + np.exp(-nearest)) ** 2
+    expected = np.abs(out - sigmoid) + FLOAT32_U * sigmoid + slope * e
+    np.testing.assert_allclose(probe.words["d"], expected, rtol=1e-9)
+    assert probe.words["d"][1] < 0.05 * 0.25 * e  # 1% of e, plus the table's own error
+
+
+def test_a_table_output_error_is_capped_by_the_functions_range() -> None:
+    # g with -2 fraction bits (off by up to 2): sigmoid(g_ref) is in [0, 1] whatever g_ref is.
+    program = _sigmoid_after_copy(-2)
+    probe = ErrorBounds(program)
+    out = Emulator(program, probes=(probe,)).run({"x": np.array([0.0, 4.0, -4.0, 8.0])})
+    d = out.outputs["d"]
+    assert probe.words["d"][0] == 0.5  # sigmoid(0) = 0.5: within 0.5 of [0, 1]
+    assert (probe.words["d"] <= np.maximum(d, 1 - d)).all()
+
+
+def test_a_wrong_table_entry_is_not_absorbed_into_the_bound() -> None:
+    # The bound takes the correct table's error at the input, not the program's own: a
+    # sample off by 0.03 makes the output err beyond its bound.
+    program = _sigmoid_after_copy(6)
+    table = program.tables["sigmoid"]
+    values = table.values.copy()
+    values[192] += 500  # the sample at x = 0
+    program.tables["sigmoid"] = replace(table, values=values)
+    probe = ErrorBounds(program)
+    out = Emulator(program, probes=(probe,)).run({"x": np.zeros(4)}).outputs["d"]
+    assert (np.abs(out - 0.5) > probe.tolerance("d")).all()

@@ -1,0 +1,156 @@
+"""The error bound through LSTM recurrences (issue 19): tolerance / output range over long runs.
+
+    .venv/bin/python benchmarks/bench_recurrent_bounds.py [--hidden 64 128 256] [--steps 30 100]
+    .venv/bin/python benchmarks/bench_recurrent_bounds.py --random 40
+
+For each hidden size and sequence length: a forward LSTM(12, H) returning Y (every step's h),
+PyTorch's initialisation (U(+-1/sqrt(H))) with the recurrent and input weights scaled by
+``--gain``, compiled at 60% sparsity on 64 PEs with formats calibrated on 8 sequences plus the
+one verified (normal inputs). ``eiec verify`` (TVM's CPU build of the compressed model) then
+checks one sequence: the table gives the tolerance (largest per-element bound) as a fraction of
+the output's range, the worst error/tolerance ratio (< 1: every element within its bound), the
+verdict, and the mean worst-case bound over the last step (vacuous: it is what the probe's
+worst case alone would give) beside the mean tolerance.
+
+``--random N`` instead draws N random LSTMs (hidden 4..128, 2..100 steps, gain 0.5..3, inputs
+scaled 0.3..3), each run on a varying, a constant and a zero sequence against
+``onnx.reference``: per run the largest error/tolerance ratio where the worst case is the
+tolerance and where the statistical bound (6 spreads) is, and tolerance/range; then the largest
+of each over all runs (every ratio must stay below 1: a correct emulation within its bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "lstm"))  # lstm_models
+
+from lstm_models import LstmSpec, lstm_model, reference  # noqa: E402
+
+from eiec.compiler import CompileOptions, compile_model  # noqa: E402
+from eiec.emulator.bounds import SPREAD_SAFETY, ErrorBounds  # noqa: E402
+from eiec.emulator.emulator import Emulator  # noqa: E402
+from eiec.isa.program import Buffer  # noqa: E402
+from eiec.runtime.verify import verify  # noqa: E402
+
+INPUTS = 12
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--steps", type=int, nargs="+", default=[30, 100])
+    parser.add_argument("--gain", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--random", type=int, default=0, metavar="N")
+    args = parser.parse_args()
+    if args.random:
+        random_lstms(args.random, args.seed)
+        return
+    print(
+        f"{'hidden':>6s} {'steps':>5s} {'tolerance':>10s} {'range':>7s} {'tol/range':>9s} "
+        f"{'err/tol':>7s} {'verdict':>7s} {'mean tol':>9s} {'mean worst':>10s} {'seconds':>7s}"
+    )
+    for hidden in args.hidden:
+        for steps in args.steps:
+            start = time.perf_counter()
+            rng = np.random.default_rng(args.seed + hidden + steps)
+            model = lstm_model(
+                [LstmSpec(hidden)],
+                seq=steps,
+                inputs=INPUTS,
+                outputs=("Y",),
+                seed=args.seed,
+                scale=args.gain / np.sqrt(hidden),
+            )
+            x = rng.normal(size=(steps, 1, INPUTS)).astype(np.float32)
+            result = compile_model(model, _options(rng, x))
+            report = verify(result.compressed_model, result.program, {"X": x})
+            probe = ErrorBounds(result.program)
+            Emulator(result.program, probes=(probe,)).run({"X": x})
+            last = result.program.outputs[0].buffer
+            last_row = slice(-hidden, None)  # the last step's h (pitch == hidden here)
+            print(
+                f"{hidden:6d} {steps:5d} {report.tolerance:10.3g} {report.output_range:7.3f} "
+                f"{report.relative_tolerance:9.3%} {report.worst_error_to_tolerance:7.3f} "
+                f"{'PASSED' if report.passed else 'FAILED':>7s} "
+                f"{probe.tolerance(last)[last_row].mean():9.2e} "
+                f"{probe.words[last][last_row].mean():10.2e} "
+                f"{time.perf_counter() - start:7.1f}",
+                flush=True,
+            )
+
+
+def _options(rng: np.random.Generator, *runs: np.ndarray) -> CompileOptions:
+    """60% sparsity, 64 PEs, formats calibrated on 8 normal sequences and ``runs``."""
+    steps = runs[0].shape[0]
+    calibration = np.concatenate([rng.normal(size=(steps, 8, INPUTS)), *runs], axis=1)
+    return CompileOptions.of(pes=64, sparsity=0.6, calibration=calibration.astype(np.float32))
+
+
+def _grid(words: np.ndarray, buffer: Buffer, shape: tuple[int, ...]) -> np.ndarray:
+    """A buffer's words without row padding, in an output's shape."""
+    return words.reshape(buffer.rows, buffer.pitch)[:, : buffer.cols].reshape(shape)
+
+
+def random_lstms(count: int, seed: int) -> None:
+    """The ``--random`` sweep (module docstring)."""
+    rng = np.random.default_rng(seed)
+    print(
+        f"{'hidden':>6s} {'steps':>5s} {'gain':>4s} {'input':>8s} {'err/worst':>9s} "
+        f"{'err/6s':>7s} {'tol/range':>9s}"
+    )
+    largest = np.zeros(2)
+    for _ in range(count):
+        hidden = int(rng.choice([4, 8, 16, 32, 64, 128]))
+        steps = int(rng.integers(2, 101))
+        gain = float(rng.choice([0.5, 1.0, 2.0, 3.0]))
+        model = lstm_model(
+            [LstmSpec(hidden)],
+            seq=steps,
+            inputs=INPUTS,
+            outputs=("Y",),
+            seed=int(rng.integers(2**16)),
+            scale=gain / np.sqrt(hidden),
+        )
+        varying = rng.normal(size=(steps, 1, INPUTS)) * rng.choice([0.3, 1.0, 3.0])
+        constant = np.repeat(varying[:1], steps, axis=0)
+        runs = {"varying": varying, "constant": constant, "zero": np.zeros_like(varying)}
+        result = compile_model(model, _options(rng, varying, constant))
+        port = result.program.outputs[0]
+        buffer = result.program.buffers[port.buffer]
+        for name, x in runs.items():
+            x = x.astype(np.float32)
+            probe = ErrorBounds(result.program)
+            got = Emulator(result.program, probes=(probe,)).run({"X": x}).outputs["Y"]
+            (want,) = reference(result.compressed_model, {"X": x})
+            worst = _grid(probe.words[port.buffer], buffer, want.shape)
+            statistical = SPREAD_SAFETY * _grid(probe.spreads[port.buffer], buffer, want.shape)
+            checked = ~_grid(probe.saturated[port.buffer], buffer, want.shape)
+            error = np.abs(got - want)
+            binds = statistical < worst
+            ratios = [
+                float((error / worst)[checked & ~binds].max(initial=0.0)),
+                float((error / statistical)[checked & binds].max(initial=0.0)),
+            ]
+            largest = np.maximum(largest, ratios)
+            span = float(np.ptp(want)) or float("nan")
+            print(
+                f"{hidden:6d} {steps:5d} {gain:4.1f} {name:>8s} {ratios[0]:9.3f} "
+                f"{ratios[1]:7.3f} {np.minimum(worst, statistical).max() / span:9.3%}",
+                flush=True,
+            )
+    print(
+        f"largest error/tolerance: {largest[0]:.3f} where the worst case binds, "
+        f"{largest[1]:.3f} where the statistical bound does"
+    )
+
+
+if __name__ == "__main__":
+    main()
