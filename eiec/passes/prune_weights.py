@@ -97,13 +97,17 @@ def per_pe_counts(weight: np.ndarray, owner: np.ndarray, pes: int) -> np.ndarray
     return np.bincount(owner, weights=counts, minlength=pes).astype(np.int64)
 
 
-def row_owners(weights: np.ndarray, pes: int) -> np.ndarray:
-    """The PE of each row of a layer's weights: FC (M, K) row r on ``r mod N``; LSTM
-    (D, 4H, K) row (d, g*H + u) on ``u mod N``."""
-    if weights.ndim == 3:
-        hidden = weights.shape[1] // 4
-        return (np.arange(weights.shape[0] * weights.shape[1]) % hidden) % pes
-    return np.arange(weights.shape[0]) % pes
+def row_owners(weights: np.ndarray, pes: int, gates: int | None = None) -> np.ndarray:
+    """The PE of each row of a layer's weights, for any layer kind: a matrix (M, K) or
+    per-direction gate matrices (D, G*H, K) whose rows are ``gates`` blocks of H rows, row
+    ``g*H + u`` on PE ``u mod N`` (as the code generation interleaves them); FC row r is on
+    ``r mod N`` (one block). ``gates`` None: 1 for a matrix, 4 (LSTM) for gate matrices."""
+    if gates is None:
+        gates = 4 if weights.ndim == 3 else 1
+    rows = weights.shape[-2]
+    block = rows // gates
+    directions = int(np.prod(weights.shape[:-2], dtype=np.int64))
+    return np.tile((np.arange(rows) % block) % pes, directions)
 
 
 def resolve_layer_options(
