@@ -83,3 +83,25 @@ def test_batched_predictions_equal_one_sequence_at_a_time() -> None:
     np.testing.assert_allclose(
         many._predict(many.masked, data.x), one._predict(one.masked, data.x), rtol=1e-5, atol=1e-6
     )
+
+
+def test_a_head_tvm_cannot_differentiate_is_a_clear_error() -> None:
+    """A strided Slice (every other step) has no gradient eiec or TVM registers."""
+    from eiec.errors import CompileError
+
+    model = lstm_classifier("mean", seq=SEQ, inputs=INPUTS)
+    graph = model.graph
+    mean = next(i for i, n in enumerate(graph.node) if n.op_type == "ReduceMean")
+    graph.node[mean].input[0] = "ys_even"
+    for name, value in (("s0", 0), ("s1", SEQ), ("sa", 0), ("st", 2)):
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array([value], np.int64), name))
+    slice_node = onnx.helper.make_node("Slice", ["ys", "s0", "s1", "sa", "st"], ["ys_even"])
+    graph.node.insert(mean, slice_node)
+    with pytest.raises(CompileError) as error:
+        Trainer(import_onnx(model), _data("mean"), 1, TrainOptions(epochs=1))
+    assert str(error.value) == (
+        "TVM cannot build the training graph of this model: training needs the gradient of a "
+        "strided_slice over several axes or with a stride (axes [0], strides [2]); eiec "
+        "registers only one-axis, unit-stride slices (train a model whose slices take one "
+        "contiguous range of one axis) (compile without --train, or report the model)"
+    )
