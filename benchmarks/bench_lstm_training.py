@@ -1,7 +1,7 @@
 """Batched LSTM training and ESE's balanced pruning with retraining, on a small LSTM classifier.
 
     .venv/bin/python benchmarks/bench_lstm_training.py [--epochs 10] [--batches 1,8,32]
-        [--sparsity 0.9] [--pes 8] [--examples]
+        [--sparsity 0.9] [--pes 8] [--bits 4] [--examples]
 
 The data (numpy, seeded; ``tests.training.seq_models.sequence_data``): 500 noisy sequences of
 12 steps x 6 features in 4 classes (a sine of a class's frequency on a class's feature), 400
@@ -10,7 +10,8 @@ trained on, 100 held out. The model: ``LSTM(6, 24)`` and a ``Linear(24, 4)`` on 
 epochs from its random initialisation, 8 sequences per step). Then, per sequences-per-step
 count in ``--batches``: pruned to ``--sparsity`` (both layers) with gradual pruning and
 retraining, shared (4-bit) and fine-tuned, ``--epochs`` epochs, the same seed; and once more
-at 8 sequences per step with ``--balance`` over ``--pes`` PEs.
+at 8 sequences per step with ``--balance`` over ``--pes`` PEs. Sharing uses ``--bits``-bit
+codebooks.
 
 Printed per run: the seconds per training epoch (the mean over retraining and fine-tuning
 epochs), the held-out accuracy after each stage (dense, pruned, retrained, shared,
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--batches", default="1,8,32")
     parser.add_argument("--sparsity", type=float, default=0.9)
     parser.add_argument("--pes", type=int, default=8)
+    parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--examples", action="store_true")
     args = parser.parse_args()
     console = Console(width=120)
@@ -109,7 +111,8 @@ def main() -> None:
 
     table = Table(
         title=f"LSTM({INPUTS}, {HIDDEN}) -> Linear({HIDDEN}, {CLASSES}) over {SEQ} steps, "
-        f"{SAMPLES} sequences, {args.epochs} epochs, sparsity {args.sparsity}"
+        f"{SAMPLES} sequences, {args.epochs} epochs, sparsity {args.sparsity}, {args.bits}-bit "
+        "weights"
     )
     stages = ("dense", "pruned", "retrained", "shared", "fine-tuned")
     for header in ("run", "s/epoch", *stages, "build s"):
@@ -120,7 +123,7 @@ def main() -> None:
         options = TrainOptions(
             epochs=args.epochs, sequence_batch=batch, balance=balance, pes=args.pes
         )
-        _, report = train_compress(dense, data, 1, targets, 4, options)
+        _, report = train_compress(dense, data, 1, targets, args.bits, options)
         label = f"{batch} sequence{'s' if batch > 1 else ''}/step"
         if balance:
             label += f", --balance ({args.pes} PEs)"

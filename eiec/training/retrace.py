@@ -50,6 +50,14 @@ def batch_axis(before: list[int], after: list[int]) -> int | None:
     return changed[0]
 
 
+def _bindings(func: relax.Function) -> list[relax.VarBinding]:
+    """``func``'s bindings (NotBatchable for a ``match_cast``, which fixes a shape)."""
+    found = [b for block in func.body.blocks for b in block.bindings]
+    if any(not isinstance(b, relax.VarBinding) for b in found):
+        raise NotBatchable("a match_cast binding")
+    return bindings(func)
+
+
 def _reshape_target(old_in: list[int], new_in: list[int], target: list[int]) -> list[int]:
     """``target`` (a batch-1 reshape's shape) for the input's new shape (see the module
     docstring)."""
@@ -98,6 +106,8 @@ def retrace(
             return relax.TupleGetItem(sub(expr.tuple_value), expr.index)
         if isinstance(expr, relax.Call):
             return relax.Call(expr.op, [sub(a) for a in expr.args], expr.attrs, expr.ty_args)
+        if isinstance(expr, (relax.SeqExpr, relax.If, relax.Function)):
+            raise NotBatchable(f"a nested {type(expr).__name__}")
         return expr  # constants, shapes, prim values
 
     def rewrite(value: relax.Expr) -> relax.Expr:
@@ -114,7 +124,7 @@ def retrace(
 
     with bb.function(name, params):
         with bb.dataflow():
-            for binding in bindings(func):
+            for binding in _bindings(func):
                 try:
                     new = rewrite(binding.value)
                     if isinstance(binding.var, relax.DataflowVar):
