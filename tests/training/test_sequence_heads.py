@@ -105,3 +105,27 @@ def test_a_head_tvm_cannot_differentiate_is_a_clear_error() -> None:
         "registers only one-axis, unit-stride slices (train a model whose slices take one "
         "contiguous range of one axis) (compile without --train, or report the model)"
     )
+
+
+def test_the_exported_two_layer_lstm_trains_from_the_command_line(tmp_path) -> None:
+    """examples/lstm/lstm_linear.onnx (PyTorch's ``head(y[-1])`` over two LSTM layers, a
+    Transpose + Reshape between them) once crashed ``--train`` with an AssertionError in TVM;
+    it trains 8 sequences per step, balanced over 8 PEs."""
+    import json
+    from pathlib import Path
+
+    from eiec.cli import main
+
+    model = Path(__file__).resolve().parents[2] / "examples" / "lstm" / "lstm_linear.onnx"
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.normal(size=(6, 40, 8)).astype(np.float32), y=rng.integers(0, 4, 40))
+    report = tmp_path / "r.json"
+    args = ["compile", str(model), "-o", str(tmp_path / "p.eie"), "--train", str(data)]
+    args += ["--epochs", "1", "--pes", "8", "--sparsity", "0.75", "--balance", "-q"]
+    assert main([*args, "--report-json", str(report)]) == 0
+    training = json.loads(report.read_text())["training"]
+    assert training["batch"] == 8
+    assert [s["stage"] for s in training["stages"]][-1] == "emulated"
+    lstm = [b for b in training["balance"] if b["layer"] != "node_linear"]
+    assert len(lstm) == 2 and all(b["max_after"] == b["mean_after"] for b in lstm)
