@@ -86,7 +86,8 @@ class CompileOptions:
     form as ``train``; default: 20% of ``train`` held out, which then is not trained on; give
     one when ``train`` is what the model was trained on, or its held-out figures, and ``auto``'s
     choices, are those of seen data). ``balance``: load-balance-aware
-    pruning (ESE): every PE's rows of a layer pruned to the layer's target on their own.
+    pruning (ESE): every PE's rows of a layer pruned to the layer's target on their own (with
+    ``train``: at every step of the gradual pruning schedule).
     ``weights``: ``auto`` holds the layers in the PEs' SRAMs when they fit and streams those
     that do not from DRAM (``CompileResult.streamed`` names them), ``sram`` refuses a layer
     that does not fit (CapacityError), ``dram`` streams every layer
@@ -236,7 +237,7 @@ def compile_model(
     options_given = options
     machine = options.machine
     check_machine(machine, "CompileOptions.machine")
-    _check_balance(options)
+    _check_validation(options)
     trained = options.train is not None
     names = ("import", "train") if trained else ("import",)
     names += ("compress", "lower", "emulate") if trained else ("compress", "lower")
@@ -337,7 +338,12 @@ def _train(
         InputInfo(tuple(specs[0].shape), specs[0].batch_axis),
         targets,
         options.bits,
-        TrainOptions(epochs=options.epochs, seed=options.seed),
+        TrainOptions(
+            epochs=options.epochs,
+            seed=options.seed,
+            balance=options.balance,
+            pes=options.machine.pes,
+        ),
         options.max_accuracy_drop,
         bar,
         options.machine,
@@ -351,7 +357,7 @@ def compile_relax(mod: tvm.IRModule, options: CompileOptions | None = None) -> C
     options = options or CompileOptions()
     machine = options.machine
     check_machine(machine, "CompileOptions.machine")
-    _check_balance(options)
+    _check_validation(options)
     trained = options.train is not None
     names = ("train", "compress", "lower", "emulate") if trained else ("compress", "lower")
     progress = _Progress(options.progress, (*names, "report"))
@@ -538,20 +544,13 @@ def export_model(imported: ImportedModel, module: tvm.IRModule) -> onnx.ModelPro
     return compressed
 
 
-def _check_balance(options: CompileOptions) -> None:
-    """``balance`` prunes in PruneWeights; with ``train`` the training stage prunes (by its own
-    masks) and PruneWeights keeps its zeros, so the two together would silently not balance.
-    ``validation`` measures training, so it needs ``train``."""
+def _check_validation(options: CompileOptions) -> None:
+    """``validation`` measures training, so it needs ``train``. (``balance`` with ``train``:
+    the training stage's gradual pruning balances, PruneWeights then keeps its zeros.)"""
     if options.validation is not None and options.train is None:
         raise CompileError(
             "--validation measures training: it needs training data",
             fix="add --train DATA.npz, or drop --validation",
-        )
-    if options.balance and options.train is not None:
-        raise CompileError(
-            "--balance cannot be combined with --train: training prunes by its own masks, "
-            "globally per layer",
-            fix="drop --balance, or compile without --train",
         )
 
 

@@ -128,7 +128,7 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         "--balance",
         action="store_true",
         help="load-balance-aware pruning (ESE): every PE's rows of a layer pruned to the "
-        "layer's sparsity on their own",
+        "layer's sparsity on their own (with --train: at every step of the gradual pruning)",
     )
 
 

@@ -21,10 +21,11 @@ function (a ``take`` of ``[bias | 0]``, :func:`eiec.relax_layers.lstm.bias_indic
 imported functions are inlined so the gradient pass sees their bodies.
 
 The function is ``backbone(inputs..., fixed..., params...)`` (fixed: masks or indices),
-returning one tensor: the model's
-only output, or for distillation all outputs flattened and concatenated. Shapes are static: FC
-models train at ``batch`` samples per step (the input's batch axis re-sized), models with an
-LSTM or GRU at their imported batch (1).
+returning one tensor: the model's only output (batch first), or for distillation all outputs
+flattened per sample and concatenated (B, F). Shapes are static: the model, imported at batch
+1, is built at batch 1, its LSTM and GRU functions inlined, then re-emitted at ``batch`` samples per
+step by :func:`eiec.training.retrace.retrace` (which also rewrites what TVM's gradients do not
+take); a model it cannot re-batch trains one sample per step.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ from eiec.relax_layers.exprs import bindings
 from eiec.relax_layers.fc import find_fc_layers
 from eiec.relax_layers.lstm import find_recurrent_layers
 from eiec.training import gradients
+from eiec.training.retrace import NotBatchable, batch_axis, retrace
+
+#: Gate blocks of a layer kind's weight rows (FC: one matrix).
+GATES = {"fc": 1, "lstm": 4, "gru": 3}
 
 
 @dataclass
@@ -57,6 +62,17 @@ class LayerWeights:
     weights: list[np.ndarray]
     bias: np.ndarray | None
     masks: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def gates(self) -> int:
+        """Blocks of rows per direction in :meth:`prunable` (the row interleave over the PEs
+        repeats per block: :func:`eiec.passes.prune_weights.row_owners`)."""
+        return GATES[self.kind]
+
+    @property
+    def hidden(self) -> int | None:
+        """A recurrent layer's hidden size H (rows per gate block); None for an FC layer."""
+        return None if self.kind == "fc" else self.weights[0].shape[1] // self.gates
 
     def prunable(self) -> np.ndarray:
         """The weights in PruneWeights' order: FC ``W.T`` (M, K), LSTM ``[W | R]``."""
@@ -164,40 +180,109 @@ def build_backbone(
     flatten_outputs: bool = False,
 ) -> Backbone:
     """The backbone of ``mod["main"]`` (see the module docstring). Layers named in ``shared``
-    are parametrised by their codebook, the others by masked weights."""
+    are parametrised by their codebook, the others by masked weights. It runs ``batch``
+    samples per step where :func:`eiec.training.retrace.retrace` can re-batch the model, else
+    one."""
 
     gradients.register()
-    has_recurrent = any(layer.kind != "fc" for layer in layers)
-    if has_recurrent or batch_axis is None:
+    traced = _build(mod, layers, shared or {}, flatten_outputs)
+    if batch_axis is None:
         batch = 1
-    try:
-        return _build(mod, layers, batch_axis, batch, shared or {}, flatten_outputs)
-    except (ValueError, tvm.error.InternalError):
-        if batch == 1:
-            raise
-        # A reshape to constant batch-1 dims: train one sample per step.
-        return _build(mod, layers, batch_axis, 1, shared or {}, flatten_outputs)
+    for size in dict.fromkeys((batch, 1)):
+        try:
+            return _rebatch(traced, batch_axis, size, flatten_outputs)
+        except NotBatchable as error:
+            problem = error
+    raise CompileError(
+        f"cannot build the training graph of the model: {problem}",
+        fix="report this model: eiec's training graph should accept every model it compiles",
+    )
 
 
 def _tensor(shape: tuple[int, ...] | list[int], dtype: str = "float32") -> relax.TensorType:
     return relax.TensorType([int(d) for d in shape], dtype)
 
 
+def _dims(ty: relax.TensorType) -> list[int]:
+    return [int(d) for d in ty.shape.values]
+
+
+def _rebatch(
+    traced: tuple[tvm.IRModule, int, list[tuple[str, str]], list[str]],
+    batch_axis: int | None,
+    batch: int,
+    flatten_outputs: bool,
+) -> Backbone:
+    """The batch-1 backbone ``traced`` re-emitted at ``batch`` samples per step (inputs resized
+    along ``batch_axis``), its output (B, ...) with the batch first, or with
+    ``flatten_outputs`` every output flattened per sample and concatenated (B, F)."""
+    built, inputs, fixed_keys, params = traced
+    func = built["backbone"]
+    new_params = []
+    for index, param in enumerate(func.params):
+        ty = param.ty
+        if index < inputs and batch_axis is not None:
+            shape = _dims(ty)
+            shape[batch_axis] = batch
+            ty = _tensor(shape, ty.dtype)
+        new_params.append(relax.Var(param.name, ty))
+    before = func.ret_ty
+
+    def finish(bb: relax.BlockBuilder, output: relax.Expr) -> relax.Expr:
+        if isinstance(output.ty, relax.TupleType):
+            fields = [bb.emit(relax.TupleGetItem(output, i)) for i in range(len(output.ty.fields))]
+            old = list(before.fields)
+        else:
+            fields, old = [output], [before]
+        rows = []
+        for field_expr, old_ty in zip(fields, old, strict=True):
+            axis = _sample_axis(_dims(old_ty), _dims(field_expr.ty), batch)
+            if not flatten_outputs:
+                if axis != 0 or len(old_ty.shape.values) != 2:
+                    raise NotBatchable(
+                        f"the output's batch is on axis {axis} of {_dims(field_expr.ty)}"
+                    )
+                return field_expr
+            if axis != 0:
+                order = [axis, *(i for i in range(len(old_ty.shape.values)) if i != axis)]
+                field_expr = bb.emit(relax.op.permute_dims(field_expr, order))
+            rows.append(bb.emit(relax.op.reshape(field_expr, [batch, -1])))
+        return rows[0] if len(rows) == 1 else relax.op.concat(rows, 1)
+
+    needs_finish = flatten_outputs or batch > 1
+    func = retrace(func, new_params, "backbone", finish if needs_finish else None)
+    module = tvm.IRModule({"backbone": func}).with_attrs(built.attrs)
+    return Backbone(
+        module=module,
+        input_shapes=[tuple(_dims(v.ty)) for v in new_params[:inputs]],
+        batch_axis=batch_axis,
+        batch=batch,
+        fixed=fixed_keys,
+        params=params,
+        output_shape=tuple(_dims(func.ret_ty)),
+    )
+
+
+def _sample_axis(before: list[int], after: list[int], batch: int) -> int:
+    """The axis of an output the batch is on (at batch 1: 0, which flattens the same)."""
+    axis = batch_axis(before, after)
+    if axis is not None:
+        return axis
+    if batch > 1:
+        raise NotBatchable(f"an output of shape {before} does not grow with the batch")
+    return 0
+
+
 def _build(
     mod: tvm.IRModule,
     layers: list[LayerWeights],
-    batch_axis: int | None,
-    batch: int,
     shared: dict[str, SharedLayer],
     flatten_outputs: bool,
-) -> Backbone:
+) -> tuple[tvm.IRModule, int, list[tuple[str, str]], list[str]]:
+    """The backbone at batch 1 with the LSTM functions inlined, the number of data inputs,
+    the fixed inputs' keys and the parameters' names."""
     main = mod["main"]
-    inputs = []
-    for param in main.params:
-        shape = [int(d) for d in param.ty.shape.values]
-        if batch_axis is not None:
-            shape[batch_axis] = batch
-        inputs.append(relax.Var(param.name, _tensor(shape, param.ty.dtype)))
+    inputs = [relax.Var(param.name, param.ty) for param in main.params]
     fixed_vars: list[relax.Var] = []
     fixed_keys: list[tuple[str, str]] = []
     param_vars: list[relax.Var] = []
@@ -227,9 +312,7 @@ def _build(
             unfold = {layer.name: layer.bias_indices()[1] for layer in find_recurrent_layers(mod)}
             tensors = _layer_tensors(bb, layers, shared, fixed_vars, param_vars, unfold)
             output = _emit_main(bb, mod, main, inputs, tensors)
-            if flatten_outputs:
-                output = _flatten(bb, output)
-            elif isinstance(output.ty, relax.TupleType):
+            if not flatten_outputs and isinstance(output.ty, relax.TupleType):
                 raise CompileError(
                     f"training with labels needs a model with one output; this one has "
                     f"{len(output.ty.fields)}",
@@ -244,16 +327,7 @@ def _build(
     built = relax.transform.InlinePrivateFunctions()(built)
     built = relax.transform.DeadCodeElimination(["backbone"])(built)
     built = built.with_attrs({"param_num": len(param_vars), "state_num": 0})
-    out_ty = built["backbone"].ret_ty
-    return Backbone(
-        module=built,
-        input_shapes=[tuple(int(d) for d in v.ty.shape.values) for v in inputs],
-        batch_axis=batch_axis,
-        batch=batch,
-        fixed=fixed_keys,
-        params=[v.name for v in param_vars],
-        output_shape=tuple(int(d) for d in out_ty.shape.values),
-    )
+    return built, len(inputs), fixed_keys, [v.name for v in param_vars]
 
 
 def _layer_tensors(
@@ -325,9 +399,7 @@ def _emit_main(
             return relax.TupleGetItem(sub(expr.tuple_value), expr.index)
         if isinstance(expr, relax.Call):
             return relax.Call(expr.op, [sub(a) for a in expr.args], expr.attrs, expr.ty_args)
-        if isinstance(expr, (tvm.ir.GenericConst, relax.ShapeExpr, tvm.ir.GlobalVar)):
-            return expr
-        raise CompileError(f"cannot train through a {type(expr).__name__} in the model's graph")
+        return expr  # constants, shapes, prim values, global functions
 
     for binding in bindings(main):
         value = binding.value
@@ -348,14 +420,3 @@ def _emit_main(
             new = sub(value)
         env[var] = bb.emit(new, name_hint=var.name)
     return sub(main.body.body)
-
-
-def _flatten(bb: relax.BlockBuilder, output: relax.Expr) -> relax.Expr:
-    """All outputs flattened and concatenated into one vector."""
-    fields = (
-        [bb.emit(relax.TupleGetItem(output, i)) for i in range(len(output.ty.fields))]
-        if isinstance(output.ty, relax.TupleType)
-        else [output]
-    )
-    flat = [bb.emit(relax.op.reshape(f, [-1])) for f in fields]
-    return flat[0] if len(flat) == 1 else bb.emit(relax.op.concat(flat, 0))

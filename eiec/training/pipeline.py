@@ -184,4 +184,17 @@ def stage_table(report: TrainingReport) -> object:
             else:
                 cells.append(f"{result.loss:.4g}")
         table.add_row(name, *cells)
+    if report.balance:
+        pes = report.balance[0].pes
+        parts = []
+        for item in report.balance:
+            before, after = item.ratios()
+            parts.append(
+                f"{item.layer} {item.max_before}/{item.mean_before:.1f} = {before:.2f} -> "
+                f"{item.max_after}/{item.mean_after:.1f} = {after:.2f}"
+            )
+        table.caption = (
+            f"Non-zero weights of the busiest PE / the mean over {pes} PEs, magnitude pruning "
+            f"-> balanced training: " + "; ".join(parts)
+        )
     return table

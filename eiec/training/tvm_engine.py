@@ -29,6 +29,7 @@ from tvm.relax.training import SetupTrainer, Trainer
 from tvm.relax.training.loss import CrossEntropyLoss, MSELoss
 from tvm.relax.training.optimizer import Adam
 
+from eiec.errors import CompileError, EiecError
 from eiec.isa.cache import cache_dir, write_file
 from eiec.training.backbone import Backbone
 from eiec.training.engine import TrainingSession
@@ -177,11 +178,22 @@ class TvmSession(TrainingSession):
             target_ty = relax.TensorType(list(out), "float32")
             loss_fn = MSELoss(reduction="mean")
         setup = SetupTrainer(loss_fn, _Adam(learning_rate), [pred_ty, target_ty], legalize=False)
-        train_mod = setup(backbone.module)
-        # Trainer calls backbone (predict), the adjoint and the optimiser only.
-        used = [Trainer.BACKBONE_FUNC, Trainer.ADJOINT_FUNC, Trainer.OPTIMIZER_FUNC]
-        train_mod = relax.transform.DeadCodeElimination(used)(train_mod)
-        executable = _compiled(train_mod)
+        try:
+            train_mod = setup(backbone.module)
+            # Trainer calls backbone (predict), the adjoint and the optimiser only.
+            used = [Trainer.BACKBONE_FUNC, Trainer.ADJOINT_FUNC, Trainer.OPTIMIZER_FUNC]
+            train_mod = relax.transform.DeadCodeElimination(used)(train_mod)
+            executable = _compiled(train_mod)
+        except EiecError:
+            raise
+        except (RuntimeError, AssertionError, ValueError, TypeError) as error:
+            # TVM's gradient pass and build (an eiec gradient's CompileError arrives wrapped)
+            text = str(error).strip().splitlines()
+            raise CompileError(
+                f"TVM cannot build the training graph of this model: "
+                f"{text[-1] if text else type(error).__name__}",
+                fix="compile without --train, or report the model",
+            ) from error
         self._device = tvm.cpu()
         self._vm = relax.VirtualMachine(executable, self._device)
         self._train_mod = train_mod

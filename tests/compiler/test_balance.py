@@ -10,7 +10,7 @@ import pytest
 
 from eiec.cli import main
 from eiec.compiler import CompileOptions, compile_model
-from eiec.errors import CompileError, MachineError
+from eiec.errors import MachineError
 from eiec.isa import load
 from eiec.passes.prune_weights import per_pe_counts, prune_balanced, prune_magnitude, row_owners
 
@@ -102,15 +102,4 @@ def test_compile_options_of_routes_machine_fields() -> None:
         CompileOptions.of(pes=0)
     assert str(error.value) == (
         "CompileOptions: machine: pes must be in 1..4096, got 0 (see eiec machines --fields)"
-    )
-
-
-def test_balance_with_training_is_refused() -> None:
-    model = gemm_model(_skewed(16, 40).T.copy(), None, trans_b=0)
-    options = CompileOptions.of(pes=4, balance=True, train={"x": np.zeros((4, 16), np.float32)})
-    with pytest.raises(CompileError) as error:
-        compile_model(model, options)
-    assert str(error.value) == (
-        "--balance cannot be combined with --train: training prunes by its own masks, globally "
-        "per layer (drop --balance, or compile without --train)"
     )
