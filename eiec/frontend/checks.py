@@ -58,8 +58,9 @@ def type_name(elem_type: int) -> str:
 def check_model(model: onnx.ModelProto, where: str) -> None:
     """Raise ModelLoadError for an element type, value or size eiec cannot compute with."""
     _check_value_types(model, where)
-    for init in _initializers(model):
-        _check_initializer(init, where)
+    weights = _layer_operands(model)
+    for name, init in _initializers(model):
+        _check_initializer(init, where, values=name in weights)
     try:
         infer_shapes(model, weights=False, strict=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
@@ -72,13 +73,22 @@ def check_model(model: onnx.ModelProto, where: str) -> None:
         ) from None
 
 
-def _initializers(model: onnx.ModelProto) -> Iterable[onnx.TensorProto]:
-    yield from model.graph.initializer
+def _initializers(model: onnx.ModelProto) -> Iterable[tuple[str, onnx.TensorProto]]:
+    """(the name the graph uses, the tensor) of every initialiser and Constant node's value."""
+    for init in model.graph.initializer:
+        yield init.name, init
     for node in model.graph.node:
         if node.op_type == "Constant":
             for attribute in node.attribute:
                 if attribute.type == onnx.AttributeProto.TENSOR:
-                    yield attribute.t
+                    yield node.output[0], attribute.t
+
+
+def _layer_operands(model: onnx.ModelProto) -> set[str]:
+    """The names of the tensors the layers EIE may run (``EIE_OPS``) take as operands: their
+    weights and biases when those are initialisers. Constants feeding only host-side ops (shape
+    vectors, a causal mask of -3.4e38) run on the CPU, where EIE's limits do not apply."""
+    return {name for node in model.graph.node if node.op_type in EIE_OPS for name in node.input}
 
 
 def _check_value_types(model: onnx.ModelProto, where: str) -> None:
@@ -111,7 +121,9 @@ def _check_value_types(model: onnx.ModelProto, where: str) -> None:
                 )
 
 
-def _check_initializer(init: onnx.TensorProto, where: str) -> None:
+def _check_initializer(init: onnx.TensorProto, where: str, values: bool) -> None:
+    """Refuse ``init``'s element type; with ``values`` (an operand of a layer EIE may run), also
+    an empty shape, NaN, Inf and magnitudes beyond 16-bit fixed point."""
     name = init.name or "<constant>"
     if init.data_type not in FLOAT_TYPES | OTHER_TYPES:
         raise ModelLoadError(
@@ -120,6 +132,8 @@ def _check_initializer(init: onnx.TensorProto, where: str) -> None:
             where=where,
             fix=_DTYPE_FIX,
         )
+    if not values:
+        return
     if 0 in init.dims:
         raise ModelLoadError(
             f"initialiser '{name}' has shape {list(init.dims)} with no elements",
