@@ -35,7 +35,7 @@ from eiec.byoc import run_onnx
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, Profiler, profile
 from eiec.compiler import CompileOptions
-from eiec.emulator import EmulatorConfig
+from eiec.emulator import Emulator, EmulatorConfig
 from eiec.errors import InputError, UnsupportedModelError
 from eiec.runtime import reference
 from eiec.runtime.accuracy import Accuracy, Inputs, predictions
@@ -213,7 +213,10 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
             continue
         vm = _function_vm(offload)
         feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
-        emulated = [emulate_with_bounds(offload.program, feed) for feed in feeds]
+        emulator = Emulator(offload.program)  # one for every feed: its tables built once
+        emulated = [
+            emulate_with_bounds(offload.program, feed, emulator=emulator) for feed in feeds
+        ]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
         report.saturations += sum(run.stats.saturations for run in emulated)
         for index, name in enumerate(offload.outputs):
