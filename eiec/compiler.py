@@ -84,6 +84,8 @@ class CompileOptions:
     calibration: np.ndarray | None = None
     input_range: float = 8.0
     balance: bool = False
+    #: The pruning criterion (``eiec.passes.prune_weights``): magnitude, wanda, N:M, wanda,N:M.
+    prune: str = "magnitude"
     progress: bool = False
     train: str | Path | Mapping[str, np.ndarray] | None = None
     validation: str | Path | Mapping[str, np.ndarray] | None = None
@@ -205,7 +207,15 @@ def compression_passes(options: CompileOptions, aliases: dict[str, str]) -> tvm.
 def prune_pass(options: CompileOptions, aliases: dict[str, str]) -> PruneWeights:
     """The ``PruneWeights`` of ``options``."""
     default, overrides = options.sparsity_targets()
-    return PruneWeights(default, overrides, aliases, options.balance, options.machine.pes)
+    return PruneWeights(
+        default,
+        overrides,
+        aliases,
+        options.balance,
+        options.machine.pes,
+        criterion=options.prune,
+        calibration=options.calibration,
+    )
 
 
 def compile_model(

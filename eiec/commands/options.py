@@ -124,6 +124,27 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         help="load-balance-aware pruning (ESE): every PE's rows of a layer pruned to the "
         "layer's sparsity on their own",
     )
+    group.add_argument(
+        "--prune",
+        type=prune_criterion,
+        default="magnitude",
+        metavar="CRITERION",
+        help="how FC weights are pruned: magnitude (default), wanda (|W| x ||X|| over the "
+        "calibration activations of each layer, per output row), N:M (e.g. 2:4: N of every M "
+        "consecutive inputs kept, density N/M) or wanda,N:M",
+    )
+
+
+def prune_criterion(text: str) -> str:
+    """An argparse type: magnitude, wanda, N:M or wanda,N:M (``0 < N <= M``)."""
+    for part in text.split(","):
+        n, sep, m = part.partition(":")
+        pattern = sep and n.isdigit() and m.isdigit() and 0 < int(n) <= int(m)
+        if part not in ("magnitude", "wanda") and not pattern:
+            raise argparse.ArgumentTypeError(
+                f"expected magnitude, wanda, N:M (e.g. 2:4) or wanda,N:M, got {text!r}"
+            )
+    return text
 
 
 def precheck_model(
@@ -165,6 +186,7 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
         calibration=load_npy(args.calibration) if args.calibration else None,
         input_range=DEFAULT_INPUT_RANGE if args.input_range is None else args.input_range,
         balance=args.balance,
+        prune=args.prune,
         progress=progress,
         train=str(args.train) if args.train else None,
         validation=str(args.validation) if args.validation else None,
