@@ -214,9 +214,7 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
         vm = _function_vm(offload)
         feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
         emulator = Emulator(offload.program)  # one for every feed: its tables built once
-        emulated = [
-            emulate_with_bounds(offload.program, feed, emulator=emulator) for feed in feeds
-        ]
+        emulated = [emulate_with_bounds(offload.program, feed, emulator=emulator) for feed in feeds]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
         report.saturations += sum(run.stats.saturations for run in emulated)
         for index, name in enumerate(offload.outputs):

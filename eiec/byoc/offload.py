@@ -71,7 +71,6 @@ class Offload:
             for index in range(rows[0].shape[0])
         ]
 
-
     def stacked(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """The rows of :meth:`feeds` stacked along each input port's batch axis: one
         ``run_batch`` runs them all in lockstep."""
