@@ -1,7 +1,8 @@
 """The example GPT (examples/transformer/gpt.onnx) on EIE through BYOC: speed, and pruning
 criteria compared at one sparsity.
 
-For each criterion (default: magnitude, wanda, 2:4 at 50% sparsity, 4-bit sharing; calibrated
+For each criterion (default: magnitude, wanda, 2:4, wanda,refit at 50% sparsity, 4-bit sharing;
+calibrated
 on the first 8 windows of ``gpt_calib_ids.npy``) it runs ``eiec.runtime.run_byoc.run_byoc`` on
 the first ``--windows`` test windows of 64 characters and prints the perplexity and next-char
 accuracy (original on the CPU vs EIE + CPU), the decode cycles per token, whether verify passed,
@@ -34,7 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=8)
     parser.add_argument("--sparsity", type=float, default=0.5)
-    parser.add_argument("--criteria", default="magnitude;wanda;2:4")
+    parser.add_argument("--criteria", default="magnitude;wanda;2:4;wanda,refit")
     parser.add_argument("--model", default=str(EXAMPLE / "gpt.onnx"))
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()

@@ -131,18 +131,21 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         metavar="CRITERION",
         help="how FC weights are pruned: magnitude (default), wanda (|W| x ||X|| over the "
         "calibration activations of each layer, per output row), N:M (e.g. 2:4: N of every M "
-        "consecutive inputs kept, density N/M) or wanda,N:M",
+        "consecutive inputs kept, density N/M) or wanda,N:M; add ,refit for a least-squares "
+        "refit of each layer's kept weights on its calibration activations (e.g. wanda,refit)",
     )
 
 
 def prune_criterion(text: str) -> str:
-    """An argparse type: magnitude, wanda, N:M or wanda,N:M (``0 < N <= M``)."""
+    """An argparse type: magnitude, wanda, N:M or wanda,N:M (``0 < N <= M``), each with an
+    optional ``,refit``."""
     for part in text.split(","):
         n, sep, m = part.partition(":")
         pattern = sep and n.isdigit() and m.isdigit() and 0 < int(n) <= int(m)
-        if part not in ("magnitude", "wanda") and not pattern:
+        if part not in ("magnitude", "wanda", "refit") and not pattern:
             raise argparse.ArgumentTypeError(
-                f"expected magnitude, wanda, N:M (e.g. 2:4) or wanda,N:M, got {text!r}"
+                f"expected magnitude, wanda, N:M (e.g. 2:4) or wanda,N:M, optionally with "
+                f",refit, got {text!r}"
             )
     return text
 

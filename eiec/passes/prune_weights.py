@@ -24,6 +24,10 @@ For models that are not retrained, ``criterion`` (FC layers; LSTM layers stay ma
 - ``"N:M"`` (e.g. ``"2:4"``, GPUs' sparse tensor cores): in every group of M consecutive
   inputs of a row, the N highest magnitudes stay (density N/M; the layer's target is not used);
   ``"wanda,N:M"`` ranks the groups by Wanda's score.
+- ``",refit"`` added to any of them (e.g. ``"wanda,refit"``): layer-wise recovery without
+  backpropagation: each row's kept weights are refitted by least squares on the calibration
+  activations so that the pruned layer's output matches the dense one's (ridge-regularised
+  normal equations, :func:`refit_rows`); weight sharing then quantises the refitted weights.
 """
 
 from __future__ import annotations
@@ -128,11 +132,34 @@ def prune_n_of_m(weight: np.ndarray, scores: np.ndarray, n: int, m: int) -> np.n
     return np.where(keep.reshape(rows, -1)[:, :cols], weight, 0).astype(weight.dtype)
 
 
+def refit_rows(
+    dense: np.ndarray, pruned: np.ndarray, inputs: np.ndarray, ridge: float = 1e-3
+) -> np.ndarray:
+    """``pruned`` (M, K) with each row's non-zero weights refitted to ``argmin ||X_S w -
+    X w_dense||^2 + ridge * mean(diag(X^T X)) * ||w||^2`` over the calibration rows ``inputs``
+    (N, K): the pruned row's output matches the dense row's as closely as its kept inputs allow.
+    Rows that keep nothing, or everything, are left as they are."""
+    x = np.asarray(inputs, dtype=np.float64).reshape(-1, dense.shape[1])
+    gram = x.T @ x
+    damp = ridge * float(np.mean(np.diag(gram))) + 1e-12
+    target = gram @ np.asarray(dense, dtype=np.float64).T  # (K, M): X^T X w_dense per row
+    refitted = np.array(pruned, dtype=np.float64)
+    for row in range(dense.shape[0]):
+        kept = np.flatnonzero(pruned[row])
+        if 0 < len(kept) < dense.shape[1]:
+            system = gram[np.ix_(kept, kept)] + damp * np.eye(len(kept))
+            refitted[row, kept] = np.linalg.solve(system, target[kept, row])
+    return refitted.astype(pruned.dtype)
+
+
 def parse_criterion(text: str) -> tuple[str, tuple[int, int] | None]:
-    """``"magnitude"``, ``"wanda"``, ``"N:M"`` or ``"wanda,N:M"`` -> (score, (N, M) or None);
-    CompileError for anything else."""
+    """``"magnitude"``, ``"wanda"``, ``"N:M"`` or ``"wanda,N:M"`` (each with an optional
+    ``",refit"``, see :func:`refits`) -> (score, (N, M) or None); CompileError for anything
+    else."""
     score, pattern = "magnitude", None
     for part in (p.strip() for p in text.split(",")):
+        if part == "refit":
+            continue
         if part in ("magnitude", "wanda"):
             score = part
             continue
@@ -142,9 +169,14 @@ def parse_criterion(text: str) -> tuple[str, tuple[int, int] | None]:
             continue
         raise CompileError(
             f"unknown pruning criterion {part!r} in {text!r}",
-            fix="give magnitude, wanda, N:M (e.g. 2:4) or wanda,N:M",
+            fix="give magnitude, wanda, N:M (e.g. 2:4) or wanda,N:M, optionally with ,refit",
         )
     return score, pattern
+
+
+def refits(text: str) -> bool:
+    """Whether the criterion asks for the least-squares recovery (``",refit"``)."""
+    return "refit" in (p.strip() for p in text.split(","))
 
 
 def column_norms(calibration: np.ndarray, cols: int) -> np.ndarray:
@@ -277,25 +309,32 @@ class PruneWeights:
         scores = np.abs(weight)
         if score == "wanda":
             scores = scores * self.wanda_norms(layer, main)[None, :]
-        pruned = (
-            prune_scored_rows(weight, scores, sparsity)
-            if pattern is None
-            else prune_n_of_m(weight, scores, *pattern)
-        )
+        if score == "magnitude" and pattern is None:
+            pruned = self.prune(weight, sparsity)
+        elif pattern is None:
+            pruned = prune_scored_rows(weight, scores, sparsity)
+        else:
+            pruned = prune_n_of_m(weight, scores, *pattern)
+        if refits(self.criterion):
+            pruned = refit_rows(weight, pruned, self.layer_inputs(layer, main))
         return pruned.astype(layer.weight.dtype)
 
     def wanda_norms(self, layer: FcLayer, main: relax.Function) -> np.ndarray:
-        """The layer's input column norms over the calibration samples: the layer must take
-        ``main``'s input (CompileError otherwise, or without calibration)."""
+        """The layer's input column norms over the calibration samples."""
+        return column_norms(self.layer_inputs(layer, main), layer.cols)
+
+    def layer_inputs(self, layer: FcLayer, main: relax.Function) -> np.ndarray:
+        """The layer's calibration activations: the layer must take ``main``'s input
+        (CompileError otherwise, or without calibration)."""
         source = layer_input(main, layer)
         if self.calibration is None or source is None or not source.same_as(main.params[0]):
             raise CompileError(
-                f"Wanda pruning of layer {layer.name} needs calibration activations of its "
-                "input: give calibration samples, and a model whose every layer reads the "
+                f"--prune {self.criterion} of layer {layer.name} needs calibration activations "
+                "of its input: give calibration samples, and a model whose every layer reads the "
                 "input of the program it is in (BYOC offloads each Linear alone)",
                 fix="pass --calibration X.npy (or run on inputs), or use --prune magnitude",
             )
-        return column_norms(self.calibration, layer.cols)
+        return np.asarray(self.calibration).reshape(-1, layer.cols)
 
     def stats(self, before: tvm.IRModule, after: tvm.IRModule) -> list[PruneStats]:
         """What the pass did to each layer, from the module ``before`` it and ``after`` it."""

@@ -12,6 +12,7 @@ from eiec.passes.prune_weights import (
     parse_criterion,
     prune_n_of_m,
     prune_scored_rows,
+    refit_rows,
 )
 from eiec.relax_layers.fc import find_fc_layers
 from tests.compiler.test_passes import _module
@@ -72,3 +73,28 @@ def test_wanda_and_n_of_m_in_the_pass() -> None:
     assert (groups <= 2).all() and np.count_nonzero(nm) > 0
     with pytest.raises(CompileError, match="needs calibration activations"):
         _weights(PruneWeights(0.5, criterion="wanda"))
+
+
+def test_refit_recovers_the_dense_output_on_the_calibration_inputs() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(200, 16))
+    x[:, 8:] = x[:, :8] + 0.1 * rng.normal(size=(200, 8))  # correlated inputs: room to refit
+    dense = rng.normal(size=(5, 16))
+    pruned = prune_scored_rows(dense, np.abs(dense), 0.5)
+    refitted = refit_rows(dense, pruned, x, ridge=1e-6)
+    assert np.array_equal(refitted != 0, pruned != 0)  # the same weights kept
+    before = np.linalg.norm(x @ pruned.T - x @ dense.T)
+    after = np.linalg.norm(x @ refitted.T - x @ dense.T)
+    assert after < 0.7 * before
+    # the least-squares optimum: no kept weight of row 0 can move to do better
+    residual = x @ refitted[0] - x @ dense[0]
+    kept = np.flatnonzero(refitted[0])
+    assert np.abs(x[:, kept].T @ residual).max() < 1e-3 * np.abs(x.T @ (x @ dense[0])).max()
+
+
+def test_refit_in_the_pass() -> None:
+    calibration = np.random.default_rng(5).normal(size=(32, 1, 12)).astype(np.float32)
+    plain = _weights(PruneWeights(0.5, criterion="wanda", calibration=calibration))
+    refitted = _weights(PruneWeights(0.5, criterion="wanda,refit", calibration=calibration))
+    assert np.array_equal(plain != 0, refitted != 0)
+    assert not np.allclose(plain, refitted)
