@@ -2,11 +2,11 @@
 criteria compared at one sparsity.
 
 For each criterion (default: magnitude, wanda, 2:4, wanda,refit at 50% sparsity, 4-bit sharing;
-calibrated
-on the first 8 windows of ``gpt_calib_ids.npy``) it runs ``eiec.runtime.run_byoc.run_byoc`` on
-the first ``--windows`` test windows of 64 characters and prints the perplexity and next-char
-accuracy (original on the CPU vs EIE + CPU), the decode cycles per token, whether verify passed,
-and the wall time split into the run itself and the rest. With ``--profile`` the first
+calibrated on the first 8 windows of ``gpt_calib_ids.npy``) it runs
+``eiec.runtime.run_byoc.run_byoc`` on the first ``--windows`` test windows of 64 characters and
+prints the perplexity and next-char accuracy (original on the CPU vs EIE + CPU), the decode
+cycles per token, whether verify passed, and the wall time of the whole run (compile, emulate,
+check every call, CPU reference). With ``--profile`` the first
 criterion's run is profiled and the top functions by cumulative time are printed.
 
 Run: ``.venv/bin/python benchmarks/bench_transformer.py [--windows 8] [--profile]``
