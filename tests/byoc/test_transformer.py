@@ -12,6 +12,8 @@ import pytest
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
+from eiec.byoc import import_model, partition_for_eie
+from eiec.byoc.attrs import is_offloaded
 from eiec.cli import main
 from eiec.compiler import CompileOptions
 from eiec.frontend.fold import fold_constants
@@ -152,3 +154,24 @@ def test_cli_reports_per_token_figures_perplexity_and_writes_outputs(
         targets,
     )
     assert sequence["original_perplexity"] == pytest.approx(original_ppl, rel=1e-4)
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "transformer"
+
+
+@pytest.mark.parametrize("name", ["gpt.onnx", "gpt_dynamo.onnx"])
+def test_the_example_gpt_offloads_all_13_linears(name: str) -> None:
+    """Both torch exporters' graphs: each Linear becomes its own offloaded function."""
+    mod = partition_for_eie(import_model(str(EXAMPLE / name)), sparsity=0.5)
+    offloaded = [gvar for gvar, func in mod.functions_items() if is_offloaded(func)]
+    assert len(offloaded) == 13
+
+
+def test_the_example_models_linear_kinds() -> None:
+    block = ["qkv", "attn_out", "mlp_up", "mlp_down"]
+    for name in ("gpt.onnx", "gpt_dynamo.onnx"):
+        kinds = [kind for _, kind in linear_kinds(fold_constants(onnx.load(EXAMPLE / name)))]
+        assert kinds == block * 3 + ["head"]
+    bert = linear_kinds(fold_constants(onnx.load(EXAMPLE / "bert.onnx")))
+    # three separate Q, K, V Linears per layer; the pooler and the classifier are the head
+    assert [kind for _, kind in bert] == (["qkv"] * 3 + block[1:]) * 2 + ["head", "head"]
