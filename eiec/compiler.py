@@ -482,13 +482,15 @@ def _check_balance(options: CompileOptions) -> None:
 def _options_text(options: CompileOptions) -> str:
     """The options the program header records (``progress`` is not one): the PE count, FIFO
     depth and clock, the compile options, and after ``input_range`` the machine's other fields
-    where they differ from the paper's chip (``balance`` only when on, ``validation`` only when
-    given)."""
+    where they differ from the paper's chip (``balance`` only when on, ``prune`` only when not
+    magnitude, ``validation`` only when given)."""
     machine, chip = options.machine, Machine()
     values: dict[str, Any] = {name: getattr(machine, name) for name in Machine.FIELDS[:3]}
     for item in fields(options):
         value = getattr(options, item.name)
         if item.name in ("progress", "machine") or (item.name == "balance" and not value):
+            continue
+        if item.name == "prune" and value == "magnitude":
             continue
         if item.name == "validation" and value is None:
             continue
