@@ -101,6 +101,8 @@ class CompileOptions:
     calibration: np.ndarray | None = None
     input_range: float = 8.0
     balance: bool = False
+    #: The pruning criterion (``eiec.passes.prune_weights``): magnitude, wanda, N:M, wanda,N:M.
+    prune: str = "magnitude"
     progress: bool = False
     train: str | Path | Mapping[str, np.ndarray] | None = None
     validation: str | Path | Mapping[str, np.ndarray] | None = None
@@ -225,7 +227,15 @@ def compression_passes(options: CompileOptions, aliases: dict[str, str]) -> tvm.
 def prune_pass(options: CompileOptions, aliases: dict[str, str]) -> PruneWeights:
     """The ``PruneWeights`` of ``options``."""
     default, overrides = options.sparsity_targets()
-    return PruneWeights(default, overrides, aliases, options.balance, options.machine.pes)
+    return PruneWeights(
+        default,
+        overrides,
+        aliases,
+        options.balance,
+        options.machine.pes,
+        criterion=options.prune,
+        calibration=options.calibration,
+    )
 
 
 def compile_model(
@@ -557,8 +567,8 @@ def _check_validation(options: CompileOptions) -> None:
 def _options_text(options: CompileOptions) -> str:
     """The options the program header records (``progress`` is not one): the PE count, FIFO
     depth and clock, the compile options, and after ``input_range`` the machine's other fields
-    where they differ from the paper's chip (``balance`` only when on, ``validation`` only when
-    given, ``weights`` only when not ``auto``)."""
+    where they differ from the paper's chip (``balance`` only when on, ``prune`` only when not
+    magnitude, ``validation`` only when given, ``weights`` only when not ``auto``)."""
     machine, chip = options.machine, Machine()
     values: dict[str, Any] = {name: getattr(machine, name) for name in Machine.FIELDS[:3]}
     for item in fields(options):
@@ -566,6 +576,8 @@ def _options_text(options: CompileOptions) -> str:
         if item.name in ("progress", "machine") or (item.name == "balance" and not value):
             continue
         if item.name == "weights" and value == "auto":  # the default since streaming came
+            continue
+        if item.name == "prune" and value == "magnitude":
             continue
         if item.name == "validation" and value is None:
             continue

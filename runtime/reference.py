@@ -135,9 +135,12 @@ def _compile(model: onnx.ModelProto) -> Reference:
     import tvm  # lazy: TVM, only to build a reference
     from tvm import relax  # lazy: TVM
 
+    from eiec.frontend.fold import fold_constants  # lazy: onnx.reference, only to build
     from eiec.frontend.tvm_import import relax_from_onnx  # lazy: TVM
 
-    runnable = tvm_compatible(model)
+    # Folded first, as the BYOC import is: TVM's converters reject some run-time constants
+    # exporters write (ConstantOfShape of an empty shape in transformers' causal mask).
+    runnable = fold_constants(tvm_compatible(model))
     inputs = model_inputs(runnable)
     try:
         mod = relax_from_onnx(runnable, keep_params_in_input=False)

@@ -35,11 +35,19 @@ from eiec.byoc import run_onnx
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, Profiler, profile
 from eiec.compiler import CompileOptions, check_calibration_range
-from eiec.emulator import EmulatorConfig
+from eiec.emulator import Emulator, EmulatorConfig
 from eiec.errors import InputError, UnsupportedModelError
 from eiec.frontend.support import quantized_hint
 from eiec.runtime import reference
 from eiec.runtime.accuracy import Accuracy, Inputs, check_labels, predictions
+from eiec.runtime.tokens import (
+    SequenceQuality,
+    TokenReport,
+    collapse_warning,
+    sequence_output,
+    sequence_quality,
+    token_report,
+)
 from eiec.runtime.verify import (
     VerifyReport,
     compare_original,
@@ -61,6 +69,18 @@ class ByocReport:
     outputs: dict[str, np.ndarray]
     accuracy: Accuracy | None = None
     calibration: str = "input-range"
+    tokens: TokenReport | None = None
+    sequence: SequenceQuality | None = None
+
+    @property
+    def warning(self) -> str | None:
+        """A line saying the model's quality collapsed against the original's, or None."""
+        accuracy = self.accuracy
+        return collapse_warning(
+            self.sequence,
+            None if accuracy is None else (accuracy.original, accuracy.emulator),
+            self.verify.top1_agreement_vs_original,
+        )
 
     @property
     def passed(self) -> bool:
@@ -92,6 +112,9 @@ class ByocReport:
             "per_inference": self.per_inference(),
         }
         data["accuracy"] = None if self.accuracy is None else self.accuracy.to_json()
+        data["tokens"] = None if self.tokens is None else self.tokens.to_json()
+        data["sequence"] = None if self.sequence is None else self.sequence.to_json()
+        data["warning"] = self.warning
         return data
 
     def tables(self) -> list[Any]:
@@ -122,7 +145,11 @@ class ByocReport:
                     f"{total['dense_bytes']} dense fp32 ({total['compression_ratio']:.1f}x), "
                     f"weight density {total['weight_density']:.1%}"
                 )
-        if self.accuracy is not None:
+        if self.tokens is not None:
+            lines.append(self.tokens.summary())
+        if self.sequence is not None:
+            lines.append(self.sequence.summary())
+        elif self.accuracy is not None:
             acc = self.accuracy
             lines.append(
                 f"accuracy: original (CPU) {acc.original:.2%}, EIE + CPU {acc.emulator:.2%}"
@@ -191,7 +218,8 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
             continue
         vm = _function_vm(offload)
         feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
-        emulated = [emulate_with_bounds(offload.program, feed) for feed in feeds]
+        emulator = Emulator(offload.program)  # one for every feed: its tables built once
+        emulated = [emulate_with_bounds(offload.program, feed, emulator=emulator) for feed in feeds]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
         report.saturations += sum(run.stats.saturations for run in emulated)
         report_clamped_inputs(report, offload.program, [run.stats for run in emulated])
@@ -259,12 +287,14 @@ def run_byoc(
     named = dict(zip(names, feeds, strict=True))
     samples = len(feeds[0])
     if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
+        labels = np.asarray(labels)
+        if labels.ndim != 2:
+            labels = labels.reshape(-1)
         if labels.shape[0] != samples:
             raise InputError(
                 f"{labels.shape[0]} labels for {samples} samples",
                 where="labels",
-                fix="give one label per sample",
+                fix="give one label per sample, or one target per token ([samples, T])",
             )
     options, source = calibrate(options or CompileOptions(), model, named, calibrate_on_inputs)
     with profile(keep_inputs=True) as recorder:
@@ -285,8 +315,21 @@ def run_byoc(
     for name, got in run.outputs.items():
         if got.dtype.kind == "f":
             compare_original(report, got, original[name], classifier)
-    accuracy = None
-    if labels is not None:
+    accuracy, sequence = None, None
+    target_output = (
+        None if labels is None or labels.ndim != 2 else sequence_output(run.outputs, labels)
+    )
+    if labels is not None and labels.ndim == 2 and target_output is None:
+        raise InputError(
+            f"per-token labels of shape {list(labels.shape)} match no output of shape "
+            f"{[*labels.shape, 'V']}",
+            where="labels",
+            fix="give one target per token of the sequence output, or one label per sample",
+        )
+    if target_output is not None:
+        sequence = sequence_quality(run.outputs[target_output], original[target_output], labels)
+        accuracy = Accuracy(sequence.original_accuracy, None, sequence.accuracy)
+    elif labels is not None:
         check_labels(labels, run.outputs, "labels")
         accuracy = Accuracy(
             original=float(np.mean(predictions(original) == labels)),
@@ -300,4 +343,6 @@ def run_byoc(
         outputs=run.outputs,
         accuracy=accuracy,
         calibration=source,
+        tokens=token_report(model, run.profile, samples),
+        sequence=sequence,
     )

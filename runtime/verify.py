@@ -222,10 +222,15 @@ class _Emulated:
 
 
 def emulate_with_bounds(
-    program: Program, sample: Mapping[str, np.ndarray], config: EmulatorConfig | None = None
+    program: Program,
+    sample: Mapping[str, np.ndarray],
+    config: EmulatorConfig | None = None,
+    *,
+    emulator: Emulator | None = None,
 ) -> _Emulated:
-    """Run one sample, tracking the error bound of every buffer word (``eiec.emulator.bounds``)."""
-    return _emulate(Emulator(program, config), sample)
+    """Run one sample, tracking the error bound of every buffer word (``eiec.emulator.bounds``);
+    ``emulator`` (of ``program``): reuse it and its layer tables across samples."""
+    return _emulate(emulator or Emulator(program, config), sample)
 
 
 def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:

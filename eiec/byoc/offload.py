@@ -18,6 +18,7 @@ import tvm
 
 from eiec.byoc.profile import CallRecord, LayerRecord, record
 from eiec.emulator import Emulator, EmulatorConfig, Stats
+from eiec.emulator.batch import run_batch
 from eiec.errors import BackendError
 from eiec.isa.program import Program
 
@@ -70,6 +71,18 @@ class Offload:
             for index in range(rows[0].shape[0])
         ]
 
+    def stacked(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The rows of :meth:`feeds` stacked along each input port's batch axis: one
+        ``run_batch`` runs them all in lockstep."""
+        feeds = self.feeds(inputs)
+        if len(feeds) == 1:
+            return feeds[0]
+        axes = {port.name: port.batch_axis or 0 for port in self.program.inputs}
+        return {
+            name: np.concatenate([feed[name] for feed in feeds], axis=axes[name])
+            for name in self.inputs
+        }
+
 
 def _port_shape(program: Program, name: str, outputs: bool) -> tuple[int, ...]:
     ports = program.outputs if outputs else program.inputs
@@ -104,20 +117,23 @@ class Runner:
 
     def __init__(self, offload: Offload, config: EmulatorConfig | None = None) -> None:
         self.offload = offload
-        self.emulator = Emulator(offload.program, config)
+        self.config = config
+        self.emulator = Emulator(offload.program, config)  # builds the layer tables once
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The program's outputs for host inputs (rows split off when ``offload.rows``)."""
+        """The program's outputs for host inputs (rows split off when ``offload.rows``, and
+        run in lockstep: ``eiec.emulator.batch.run_batch``)."""
         offload = self.offload
-        results = [self.emulator.run(feed) for feed in offload.feeds(inputs)]
-        record(call_record(offload.symbol, [result.stats for result in results]), inputs)
         if not offload.rows:
-            return [results[0].outputs[name] for name in offload.outputs]
+            result = self.emulator.run(offload.feeds(inputs)[0])
+            record(call_record(offload.symbol, [result.stats]), inputs)
+            return [result.outputs[name] for name in offload.outputs]
+        batch = run_batch(
+            offload.program, offload.stacked(inputs), self.config, tables=self.emulator.tables
+        )
+        record(call_record(offload.symbol, batch.runs), inputs)
         lead = inputs[0].shape[:-1]
-        return [
-            np.stack([result.outputs[name].reshape(-1) for result in results]).reshape(*lead, -1)
-            for name in offload.outputs
-        ]
+        return [batch.outputs[name].reshape(*lead, -1) for name in offload.outputs]
 
     def __call__(self, *args: tvm.runtime.Tensor) -> None:
         n_in = len(self.offload.inputs)

@@ -130,6 +130,30 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         help="load-balance-aware pruning (ESE): every PE's rows of a layer pruned to the "
         "layer's sparsity on their own (with --train: at every step of the gradual pruning)",
     )
+    group.add_argument(
+        "--prune",
+        type=prune_criterion,
+        default="magnitude",
+        metavar="CRITERION",
+        help="how FC weights are pruned: magnitude (default), wanda (|W| x ||X|| over the "
+        "calibration activations of each layer, per output row), N:M (e.g. 2:4: N of every M "
+        "consecutive inputs kept, density N/M) or wanda,N:M; add ,refit for a least-squares "
+        "refit of each layer's kept weights on its calibration activations (e.g. wanda,refit)",
+    )
+
+
+def prune_criterion(text: str) -> str:
+    """An argparse type: magnitude, wanda, N:M or wanda,N:M (``0 < N <= M``), each with an
+    optional ``,refit``."""
+    for part in text.split(","):
+        n, sep, m = part.partition(":")
+        pattern = sep and n.isdigit() and m.isdigit() and 0 < int(n) <= int(m)
+        if part not in ("magnitude", "wanda", "refit") and not pattern:
+            raise argparse.ArgumentTypeError(
+                f"expected magnitude, wanda, N:M (e.g. 2:4) or wanda,N:M, optionally with "
+                f",refit, got {text!r}"
+            )
+    return text
 
 
 def precheck_model(
@@ -173,6 +197,7 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
         calibration=load_npy(args.calibration) if args.calibration else None,
         input_range=DEFAULT_INPUT_RANGE if args.input_range is None else args.input_range,
         balance=args.balance,
+        prune=args.prune,
         progress=progress,
         train=str(args.train) if args.train else None,
         validation=str(args.validation) if args.validation else None,

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from eiec.commands.argtypes import input_file
+from eiec.commands.argtypes import PortFile, input_file, port_output
 from eiec.commands.options import (
     add_arith_option,
     add_compile_options,
@@ -30,7 +31,7 @@ from eiec.commands.options import (
     verdict,
 )
 from eiec.errors import InputError
-from eiec.fileio import MODEL, NPY
+from eiec.fileio import MODEL, NPY, save_npy_atomic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +49,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", type=input_file(MODEL), metavar="MODEL.onnx", help="the model")
     add_input_option(parser)
     parser.add_argument(
-        "--labels", type=input_file(NPY), metavar="Y.npy", help="true classes, for accuracy"
+        "--labels",
+        type=input_file(NPY),
+        metavar="Y.npy",
+        help="true classes, for accuracy: one per sample, or one target per token "
+        "([samples, T]) of a sequence output [samples, T, V] (perplexity, next-token accuracy)",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        action="append",
+        default=[],
+        type=port_output,
+        metavar="[NAME=]Y.npy",
+        help="where to save a model output (EIE + CPU, samples stacked); NAME= selects the "
+        "output when there are several (default: the first)",
     )
     add_compile_options(parser)
     add_arith_option(parser)
@@ -81,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
         calibrate_on_inputs=args.input_range is None,
     )
+    _save_outputs(args.output, report.outputs)
+    warning = getattr(report, "warning", None)
+    if warning:
+        print(f"eiec run: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     elif not (args.quiet and report.passed):
@@ -91,3 +110,16 @@ def run(args: argparse.Namespace) -> int:
             print_table(table, terminal)
         print(report.summary())
     return verdict("eiec run", report.verify)
+
+
+def _save_outputs(files: list[PortFile], outputs: dict) -> None:
+    """Write each ``--output`` (the named model output, or the first) atomically."""
+    for item in files:
+        name = item.name if item.name is not None else next(iter(outputs))
+        if name not in outputs:
+            raise InputError(
+                f"the model has no output '{name}'",
+                where="--output",
+                fix=f"name one of {', '.join(outputs)}",
+            )
+        save_npy_atomic(item.path, outputs[name])

@@ -62,8 +62,8 @@ def check_model(model: onnx.ModelProto, where: str) -> None:
     """Raise ModelLoadError for an element type, value or size eiec cannot compute with."""
     _check_value_types(model, where)
     stored = _stored_tensors(model)
-    for init in _initializers(model):
-        _check_initializer(init, where, init.name in stored)
+    for name, init in _initializers(model):
+        _check_initializer(init, where, name in stored)
     try:
         infer_shapes(model, weights=False, strict=True)
     except (onnx.shape_inference.InferenceError, onnx.checker.ValidationError) as error:
@@ -76,22 +76,24 @@ def check_model(model: onnx.ModelProto, where: str) -> None:
         ) from None
 
 
-def _initializers(model: onnx.ModelProto) -> Iterable[onnx.TensorProto]:
-    yield from model.graph.initializer
+def _initializers(model: onnx.ModelProto) -> Iterable[tuple[str, onnx.TensorProto]]:
+    """(the name the graph uses, the tensor) of every initialiser and Constant node's value."""
+    for init in model.graph.initializer:
+        yield init.name, init
     for node in model.graph.node:
         if node.op_type == "Constant":
             for attribute in node.attribute:
                 if attribute.type == onnx.AttributeProto.TENSOR:
-                    yield attribute.t
+                    yield node.output[0], attribute.t
 
 
 def _stored_tensors(model: onnx.ModelProto) -> set[str]:
-    """The initialisers EIE may store: the weights and biases of FC layers, an LSTM's W, R, B
-    and initial states. Only these must fit 16-bit fixed point; a constant the CPU's ops use
-    (an attention mask of -3.4e38 or -inf) need not."""
+    """The initialisers EIE may store: the weights and biases of FC layers, an LSTM's or GRU's
+    W, R, B and initial states. Only these must fit 16-bit fixed point; a constant the CPU's
+    ops use (a shape vector with no elements, an attention mask of -3.4e38 or -inf) need not."""
     names = {n for layer in find_onnx_layers(model) for n in (layer.weight, layer.bias) if n}
     for node in model.graph.node:
-        if node.op_type == "LSTM":
+        if node.op_type in RECURRENT_ONNX_OPS:
             names.update(node.input[1:])
     return names
 
@@ -127,8 +129,8 @@ def _check_value_types(model: onnx.ModelProto, where: str) -> None:
 
 
 def _check_initializer(init: onnx.TensorProto, where: str, stored: bool) -> None:
-    """ModelLoadError for a type eiec does not compute in, no elements, NaN, and (``stored``:
-    a tensor EIE stores) Inf or a magnitude beyond 16-bit fixed point."""
+    """ModelLoadError for a type eiec does not compute in, NaN, and (``stored``: a tensor EIE
+    stores) no elements, Inf or a magnitude beyond 16-bit fixed point."""
     name = init.name or "<constant>"
     if init.data_type not in FLOAT_TYPES | OTHER_TYPES:
         raise ModelLoadError(
@@ -138,6 +140,8 @@ def _check_initializer(init: onnx.TensorProto, where: str, stored: bool) -> None
             fix=_DTYPE_FIX,
         )
     if 0 in init.dims:
+        if not stored:
+            return
         raise ModelLoadError(
             f"initialiser '{name}' has shape {list(init.dims)} with no elements",
             where=where,

@@ -14,6 +14,21 @@ With ``balance`` (load-balance-aware pruning, ESE: Han et al., FPGA 2017) each P
 layer is pruned to the target on its own, so no PE keeps more weights than the others: the
 rows of PE p are those EIE stores there (FC row r: ``r mod N``; LSTM / GRU gate row
 ``g*H + u``: ``u mod N``, as the code generation interleaves them).
+
+For models that are not retrained, ``criterion`` (FC layers; LSTM and GRU layers stay
+magnitude-pruned):
+
+- ``"wanda"`` (Sun et al., ICLR 2024): score ``|W_ij| * ||X_j||_2``, the input column's norm
+  over calibration activations of that layer (``calibration``: samples of ``main``'s input,
+  the layer's own input in an offloaded function); each output row loses the lowest scores
+  to the target on its own.
+- ``"N:M"`` (e.g. ``"2:4"``, GPUs' sparse tensor cores): in every group of M consecutive
+  inputs of a row, the N highest magnitudes stay (density N/M; the layer's target is not used);
+  ``"wanda,N:M"`` ranks the groups by Wanda's score.
+- ``",refit"`` added to any of them (e.g. ``"wanda,refit"``): layer-wise recovery without
+  backpropagation: each row's kept weights are refitted by least squares on the calibration
+  activations so that the pruned layer's output matches the dense one's (ridge-regularised
+  normal equations, :func:`refit_rows`); weight sharing then quantises the refitted weights.
 """
 
 from __future__ import annotations
@@ -23,11 +38,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
+from tvm import relax
 from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError
 from eiec.passes.pass_decorator import eiec_module_pass
-from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
+from eiec.relax_layers.exprs import bindings
+from eiec.relax_layers.fc import FcLayer, LayerConstantRewriter, find_fc_layers, rewrite_layers
 from eiec.relax_layers.lstm import (
     find_recurrent_layers,
     recurrent_aliases,
@@ -89,6 +106,84 @@ def prune_balanced(weight: np.ndarray, sparsity: float, owner: np.ndarray) -> np
         mine = owner == pe
         pruned[mine] = prune_magnitude(rows[mine], sparsity)
     return pruned.reshape(weight.shape)
+
+
+def prune_scored_rows(weight: np.ndarray, scores: np.ndarray, sparsity: float) -> np.ndarray:
+    """``weight`` (M, K) with the ``round(sparsity * K)`` lowest ``scores`` of each row zeroed
+    (ties: the earlier column first)."""
+    drop = round(sparsity * weight.shape[1])
+    pruned = np.array(weight, order="C")
+    if drop:
+        order = np.argsort(scores, axis=1, kind="stable")[:, :drop]
+        np.put_along_axis(pruned, order, 0, axis=1)
+    return pruned
+
+
+def prune_n_of_m(weight: np.ndarray, scores: np.ndarray, n: int, m: int) -> np.ndarray:
+    """``weight`` (M, K) keeping, in each group of ``m`` consecutive columns of a row, the ``n``
+    highest ``scores`` (a last, shorter group keeps at most ``n``; ties: the earlier column)."""
+    rows, cols = weight.shape
+    groups = -(-cols // m)
+    padded = np.full((rows, groups * m), -np.inf)
+    padded[:, :cols] = scores
+    grouped = padded.reshape(rows, groups, m)
+    order = np.argsort(-grouped, axis=2, kind="stable")  # highest first, earlier on ties
+    keep = np.zeros_like(grouped, dtype=bool)
+    np.put_along_axis(keep, order[:, :, :n], True, axis=2)
+    return np.where(keep.reshape(rows, -1)[:, :cols], weight, 0).astype(weight.dtype)
+
+
+def refit_rows(
+    dense: np.ndarray, pruned: np.ndarray, inputs: np.ndarray, ridge: float = 1e-3
+) -> np.ndarray:
+    """``pruned`` (M, K) with each row's non-zero weights refitted to ``argmin ||X_S w -
+    X w_dense||^2 + ridge * mean(diag(X^T X)) * ||w||^2`` over the calibration rows ``inputs``
+    (N, K): the pruned row's output matches the dense row's as closely as its kept inputs allow.
+    Rows that keep nothing, or everything, are left as they are."""
+    x = np.asarray(inputs, dtype=np.float64).reshape(-1, dense.shape[1])
+    gram = x.T @ x
+    damp = ridge * float(np.mean(np.diag(gram))) + 1e-12
+    target = gram @ np.asarray(dense, dtype=np.float64).T  # (K, M): X^T X w_dense per row
+    refitted = np.array(pruned, dtype=np.float64)
+    for row in range(dense.shape[0]):
+        kept = np.flatnonzero(pruned[row])
+        if 0 < len(kept) < dense.shape[1]:
+            system = gram[np.ix_(kept, kept)] + damp * np.eye(len(kept))
+            refitted[row, kept] = np.linalg.solve(system, target[kept, row])
+    return refitted.astype(pruned.dtype)
+
+
+def parse_criterion(text: str) -> tuple[str, tuple[int, int] | None]:
+    """``"magnitude"``, ``"wanda"``, ``"N:M"`` or ``"wanda,N:M"`` (each with an optional
+    ``",refit"``, see :func:`refits`) -> (score, (N, M) or None); CompileError for anything
+    else."""
+    score, pattern = "magnitude", None
+    for part in (p.strip() for p in text.split(",")):
+        if part == "refit":
+            continue
+        if part in ("magnitude", "wanda"):
+            score = part
+            continue
+        n, sep, m = part.partition(":")
+        if sep and n.isdigit() and m.isdigit() and 0 < int(n) <= int(m):
+            pattern = (int(n), int(m))
+            continue
+        raise CompileError(
+            f"unknown pruning criterion {part!r} in {text!r}",
+            fix="give magnitude, wanda, N:M (e.g. 2:4) or wanda,N:M, optionally with ,refit",
+        )
+    return score, pattern
+
+
+def refits(text: str) -> bool:
+    """Whether the criterion asks for the least-squares recovery (``",refit"``)."""
+    return "refit" in (p.strip() for p in text.split(","))
+
+
+def column_norms(calibration: np.ndarray, cols: int) -> np.ndarray:
+    """``||X_j||_2`` of each of the ``cols`` input columns over every calibration row."""
+    rows = np.asarray(calibration, dtype=np.float64).reshape(-1, cols)
+    return np.sqrt(np.square(rows).sum(axis=0))
 
 
 def per_pe_counts(weight: np.ndarray, owner: np.ndarray, pes: int) -> np.ndarray:
@@ -163,6 +258,10 @@ class PruneWeights:
     #: Load-balance-aware pruning over ``pes`` PEs (ESE); ``pes`` also sets the statistics'.
     balance: bool = False
     pes: int = 64
+    #: ``"magnitude"``, ``"wanda"``, ``"N:M"`` or ``"wanda,N:M"`` (module doc).
+    criterion: str = "magnitude"
+    #: Samples of ``main``'s input (Wanda's activations); not compared.
+    calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def targets(self, mod: tvm.IRModule) -> dict[str, float]:
         """The sparsity target of each layer of ``mod`` (CompileError for unknown names or
@@ -183,8 +282,13 @@ class PruneWeights:
     def transform_module(self, mod: tvm.IRModule, ctx: tvm.transform.PassContext) -> tvm.IRModule:
         targets = self.targets(mod)
         fc_constants = {}
-        for layer in find_fc_layers(mod["main"]):
+        main = mod["main"]
+        for layer in find_fc_layers(main):
             # Relax holds W as (K, M); prune in EIE's (M, K) row-major order.
+            if self.criterion != "magnitude":
+                pruned = self.prune_fc(layer, main, targets[layer.name]).T
+                fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
+                continue
             pruned = self.prune(layer.weight.T, targets[layer.name]).T  # (K, M) as stored
             fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
         lstm_constants = {}
@@ -200,6 +304,40 @@ class PruneWeights:
         if self.balance:
             return prune_balanced(weights, sparsity, row_owners(weights, self.pes, hidden))
         return prune_magnitude(weights, sparsity)
+
+    def prune_fc(self, layer: FcLayer, main: relax.Function, sparsity: float) -> np.ndarray:
+        """An FC layer's (M, K) weights pruned by ``criterion`` (module doc)."""
+        score, pattern = parse_criterion(self.criterion)
+        weight = np.asarray(layer.weight.T, dtype=np.float64)
+        scores = np.abs(weight)
+        if score == "wanda":
+            scores = scores * self.wanda_norms(layer, main)[None, :]
+        if score == "magnitude" and pattern is None:
+            pruned = self.prune(weight, sparsity)
+        elif pattern is None:
+            pruned = prune_scored_rows(weight, scores, sparsity)
+        else:
+            pruned = prune_n_of_m(weight, scores, *pattern)
+        if refits(self.criterion):
+            pruned = refit_rows(weight, pruned, self.layer_inputs(layer, main))
+        return pruned.astype(layer.weight.dtype)
+
+    def wanda_norms(self, layer: FcLayer, main: relax.Function) -> np.ndarray:
+        """The layer's input column norms over the calibration samples."""
+        return column_norms(self.layer_inputs(layer, main), layer.cols)
+
+    def layer_inputs(self, layer: FcLayer, main: relax.Function) -> np.ndarray:
+        """The layer's calibration activations: the layer must take ``main``'s input
+        (CompileError otherwise, or without calibration)."""
+        source = layer_input(main, layer)
+        if self.calibration is None or source is None or not source.same_as(main.params[0]):
+            raise CompileError(
+                f"--prune {self.criterion} of layer {layer.name} needs calibration activations "
+                "of its input: give calibration samples, and a model whose every layer reads the "
+                "input of the program it is in (BYOC offloads each Linear alone)",
+                fix="pass --calibration X.npy (or run on inputs), or use --prune magnitude",
+            )
+        return np.asarray(self.calibration).reshape(-1, layer.cols)
 
     def stats(self, before: tvm.IRModule, after: tvm.IRModule) -> list[PruneStats]:
         """What the pass did to each layer, from the module ``before`` it and ``after`` it."""
@@ -226,3 +364,11 @@ class PruneWeights:
                 )
             )
         return stats
+
+
+def layer_input(main: relax.Function, layer: FcLayer) -> relax.Expr | None:
+    """The activation operand of the matmul binding ``layer``, or None."""
+    for binding in bindings(main):
+        if binding.var.same_as(layer.var):
+            return binding.value.args[0]
+    return None

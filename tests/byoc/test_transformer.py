@@ -1,0 +1,177 @@
+"""Transformers through BYOC: every Linear on EIE whatever its activation shape, the rest on
+the CPU (issue 22 item 1), checked against ``onnx.reference``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+from onnx.reference import ReferenceEvaluator
+
+from eiec.byoc import import_model, partition_for_eie
+from eiec.byoc.attrs import is_offloaded
+from eiec.cli import main
+from eiec.compiler import CompileOptions
+from eiec.frontend.fold import fold_constants
+from eiec.frontend.layers import find_onnx_layers
+from eiec.frontend.linear_kinds import linear_kinds
+from eiec.frontend.load import load_model
+from eiec.relax_layers.fc import find_fc_layers
+from eiec.runtime.run_byoc import ByocReport as RunReport
+from eiec.runtime.run_byoc import run_byoc
+from eiec.runtime.tokens import SequenceQuality, collapse_warning, perplexity_and_accuracy
+
+from .transformer_models import LINEARS, tiny_gpt
+
+
+def _ids(samples: int, tokens: int = 8, vocab: int = 11) -> np.ndarray:
+    return np.random.default_rng(3).integers(0, vocab, (samples, tokens), dtype=np.int64)
+
+
+def test_checks_on_weights_skip_constants_the_cpu_uses() -> None:
+    """The -3.4e38 mask fill and the empty shape feeding ConstantOfShape run on the CPU."""
+    load_model(tiny_gpt())  # raises ModelLoadError if they were refused
+
+
+def _with_eie_weights(model: onnx.ModelProto, report: RunReport) -> onnx.ModelProto:
+    """The folded model with each Linear's weight and bias replaced by the compressed ones its
+    offloaded function computes with (offloads in call order = the Linears in graph order)."""
+    folded = fold_constants(model)
+    compressed = [
+        layer
+        for offload in report.offloads.values()
+        for layer in find_fc_layers(offload.compiled.module["main"])
+    ]
+    layers = find_onnx_layers(folded)
+    assert [layer.node for layer in layers] == list(LINEARS)
+    values: dict[str, np.ndarray] = {}
+    for layer, fc in zip(layers, compressed, strict=True):
+        weight = np.asarray(fc.weight)
+        values[layer.weight] = weight.T if layer.weight_layout == "out_in" else weight
+        if layer.bias is not None:
+            values[layer.bias] = np.asarray(fc.bias_vector())
+    for index, init in enumerate(folded.graph.initializer):
+        if init.name in values:
+            old = numpy_helper.to_array(init)
+            assert values[init.name].shape == old.shape
+            folded.graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(values[init.name].astype(old.dtype), init.name)
+            )
+    return folded
+
+
+@pytest.mark.slow
+def test_every_linear_of_a_gpt_block_runs_on_eie() -> None:
+    model = tiny_gpt()
+    ids = _ids(3)
+    report = run_byoc(model, ids, options=CompileOptions.of(sparsity=0.0, pes=4))
+    assert report.passed, report.verify.problems
+    t, v = 8, 11
+    # one program per Linear, each run once per token of each sample
+    assert len(report.offloads) == len(LINEARS)
+    assert {row["runs"] for row in report.profile.per_function().values()} == {len(ids) * t}
+    reference = ReferenceEvaluator(_with_eie_weights(model, report))
+    expected = np.concatenate([reference.run(None, {"ids": row[None]})[0] for row in ids])
+    got = report.outputs["logits"]
+    assert got.shape == expected.shape == (3, t, v)
+    # the same weights, 16-bit fixed-point activations through five layers and the CPU ops
+    # between them: within 1% of the logits' range, and the argmax of almost every token kept
+    error = float(np.max(np.abs(got - expected)))
+    assert 0 < error < 0.01 * float(np.ptp(expected))
+    assert np.mean(got.argmax(-1) == expected.argmax(-1)) >= 0.9
+
+
+def test_linear_kinds_from_the_graph() -> None:
+    kinds = linear_kinds(fold_constants(tiny_gpt()))
+    assert [(layer.node, kind) for layer, kind in kinds] == [
+        ("qkv", "qkv"),
+        ("attn_proj", "attn_out"),
+        ("mlp_up", "mlp_up"),
+        ("mlp_down", "mlp_down"),
+        ("lm_head", "head"),
+    ]
+
+
+def test_perplexity_and_accuracy() -> None:
+    targets = np.array([[0, 1, -100], [2, 2, 1]])  # -100: ignored, as torch's loss does
+    uniform = np.zeros((2, 3, 4), np.float32)
+    ppl, _ = perplexity_and_accuracy(uniform, targets)
+    assert ppl == pytest.approx(4.0)
+    sure = np.full((2, 3, 4), -50.0, np.float32)
+    sure[0, 0, 0] = sure[0, 1, 1] = sure[1, 0, 2] = sure[1, 1, 0] = sure[1, 2, 1] = 50.0
+    ppl, accuracy = perplexity_and_accuracy(sure, targets)
+    assert accuracy == pytest.approx(4 / 5)
+    assert ppl == pytest.approx(np.exp(100 / 5), rel=1e-6)  # one token 100 nats off
+
+
+def test_collapse_warning() -> None:
+    fine = SequenceQuality(10, 5.0, 5.4, 0.5, 0.49)
+    assert collapse_warning(fine, None, 1.0) is None
+    bad = SequenceQuality(10, 5.0, 9.0, 0.5, 0.1)
+    assert "perplexity 9.000 vs 5.000" in (collapse_warning(bad, None, 1.0) or "")
+    assert collapse_warning(None, (0.9, 0.86), None) is None
+    assert "accuracy 80.00% vs 90.00%" in (collapse_warning(None, (0.9, 0.8), None) or "")
+    assert "only 50.0%" in (collapse_warning(None, None, 0.5) or "")
+
+
+@pytest.mark.slow
+def test_cli_reports_per_token_figures_perplexity_and_writes_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    model = tiny_gpt()
+    onnx.save(model, tmp_path / "gpt.onnx")
+    ids = _ids(2)
+    targets = np.roll(ids, -1, axis=1)
+    targets[:, -1] = -100
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "targets.npy", targets)
+    args = ["run", str(tmp_path / "gpt.onnx"), "-i", str(tmp_path / "ids.npy"), "--pes", "4"]
+    args += ["--labels", str(tmp_path / "targets.npy"), "-o", str(tmp_path / "y.npy"), "--json"]
+    code = main([*args, "--sparsity", "0"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0, report["problems"]
+    tokens = report["tokens"]
+    assert tokens["tokens"] == 8
+    assert list(tokens["kinds"]) == ["qkv", "attn_out", "mlp_up", "mlp_down", "head"]
+    # every Linear runs once per token: a prefill of 8 tokens is 8 decodes
+    assert tokens["prefill"]["cycles"] == pytest.approx(8 * tokens["decode"]["cycles"])
+    per_kind = sum(row["cycles"] for row in tokens["kinds"].values())
+    assert 0 < per_kind <= tokens["decode"]["cycles"]  # the rest: codebook loads, write-backs
+    assert tokens["tokens_per_s"] == pytest.approx(1e6 / tokens["decode"]["time_us"])
+    y = np.load(tmp_path / "y.npy")
+    assert y.shape == (2, 8, 11)
+    ppl, accuracy = perplexity_and_accuracy(y, targets)
+    sequence = report["sequence"]
+    assert sequence["tokens"] == 14
+    assert sequence["perplexity"] == pytest.approx(ppl)
+    assert sequence["accuracy"] == pytest.approx(accuracy)
+    original_ppl, _ = perplexity_and_accuracy(
+        np.concatenate([ReferenceEvaluator(model).run(None, {"ids": r[None]})[0] for r in ids]),
+        targets,
+    )
+    assert sequence["original_perplexity"] == pytest.approx(original_ppl, rel=1e-4)
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "transformer"
+
+
+@pytest.mark.parametrize("name", ["gpt.onnx", "gpt_dynamo.onnx"])
+def test_the_example_gpt_offloads_all_13_linears(name: str) -> None:
+    """Both torch exporters' graphs: each Linear becomes its own offloaded function."""
+    mod = partition_for_eie(import_model(str(EXAMPLE / name)), sparsity=0.5)
+    offloaded = [gvar for gvar, func in mod.functions_items() if is_offloaded(func)]
+    assert len(offloaded) == 13
+
+
+def test_the_example_models_linear_kinds() -> None:
+    block = ["qkv", "attn_out", "mlp_up", "mlp_down"]
+    for name in ("gpt.onnx", "gpt_dynamo.onnx"):
+        kinds = [kind for _, kind in linear_kinds(fold_constants(onnx.load(EXAMPLE / name)))]
+        assert kinds == block * 3 + ["head"]
+    bert = linear_kinds(fold_constants(onnx.load(EXAMPLE / "bert.onnx")))
+    # three separate Q, K, V Linears per layer; the pooler and the classifier are the head
+    assert [kind for _, kind in bert] == (["qkv"] * 3 + block[1:]) * 2 + ["head", "head"]
