@@ -249,11 +249,25 @@ class Trainer:
 
     def _build(self, shared: dict[str, SharedLayer] | None) -> TrainingSession:
         recurrent = any(layer.gates > 1 for layer in self.layers)
+        batch = self.options.sequence_batch if recurrent else self.options.batch
+        try:
+            return self._session(shared, batch, recurrent)
+        except CompileError:
+            if batch == 1:
+                raise
+            # TVM could not build the re-batched graph (a TIR schedule of a batched GRU's
+            # training graph fails in TVM 0.27): train one sample per step, as a model that
+            # retrace cannot re-batch does.
+            return self._session(shared, 1, recurrent)
+
+    def _session(
+        self, shared: dict[str, SharedLayer] | None, batch: int, recurrent: bool
+    ) -> TrainingSession:
         backbone = build_backbone(
             self.mod,
             self.layers,
             self.batch_axis,
-            self.options.sequence_batch if recurrent else self.options.batch,
+            batch,
             shared,
             flatten_outputs=self.objective == "distillation",
         )
