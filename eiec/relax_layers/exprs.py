@@ -4,6 +4,8 @@ function's bindings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 import tvm
 from tvm import relax
@@ -80,3 +82,23 @@ def bindings(func: relax.Function) -> list[relax.VarBinding]:
     for block in body.blocks:
         result.extend(b for b in block.bindings if isinstance(b, relax.VarBinding))
     return result
+
+
+def substitute(
+    expr: relax.Expr,
+    env: Mapping[relax.Var, relax.Expr],
+    leaf: Callable[[relax.Expr], relax.Expr] | None = None,
+) -> relax.Expr:
+    """``expr`` with the variables of ``env`` replaced, through tuples, tuple items and calls;
+    any other expression (constants, shapes, prim values, global functions) goes through
+    ``leaf``, by default unchanged."""
+    if isinstance(expr, relax.Var):
+        return env.get(expr, expr)
+    if isinstance(expr, relax.Tuple):
+        return relax.Tuple([substitute(f, env, leaf) for f in expr.fields])
+    if isinstance(expr, relax.TupleGetItem):
+        return relax.TupleGetItem(substitute(expr.tuple_value, env, leaf), expr.index)
+    if isinstance(expr, relax.Call):
+        args = [substitute(a, env, leaf) for a in expr.args]
+        return relax.Call(expr.op, args, expr.attrs, expr.ty_args)
+    return expr if leaf is None else leaf(expr)

@@ -37,7 +37,7 @@ import tvm
 from tvm import relax
 
 from eiec.errors import CompileError
-from eiec.relax_layers.exprs import bindings
+from eiec.relax_layers.exprs import bindings, substitute
 from eiec.relax_layers.fc import find_fc_layers
 from eiec.relax_layers.lstm import find_recurrent_layers
 from eiec.training import gradients
@@ -391,15 +391,7 @@ def _emit_main(
     env: dict[relax.Var, relax.Expr] = dict(zip(main.params, inputs, strict=True))
 
     def sub(expr: relax.Expr) -> relax.Expr:
-        if isinstance(expr, relax.Var):
-            return env.get(expr, expr)
-        if isinstance(expr, relax.Tuple):
-            return relax.Tuple([sub(f) for f in expr.fields])
-        if isinstance(expr, relax.TupleGetItem):
-            return relax.TupleGetItem(sub(expr.tuple_value), expr.index)
-        if isinstance(expr, relax.Call):
-            return relax.Call(expr.op, [sub(a) for a in expr.args], expr.attrs, expr.ty_args)
-        return expr  # constants, shapes, prim values, global functions
+        return substitute(expr, env)
 
     for binding in bindings(main):
         value = binding.value

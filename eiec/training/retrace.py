@@ -26,7 +26,7 @@ from collections.abc import Callable
 import tvm
 from tvm import relax
 
-from eiec.relax_layers.exprs import bindings
+from eiec.relax_layers.exprs import bindings, substitute
 
 
 class NotBatchable(Exception):
@@ -85,6 +85,14 @@ def _take(
     return relax.op.reshape(taken, [*shape[:axis], *index_shape, *shape[axis + 1 :]])
 
 
+def _flat(expr: relax.Expr) -> relax.Expr:
+    """A leaf of a flat dataflow function kept as it is (constants, shapes, prim values);
+    NotBatchable for a nested function, sequence or branch."""
+    if isinstance(expr, (relax.SeqExpr, relax.If, relax.Function)):
+        raise NotBatchable(f"a nested {type(expr).__name__}")
+    return expr
+
+
 def retrace(
     func: relax.Function,
     params: list[relax.Var],
@@ -98,17 +106,7 @@ def retrace(
     env: dict[relax.Var, relax.Expr] = dict(zip(func.params, params, strict=True))
 
     def sub(expr: relax.Expr) -> relax.Expr:
-        if isinstance(expr, relax.Var):
-            return env.get(expr, expr)
-        if isinstance(expr, relax.Tuple):
-            return relax.Tuple([sub(f) for f in expr.fields])
-        if isinstance(expr, relax.TupleGetItem):
-            return relax.TupleGetItem(sub(expr.tuple_value), expr.index)
-        if isinstance(expr, relax.Call):
-            return relax.Call(expr.op, [sub(a) for a in expr.args], expr.attrs, expr.ty_args)
-        if isinstance(expr, (relax.SeqExpr, relax.If, relax.Function)):
-            raise NotBatchable(f"a nested {type(expr).__name__}")
-        return expr  # constants, shapes, prim values
+        return substitute(expr, env, _flat)
 
     def rewrite(value: relax.Expr) -> relax.Expr:
         if not isinstance(value, relax.Call) or not isinstance(value.op, tvm.ir.Op):
