@@ -578,7 +578,10 @@ def _worse(old: float | None, new: float) -> float:
 
 
 def _percent(fraction: float) -> str:
-    """A fraction as a percentage: one decimal, or three digits when huge."""
+    """A fraction as a percentage: one decimal, two significant digits when below 0.1% (not
+    "0.0%"), or three digits when huge."""
+    if 0 < abs(fraction) < 1e-3:
+        return f"{fraction * 100:.2g}%"
     return f"{fraction:.1%}" if abs(fraction) < 10 else f"{fraction * 100:.3g}%"
 
 
