@@ -358,11 +358,11 @@ class _Verifier:
         over = np.flatnonzero(ptr[:, -1] >= 1 << bits)
         if over.size:
             pe = int(over[0])
+            whose = "a streamed layer's " if layer.streamed else ""
             self.fail(
                 self.pe_loc(layer, pe),
                 f"layer {name}, PE {pe}: pointer {int(ptr[pe, -1])} does not fit "
-                f"{'a streamed layer' + chr(39) + 's ' if layer.streamed else ''}"
-                f"ptr_bits = {bits}",
+                f"{whose}ptr_bits = {bits}",
                 "split the layer or use wider pointers",
             )
         if layer.streamed:  # a chunk's pointers, rebased to its start, fit ptr_bits
