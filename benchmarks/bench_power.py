@@ -54,6 +54,9 @@ LAYERS = (
 )
 BOOK = np.array([0, *np.linspace(-3000, 3000, 15).astype(int)], dtype=np.int16)
 PAPER_MW = (586.0, 590.0)
+#: The energy table's reference workload (the three layers at one MAC per PE per cycle): 64-bit
+#: sparse-matrix words and pointer pairs read per MAC.
+REFERENCE = (0.26753, 0.16289)
 
 
 def fc8_program(machine: Machine):
@@ -86,6 +89,12 @@ def shares(parts: dict[str, float], order: dict[str, float], total: float) -> st
     return " ".join(f"{100 * parts.get(name, 0.0) / total:.1f}" for name in order)
 
 
+def per_mac(activity: dict[str, int]) -> str:
+    """Sparse-matrix words and pointer pairs read per MAC (stored entry)."""
+    macs = activity["multiply"]
+    return f"{activity['spmat_read'] / macs:.3f} / {activity['ptr_read'] / macs:.3f}"
+
+
 def chip(console: Console) -> None:
     table = Table(title="The paper's chip on its workload (45 nm, 64 PEs, 800 MHz)")
     heads = ("layer", "machine", "cycles", "us", "paper us", "uJ", "paper uJ", "mW", "vs paper")
@@ -96,6 +105,7 @@ def chip(console: Console) -> None:
     splits.add_column("machine")
     splits.add_column("modules: " + " / ".join(MODULES))
     splits.add_column("components: " + " / ".join(COMPONENTS))
+    splits.add_column("per MAC: words / pointers", justify="right")
     rng = np.random.default_rng(2016)
     runs = []
     if fixture() is not None:
@@ -129,12 +139,14 @@ def chip(console: Console) -> None:
             preset,
             shares(stats.energy_breakdown_pj, MODULES, stats.energy_pj),
             shares(stats.energy_components_pj, COMPONENTS, stats.energy_pj),
+            per_mac(stats.activity),
         )
     splits.add_row(
         "Table II",
         "",
         " ".join(f"{v:.1f}" for v in MODULES.values()),
         " ".join(f"{v:.1f}" for v in COMPONENTS.values()),
+        f"{REFERENCE[0]:.3f} / {REFERENCE[1]:.3f}",
     )
     console.print(table)
     console.print(
@@ -143,6 +155,12 @@ def chip(console: Console) -> None:
         "useful MACs / time. Random layers: uniform masks of the exact density."
     )
     console.print(splits)
+    console.print(
+        "Table II's row: the energy table's reference workload (Alex-6/7/8 at one MAC per PE per "
+        "cycle), where the table reproduces Table II. A layer reading more SRAM words and "
+        "pointers per MAC than that (Alex-8's 15-16 rows per PE: about 4 entries per column) "
+        "draws more power, one reading fewer (Alex-6/7) less."
+    )
     if fixture() is not None:
         preset = PRESETS["eie-28nm"]
         program, x = fc8_program(preset.machine)

@@ -198,3 +198,21 @@ def test_chunks_out_of_order_are_refused_by_the_emulator() -> None:
     text[first], text[first + 1] = text[first + 1], text[first]
     with pytest.raises(EmulatorError, match="not the next chunk"):
         Emulator(replace(program, text=text)).run({"x": np.ones((1, 10))})
+
+
+def test_a_streamed_recurrent_layer_is_streamed_at_every_time_step() -> None:
+    """The LSTM of the golden program runs its one layer at two time steps: streamed, each
+    MAC moves all of the layer's chunks again (nothing stays on chip between MACs)."""
+    program = parse((GOLDEN / "lstm_two_steps.eie").read_text(encoding="utf-8"))
+    cols = program.layers["lstm"].cols
+    streamed = stream_layers(program, ["lstm"], {"lstm": (0, cols // 2, cols)})
+    x = np.array([[[0.5, -0.25], [1.0, 0.75]]])
+    on_chip = Emulator(program).run({"x": x})
+    stats = Emulator(streamed, UNBOUNDED).run({"x": x}).stats
+    layer = LayerTables.build(streamed.layers["lstm"])
+    once = int(chunk_slices(streamed.machine, layer).sum())
+    macs = [step for step in stats.layers if step.layer == "lstm"]
+    assert len(macs) == 2
+    assert [mac.dram_bytes for mac in macs] == [once, once]
+    assert stats.dram_bytes == 2 * once
+    assert stats.cycles == on_chip.stats.cycles
