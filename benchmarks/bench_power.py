@@ -55,8 +55,8 @@ LAYERS = (
 BOOK = np.array([0, *np.linspace(-3000, 3000, 15).astype(int)], dtype=np.int16)
 PAPER_MW = (586.0, 590.0)
 #: The energy table's reference workload (the three layers at one MAC per PE per cycle): 64-bit
-#: sparse-matrix words and pointer pairs read per MAC.
-REFERENCE = (0.26753, 0.16289)
+#: sparse-matrix reads and pointer pairs read per MAC.
+REFERENCE = (0.20924, 0.16289)
 
 
 def fc8_program(machine: Machine):
@@ -90,7 +90,7 @@ def shares(parts: dict[str, float], order: dict[str, float], total: float) -> st
 
 
 def per_mac(activity: dict[str, int]) -> str:
-    """Sparse-matrix words and pointer pairs read per MAC (stored entry)."""
+    """64-bit sparse-matrix reads and pointer pairs read per MAC (stored entry)."""
     macs = activity["multiply"]
     return f"{activity['spmat_read'] / macs:.3f} / {activity['ptr_read'] / macs:.3f}"
 
@@ -105,7 +105,7 @@ def chip(console: Console) -> None:
     splits.add_column("machine")
     splits.add_column("modules: " + " / ".join(MODULES))
     splits.add_column("components: " + " / ".join(COMPONENTS))
-    splits.add_column("per MAC: words / pointers", justify="right")
+    splits.add_column("per MAC: SRAM reads / pointers", justify="right")
     rng = np.random.default_rng(2016)
     runs = []
     if fixture() is not None:
@@ -157,9 +157,11 @@ def chip(console: Console) -> None:
     console.print(splits)
     console.print(
         "Table II's row: the energy table's reference workload (Alex-6/7/8 at one MAC per PE per "
-        "cycle), where the table reproduces Table II. A layer reading more SRAM words and "
-        "pointers per MAC than that (Alex-8's 15-16 rows per PE: about 4 entries per column) "
-        "draws more power, one reading fewer (Alex-6/7) less."
+        "cycle), where the table reproduces Table II. A layer reading the SRAMs more often per "
+        "MAC than that (Alex-8's 15-16 rows per PE: about 4 entries per column) draws more "
+        "power, one reading them less often (Alex-6/7) less. A PE reads a 64-bit word when its "
+        "next entry lies in another word than the one it read last (the authors' simulator's "
+        "rule; its counts on FC8 are tests/emulator/test_cycles.py's)."
     )
     if fixture() is not None:
         preset = PRESETS["eie-28nm"]

@@ -395,13 +395,9 @@ def _column_totals(
             layer.real[broadcast].sum(axis=0)[None],
             entries.sum(axis=0)[None],
             np.count_nonzero(entries == 0, axis=0)[None],
-            layer.spmat_words[broadcast].sum()[None],
+            np.array([layer.spmat_reads(broadcast)]),
         )
-    counts = np.concatenate(
-        (layer.entries, layer.real, layer.entries == 0, layer.spmat_words.sum(axis=1)[:, None]),
-        axis=1,
-        dtype=np.int64,
-    )
+    counts = np.concatenate((layer.entries, layer.real, layer.entries == 0), axis=1, dtype=np.int64)
     largest = int(counts.sum(axis=0).max())  # the sum over all columns bounds any subset's
     dtype = np.float32 if largest < 1 << 24 else np.float64
     sent = np.zeros((len(columns), layer.cols), dtype=dtype)
@@ -412,7 +408,7 @@ def _column_totals(
         totals[:, pes : 2 * pes],
         totals[:, :pes],
         totals[:, 2 * pes : 3 * pes],
-        totals[:, 3 * pes],
+        np.array([layer.spmat_reads(broadcast) for broadcast in columns], dtype=np.int64),
     )
 
 

@@ -48,25 +48,91 @@ def padding(rows: int, density: float) -> float:
     return sum(density * zero ** (16 * k) for i in range(rows) for k in range(1, i // 16 + 1))
 
 
+def column_counts(rows: int, density: float) -> np.ndarray:
+    """The distribution of a PE's stored entries (padding included) in one column of ``rows``
+    local rows, each non-zero with probability ``density``: P[n]."""
+    states = {(0, 0, 0): 1.0}  # (zeros since the last entry mod 16, pending padding, n) -> P
+    for _ in range(rows):
+        after: dict[tuple[int, int, int], float] = {}
+        for (run, pending, n), p in states.items():
+            entry = (0, 0, n + pending + 1)  # a non-zero: its padding entries, then itself
+            after[entry] = after.get(entry, 0.0) + p * density
+            zero = (0, pending + 1, n) if run == 15 else (run + 1, pending, n)
+            after[zero] = after.get(zero, 0.0) + p * (1.0 - density)
+        states = after
+    counts = np.zeros(max(n for _, _, n in states) + 1)
+    for (_, _, n), p in states.items():
+        counts[n] += p
+    return counts
+
+
+def reads_per_column(counts: np.ndarray, acts: float) -> float:
+    """Expected 64-bit reads of a broadcast column: its words, (n + 7) / 8 for n >= 1 entries
+    starting anywhere in a word, less the probability that its first word is the one still
+    held, the last of the previous broadcast column with entries: (7 - G) / 8 when G <= 6
+    entries lie between them. G sums, walking back, the entries of each column not
+    broadcast (1 - acts); a broadcast empty column adds none; a broadcast column with entries
+    ends the walk (acts * (1 - P[0]))."""
+    n = np.arange(counts.size)
+    empty = counts[0]
+    words = (counts @ n + 7 * (1 - empty)) / 8
+    step = np.zeros(7)  # one column of the walk: continue with g more entries
+    step[: min(7, counts.size)] = (1 - acts) * counts[:7]
+    step[0] += acts * empty
+    between = np.zeros(7)  # P(G = g) / P(end), by g = sum_j step[j] * between[g - j]
+    between[0] = 1 / (1 - step[0])
+    for g in range(1, 7):
+        between[g] = sum(step[j] * between[g - j] for j in range(1, g + 1)) / (1 - step[0])
+    shared = acts * (1 - empty) * sum(between[g] * (7 - g) / 8 for g in range(7))
+    return words - (1 - empty) * shared
+
+
 def test_reference_workload_follows_table_iii() -> None:
     # The AlexNet FC layers (Table III) at one stored entry per PE per cycle, on 64 PEs.
-    stored = broadcasts = words = reads = writes = 0.0
+    stored = broadcasts = spmat = reads = writes = 0.0
     for inputs, outputs, weights, acts in ((9216, 4096, 0.09, 0.351), (4096, 4096, 0.09, 0.353),
                                            (4096, 1000, 0.25, 0.375)):  # fmt: skip
-        rows = outputs / 64
-        per_column = weights * rows + padding(int(rows), weights)
+        full, extra = divmod(outputs, 64)  # PEs with full + 1 rows, and with full
+        per_column = column = 0.0
+        for rows, pes in ((full + 1, extra), (full, 64 - extra)):
+            counts = column_counts(rows, weights)
+            assert counts @ np.arange(counts.size) == pytest.approx(
+                weights * rows + padding(rows, weights)
+            )
+            per_column += pes / 64 * (counts @ np.arange(counts.size))
+            column += pes / 64 * reads_per_column(counts, acts)
         sent = acts * inputs
         stored += per_column * sent
         broadcasts += sent
-        words += sent * (per_column + 7) / 8
+        spmat += sent * column
         reads += inputs / 64
         writes += outputs / 64
     rates = TABLE["reference"]["events_per_entry"]
     assert rates["ptr_read"] == pytest.approx(broadcasts / stored, rel=1e-4)
     assert rates["fifo_access"] == rates["ptr_read"]
-    assert rates["spmat_read"] == pytest.approx(words / stored, rel=1e-4)
+    assert rates["spmat_read"] == pytest.approx(spmat / stored, rel=1e-4)
     assert rates["act_read"] == pytest.approx(reads / stored, rel=1e-4)
     assert rates["act_write"] == pytest.approx(writes / stored, rel=1e-4)
+
+
+def test_random_layers_read_the_sparse_matrix_as_the_reference_predicts() -> None:
+    # The closed form of the reference workload against the cycle model's count on a random
+    # Alex-8-shaped layer (4096 x 1000, 25% weights, 37.5% activations).
+    rng = np.random.default_rng(8)
+    codes = np.where(rng.random((1000, 4096)) < 0.25, 1, 0).astype(np.uint8)
+    x = np.where(rng.random(4096) < 0.375, 1.0, 0.0)
+    book = np.array([0, *range(1, 16)], dtype=np.int16)
+    program = fc_program([codes], [book], [12], [8, 8], machine=SIM, relu=False)
+    activity = Emulator(program).run({"x": x.reshape(1, -1)}).stats.activity
+    predicted = sum(
+        pes / 64 * reads_per_column(column_counts(rows, 0.25), 0.375)
+        for rows, pes in ((16, 40), (15, 24))
+    )
+    assert activity["spmat_read"] / activity["ptr_read"] == pytest.approx(predicted, rel=0.02)
+    words = sum(
+        pes / 64 * (0.25 * rows + 7 * (1 - 0.75**rows)) / 8 for rows, pes in ((16, 40), (15, 24))
+    )
+    assert activity["spmat_read"] / activity["ptr_read"] < 0.75 * words  # the word held saves
 
 
 def test_table_follows_its_derivation() -> None:
