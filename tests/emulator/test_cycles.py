@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eiec.emulator import Emulator, schedule
+from eiec.emulator import Emulator, run_batch, schedule
+from eiec.emulator.cycles import group_scan
 from eiec.isa.builder import fc_program, random_codes
 from eiec.isa.program import Machine
 
@@ -338,3 +339,34 @@ def test_mac_cycle_properties(case: tuple[np.ndarray, np.ndarray, int, int]) -> 
     assert mac.window == _by_cycles(work.T, depth, 1, 1)[0]
     if depth >= mac.broadcasts:
         assert mac.window == work.sum(axis=1).max()
+
+
+def test_group_scan_delays() -> None:
+    # Groups of 4 words: items at words 2, 6, 7, 10 (groups 0, 1, 1, 2). Item 0: group 0 is
+    # loaded before the first broadcast; leaving group 0 after word 2 (not its last) costs a
+    # cycle; word 7 is group 1's last, so group 2 loads with it.
+    assert group_scan(np.array([2, 6, 7, 10]), 4).tolist() == [0, 1, 0, 0]
+    # One PE: one word per group, every zero word a cycle.
+    assert group_scan(np.array([2, 6]), 1).tolist() == [2, 3]
+    assert group_scan(np.array([0, 1, 2]), 1).tolist() == [0, 0, 0]
+
+
+def test_group_scan_delays_the_broadcast_of_a_fast_pe() -> None:
+    # One PE with one entry per column takes an item per cycle: the broadcast is the
+    # bottleneck, so each scanning cycle (2 before word 2, 3 between words 2 and 6) is one
+    # more cycle of the MAC, and none is a stall.
+    codes = np.ones((1, 8), dtype=np.uint8)
+    x = np.zeros(8)
+    x[[2, 6]] = 1.0
+    plain = big_machine(1, 8)
+    _, fast = _mac_stats(codes, x, pes=1, depth=8, machine=plain)
+    stats, scanned = _mac_stats(codes, x, pes=1, depth=8, machine=replace(plain, lnzd_group_scan=1))
+    assert scanned.cycles == fast.cycles + 5
+    assert scanned.stall_cycles == fast.stall_cycles == 0
+    # A batch schedules each sample's scan as the single runs do.
+    xs = np.stack([x, np.roll(x, 1), np.ones(8)])
+    program = fc_program([codes], [BOOK], [8], [8, 0], machine=replace(plain, lnzd_group_scan=1))
+    batch = run_batch(program, {"x": xs})
+    singles = [Emulator(program).run({"x": row[None]}).stats.cycles for row in xs]
+    assert [run.cycles for run in batch.runs] == singles
+    assert singles[0] == stats.cycles
