@@ -33,7 +33,7 @@ class LayerTables:
     they occupy (pointers count from the start of the layer's word-aligned region, or of its
     chunk's for a streamed layer). ``first_word``, ``last_word``: ``(cols, N)`` the words
     holding each column's first and last entry on each PE (-1 where it has none), a streamed
-    layer's chunk c offset by ``c * 2**32`` (chunks sit in different halves of the SRAM).
+    layer's chunks apart (they sit in different halves of the SRAM: no word is shared).
     ``real_start``: ``(cols, N)`` offsets into ``row`` / ``v`` of the first real entry of each
     column and PE. ``row``, ``v``: the global row and the virtual weight of each real entry, in
     storage order (PE, then column, then local row).
@@ -92,13 +92,16 @@ class LayerTables:
         if layer.chunks is not None:
             cuts = np.asarray(layer.chunks, dtype=np.int64)
             chunk = np.searchsorted(cuts, np.arange(cols), side="right") - 1
-            base, offset = cuts[chunk], chunk << 32
+            base, offset = cuts[chunk], chunk
         chunk_start = ptr[:, base]  # chunk-relative pointers from here
         first_word = (ptr[:, :-1] - chunk_start) // ENTRIES_PER_SPMAT_WORD
         last_word = (ptr[:, 1:] - chunk_start - 1) // ENTRIES_PER_SPMAT_WORD
         words = np.where(entries > 0, last_word - first_word + 1, 0)
+        offset = offset * (int(last_word.max(initial=0)) + 2)  # chunks' words never meet
         first_word = np.where(entries > 0, first_word + offset, -1)
         last_word = np.where(entries > 0, last_word + offset, -1)
+        wide = int(last_word.max(initial=0)) > np.iinfo(np.int32).max
+        word_type = np.int64 if wide else np.int32
         return cls(
             name=layer.name,
             rows=layer.rows,
@@ -107,8 +110,8 @@ class LayerTables:
             entries=np.ascontiguousarray(entries.T, dtype=narrow),
             real=np.ascontiguousarray(real.reshape(pes, cols).T, dtype=narrow),
             spmat_words=np.ascontiguousarray(words.T, dtype=narrow),
-            first_word=np.ascontiguousarray(first_word.T),
-            last_word=np.ascontiguousarray(last_word.T),
+            first_word=np.ascontiguousarray(first_word.T, dtype=word_type),
+            last_word=np.ascontiguousarray(last_word.T, dtype=word_type),
             real_start=np.ascontiguousarray(first.reshape(pes, cols).T, dtype=narrow),
             row=row.astype(narrow, copy=False),
             v=layer.v[real_at].astype(np.uint8, copy=False),
@@ -118,22 +121,17 @@ class LayerTables:
         )
 
     def spmat_reads(self, columns: np.ndarray) -> int:
-        """64-bit sparse-matrix SRAM reads of one MAC broadcasting ``columns`` (in order), over
-        all PEs: a PE reads a word when its next entry lies in another word than the entry
-        before it (the word read last stays in the read unit), the MAC's first entry always
-        (isa/SPEC.md §6)."""
+        """64-bit sparse-matrix SRAM reads of one MAC broadcasting ``columns`` (increasing, as
+        a stream's non-zeros are), over all PEs: a PE reads a word when its next entry lies in
+        another word than the entry before it (the word read last stays in the read unit), the
+        MAC's first entry always (isa/SPEC.md §6). A PE's words only grow along the columns,
+        so the word it holds when a column starts is the largest last word so far."""
         if columns.size == 0:
             return 0
         words = int(self.spmat_words[columns].sum())
-        first, last = self.first_word[columns], self.last_word[columns]
-        held = np.where(last >= 0, np.arange(columns.size)[:, None], -1)
-        np.maximum.accumulate(held, axis=0, out=held)  # the latest column with entries so far
-        before = np.full_like(last, -1)  # the word held when each column starts
-        previous = held[:-1]
-        before[1:] = np.where(
-            previous >= 0, np.take_along_axis(last, np.maximum(previous, 0), axis=0), -1
-        )
-        return words - int(np.count_nonzero((first >= 0) & (first == before)))
+        first, last = self.first_word[columns[1:]], self.last_word[columns]
+        held = np.maximum.accumulate(last[:-1], axis=0)
+        return words - int(np.count_nonzero((first >= 0) & (first == held)))
 
     @property
     def exact_in_float64(self) -> bool:

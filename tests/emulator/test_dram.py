@@ -216,3 +216,19 @@ def test_a_streamed_recurrent_layer_is_streamed_at_every_time_step() -> None:
     assert [mac.dram_bytes for mac in macs] == [once, once]
     assert stats.dram_bytes == 2 * once
     assert stats.cycles == on_chip.stats.cycles
+
+
+def test_a_word_is_not_shared_across_chunks() -> None:
+    # One PE, two columns of 3 entries (entries 0..2 and 3..5: both in word 0). On chip the
+    # second column reads nothing new; streamed in one chunk per column, its chunk sits in the
+    # other half of the SRAM, word 0 of that half: one more read.
+    codes = np.zeros((3, 2), dtype=np.uint8)
+    codes[:, :] = 1
+    program = fc_program([codes], [BOOK], [12], [10, 10], machine=Machine(pes=1))
+    x = np.ones((1, 2))
+    on_chip = Emulator(program).run({"x": x}).stats.activity["spmat_read"]
+    one_chunk = stream_layers(program, ["fc0"], {"fc0": (0, 2)})
+    two_chunks = stream_layers(program, ["fc0"], {"fc0": (0, 1, 2)})
+    assert on_chip == 1
+    assert Emulator(one_chunk, UNBOUNDED).run({"x": x}).stats.activity["spmat_read"] == 1
+    assert Emulator(two_chunks, UNBOUNDED).run({"x": x}).stats.activity["spmat_read"] == 2
