@@ -9,7 +9,8 @@
   IV) and on eie-45nm: time, energy, average power, area, GOP/s and GOP/s/W beside the paper's
   (Table IV's time; 586-590 mW = 64 x Table II's 9.157 mW, "about 590 mW"; 0.638 mm^2 per PE,
   40.8 mm^2; 102 GOP/s peak), and the split of the energy by module and by component beside
-  Table II's. Then the same FC8 on Table V's 28 nm chip (256 PEs, 1.2 GHz; 2.36 W, 63.8 mm^2).
+  Table II's; the power of random layers of Table III's six other benchmarks. Then the same FC8
+  on Table V's 28 nm chip (256 PEs, 1.2 GHz; 2.36 W, 63.8 mm^2).
 - sweep: ``eiec sweep`` (``eiec.sweep``) of the real FC8 at 64 PEs, FIFO 7 (eie-sim) over the
   sparse-matrix SRAM per PE (16 KB .. 256 KB; 16 KB does not hold the layer), and over the DRAM
   bandwidth when the machine has a ``dram_gbps`` field; its plot is copied to
@@ -51,6 +52,16 @@ LAYERS = (
     ("Alex-6", 9216, 4096, 0.09, 0.351, 30.3),
     ("Alex-7", 4096, 4096, 0.09, 0.353, 12.2),
     ("Alex-8", 4096, 1000, 0.25, 0.375, 9.9),
+)
+#: Table III's other benchmark layers (shape, weight and activation density), random as above;
+#: the paper's 586-590 mW is one figure for all nine.
+OTHERS = (
+    ("VGG-6", 25088, 4096, 0.04, 0.183),
+    ("VGG-7", 4096, 4096, 0.04, 0.375),
+    ("VGG-8", 4096, 1000, 0.23, 0.411),
+    ("NT-We", 4096, 600, 0.10, 1.0),
+    ("NT-Wd", 600, 8791, 0.11, 1.0),
+    ("NT-LSTM", 1201, 2400, 0.10, 1.0),
 )
 BOOK = np.array([0, *np.linspace(-3000, 3000, 15).astype(int)], dtype=np.int16)
 PAPER_MW = (586.0, 590.0)
@@ -163,6 +174,22 @@ def chip(console: Console) -> None:
         "next entry lies in another word than the one it read last (the authors' simulator's "
         "rule; its counts on FC8 are tests/emulator/test_cycles.py's)."
     )
+    others = Table(title="Table III's other layers (random, eie-sim): power beside 586-590 mW")
+    for head in ("layer", "cycles", "us", "mW", "vs paper", "per MAC: SRAM reads / pointers"):
+        others.add_column(head, justify="left" if head == "layer" else "right")
+    for name, inputs, outputs, wd, ad in OTHERS:
+        program, x = synthetic(rng, inputs, outputs, wd, ad, PRESETS["eie-sim"].machine)
+        stats = Emulator(program).run({"x": x.reshape(1, -1)}).stats
+        others.add_row(
+            name,
+            f"{stats.cycles:,}",
+            f"{stats.time_us:.2f}",
+            f"{stats.power_mw:.1f}",
+            f"{100 * (stats.power_mw / PAPER_MW[1] - 1):+.1f}% / "
+            f"{100 * (stats.power_mw / PAPER_MW[0] - 1):+.1f}%",
+            per_mac(stats.activity),
+        )
+    console.print(others)
     if fixture() is not None:
         preset = PRESETS["eie-28nm"]
         program, x = fc8_program(preset.machine)
