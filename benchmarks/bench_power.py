@@ -9,7 +9,8 @@
   IV) and on eie-45nm: time, energy, average power, area, GOP/s and GOP/s/W beside the paper's
   (Table IV's time; 586-590 mW = 64 x Table II's 9.157 mW, "about 590 mW"; 0.638 mm^2 per PE,
   40.8 mm^2; 102 GOP/s peak), and the split of the energy by module and by component beside
-  Table II's. Then the same FC8 on Table V's 28 nm chip (256 PEs, 1.2 GHz; 2.36 W, 63.8 mm^2).
+  Table II's; the power of random layers of Table III's six other benchmarks. Then the same FC8
+  on Table V's 28 nm chip (256 PEs, 1.2 GHz; 2.36 W, 63.8 mm^2).
 - sweep: ``eiec sweep`` (``eiec.sweep``) of the real FC8 at 64 PEs, FIFO 7 (eie-sim) over the
   sparse-matrix SRAM per PE (16 KB .. 256 KB; 16 KB does not hold the layer), and over the DRAM
   bandwidth when the machine has a ``dram_gbps`` field; its plot is copied to
@@ -52,8 +53,21 @@ LAYERS = (
     ("Alex-7", 4096, 4096, 0.09, 0.353, 12.2),
     ("Alex-8", 4096, 1000, 0.25, 0.375, 9.9),
 )
+#: Table III's other benchmark layers (shape, weight and activation density), random as above;
+#: the paper's 586-590 mW is one figure for all nine.
+OTHERS = (
+    ("VGG-6", 25088, 4096, 0.04, 0.183),
+    ("VGG-7", 4096, 4096, 0.04, 0.375),
+    ("VGG-8", 4096, 1000, 0.23, 0.411),
+    ("NT-We", 4096, 600, 0.10, 1.0),
+    ("NT-Wd", 600, 8791, 0.11, 1.0),
+    ("NT-LSTM", 1201, 2400, 0.10, 1.0),
+)
 BOOK = np.array([0, *np.linspace(-3000, 3000, 15).astype(int)], dtype=np.int16)
 PAPER_MW = (586.0, 590.0)
+#: The energy table's reference workload (the three layers at one MAC per PE per cycle): 64-bit
+#: sparse-matrix reads and pointer pairs read per MAC.
+REFERENCE = (0.20924, 0.16289)
 
 
 def fc8_program(machine: Machine):
@@ -86,6 +100,12 @@ def shares(parts: dict[str, float], order: dict[str, float], total: float) -> st
     return " ".join(f"{100 * parts.get(name, 0.0) / total:.1f}" for name in order)
 
 
+def per_mac(activity: dict[str, int]) -> str:
+    """64-bit sparse-matrix reads and pointer pairs read per MAC (stored entry)."""
+    macs = activity["multiply"]
+    return f"{activity['spmat_read'] / macs:.3f} / {activity['ptr_read'] / macs:.3f}"
+
+
 def chip(console: Console) -> None:
     table = Table(title="The paper's chip on its workload (45 nm, 64 PEs, 800 MHz)")
     heads = ("layer", "machine", "cycles", "us", "paper us", "uJ", "paper uJ", "mW", "vs paper")
@@ -96,6 +116,7 @@ def chip(console: Console) -> None:
     splits.add_column("machine")
     splits.add_column("modules: " + " / ".join(MODULES))
     splits.add_column("components: " + " / ".join(COMPONENTS))
+    splits.add_column("per MAC: SRAM reads / pointers", justify="right")
     rng = np.random.default_rng(2016)
     runs = []
     if fixture() is not None:
@@ -129,12 +150,14 @@ def chip(console: Console) -> None:
             preset,
             shares(stats.energy_breakdown_pj, MODULES, stats.energy_pj),
             shares(stats.energy_components_pj, COMPONENTS, stats.energy_pj),
+            per_mac(stats.activity),
         )
     splits.add_row(
         "Table II",
         "",
         " ".join(f"{v:.1f}" for v in MODULES.values()),
         " ".join(f"{v:.1f}" for v in COMPONENTS.values()),
+        f"{REFERENCE[0]:.3f} / {REFERENCE[1]:.3f}",
     )
     console.print(table)
     console.print(
@@ -143,6 +166,30 @@ def chip(console: Console) -> None:
         "useful MACs / time. Random layers: uniform masks of the exact density."
     )
     console.print(splits)
+    console.print(
+        "Table II's row: the energy table's reference workload (Alex-6/7/8 at one MAC per PE per "
+        "cycle), where the table reproduces Table II. A layer reading the SRAMs more often per "
+        "MAC than that (Alex-8's 15-16 rows per PE: about 4 entries per column) draws more "
+        "power, one reading them less often (Alex-6/7) less. A PE reads a 64-bit word when its "
+        "next entry lies in another word than the one it read last (the authors' simulator's "
+        "rule; its counts on FC8 are tests/emulator/test_cycles.py's)."
+    )
+    others = Table(title="Table III's other layers (random, eie-sim): power beside 586-590 mW")
+    for head in ("layer", "cycles", "us", "mW", "vs paper", "per MAC: SRAM reads / pointers"):
+        others.add_column(head, justify="left" if head == "layer" else "right")
+    for name, inputs, outputs, wd, ad in OTHERS:
+        program, x = synthetic(rng, inputs, outputs, wd, ad, PRESETS["eie-sim"].machine)
+        stats = Emulator(program).run({"x": x.reshape(1, -1)}).stats
+        others.add_row(
+            name,
+            f"{stats.cycles:,}",
+            f"{stats.time_us:.2f}",
+            f"{stats.power_mw:.1f}",
+            f"{100 * (stats.power_mw / PAPER_MW[1] - 1):+.1f}% / "
+            f"{100 * (stats.power_mw / PAPER_MW[0] - 1):+.1f}%",
+            per_mac(stats.activity),
+        )
+    console.print(others)
     if fixture() is not None:
         preset = PRESETS["eie-28nm"]
         program, x = fc8_program(preset.machine)

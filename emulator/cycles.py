@@ -73,12 +73,14 @@ def schedule(
     lnzd_latency: int = 1,
     queue_latency: int = 1,
     gate: DramGate | None = None,
+    scan: np.ndarray | None = None,
 ) -> Schedule:
     """Run the pipeline recurrence on ``work`` (K x N: entry-stage cycles, ``max(1, n)``, PE p
     spends on item k) with queues of ``depth`` items (:func:`schedules` of one sample)."""
     items = np.arange(work.shape[0], dtype=np.int64)[:, None]
     counts = np.array([work.shape[0]], dtype=np.int64)
-    return schedules(work, items, counts, depth, lnzd_latency, queue_latency, gate)[0]
+    scans = None if scan is None else scan[:, None]
+    return schedules(work, items, counts, depth, lnzd_latency, queue_latency, gate, scans)[0]
 
 
 def schedules(
@@ -89,11 +91,14 @@ def schedules(
     lnzd_latency: int = 1,
     queue_latency: int = 1,
     gate: DramGate | None = None,
+    scan: np.ndarray | None = None,
 ) -> Schedules:
     """Run the pipeline recurrence of B samples at once: one loop over the items, numpy over
     (samples x PEs). With ``gate`` (one sample only: a streamed layer's MAC), PE p also takes
     item k no earlier than its chunk has arrived in p's SRAMs (``DramGate``), which it is told
-    when each chunk's items are done.
+    when each chunk's items are done. With ``scan`` (K_max x B), the detector spends
+    ``scan[k, b]`` more cycles before it can broadcast item k (:func:`group_scan`):
+    ``b_k >= b_{k-1} + 1 + scan[k]``, cycles in which it has no item to send (not stalls).
 
     Sample b broadcasts ``counts[b]`` items; its item k costs PE p ``table[items[k, b], p]``
     entry-stage cycles (``table``: C x N; ``items``: K_max x B row indices, those past a
@@ -112,10 +117,16 @@ def schedules(
         return Schedules(window, np.zeros((count, pes), dtype=np.int64), window.copy())
     items = items[:longest]
     depth = min(depth, longest)  # queues deeper than the items never fill: the same schedule
-    dtype = _cycle_dtype(table, items, depth, lnzd_latency, queue_latency)
+    scanned = 0  # the scan delays every later cycle by at most its sum
+    if scan is not None:
+        scan = np.asarray(scan[:longest], dtype=np.int64)[:, :, None]  # K x B x 1
+        scanned = int(scan.sum(axis=0).max())
+    dtype = _cycle_dtype(table, items, depth, lnzd_latency + scanned, queue_latency)
     if gate is not None:  # waiting for DRAM has no bound from the work alone
         assert count == 1, "a DRAM gate times one sample"
         dtype = np.int64
+    if scan is not None:
+        scan = scan.astype(dtype)
     # Cycles are kept relative to the item index k (t* = t - k, r* = b + queue - k), which
     # leaves one max per item for the broadcast: r*_k = max(r*_{k-1}, max_p t*[p, k-D] + c)
     # with c = queue + 1 - D (r*_k = r*_{k-1} for k < D), t*[:, k] = max(f, r*_k), and the
@@ -136,7 +147,13 @@ def schedules(
     for first in range(0, longest, _ITEMS_PER_GATHER):
         work = work_less_one[items[first : first + _ITEMS_PER_GATHER]]
         for k, cost in enumerate(work, first):
-            if k >= depth:
+            if scan is not None:  # the detector's scan delays item k: r*_k >= r*_{k-1} + s_k
+                np.add(ready[k], scan[k], out=ready[k + 1])
+                if k >= depth:
+                    if k % depth == 0:
+                        last_take[k - depth : k] += offset
+                    np.maximum(ready[k + 1], last_take[k - depth], out=ready[k + 1])
+            elif k >= depth:
                 if k % depth == 0:
                     last_take[k - depth : k] += offset
                 np.maximum(ready[k], last_take[k - depth], out=ready[k + 1])
@@ -156,6 +173,8 @@ def schedules(
                 if block >= depth:  # stall terms of items j = block .. k: t*[p, j-D] + j-D
                     size = k + 1 - block  # - b_{j-1} = t*[p, j-D] - (r*_{j-1} - c)
                     before = ready[block : k + 1] - offset
+                    if scan is not None:  # the queue waits from b_{j-1} + s_j on
+                        before += scan[block : k + 1]
                     if k >= shortest:  # items past a sample's count add nothing
                         past = np.arange(block, k + 1)[:, None] >= counts[None, :]
                         before[past] = np.iinfo(dtype).max // 2
@@ -169,6 +188,8 @@ def schedules(
     window[counts == 0] = 0
     # b_{K-1} = r*_{K-1} + K - 1 - queue; the broadcast stalled b_{K-1} - b_{-1} - K cycles.
     stall_cycles = ready[counts, np.arange(count), 0] - queue_latency - lnzd_latency
+    if scan is not None:  # scanning cycles are not stalls
+        stall_cycles -= (scan[:, :, 0] * (np.arange(longest)[:, None] < counts)).sum(axis=0)
     stall_cycles[counts == 0] = 0
     return Schedules(window, stall.astype(np.int64), stall_cycles.astype(np.int64))
 
@@ -205,6 +226,20 @@ def _cycle_dtype(table: np.ndarray, items: np.ndarray, depth: int, lnzd: int, qu
     return np.int64
 
 
+def group_scan(columns: np.ndarray, pes: int) -> np.ndarray:
+    """Cycles the authors' simulator's detector spends before each broadcast item beyond the
+    one that sends it (isa/SPEC.md §6, ``lnzd_group_scan``): it holds one group of N stream
+    words (word j in group j // N) and sends one non-zero of it per cycle; a group whose last
+    non-zero is not its last word, or that has none, costs one cycle more to leave (loading the
+    next group), and the first group is loaded in the cycle before the first broadcast. Item k
+    at column c_k waits ``g_k - g_{k-1} - [c_{k-1} mod N == N - 1]`` such cycles (the item
+    before the first as if at word -1)."""
+    group = columns // pes
+    previous = np.concatenate(([-1], columns[:-1]))
+    last = previous % pes == pes - 1
+    return group - np.concatenate(([-1], group[:-1])) - last
+
+
 def mac_latency(machine: Machine) -> int:
     """A MAC's cycles beyond its entry-stage window: the fill (LNZD, queue, pointer read) and
     the arithmetic pipeline's drain after the last entry is read."""
@@ -239,9 +274,15 @@ def mac_costs(
         items = np.zeros((int(counts.max(initial=0)), counts.size), dtype=np.int64)
         for sample, broadcast in enumerate(columns):
             items[: broadcast.size, sample] = broadcast
+    scan = None
+    if machine.lnzd_group_scan:
+        scan = np.zeros(items.shape, dtype=np.int64)
+        for sample, broadcast in enumerate(columns):
+            scan[: broadcast.size, sample] = group_scan(broadcast, pes)
     plans = schedules(
-        work, items, counts, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency
-    )
+        work, items, counts, machine.fifo_depth, machine.lnzd_latency, machine.queue_latency,
+        scan=scan,
+    )  # fmt: skip
     streamed = layer.chunks is not None
     busy, stored, pointer, spmat = _column_totals(layer, columns)
     costs = []
@@ -259,6 +300,7 @@ def mac_costs(
                     machine.lnzd_latency,
                     machine.queue_latency,
                     gate,
+                    None if scan is None else scan[: columns[sample].size, sample],
                 )
                 window, stall, stall_cycles = gated.window, gated.stall, gated.stall_cycles
             cycles = max(window + mac_latency(machine) if items_sent else 0, gate.end())
@@ -395,13 +437,9 @@ def _column_totals(
             layer.real[broadcast].sum(axis=0)[None],
             entries.sum(axis=0)[None],
             np.count_nonzero(entries == 0, axis=0)[None],
-            layer.spmat_words[broadcast].sum()[None],
+            np.array([layer.spmat_reads(broadcast)]),
         )
-    counts = np.concatenate(
-        (layer.entries, layer.real, layer.entries == 0, layer.spmat_words.sum(axis=1)[:, None]),
-        axis=1,
-        dtype=np.int64,
-    )
+    counts = np.concatenate((layer.entries, layer.real, layer.entries == 0), axis=1, dtype=np.int64)
     largest = int(counts.sum(axis=0).max())  # the sum over all columns bounds any subset's
     dtype = np.float32 if largest < 1 << 24 else np.float64
     sent = np.zeros((len(columns), layer.cols), dtype=dtype)
@@ -412,7 +450,7 @@ def _column_totals(
         totals[:, pes : 2 * pes],
         totals[:, :pes],
         totals[:, 2 * pes : 3 * pes],
-        totals[:, 3 * pes],
+        np.array([layer.spmat_reads(broadcast) for broadcast in columns], dtype=np.int64),
     )
 
 

@@ -3,8 +3,8 @@
 The functional MAC gathers the real entries (v != 0) of the broadcast columns of every PE at
 once: they stay in storage order, with the offset of each (column, PE) block's first real
 entry, so loading a layer needs no sort; the cycle model needs, for each column j and PE p,
-the stored entries ``n[p, j]`` (padding included), how many of them are real, and how many
-64-bit words of the sparse-matrix SRAM they occupy. Arrays indexed by column come first
+the stored entries ``n[p, j]`` (padding included), how many of them are real, and the first
+and last 64-bit words of the sparse-matrix SRAM they occupy. Arrays indexed by column come first
 (shape ``(cols, N)``) so gathering the broadcast columns reads contiguous rows.
 """
 
@@ -30,7 +30,10 @@ class LayerTables:
 
     ``entries``, ``real``, ``spmat_words``: ``(cols, N)`` counts per column and PE of stored
     entries (padding included), of real entries (v != 0) and of the 64-bit sparse-matrix words
-    they occupy (pointers count from the start of the layer's word-aligned region).
+    they occupy (pointers count from the start of the layer's word-aligned region, or of its
+    chunk's for a streamed layer). ``first_word``, ``last_word``: ``(cols, N)`` the words
+    holding each column's first and last entry on each PE (-1 where it has none), a streamed
+    layer's chunks apart (they sit in different halves of the SRAM: no word is shared).
     ``real_start``: ``(cols, N)`` offsets into ``row`` / ``v`` of the first real entry of each
     column and PE. ``row``, ``v``: the global row and the virtual weight of each real entry, in
     storage order (PE, then column, then local row).
@@ -49,6 +52,8 @@ class LayerTables:
     entries: np.ndarray
     real: np.ndarray
     spmat_words: np.ndarray
+    first_word: np.ndarray
+    last_word: np.ndarray
     real_start: np.ndarray
     row: np.ndarray
     v: np.ndarray
@@ -82,9 +87,21 @@ class LayerTables:
         row -= np.repeat(block_offset, real)
         # Counts, offsets and rows in int32 when they fit (half the memory and the cache).
         narrow = np.int32 if max(layer.v.size, layer.rows) <= np.iinfo(np.int32).max else np.int64
-        first_word = ptr[:, :-1] // ENTRIES_PER_SPMAT_WORD
-        last_word = (ptr[:, 1:] - 1) // ENTRIES_PER_SPMAT_WORD
+        base = np.zeros(cols, dtype=np.int64)  # each column's chunk's first column
+        offset = np.zeros(cols, dtype=np.int64)  # and its chunk, in the high bits
+        if layer.chunks is not None:
+            cuts = np.asarray(layer.chunks, dtype=np.int64)
+            chunk = np.searchsorted(cuts, np.arange(cols), side="right") - 1
+            base, offset = cuts[chunk], chunk
+        chunk_start = ptr[:, base]  # chunk-relative pointers from here
+        first_word = (ptr[:, :-1] - chunk_start) // ENTRIES_PER_SPMAT_WORD
+        last_word = (ptr[:, 1:] - chunk_start - 1) // ENTRIES_PER_SPMAT_WORD
         words = np.where(entries > 0, last_word - first_word + 1, 0)
+        offset = offset * (int(last_word.max(initial=0)) + 2)  # chunks' words never meet
+        first_word = np.where(entries > 0, first_word + offset, -1)
+        last_word = np.where(entries > 0, last_word + offset, -1)
+        wide = int(last_word.max(initial=0)) > np.iinfo(np.int32).max
+        word_type = np.int64 if wide else np.int32
         return cls(
             name=layer.name,
             rows=layer.rows,
@@ -93,6 +110,8 @@ class LayerTables:
             entries=np.ascontiguousarray(entries.T, dtype=narrow),
             real=np.ascontiguousarray(real.reshape(pes, cols).T, dtype=narrow),
             spmat_words=np.ascontiguousarray(words.T, dtype=narrow),
+            first_word=np.ascontiguousarray(first_word.T, dtype=word_type),
+            last_word=np.ascontiguousarray(last_word.T, dtype=word_type),
             real_start=np.ascontiguousarray(first.reshape(pes, cols).T, dtype=narrow),
             row=row.astype(narrow, copy=False),
             v=layer.v[real_at].astype(np.uint8, copy=False),
@@ -100,6 +119,19 @@ class LayerTables:
             chunks=layer.chunks,
             chunk_entries=layer.chunk_entries().sum(axis=1),
         )
+
+    def spmat_reads(self, columns: np.ndarray) -> int:
+        """64-bit sparse-matrix SRAM reads of one MAC broadcasting ``columns`` (increasing, as
+        a stream's non-zeros are), over all PEs: a PE reads a word when its next entry lies in
+        another word than the entry before it (the word read last stays in the read unit), the
+        MAC's first entry always (isa/SPEC.md §6). A PE's words only grow along the columns,
+        so the word it holds when a column starts is the largest last word so far."""
+        if columns.size == 0:
+            return 0
+        words = int(self.spmat_words[columns].sum())
+        first, last = self.first_word[columns[1:]], self.last_word[columns]
+        held = np.maximum.accumulate(last[:-1], axis=0)
+        return words - int(np.count_nonzero((first >= 0) & (first == held)))
 
     @property
     def exact_in_float64(self) -> bool:

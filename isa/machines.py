@@ -38,8 +38,9 @@ class Preset:
 #: The paper's machines (Han et al., ISCA 2016): the 45 nm chip as its text describes it (the
 #: default machine), the same chip as the authors' cycle-level simulator models it (which
 #: produced Table IV: a queue of buffersize B = 8 registers holding B - 1 = 7 pairs, the
-#: detector's first broadcast in cycle 2, the accumulator written one stage after the add; see
-#: isa/SPEC.md section 6), and Table V's 28 nm projection (256 PEs at 1.2 GHz, the same per-PE
+#: detector's first broadcast in cycle 2 and its scan of one group of N activations per cycle,
+#: the accumulator written one stage after the add; see isa/SPEC.md section 6), and Table V's
+#: 28 nm projection (256 PEs at 1.2 GHz, the same per-PE
 #: memories: 4x the model capacity, 336 M weights).
 PRESETS: dict[str, Preset] = {
     preset.name: preset
@@ -47,7 +48,7 @@ PRESETS: dict[str, Preset] = {
         Preset("eie-45nm", Machine(), "the paper's chip: 64 PEs, 800 MHz, 45 nm (section VI)"),
         Preset(
             "eie-sim",
-            Machine(fifo_depth=7, lnzd_latency=2, alu_stages=5),
+            Machine(fifo_depth=7, lnzd_latency=2, alu_stages=5, lnzd_group_scan=1),
             "the paper's chip as the authors' cycle-level simulator (buffersize 8) models it: "
             "the machine of Table IV",
         ),

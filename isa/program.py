@@ -111,6 +111,11 @@ class Machine:
     dram_pj_per_bit: float = _field(
         20.0, 0.0, 1e6, "DRAM energy per bit transferred (Table I: 640 pJ / 32 bit)", "pJ"
     )
+    lnzd_group_scan: int = _field(
+        0, 0, 1,
+        "1: the detector scans one group of N activations per cycle and spends a cycle leaving "
+        "a group, as the authors' simulator does (eie-sim); 0: the next non-zero in one cycle",
+    )  # fmt: skip
 
     #: Every field, in header order.
     FIELDS: ClassVar[tuple[str, ...]] = (
@@ -133,6 +138,7 @@ class Machine:
         "dram_gbps",
         "dram_latency_ns",
         "dram_pj_per_bit",
+        "lnzd_group_scan",
     )
     #: Fields holding reals (the others are integers).
     REALS: ClassVar[tuple[str, ...]] = (

@@ -83,16 +83,18 @@ def test_energy_is_priced_per_event(tmp_path) -> None:
     # SRAMs, 32-bit pointers), plus the per-cycle energy of both PEs in every cycle.
     data = json.loads(DEFAULT_TABLE.read_text())
     machine = big_machine(2)
+
+    def scaled(part: dict) -> float:
+        factor = 1.0
+        for scale in part.get("scale", []):
+            factor *= (getattr(machine, scale["field"]) / scale["reference"]) ** scale["exponent"]
+        return part["pj"] * factor
+
     expected = 0.0
     for name, count in stats.activity.items():
         for part in data["events"][name].get("parts", [data["events"][name]]):
-            factor = 1.0
-            for scale in part.get("scale", []):
-                factor *= (getattr(machine, scale["field"]) / scale["reference"]) ** scale[
-                    "exponent"
-                ]
-            expected += part["pj"] * factor * count
-    expected += sum(p["pj"] for p in data["per_cycle"].values()) * stats.cycles * 2
+            expected += scaled(part) * count
+    expected += sum(scaled(p) for p in data["per_cycle"].values()) * stats.cycles * 2
     assert stats.energy_pj == pytest.approx(expected)
     assert sum(stats.energy_breakdown_pj.values()) == pytest.approx(stats.energy_pj)
     assert sum(stats.energy_components_pj.values()) == pytest.approx(stats.energy_pj)

@@ -198,3 +198,37 @@ def test_chunks_out_of_order_are_refused_by_the_emulator() -> None:
     text[first], text[first + 1] = text[first + 1], text[first]
     with pytest.raises(EmulatorError, match="not the next chunk"):
         Emulator(replace(program, text=text)).run({"x": np.ones((1, 10))})
+
+
+def test_a_streamed_recurrent_layer_is_streamed_at_every_time_step() -> None:
+    """The LSTM of the golden program runs its one layer at two time steps: streamed, each
+    MAC moves all of the layer's chunks again (nothing stays on chip between MACs)."""
+    program = parse((GOLDEN / "lstm_two_steps.eie").read_text(encoding="utf-8"))
+    cols = program.layers["lstm"].cols
+    streamed = stream_layers(program, ["lstm"], {"lstm": (0, cols // 2, cols)})
+    x = np.array([[[0.5, -0.25], [1.0, 0.75]]])
+    on_chip = Emulator(program).run({"x": x})
+    stats = Emulator(streamed, UNBOUNDED).run({"x": x}).stats
+    layer = LayerTables.build(streamed.layers["lstm"])
+    once = int(chunk_slices(streamed.machine, layer).sum())
+    macs = [step for step in stats.layers if step.layer == "lstm"]
+    assert len(macs) == 2
+    assert [mac.dram_bytes for mac in macs] == [once, once]
+    assert stats.dram_bytes == 2 * once
+    assert stats.cycles == on_chip.stats.cycles
+
+
+def test_a_word_is_not_shared_across_chunks() -> None:
+    # One PE, two columns of 3 entries (entries 0..2 and 3..5: both in word 0). On chip the
+    # second column reads nothing new; streamed in one chunk per column, its chunk sits in the
+    # other half of the SRAM, word 0 of that half: one more read.
+    codes = np.zeros((3, 2), dtype=np.uint8)
+    codes[:, :] = 1
+    program = fc_program([codes], [BOOK], [12], [10, 10], machine=Machine(pes=1))
+    x = np.ones((1, 2))
+    on_chip = Emulator(program).run({"x": x}).stats.activity["spmat_read"]
+    one_chunk = stream_layers(program, ["fc0"], {"fc0": (0, 2)})
+    two_chunks = stream_layers(program, ["fc0"], {"fc0": (0, 1, 2)})
+    assert on_chip == 1
+    assert Emulator(one_chunk, UNBOUNDED).run({"x": x}).stats.activity["spmat_read"] == 1
+    assert Emulator(two_chunks, UNBOUNDED).run({"x": x}).stats.activity["spmat_read"] == 2

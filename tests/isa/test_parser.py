@@ -191,8 +191,8 @@ def test_pipeline_latencies_are_optional_header_keys() -> None:
     misplaced = HEADER.replace("acc_bits=17", "acc_bits=17 alu_stages=6 queue_latency=2")
     assert _error(misplaced + ".text\n    halt\n") == (
         "p.eie:2:119: unexpected 'queue_latency=2'; expected one of: 'codebook_cycles=', "
-        "'dram_gbps=', 'dram_latency_ns=', 'dram_pj_per_bit=', 'ew_latency=', 'lut_latency=', "
-        "'writeback_rows=', end of line"
+        "'dram_gbps=', 'dram_latency_ns=', 'dram_pj_per_bit=', 'ew_latency=', "
+        "'lnzd_group_scan=', 'lut_latency=', 'writeback_rows=', end of line"
     )
 
 
@@ -200,10 +200,11 @@ def test_unknown_or_repeated_header_keys_are_pointed_at() -> None:
     unknown = HEADER.replace("acc_bits=17", "acc_bits=17 ptr_latency=2 fifo=3")
     assert _error(unknown + ".text\n    halt\n") == (
         "p.eie:2:120: unexpected 'fifo=3'; expected one of: 'alu_stages=', 'codebook_cycles=', "
-        "'dram_gbps=', 'dram_latency_ns=', 'dram_pj_per_bit=', 'ew_latency=', 'lut_latency=', "
-        "'writeback_rows=', end of line"
+        "'dram_gbps=', 'dram_latency_ns=', 'dram_pj_per_bit=', 'ew_latency=', "
+        "'lnzd_group_scan=', 'lut_latency=', 'writeback_rows=', end of line"
     )
     twice = HEADER.replace("acc_bits=17", "acc_bits=17 dram_pj_per_bit=2 dram_pj_per_bit= 3")
     assert _error(twice + ".text\n    halt\n") == (
-        "p.eie:2:124: unexpected 'dram_pj_per_bit='; expected end of line"
+        "p.eie:2:124: unexpected 'dram_pj_per_bit='; expected one of: 'lnzd_group_scan=', end "
+        "of line"
     )
