@@ -32,7 +32,12 @@ from eiec.isa.builder import fc_program, random_codes
 from eiec.isa.program import Machine, Program
 
 #: GPT-2 small's Linears of one block: (name, inputs, outputs).
-LINEARS = (("qkv", 768, 2304), ("attn_out", 768, 768), ("mlp_up", 768, 3072), ("mlp_down", 3072, 768))
+LINEARS = (
+    ("qkv", 768, 2304),
+    ("attn_out", 768, 768),
+    ("mlp_up", 768, 3072),
+    ("mlp_down", 3072, 768),
+)
 DENSITY = 0.5
 #: Fraction bits: activations (inputs and outputs, +-16), codebook words (+-0.5).
 ACT_FRAC, CODE_FRAC = 11, 16

@@ -300,3 +300,11 @@ def test_mac_cycle_properties(case: tuple[np.ndarray, np.ndarray, int, int]) -> 
     assert mac.window == _by_cycles(work.T, depth, 1, 1)[0]
     if depth >= mac.broadcasts:
         assert mac.window == work.sum(axis=1).max()
+
+
+@pytest.mark.parametrize("depth", [1, 3, 7, 8])
+def test_long_schedule_in_blocks_equals_the_cycle_by_cycle_pipeline(depth: int) -> None:
+    # More items than one gather chunk (256), in blocks of D items that do not divide it.
+    work = np.random.default_rng(depth).integers(1, 9, size=(600, 3))
+    plan = schedule(work, depth, 2, 1)
+    assert (plan.window, plan.stall.tolist(), plan.stall_cycles) == _by_cycles(work, depth, 2, 1)
