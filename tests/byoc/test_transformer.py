@@ -16,6 +16,7 @@ from eiec.byoc import import_model, partition_for_eie
 from eiec.byoc.attrs import is_offloaded
 from eiec.cli import main
 from eiec.compiler import CompileOptions
+from eiec.errors import InputError
 from eiec.frontend.fold import fold_constants
 from eiec.frontend.layers import find_onnx_layers
 from eiec.frontend.linear_kinds import linear_kinds
@@ -175,3 +176,46 @@ def test_the_example_models_linear_kinds() -> None:
     bert = linear_kinds(fold_constants(onnx.load(EXAMPLE / "bert.onnx")))
     # three separate Q, K, V Linears per layer; the pooler and the classifier are the head
     assert [kind for _, kind in bert] == (["qkv"] * 3 + block[1:]) * 2 + ["head", "head"]
+
+
+@pytest.mark.slow
+def test_samples_spread_over_two_workers_give_the_report_of_one_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Issue 22 item 4: a data set spread over the engines eiec sweep has (here the local pool:
+    # this process runs the first shard, one spawned worker the second), results identical.
+    onnx.save(tiny_gpt(seed=1), tmp_path / "gpt.onnx")
+    ids = _ids(5)
+    targets = np.roll(ids, -1, axis=1)
+    targets[:, -1] = -100
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "targets.npy", targets)
+    args = ["run", str(tmp_path / "gpt.onnx"), "-i", str(tmp_path / "ids.npy"), "--pes", "4"]
+    args += ["--labels", str(tmp_path / "targets.npy"), "--sparsity", "0.5", "--json"]
+    reports, outputs = [], []
+    for workers in ("1", "2"):
+        out = tmp_path / f"y{workers}.npy"
+        code = main([*args, "--workers", workers, "-o", str(out)])
+        reports.append(json.loads(capsys.readouterr().out))
+        assert code == 0, reports[-1]["problems"]
+        outputs.append(np.load(out))
+    assert np.array_equal(outputs[0], outputs[1])
+    assert reports[0] == reports[1]
+    assert reports[0]["samples"] == 5 and reports[0]["emulator"]["total"]["calls"] > 0
+
+
+def test_workers_on_a_model_eie_runs_whole_are_refused(tmp_path: Path) -> None:
+    from eiec.runtime.run import run
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.uniform(-1, 1, (4, 3)).astype(np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        "fc",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
+        [w],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    with pytest.raises(InputError, match="BYOC"):
+        run(model, rng.uniform(-1, 1, (3, 4)).astype(np.float32), workers=2)
