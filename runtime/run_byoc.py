@@ -56,7 +56,7 @@ from eiec.runtime.verify import (
     VerifyReport,
     compare_original,
     compare_values,
-    emulate_with_bounds,
+    emulate_all_with_bounds,
     is_classifier,
 )
 
@@ -266,8 +266,7 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
             continue
         vm = _function_vm(offload)
         feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
-        emulator = Emulator(offload.program)  # one for every feed: its tables built once
-        emulated = [emulate_with_bounds(offload.program, feed, emulator=emulator) for feed in feeds]
+        emulated = emulate_all_with_bounds(Emulator(offload.program), feeds)
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
         checks.append(
             CallCheck(
