@@ -191,11 +191,18 @@ def _ratio(a: float, b: float) -> float:
     return float(a) / float(b) if b else 0.0
 
 
+#: The most (activity, cycles) keys a collector keeps the energy of.
+_PRICES = 4096
+
+
 class StatsCollector:
     """The observer that builds :class:`Stats` (energy priced with the config's table)."""
 
-    def __init__(self, config: ResolvedConfig) -> None:
+    def __init__(self, config: ResolvedConfig, prices: dict[Any, Any] | None = None) -> None:
         self.config = config
+        #: The energy of each (activity, PE cycles) seen, by that key: pricing is a pure
+        #: function of them on this machine (lanes of a batch share one cache).
+        self.prices: dict[Any, Any] = {} if prices is None else prices
         self.reset()
 
     def _fresh(self) -> Stats:
@@ -239,7 +246,13 @@ class StatsCollector:
         stats = self.stats
         stats.cycles = timing.end
         config = self.config
-        energy = config.energy.price(timing.activity, config.machine, timing.cycles * config.pes)
+        key = (tuple(timing.activity.items()), timing.cycles)
+        energy = self.prices.get(key)
+        if energy is None:
+            pe_cycles = timing.cycles * config.pes
+            energy = config.energy.price(timing.activity, config.machine, pe_cycles)
+            if len(self.prices) < _PRICES:
+                self.prices[key] = energy
         spent = sum(energy.values())
         stats.energy_pj += spent
         for (unit, component), pj in energy.items():
