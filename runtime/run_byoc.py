@@ -34,7 +34,7 @@ from tvm import relax
 
 from eiec.byoc import run_onnx
 from eiec.byoc.offload import Offload, registered
-from eiec.byoc.profile import CallRecord, Profiler, profile
+from eiec.byoc.profile import CallRecord, CheckedRun, Profiler, profile
 from eiec.compiler import CompileOptions, check_calibration_range
 from eiec.emulator import Emulator, EmulatorConfig
 from eiec.emulator.bounds import Saturation
@@ -250,10 +250,10 @@ class CallCheck:
 
 
 def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
-    """Emulate every offloaded call (recorded with its inputs) with error bounds and run its
-    compressed function on the CPU on the same inputs; one :class:`CallCheck` per function, in
-    first-call order (every sample runs the same calls, so each function's runs are grouped
-    per sample)."""
+    """Each offloaded call's runs with their error bounds (recorded by the runner when the
+    profiler kept the inputs, else emulated again here) and its compressed function run on the
+    CPU on the same inputs; one :class:`CallCheck` per function, in first-call order (every
+    sample runs the same calls, so each function's runs are grouped per sample)."""
     by_symbol: dict[str, list[CallRecord]] = {}
     for call in calls:
         by_symbol.setdefault(call.symbol, []).append(call)
@@ -266,29 +266,39 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
             continue
         vm = _function_vm(offload)
         feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
-        emulated = emulate_all_with_bounds(Emulator(offload.program), feeds)
+        if all(call.checked is not None for call in records):
+            emulated = [run for call in records for run in call.checked or ()]
+        else:
+            emulated = [
+                CheckedRun(
+                    outputs=run.outputs,
+                    bounds=run.bounds,
+                    saturated=run.saturated,
+                    saturations=run.stats.saturations,
+                    clamped=input_clamps([run.stats]),
+                    first_saturation=run.first_saturation,
+                    first_unbounded=run.first_unbounded,
+                )
+                for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
+            ]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
+        clamped: dict[str, int] = {}
+        for run in emulated:
+            for name, count in run.clamped.items():
+                clamped[name] = clamped.get(name, 0) + count
+
         checks.append(
             CallCheck(
                 symbol,
-                emulated={
-                    name: _per_sample([run.outputs[name] for run in emulated], samples)
-                    for name in offload.outputs
-                },
+                emulated=_rows(emulated, "outputs", offload.outputs, samples),
                 cpu={
                     name: _per_sample([values[index] for values in cpu], samples)
                     for index, name in enumerate(offload.outputs)
                 },
-                bounds={
-                    name: _per_sample([run.bounds[name] for run in emulated], samples)
-                    for name in offload.outputs
-                },
-                saturated={
-                    name: _per_sample([run.saturated[name] for run in emulated], samples)
-                    for name in offload.outputs
-                },
-                saturations=sum(run.stats.saturations for run in emulated),
-                clamped=input_clamps([run.stats for run in emulated]),
+                bounds=_rows(emulated, "bounds", offload.outputs, samples),
+                saturated=_rows(emulated, "saturated", offload.outputs, samples),
+                saturations=sum(run.saturations for run in emulated),
+                clamped=clamped,
                 runs=len(emulated),
                 first_saturation=next(
                     (run.first_saturation for run in emulated if run.first_saturation), None
@@ -299,6 +309,15 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
             )
         )
     return checks
+
+
+def _rows(
+    runs: Sequence[CheckedRun], table: str, names: Sequence[str], samples: int
+) -> dict[str, np.ndarray]:
+    """Each output's ``table`` (outputs, bounds, saturated) of ``runs``, one row per sample."""
+    return {
+        name: _per_sample([getattr(run, table)[name] for run in runs], samples) for name in names
+    }
 
 
 def compare_calls(report: VerifyReport, checks: Sequence[CallCheck]) -> dict[str, Offload]:

@@ -246,26 +246,17 @@ def emulate_all_with_bounds(
         return (ErrorBounds(emulator.program, fixed_point=fixed, _weights=shared),)
 
     runs = run_lanes(emulator, samples, probes)
-    return [_collect(emulator.program, probes[0], result) for result, probes in runs]
+    return [_collect(probes[0], result) for result, probes in runs]
 
 
 def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:
     bounds = _probe(emulator)
-    return _collect(emulator.program, bounds, emulator.run(sample))
+    return _collect(bounds, emulator.run(sample))
 
 
-def _collect(program: Program, bounds: ErrorBounds, result: RunResult) -> _Emulated:
+def _collect(bounds: ErrorBounds, result: RunResult) -> _Emulated:
     """A run's outputs with their bounds and taints from its probe ``bounds``."""
-    port_bounds, port_taints = {}, {}
-    for port in program.outputs:
-        buf = program.buffers[port.buffer]
-        tables = (
-            (bounds.tolerance(port.buffer), port_bounds),
-            (bounds.saturated[port.buffer], port_taints),
-        )
-        for table, into in tables:
-            grid = table.reshape(buf.rows, buf.pitch)[:, : buf.cols]
-            into[port.name] = grid.reshape(port.shape)
+    port_bounds, port_taints = bounds.ports()
     return _Emulated(
         result.outputs,
         port_bounds,

@@ -3,6 +3,7 @@ the CPU (issue 22 item 1), checked against ``onnx.reference``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import pytest
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from eiec.byoc import import_model, partition_for_eie
+from eiec.byoc import import_model, partition_for_eie, run_onnx
 from eiec.byoc.attrs import is_offloaded
+from eiec.byoc.profile import profile
 from eiec.cli import main
 from eiec.compiler import CompileOptions
 from eiec.errors import InputError
@@ -23,7 +25,7 @@ from eiec.frontend.linear_kinds import linear_kinds
 from eiec.frontend.load import load_model
 from eiec.relax_layers.fc import find_fc_layers
 from eiec.runtime.run_byoc import ByocReport as RunReport
-from eiec.runtime.run_byoc import run_byoc
+from eiec.runtime.run_byoc import _byoc_options, emulate_calls, run_byoc
 from eiec.runtime.tokens import SequenceQuality, collapse_warning, perplexity_and_accuracy
 
 from .transformer_models import LINEARS, tiny_gpt
@@ -219,3 +221,26 @@ def test_workers_on_a_model_eie_runs_whole_are_refused(tmp_path: Path) -> None:
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
     with pytest.raises(InputError, match="BYOC"):
         run(model, rng.uniform(-1, 1, (3, 4)).astype(np.float32), workers=2)
+
+
+def test_the_runs_checked_while_running_equal_a_second_emulation() -> None:
+    # run_samples records each offloaded run with its error bounds (the check needs no second
+    # emulation); emulating the recorded calls again gives the same check data.
+    model = tiny_gpt(seed=2)
+    named = {"ids": _ids(2)}
+    with profile(keep_inputs=True) as recorder:
+        run_onnx(model, named, **_byoc_options(CompileOptions.of(sparsity=0.5, pes=4)))
+    assert all(call.checked is not None for call in recorder.calls)
+    fused = emulate_calls(recorder.calls, 2)
+    again = emulate_calls([dataclasses.replace(c, checked=None) for c in recorder.calls], 2)
+    assert [c.symbol for c in fused] == [c.symbol for c in again] and len(fused) == len(LINEARS)
+    for one, two in zip(fused, again, strict=True):
+        for table in ("emulated", "cpu", "bounds", "saturated"):
+            mine, theirs = getattr(one, table), getattr(two, table)
+            assert mine.keys() == theirs.keys()
+            assert all(np.array_equal(mine[k], theirs[k]) for k in mine), table
+        assert (one.saturations, one.clamped, one.runs) == (two.saturations, two.clamped, two.runs)
+        assert (one.first_saturation, one.first_unbounded) == (
+            two.first_saturation,
+            two.first_unbounded,
+        )
