@@ -249,7 +249,39 @@ def mac_costs(
 ) -> list[MacCost]:
     """The timing and activity of one ``sparse-column-mac`` of ``layer`` on each of B samples
     (sample b broadcasts ``columns[b]`` from a stream of ``stream_lengths[b]`` words): the
-    pipeline recurrence of all of them at once (:func:`schedules`)."""
+    pipeline recurrence of all of them at once (:func:`schedules`), once per distinct
+    (columns, stream length): they decide the MAC's cost, which ``layer.costs`` keeps for the
+    next MACs broadcasting the same columns (dense activations broadcast every column, every
+    time; the cache holds ``COST_PATTERNS`` patterns per layer and machine at most)."""
+    keys = [
+        (machine, int(n), np.asarray(c, dtype=np.int64).tobytes())
+        for c, n in zip(columns, stream_lengths, strict=True)
+    ]
+    todo = {key: index for index, key in enumerate(keys) if key not in layer.costs}
+    if todo:
+        indices = list(todo.values())
+        found = _mac_costs(
+            machine, layer, [columns[i] for i in indices], [stream_lengths[i] for i in indices]
+        )
+        fresh = dict(zip(todo, found, strict=True))
+        for key, cost in fresh.items():
+            if len(layer.costs) < COST_PATTERNS:
+                layer.costs[key] = cost
+        return [fresh[key] if key in fresh else layer.costs[key] for key in keys]
+    return [layer.costs[key] for key in keys]
+
+
+#: Distinct (machine, stream length, columns) a layer's tables keep the MAC cost of.
+COST_PATTERNS = 64
+
+
+def _mac_costs(
+    machine: Machine,
+    layer: LayerTables,
+    columns: Sequence[np.ndarray],
+    stream_lengths: Sequence[int],
+) -> list[MacCost]:
+    """:func:`mac_costs` of each sample, computed."""
     pes = machine.pes
     counts = np.array([c.size for c in columns], dtype=np.int64)
     if len(columns) == 1:  # the work of the broadcast columns only

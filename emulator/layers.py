@@ -58,6 +58,9 @@ class LayerTables:
     chunk_entries: np.ndarray | None = None
     #: :meth:`decoded` matrices by codebook (built on first use).
     _decoded: dict[bytes, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: A MAC's timing and activity by (machine, stream length, broadcast columns): a pure
+    #: function of them (``eiec.emulator.cycles.mac_costs`` fills it, a few patterns at most).
+    costs: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, layer: Layer) -> LayerTables:

@@ -341,18 +341,18 @@ def add_process_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_engine_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--engine local|ray``, ``--workers N``, ``--address RAY``: where ``what`` (the tasks)
-    run (``eiec.runtime.engines``)."""
+def add_engine_options(
+    parser: argparse.ArgumentParser, what: str, workers: str = "processes / local Ray CPUs"
+) -> None:
+    """``--engine local|ray``, ``--workers N`` (``workers`` says what N counts),
+    ``--address RAY``: where ``what`` (the tasks) run (``eiec.runtime.engines``)."""
     parser.add_argument(
         "--engine",
         choices=("local", "ray"),
         default="local",
         help=f"where {what} run: local, a process pool here (default); ray, Ray tasks (--address)",
     )
-    parser.add_argument(
-        "--workers", type=int_range(1, 1024), metavar="N", help="processes / local Ray CPUs"
-    )
+    parser.add_argument("--workers", type=int_range(1, 1024), metavar="N", help=workers)
     parser.add_argument(
         "--address",
         type=nonempty("a Ray address, HOST:PORT or ray://HOST:PORT"),

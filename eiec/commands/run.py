@@ -69,7 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_compile_options(parser)
     add_arith_option(parser)
-    add_engine_options(parser, "shards of the samples (BYOC models; --workers 1: here)")
+    add_engine_options(
+        parser,
+        "the shards of the samples (models run through BYOC)",
+        "shards of the samples, the first run in this process (default 1: all here; "
+        "--engine ray: the CPUs)",
+    )
     add_json_option(parser)
     add_quiet_option(parser)
     parser.set_defaults(run=run)
