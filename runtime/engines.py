@@ -53,7 +53,7 @@ class RayEngine:
     """Ray tasks on the cluster at ``address`` (or ``RAY_ADDRESS``), else on a local Ray with
     ``workers`` CPUs started for this run (and shut down after it)."""
 
-    def __init__(self, workers: int, address: str | None) -> None:
+    def __init__(self, workers: int, address: str | None, task: str = "sweep") -> None:
         try:
             import ray  # lazy: Ray, an optional extra
         except ImportError:
@@ -69,7 +69,7 @@ class RayEngine:
             if address is None:
                 kwargs["num_cpus"] = workers
             else:
-                check_reachable(address)
+                check_reachable(address, task=task)
             ray.init(address=address, **kwargs)
         self.remote: dict[Callable[..., Any], Any] = {}
 
@@ -96,7 +96,7 @@ class RayEngine:
 CONNECT_TIMEOUT_S = 10.0
 
 
-def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S, task: str = "sweep") -> None:
     """EiecError unless ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts a TCP connection within
     ``timeout`` seconds: ``ray.init`` would otherwise keep retrying an address with no cluster.
     ``auto`` and ``local`` are Ray's own and not checked."""
@@ -119,13 +119,16 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             f"cannot reach a Ray cluster at {address}: {reason}",
             where="--address",
             fix="start one there with `ray start --head`, check the address, or leave out "
-            "--engine ray to run on this machine",
+            f"--engine ray to {task} on this machine",
         ) from None
 
 
-def open_engine(engine: str, workers: int, address: str | None = None) -> LocalEngine | RayEngine:
+def open_engine(
+    engine: str, workers: int, address: str | None = None, task: str = "sweep"
+) -> LocalEngine | RayEngine:
     """The engine named ``engine`` with ``workers`` processes (local) or local Ray CPUs;
-    ``address``: a Ray cluster (``ray`` only). Close it with ``close(abort=...)``."""
+    ``address``: a Ray cluster (``ray`` only); ``task``: what the command does, for its
+    messages (``sweep``, ``run``). Close it with ``close(abort=...)``."""
     if engine not in ENGINES:
         raise EiecError(f"unknown engine {engine!r}", fix="use --engine local or --engine ray")
-    return RayEngine(workers, address) if engine == "ray" else LocalEngine(workers)
+    return RayEngine(workers, address, task) if engine == "ray" else LocalEngine(workers)

@@ -432,7 +432,7 @@ def _run_shards(
     if len(shards) == 1:
         return [run_samples(model, named, options)]
     blob = model.SerializeToString()
-    runner = open_engine(engine, len(shards) - 1, address)
+    runner = open_engine(engine, len(shards) - 1, address, task="run")
     aborted = True
     try:
         pending = [runner.submit(run_samples, blob, shard, options) for shard in shards[1:]]

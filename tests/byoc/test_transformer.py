@@ -181,11 +181,15 @@ def test_the_example_models_linear_kinds() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["local", "ray"])
 def test_samples_spread_over_two_workers_give_the_report_of_one_process(
-    tmp_path: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture, engine: str
 ) -> None:
-    # Issue 22 item 4: a data set spread over the engines eiec sweep has (here the local pool:
-    # this process runs the first shard, one spawned worker the second), results identical.
+    # Issue 22 item 4: a data set spread over the engines eiec sweep has (this process runs the
+    # first shard; a spawned worker of the local pool, or a task on a local Ray, the second):
+    # results identical to one process.
+    if engine == "ray":
+        ray = pytest.importorskip("ray")
     onnx.save(tiny_gpt(seed=1), tmp_path / "gpt.onnx")
     ids = _ids(5)
     targets = np.roll(ids, -1, axis=1)
@@ -197,12 +201,14 @@ def test_samples_spread_over_two_workers_give_the_report_of_one_process(
     reports, outputs = [], []
     for workers in ("1", "2"):
         out = tmp_path / f"y{workers}.npy"
-        code = main([*args, "--workers", workers, "-o", str(out)])
+        code = main([*args, "--workers", workers, "--engine", engine, "-o", str(out)])
         reports.append(json.loads(capsys.readouterr().out))
         assert code == 0, reports[-1]["problems"]
         outputs.append(np.load(out))
     assert np.array_equal(outputs[0], outputs[1])
     assert reports[0] == reports[1]
+    if engine == "ray":
+        assert not ray.is_initialized()  # the local Ray started for the run is shut down
     assert reports[0]["samples"] == 5 and reports[0]["emulator"]["total"]["calls"] > 0
 
 
