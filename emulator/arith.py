@@ -67,7 +67,19 @@ class FixedArith:
         activations: np.ndarray,
     ) -> int:
         """``acc[row] += codebook[v] * a_j`` for every real entry of ``columns``; returns the
-        accumulator overflow count (sums clamped to ``acc_bits``)."""
+        accumulator overflow count (sums clamped to ``acc_bits``).
+
+        With float64 exact for the layer's sums (every product and partial sum an integer
+        below 2**53, so any summation order gives the same integers): the decoded weights
+        times the whole stream (zeros where no activation is sent) when the broadcast
+        columns are at least ``1 / SPARSE_STREAM`` of the layer's (one compiled pass over
+        every real entry), else a gather of the columns' entries and a weighted bincount.
+        """
+        if tables.exact_in_float64 and columns.size * SPARSE_STREAM >= tables.cols:
+            stream = np.zeros(tables.cols)
+            stream[columns] = activations
+            acc += (tables.decoded(codebook) @ stream).astype(np.int64)
+            return int(self._saturate(acc))
         index, item = tables.gather(columns)
         rows = tables.row[index]
         if tables.exact_in_float64:
@@ -219,6 +231,10 @@ class FloatArith:
 
 
 Arithmetic = FixedArith | FloatArith
+
+#: :meth:`FixedArith.mac` multiplies the whole stream when at least 1 / this of its columns
+#: are sent (a gather of few columns' entries is cheaper than a pass over all of them).
+SPARSE_STREAM = 16
 
 #: The largest dense weight matrix (entries) :func:`dense_weights` builds for a batch.
 DENSE_LIMIT = 64 << 20

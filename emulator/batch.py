@@ -6,7 +6,7 @@ at a time, the MACs batched; the outputs and statistics are those of one run per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,7 +16,7 @@ from eiec.emulator.arith import FixedArith, dense_weights
 from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.cycles import mac_costs
 from eiec.emulator.emulator import Emulator, RunResult
-from eiec.emulator.events import Observer
+from eiec.emulator.events import Observer, Probe
 from eiec.emulator.layers import LayerTables
 from eiec.emulator.ports import batch_size, check_dtype_and_values
 from eiec.emulator.semantics import mac_event, mac_operands
@@ -214,14 +214,19 @@ def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResul
     with threadpool_limits(limits=1, user_api="blas"):
         if not progress:
             for chunk in chunks:
-                yield from _lockstep(emulator, batch, chunk, weights)
+                samples = [batch.sample(index) for index in chunk]
+                yield from (run for run, _ in _lockstep(emulator, samples, weights, batch.count))
             return
         from eiec.console import progress_bar  # lazy: rich
 
         with progress_bar() as bar:
             task = bar.add_task("emulating", total=len(chunks) * len(emulator.program.text))
             for chunk in chunks:
-                yield from _lockstep(emulator, batch, chunk, weights, lambda: bar.advance(task))
+                samples = [batch.sample(index) for index in chunk]
+                tick = lambda: bar.advance(task)  # noqa: E731
+                yield from (
+                    run for run, _ in _lockstep(emulator, samples, weights, batch.count, tick)
+                )
 
 
 def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResult]:
@@ -239,29 +244,54 @@ def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[Ru
 LANES = 128
 
 
+def run_lanes(
+    emulator: Emulator,
+    samples: Sequence[Mapping[str, np.ndarray]],
+    probes: Callable[[], tuple[Probe, ...]],
+) -> list[tuple[RunResult, tuple[Probe, ...]]]:
+    """Run each of ``samples`` (inputs of exactly the ports' shapes) in lockstep, as
+    :func:`run_batch` does, each with its own probes from ``probes()`` (e.g. an error bound):
+    its run and its probes, in order. The MACs' arithmetic and timing are batched; the probes
+    see every instruction of their sample as in ``Emulator.run``."""
+    from threadpoolctl import threadpool_limits  # lazy: only a lockstep batch multiplies
+
+    weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    runs: list[tuple[RunResult, tuple[Probe, ...]]] = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in range(0, len(samples), LANES):
+            chunk = samples[start : start + LANES]
+            runs += _lockstep(emulator, chunk, weights, len(samples), probes=probes)
+    return runs
+
+
 def _lockstep(
     emulator: Emulator,
-    batch: Batch,
-    samples: range,
+    samples: Sequence[Mapping[str, np.ndarray]],
     weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
+    total: int,
     tick: Callable[[], None] | None = None,
-) -> list[RunResult]:
-    """``samples`` at once, one instruction at a time: each sample has its own machine state
-    and statistics (``Emulator.sibling``) and executes every instruction with the ordinary
-    handlers, except the MACs: their arithmetic is one matrix product for all samples when it
-    is exact (``FixedArith.mac_batch``) and their pipeline recurrence runs for all samples at
-    once (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`.
-    ``weights``: the codebook and dense weights of each layer, built once for the batch;
-    ``tick`` is called after each instruction."""
+    probes: Callable[[], tuple[Probe, ...]] | None = None,
+) -> list[tuple[RunResult, tuple[Probe, ...]]]:
+    """``samples`` (inputs of exactly the ports' shapes) at once, one instruction at a time:
+    each sample has its own machine state and statistics (``Emulator.sibling``; and its own
+    ``probes()``, if given) and executes every instruction with the ordinary handlers, except
+    the MACs: their arithmetic is one matrix product for all samples when it is exact
+    (``FixedArith.mac_batch``) and their pipeline recurrence runs for all samples at once
+    (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`.
+    ``weights``: the codebook and dense weights of each layer, built once for the batch's
+    ``total`` samples; ``tick`` is called after each instruction. Each run with its lane's
+    probes."""
     lanes = [emulator.sibling() for _ in samples]
-    for index, lane in zip(samples, lanes, strict=True):
-        lane.reset(batch.sample(index))
+    for inputs, lane in zip(samples, lanes, strict=True):
+        if probes is not None:
+            lane.probes = probes()
+        lane.reset(inputs)
     for _ in range(len(emulator.program.text)):
         instruction = lanes[0].next_instruction()
         if instruction is None:
             break
         if isinstance(instruction, SparseColumnMac):
-            _mac(emulator, lanes, instruction, weights, batch.count)
+            _mac(emulator, lanes, instruction, weights, total)
         else:
             for lane in lanes:
                 lane.step()
@@ -269,7 +299,7 @@ def _lockstep(
             tick()
     else:
         lanes[0].next_instruction()  # past the end without a halt: its error
-    return [lane.result() for lane in lanes]
+    return [(lane.result(), lane.probes) for lane in lanes]
 
 
 def _mac(
@@ -285,6 +315,9 @@ def _mac(
     ctx = emulator.context
     states = [lane.state for lane in lanes]
     pc = states[0].pc
+    for lane in lanes:
+        for probe in lane.probes:
+            probe.before(ins, lane.values)
     operands = [mac_operands(ctx, state, ins, pc) for state in states]
     tables = operands[0][0]
     columns = [sent for _, sent in operands]

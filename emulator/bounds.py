@@ -288,6 +288,20 @@ class ErrorBounds:
         where it is below the worst case."""
         return _tolerance(self.words[buffer], self.spreads[buffer])
 
+    def ports(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The tolerances and the saturation taints of each output port's elements (by port
+        name, of the port's shape)."""
+        tolerances, taints = {}, {}
+        for port in self.program.outputs:
+            buf = self.program.buffers[port.buffer]
+            for table, into in (
+                (self.tolerance(port.buffer), tolerances),
+                (self.saturated[port.buffer], taints),
+            ):
+                grid = table.reshape(buf.rows, buf.pitch)[:, : buf.cols]
+                into[port.name] = grid.reshape(port.shape)
+        return tolerances, taints
+
     # --- helpers --------------------------------------------------------------------------------
 
     def layer(self, name: str) -> _StoredWeights:

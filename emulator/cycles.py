@@ -133,65 +133,85 @@ def schedules(
     # PEs' next free cycles f = t*[:, k] + w[:, k] - 1.
     offset = queue_latency + 1 - depth
     work_less_one = table.astype(dtype) - 1
-    ring = 2 * depth  # t* of the last 2D items: a block's stall terms read the block before
-    take = np.empty((ring, count, pes), dtype=dtype)
-    ready = np.empty((longest + 1, count, 1), dtype=dtype)  # r*_{k-1} in row k
-    ready[: depth + 1] = lnzd_latency + queue_latency
-    last_take = np.empty((longest, count, 1), dtype=dtype)  # max_p t*, then + c
+    high = np.iinfo(dtype).max // 2
+    ready = np.full((count, 1), lnzd_latency + queue_latency, dtype=dtype)  # r*_{first-1}
+    last_ready = np.zeros(count, dtype=np.int64)  # r* of each sample's last item
     free = np.full((count, pes), np.iinfo(dtype).min // 2, dtype=dtype)
-    stall = np.zeros((count, pes), dtype=dtype)
-    terms = np.empty((depth, count, pes), dtype=dtype)
-    zeros = np.zeros_like(terms)  # same-shape operands take numpy's fast loops
+    stall = np.zeros((count, pes), dtype=np.int64)
     ends = _group_ends(counts)
+    stops = sorted(ends)
     shortest = int(counts.min())
-    for first in range(0, longest, _ITEMS_PER_GATHER):
-        work = work_less_one[items[first : first + _ITEMS_PER_GATHER]]
-        for k, cost in enumerate(work, first):
-            if scan is not None:  # the detector's scan delays item k: r*_k >= r*_{k-1} + s_k
-                np.add(ready[k], scan[k], out=ready[k + 1])
-                if k >= depth:
-                    if k % depth == 0:
-                        last_take[k - depth : k] += offset
-                    np.maximum(ready[k + 1], last_take[k - depth], out=ready[k + 1])
-            elif k >= depth:
-                if k % depth == 0:
-                    last_take[k - depth : k] += offset
-                np.maximum(ready[k], last_take[k - depth], out=ready[k + 1])
-            now = take[k % ring]
-            np.maximum(free, ready[k + 1], out=now)
+    # t* and max_p t* + c of the D items before a chunk, carried into the next one.
+    tail = np.zeros((depth, count, pes), dtype=dtype)
+    tail_most = np.zeros((depth, count, 1), dtype=dtype)
+    # Blocks of D items (one item with a DRAM gate, whose arrivals depend on the items just
+    # done): r*_k of a block needs t* of items k - D only, all in the blocks before it.
+    size = 1 if gate is not None else depth
+    gather = max(_ITEMS_PER_GATHER - _ITEMS_PER_GATHER % size, size)  # whole blocks
+    for first in range(0, longest, gather):
+        cost = work_less_one[items[first : first + gather]]  # (n, B, N): w - 1 of each item
+        n = cost.shape[0]
+        take = np.empty((depth + n, count, pes), dtype=dtype)  # t* of items first - D ..
+        take[:depth] = tail
+        most = np.empty((depth + n, count, 1), dtype=dtype)  # max_p t* + c, same rows
+        most[:depth] = tail_most
+        rows = np.empty((n + 1, count, 1), dtype=dtype)  # r*_{k-1} in row k - first
+        rows[0] = ready
+        for start in range(0, n, size):
+            k, stop = first + start, min(start + size, n)
+            # r*_k = max(r*_{k-1} + s_k, max_p t*[p, k-D] + c), the max taken for k >= D
+            # only: with S_k the scan's running sum over the block, r*_k - S_k is a running max.
+            delays = None if scan is None else np.cumsum(scan[k : first + stop], axis=0)
+            if k >= depth:
+                block = most[start:stop] if delays is None else most[start:stop] - delays
+                block = np.maximum(block, rows[start])
+                np.maximum.accumulate(block, axis=0, out=rows[start + 1 : stop + 1])
+            else:
+                rows[start + 1 : stop + 1] = rows[start]
+            if delays is not None:
+                rows[start + 1 : stop + 1] += delays
+            # t*[:, k] = max(f, r*_k), f = t*[:, k-1] + w[:, k-1] - 1 (one row at a time:
+            # numpy's accumulate along the items is slower than this for wide batches).
+            now = take[depth + start : depth + stop]
+            np.maximum(free, rows[start + 1], out=now[0])
             if gate is not None:  # t*[p, k] >= arrival of item k's chunk on PE p, less k
-                np.maximum(now[0], gate.arrival(k) - k, out=now[0])
-            np.maximum.reduce(now, axis=1, out=last_take[k], keepdims=True)
-            np.add(now, cost, out=free)
+                np.maximum(now[0, 0], gate.arrival(k) - k, out=now[0, 0])
+            for i in range(1, stop - start):
+                np.add(now[i - 1], cost[start + i - 1], out=now[i])
+                np.maximum(now[i], rows[start + i + 1], out=now[i])
+            free = now[-1] + cost[stop - 1]
+            np.add(now.max(axis=2, keepdims=True), offset, out=most[depth + start : depth + stop])
             if gate is not None:  # f + k + 1: each PE's cycle after its last slot for item k
                 gate.done(k, free[0] + (k + 1))
-            done = ends.get(k)
-            if done is not None:  # f + k + 1 is the PE's cycle after its last slot
-                window[done] = free[done].max(axis=1) + k + 1
-            if k % depth == depth - 1 or k == longest - 1:
-                block = k - k % depth
-                if block >= depth:  # stall terms of items j = block .. k: t*[p, j-D] + j-D
-                    size = k + 1 - block  # - b_{j-1} = t*[p, j-D] - (r*_{j-1} - c)
-                    before = ready[block : k + 1] - offset
-                    if scan is not None:  # the queue waits from b_{j-1} + s_j on
-                        before += scan[block : k + 1]
-                    if k >= shortest:  # items past a sample's count add nothing
-                        past = np.arange(block, k + 1)[:, None] >= counts[None, :]
-                        before[past] = np.iinfo(dtype).max // 2
-                    slot = (block - depth) % ring
-                    part = terms[:size]
-                    np.subtract(take[slot : slot + size], before, out=part)
-                    np.maximum(part, zeros[:size], out=part)
-                    for term in part:
-                        stall += term
+            while stops and stops[0] < first + stop:  # samples whose last item is here
+                last = stops.pop(0)
+                done, at = ends[last], last - first
+                after = take[depth + at, done] + cost[at, done]  # f: each PE's next cycle
+                window[done] = after.max(axis=1) + last + 1
+                last_ready[done] = rows[at + 1, done, 0]
+        # Stall terms of items j >= D: t*[p, j-D] + j-D - b_{j-1} = t*[p, j-D] - (r*_{j-1} - c).
+        skip = max(depth - first, 0)
+        if skip < n:
+            before = rows[skip:n] - offset
+            if scan is not None:  # the queue waits from b_{j-1} + s_j on
+                before += scan[first + skip : first + n]
+            if first + n > shortest:  # items past a sample's count add nothing
+                past = np.arange(first + skip, first + n)[:, None] >= counts[None, :]
+                before[past] = high
+            part = take[skip:n] - before
+            np.maximum(part, 0, out=part)
+            stall += part.sum(axis=0, dtype=np.int64)
+        tail = take[n : n + depth]
+        tail_most = most[n : n + depth]
+        ready = rows[n]
     window -= lnzd_latency + queue_latency
     window[counts == 0] = 0
     # b_{K-1} = r*_{K-1} + K - 1 - queue; the broadcast stalled b_{K-1} - b_{-1} - K cycles.
-    stall_cycles = ready[counts, np.arange(count), 0] - queue_latency - lnzd_latency
+    stall_cycles = last_ready - queue_latency - lnzd_latency
     if scan is not None:  # scanning cycles are not stalls
         stall_cycles -= (scan[:, :, 0] * (np.arange(longest)[:, None] < counts)).sum(axis=0)
     stall_cycles[counts == 0] = 0
-    return Schedules(window, stall.astype(np.int64), stall_cycles.astype(np.int64))
+    return Schedules(window, stall, stall_cycles)
 
 
 #: Items whose work rows are gathered at once (bounds the memory of a big batch).
@@ -263,7 +283,39 @@ def mac_costs(
 ) -> list[MacCost]:
     """The timing and activity of one ``sparse-column-mac`` of ``layer`` on each of B samples
     (sample b broadcasts ``columns[b]`` from a stream of ``stream_lengths[b]`` words): the
-    pipeline recurrence of all of them at once (:func:`schedules`)."""
+    pipeline recurrence of all of them at once (:func:`schedules`), once per distinct
+    (columns, stream length): they decide the MAC's cost, which ``layer.costs`` keeps for the
+    next MACs broadcasting the same columns (dense activations broadcast every column, every
+    time; the cache holds ``COST_PATTERNS`` patterns per layer and machine at most)."""
+    keys = [
+        (machine, int(n), np.asarray(c, dtype=np.int64).tobytes())
+        for c, n in zip(columns, stream_lengths, strict=True)
+    ]
+    todo = {key: index for index, key in enumerate(keys) if key not in layer.costs}
+    if todo:
+        indices = list(todo.values())
+        found = _mac_costs(
+            machine, layer, [columns[i] for i in indices], [stream_lengths[i] for i in indices]
+        )
+        fresh = dict(zip(todo, found, strict=True))
+        for key, cost in fresh.items():
+            if len(layer.costs) < COST_PATTERNS:
+                layer.costs[key] = cost
+        return [fresh[key] if key in fresh else layer.costs[key] for key in keys]
+    return [layer.costs[key] for key in keys]
+
+
+#: Distinct (machine, stream length, columns) a layer's tables keep the MAC cost of.
+COST_PATTERNS = 64
+
+
+def _mac_costs(
+    machine: Machine,
+    layer: LayerTables,
+    columns: Sequence[np.ndarray],
+    stream_lengths: Sequence[int],
+) -> list[MacCost]:
+    """:func:`mac_costs` of each sample, computed."""
     pes = machine.pes
     counts = np.array([c.size for c in columns], dtype=np.int64)
     if len(columns) == 1:  # the work of the broadcast columns only

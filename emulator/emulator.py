@@ -136,7 +136,7 @@ class Emulator:
         sample of a lockstep batch)."""
         other = copy.copy(self)
         other.cycle_model = CycleModel(self.config)
-        other.collector = StatsCollector(self.config)
+        other.collector = StatsCollector(self.config, self.collector)
         other.observers = (other.collector,)
         other.probes = ()
         other.state = None

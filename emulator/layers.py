@@ -10,7 +10,8 @@ and last 64-bit words of the sparse-matrix SRAM they occupy. Arrays indexed by c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,11 @@ class LayerTables:
     max_row_entries: int
     chunks: tuple[int, ...] | None = None
     chunk_entries: np.ndarray | None = None
+    #: :meth:`decoded` matrices by codebook (built on first use).
+    _decoded: dict[bytes, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: A MAC's timing and activity by (machine, stream length, broadcast columns): a pure
+    #: function of them (``eiec.emulator.cycles.mac_costs`` fills it, a few patterns at most).
+    costs: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, layer: Layer) -> LayerTables:
@@ -137,6 +143,23 @@ class LayerTables:
     def exact_in_float64(self) -> bool:
         """Whether float64 sums of 16-bit x 16-bit products of one row are exact integers."""
         return self.max_row_entries * (1 << 30) < FLOAT64_EXACT
+
+    def decoded(self, codebook: np.ndarray) -> Any:
+        """The layer's weights ``codebook[v]`` as a rows x cols ``scipy.sparse`` CSR matrix
+        (built once per codebook): its product with a whole stream touches every real entry
+        once, in compiled code. Values are float32 (``codebook`` holds 16-bit words, which
+        float32 holds exactly); scipy multiplies them with a float64 stream in float64."""
+        key = np.asarray(codebook).tobytes()
+        matrix = self._decoded.get(key)
+        if matrix is None:
+            from scipy.sparse import csr_matrix  # lazy: scipy, for the start-up of the CLI
+
+            # The column of each real entry, in storage order (PE, then column, then row).
+            col = np.repeat(np.tile(np.arange(self.cols), self.pes), self.real.T.ravel())
+            values = np.asarray(codebook, dtype=np.float32)[self.v]
+            matrix = csr_matrix((values, (self.row, col)), shape=(self.rows, self.cols))
+            self._decoded[key] = matrix
+        return matrix
 
     def gather(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Indices into ``row`` / ``v`` of the real entries of ``columns`` (in column order, PE

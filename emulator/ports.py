@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -118,16 +118,26 @@ def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, n
 def clamped_inputs(program: Program, runs: Sequence[Stats]) -> list[str]:
     """One sentence per input port whose host values were clamped to its buffer's range over
     ``runs`` (the emulator's input saturation events): the outputs are those of other inputs."""
+    return clamped_sentences(program, input_clamps(runs), len(runs))
+
+
+def input_clamps(runs: Sequence[Stats]) -> dict[str, int]:
+    """Clamped host values per input port over ``runs``, in order of first clamp."""
     counts: dict[str, int] = {}
     for stats in runs:
         for event in stats.saturation_events:
             if "input" in event:
                 counts[event["input"]] = counts.get(event["input"], 0) + int(event["count"])
+    return counts
+
+
+def clamped_sentences(program: Program, counts: Mapping[str, int], runs: int) -> list[str]:
+    """:func:`clamped_inputs` from the counts of :func:`input_clamps` over ``runs`` runs."""
     ports = {port.name: port for port in program.inputs}
     sentences = []
     for name, count in counts.items():
         port = ports.get(name)
-        size = math.prod(port.shape) * len(runs) if port is not None else None
+        size = math.prod(port.shape) * runs if port is not None else None
         of = f" of {size}" if size else ""
         limit = ""
         if port is not None and port.buffer in program.buffers:

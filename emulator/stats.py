@@ -191,26 +191,40 @@ def _ratio(a: float, b: float) -> float:
     return float(a) / float(b) if b else 0.0
 
 
+#: The most (activity, cycles) keys a collector keeps the energy of.
+_PRICES = 4096
+
+
 class StatsCollector:
     """The observer that builds :class:`Stats` (energy priced with the config's table)."""
 
-    def __init__(self, config: ResolvedConfig) -> None:
+    def __init__(self, config: ResolvedConfig, shared: StatsCollector | None = None) -> None:
         self.config = config
+        if shared is None:
+            area = config.energy.chip_area(config.machine)
+            #: What every run on this configuration starts from: the chip's area, the
+            #: energy table's units and components (computed once; a batch's lanes share it).
+            self.base = (area.pe_mm2, area.chip_mm2, config.energy.units, config.energy.components)
+            #: The energy of each (activity, cycles) seen, by that key: pricing is a pure
+            #: function of them on this machine (a batch's lanes share one cache).
+            self.prices: dict[Any, Any] = {}
+        else:
+            self.base, self.prices = shared.base, shared.prices
         self.reset()
 
     def _fresh(self) -> Stats:
         config = self.config
-        area = config.energy.chip_area(config.machine)
+        pe_mm2, chip_mm2, units, components = self.base
         return Stats(
             pes=config.pes,
             fifo_depth=config.fifo_depth,
             clock_mhz=config.clock_mhz,
             arith=config.arith,
-            energy_breakdown_pj=dict.fromkeys(config.energy.units, 0.0),
-            energy_components_pj=dict.fromkeys(config.energy.components, 0.0),
+            energy_breakdown_pj=dict.fromkeys(units, 0.0),
+            energy_components_pj=dict.fromkeys(components, 0.0),
             process=config.energy.process,
-            pe_area_mm2=area.pe_mm2,
-            chip_area_mm2=area.chip_mm2,
+            pe_area_mm2=pe_mm2,
+            chip_area_mm2=chip_mm2,
         )
 
     def reset(self) -> None:
@@ -239,7 +253,13 @@ class StatsCollector:
         stats = self.stats
         stats.cycles = timing.end
         config = self.config
-        energy = config.energy.price(timing.activity, config.machine, timing.cycles * config.pes)
+        key = (tuple(timing.activity.items()), timing.cycles)
+        energy = self.prices.get(key)
+        if energy is None:
+            pe_cycles = timing.cycles * config.pes
+            energy = config.energy.price(timing.activity, config.machine, pe_cycles)
+            if len(self.prices) < _PRICES:
+                self.prices[key] = energy
         spent = sum(energy.values())
         stats.energy_pj += spent
         for (unit, component), pj in energy.items():

@@ -33,6 +33,7 @@ from eiec.frontend.load import weights_from_inputs
 from eiec.runtime import reference
 from eiec.runtime.accuracy import Accuracy, Inputs, check_labels, predictions
 from eiec.runtime.emulate import emulate
+from eiec.runtime.engines import Engine
 from eiec.runtime.run_byoc import CALIBRATION_TEXT, ByocReport, calibrate, run_byoc
 from eiec.runtime.split import TailSplit, eie_split
 from eiec.runtime.verify import VerifyReport, verify
@@ -147,6 +148,9 @@ def run(
     config: EmulatorConfig | None = None,
     progress: bool = False,
     calibrate_on_inputs: bool = True,
+    engine: Engine = "local",
+    workers: int = 1,
+    address: str | None = None,
 ) -> RunReport | ByocReport:
     """Compile ``model`` for EIE, emulate every sample of ``inputs``, verify, and report.
 
@@ -156,6 +160,8 @@ def run(
     ``ByocReport``; ``config`` then must keep the emulator's defaults. Without calibration
     samples in ``options`` and with ``calibrate_on_inputs``, the formats are calibrated on
     ``inputs`` (``eiec.runtime.run_byoc.calibrate``; the report's ``calibration`` says which).
+    ``workers`` > 1 spreads the samples of a BYOC run over ``engine`` (``run_byoc``: the same
+    report as one process); the EIE path runs in this process only (InputError otherwise).
     """
     original = reference.load_model(model)
     if not isinstance(inputs, np.ndarray):
@@ -170,6 +176,16 @@ def run(
             options=options,
             config=config,
             calibrate_on_inputs=calibrate_on_inputs,
+            engine=engine,
+            workers=workers,
+            address=address,
+        )
+    if workers > 1 or engine != "local":
+        raise InputError(
+            "spreading the samples over workers applies to models run through BYOC; this "
+            "model runs on EIE whole (or with a CPU tail), in this process",
+            where="eiec run --workers/--engine",
+            fix="leave out --workers and --engine",
         )
     options, source = calibrate(options or CompileOptions(), original, inputs, calibrate_on_inputs)
     compiled = compile_model(split.head, options)

@@ -22,8 +22,9 @@ What is checked, and against what:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,16 @@ from tvm import relax
 
 from eiec.byoc import run_onnx
 from eiec.byoc.offload import Offload, registered
-from eiec.byoc.profile import CallRecord, Profiler, profile
+from eiec.byoc.profile import CallRecord, CheckedRun, Profiler, profile
 from eiec.compiler import CompileOptions, check_calibration_range
 from eiec.emulator import Emulator, EmulatorConfig
-from eiec.errors import InputError, UnsupportedModelError
+from eiec.emulator.bounds import Saturation
+from eiec.emulator.ports import CLAMPED_FIX, clamped_sentences, input_clamps
+from eiec.errors import BackendError, InputError, UnsupportedModelError
 from eiec.frontend.support import quantized_hint
 from eiec.runtime import reference
 from eiec.runtime.accuracy import Accuracy, Inputs, check_labels, predictions
+from eiec.runtime.engines import ENGINES, Engine, open_engine
 from eiec.runtime.tokens import (
     SequenceQuality,
     TokenReport,
@@ -52,9 +56,8 @@ from eiec.runtime.verify import (
     VerifyReport,
     compare_original,
     compare_values,
-    emulate_with_bounds,
+    emulate_all_with_bounds,
     is_classifier,
-    report_clamped_inputs,
 )
 
 
@@ -195,43 +198,108 @@ def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> 
     return [value.numpy() for value in values]
 
 
-def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, Offload]:
-    """Compare every offloaded call (recorded with its inputs) with its compressed function on
-    the CPU, within the program's error bounds (module doc); returns the offloads by symbol.
-
-    Every sample runs the same calls, so each function's runs are grouped per sample: a
-    problem names the function, the output and the failing samples.
+@dataclass
+class CallCheck:
+    """One offloaded function's calls over some samples, emulated with error bounds and run
+    by its compressed function on the CPU: per output, one row per sample of the emulator's
+    values, the CPU's, the bounds and the saturation taints (``None`` when the function was
+    loaded from a saved program: nothing to compare with); the saturations, the clamped host
+    values per input port, the runs, and where the first saturation and unbounded bound were.
     """
+
+    symbol: str
+    emulated: dict[str, np.ndarray] | None
+    cpu: dict[str, np.ndarray] = field(default_factory=dict)
+    bounds: dict[str, np.ndarray] = field(default_factory=dict)
+    saturated: dict[str, np.ndarray] = field(default_factory=dict)
+    saturations: int = 0
+    clamped: dict[str, int] = field(default_factory=dict)
+    runs: int = 0
+    first_saturation: Saturation | None = None
+    first_unbounded: Saturation | None = None
+
+    @classmethod
+    def merge(cls, parts: Sequence[CallCheck]) -> CallCheck:
+        """The checks of consecutive shards of the samples as one (samples in order)."""
+        first = parts[0]
+        if first.emulated is None:
+            return first
+        clamped: dict[str, int] = {}
+        for part in parts:
+            for name, count in part.clamped.items():
+                clamped[name] = clamped.get(name, 0) + count
+
+        def stacked(table: str) -> dict[str, np.ndarray]:
+            return {
+                name: np.concatenate([getattr(part, table)[name] for part in parts])
+                for name in getattr(first, table)
+            }
+
+        return cls(
+            symbol=first.symbol,
+            emulated=stacked("emulated"),
+            cpu=stacked("cpu"),
+            bounds=stacked("bounds"),
+            saturated=stacked("saturated"),
+            saturations=sum(part.saturations for part in parts),
+            clamped=clamped,
+            runs=sum(part.runs for part in parts),
+            first_saturation=next((p.first_saturation for p in parts if p.first_saturation), None),
+            first_unbounded=next((p.first_unbounded for p in parts if p.first_unbounded), None),
+        )
+
+
+def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
+    """Each offloaded call's runs with their error bounds (recorded by the runner when the
+    profiler kept the inputs, else emulated again here) and its compressed function run on the
+    CPU on the same inputs; one :class:`CallCheck` per function, in first-call order (every
+    sample runs the same calls, so each function's runs are grouped per sample)."""
     by_symbol: dict[str, list[CallRecord]] = {}
     for call in calls:
         by_symbol.setdefault(call.symbol, []).append(call)
-    offloads = {}
+    checks = []
     for symbol, records in by_symbol.items():
         offload = registered(symbol)
         assert offload is not None, "a recorded call comes from a registered offload"
-        offloads[symbol] = offload
         if offload.compiled is None:
-            report.problems.append(
-                f"{symbol} was loaded from a saved program: without its compressed function "
-                "its calls cannot be checked"
-            )
+            checks.append(CallCheck(symbol, None))
             continue
         vm = _function_vm(offload)
         feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
-        emulator = Emulator(offload.program)  # one for every feed: its tables built once
-        emulated = [emulate_with_bounds(offload.program, feed, emulator=emulator) for feed in feeds]
+        if all(call.checked is not None for call in records):
+            emulated = [run for call in records for run in call.checked or ()]
+        else:
+            emulated = [
+                CheckedRun(
+                    outputs=run.outputs,
+                    bounds=run.bounds,
+                    saturated=run.saturated,
+                    saturations=run.stats.saturations,
+                    clamped=input_clamps([run.stats]),
+                    first_saturation=run.first_saturation,
+                    first_unbounded=run.first_unbounded,
+                )
+                for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
+            ]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
-        report.saturations += sum(run.stats.saturations for run in emulated)
-        report_clamped_inputs(report, offload.program, [run.stats for run in emulated])
-        for index, name in enumerate(offload.outputs):
-            compare_values(
-                report,
-                f"{symbol}/{name}",
-                _per_sample([run.outputs[name] for run in emulated], report.samples),
-                _per_sample([values[index] for values in cpu], report.samples),
-                _per_sample([run.bounds[name] for run in emulated], report.samples),
-                axis=0,
-                saturated=_per_sample([run.saturated[name] for run in emulated], report.samples),
+        clamped: dict[str, int] = {}
+        for run in emulated:
+            for name, count in run.clamped.items():
+                clamped[name] = clamped.get(name, 0) + count
+
+        checks.append(
+            CallCheck(
+                symbol,
+                emulated=_rows(emulated, "outputs", offload.outputs, samples),
+                cpu={
+                    name: _per_sample([values[index] for values in cpu], samples)
+                    for index, name in enumerate(offload.outputs)
+                },
+                bounds=_rows(emulated, "bounds", offload.outputs, samples),
+                saturated=_rows(emulated, "saturated", offload.outputs, samples),
+                saturations=sum(run.saturations for run in emulated),
+                clamped=clamped,
+                runs=len(emulated),
                 first_saturation=next(
                     (run.first_saturation for run in emulated if run.first_saturation), None
                 ),
@@ -239,7 +307,57 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
                     (run.first_unbounded for run in emulated if run.first_unbounded), None
                 ),
             )
+        )
+    return checks
+
+
+def _rows(
+    runs: Sequence[CheckedRun], table: str, names: Sequence[str], samples: int
+) -> dict[str, np.ndarray]:
+    """Each output's ``table`` (outputs, bounds, saturated) of ``runs``, one row per sample."""
+    return {
+        name: _per_sample([getattr(run, table)[name] for run in runs], samples) for name in names
+    }
+
+
+def compare_calls(report: VerifyReport, checks: Sequence[CallCheck]) -> dict[str, Offload]:
+    """Fold each function's :class:`CallCheck` into ``report``: its outputs within the
+    program's error bounds (module doc); a problem names the function, the output and the
+    failing samples. Returns the offloads by symbol."""
+    offloads = {}
+    for check in checks:
+        offload = registered(check.symbol)
+        assert offload is not None, "a checked call comes from a registered offload"
+        offloads[check.symbol] = offload
+        if check.emulated is None:
+            report.problems.append(
+                f"{check.symbol} was loaded from a saved program: without its compressed "
+                "function its calls cannot be checked"
+            )
+            continue
+        report.saturations += check.saturations
+        for sentence in clamped_sentences(offload.program, check.clamped, check.runs):
+            report.problems.append(f"{sentence}: {CLAMPED_FIX}")
+        for name in offload.outputs:
+            compare_values(
+                report,
+                f"{check.symbol}/{name}",
+                check.emulated[name],
+                check.cpu[name],
+                check.bounds[name],
+                axis=0,
+                saturated=check.saturated[name],
+                first_saturation=check.first_saturation,
+                first_unbounded=check.first_unbounded,
+            )
     return offloads
+
+
+def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, Offload]:
+    """Compare every offloaded call (recorded with its inputs) with its compressed function on
+    the CPU, within the program's error bounds (:func:`emulate_calls`, :func:`compare_calls`);
+    returns the offloads by symbol."""
+    return compare_calls(report, emulate_calls(calls, report.samples))
 
 
 def _per_sample(values: Sequence[np.ndarray], samples: int) -> np.ndarray:
@@ -256,6 +374,83 @@ def _byoc_options(options: CompileOptions) -> dict[str, Any]:
     return values
 
 
+@dataclass
+class SampleRun:
+    """The per-sample part of :func:`run_byoc` over some samples: the model's outputs (EIE +
+    CPU) and the original model's (CPU), the profile's call records, and the offloaded calls'
+    checks (:func:`emulate_calls`)."""
+
+    outputs: dict[str, np.ndarray]
+    original: dict[str, np.ndarray]
+    calls: list[CallRecord]
+    checks: list[CallCheck]
+
+
+def run_samples(
+    model: onnx.ModelProto | bytes, named: Mapping[str, np.ndarray], options: CompileOptions
+) -> SampleRun:
+    """Compile ``model`` (a proto or its serialised bytes: a task's argument) with its layers
+    offloaded, run every sample of ``named`` (input name -> array, samples first), and emulate
+    and run each offloaded call for its check (a pure function of its arguments)."""
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load_from_string(model)
+    with profile(keep_inputs=True) as recorder:
+        run = run_onnx(proto, named, **_byoc_options(options))
+    if not recorder.calls:
+        raise UnsupportedModelError(
+            "no layer of the model runs on EIE: BYOC offloaded nothing",
+            where=f"graph '{proto.graph.name}'",
+            fix=quantized_hint(proto)
+            or "EIE runs FC layers (MatMul/Gemm with constant weights), LSTMs and GRUs",
+        )
+    samples = len(next(iter(named.values())))
+    return SampleRun(
+        outputs=run.outputs,
+        original=reference.run_rows(proto, named),
+        calls=list(run.profile.calls),
+        checks=emulate_calls(recorder.calls, samples),
+    )
+
+
+def _run_shards(
+    model: onnx.ModelProto,
+    named: Mapping[str, np.ndarray],
+    options: CompileOptions,
+    samples: int,
+    engine: Engine,
+    workers: int,
+    address: str | None,
+) -> list[SampleRun]:
+    """:func:`run_samples` over consecutive shards of the samples: the first here (its
+    offloads registered in this process, for the report), the others on ``engine``."""
+    if engine not in ENGINES:  # before any compile
+        raise InputError(f"unknown engine {engine!r}", fix="use --engine local or --engine ray")
+    cuts = np.linspace(0, samples, min(workers, samples) + 1).round().astype(int)
+    shards = [
+        {name: array[start:stop] for name, array in named.items()}
+        for start, stop in itertools.pairwise(cuts)
+    ]
+    if len(shards) == 1:
+        return [run_samples(model, named, options)]
+    blob = model.SerializeToString()
+    runner = open_engine(engine, len(shards) - 1, address, task="run")
+    aborted = True
+    try:
+        pending = [runner.submit(run_samples, blob, shard, options) for shard in shards[1:]]
+        results = [run_samples(model, shards[0], options)]
+        results += [runner.result(handle) for handle in pending]
+        aborted = False
+    finally:
+        runner.close(abort=aborted)
+    symbols = [[check.symbol for check in result.checks] for result in results]
+    if any(found != symbols[0] for found in symbols):
+        raise BackendError(
+            "the shards of the samples offloaded different functions",
+            where="eiec run --workers",
+            fix="run with --workers 1 and report this model",
+        )
+    return results
+
+
 def run_byoc(
     model: onnx.ModelProto,
     inputs: Inputs,
@@ -264,10 +459,17 @@ def run_byoc(
     options: CompileOptions | None = None,
     config: EmulatorConfig | None = None,
     calibrate_on_inputs: bool = False,
+    engine: Engine = "local",
+    workers: int = 1,
+    address: str | None = None,
 ) -> ByocReport:
     """Run ``model`` with its FC/LSTM/GRU layers on EIE and the rest on the CPU; check and report
     (module doc). ``inputs``: one array (samples along the first axis) or name -> array;
     ``calibrate_on_inputs``: without calibration samples, calibrate on them (:func:`calibrate`).
+    ``workers`` > 1 splits the samples into that many consecutive shards, one run here and the
+    others on ``engine`` (``eiec.runtime.engines``: a local process pool, or Ray at
+    ``address``); the report is made from their per-sample results in order, the same as one
+    process's.
     """
     if config is not None and (config.arith, config.fifo_depth, config.clock_mhz) != (
         "fixed16",
@@ -297,28 +499,25 @@ def run_byoc(
                 fix="give one label per sample, or one target per token ([samples, T])",
             )
     options, source = calibrate(options or CompileOptions(), model, named, calibrate_on_inputs)
-    with profile(keep_inputs=True) as recorder:
-        run = run_onnx(model, named, **_byoc_options(options))
-    if not recorder.calls:
-        raise UnsupportedModelError(
-            "no layer of the model runs on EIE: BYOC offloaded nothing",
-            where=f"graph '{model.graph.name}'",
-            fix=quantized_hint(model)
-            or "EIE runs FC layers (MatMul/Gemm with constant weights), LSTMs and GRUs",
-        )
-    report = VerifyReport(samples=samples, outputs=list(run.outputs), scope="offloaded_calls")
-    report.emulator_outputs = run.outputs
+    results = _run_shards(model, named, options, samples, engine, workers, address)
+    outputs = {
+        name: np.concatenate([r.outputs[name] for r in results]) for name in results[0].outputs
+    }
+    original = {
+        name: np.concatenate([r.original[name] for r in results]) for name in results[0].original
+    }
+    checks = [CallCheck.merge(parts) for parts in zip(*(r.checks for r in results), strict=True)]
+    report = VerifyReport(samples=samples, outputs=list(outputs), scope="offloaded_calls")
+    report.emulator_outputs = outputs
     report.cpu_feeds = named
-    offloads = check_calls(report, recorder.calls)
-    original = reference.run_rows(model, named)
+    offloads = compare_calls(report, checks)
+    profiled = Profiler(calls=[call for r in results for call in r.calls])
     classifier = labels is not None or is_classifier(model)
-    for name, got in run.outputs.items():
+    for name, got in outputs.items():
         if got.dtype.kind == "f":
             compare_original(report, got, original[name], classifier)
     accuracy, sequence = None, None
-    target_output = (
-        None if labels is None or labels.ndim != 2 else sequence_output(run.outputs, labels)
-    )
+    target_output = None if labels is None or labels.ndim != 2 else sequence_output(outputs, labels)
     if labels is not None and labels.ndim == 2 and target_output is None:
         raise InputError(
             f"per-token labels of shape {list(labels.shape)} match no output of shape "
@@ -327,22 +526,22 @@ def run_byoc(
             fix="give one target per token of the sequence output, or one label per sample",
         )
     if target_output is not None:
-        sequence = sequence_quality(run.outputs[target_output], original[target_output], labels)
+        sequence = sequence_quality(outputs[target_output], original[target_output], labels)
         accuracy = Accuracy(sequence.original_accuracy, None, sequence.accuracy)
     elif labels is not None:
-        check_labels(labels, run.outputs, "labels")
+        check_labels(labels, outputs, "labels")
         accuracy = Accuracy(
             original=float(np.mean(predictions(original) == labels)),
             compressed=None,
-            emulator=float(np.mean(predictions(run.outputs) == labels)),
+            emulator=float(np.mean(predictions(outputs) == labels)),
         )
     return ByocReport(
         verify=report,
-        profile=run.profile,
+        profile=profiled,
         offloads=offloads,
-        outputs=run.outputs,
+        outputs=outputs,
         accuracy=accuracy,
         calibration=source,
-        tokens=token_report(model, run.profile, samples),
+        tokens=token_report(model, profiled, samples),
         sequence=sequence,
     )

@@ -23,11 +23,9 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
-from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,14 +35,13 @@ from eiec.fileio import write_atomic
 from eiec.isa import format_program, parse
 from eiec.isa.machines import machine_from
 from eiec.isa.program import Machine
+from eiec.runtime.engines import ENGINES, Engine, open_engine
 
 if TYPE_CHECKING:
     import onnx
 
     from eiec.compiler import CompileOptions
 
-Engine = Literal["local", "ray"]
-ENGINES: tuple[str, ...] = ("local", "ray")
 #: The paper's PE counts (Fig. 11) and queue depths (Fig. 8).
 DEFAULT_PES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 DEFAULT_DEPTHS: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -429,112 +426,6 @@ def _failed(pes: int, depth: int, clock: float, settings: Settings, error: str) 
     )
 
 
-# --- engines ------------------------------------------------------------------------------------
-
-
-class _Local:
-    """A process pool (spawned workers: safe whatever the parent has loaded)."""
-
-    def __init__(self, workers: int) -> None:
-        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        return self.pool.submit(fn, *args)
-
-    def put(self, value: Any) -> Any:
-        return value
-
-    def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
-        done, rest = wait(pending, return_when=FIRST_COMPLETED)
-        return set(done), set(rest)
-
-    def result(self, handle: Any) -> Any:
-        return handle.result()
-
-    def close(self, abort: bool = False) -> None:
-        """Shut the pool down; with ``abort`` (an error, Ctrl-C, SIGTERM), first end its
-        workers, so none is left computing (nor the resource tracker they keep alive)."""
-        if abort:
-            # ProcessPoolExecutor has no public way to stop running tasks: end its processes.
-            for process in list((self.pool._processes or {}).values()):
-                process.terminate()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class _Ray:
-    """Ray tasks on the cluster at ``address`` (or ``RAY_ADDRESS``), else on a local Ray with
-    ``workers`` CPUs started for this sweep (and shut down after it)."""
-
-    def __init__(self, workers: int, address: str | None) -> None:
-        try:
-            import ray  # lazy: Ray, an optional extra
-        except ImportError:
-            raise EiecError(
-                "--engine ray needs Ray, which is not installed",
-                fix='pip install "eiec[distributed]"',
-            ) from None
-        self.ray = ray
-        self.started = not ray.is_initialized()
-        if self.started:
-            address = address or os.environ.get("RAY_ADDRESS")
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if address is None:
-                kwargs["num_cpus"] = workers
-            else:
-                _check_reachable(address)
-            ray.init(address=address, **kwargs)
-        self.remote: dict[Callable[..., Any], Any] = {}
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        remote = self.remote.setdefault(fn, self.ray.remote(fn))
-        return remote.remote(*args)
-
-    def put(self, value: Any) -> Any:
-        return self.ray.put(value)
-
-    def wait(self, pending: set[Any]) -> tuple[set[Any], set[Any]]:
-        done, rest = self.ray.wait(list(pending), num_returns=1)
-        return set(done), set(rest)
-
-    def result(self, handle: Any) -> Any:
-        return self.ray.get(handle)
-
-    def close(self, abort: bool = False) -> None:
-        if self.started:
-            self.ray.shutdown()
-
-
-#: Seconds to wait for a Ray cluster's address to accept a connection.
-CONNECT_TIMEOUT_S = 10.0
-
-
-def _check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """EiecError unless ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts a TCP connection within
-    ``timeout`` seconds: ``ray.init`` would otherwise keep retrying an address with no cluster.
-    ``auto`` and ``local`` are Ray's own and not checked."""
-    import socket  # lazy: only with --address
-
-    if address in ("auto", "local"):
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise EiecError(
-            f"the Ray address {address!r} is not HOST:PORT",
-            where="--address",
-            fix="give the address `ray start --head` printed, e.g. 10.0.0.5:6379",
-        )
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as error:
-        reason = "timed out" if isinstance(error, TimeoutError) else error.strerror or error
-        raise EiecError(
-            f"cannot reach a Ray cluster at {address}: {reason}",
-            where="--address",
-            fix="start one there with `ray start --head`, check the address, or leave out "
-            "--engine ray to sweep on this machine",
-        ) from None
-
-
 def sweep(
     model: str | Path | onnx.ModelProto,
     inputs: Mapping[str, np.ndarray] | np.ndarray,
@@ -558,7 +449,7 @@ def sweep(
     from eiec.compiler import CompileOptions  # lazy: TVM
 
     options = options or CompileOptions()
-    if engine not in ENGINES:
+    if engine not in ENGINES:  # before any compile
         raise EiecError(f"unknown engine {engine!r}", fix="use --engine local or --engine ray")
     counts, depths = _distinct("--pes", pes), _distinct("--fifo-depth", fifo_depths)
     combos = _combinations(settings or {}, options.machine)
@@ -567,7 +458,7 @@ def sweep(
         model.SerializeToString() if not isinstance(model, str | Path) else str(model)
     )
     start = time.perf_counter()
-    runner: _Local | _Ray = _Ray(workers, address) if engine == "ray" else _Local(workers)
+    runner = open_engine(engine, workers, address)
     points: dict[tuple[int, int, int], SweepPoint] = {}
     machines = len(counts) * len(combos)
     aborted = True

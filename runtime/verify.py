@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from eiec.emulator.batch import split_batch
+from eiec.emulator.batch import run_lanes, split_batch
 from eiec.emulator.bounds import FLOAT32_U, ErrorBounds, LayerBound, Saturation
 from eiec.emulator.config import EmulatorConfig
-from eiec.emulator.emulator import Emulator
+from eiec.emulator.emulator import Emulator, RunResult
 from eiec.emulator.ports import CLAMPED_FIX, clamped_inputs
 from eiec.emulator.stats import Stats
 from eiec.errors import InputError, RuntimeCheckError
@@ -233,20 +233,30 @@ def emulate_with_bounds(
     return _emulate(emulator or Emulator(program, config), sample)
 
 
+def emulate_all_with_bounds(
+    emulator: Emulator, samples: Sequence[Mapping[str, np.ndarray]]
+) -> list[_Emulated]:
+    """:func:`emulate_with_bounds` of each of ``samples`` (inputs of the ports' shapes), run in
+    lockstep (``eiec.emulator.batch.run_lanes``: the MACs' arithmetic and timing batched), each
+    with its own error-bound probe; the same results, in order."""
+    fixed = emulator.config.arith == "fixed16"
+    shared: dict = {}  # the layers' stored weights, the same for every lane: built once
+
+    def probes() -> tuple[ErrorBounds]:
+        return (ErrorBounds(emulator.program, fixed_point=fixed, _weights=shared),)
+
+    runs = run_lanes(emulator, samples, probes)
+    return [_collect(probes[0], result) for result, probes in runs]
+
+
 def _emulate(emulator: Emulator, sample: Mapping[str, np.ndarray]) -> _Emulated:
-    program = emulator.program
     bounds = _probe(emulator)
-    result = emulator.run(sample)
-    port_bounds, port_taints = {}, {}
-    for port in program.outputs:
-        buf = program.buffers[port.buffer]
-        tables = (
-            (bounds.tolerance(port.buffer), port_bounds),
-            (bounds.saturated[port.buffer], port_taints),
-        )
-        for table, into in tables:
-            grid = table.reshape(buf.rows, buf.pitch)[:, : buf.cols]
-            into[port.name] = grid.reshape(port.shape)
+    return _collect(bounds, emulator.run(sample))
+
+
+def _collect(bounds: ErrorBounds, result: RunResult) -> _Emulated:
+    """A run's outputs with their bounds and taints from its probe ``bounds``."""
+    port_bounds, port_taints = bounds.ports()
     return _Emulated(
         result.outputs,
         port_bounds,

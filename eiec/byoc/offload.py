@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tvm
 
-from eiec.byoc.profile import CallRecord, LayerRecord, record
+from eiec.byoc.profile import CallRecord, CheckedRun, LayerRecord, checking, record
 from eiec.emulator import Emulator, EmulatorConfig, Stats
-from eiec.emulator.batch import run_batch
+from eiec.emulator.batch import run_batch, run_lanes
+from eiec.emulator.bounds import ErrorBounds
+from eiec.emulator.ports import input_clamps
 from eiec.errors import BackendError
 from eiec.isa.program import Program
 
@@ -119,11 +121,14 @@ class Runner:
         self.offload = offload
         self.config = config
         self.emulator = Emulator(offload.program, config)  # builds the layer tables once
+        self._weights: dict = {}  # the error bounds' stored weights of the layers, built once
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The program's outputs for host inputs (rows split off when ``offload.rows``, and
         run in lockstep: ``eiec.emulator.batch.run_batch``)."""
         offload = self.offload
+        if checking():
+            return self._run_checked(inputs)
         if not offload.rows:
             result = self.emulator.run(offload.feeds(inputs)[0])
             record(call_record(offload.symbol, [result.stats]), inputs)
@@ -134,6 +139,43 @@ class Runner:
         record(call_record(offload.symbol, batch.runs), inputs)
         lead = inputs[0].shape[:-1]
         return [batch.outputs[name].reshape(*lead, -1) for name in offload.outputs]
+
+    def _run_checked(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`run` with an error-bound probe on each run (in lockstep:
+        ``eiec.emulator.batch.run_lanes``), recorded with the call for its check."""
+        offload = self.offload
+        fixed = self.emulator.config.arith == "fixed16"
+
+        def probes() -> tuple[ErrorBounds]:
+            return (ErrorBounds(offload.program, fixed_point=fixed, _weights=self._weights),)
+
+        runs = run_lanes(self.emulator, offload.feeds(inputs), probes)
+        checked = []
+        for result, (bounds,) in runs:
+            tolerances, taints = bounds.ports()
+            checked.append(
+                CheckedRun(
+                    outputs=result.outputs,
+                    bounds=tolerances,
+                    saturated=taints,
+                    saturations=result.stats.saturations,
+                    clamped=input_clamps([result.stats]),
+                    first_saturation=bounds.first_saturation,
+                    first_unbounded=bounds.first_unbounded,
+                )
+            )
+        record(call_record(offload.symbol, [result.stats for result, _ in runs]), inputs, checked)
+        if not offload.rows:
+            return [runs[0][0].outputs[name] for name in offload.outputs]
+        lead = inputs[0].shape[:-1]
+        axes = {port.name: port.batch_axis for port in offload.program.outputs}
+        stacked = []
+        for name in offload.outputs:  # as run_batch stacks them
+            parts = [result.outputs[name] for result, _ in runs]
+            axis = axes[name]
+            value = np.stack(parts) if axis is None else np.concatenate(parts, axis=axis)
+            stacked.append(value.reshape(*lead, -1))
+        return stacked
 
     def __call__(self, *args: tvm.runtime.Tensor) -> None:
         n_in = len(self.offload.inputs)

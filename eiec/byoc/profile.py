@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from eiec.emulator.bounds import Saturation
+
 _ACTIVE: list[Profiler] = []
 
 
@@ -32,9 +34,26 @@ class LayerRecord:
 
 
 @dataclass(frozen=True)
+class CheckedRun:
+    """One emulator run of a call with what checking it needs (kept when a profiler keeps the
+    calls' inputs, so the check does not emulate again): the outputs, each output element's
+    error bound and saturation taint (``ErrorBounds.ports``), the saturations, the clamped host
+    values per input port, and where the first saturation and unbounded bound were."""
+
+    outputs: dict[str, np.ndarray]
+    bounds: dict[str, np.ndarray]
+    saturated: dict[str, np.ndarray]
+    saturations: int
+    clamped: dict[str, int]
+    first_saturation: Saturation | None
+    first_unbounded: Saturation | None
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """One call of an offloaded function: ``runs`` emulator runs (one per batch row).
-    ``inputs``: the call's host inputs, kept only by ``profile(keep_inputs=True)``."""
+    ``inputs``: the call's host inputs, and ``checked``: its runs with their error bounds,
+    kept only by ``profile(keep_inputs=True)``."""
 
     symbol: str
     runs: int
@@ -43,6 +62,7 @@ class CallRecord:
     energy_pj: float
     layers: tuple[LayerRecord, ...]
     inputs: tuple[np.ndarray, ...] | None = field(default=None, compare=False, repr=False)
+    checked: tuple[CheckedRun, ...] | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
@@ -152,9 +172,21 @@ def profile(keep_inputs: bool = False) -> Iterator[Profiler]:
         _ACTIVE.remove(profiler)
 
 
-def record(call: CallRecord, inputs: Sequence[np.ndarray] = ()) -> None:
-    """Give one offloaded call (made on ``inputs``) to every active profiler (called by the
-    runners)."""
-    kept = dataclasses.replace(call, inputs=tuple(inputs))
+def checking() -> bool:
+    """Whether an active profiler keeps the calls' inputs (to check them afterwards): the
+    runners then also track each run's error bounds (:class:`CheckedRun`)."""
+    return any(profiler.keep_inputs for profiler in _ACTIVE)
+
+
+def record(
+    call: CallRecord,
+    inputs: Sequence[np.ndarray] = (),
+    checked: Sequence[CheckedRun] | None = None,
+) -> None:
+    """Give one offloaded call (made on ``inputs``; ``checked``: its runs with their error
+    bounds) to every active profiler (called by the runners)."""
+    kept = dataclasses.replace(
+        call, inputs=tuple(inputs), checked=None if checked is None else tuple(checked)
+    )
     for profiler in _ACTIVE:
         profiler.calls.append(kept if profiler.keep_inputs else call)

@@ -66,7 +66,9 @@ RULES: tuple[Needs, ...] = (
     Needs("address", "--address", "with --engine local", "add --engine ray",
           lambda args: args.engine == "ray"),
     Needs("workers", "--workers", "with --engine ray --address (the cluster has its own CPUs)",
-          "size the cluster instead", lambda args: not _ray_with_address(args)),
+          "size the cluster instead",
+          # eiec run: the number of shards of the samples, wherever they run
+          lambda args: not _ray_with_address(args) or args.command == "run"),
 )  # fmt: skip
 
 

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from eiec.commands.argtypes import PortFile, float_range, input_file, int_range, port_input
+from eiec.commands.argtypes import (
+    PortFile,
+    float_range,
+    input_file,
+    int_range,
+    nonempty,
+    port_input,
+)
 from eiec.commands.machine_options import add_machine_options, machine_from_args
 from eiec.errors import CompileError, InputError
 from eiec.fileio import NPY, InputKind
@@ -331,6 +338,26 @@ def add_process_option(parser: argparse.ArgumentParser) -> None:
         choices=PROCESSES,
         help="the process of the energy and area figures: 45nm (the paper's chip, default) or "
         "28nm (Table V's projection; use it with --machine eie-28nm)",
+    )
+
+
+def add_engine_options(
+    parser: argparse.ArgumentParser, what: str, workers: str = "processes / local Ray CPUs"
+) -> None:
+    """``--engine local|ray``, ``--workers N`` (``workers`` says what N counts),
+    ``--address RAY``: where ``what`` (the tasks) run (``eiec.runtime.engines``)."""
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help=f"where {what} run: local, a process pool here (default); ray, Ray tasks (--address)",
+    )
+    parser.add_argument("--workers", type=int_range(1, 1024), metavar="N", help=workers)
+    parser.add_argument(
+        "--address",
+        type=nonempty("a Ray address, HOST:PORT or ray://HOST:PORT"),
+        metavar="RAY",
+        help="Ray cluster (default: RAY_ADDRESS, else a local Ray)",
     )
 
 

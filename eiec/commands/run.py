@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from eiec.commands.argtypes import PortFile, input_file, port_output
 from eiec.commands.options import (
     add_arith_option,
     add_compile_options,
+    add_engine_options,
     add_input_option,
     add_json_option,
     add_quiet_option,
@@ -67,6 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_compile_options(parser)
     add_arith_option(parser)
+    add_engine_options(
+        parser,
+        "the shards of the samples (models run through BYOC)",
+        "shards of the samples, the first run in this process (default 1: all here; "
+        "--engine ray: the CPUs)",
+    )
     add_json_option(parser)
     add_quiet_option(parser)
     parser.set_defaults(run=run)
@@ -95,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         config=EmulatorConfig(arith=args.arith),
         progress=progress,
         calibrate_on_inputs=args.input_range is None,
+        engine=args.engine,
+        workers=args.workers or (1 if args.engine == "local" else os.cpu_count() or 1),
+        address=args.address,
     )
     _save_outputs(args.output, report.outputs)
     warning = getattr(report, "warning", None)

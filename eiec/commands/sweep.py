@@ -12,13 +12,12 @@ from eiec.commands.argtypes import (
     field_values,
     input_file,
     int_list,
-    int_range,
-    nonempty,
     output_folder,
     text_output_file,
 )
 from eiec.commands.options import (
     add_compile_options,
+    add_engine_options,
     add_input_option,
     add_process_option,
     add_quiet_option,
@@ -74,21 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_process_option(parser)
     add_compile_options(parser, sweep=True)
-    parser.add_argument(
-        "--engine",
-        choices=("local", "ray"),
-        default="local",
-        help="local: a process pool here (default); ray: Ray tasks (--address)",
-    )
-    parser.add_argument(
-        "--workers", type=int_range(1, 1024), metavar="N", help="processes / local Ray CPUs"
-    )
-    parser.add_argument(
-        "--address",
-        type=nonempty("a Ray address, HOST:PORT or ray://HOST:PORT"),
-        metavar="RAY",
-        help="Ray cluster (default: RAY_ADDRESS, else a local Ray)",
-    )
+    add_engine_options(parser, "the compiles and design points")
     parser.add_argument(
         "--json", type=text_output_file, metavar="OUT.json", help='write {"points"} (- stdout)'
     )

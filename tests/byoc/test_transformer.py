@@ -3,6 +3,7 @@ the CPU (issue 22 item 1), checked against ``onnx.reference``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,17 +13,19 @@ import pytest
 from onnx import numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from eiec.byoc import import_model, partition_for_eie
+from eiec.byoc import import_model, partition_for_eie, run_onnx
 from eiec.byoc.attrs import is_offloaded
+from eiec.byoc.profile import profile
 from eiec.cli import main
 from eiec.compiler import CompileOptions
+from eiec.errors import InputError
 from eiec.frontend.fold import fold_constants
 from eiec.frontend.layers import find_onnx_layers
 from eiec.frontend.linear_kinds import linear_kinds
 from eiec.frontend.load import load_model
 from eiec.relax_layers.fc import find_fc_layers
 from eiec.runtime.run_byoc import ByocReport as RunReport
-from eiec.runtime.run_byoc import run_byoc
+from eiec.runtime.run_byoc import _byoc_options, emulate_calls, run_byoc
 from eiec.runtime.tokens import SequenceQuality, collapse_warning, perplexity_and_accuracy
 
 from .transformer_models import LINEARS, tiny_gpt
@@ -175,3 +178,75 @@ def test_the_example_models_linear_kinds() -> None:
     bert = linear_kinds(fold_constants(onnx.load(EXAMPLE / "bert.onnx")))
     # three separate Q, K, V Linears per layer; the pooler and the classifier are the head
     assert [kind for _, kind in bert] == (["qkv"] * 3 + block[1:]) * 2 + ["head", "head"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_samples_spread_over_two_workers_give_the_report_of_one_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture, engine: str
+) -> None:
+    # Issue 22 item 4: a data set spread over the engines eiec sweep has (this process runs the
+    # first shard; a spawned worker of the local pool, or a task on a local Ray, the second):
+    # results identical to one process.
+    if engine == "ray":
+        ray = pytest.importorskip("ray")
+    onnx.save(tiny_gpt(seed=1), tmp_path / "gpt.onnx")
+    ids = _ids(5)
+    targets = np.roll(ids, -1, axis=1)
+    targets[:, -1] = -100
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "targets.npy", targets)
+    args = ["run", str(tmp_path / "gpt.onnx"), "-i", str(tmp_path / "ids.npy"), "--pes", "4"]
+    args += ["--labels", str(tmp_path / "targets.npy"), "--sparsity", "0.5", "--json"]
+    reports, outputs = [], []
+    for workers in ("1", "2"):
+        out = tmp_path / f"y{workers}.npy"
+        code = main([*args, "--workers", workers, "--engine", engine, "-o", str(out)])
+        reports.append(json.loads(capsys.readouterr().out))
+        assert code == 0, reports[-1]["problems"]
+        outputs.append(np.load(out))
+    assert np.array_equal(outputs[0], outputs[1])
+    assert reports[0] == reports[1]
+    if engine == "ray":
+        assert not ray.is_initialized()  # the local Ray started for the run is shut down
+    assert reports[0]["samples"] == 5 and reports[0]["emulator"]["total"]["calls"] > 0
+
+
+def test_workers_on_a_model_eie_runs_whole_are_refused(tmp_path: Path) -> None:
+    from eiec.runtime.run import run
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.uniform(-1, 1, (4, 3)).astype(np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"], name="fc")],
+        "fc",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
+        [w],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    with pytest.raises(InputError, match="BYOC"):
+        run(model, rng.uniform(-1, 1, (3, 4)).astype(np.float32), workers=2)
+
+
+def test_the_runs_checked_while_running_equal_a_second_emulation() -> None:
+    # run_samples records each offloaded run with its error bounds (the check needs no second
+    # emulation); emulating the recorded calls again gives the same check data.
+    model = tiny_gpt(seed=2)
+    named = {"ids": _ids(2)}
+    with profile(keep_inputs=True) as recorder:
+        run_onnx(model, named, **_byoc_options(CompileOptions.of(sparsity=0.5, pes=4)))
+    assert all(call.checked is not None for call in recorder.calls)
+    fused = emulate_calls(recorder.calls, 2)
+    again = emulate_calls([dataclasses.replace(c, checked=None) for c in recorder.calls], 2)
+    assert [c.symbol for c in fused] == [c.symbol for c in again] and len(fused) == len(LINEARS)
+    for one, two in zip(fused, again, strict=True):
+        for table in ("emulated", "cpu", "bounds", "saturated"):
+            mine, theirs = getattr(one, table), getattr(two, table)
+            assert mine.keys() == theirs.keys()
+            assert all(np.array_equal(mine[k], theirs[k]) for k in mine), table
+        assert (one.saturations, one.clamped, one.runs) == (two.saturations, two.clamped, two.runs)
+        assert (one.first_saturation, one.first_unbounded) == (
+            two.first_saturation,
+            two.first_unbounded,
+        )

@@ -239,3 +239,66 @@ def test_lockstep_fails_as_a_single_run_does(fault: str) -> None:
     with pytest.raises(EmulatorError) as lockstep:
         run_batch(broken, inputs)
     assert str(lockstep.value) == str(alone.value)
+
+
+def _same_bounds(program: Program, inputs: dict, config: EmulatorConfig | None = None) -> None:
+    """``emulate_all_with_bounds`` (lockstep, a bound probe per lane) gives what one
+    ``emulate_with_bounds`` per sample gives: outputs, bounds, taints, statistics."""
+    from eiec.runtime.verify import emulate_all_with_bounds, emulate_with_bounds
+
+    batch = split_batch(program, inputs)
+    samples = [batch.sample(index) for index in range(batch.count)]
+    together = emulate_all_with_bounds(Emulator(program, config), samples)
+    for sample, got in zip(samples, together, strict=True):
+        alone = emulate_with_bounds(program, sample, config)
+        for table in ("outputs", "bounds", "saturated"):
+            mine, theirs = getattr(got, table), getattr(alone, table)
+            assert all(np.array_equal(mine[k], theirs[k]) for k in theirs), table
+        assert (got.first_saturation, got.first_unbounded) == (
+            alone.first_saturation,
+            alone.first_unbounded,
+        )
+        assert [(w.layer, w.step) for w in got.writebacks] == [
+            (w.layer, w.step) for w in alone.writebacks
+        ]
+        assert all(
+            np.array_equal(a.bound, b.bound) and np.array_equal(a.values, b.values)
+            for a, b in zip(got.writebacks, alone.writebacks, strict=True)
+        )
+        assert got.stats.to_json() == alone.stats.to_json()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lockstep_with_bound_probes_equals_one_run_per_sample(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    program = _fc_chain(rng, pes=int(rng.integers(1, 9)), depth=int(rng.integers(1, 9)))
+    scale = [0.1, 4.0, 300.0, 2.0][seed]  # 300: saturated words, tainted outputs
+    _same_bounds(program, _samples(rng, program, 5, scale=scale))
+
+
+@pytest.mark.parametrize("path", ["compile/lstm_head.eie", "valid/lstm_two_steps.eie"])
+def test_lockstep_with_bound_probes_on_an_lstm(path: str) -> None:
+    program = load(GOLDEN / path)
+    _same_bounds(program, _samples(np.random.default_rng(4), program, 3, scale=1.0))
+
+
+def test_mac_of_a_dense_stream_as_one_sparse_product_equals_the_gather(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # FixedArith.mac: the CSR product of the decoded weights (dense streams) and the gather +
+    # bincount (sparse streams) give the same integers, overflow counts and cycles.
+    from eiec.emulator import arith as arith_module
+
+    rng = np.random.default_rng(13)
+    program = _fc_chain(rng, pes=4, depth=3, acc_bits=24)
+    inputs = _samples(rng, program, 6, scale=50.0)
+    batch = split_batch(program, inputs)
+    runs = {}
+    for share in (10**9, 0):  # 10**9: the product for any non-empty stream; 0: the gather
+        monkeypatch.setattr(arith_module, "SPARSE_STREAM", share)
+        emulator = Emulator(program)
+        runs[share] = [emulator.run(batch.sample(i)) for i in range(batch.count)]
+    for product, gather in zip(runs[10**9], runs[0], strict=True):
+        assert all(np.array_equal(product.outputs[k], gather.outputs[k]) for k in gather.outputs)
+        assert product.stats.to_json() == gather.stats.to_json()
+    assert sum(run.stats.saturations for run in runs[0]) > 0  # the clamps are compared too

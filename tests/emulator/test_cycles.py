@@ -370,3 +370,36 @@ def test_group_scan_delays_the_broadcast_of_a_fast_pe() -> None:
     singles = [Emulator(program).run({"x": row[None]}).stats.cycles for row in xs]
     assert [run.cycles for run in batch.runs] == singles
     assert singles[0] == stats.cycles
+
+
+@pytest.mark.parametrize("depth", [1, 3, 7, 8])
+def test_long_schedule_in_blocks_equals_the_cycle_by_cycle_pipeline(depth: int) -> None:
+    # More items than one gather chunk (256), in blocks of D items that do not divide it.
+    work = np.random.default_rng(depth).integers(1, 9, size=(600, 3))
+    plan = schedule(work, depth, 2, 1)
+    assert (plan.window, plan.stall.tolist(), plan.stall_cycles) == _by_cycles(work, depth, 2, 1)
+
+
+def test_a_mac_cost_is_computed_once_per_broadcast_pattern() -> None:
+    from eiec.emulator.cycles import mac_costs
+    from eiec.emulator.layers import LayerTables
+
+    rng = np.random.default_rng(5)
+    codes = random_codes(rng, 40, 30, 0.4)
+    program = fc_program([codes], [BOOK], [8], [8, 0], machine=big_machine(4, 3))
+    layer = next(iter(program.layers.values()))
+    tables = LayerTables.build(layer)
+    patterns = [np.flatnonzero(rng.random(30) < 0.6) for _ in range(3)]
+    batch = [patterns[0], patterns[1], patterns[0], patterns[2], patterns[1]]
+    cached = mac_costs(program.machine, tables, batch, [30] * 5)
+    assert len(tables.costs) == 3  # one computation per distinct pattern
+    assert cached[0] is cached[2] and cached[1] is cached[4]
+    again = mac_costs(program.machine, tables, batch, [30] * 5)
+    assert all(a is b for a, b in zip(cached, again, strict=True))  # all from the cache
+    for sent, cost in zip(batch, cached, strict=True):
+        (fresh,) = mac_costs(program.machine, LayerTables.build(layer), [sent], [30])
+        assert cost[1] == fresh[1]
+        for name in ("window", "broadcasts", "stall_cycles", "ideal_cycles"):
+            assert getattr(cost[0], name) == getattr(fresh[0], name)
+        for name in ("busy", "padding", "pointer", "starved", "stall"):
+            assert np.array_equal(getattr(cost[0], name), getattr(fresh[0], name))
