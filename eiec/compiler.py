@@ -103,6 +103,10 @@ class CompileOptions:
     balance: bool = False
     #: The pruning criterion (``eiec.passes.prune_weights``): magnitude, wanda, N:M, wanda,N:M.
     prune: str = "magnitude"
+    #: With ``prune`` ``...,refit``: the original model's values of the ``calibration`` samples
+    #: (the refit's target; BYOC's sequential calibration gives the pruned model's as
+    #: ``calibration``). Default: ``calibration`` itself.
+    calibration_reference: np.ndarray | None = None
     progress: bool = False
     train: str | Path | Mapping[str, np.ndarray] | None = None
     validation: str | Path | Mapping[str, np.ndarray] | None = None
@@ -235,6 +239,8 @@ def prune_pass(options: CompileOptions, aliases: dict[str, str]) -> PruneWeights
         options.machine.pes,
         criterion=options.prune,
         calibration=options.calibration,
+        reference=options.calibration_reference,
+        bits=options.bits,
     )
 
 

@@ -10,6 +10,9 @@ CODEGEN = "eie"
 ATTR_OPTIONS = "eie.options"
 #: Function attribute holding an offloaded function's calibration inputs (rows x features).
 ATTR_CALIBRATION = "eie.calibration"
+#: Function attribute holding the original model's values of those inputs (``,refit``'s target)
+#: when the calibration inputs are the pruned model's (sequential calibration).
+ATTR_REFERENCE = "eie.calibration_reference"
 #: Function attribute (1) marking an offloaded function to train on its calibration inputs.
 ATTR_TRAIN = "eie.train"
 #: Attribute of the local LSTM / GRU function: the name of the module-level function it copies.

@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 import tvm
 from tvm import relax
 from tvm.ir import GenericConst, IRModule
+from tvm.relax.expr_functor import mutator
 
-from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_OPTIONS, ATTR_RECURRENT_NAME, ATTR_TRAIN
+from eiec.byoc.attrs import (
+    ATTR_CALIBRATION,
+    ATTR_OPTIONS,
+    ATTR_RECURRENT_NAME,
+    ATTR_REFERENCE,
+    ATTR_TRAIN,
+)
 from eiec.byoc.offload import Offload, register, registered
 from eiec.byoc.options import options_from_json
-from eiec.compiler import compile_relax
+from eiec.compiler import CompileOptions, compile_relax, compression_passes
 from eiec.errors import BackendError, EiecError
+from eiec.passes.pass_decorator import run_pass
 from eiec.relax_layers.exprs import const
+from eiec.relax_layers.fc import LayerConstantRewriter, find_fc_layers, rewrite_layers
 
 _PERMUTE = tvm.ir.Op.get("relax.permute_dims")
 
@@ -138,6 +148,32 @@ def inline_function(func: relax.Function) -> relax.Function:
     return relax.Function(main.params, main.body, main.ret_ty)
 
 
+@mutator
+class _CompressedRewriter(LayerConstantRewriter):
+    """Substitutes the compressed weights."""
+
+
+def compressed_function(func: relax.Function, options: CompileOptions) -> relax.Function:
+    """``func`` for the CPU (:func:`inline_function`) with the weights and biases of its FC
+    layers as the compiler compresses them (pruned and shared, float32) with ``options`` and
+    the function's calibration attributes. LSTM and GRU layers stay as they are."""
+    if ATTR_CALIBRATION in (func.attrs or {}):
+        reference = func.attrs[ATTR_REFERENCE].numpy() if ATTR_REFERENCE in func.attrs else None
+        options = replace(
+            options,
+            calibration=func.attrs[ATTR_CALIBRATION].numpy(),
+            calibration_reference=reference,
+        )
+    mod, _ = offloaded_module(func)
+    compressed = run_pass(compression_passes(options, {}), mod)
+    constants = {
+        layer.name: (np.asarray(layer.weight), layer.bias)
+        for layer in find_fc_layers(compressed["main"])
+    }
+    plain = IRModule({"main": inline_function(func)})
+    return rewrite_layers(plain, constants, _CompressedRewriter)["main"]
+
+
 def _port_names(ports: list, params: list[str], role: str, symbol: str) -> tuple[str, ...]:
     names = [port.name for port in ports]
     if sorted(names) == sorted(params):
@@ -155,6 +191,8 @@ def compile_function(func: relax.Function, symbol: str) -> Offload:
     options = options_from_json(str(func.attrs[ATTR_OPTIONS]))
     if ATTR_CALIBRATION in func.attrs:
         options.calibration = func.attrs[ATTR_CALIBRATION].numpy()
+        if ATTR_REFERENCE in func.attrs:
+            options.calibration_reference = func.attrs[ATTR_REFERENCE].numpy()
         if ATTR_TRAIN in func.attrs:  # distillation on the function's own inputs
             options.train = {"x": options.calibration}
     mod, rows = offloaded_module(func)

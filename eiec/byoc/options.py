@@ -20,7 +20,7 @@ from eiec.errors import BackendError
 from eiec.isa.program import Machine
 
 #: CompileOptions fields that are not part of an offloaded function's compilation.
-_EXCLUDED = ("calibration", "progress", "train")
+_EXCLUDED = ("calibration", "calibration_reference", "progress", "train")
 
 
 def make_options(kwargs: Mapping[str, Any]) -> CompileOptions:

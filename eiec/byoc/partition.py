@@ -232,7 +232,7 @@ def partition_for_eie(mod: IRModule, **compile_options: Any) -> IRModule:
         calibration = _training_samples(train, calibration)
     if calibration is not None:
         samples = [calibration] if isinstance(calibration, np.ndarray) else list(calibration)
-        merged = attach_calibration(merged, samples)
+        merged = attach_calibration(merged, samples, options)
         if train is not None:
             merged = _mark_training(merged)
     result = AssignEieSymbols(options_to_json(options))(merged)

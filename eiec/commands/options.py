@@ -145,7 +145,9 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         help="how FC weights are pruned: magnitude (default), wanda (|W| x ||X|| over the "
         "calibration activations of each layer, per output row), N:M (e.g. 2:4: N of every M "
         "consecutive inputs kept, density N/M) or wanda,N:M; add ,refit for a least-squares "
-        "refit of each layer's kept weights on its calibration activations (e.g. wanda,refit)",
+        "refit of each layer's kept weights and bias on its calibration activations, aware of "
+        "the codebook (through BYOC: calibrated layer after layer on the compressed model; e.g. "
+        "wanda,refit)",
     )
 
 

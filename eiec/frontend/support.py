@@ -37,10 +37,13 @@ def check_supported(
     model: onnx.ModelProto, where: str, checks: Mapping[str, OpCheck], hint: str
 ) -> None:
     """Raise one UnsupportedModelError listing every node ``eiec compile`` cannot run, with
-    ``hint`` as the fix."""
+    ``hint`` as the fix; when their problems are of more than ``NAMED_GROUPS`` kinds (a model
+    built around other operators, e.g. a transformer), a short line naming their op types and
+    pointing to ``eiec run`` instead."""
     found = node_problems(model, checks)
     if not found:
         return
+    count = len(found)
     groups: dict[tuple[str, str], list[onnx.NodeProto]] = {}
     for node, issues in found:
         for issue in issues:
@@ -55,8 +58,19 @@ def check_supported(
             text += f" (so do {len(others)} more {op} node(s): {names}{rest})"
         parts.append(text)
     if len(parts) > NAMED_GROUPS:
-        parts = [*parts[:NAMED_GROUPS], f"and {len(parts) - NAMED_GROUPS} more kinds of node"]
-    count = len(found)
+        ops = list(dict.fromkeys(node.op_type for node, _ in found))
+        named = ", ".join(ops[:NAMED_OPS]) + (
+            f" and {len(ops) - NAMED_OPS} more" if len(ops) > NAMED_OPS else ""
+        )
+        raise UnsupportedModelError(
+            f"{count} nodes of {len(ops)} op types cannot run on EIE ({named}): the model "
+            "computes on the CPU around its FC layers, and eiec compile only builds programs "
+            "EIE runs alone",
+            where=where,
+            fix=quantized_hint(model)
+            or "use eiec run MODEL INPUTS.npy instead, which offloads the FC layers to EIE "
+            "through BYOC and runs the other operators on TVM's CPU",
+        )
     raise UnsupportedModelError(
         f"{count} node{'s' if count > 1 else ''} cannot run on EIE: " + "; ".join(parts),
         where=where,
@@ -80,6 +94,8 @@ def quantized_hint(model: onnx.ModelProto) -> str | None:
 #: listed (the message stays a readable line).
 NAMED_NODES = 2
 NAMED_GROUPS = 4
+#: Op types named in the short error of a model with more kinds of problem than that.
+NAMED_OPS = 5
 #: Ops of models quantised by onnxruntime (QDQ and QOperator formats, dynamic quantisation).
 QUANTIZED_OPS = frozenset({
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger",

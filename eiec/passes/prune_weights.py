@@ -26,9 +26,12 @@ magnitude-pruned):
   inputs of a row, the N highest magnitudes stay (density N/M; the layer's target is not used);
   ``"wanda,N:M"`` ranks the groups by Wanda's score.
 - ``",refit"`` added to any of them (e.g. ``"wanda,refit"``): layer-wise recovery without
-  backpropagation: each row's kept weights are refitted by least squares on the calibration
-  activations so that the pruned layer's output matches the dense one's (ridge-regularised
-  normal equations, :func:`refit_rows`); weight sharing then quantises the refitted weights.
+  backpropagation: each row's kept weights and its bias are refitted by least squares on the
+  calibration activations so that the pruned layer's output matches the dense one's
+  (ridge-regularised normal equations, :func:`refit_rows`); weight sharing then quantises the
+  refitted weights. Given ``reference`` (the original model's activations at the calibration
+  rows, while ``calibration`` holds the pruned model's: BYOC's sequential calibration), the
+  target is the dense layer on the original activations.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tvm.relax.expr_functor import mutator
 
 from eiec.errors import CompileError
 from eiec.passes.pass_decorator import eiec_module_pass
+from eiec.passes.share_weights import share_values
 from eiec.relax_layers.exprs import bindings
 from eiec.relax_layers.fc import FcLayer, LayerConstantRewriter, find_fc_layers, rewrite_layers
 from eiec.relax_layers.lstm import (
@@ -134,23 +138,113 @@ def prune_n_of_m(weight: np.ndarray, scores: np.ndarray, n: int, m: int) -> np.n
 
 
 def refit_rows(
-    dense: np.ndarray, pruned: np.ndarray, inputs: np.ndarray, ridge: float = 1e-3
-) -> np.ndarray:
-    """``pruned`` (M, K) with each row's non-zero weights refitted to ``argmin ||X_S w -
-    X w_dense||^2 + ridge * mean(diag(X^T X)) * ||w||^2`` over the calibration rows ``inputs``
-    (N, K): the pruned row's output matches the dense row's as closely as its kept inputs allow.
-    Rows that keep nothing, or everything, are left as they are."""
+    dense: np.ndarray,
+    pruned: np.ndarray,
+    inputs: np.ndarray,
+    ridge: float = 1e-3,
+    *,
+    bias: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
+    clusters: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(``pruned`` (M, K) with each row's non-zero weights refitted, the refitted ``bias``).
+
+    Each row minimises ``||X_S w + b - (R w_dense + b_dense)||^2 + ridge * mean(diag(G)) *
+    ||(w, b)||^2`` (G: the Gram matrix of ``[X 1]``) over the calibration rows ``inputs`` X
+    (N, K): the pruned row's output on X matches the dense row's on ``reference`` R (the
+    original model's activations at the same rows, default X) as closely as its kept inputs
+    and its bias allow. With R the dense model's activations and X the pruned model's (SparseGPT's
+    sequential calibration), each layer also corrects the error its inputs carry. Without a
+    ``bias`` (None) there is no bias term. Rows that keep nothing keep no weight (their bias is
+    still refitted). With ``clusters`` (the codebook size weight sharing will use) the refitted
+    weights and bias are then quantised to that many shared values by :func:`quantize_refit`,
+    which weight sharing keeps as they are."""
     x = np.asarray(inputs, dtype=np.float64).reshape(-1, dense.shape[1])
+    r = x if reference is None else np.asarray(reference, dtype=np.float64).reshape(x.shape)
+    weights = np.asarray(dense, dtype=np.float64)
+    if bias is not None:  # the bias as one more input, always 1, never pruned
+        x = np.hstack((x, np.ones((len(x), 1))))
+        r = x if reference is None else np.hstack((r, np.ones((len(r), 1))))
+        weights = np.hstack((weights, np.asarray(bias, dtype=np.float64).reshape(-1, 1)))
     gram = x.T @ x
     damp = ridge * float(np.mean(np.diag(gram))) + 1e-12
-    target = gram @ np.asarray(dense, dtype=np.float64).T  # (K, M): X^T X w_dense per row
-    refitted = np.array(pruned, dtype=np.float64)
+    target = x.T @ (r @ weights.T)  # (K, M): X^T (R w_dense) per row
+    kept_mask = np.asarray(pruned) != 0
+    if bias is not None:
+        kept_mask = np.hstack((kept_mask, np.ones((len(kept_mask), 1), dtype=bool)))
+    refitted = np.zeros_like(weights)
+    refitted[:, : dense.shape[1]] = pruned
     for row in range(dense.shape[0]):
-        kept = np.flatnonzero(pruned[row])
-        if 0 < len(kept) < dense.shape[1]:
+        kept = np.flatnonzero(kept_mask[row])
+        if len(kept):
             system = gram[np.ix_(kept, kept)] + damp * np.eye(len(kept))
             refitted[row, kept] = np.linalg.solve(system, target[kept, row])
-    return refitted.astype(pruned.dtype)
+    if clusters is not None:
+        refitted = quantize_refit(
+            refitted, kept_mask, gram + damp * np.eye(len(gram)), target, clusters
+        )
+    new_bias = None if bias is None else refitted[:, -1].astype(np.asarray(bias).dtype)
+    return refitted[:, : dense.shape[1]].astype(pruned.dtype), new_bias
+
+
+def quantize_refit(
+    weights: np.ndarray, kept: np.ndarray, gram: np.ndarray, target: np.ndarray, clusters: int
+) -> np.ndarray:
+    """``weights`` (M, K) quantised to ``clusters`` shared values (zeros where ``kept`` is
+    False), minimising the layer's output error ``sum_rows (w - w*)^T G (w - w*)`` around the
+    least-squares optimum w* (``gram`` G = X^T X, damped; ``target`` = X^T Y, (K, M)).
+
+    GPTQ / SparseGPT's column sweep (Frantar et al., 2022-23) with Deep Compression's codebook
+    for a grid: the codebook is the k-means of the kept values (:func:`share_values`), column j
+    is rounded to its nearest entry and the rounding error is spread over the columns after it
+    through the Cholesky factor of G^-1. Then, the assignment fixed, the entries themselves are
+    refitted by least squares on the same objective (Deep Compression's centroid fine-tuning,
+    on the layer's output instead of the model's loss). The same refit of plain rounding's
+    assignment is the other candidate; the one with the lower objective is returned, so the
+    result is never worse on the calibration rows than rounding each weight to the k-means
+    codebook (what weight sharing alone does)."""
+    values = weights[kept]
+    if values.size == 0:
+        return weights
+    centers, _, exact = share_values(values, clusters)
+    if exact:
+        return weights
+    swept = np.array(weights, dtype=np.float64)
+    upper = np.linalg.cholesky(np.linalg.inv(gram)).T  # G^-1 = U^T U, U upper triangular
+    middles = (centers[1:] + centers[:-1]) / 2
+    for col in range(swept.shape[1]):
+        column = swept[:, col]
+        rounded = np.where(kept[:, col], centers[np.searchsorted(middles, column)], 0.0)
+        error = (column - rounded) / upper[col, col]
+        swept[:, col] = rounded
+        swept[:, col + 1 :] -= np.outer(error, upper[col, col + 1 :])
+    candidates = [
+        _refit_entries(np.searchsorted(middles, grid), kept, gram, target, len(centers))
+        for grid in (swept, weights)  # the sweep's assignment, and plain rounding's
+    ]
+
+    def loss(candidate: np.ndarray) -> float:
+        delta = candidate - weights
+        return float(np.sum((delta @ gram) * delta))
+
+    return min(candidates, key=loss)
+
+
+def _refit_entries(
+    labels: np.ndarray, kept: np.ndarray, gram: np.ndarray, target: np.ndarray, entries: int
+) -> np.ndarray:
+    """The weights whose kept entries (``labels``: codebook index of each weight) take the
+    codebook values minimising ``quantize_refit``'s objective (least squares, ``entries``
+    unknowns)."""
+    onehot = [(kept & (labels == c)).astype(np.float64) for c in range(entries)]
+    weighted = [member @ gram for member in onehot]
+    system = np.array([[np.sum(w * m) for m in onehot] for w in weighted])
+    rhs = np.array([np.sum(member * target.T) for member in onehot])
+    values = np.linalg.lstsq(system, rhs, rcond=None)[0]
+    result = np.zeros(labels.shape)
+    for value, member in zip(values, onehot, strict=True):
+        result += value * member
+    return result
 
 
 def parse_criterion(text: str) -> tuple[str, tuple[int, int] | None]:
@@ -262,6 +356,11 @@ class PruneWeights:
     criterion: str = "magnitude"
     #: Samples of ``main``'s input (Wanda's activations); not compared.
     calibration: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: The original model's values of those samples (``,refit``'s target; default: the same).
+    reference: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: With ``,refit``: the bits of the weight sharing that follows (None: none), so that the
+    #: refit quantises to its codebook (:func:`quantize_refit`).
+    bits: int | None = None
 
     def targets(self, mod: tvm.IRModule) -> dict[str, float]:
         """The sparsity target of each layer of ``mod`` (CompileError for unknown names or
@@ -286,8 +385,8 @@ class PruneWeights:
         for layer in find_fc_layers(main):
             # Relax holds W as (K, M); prune in EIE's (M, K) row-major order.
             if self.criterion != "magnitude":
-                pruned = self.prune_fc(layer, main, targets[layer.name]).T
-                fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
+                pruned, bias = self.prune_fc(layer, main, targets[layer.name])
+                fc_constants[layer.name] = (np.ascontiguousarray(pruned.T), bias)
                 continue
             pruned = self.prune(layer.weight.T, targets[layer.name]).T  # (K, M) as stored
             fc_constants[layer.name] = (np.ascontiguousarray(pruned), layer.bias)
@@ -305,8 +404,11 @@ class PruneWeights:
             return prune_balanced(weights, sparsity, row_owners(weights, self.pes, hidden))
         return prune_magnitude(weights, sparsity)
 
-    def prune_fc(self, layer: FcLayer, main: relax.Function, sparsity: float) -> np.ndarray:
-        """An FC layer's (M, K) weights pruned by ``criterion`` (module doc)."""
+    def prune_fc(
+        self, layer: FcLayer, main: relax.Function, sparsity: float
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """An FC layer's (M, K) weights pruned by ``criterion`` and its bias (refitted with
+        ``,refit``; module doc)."""
         score, pattern = parse_criterion(self.criterion)
         weight = np.asarray(layer.weight.T, dtype=np.float64)
         scores = np.abs(weight)
@@ -318,9 +420,28 @@ class PruneWeights:
             pruned = prune_scored_rows(weight, scores, sparsity)
         else:
             pruned = prune_n_of_m(weight, scores, *pattern)
+        bias = layer.bias
         if refits(self.criterion):
-            pruned = refit_rows(weight, pruned, self.layer_inputs(layer, main))
-        return pruned.astype(layer.weight.dtype)
+            # A bias broadcast from fewer values than rows is kept as it is.
+            vector = layer.bias_vector() if bias is not None and bias.size == layer.rows else None
+            inputs = self.layer_inputs(layer, main)
+            reference = None if self.reference is None else np.asarray(self.reference)
+            if reference is not None and reference.size != inputs.size:
+                raise CompileError(
+                    f"the reference activations of layer {layer.name} ({reference.size} values) "
+                    f"do not match its calibration activations ({inputs.size})",
+                    fix="give the original model's activations at the calibration rows",
+                )
+            pruned, refitted = refit_rows(
+                weight,
+                pruned,
+                inputs,
+                bias=vector,
+                reference=reference,
+                clusters=None if self.bits is None else (1 << self.bits) - 1,
+            )
+            bias = bias if refitted is None else refitted
+        return pruned.astype(layer.weight.dtype), bias
 
     def wanda_norms(self, layer: FcLayer, main: relax.Function) -> np.ndarray:
         """The layer's input column norms over the calibration samples."""

@@ -18,11 +18,14 @@ Files written next to this script (weights from a fixed seed; float32):
   exporter (``dynamo=False``), opset 17.
 - ``gpt_dynamo.onnx``: the same model through ``torch.onnx.export(..., dynamo=True)``.
 - ``bert.onnx``: transformers' ``BertForSequenceClassification``, 2 layers x 128, 4 heads,
-  intermediate 256: which of four packages (``email``, ``asyncio``, ``unittest``, ``xml``) a window
-  of 64 characters comes from; input ``input_ids`` int64 [1, 64], output ``logits`` [1, 4].
+  intermediate 256: what the middle character (position 32) of a window of 64 characters of the
+  same packages as the GPT's is part of, as Python's ``tokenize`` sees it: code (0), a comment
+  (1), a one-line string literal (2) or a triple-quoted string (3, docstrings mostly); the
+  windows are drawn class-balanced, centred on a non-blank character; input ``input_ids`` int64
+  [1, 64], output ``logits`` [1, 4].
 - ``gpt_test_ids.npy`` / ``gpt_test_targets.npy``: 200 test windows [200, 64] and their
   next-character targets; ``gpt_calib_ids.npy``: 32 training windows for calibration.
-- ``bert_test_ids.npy`` / ``bert_test_labels.npy``: 200 test windows and their package;
+- ``bert_test_ids.npy`` / ``bert_test_labels.npy``: 200 test windows and their class;
   ``bert_calib_ids.npy``: 32 training windows.
 """
 
@@ -30,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import string
 import sysconfig
+import tokenize
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +51,8 @@ ALPHABET = "?" + string.printable.replace("\x0b", "").replace("\x0c", "").replac
 VOCAB = len(ALPHABET)
 CODE = {ch: i for i, ch in enumerate(ALPHABET)}
 GPT_PACKAGES = ("json", "email", "http", "asyncio", "unittest", "xml", "logging", "importlib")
-BERT_PACKAGES = ("email", "asyncio", "unittest", "xml")
+#: The BERT's classes: what a character is part of (``char_classes``).
+BERT_CLASSES = ("code", "comment", "string", "long string")
 
 
 def encode(text: str) -> np.ndarray:
@@ -120,6 +126,7 @@ def export(model: nn.Module, path: Path, dynamo: bool) -> None:
 
 
 def train_gpt(steps: int, rng: np.random.Generator) -> None:
+    torch.manual_seed(0)
     data = corpus(GPT_PACKAGES)
     train = np.concatenate([tr for tr, _ in data.values()])
     test = np.concatenate([te for _, te in data.values()])
@@ -159,11 +166,75 @@ def train_gpt(steps: int, rng: np.random.Generator) -> None:
     export(model, HERE / "gpt_dynamo.onnx", dynamo=True)
 
 
+def char_classes(text: str) -> np.ndarray:
+    """Per character of ``text``: the index in ``BERT_CLASSES`` of the token it is part of
+    (strings: f-strings too; triple-quoted when the literal starts with three quotes after its
+    prefix), -1 outside tokens and for blanks; all -1 if ``tokenize`` rejects the file."""
+    starts = np.cumsum([0] + [len(line) for line in text.splitlines(keepends=True)])
+    classes = np.full(len(text), -1, dtype=np.int64)
+    names = ("FSTRING_START", "FSTRING_END")  # Python 3.12 and later
+    fstring_start, fstring_end = (getattr(tokenize, name, -1) for name in names)
+    opened: list[tuple[int, str]] = []  # the f-strings being read (they nest): start, prefix
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            begin = starts[tok.start[0] - 1] + tok.start[1]
+            end = starts[tok.end[0] - 1] + tok.end[1]
+            if tok.type == fstring_start:
+                opened.append((begin, tok.string))
+                continue
+            if tok.type == fstring_end and opened:
+                begin, prefix = opened.pop()
+                if opened:
+                    continue  # a nested f-string: classified with the outer one
+                kind = 3 if prefix.lstrip("rRbBfFuU")[:3] in ('"""', "'''") else 2
+            elif opened:
+                continue  # inside an f-string: classified at its end
+            elif tok.type == tokenize.STRING:
+                kind = 3 if tok.string.lstrip("rRbBfFuU")[:3] in ('"""', "'''") else 2
+            elif tok.type == tokenize.COMMENT:
+                kind = 1
+            elif tok.type in (tokenize.NAME, tokenize.OP, tokenize.NUMBER):
+                kind = 0
+            else:
+                continue
+            classes[begin:end] = kind
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return np.full(len(text), -1, dtype=np.int64)
+    blank = np.array([ch.isspace() for ch in text], dtype=bool)
+    classes[blank] = -1
+    return classes
+
+
+def labelled_corpus(packages: tuple[str, ...]) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """(train, test) of (codes, character classes), each the concatenation of the packages'
+    files (split as :func:`corpus` splits them)."""
+    parts: tuple[list, list] = ([], [])
+    for package in packages:
+        files = package_files(package)
+        held_out = [p for p in files if is_test_file(p)] or files[-1:]
+        for path in files:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            parts[path in held_out].append((encode(text), char_classes(text)))
+    return tuple(
+        (np.concatenate([c for c, _ in part]), np.concatenate([k for _, k in part]))
+        for part in parts
+    )  # type: ignore[return-value]
+
+
 def train_bert(steps: int, rng: np.random.Generator) -> None:
-    data = corpus(BERT_PACKAGES)
+    torch.manual_seed(1)
+    data = labelled_corpus(GPT_PACKAGES)
+    half = CONTEXT // 2
+    centres = []  # per split, per class: the positions that can centre a window
+    for codes, classes in data:
+        inside = np.arange(len(codes))
+        inside = inside[(inside >= half) & (inside + CONTEXT - half <= len(codes))]
+        centres.append([inside[classes[inside] == k] for k in range(len(BERT_CLASSES))])
+    counts = [[len(c) for c in split] for split in centres]
+    print(f"BERT: characters per class (train, test): {counts}")
     config = BertConfig(
         vocab_size=VOCAB, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=256, max_position_embeddings=CONTEXT, num_labels=len(BERT_PACKAGES),
+        intermediate_size=256, max_position_embeddings=CONTEXT, num_labels=len(BERT_CLASSES),
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, attn_implementation="eager",
     )  # fmt: skip
     model = BertForSequenceClassification(config)
@@ -171,8 +242,10 @@ def train_bert(steps: int, rng: np.random.Generator) -> None:
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=1e-3, total_steps=steps)
 
     def sample(split: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        labels = rng.integers(0, len(BERT_PACKAGES), size=count)
-        ids = np.stack([windows(data[BERT_PACKAGES[k]][split], 1, CONTEXT, rng)[0] for k in labels])
+        labels = rng.integers(0, len(BERT_CLASSES), size=count)
+        codes = data[split][0]
+        middles = [rng.choice(centres[split][k]) for k in labels]
+        ids = np.stack([codes[m - half : m - half + CONTEXT] for m in middles])
         return ids, labels
 
     model.train()
@@ -200,12 +273,15 @@ def train_bert(steps: int, rng: np.random.Generator) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--gpt-steps", type=int, default=600)
-    parser.add_argument("--bert-steps", type=int, default=400)
+    parser.add_argument("--bert-steps", type=int, default=1500)
+    parser.add_argument("--only", choices=("gpt", "bert"), help="train and export one model")
+    parser.add_argument("--threads", type=int, default=2, help="torch's CPU threads")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    train_gpt(args.gpt_steps, np.random.default_rng(0))
-    train_bert(args.bert_steps, np.random.default_rng(1))
+    torch.set_num_threads(args.threads)
+    if args.only != "bert":
+        train_gpt(args.gpt_steps, np.random.default_rng(0))
+    if args.only != "gpt":
+        train_bert(args.bert_steps, np.random.default_rng(1))
 
 
 if __name__ == "__main__":

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tvm
 from onnx import numpy_helper
+from tvm import relax
 
 import eiec.byoc
 from eiec.byoc import offloaded_symbols
+from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_OPTIONS, ATTR_REFERENCE, is_offloaded
+from eiec.byoc.codegen import compile_function, compressed_function
+from eiec.byoc.options import make_options
+from eiec.byoc.partition import options_to_json
+from eiec.relax_layers.fc import find_fc_layers
 
 from .flow import cpu_vm, eie_build, row_bounds, run
 from .models import mlp_onnx, to_relax
@@ -117,3 +124,48 @@ def test_calibration_reaches_offloaded_functions_after_host_ops() -> None:
         + row_bounds(first, x) @ np.abs(weights["w1"]).T
     )
     assert np.all(np.abs(run(calibrated_vm, x) - cpu) <= bound + 1e-5)
+
+
+def test_refit_calibrates_each_function_on_the_compressed_functions_before_it() -> None:
+    # SparseGPT's sequential calibration: with ,refit the second function's calibration inputs
+    # come from the first one as EIE will run it (pruned, shared), and the dense model's
+    # inputs ride beside them as the refit's target.
+    mod = to_relax(mlp_onnx([6, 12, 4], seed=14, between="Neg"))
+    samples = np.random.default_rng(16).uniform(-2, 2, (8, 1, 6)).astype(np.float32)
+    options = {"sparsity": 0.5, "prune": "magnitude,refit"}
+    dense = _offloaded_by_width(eiec.byoc.partition_for_eie(mod, calibration=samples))
+    seq = _offloaded_by_width(eiec.byoc.partition_for_eie(mod, calibration=samples, **options))
+    rows = samples.reshape(-1, 6)
+    assert np.array_equal(_attr(seq[6], ATTR_CALIBRATION), rows)
+    assert np.array_equal(_attr(seq[6], ATTR_REFERENCE), rows)
+    assert ATTR_REFERENCE not in dense[12].attrs
+    assert np.array_equal(_attr(seq[12], ATTR_REFERENCE), _attr(dense[12], ATTR_CALIBRATION))
+
+    first = compressed_function(seq[6], make_options(options))
+    vm = cpu_vm(tvm.IRModule({"main": first}))
+    expected = np.concatenate([-run(vm, sample) for sample in samples])
+    assert np.abs(_attr(seq[12], ATTR_CALIBRATION) - expected).max() < 1e-5
+    assert np.abs(expected - _attr(dense[12], ATTR_CALIBRATION)).max() > 1e-3  # it differs
+    # the twin's weights are those the program is compiled from
+    (twin_layer,) = find_fc_layers(first)
+    compiled = compile_function(seq[6].with_attr(ATTR_OPTIONS, _options_json(options)), "f")
+    (program_layer,) = find_fc_layers(compiled.compiled.module["main"])
+    assert np.array_equal(twin_layer.weight, program_layer.weight)
+    assert np.array_equal(twin_layer.bias, program_layer.bias)
+
+
+def _offloaded_by_width(mod: tvm.IRModule) -> dict[int, relax.Function]:
+    """The offloaded functions of ``mod`` by the width of their input."""
+    return {
+        int(func.params[0].ty.shape.values[-1]): func
+        for _, func in mod.functions_items()
+        if isinstance(func, relax.Function) and is_offloaded(func)
+    }
+
+
+def _attr(func: relax.Function, name: str) -> np.ndarray:
+    return func.attrs[name].numpy()
+
+
+def _options_json(options: dict) -> str:
+    return options_to_json(make_options(options))

@@ -146,6 +146,19 @@ def test_unsupported_ops_are_listed_in_one_error() -> None:
     )
 
 
+def test_a_transformer_is_refused_in_one_line_pointing_to_eiec_run() -> None:
+    model = Path(__file__).resolve().parents[2] / "examples" / "transformer" / "gpt.onnx"
+    with pytest.raises(UnsupportedModelError) as info:
+        compile_model(model)
+    assert str(info.value) == (
+        f"{model}: 116 nodes of 11 op types cannot run on EIE (Gather, Add, LayerNormalization, "
+        "Reshape, Gemm and 6 more): the model computes on the CPU around its FC layers, and "
+        "eiec compile only builds programs EIE runs alone (use eiec run MODEL INPUTS.npy "
+        "instead, which offloads the FC layers to EIE through BYOC and runs the other "
+        "operators on TVM's CPU)"
+    )
+
+
 def test_model_load_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError) as info:
         compile_model(tmp_path / "missing.onnx")

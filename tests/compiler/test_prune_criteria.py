@@ -12,8 +12,10 @@ from eiec.passes.prune_weights import (
     parse_criterion,
     prune_n_of_m,
     prune_scored_rows,
+    quantize_refit,
     refit_rows,
 )
+from eiec.passes.share_weights import ShareWeights, share_values
 from eiec.relax_layers.fc import find_fc_layers
 from tests.compiler.test_passes import _module
 
@@ -81,7 +83,8 @@ def test_refit_recovers_the_dense_output_on_the_calibration_inputs() -> None:
     x[:, 8:] = x[:, :8] + 0.1 * rng.normal(size=(200, 8))  # correlated inputs: room to refit
     dense = rng.normal(size=(5, 16))
     pruned = prune_scored_rows(dense, np.abs(dense), 0.5)
-    refitted = refit_rows(dense, pruned, x, ridge=1e-6)
+    refitted, no_bias = refit_rows(dense, pruned, x, ridge=1e-6)
+    assert no_bias is None
     assert np.array_equal(refitted != 0, pruned != 0)  # the same weights kept
     before = np.linalg.norm(x @ pruned.T - x @ dense.T)
     after = np.linalg.norm(x @ refitted.T - x @ dense.T)
@@ -98,3 +101,64 @@ def test_refit_in_the_pass() -> None:
     refitted = _weights(PruneWeights(0.5, criterion="wanda,refit", calibration=calibration))
     assert np.array_equal(plain != 0, refitted != 0)
     assert not np.allclose(plain, refitted)
+
+
+def test_refit_moves_the_bias_and_corrects_toward_the_reference() -> None:
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(300, 12)) + 1.0  # the dense model's activations
+    x = reference + 0.5 + 0.05 * rng.normal(size=reference.shape)  # the pruned model's: shifted
+    dense, bias = rng.normal(size=(4, 12)), rng.normal(size=4)
+    pruned = prune_scored_rows(dense, np.abs(dense), 0.5)
+    wanted = reference @ dense.T + bias
+
+    def error(weights: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm(x @ weights.T + b - wanted))
+
+    plain, _ = refit_rows(dense, pruned, x, ridge=1e-6)  # matches dense on x, bias unchanged
+    refitted, new_bias = refit_rows(dense, pruned, x, 1e-6, bias=bias, reference=reference)
+    assert new_bias is not None and not np.allclose(new_bias, bias)
+    assert np.array_equal(refitted != 0, pruned != 0)
+    assert error(refitted, new_bias) < 0.7 * error(plain, bias)
+    # the optimum: the residual is orthogonal to every kept input of row 0 and to the bias
+    residual = x @ refitted[0] + new_bias[0] - wanted[:, 0]
+    kept = np.flatnonzero(refitted[0])
+    assert np.abs(x[:, kept].T @ residual).max() < 1e-6 * np.abs(x.T @ wanted[:, 0]).max()
+    assert abs(residual.sum()) < 1e-6 * np.abs(wanted[:, 0]).sum()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_quantize_refit_is_never_worse_than_sharing(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    # correlated inputs (rank 4 plus noise), as a layer's activations are
+    x = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 20)) + 0.1 * rng.normal(size=(400, 20))
+    dense = rng.normal(size=(16, 20))
+    kept = rng.random(dense.shape) < 0.5
+    optimum = np.where(kept, dense, 0.0)
+    gram, target = x.T @ x, x.T @ (x @ optimum.T)
+    quantized = quantize_refit(optimum, kept, gram, target, 3)
+    assert np.array_equal(quantized != 0, kept)
+    assert np.unique(quantized[kept]).size <= 3
+    centers, labels, _ = share_values(optimum[kept], 3)  # weight sharing alone
+    shared = np.zeros_like(optimum)
+    shared[kept] = centers[labels]
+    wanted = x @ optimum.T
+    ratio = np.linalg.norm(x @ quantized.T - wanted) / np.linalg.norm(x @ shared.T - wanted)
+    assert ratio <= 1.0
+    if seed == 0:
+        assert ratio < 0.7  # here the sweep's compensation gains much
+    # already on the codebook: unchanged
+    assert np.array_equal(quantize_refit(quantized, kept, gram, target, 3), quantized)
+
+
+def test_refit_in_the_pass_shares_exactly_and_refits_the_bias() -> None:
+    rng = np.random.default_rng(8)
+    calibration = rng.normal(size=(64, 1, 12)).astype(np.float32)
+    weight, bias = rng.normal(size=(12, 8)), rng.normal(size=8)
+    prune = PruneWeights(0.5, criterion="wanda,refit", calibration=calibration, bits=2)
+    pruned = prune(_module(weight, bias))
+    (layer,) = find_fc_layers(pruned["main"])
+    values = np.concatenate((layer.weight[layer.weight != 0], layer.bias.ravel()))
+    assert np.unique(values).size <= 3  # on a 2-bit codebook (entry 0 is zero) already
+    assert not np.allclose(layer.bias.ravel(), bias)
+    (shared,) = find_fc_layers(ShareWeights(2)(pruned)["main"])
+    assert np.array_equal(shared.weight, layer.weight)  # sharing keeps the refit's values
