@@ -79,10 +79,11 @@ class TrainOptions:
     #: clustering is the diagonal of the loss's Hessian, approximated by the mean squared
     #: gradient over the training split at the retrained weights (the empirical Fisher), so
     #: the centroids sit closest to the weights the loss is most sensitive to. On the speech
-    #: LSTM at 10% density (benchmarks/bench_speech.py, 60 epochs, 3 seeds) it kept the shared
-    #: model's accuracy (before fine-tuning) at 96.5% / 96.1% (plain / --balance) where plain
-    #: k-means gave 95.8% / 93.3% (one run fell to 89%); on the digits MLP it gained nothing
-    #: (96.0% vs 96.3%), so FC layers keep Deep Compression's k-means, every value alike.
+    #: LSTM at 10% density (60 epochs, 3 seeds, in a trial whose learning rate also decayed
+    #: after pruning) it kept the shared model's accuracy (before fine-tuning) at 96.5% /
+    #: 96.1% (plain / --balance) where plain k-means gave 95.8% / 93.3% (one run fell to 89%;
+    #: at 30 epochs without the decay plain k-means fell to 90% too); on the digits MLP it
+    #: gained nothing (96.0% vs 96.3%), so FC layers keep Deep Compression's k-means.
     #: False: plain k-means for every layer.
     weighted_sharing: bool = True
     #: Load-balance-aware pruning (ESE): each of ``pes`` PEs' rows of a layer pruned alike.
