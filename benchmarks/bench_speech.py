@@ -1,7 +1,7 @@
 """Speech benchmark: the JapaneseVowels classifiers of ``examples/speech`` compressed for EIE.
 
-    .venv/bin/python benchmarks/bench_speech.py [--models lstm_dynamo,gru_dynamo] [--epochs 10]
-        [--densities 0.1,0.3] [--verify 40]
+    .venv/bin/python benchmarks/bench_speech.py [--models lstm_dynamo,gru_dynamo] [--epochs 60]
+        [--densities 0.1,0.3] [--verify 40] [--seeds 3]
 
 For each model (``examples/speech/*.onnx``, trained and exported by ``export_speech.py``: LSTM
 or GRU(12, 64) -> Linear(64, 9) on the last of 29 frames), on the paper's 64-PE chip:
@@ -10,7 +10,7 @@ or GRU(12, 64) -> Linear(64, 9) on the last of 29 frames), on the paper's 64-PE 
 - ``pruned``: compiled at each of ``--densities`` (weight density, default 10%; formats
   calibrated on the training sequences), no retraining;
 - ``trained``: the same with ``--train speech_train.npz`` (gradual pruning and centroid
-  fine-tuning, ``--epochs``, validated on the test sequences);
+  fine-tuning, ``--epochs``, default 60, validated on the test sequences);
 - ``balance+train``: ``--balance`` with ``--train`` (ESE's load-balance-aware pruning), when
   the compiler accepts the pair (a printed note otherwise).
 
@@ -20,6 +20,10 @@ program emulated on one batch of all 370 test sequences (X [29, 370, 12], the ba
 axis 1; ``emulated``), the emulated accuracy minus the dense one, and ``eiec verify`` on a batch of
 ``--verify`` test sequences: PASS/FAIL, tolerance as % of the output range, worst error / bound
 (``NOT CHECKED`` where verify passed with a NaN, infinite or zero tolerance: no check at all).
+With ``--seeds N`` the trained configurations are also compiled with seeds 1..N-1 and the
+``mean`` column gives the emulated accuracy over the N seeds (and its spread): one test sequence
+is 0.27 points, and a training run's accuracy varies with its seed by about a point, as much as
+the differences the rows show (the other columns are seed 0's, the compiler's default).
 A model with an op the compiler does not support (GRU, until it does) is skipped with a note;
 so is a configuration the compiler refuses or fails on (the reason is printed).
 """
@@ -29,7 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +41,7 @@ import onnx
 from rich.console import Console
 from rich.table import Table
 
-from eiec.compiler import CompileOptions, compile_model
+from eiec.compiler import CompileOptions, CompileResult, compile_model
 from eiec.emulator.batch import run_batch
 from eiec.errors import EiecError
 from eiec.frontend.ops import CHECKS
@@ -58,6 +62,7 @@ class Row:
     epoch: str = ""
     cpu: float | None = None
     emulated: float | None = None
+    seeds: list[float] | None = None
     verify: str = ""
     note: str = ""
 
@@ -78,6 +83,13 @@ def _configs(args: argparse.Namespace, train: dict, test: dict) -> list[tuple[st
         ("trained", trained),
         ("balance+train", {**trained, "balance": True}),
     ]
+
+
+def _emulated(result: CompileResult, x: np.ndarray, labels: np.ndarray) -> float:
+    """The accuracy of ``result``'s program emulated on one batch of all sequences ``x``."""
+    (port,) = result.program.inputs
+    emulated = run_batch(result.program, {port.name: x})
+    return _accuracy(emulated.outputs[result.program.outputs[0].name], labels)
 
 
 def bench_model(name: str, args: argparse.Namespace, console: Console) -> list[Row]:
@@ -122,8 +134,12 @@ def bench_model(name: str, args: argparse.Namespace, console: Console) -> list[R
         compressed = result.compressed_model
         row.cpu = _accuracy(run_rows(compressed, {"x": test_x})["logits"], labels)
         (port,) = result.program.inputs
-        emulated = run_batch(result.program, {port.name: test_x})
-        row.emulated = _accuracy(emulated.outputs[result.program.outputs[0].name], labels)
+        row.emulated = _emulated(result, test_x, labels)
+        if training is not None and args.seeds > 1:
+            row.seeds = [row.emulated]
+            for seed in range(1, args.seeds):
+                again = compile_model(model, replace(options, seed=seed))
+                row.seeds.append(_emulated(again, test_x, labels))
         sample = np.take(test_x, np.arange(args.verify), axis=axis)
         report = verify(compressed, result.program, {port.name: sample}, original=model)
         tolerance = report.relative_tolerance
@@ -138,6 +154,13 @@ def bench_model(name: str, args: argparse.Namespace, console: Console) -> list[R
     return rows
 
 
+def _mean(values: list[float], dense: float | None) -> str:
+    """The mean of seeds' accuracies, its range and the difference to ``dense``."""
+    mean = float(np.mean(values))
+    text = f"{mean:.2%} ({min(values):.2%}-{max(values):.2%}, {len(values)} seeds)"
+    return text if dense is None else f"{text} {(mean - dense) * 100:+.2f} pt"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="lstm_dynamo,lstm_bf_torchscript,gru_dynamo")
@@ -147,7 +170,10 @@ def main() -> None:
         default=[0.1],
         help="weight densities, comma-separated (default 0.1)",
     )
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument(
+        "--seeds", type=int, default=1, help="training seeds averaged in the mean column (1)"
+    )
     parser.add_argument("--verify", type=int, default=40, help="sequences verified (a batch)")
     args = parser.parse_args()
     console = Console(width=160)
@@ -162,6 +188,7 @@ def main() -> None:
         "cpu",
         "emulated",
         "vs dense",
+        "mean",
         "verify",
     ):
         table.add_column(column)
@@ -183,6 +210,7 @@ def main() -> None:
             pct(row.cpu),
             pct(row.emulated),
             delta,
+            "" if not row.seeds else _mean(row.seeds, dense.get(row.model)),
             row.verify or (f"skipped: {row.note}" if row.note else ""),
         )
     console.print(table)

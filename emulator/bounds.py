@@ -23,7 +23,9 @@ one raises at import, as the emulator's handlers do). The terms, for fixed16 ari
   accumulator has more fraction bits; ReLU is 1-Lipschitz so the bound passes through.
 - **element-wise**: ``ew-add`` adds the operands' bounds, ``ew-mul`` adds
   ``|a| e_b + |b| e_a + e_a e_b`` (the actual operands: a forget gate's value scales the
-  carried cell error), each plus its output rounding; ``ew-lut`` adds the error a *correct*
+  carried cell error), each plus its output rounding, whose signed value (the emulator's
+  result less the exact one of its operands) the statistical bound carries exactly
+  (``known``); ``ew-lut`` adds the error a *correct*
   table (fn's samples rounded to nearest, SPEC §3.5) has at the emulator's input ``a``
   (``table_error``: a wrong table entry is not absorbed) and the steepest slope of fn over
   ``[a - e_a, a + e_a]`` times ``e_a`` (the mean value theorem at the run's own values, not
@@ -220,6 +222,10 @@ class ErrorBounds:
     spreads: dict[str, np.ndarray] = field(default_factory=dict)
     saturated: dict[str, np.ndarray] = field(default_factory=dict)
     exact: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Per word, the signed part of its error the probe knows exactly (the element-wise
+    #: roundings the emulator made, carried through ew-add, ew-mul and ew-copy); ``spreads``
+    #: include its magnitude (FIXED_POINT.md, "Through recurrences").
+    known: dict[str, np.ndarray] = field(default_factory=dict)
     writebacks: list[LayerBound] = field(default_factory=list)
     first_saturation: Saturation | None = None
     #: The first instruction that left a word with a non-finite tolerance (``words`` counts
@@ -232,6 +238,8 @@ class ErrorBounds:
     _acc_layer: str = ""
     _steps: dict[str, int] = field(default_factory=dict)
     _lut_input: tuple[np.ndarray, _Error] | None = None
+    #: An ew-add/ew-mul/ew-copy's exact result (before rounding) and its rounding bound.
+    _unrounded: tuple[np.ndarray, float] | None = None
     _weights: dict[str, _StoredWeights] = field(default_factory=dict)
 
     # --- the probe ------------------------------------------------------------------------------
@@ -242,6 +250,7 @@ class ErrorBounds:
         self.words = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
         self.spreads = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
         self.saturated = {name: np.zeros(buf.size, bool) for name, buf in program.buffers.items()}
+        self.known = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
         self.writebacks, self.first_saturation, self.exact = [], None, {}
         self.first_unbounded, self._unbounded = None, None
         self._stream, self._acc, self._steps = None, None, {}
@@ -286,7 +295,7 @@ class ErrorBounds:
     def tolerance(self, buffer: str) -> np.ndarray:
         """Each word's tolerance: the statistical bound (``SPREAD_SAFETY`` times the spread)
         where it is below the worst case."""
-        return _tolerance(self.words[buffer], self.spreads[buffer])
+        return _tolerance(self.words[buffer], self.spreads[buffer], self.known[buffer])
 
     def ports(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The tolerances and the saturation taints of each output port's elements (by port
@@ -319,6 +328,7 @@ class ErrorBounds:
             self.spreads[view.buffer][span],
             self.saturated[view.buffer][span],
             None if exact is None else exact[span],
+            self.known[view.buffer][span],
         )
 
     def store(self, view: View, error: _Error) -> None:
@@ -327,10 +337,13 @@ class ErrorBounds:
         self.exact.pop(view.buffer, None)  # only the host's inputs have known signed errors
         worst = np.where(np.isnan(error.worst), np.inf, error.worst)
         spread = np.where(np.isnan(error.spread), np.inf, error.spread)
+        known = np.zeros_like(worst) if error.known is None else error.known
+        known = np.where(np.isfinite(known), known, 0.0)
         self.words[view.buffer][span] = worst
         self.spreads[view.buffer][span] = spread
         self.saturated[view.buffer][span] = error.taint
-        unbounded = int(np.count_nonzero(~np.isfinite(_tolerance(worst, spread))))
+        self.known[view.buffer][span] = known
+        unbounded = int(np.count_nonzero(~np.isfinite(_tolerance(worst, spread, known))))
         if unbounded and self._unbounded is None:
             self._unbounded = (view.buffer, unbounded)
 
@@ -376,20 +389,34 @@ class ErrorBounds:
 
 @dataclass(frozen=True)
 class _Error:
-    """Bounds of some words: worst case, statistical (root mean square), saturation taint, and
-    the signed error itself where it is known (the host's inputs: their quantisation)."""
+    """Bounds of some words: worst case, statistical (root mean square), saturation taint, the
+    signed error itself where it is known (the host's inputs: their quantisation), and the
+    signed part of the error known exactly (``known``: element-wise roundings; ``spread``
+    includes its magnitude)."""
 
     worst: np.ndarray
     spread: np.ndarray
     taint: np.ndarray
     exact: np.ndarray | None = None
+    known: np.ndarray | None = None
 
     def copy(self) -> _Error:
-        return _Error(self.worst.copy(), self.spread.copy(), self.taint.copy())
+        known = None if self.known is None else self.known.copy()
+        return _Error(self.worst.copy(), self.spread.copy(), self.taint.copy(), None, known)
+
+    def signed(self) -> np.ndarray:
+        """The known signed part of the error (the whole error for a host input)."""
+        if self.exact is not None:
+            return self.exact
+        return np.zeros_like(self.spread) if self.known is None else self.known
+
+    def unknown(self) -> np.ndarray:
+        """The statistical bound of the rest of the error (``spread`` less the known part)."""
+        return np.maximum(self.spread - np.abs(self.signed()), 0.0)
 
     def tolerance(self) -> np.ndarray:
         """The tolerance of these words (:meth:`ErrorBounds.tolerance`)."""
-        return _tolerance(self.worst, self.spread)
+        return _tolerance(self.worst, self.spread, self.known)
 
     def rounded(self, rounding: float, coherent: bool = False) -> _Error:
         """Plus a new rounding of at most ``rounding``: independent of the error so far (in
@@ -399,10 +426,15 @@ class _Error:
         return _Error(self.worst + rounding, spread, self.taint.copy())
 
 
-def _tolerance(worst: np.ndarray, spread: np.ndarray) -> np.ndarray:
-    """The statistical bound (``SPREAD_SAFETY`` times the spread) where it is below the worst
-    case."""
-    return np.minimum(worst, SPREAD_SAFETY * spread)
+def _tolerance(
+    worst: np.ndarray, spread: np.ndarray, known: np.ndarray | None = None
+) -> np.ndarray:
+    """The statistical bound where it is below the worst case: the known signed part's
+    magnitude (exact) plus ``SPREAD_SAFETY`` times the spread of the rest."""
+    if known is None:
+        return np.minimum(worst, SPREAD_SAFETY * spread)
+    size = np.abs(known)
+    return np.minimum(worst, size + SPREAD_SAFETY * np.maximum(spread - size, 0.0))
 
 
 @dataclass(frozen=True)
@@ -443,12 +475,11 @@ def _broadcast(bounds: ErrorBounds, ins: BroadcastActivation, read: ReadView) ->
         else:
             values.append(read(source))
             errors.append(bounds.error(source))
-    known = all(e.exact is not None for e in errors)
     bounds._stream = _Stream(
         np.abs(np.concatenate(values)),
         _Error(
             *(np.concatenate([getattr(e, f) for e in errors]) for f in _FIELDS),
-            np.concatenate([e.exact for e in errors]) if known else None,  # type: ignore[misc]
+            known=np.concatenate([e.signed() for e in errors]),
         ),
     )
 
@@ -465,19 +496,17 @@ def _mac(bounds: ErrorBounds, ins: SparseColumnMac, read: ReadView) -> None:
     worst += bounds.float_gamma(w.cols + 1) * w.rowsum((w.weight + w.dw) * reach)
     # In quadrature: the inputs' errors, each codebook entry's rounding (shared by the row's
     # entries of that code), the float32 reference's roundings (sqrt(K) instead of K terms).
-    # Known input errors (the host's quantisation) propagate exactly, added to the rest. |a_ref|
-    # is taken within the inputs' tolerances (the worst case may be vacuous, e.g. in a
-    # recurrence).
+    # The inputs' known signed errors (the host's quantisation, element-wise roundings)
+    # propagate exactly, added to the rest. |a_ref| is taken within the inputs' tolerances (the
+    # worst case may be vacuous, e.g. in a recurrence).
     reach = (magnitude + e_a.tolerance())[w.col]
     float_sum = w.rowsum((w.weight + w.dw) * reach)
     u = bounds.float_u()
     per_code = w.rowsum_by_code(reach)
     spread_sq = w.dw**2 * (per_code**2).sum(axis=1) + (u * np.sqrt(w.cols + 1) * float_sum) ** 2
-    if e_a.exact is not None:
-        known = np.abs(w.rowsum(w.signed * e_a.exact[w.col]))
-        spread_sq = (known + np.sqrt(spread_sq)) ** 2
-    else:
-        spread_sq += w.rowsum(w.weight**2 * e_a.spread[w.col] ** 2)
+    spread_sq += w.rowsum(w.weight**2 * e_a.unknown()[w.col] ** 2)
+    known = np.abs(w.rowsum(w.signed * e_a.signed()[w.col]))
+    spread_sq = (known + np.sqrt(spread_sq)) ** 2
     taint = w.rowany(e_a.taint[w.col])
     if bounds._acc is not None:
         worst = bounds._acc.worst + worst
@@ -526,41 +555,65 @@ def _writeback_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
 
 def _taint_clamped(bounds: ErrorBounds, event: Event, dst: View, read: ReadView) -> None:
     error = bounds.error(dst)
-    bounds.store(
-        dst, _Error(error.worst, error.spread, error.taint | bounds.clamped(event, dst, read))
-    )
+    taint = error.taint | bounds.clamped(event, dst, read)
+    bounds.store(dst, _Error(error.worst, error.spread, taint, None, error.known))
 
 
 def _copy(bounds: ErrorBounds, ins: EwCopy, read: ReadView) -> None:
     rounding = bounds.rounding(bounds.frac(ins.a), bounds.frac(ins.dst))
-    bounds.store(ins.dst, bounds.error(ins.a).rounded(rounding, coherent=True))
+    e_a = bounds.error(ins.a)
+    error = _Error(e_a.worst + rounding, e_a.spread.copy(), e_a.taint.copy(), None, e_a.signed())
+    bounds.store(ins.dst, error)
+    bounds._unrounded = (read(ins.a).copy(), rounding)
 
 
 def _add_or_mul(bounds: ErrorBounds, ins: EwAdd | EwMul, read: ReadView) -> None:
     u = bounds.float_u()
-    a, b = np.abs(read(ins.a)), np.abs(read(ins.b))
+    va, vb = read(ins.a), read(ins.b)
+    a, b = np.abs(va), np.abs(vb)
     e_a, e_b = bounds.error(ins.a), bounds.error(ins.b)
+    k_a, k_b = e_a.signed(), e_b.signed()
+    s_a, s_b = e_a.unknown(), e_b.unknown()
     fa, fb = bounds.frac(ins.a), bounds.frac(ins.b)
     # The operands' errors may be correlated (both from one earlier layer): they add.
     if isinstance(ins, EwAdd):
         rounding = bounds.rounding(max(fa, fb), bounds.frac(ins.dst))
         worst = e_a.worst + e_b.worst + u * (a + b + e_a.worst + e_b.worst)
-        spread = e_a.spread + e_b.spread + u * (a + b + e_a.spread + e_b.spread)
+        known = k_a + k_b
+        unknown = s_a + s_b + u * (a + b + e_a.spread + e_b.spread)
+        exact = va + vb
     else:
         rounding = bounds.rounding(fa + fb, bounds.frac(ins.dst))
         worst = a * e_b.worst + b * e_a.worst + e_a.worst * e_b.worst
         worst += u * (a + e_a.worst) * (b + e_b.worst)
-        # The factors' errors are independent (different gate rows), unless they are one word.
-        terms = (a * e_b.spread, b * e_a.spread)
-        spread = sum(terms) if ins.a == ins.b else np.hypot(*terms)
-        spread += e_a.spread * e_b.spread
-        spread += u * (a + e_a.spread) * (b + e_b.spread)
-    error = _Error(worst, spread, e_a.taint | e_b.taint)
-    bounds.store(ins.dst, error.rounded(rounding, coherent=True))
+        # D - D_ref = a k_b + b k_a - k_a k_b (known) + (a - k_a) U_b + (b - k_b) U_a - U_a U_b
+        # for errors k + U of a and b. The factors' unknown errors are independent (different
+        # gate rows), unless they are one word.
+        known = va * k_b + vb * k_a - k_a * k_b
+        terms = (np.abs(va - k_a) * s_b, np.abs(vb - k_b) * s_a)
+        unknown = sum(terms) if ins.a == ins.b else np.hypot(*terms)
+        unknown += s_a * s_b
+        unknown += u * (a + e_a.spread) * (b + e_b.spread)
+        exact = va * vb
+    error = _Error(worst + rounding, np.abs(known) + unknown, e_a.taint | e_b.taint, None, known)
+    bounds.store(ins.dst, error)
+    bounds._unrounded = (exact, rounding)
 
 
 def _elementwise_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
-    _taint_clamped(bounds, event, event.instruction.dst, read)  # type: ignore[attr-defined]
+    """The rounding the emulator made, signed (its result less the exact one), joins the
+    known part; a difference beyond the rounding bound is not a rounding (a saturation, a
+    wrong result) and only the bound's share of it is taken, so the rest shows as error."""
+    dst = event.instruction.dst  # type: ignore[attr-defined]
+    if bounds._unrounded is not None:
+        exact, rounding = bounds._unrounded
+        bounds._unrounded = None
+        made = np.clip(read(dst) - exact, -rounding, rounding)
+        error = bounds.error(dst)
+        unknown = error.unknown()
+        known = error.signed() + np.where(np.isfinite(made), made, 0.0)
+        bounds.store(dst, _Error(error.worst, np.abs(known) + unknown, error.taint, None, known))
+    _taint_clamped(bounds, event, dst, read)
 
 
 def _lut(bounds: ErrorBounds, ins: EwLut, read: ReadView) -> None:

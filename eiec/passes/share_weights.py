@@ -78,14 +78,20 @@ class ShareStats:
     relative_rmse: float
 
 
-def share_values(values: np.ndarray, clusters: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(sorted centroids, index of each value's centroid, exact) for 1-D non-zero ``values``."""
+def share_values(
+    values: np.ndarray, clusters: int, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(sorted centroids, index of each value's centroid, exact) for 1-D non-zero ``values``;
+    ``weights``: each value's importance in the k-means (:func:`lloyd_1d`)."""
     ordered = np.sort(values.astype(np.float64))
     step = np.flatnonzero(ordered[1:] != ordered[:-1]) + 1
     if step.size + 1 <= clusters:
         distinct = ordered[np.concatenate(([0], step))]
         return distinct, np.searchsorted(distinct, values), True
-    centers, labels = lloyd_1d(values, clusters, ordered=ordered)
+    if weights is None:
+        centers, labels = lloyd_1d(values, clusters, ordered=ordered)
+    else:
+        centers, labels = lloyd_1d(values, clusters, weights=weights)
     return centers, labels, False
 
 
@@ -96,6 +102,7 @@ def lloyd_1d(
     tol: float = 1e-4,
     *,
     ordered: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(ascending centroids, index of each value's centroid): Lloyd's k-means in one dimension
     from centroids spaced linearly between the minimum and the maximum (``ordered``: the values
@@ -107,19 +114,31 @@ def lloyd_1d(
     value half-way between two centroids goes to the lower one), done the 1-D way: on sorted
     values a cluster is a range, found by binary search at the midpoints between centroids, and
     its mean comes from prefix sums, so an iteration costs O(clusters log n), not O(n clusters).
+
+    ``weights`` (positive, one per value) make it the weighted k-means (scikit-learn's
+    ``sample_weight``): each centroid the weighted mean of its cluster, so values that matter
+    more are represented more closely.
     """
-    x = np.sort(values.astype(np.float64)) if ordered is None else ordered.astype(np.float64)
+    if weights is None:
+        x = np.sort(values.astype(np.float64)) if ordered is None else ordered.astype(np.float64)
+        w = np.ones(x.size)
+    else:
+        order = np.argsort(values, kind="stable")
+        x = values.astype(np.float64)[order]
+        w = np.asarray(weights, np.float64)[order]
     mean = float(x.mean())
     x -= mean
     prefix = np.zeros(x.size + 1)
-    np.cumsum(x, out=prefix[1:])
+    np.cumsum(w * x, out=prefix[1:])
+    mass = np.zeros(x.size + 1)
+    np.cumsum(w, out=mass[1:])
     centers = np.linspace(x[0], x[-1], clusters)
     tol *= float(np.var(x))
     cut_before = None
     for _ in range(max_iter):
         cut = np.searchsorted(x, (centers[:-1] + centers[1:]) / 2, side="right")
         lo, hi = np.concatenate(([0], cut)), np.concatenate((cut, [x.size]))
-        new = _relocated_means(x, prefix, centers, lo, hi)
+        new = _relocated_means(x, w, prefix, mass, centers, lo, hi)
         shift = float(((new - centers) ** 2).sum())
         centers = new
         if cut_before is not None and np.array_equal(cut, cut_before):
@@ -136,15 +155,23 @@ def _nearest(centers: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _relocated_means(
-    x: np.ndarray, prefix: np.ndarray, centers: np.ndarray, lo: np.ndarray, hi: np.ndarray
+    x: np.ndarray,
+    w: np.ndarray,
+    prefix: np.ndarray,
+    mass: np.ndarray,
+    centers: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
 ) -> np.ndarray:
-    """The new ascending centroids of the clusters ``x[lo[i]:hi[i]]``; each empty cluster moves
-    to the remaining point farthest from its centre (always at one end of a range), which
-    leaves its old cluster."""
-    counts = (hi - lo).astype(np.float64)
+    """The new ascending centroids (weighted means, ``w``: the values' weights, ``prefix`` and
+    ``mass`` the prefix sums of ``w x`` and ``w``) of the clusters ``x[lo[i]:hi[i]]``; each
+    empty cluster moves to the remaining point farthest from its centre (always at one end of a
+    range), which leaves its old cluster."""
+    counts = mass[hi] - mass[lo]
     sums = prefix[hi] - prefix[lo]
+    empty_mask = hi == lo
     new = centers.copy()
-    empty = np.flatnonzero(counts == 0)
+    empty = np.flatnonzero(empty_mask)
     if empty.size:
         lo, hi = lo.copy(), hi.copy()
         moved = []
@@ -155,17 +182,18 @@ def _relocated_means(
             best = int(np.argmax(np.maximum(left, right)))
             cluster = live[best]
             if left[best] >= right[best]:
-                point = x[lo[cluster]]
+                where = lo[cluster]
                 lo[cluster] += 1
             else:
                 hi[cluster] -= 1
-                point = x[hi[cluster]]
-            sums[cluster] -= point
-            counts[cluster] -= 1
+                where = hi[cluster]
+            point = x[where]
+            sums[cluster] -= w[where] * point
+            counts[cluster] -= w[where]
             moved.append(point)
         counts[empty] = 0
         new[empty] = moved
-    full = counts > 0
+    full = (counts > 0) & (hi > lo)
     new[full] = sums[full] / counts[full]
     return np.sort(new)
 

@@ -42,6 +42,10 @@ class TrainingSession(ABC):
         """One optimiser step on one batch; the batch's loss before the step."""
 
     @abstractmethod
+    def gradients(self, inputs: list[np.ndarray], target: np.ndarray) -> list[np.ndarray]:
+        """The loss gradient of every parameter on one batch (no step taken)."""
+
+    @abstractmethod
     def predict(self, inputs: list[np.ndarray]) -> np.ndarray:
         """The backbone's output on one batch."""
 

@@ -9,6 +9,7 @@ import pytest
 
 from eiec.codegen.tables import activation_table
 from eiec.emulator import EmulatorConfig
+from eiec.emulator.arith import FixedArith
 from eiec.emulator.bounds import (
     FLOAT32_U,
     RULES,
@@ -24,8 +25,10 @@ from eiec.errors import EmulatorError
 from eiec.isa.builder import fc_program
 from eiec.isa.program import (
     Buffer,
+    EwAdd,
     EwCopy,
     EwLut,
+    EwMul,
     Halt,
     Instruction,
     Machine,
@@ -243,3 +246,67 @@ def test_a_wrong_table_entry_is_not_absorbed_into_the_bound() -> None:
     probe = ErrorBounds(program)
     out = Emulator(program, probes=(probe,)).run({"x": np.zeros(4)}).outputs["d"]
     assert (np.abs(out - 0.5) > probe.tolerance("d")).all()
+
+
+def _cell_carry(steps: int) -> Program:
+    """x (8 fraction bits) -> c = f * c + x, ``steps`` times (f and c in 14 and 6 bits): a
+    cell state carried by a forget gate, rounding twice a step to c's 6 bits."""
+    buffers = {
+        "x": Buffer("x", rows=1, cols=4, pitch=4, frac=8),
+        "f": Buffer("f", rows=1, cols=4, pitch=4, frac=14, init=np.full(4, 15565, np.int16)),
+        "c": Buffer("c", rows=1, cols=4, pitch=4, frac=6),
+    }
+    step = [EwMul(View("c"), View("f"), View("c")), EwAdd(View("c"), View("c"), View("x"))]
+    return Program(
+        machine=Machine(pes=4),
+        buffers=buffers,
+        inputs=[Port("x", "x", (4,))],
+        outputs=[Port("c", "c", (4,))],
+        text=[*step * steps, Halt()],
+    )
+
+
+def test_element_wise_roundings_are_carried_with_their_signs() -> None:
+    # c <- 0.95 c + x: the emulator's roundings (twice a step, up to 2**-7 each) are known to
+    # the probe with their signs (its result less the exact one of its operands), so the
+    # tolerance of c is the carried sum of what was rounded (plus six times the float32
+    # reference's tiny spread), not six times the sum of the roundings' bounds.
+    steps = 20
+    program = _cell_carry(steps)
+    x = np.array([0.3, -0.71, 0.123, 0.5])
+    probe = ErrorBounds(program)
+    out = Emulator(program, probes=(probe,)).run({"x": x}).outputs["c"]
+    f = 15565 / 2**14
+    exact = np.zeros(4)
+    for _ in range(steps):
+        exact = f * exact + x
+    error = out - exact
+    known = probe.known["c"]
+    # The known part is the whole error but the float32 reference's rounding.
+    np.testing.assert_allclose(known, error, atol=1e-6)
+    tolerance = probe.tolerance("c")
+    assert (np.abs(error) <= tolerance).all()
+    assert (tolerance < np.abs(known) + 1e-4).all()
+    # A constant input is the cell's fixed point: the roundings repeat, and add up to about
+    # r / (1 - f), as the error shows; still below the worst case, the sum of their bounds.
+    assert (tolerance < 0.5 * probe.words["c"]).all()
+
+
+def test_a_wrong_element_wise_result_is_not_taken_for_a_rounding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An ew-mul off by 4 LSBs of its destination (no rounding does that): only half an LSB
+    # of it is taken as known, and the result errs beyond its tolerance.
+    program = _cell_carry(1)
+    x = np.array([0.3, -0.71, 0.123, 0.5])
+    mul = FixedArith.mul
+
+    def wrong(self: FixedArith, *args: object, **kwargs: object) -> tuple[np.ndarray, int]:
+        words, saturations = mul(self, *args, **kwargs)
+        return words + 4, saturations
+
+    monkeypatch.setattr(FixedArith, "mul", wrong)
+    probe = ErrorBounds(program)
+    out = Emulator(program, probes=(probe,)).run({"x": x}).outputs["c"]
+    exact = 0.0 * 15565 / 2**14 + x  # c starts at 0
+    assert (np.abs(out - exact) > probe.tolerance("c")).all()
