@@ -23,7 +23,8 @@ What is checked, and against what:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -224,10 +225,6 @@ class CallCheck:
         first = parts[0]
         if first.emulated is None:
             return first
-        clamped: dict[str, int] = {}
-        for part in parts:
-            for name, count in part.clamped.items():
-                clamped[name] = clamped.get(name, 0) + count
 
         def stacked(table: str) -> dict[str, np.ndarray]:
             return {
@@ -242,7 +239,7 @@ class CallCheck:
             bounds=stacked("bounds"),
             saturated=stacked("saturated"),
             saturations=sum(part.saturations for part in parts),
-            clamped=clamped,
+            clamped=_summed(part.clamped for part in parts),
             runs=sum(part.runs for part in parts),
             first_saturation=next((p.first_saturation for p in parts if p.first_saturation), None),
             first_unbounded=next((p.first_unbounded for p in parts if p.first_unbounded), None),
@@ -282,11 +279,6 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
             ]
         cpu = [_run_function(vm, offload, feed) for feed in feeds]
-        clamped: dict[str, int] = {}
-        for run in emulated:
-            for name, count in run.clamped.items():
-                clamped[name] = clamped.get(name, 0) + count
-
         checks.append(
             CallCheck(
                 symbol,
@@ -298,7 +290,7 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 bounds=_rows(emulated, "bounds", offload.outputs, samples),
                 saturated=_rows(emulated, "saturated", offload.outputs, samples),
                 saturations=sum(run.saturations for run in emulated),
-                clamped=clamped,
+                clamped=_summed(run.clamped for run in emulated),
                 runs=len(emulated),
                 first_saturation=next(
                     (run.first_saturation for run in emulated if run.first_saturation), None
@@ -309,6 +301,14 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
             )
         )
     return checks
+
+
+def _summed(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Per-port counts added up (clamped host values of several runs or shards)."""
+    total: Counter[str] = Counter()
+    for part in counts:
+        total.update(part)
+    return dict(total)
 
 
 def _rows(
