@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_design_space import FIXTURE, activations, codes_of, fc8_model, fixture
+from bench_design_space import BOOK, FIXTURE, PAPER, activations, codes_of, fc8_model, fixture
+from bench_emulator import LAYERS as TABLE_III  # the paper's benchmark layers (Table III)
 from rich.console import Console
 from rich.table import Table
 
@@ -48,22 +49,10 @@ MODULES = {
 }
 COMPONENTS = {"memory": 59.15, "clock": 20.46, "register": 11.20, "combinational": 9.18}
 #: The paper's AlexNet FC layers: Table III shape and densities, Table IV actual time (us).
-LAYERS = (
-    ("Alex-6", 9216, 4096, 0.09, 0.351, 30.3),
-    ("Alex-7", 4096, 4096, 0.09, 0.353, 12.2),
-    ("Alex-8", 4096, 1000, 0.25, 0.375, 9.9),
-)
+LAYERS = tuple((*layer, PAPER[layer[0]][1]) for layer in TABLE_III if layer[0].startswith("Alex"))
 #: Table III's other benchmark layers (shape, weight and activation density), random as above;
 #: the paper's 586-590 mW is one figure for all nine.
-OTHERS = (
-    ("VGG-6", 25088, 4096, 0.04, 0.183),
-    ("VGG-7", 4096, 4096, 0.04, 0.375),
-    ("VGG-8", 4096, 1000, 0.23, 0.411),
-    ("NT-We", 4096, 600, 0.10, 1.0),
-    ("NT-Wd", 600, 8791, 0.11, 1.0),
-    ("NT-LSTM", 1201, 2400, 0.10, 1.0),
-)
-BOOK = np.array([0, *np.linspace(-3000, 3000, 15).astype(int)], dtype=np.int16)
+OTHERS = tuple(layer for layer in TABLE_III if not layer[0].startswith("Alex"))
 PAPER_MW = (586.0, 590.0)
 #: The energy table's reference workload (the three layers at one MAC per PE per cycle): 64-bit
 #: sparse-matrix reads and pointer pairs read per MAC.
