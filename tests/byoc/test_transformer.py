@@ -35,6 +35,19 @@ def _ids(samples: int, tokens: int = 8, vocab: int = 11) -> np.ndarray:
     return np.random.default_rng(3).integers(0, vocab, (samples, tokens), dtype=np.int64)
 
 
+def _run_args(tmp_path: Path, model: onnx.ModelProto, samples: int) -> list[str]:
+    """``eiec run`` on ``model`` saved in ``tmp_path`` with ``samples`` windows of ids and their
+    next-token targets (the last position ignored), at 4 PEs."""
+    onnx.save(model, tmp_path / "gpt.onnx")
+    ids = _ids(samples)
+    targets = np.roll(ids, -1, axis=1)
+    targets[:, -1] = -100
+    np.save(tmp_path / "ids.npy", ids)
+    np.save(tmp_path / "targets.npy", targets)
+    args = ["run", str(tmp_path / "gpt.onnx"), "-i", str(tmp_path / "ids.npy"), "--pes", "4"]
+    return [*args, "--labels", str(tmp_path / "targets.npy")]
+
+
 def test_checks_on_weights_skip_constants_the_cpu_uses() -> None:
     """The -3.4e38 mask fill and the empty shape feeding ConstantOfShape run on the CPU."""
     load_model(tiny_gpt())  # raises ModelLoadError if they were refused
@@ -126,14 +139,8 @@ def test_cli_reports_per_token_figures_perplexity_and_writes_outputs(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     model = tiny_gpt()
-    onnx.save(model, tmp_path / "gpt.onnx")
-    ids = _ids(2)
-    targets = np.roll(ids, -1, axis=1)
-    targets[:, -1] = -100
-    np.save(tmp_path / "ids.npy", ids)
-    np.save(tmp_path / "targets.npy", targets)
-    args = ["run", str(tmp_path / "gpt.onnx"), "-i", str(tmp_path / "ids.npy"), "--pes", "4"]
-    args += ["--labels", str(tmp_path / "targets.npy"), "-o", str(tmp_path / "y.npy"), "--json"]
+    args = [*_run_args(tmp_path, model, 2), "-o", str(tmp_path / "y.npy"), "--json"]
+    ids, targets = np.load(tmp_path / "ids.npy"), np.load(tmp_path / "targets.npy")
     code = main([*args, "--sparsity", "0"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0, report["problems"]
@@ -190,14 +197,7 @@ def test_samples_spread_over_two_workers_give_the_report_of_one_process(
     # results identical to one process.
     if engine == "ray":
         ray = pytest.importorskip("ray")
-    onnx.save(tiny_gpt(seed=1), tmp_path / "gpt.onnx")
-    ids = _ids(5)
-    targets = np.roll(ids, -1, axis=1)
-    targets[:, -1] = -100
-    np.save(tmp_path / "ids.npy", ids)
-    np.save(tmp_path / "targets.npy", targets)
-    args = ["run", str(tmp_path / "gpt.onnx"), "-i", str(tmp_path / "ids.npy"), "--pes", "4"]
-    args += ["--labels", str(tmp_path / "targets.npy"), "--sparsity", "0.5", "--json"]
+    args = [*_run_args(tmp_path, tiny_gpt(seed=1), 5), "--sparsity", "0.5", "--json"]
     reports, outputs = [], []
     for workers in ("1", "2"):
         out = tmp_path / f"y{workers}.npy"
