@@ -180,3 +180,20 @@ def saturated_words(runs: Sequence[Stats]) -> str | None:
         f"{first['pc']}, {first['instruction']}): they were beyond their buffer's 16-bit range "
         "and were clamped, so the outputs computed from them are not the model's"
     )
+
+
+#: How to avoid words saturating inside the program (the fix of :func:`saturated_words`).
+SATURATED_FIX = (
+    "compile with --calibration on representative inputs; eiec verify names the outputs they reach"
+)
+
+
+def saturation_warnings(program: Program, runs: Sequence[Stats]) -> list[tuple[str, str]]:
+    """(what, how to fix) per saturation over ``runs``: each clamped input port
+    (:func:`clamped_inputs`), then the words clamped inside the program
+    (:func:`saturated_words`)."""
+    found = [(sentence, CLAMPED_FIX) for sentence in clamped_inputs(program, runs)]
+    inside = saturated_words(runs)
+    if inside is not None:
+        found.append((inside, SATURATED_FIX))
+    return found

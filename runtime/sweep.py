@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from eiec.emulator import EmulatorConfig, EnergyModel, run_batch
+from eiec.emulator.ports import saturation_warnings
 from eiec.errors import EiecError, InputError, PathError
 from eiec.fileio import write_atomic
 from eiec.isa import format_program, parse
@@ -78,6 +79,8 @@ class SweepPoint:
     spent waiting for weights from DRAM (the compute bound of a roofline: every weight on chip
     here, so the cycles themselves).
     ``layers``: per layer (name, cycles, ideal_cycles, load_efficiency, alu_utilization).
+    ``warnings``: ``{"what", "fix"}`` per saturation of the emulation (clamped inputs, words
+    clamped inside the program: ``eiec emulate``'s warnings), in the order it gives them.
     """
 
     pes: int
@@ -98,6 +101,7 @@ class SweepPoint:
     compute_cycles: int | None = None
     ideal_cycles: float | None = None
     layers: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
     error: str | None = None
 
 
@@ -120,6 +124,23 @@ class SweepResult:
             "workers": self.workers,
             "wall_s": self.wall_s,
         }
+
+    def warnings(self) -> list[tuple[str, str]]:
+        """(what, how to fix) per distinct saturation warning of the points, ``what`` ending
+        with the points that gave it (all of them, or their PE counts and depths)."""
+        where: dict[tuple[str, str], list[SweepPoint]] = {}
+        for point in self.points:
+            for warning in point.warnings:
+                where.setdefault((warning["what"], warning["fix"]), []).append(point)
+        found = []
+        for (what, fix), points in where.items():
+            if len(points) == len(self.points):
+                at = "every point"
+            else:
+                at = ", ".join(f"{p.pes} PEs FIFO {p.fifo_depth}" for p in points)
+                at = f"{len(points)} of {len(self.points)} points ({at})"
+            found.append((f"{what}; at {at}", fix))
+        return found
 
     @property
     def fields(self) -> list[str]:
@@ -401,6 +422,9 @@ def emulate_task(
     point.compute_cycles = stats.cycles - sum(run.dram_stall_cycles for run in batch.runs)
     point.ideal_cycles = float(sum(run.ideal_cycles for run in batch.runs))
     point.layers = list(layers.values())
+    point.warnings = [
+        {"what": what, "fix": fix} for what, fix in saturation_warnings(program, batch.runs)
+    ]
     return point
 
 

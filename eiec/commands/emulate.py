@@ -211,18 +211,10 @@ def run(args: argparse.Namespace) -> int:
         result = Emulator(program, config, observers, tables=image.tables).run(arrays)
         results, stats, runs = result.outputs, result.stats, [result.stats]
         report = stats.to_json()
-    from eiec.emulator.ports import (  # lazy: emulator
-        CLAMPED_FIX,
-        clamped_inputs,
-        saturated_words,
-    )
+    from eiec.emulator.ports import saturation_warnings  # lazy: emulator
 
-    for sentence in clamped_inputs(program, runs):
-        warn(sentence, where=args.program, fix=CLAMPED_FIX)
-    inside = saturated_words(runs)
-    if inside is not None:
-        warn(inside, where=args.program, fix="compile with --calibration on representative "
-             "inputs; eiec verify names the outputs they reach")  # fmt: skip
+    for what, fix in saturation_warnings(program, runs):
+        warn(what, where=args.program, fix=fix)
     if args.plot:
         from eiec.emulator.plot import plot_run  # lazy: matplotlib
 

@@ -26,7 +26,7 @@ from eiec.commands.options import (
     read_inputs,
 )
 from eiec.console import print_table
-from eiec.errors import InputError
+from eiec.errors import InputError, warn
 from eiec.fileio import MODEL, write_atomic
 
 #: The files ``--plot DIR`` writes (``SweepResult.plot``).
@@ -130,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         settings=settings,
         process=args.process,
     )
+    for what, fix in result.warnings():
+        warn(what, where=args.model, fix=fix)
     if args.json:
         write_atomic(args.json, json.dumps(result.to_json(), indent=2) + "\n")
     if args.csv:

@@ -14,6 +14,7 @@ import pytest
 
 from eiec.cli import main
 from eiec.commands.argtypes import field_values
+from eiec.emulator.ports import CLAMPED_FIX
 from eiec.errors import EiecError, MachineError
 from eiec.isa import format_program, save
 from eiec.isa.program import Machine
@@ -267,3 +268,46 @@ def test_a_field_given_twice_is_refused_before_the_sweep(files: dict[str, Path],
     assert "given both as --ptr-bits and in --set" in capsys.readouterr().err
     assert main([*args[:-2], "--set", "pes=2,4"]) == 1
     assert "swept by its own option (give --pes N,N,... instead)" in capsys.readouterr().err
+
+
+def test_a_point_carries_emulates_saturation_warnings(files: dict[str, Path]) -> None:
+    text = files["program"].read_text(encoding="utf-8")
+    x = np.load(files["x"])
+    assert emulate_task(text, x, 8, None).warnings == []
+    x[0, :3] = 1e4  # beyond the input buffer's range: clamped
+    point = emulate_task(text, x, 8, None)
+    assert point.warnings[0] == {
+        "what": "input 'input': 3 of 128 values are beyond its 16-bit buffer's range (+-2, the "
+        "format of 14 fraction bits) and were clamped, so the outputs are those of other inputs",
+        "fix": CLAMPED_FIX,
+    }
+
+
+def test_each_distinct_warning_is_given_once_with_the_points_that_gave_it() -> None:
+    clamp = {"what": "input 'x': clamped", "fix": "calibrate"}
+    inside = {"what": "words saturated", "fix": "calibrate"}
+    points = [SweepPoint(pes=n, fifo_depth=8, clock_mhz=800.0) for n in (1, 2, 4)]
+    for point in points:
+        point.warnings = [clamp]
+    points[2].warnings.append(inside)
+    result = SweepResult(points, Machine(), "local", 1, 0.0)
+    assert result.warnings() == [
+        ("input 'x': clamped; at every point", "calibrate"),
+        ("words saturated; at 1 of 3 points (4 PEs FIFO 8)", "calibrate"),
+    ]
+
+
+@pytest.mark.slow
+def test_the_sweep_command_warns_of_saturation(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    x = np.load(files["x"])
+    x[0, :3] = 1e4
+    np.save(tmp_path / "x.npy", x)
+    args = ["sweep", str(files["model"]), "-i", str(tmp_path / "x.npy"), "--pes", "1,2"]
+    assert main([*args, "--fifo-depth", "2", "--sparsity", "0", "--workers", "1", "-q"]) == 0
+    assert capsys.readouterr().err == (
+        f"eiec sweep: warning: {files['model']}: input 'input': 3 of 128 values are beyond its "
+        "16-bit buffer's range (+-16, the format of 11 fraction bits) and were clamped, so the "
+        f"outputs are those of other inputs; at every point ({CLAMPED_FIX})\n"
+    )
