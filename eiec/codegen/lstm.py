@@ -119,14 +119,21 @@ import numpy as np
 from tvm import relax
 
 from eiec.codegen.assembly import ProgramAssembly
-from eiec.codegen.context import Activation, LoweringContext, Value, layer_codebook
+from eiec.codegen.context import (
+    Activation,
+    LoweringContext,
+    SparseWeights,
+    Value,
+    layer_codebook,
+)
 from eiec.codegen.tables import GATE_FRAC, GATE_VALUE_FRAC, activation_table
 from eiec.errors import UnsupportedModelError
 from eiec.isa.builder import codes_of
-from eiec.isa.fixed import frac_for_range, quantize
+from eiec.isa.fixed import dequantize, frac_for_range, quantize
 from eiec.isa.program import (
     BroadcastActivation,
     Buffer,
+    Codebook,
     EwAdd,
     EwCopy,
     EwLut,
@@ -419,19 +426,46 @@ class _Recurrence:
             run[0].shape[0], -1
         )
 
-    def add_direction_layer(self, columns: list[np.ndarray], d: int) -> str:
-        """Direction ``d``'s program layer (its codebook over all directions' ``columns``)."""
+    def add_direction_layer(self, columns: list[np.ndarray], d: int, h_bound: float) -> str:
+        """Direction ``d``'s program layer (its codebook over all directions' ``columns``),
+        its sums checked against the accumulator (hidden state within ``h_bound``)."""
         layer = self.layer
         codebook = layer_codebook(layer.name, np.concatenate(columns, axis=1))
+        codes = codes_of(columns[d], codebook)
         eie = self.asm.add_layer(
             layer.name + direction_suffixes(layer.directions)[d],
-            codes_of(columns[d], codebook),
+            codes,
             codebook,
             has_bias=True,
             model_rows=layer.gates * layer.hidden_size,
             model_cols=layer.input_size + layer.hidden_size,
         )
+        self.check_sums(eie.name, codes, eie.codebook, h_bound)
         return eie.name
+
+    def check_sums(self, name: str, codes: np.ndarray, codebook: Codebook, h_bound: float) -> None:
+        """:meth:`LoweringContext.check_accumulator` of program layer ``name``: its columns
+        (``[r * h |] x | h | 1``, :func:`_sources`) hold values within the input's bound and
+        ``h_bound``, the input's root mean square and ``h_bound``, and 1."""
+        inputs, hidden = self.layer.input_size, self.layer.hidden_size
+        extra = codes.shape[1] - inputs - hidden - 1  # the r * h columns of a GRU
+
+        def columns(x: float) -> np.ndarray:
+            parts = ([h_bound] * extra, [x] * inputs, [h_bound] * hidden, [1.0])
+            return np.concatenate(parts)
+
+        stored = np.abs(dequantize(codebook.values, codebook.frac))
+        entries = SparseWeights.of(stored, codes)
+        worst = entries.matvec(columns(float(self.x.bound.max(initial=0.0))))
+        spread, _ = entries.spread_bound(
+            columns(float(self.x.rms_or_bound.max(initial=0.0))), has_bias=True
+        )
+        self.ctx.check_accumulator(
+            name,
+            codebook.frac + self.frac,
+            float(np.minimum(spread, worst).max(initial=0.0)),
+            float(worst.max(initial=0.0)),
+        )
 
 
 def _recurrence(ctx: LoweringContext, binding: relax.VarBinding) -> _Recurrence:
@@ -521,7 +555,7 @@ def lower_lstm(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
 
     columns = [direction_matrix(layer, weights[d], bias[d], pitch) for d in range(dirs)]
     for d in range(dirs):
-        eie = rec.add_direction_layer(columns, d)
+        eie = rec.add_direction_layer(columns, d, max(1.0, float(np.abs(h0).max(initial=0.0))))
         asm.emit(LoadCodebook(eie))
         previous = View(h_init.name, d)
         for t in rec.order(d):
@@ -615,7 +649,7 @@ def lower_gru(ctx: LoweringContext, binding: relax.VarBinding) -> Value:
 
     columns = [direction_matrix(layer, rec.weights[d], rec.bias[d], pitch) for d in range(dirs)]
     for d in range(dirs):
-        eie = rec.add_direction_layer(columns, d)
+        eie = rec.add_direction_layer(columns, d, h_max)
         asm.emit(LoadCodebook(eie))
         previous = View(h_init.name, d)
         for t in rec.order(d):
