@@ -147,12 +147,13 @@ class LayerBound:
 @dataclass(frozen=True)
 class Saturation:
     """Where something first happened in a run (a saturation; a bound that overflowed): the
-    instruction's index, its text and the buffer (or input port) it concerned, and how many
-    words."""
+    instruction's index, its text and the buffer (or input port) it concerned, how many
+    words, and whether they were accumulators (sums beyond ``acc_bits``)."""
 
     pc: int | None
     where: str
     words: int
+    accumulator: bool = False
 
 
 @dataclass(frozen=True)
@@ -378,12 +379,14 @@ class ErrorBounds:
         self.note_saturation(event, dst.buffer, int(on_rail.sum()))
         return on_rail
 
-    def note_saturation(self, event: Event, where: str, words: int) -> None:
+    def note_saturation(
+        self, event: Event, where: str, words: int, *, accumulator: bool = False
+    ) -> None:
         """Remember the first saturation of the run."""
         if self.first_saturation is None:
             text = format_instruction(event.instruction)
             self.first_saturation = Saturation(
-                event.pc, f"instruction {event.pc} ({text}), buffer '{where}'", words
+                event.pc, f"instruction {event.pc} ({text}), buffer '{where}'", words, accumulator
             )
 
 
@@ -520,7 +523,9 @@ def _mac_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     if event.saturations and bounds._acc is not None:  # the wide accumulators overflowed
         acc = bounds._acc
         bounds._acc = _Error(acc.worst, acc.spread, np.ones_like(acc.taint))
-        bounds.note_saturation(event, f"accumulators of {bounds._acc_layer}", event.saturations)
+        bounds.note_saturation(
+            event, f"accumulators of {bounds._acc_layer}", event.saturations, accumulator=True
+        )
 
 
 def _writeback(bounds: ErrorBounds, ins: Writeback | ReluWriteback, read: ReadView) -> None:

@@ -474,11 +474,16 @@ def compare_values(
         count = int(saturated.sum())
         report.saturated_outputs += count
         where = "" if first_saturation is None else f" (the first at {first_saturation.where})"
+        fix = (
+            "compile with a wider accumulator (--acc-bits; the paper's chip: 48)"
+            if first_saturation is not None and first_saturation.accumulator
+            else "compile with --calibration on representative inputs, or with an "
+            "--input-range that holds every input"
+        )
         report.problems.append(
             f"output '{tensor}': {count} of {saturated.size} elements depend on words that "
             f"saturated{where}; a clamped value is not a rounding error, so they are not "
-            "checked: compile with --calibration on representative inputs, or with an "
-            "--input-range that holds every input"
+            f"checked: {fix}"
         )
     if checked.any():
         tolerance = float(np.max(bound[checked]))  # NaN stays NaN

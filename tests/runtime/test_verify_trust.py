@@ -32,6 +32,21 @@ def test_an_input_beyond_its_format_fails_as_saturation_not_rounding() -> None:
     assert verify(made.compressed, made.program, made.x).passed
 
 
+def test_an_accumulator_overflow_fails_asking_for_a_wider_accumulator() -> None:
+    made = handmade_mlp()
+    program = made.program
+    program.machine = replace(program.machine, acc_bits=17)  # narrower than the compile's
+    report = verify(made.compressed, program, made.x)
+    assert not report.passed
+    assert report.saturated_outputs > 0
+    assert report.problems[0] == (
+        f"output 'logits': {report.saturated_outputs} of 60 elements depend on words that "
+        "saturated (the first at instruction 2 (sparse-column-mac fc1), buffer 'accumulators "
+        "of fc1'); a clamped value is not a rounding error, so they are not checked: compile "
+        "with a wider accumulator (--acc-bits; the paper's chip: 48)"
+    )
+
+
 def test_a_tolerance_beyond_two_percent_of_the_output_range_fails() -> None:
     made = handmade_mlp()
     program = made.program
