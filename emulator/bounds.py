@@ -297,19 +297,29 @@ class ErrorBounds:
         where it is below the worst case."""
         return _tolerance(self.words[buffer], self.spreads[buffer], self.known[buffer])
 
+    def centre(self, buffer: str) -> np.ndarray:
+        """Each word's centre: the known signed part of its error where the statistical bound
+        is its tolerance (0 where the worst case is): its error lies within ``tolerance -
+        |centre|`` of it (FIXED_POINT.md, "The centred check")."""
+        return _centre(self.words[buffer], self.spreads[buffer], self.known[buffer])
+
     def ports(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The tolerances and the saturation taints of each output port's elements (by port
         name, of the port's shape)."""
-        tolerances, taints = {}, {}
+        return self._by_port(self.tolerance), self._by_port(self.saturated.__getitem__)
+
+    def port_centres(self) -> dict[str, np.ndarray]:
+        """The centres (:meth:`centre`) of each output port's elements, as :meth:`ports`."""
+        return self._by_port(self.centre)
+
+    def _by_port(self, table: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+        """A per-word table of each output port's buffer as the port's elements."""
+        into = {}
         for port in self.program.outputs:
             buf = self.program.buffers[port.buffer]
-            for table, into in (
-                (self.tolerance(port.buffer), tolerances),
-                (self.saturated[port.buffer], taints),
-            ):
-                grid = table.reshape(buf.rows, buf.pitch)[:, : buf.cols]
-                into[port.name] = grid.reshape(port.shape)
-        return tolerances, taints
+            grid = table(port.buffer).reshape(buf.rows, buf.pitch)[:, : buf.cols]
+            into[port.name] = grid.reshape(port.shape)
+        return into
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -435,6 +445,14 @@ def _tolerance(
         return np.minimum(worst, SPREAD_SAFETY * spread)
     size = np.abs(known)
     return np.minimum(worst, size + SPREAD_SAFETY * np.maximum(spread - size, 0.0))
+
+
+def _centre(worst: np.ndarray, spread: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The known part where the statistical bound is the tolerance (:func:`_tolerance`), else
+    0: the error lies within ``_tolerance - |centre|`` of it."""
+    size = np.abs(known)
+    statistical = size + SPREAD_SAFETY * np.maximum(spread - size, 0.0)
+    return np.where(statistical < worst, known, 0.0)
 
 
 @dataclass(frozen=True)
