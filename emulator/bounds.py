@@ -37,6 +37,10 @@ one raises at import, as the emulator's handlers do). The terms, for fixed16 ari
   element-wise ops within ``u`` of their magnitude. These terms are added (twice in float32
   mode, where the emulator rounds as well; that mode has no fixed-point terms).
 
+**The centre**: a word's error lies within its tolerance less ``|k|`` of ``k``, the known signed
+part (``centre``; the rules keep the worst case ``e >= |k|`` plus a bound of the rest), so
+``verify`` checks that interval (FIXED_POINT.md, "The centred check").
+
 **Non-finite bounds**: a bound that overflows is infinite (NaN, e.g. ``0 * inf``, becomes inf:
 the honest value of an unknown bound), never a warning; ``first_unbounded`` names the first
 instruction whose tolerance is not finite, and ``eiec.runtime.verify`` fails such an output.
@@ -298,9 +302,8 @@ class ErrorBounds:
         return _tolerance(self.words[buffer], self.spreads[buffer], self.known[buffer])
 
     def centre(self, buffer: str) -> np.ndarray:
-        """Each word's centre: the known signed part of its error where the statistical bound
-        is its tolerance (0 where the worst case is): its error lies within ``tolerance -
-        |centre|`` of it (FIXED_POINT.md, "The centred check")."""
+        """Each word's centre: the known signed part of its error; its error lies within
+        ``tolerance - |centre|`` of it (FIXED_POINT.md, "The centred check")."""
         return _centre(self.words[buffer], self.spreads[buffer], self.known[buffer])
 
     def ports(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -448,11 +451,12 @@ def _tolerance(
 
 
 def _centre(worst: np.ndarray, spread: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The known part where the statistical bound is the tolerance (:func:`_tolerance`), else
-    0: the error lies within ``_tolerance - |centre|`` of it."""
-    size = np.abs(known)
-    statistical = size + SPREAD_SAFETY * np.maximum(spread - size, 0.0)
-    return np.where(statistical < worst, known, 0.0)
+    """The known part ``k``: the error lies within ``_tolerance - |k|`` of it, both where the
+    statistical bound is the tolerance (``6 s'`` of it) and where the worst case ``e`` is
+    (the rules keep ``e >= |k| + w``, ``w`` a bound of the rest). Clipped to the tolerance,
+    against rounding in ``e``, so that distance is never negative."""
+    tolerance = _tolerance(worst, spread, known)
+    return np.clip(known, -tolerance, tolerance)
 
 
 @dataclass(frozen=True)
