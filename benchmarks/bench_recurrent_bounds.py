@@ -14,10 +14,15 @@ worst case alone would give) beside the mean tolerance.
 
 ``--random N`` instead draws N random LSTMs (hidden 4..128, 2..100 steps, gain 0.5..3, inputs
 scaled 0.3..3), each run on a varying, a constant and a zero sequence against
-``onnx.reference``: per run the largest error/tolerance ratio where the worst case is the
-tolerance and where the statistical bound (the known roundings plus 6 spreads) is, and
-tolerance/range; then the largest of each over all runs (every ratio must stay below 1: a
-correct emulation within its bound).
+``onnx.reference``: per run the largest error/tolerance ratio where the worst case ``e`` is the
+tolerance (``err/e``) and where the statistical bound (the known roundings ``k`` plus 6 spreads
+``s'`` of the rest) is (``err/tol``: ``|err|/(|k|+6s')``), the same centred on ``k`` as verify
+checks them (FIXED_POINT.md, "The centred check": ``|err-k|/(e-|k|)`` and ``|err-k|/6s'``),
+the root mean square of ``(err-k)/s'`` over the run's elements where the statistical bound is
+the tolerance (how well ``s'`` estimates the spread of the rest), and tolerance/range; then the
+distribution of each over all runs (every ratio must stay below 1: a correct emulation within
+its bound). ``--gains`` and ``--hidden-sizes`` change the draws'
+choices; ``--gru`` draws GRUs instead (``linear_before_reset`` 0 or 1).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "lstm"))  # lstm_models
 
+from gru_models import gru_spec  # noqa: E402
 from lstm_models import LstmSpec, lstm_model, reference  # noqa: E402
 
 from eiec.compiler import CompileOptions, compile_model  # noqa: E402
@@ -50,9 +56,12 @@ def main() -> None:
     parser.add_argument("--gain", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--random", type=int, default=0, metavar="N")
+    parser.add_argument("--gains", type=float, nargs="+", default=[0.5, 1.0, 2.0, 3.0])
+    parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[4, 8, 16, 32, 64, 128])
+    parser.add_argument("--gru", action="store_true", help="--random draws GRUs")
     args = parser.parse_args()
     if args.random:
-        random_lstms(args.random, args.seed)
+        random_lstms(args.random, args.seed, args.gains, args.hidden_sizes, args.gru)
         return
     print(
         f"{'hidden':>6s} {'steps':>5s} {'tolerance':>10s} {'range':>7s} {'tol/range':>9s} "
@@ -100,24 +109,29 @@ def _grid(words: np.ndarray, buffer: Buffer, shape: tuple[int, ...]) -> np.ndarr
     return words.reshape(buffer.rows, buffer.pitch)[:, : buffer.cols].reshape(shape)
 
 
-def random_lstms(count: int, seed: int) -> None:
+def random_lstms(
+    count: int, seed: int, gains: list[float], sizes: list[int], gru: bool = False
+) -> None:
     """The ``--random`` sweep (module docstring)."""
     rng = np.random.default_rng(seed)
     print(
-        f"{'hidden':>6s} {'steps':>5s} {'gain':>4s} {'input':>8s} {'err/worst':>9s} "
-        f"{'err/6s':>7s} {'tol/range':>9s}"
+        f"{'hidden':>6s} {'steps':>5s} {'gain':>4s} {'input':>8s} {'err/e':>6s} "
+        f"{'err/tol':>7s} {'|err-k|/(e-|k|)':>15s} {'|err-k|/6s':>10s} {'rms/s':>6s} "
+        f"{'tol/range':>9s}"
     )
-    largest = np.zeros(2)
+    ratios: list[list[float]] = []
     for _ in range(count):
-        hidden = int(rng.choice([4, 8, 16, 32, 64, 128]))
+        hidden = int(rng.choice(sizes))
         steps = int(rng.integers(2, 101))
-        gain = float(rng.choice([0.5, 1.0, 2.0, 3.0]))
+        gain = float(rng.choice(gains))
+        model_seed = int(rng.integers(2**16))
+        spec = gru_spec(hidden, linear_before_reset=int(rng.integers(2))) if gru else None
         model = lstm_model(
-            [LstmSpec(hidden)],
+            [spec or LstmSpec(hidden)],
             seq=steps,
             inputs=INPUTS,
             outputs=("Y",),
-            seed=int(rng.integers(2**16)),
+            seed=model_seed,
             scale=gain / np.sqrt(hidden),
         )
         varying = rng.normal(size=(steps, 1, INPUTS)) * rng.choice([0.3, 1.0, 3.0])
@@ -134,24 +148,36 @@ def random_lstms(count: int, seed: int) -> None:
             worst = _grid(probe.words[port.buffer], buffer, want.shape)
             # The statistical bound: the known roundings plus 6 spreads of the rest.
             statistical = _grid(probe.tolerance(port.buffer), buffer, want.shape)
+            centre = _grid(probe.centre(port.buffer), buffer, want.shape)
             checked = ~_grid(probe.saturated[port.buffer], buffer, want.shape)
-            error = np.abs(got - want)
-            binds = statistical < worst
-            ratios = [
-                float((error / worst)[checked & ~binds].max(initial=0.0)),
-                float((error / statistical)[checked & binds].max(initial=0.0)),
-            ]
-            largest = np.maximum(largest, ratios)
+            error = got.astype(np.float64) - want
+            binds = checked & (statistical < worst)
+            tiny = np.finfo(np.float64).tiny
+            off = np.abs(error - centre) / np.maximum(statistical - np.abs(centre), tiny)
+            ratios.append(
+                [
+                    float((np.abs(error) / worst)[checked & ~binds].max(initial=0.0)),
+                    float((np.abs(error) / statistical)[binds].max(initial=0.0)),
+                    float(off[checked & ~binds].max(initial=0.0)),
+                    float(off[binds].max(initial=0.0)),
+                    float(np.sqrt(np.mean((6 * off[binds]) ** 2))) if binds.any() else 0.0,
+                ]
+            )
             span = float(np.ptp(want)) or float("nan")
             print(
-                f"{hidden:6d} {steps:5d} {gain:4.1f} {name:>8s} {ratios[0]:9.3f} "
-                f"{ratios[1]:7.3f} {np.minimum(worst, statistical).max() / span:9.3%}",
+                f"{hidden:6d} {steps:5d} {gain:4.1f} {name:>8s} {ratios[-1][0]:6.3f} "
+                f"{ratios[-1][1]:7.3f} {ratios[-1][2]:15.3f} {ratios[-1][3]:10.3f} "
+                f"{ratios[-1][4]:6.3f} {np.minimum(worst, statistical).max() / span:9.3%}",
                 flush=True,
             )
-    print(
-        f"largest error/tolerance: {largest[0]:.3f} where the worst case binds, "
-        f"{largest[1]:.3f} where the statistical bound does"
-    )
+    table = np.array(ratios)
+    print(f"{len(ratios)} runs; of each ratio: max, quantiles 50/90/99%, runs above 0.5/0.8/0.9")
+    labels = ("err/e", "err/tol", "|err-k|/(e-|k|)", "|err-k|/6s'", "rms/s'")
+    for column, label in enumerate(labels):
+        values = table[:, column]
+        quantiles = " ".join(f"{q:.3f}" for q in np.quantile(values, [0.5, 0.9, 0.99]))
+        above = "/".join(str(int((values > limit).sum())) for limit in (0.5, 0.8, 0.9))
+        print(f"{label:>15s}: max {values.max():.3f}, quantiles {quantiles}, above {above}")
 
 
 if __name__ == "__main__":

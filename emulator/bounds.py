@@ -37,6 +37,10 @@ one raises at import, as the emulator's handlers do). The terms, for fixed16 ari
   element-wise ops within ``u`` of their magnitude. These terms are added (twice in float32
   mode, where the emulator rounds as well; that mode has no fixed-point terms).
 
+**The centre**: a word's error lies within its tolerance less ``|k|`` of ``k``, the known signed
+part (``centre``; the rules keep the worst case ``e >= |k|`` plus a bound of the rest), so
+``verify`` checks that interval (FIXED_POINT.md, "The centred check").
+
 **Non-finite bounds**: a bound that overflows is infinite (NaN, e.g. ``0 * inf``, becomes inf:
 the honest value of an unknown bound), never a warning; ``first_unbounded`` names the first
 instruction whose tolerance is not finite, and ``eiec.runtime.verify`` fails such an output.
@@ -298,19 +302,28 @@ class ErrorBounds:
         where it is below the worst case."""
         return _tolerance(self.words[buffer], self.spreads[buffer], self.known[buffer])
 
+    def centre(self, buffer: str) -> np.ndarray:
+        """Each word's centre: the known signed part of its error; its error lies within
+        ``tolerance - |centre|`` of it (FIXED_POINT.md, "The centred check")."""
+        return _centre(self.words[buffer], self.spreads[buffer], self.known[buffer])
+
     def ports(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The tolerances and the saturation taints of each output port's elements (by port
         name, of the port's shape)."""
-        tolerances, taints = {}, {}
+        return self._by_port(self.tolerance), self._by_port(self.saturated.__getitem__)
+
+    def port_centres(self) -> dict[str, np.ndarray]:
+        """The centres (:meth:`centre`) of each output port's elements, as :meth:`ports`."""
+        return self._by_port(self.centre)
+
+    def _by_port(self, table: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
+        """A per-word table of each output port's buffer as the port's elements."""
+        into = {}
         for port in self.program.outputs:
             buf = self.program.buffers[port.buffer]
-            for table, into in (
-                (self.tolerance(port.buffer), tolerances),
-                (self.saturated[port.buffer], taints),
-            ):
-                grid = table.reshape(buf.rows, buf.pitch)[:, : buf.cols]
-                into[port.name] = grid.reshape(port.shape)
-        return tolerances, taints
+            grid = table(port.buffer).reshape(buf.rows, buf.pitch)[:, : buf.cols]
+            into[port.name] = grid.reshape(port.shape)
+        return into
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -438,6 +451,15 @@ def _tolerance(
         return np.minimum(worst, SPREAD_SAFETY * spread)
     size = np.abs(known)
     return np.minimum(worst, size + SPREAD_SAFETY * np.maximum(spread - size, 0.0))
+
+
+def _centre(worst: np.ndarray, spread: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The known part ``k``: the error lies within ``_tolerance - |k|`` of it, both where the
+    statistical bound is the tolerance (``6 s'`` of it) and where the worst case ``e`` is
+    (the rules keep ``e >= |k| + w``, ``w`` a bound of the rest). Clipped to the tolerance,
+    against rounding in ``e``, so that distance is never negative."""
+    tolerance = _tolerance(worst, spread, known)
+    return np.clip(known, -tolerance, tolerance)
 
 
 @dataclass(frozen=True)

@@ -203,9 +203,10 @@ def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> 
 class CallCheck:
     """One offloaded function's calls over some samples, emulated with error bounds and run
     by its compressed function on the CPU: per output, one row per sample of the emulator's
-    values, the CPU's, the bounds and the saturation taints (``None`` when the function was
-    loaded from a saved program: nothing to compare with); the saturations, the clamped host
-    values per input port, the runs, and where the first saturation and unbounded bound were.
+    values, the CPU's, the bounds, the saturation taints and the bounds' centres (``None``
+    when the function was loaded from a saved program: nothing to compare with); the
+    saturations, the clamped host values per input port, the runs, and where the first
+    saturation and unbounded bound were.
     """
 
     symbol: str
@@ -218,6 +219,7 @@ class CallCheck:
     runs: int = 0
     first_saturation: Saturation | None = None
     first_unbounded: Saturation | None = None
+    centres: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def merge(cls, parts: Sequence[CallCheck]) -> CallCheck:
@@ -243,6 +245,7 @@ class CallCheck:
             runs=sum(part.runs for part in parts),
             first_saturation=next((p.first_saturation for p in parts if p.first_saturation), None),
             first_unbounded=next((p.first_unbounded for p in parts if p.first_unbounded), None),
+            centres=stacked("centres"),
         )
 
 
@@ -275,6 +278,7 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                     clamped=input_clamps([run.stats]),
                     first_saturation=run.first_saturation,
                     first_unbounded=run.first_unbounded,
+                    centres=run.centres,
                 )
                 for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
             ]
@@ -298,6 +302,7 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 first_unbounded=next(
                     (run.first_unbounded for run in emulated if run.first_unbounded), None
                 ),
+                centres=_rows(emulated, "centres", offload.outputs, samples),
             )
         )
     return checks
@@ -314,7 +319,8 @@ def _summed(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
 def _rows(
     runs: Sequence[CheckedRun], table: str, names: Sequence[str], samples: int
 ) -> dict[str, np.ndarray]:
-    """Each output's ``table`` (outputs, bounds, saturated) of ``runs``, one row per sample."""
+    """Each output's ``table`` (outputs, bounds, saturated, centres) of ``runs``, one row per
+    sample."""
     return {
         name: _per_sample([getattr(run, table)[name] for run in runs], samples) for name in names
     }
@@ -349,6 +355,7 @@ def compare_calls(report: VerifyReport, checks: Sequence[CallCheck]) -> dict[str
                 saturated=check.saturated[name],
                 first_saturation=check.first_saturation,
                 first_unbounded=check.first_unbounded,
+                centre=check.centres[name],
             )
     return offloads
 

@@ -219,6 +219,9 @@ class _Emulated:
     saturated: dict[str, np.ndarray]
     first_saturation: Saturation | None
     first_unbounded: Saturation | None = None
+    #: Per output, each element's centre (``ErrorBounds.centre``): its error lies within
+    #: ``bounds - |centres|`` of it.
+    centres: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def emulate_with_bounds(
@@ -265,6 +268,7 @@ def _collect(bounds: ErrorBounds, result: RunResult) -> _Emulated:
         port_taints,
         bounds.first_saturation,
         bounds.first_unbounded,
+        bounds.port_centres(),
     )
 
 
@@ -410,7 +414,8 @@ def verify(
         saturated = np.concatenate([run.saturated[port.name] for run in runs], axis=axis)
         first = next((run.first_saturation for run in runs if run.first_saturation), None)
         unbounded = next((run.first_unbounded for run in runs if run.first_unbounded), None)
-        compare_values(report, tensor, got, want, bound, axis, saturated, first, unbounded)
+        centre = np.concatenate([run.centres[port.name] for run in runs], axis=axis)
+        compare_values(report, tensor, got, want, bound, axis, saturated, first, unbounded, centre)
         if orig is not None:
             compare_original(report, got, orig[tensor], classifier)
     report_clamped_inputs(report, program, report.stats)
@@ -450,23 +455,30 @@ def compare_values(
     saturated: np.ndarray | None = None,
     first_saturation: Saturation | None = None,
     first_unbounded: Saturation | None = None,
+    centre: np.ndarray | None = None,
 ) -> None:
     """Fold the errors of ``got`` (EIE) vs ``want`` (CPU, compressed) into ``report``; a
-    problem when an element exceeds its ``bound`` (samples along ``axis``), when an element
+    problem when an element's error is farther than ``bound - |centre|`` from its ``centre``
+    (the known signed part of its error, ``ErrorBounds.centre``; 0 when not given: then
+    beyond its ``bound``; samples along ``axis``), when an element
     depends on a saturated word (``saturated``; the first clamp: ``first_saturation``), and
     whenever the check itself cannot be trusted (:func:`untrusted`: a non-finite value or
     bound, a zero tolerance, one above ``MAX_RELATIVE_TOLERANCE`` of ``want``'s range; the
     first instruction whose bound overflowed: ``first_unbounded``)."""
     checked = np.ones(got.shape, bool) if saturated is None else ~saturated
+    centre = np.zeros(got.shape) if centre is None else centre
     with np.errstate(over="ignore", invalid="ignore"):
-        error = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        signed = got.astype(np.float64) - want.astype(np.float64)
+        error = np.abs(signed)
+        off = np.abs(signed - centre)  # from the centre, within bound - |centre|
+        width = bound - np.abs(centre)
     finite = np.isfinite(error) & np.isfinite(bound)
     scale = float(np.abs(want[np.isfinite(want)]).max(initial=0.0))
     worst = float(error[finite].max(initial=0.0))
     report.max_abs_error_vs_compressed = max(report.max_abs_error_vs_compressed or 0.0, worst)
     rel = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
     report.max_rel_error_vs_compressed = max(report.max_rel_error_vs_compressed or 0.0, rel)
-    ratio = error[finite] / np.maximum(bound[finite], np.finfo(np.float64).tiny)
+    ratio = off[finite] / np.maximum(width[finite], np.finfo(np.float64).tiny)
     report.worst_error_to_tolerance = max(
         report.worst_error_to_tolerance or 0.0, float(ratio.max(initial=0.0))
     )
@@ -494,7 +506,7 @@ def compare_values(
         if report.relative_tolerance is None or not relative < report.relative_tolerance:
             report.relative_tolerance, report.output_range = relative, span
     report.problems.extend(untrusted(tensor, got, want, bound, checked, first_unbounded))
-    over = finite & ~(error <= bound)
+    over = finite & ~(off <= width)
     if not over.any():
         return
     per_sample = np.moveaxis(over, axis, 0).reshape(over.shape[axis], -1).any(axis=1)
@@ -504,11 +516,16 @@ def compare_values(
     if report.first_failing_sample is None or first < report.first_failing_sample:
         report.first_failing_sample = first
     where = tuple(int(i) for i in np.argwhere(over)[0])
+    beyond = f"error {float(error[where]):.3g} > bound {float(bound[where]):.3g}"
+    if centre[where] != 0:
+        beyond = (
+            f"error {float(signed[where]):.3g} outside {float(centre[where]):.3g} +- "
+            f"{float(width[where]):.3g} (its known roundings, +- the bound of the rest)"
+        )
     report.problems.append(
         f"output '{tensor}': {int(over.sum())} of {over.size} elements exceed their error "
         f"bound in {failing.size} of {over.shape[axis]} samples; first at index {where}: "
-        f"emulator {float(got[where]):.6g}, CPU {float(want[where]):.6g}, error "
-        f"{float(error[where]):.3g} > bound {float(bound[where]):.3g}"
+        f"emulator {float(got[where]):.6g}, CPU {float(want[where]):.6g}, {beyond}"
     )
 
 

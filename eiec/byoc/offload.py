@@ -162,6 +162,7 @@ class Runner:
                     clamped=input_clamps([result.stats]),
                     first_saturation=bounds.first_saturation,
                     first_unbounded=bounds.first_unbounded,
+                    centres=bounds.port_centres(),
                 )
             )
         record(call_record(offload.symbol, [result.stats for result, _ in runs]), inputs, checked)

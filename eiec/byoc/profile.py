@@ -38,7 +38,8 @@ class CheckedRun:
     """One emulator run of a call with what checking it needs (kept when a profiler keeps the
     calls' inputs, so the check does not emulate again): the outputs, each output element's
     error bound and saturation taint (``ErrorBounds.ports``), the saturations, the clamped host
-    values per input port, and where the first saturation and unbounded bound were."""
+    values per input port, where the first saturation and unbounded bound were, and each output
+    element's centre (``ErrorBounds.port_centres``: the check is centred on it)."""
 
     outputs: dict[str, np.ndarray]
     bounds: dict[str, np.ndarray]
@@ -47,6 +48,7 @@ class CheckedRun:
     clamped: dict[str, int]
     first_saturation: Saturation | None
     first_unbounded: Saturation | None
+    centres: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

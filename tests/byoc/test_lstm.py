@@ -10,8 +10,10 @@ from tvm import relax
 import eiec.byoc
 from eiec.byoc import offloaded_symbols
 from eiec.byoc.offload import registered
+from eiec.byoc.profile import profile
 from eiec.frontend.tvm_import import import_onnx
-from eiec.runtime.verify import emulate_with_bounds
+from eiec.runtime.run_byoc import compare_calls, emulate_calls
+from eiec.runtime.verify import VerifyReport, emulate_with_bounds
 
 from .flow import cpu_vm, eie_build, row_bounds
 from .models import lstm_onnx
@@ -34,6 +36,27 @@ def test_lstm_matches_cpu_within_bounds() -> None:
     bounds = emulate_with_bounds(offload.program, {port.name: x}).bounds[offload.outputs[0]]
     assert np.all(np.abs(eie - cpu) <= bounds.reshape(eie.shape) + 1e-6)
     assert np.abs(cpu).max() > 0.05
+
+
+def test_the_call_check_is_centred_on_the_known_roundings() -> None:
+    # eiec run's check of an offloaded LSTM, as verify's: each element's error within its
+    # bound less |centre| of its centre (the roundings the probe knows with their signs).
+    mod = import_onnx(lstm_onnx(seq=3, inputs=6, hidden=8, seed=20))
+    x = np.random.default_rng(21).uniform(-1, 1, (3, 1, 6)).astype(np.float32)
+    _, vm = eie_build(mod)
+    with profile(keep_inputs=True) as recorder:
+        outputs(vm, x)
+    (check,) = emulate_calls(recorder.calls, 1)
+    assert check.emulated is not None
+    report = VerifyReport(samples=1, outputs=[])
+    compare_calls(report, [check])
+    assert not report.problems, report.problems
+    ratios = []
+    for name, centre in check.centres.items():
+        assert np.abs(centre).max() > 0  # the output's own roundings are known
+        off = np.abs(check.emulated[name].astype(np.float64) - check.cpu[name] - centre)
+        ratios.append((off / (check.bounds[name] - np.abs(centre))).max())
+    assert report.worst_error_to_tolerance == max(ratios)
 
 
 def test_lstm_and_fc_head_are_separate_programs() -> None:

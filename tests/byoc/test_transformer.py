@@ -241,7 +241,7 @@ def test_the_runs_checked_while_running_equal_a_second_emulation() -> None:
     again = emulate_calls([dataclasses.replace(c, checked=None) for c in recorder.calls], 2)
     assert [c.symbol for c in fused] == [c.symbol for c in again] and len(fused) == len(LINEARS)
     for one, two in zip(fused, again, strict=True):
-        for table in ("emulated", "cpu", "bounds", "saturated"):
+        for table in ("emulated", "cpu", "bounds", "saturated", "centres"):
             mine, theirs = getattr(one, table), getattr(two, table)
             assert mine.keys() == theirs.keys()
             assert all(np.array_equal(mine[k], theirs[k]) for k in mine), table
