@@ -155,8 +155,19 @@ class _CompressedRewriter(LayerConstantRewriter):
 
 def compressed_function(func: relax.Function, options: CompileOptions) -> relax.Function:
     """``func`` for the CPU (:func:`inline_function`) with the weights and biases of its FC
-    layers as the compiler compresses them (pruned and shared, float32) with ``options`` and
-    the function's calibration attributes. LSTM and GRU layers stay as they are."""
+    layers as the compiler compresses them (:func:`compressed_constants`). LSTM and GRU layers
+    stay as they are."""
+    plain = IRModule({"main": inline_function(func)})
+    constants = compressed_constants(func, options)
+    return rewrite_layers(plain, constants, _CompressedRewriter)["main"]
+
+
+def compressed_constants(
+    func: relax.Function, options: CompileOptions
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """The (K, M) weight and the bias of each FC layer of ``func``, by layer name, as the
+    compiler compresses them (pruned and shared, float32) with ``options`` and the function's
+    calibration attributes."""
     if ATTR_CALIBRATION in (func.attrs or {}):
         reference = func.attrs[ATTR_REFERENCE].numpy() if ATTR_REFERENCE in func.attrs else None
         options = replace(
@@ -166,12 +177,10 @@ def compressed_function(func: relax.Function, options: CompileOptions) -> relax.
         )
     mod, _ = offloaded_module(func)
     compressed = run_pass(compression_passes(options, {}), mod)
-    constants = {
+    return {
         layer.name: (np.asarray(layer.weight), layer.bias)
         for layer in find_fc_layers(compressed["main"])
     }
-    plain = IRModule({"main": inline_function(func)})
-    return rewrite_layers(plain, constants, _CompressedRewriter)["main"]
 
 
 def _port_names(ports: list, params: list[str], role: str, symbol: str) -> tuple[str, ...]:
