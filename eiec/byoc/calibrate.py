@@ -7,8 +7,9 @@ partitioned module's CPU twin (each offloaded function replaced by its plain Rel
 also returning the arguments of every offloaded call), runs it on each sample, and attaches the
 collected inputs to each single-input offloaded function as the ``eie.calibration`` attribute
 (a tensor, so the function's symbol depends on it). Functions with several inputs are compiled
-without calibration. The twin takes the offloaded FC layers' weights and biases as parameters
-(:class:`CpuTwin`): it is built once, and changing a function's weights costs no new build.
+without calibration. The twin (:class:`CpuTwin`) takes the offloaded FC layers' weights and
+biases as parameters and is cut into segments at the offloaded calls: it is built once, and new
+weights for one function recompute only the segments after its calls.
 
 With ``options`` whose pruning criterion refits (``...,refit``) the calibration is sequential,
 as SparseGPT's: the offloaded functions are taken in the order ``main`` calls them, each one's
@@ -17,14 +18,16 @@ compressed ones (:func:`eiec.byoc.codegen.compressed_constants`, the weights its
 compiled from), and the dense model's inputs are attached
 beside them (``eie.calibration_reference``): the refit of each layer then matches the original
 layer's output from the inputs the compressed model actually gives it, correcting the error of
-the layers before it. It costs one run of the twin per offloaded function and sample, and one
-compression of each function (remembered for its codegen: ``eiec.passes.prune_weights``).
+the layers before it. It costs about two runs of the model per sample (the dense one, then
+each segment once more with the weights before it compressed), and one compression of each
+function (remembered for its codegen: ``eiec.passes.prune_weights``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tvm
@@ -96,12 +99,17 @@ def _lift(func: relax.Function, symbol: str) -> tuple[relax.Function, list[_Slot
 
 
 class CpuTwin:
-    """The partitioned module on the CPU (TVM), built once: every offloaded function replaced
-    by its plain Relax body, ``main`` also returning the arguments of every single-input
-    offloaded call (``symbols``: the callees, in call order) and taking the weights and biases
-    of the offloaded FC layers as parameters after the model's inputs, so that
-    :meth:`set_constants` swaps a function's weights (for its compressed ones) without a new
-    build."""
+    """The partitioned module on the CPU (TVM), built once, cut into segments at the offloaded
+    calls so that changing one function's weights recomputes only what follows its calls.
+
+    Every offloaded function is replaced by its plain Relax body taking the weights and
+    biases of its FC layers as parameters (:meth:`set_constants` swaps them for the
+    compressed ones without a new build). ``main``'s bindings up to the last offloaded call
+    are cut before each offloaded call: segment ``i`` ends just before call ``i`` and returns
+    the values later segments or the calibration read. Each sample keeps the values computed
+    so far; :meth:`collect` runs only the segments whose inputs changed since (the same TVM
+    operators on the same values: the same results as one run of the whole model).
+    ``symbols``: the callees of the single-input offloaded calls, in call order."""
 
     def __init__(self, mod: IRModule) -> None:
         offloaded = {
@@ -110,8 +118,6 @@ class CpuTwin:
             if isinstance(func, relax.Function) and is_offloaded(func)
         }
         main = relax.transform.ToNonDataflow()(mod)["main"]
-        calls = [c for c in _offloaded_calls(main, offloaded) if len(c.args) == 1]
-        self.symbols = [call.op.name_hint for call in calls]
         builder = relax.BlockBuilder(
             IRModule(
                 {g: f for g, f in mod.functions_items() if g.name_hint not in {*offloaded, "main"}},
@@ -125,50 +131,103 @@ class CpuTwin:
                 func, slots = _lift(inline_function(func), gvar.name_hint)
                 self.slots += slots
                 lifted[gvar.name_hint] = builder.add_func(func, gvar.name_hint)
-        twin = builder.get()
         fed: dict[str, list[relax.Var]] = {}
         for slot in self.slots:
             fed.setdefault(slot.symbol, []).append(slot.param)
-        blocks = [
-            relax.BindingBlock([_feed(binding, lifted, fed) for binding in block.bindings])
-            for block in main.body.blocks
+        given = [b for block in main.body.blocks for b in block.bindings]
+        # (Lifted functions alike are one: the callees' names are read from ``given``.)
+        every = [_feed(b, lifted, fed) for b in given]
+        cuts = [i for i, b in enumerate(given) if _callee(b) in lifted]
+        #: The callee of each offloaded call, in order (call i starts segment i + 1).
+        self.callees = [_callee(given[i]) for i in cuts]
+        #: (callee, its argument) of each single-input offloaded call, in order.
+        self.reads = [
+            (_callee(given[i]), given[i].value.args[0])
+            for i in cuts
+            if len(given[i].value.args) == 1
         ]
-        outputs = [arg for call in calls for arg in call.args]
-        fields = [main.body.body, *outputs]
-        body = relax.SeqExpr(blocks, relax.Tuple(fields))
-        ret_ty = relax.TupleType([field.ty for field in fields])
-        params = [*main.params, *(slot.param for slot in self.slots)]
-        twin[mod.get_global_var("main")] = relax.Function(params, body, ret_ty, attrs=main.attrs)
-        twin = relax.transform.ToNonDataflow()(twin)
+        self.symbols = [symbol for symbol, _ in self.reads]
+        #: (function, inputs, outputs) of each segment.
+        self.segments: list[tuple[str, list[relax.Var], list[relax.Var]]] = []
+        read = {var for _, var in self.reads}
+        starts = [0, *cuts]
+        for index, (start, stop) in enumerate(zip(starts, cuts, strict=False)):
+            part = every[start:stop]
+            defined = [b.var for b in part]
+            used = [v for b in part for v in relax.analysis.free_vars(b.value)]
+            later = {v for b in every[stop : cuts[-1]] for v in relax.analysis.free_vars(b.value)}
+            inputs = list(dict.fromkeys(v for v in used if v not in set(defined)))
+            outputs = [v for v in defined if v in later or v in read]
+            body = relax.SeqExpr([relax.BindingBlock(part)], relax.Tuple(outputs))
+            ret_ty = relax.TupleType([v.ty for v in outputs])
+            func = relax.utils.copy_with_new_vars(relax.Function(inputs, body, ret_ty))
+            name = builder.add_func(func, f"segment_{index}").name_hint  # (alike: one)
+            self.segments.append((name, inputs, outputs))
+        twin = relax.transform.ToNonDataflow()(builder.get())
         self.vm = relax.VirtualMachine(tvm.compile(twin, target="llvm"), tvm.cpu())
-        self.values = [tvm.runtime.tensor(slot.initial) for slot in self.slots]
+        self.inputs = list(main.params)
+        self.values = {slot.param: tvm.runtime.tensor(slot.initial) for slot in self.slots}
+        self._samples: Sequence[np.ndarray] | None = None
+        self._states: list[dict[relax.Var, Any]] = []
+        self._valid = 0  # segments whose values are up to date
 
     def set_constants(
         self, symbol: str, constants: dict[str, tuple[np.ndarray, np.ndarray | None]]
     ) -> None:
         """Feed ``symbol``'s FC layers these (K, M) weights and biases (by layer name; a bias
         of None keeps the layer's), cast and shaped as the constants they replace."""
-        for index, slot in enumerate(self.slots):
+        for slot in self.slots:
             if slot.symbol != symbol or slot.layer not in constants:
                 continue
             value = constants[slot.layer][slot.bias]
             if value is not None:
                 value = np.asarray(value).astype(slot.dtype, copy=False).reshape(slot.shape)
-                self.values[index] = tvm.runtime.tensor(np.ascontiguousarray(value))
+                self.values[slot.param] = tvm.runtime.tensor(np.ascontiguousarray(value))
+        first = next((i for i, callee in enumerate(self.callees) if callee == symbol), None)
+        if first is not None:
+            self._valid = min(self._valid, first + 1)
 
-    def collect(self, samples: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """The inputs of each offloaded call over the samples, rows x features, float32."""
-        collected: dict[str, list[np.ndarray]] = {symbol: [] for symbol in self.symbols}
-        for index in range(len(samples[0])):
-            feeds = [tvm.runtime.tensor(np.ascontiguousarray(s[index])) for s in samples]
-            result = self.vm["main"](*feeds, *self.values)
-            for symbol, value in zip(self.symbols, list(result)[1:], strict=True):
-                array = value.numpy()
-                collected[symbol].append(array.reshape(-1, array.shape[-1]))
+    def collect(
+        self, samples: Sequence[np.ndarray], symbols: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """The inputs of the offloaded calls of ``symbols`` (default: all) over the samples,
+        rows x features, float32."""
+        wanted = set(self.symbols if symbols is None else symbols)
+        if samples is not self._samples:
+            self._samples, self._valid = samples, 0
+            self._states = [
+                {
+                    param: tvm.runtime.tensor(np.ascontiguousarray(s[index]))
+                    for param, s in zip(self.inputs, samples, strict=True)
+                }
+                for index in range(len(samples[0]))
+            ]
+        positions = [i for i, callee in enumerate(self.callees) if callee in wanted]
+        need = max(positions, default=-1) + 1
+        for state in self._states:
+            for index in range(self._valid, need):
+                name, inputs, outputs = self.segments[index]
+                fed = [state[v] if v in state else self.values[v] for v in inputs]
+                result = self.vm[name](*fed)
+                state.update(zip(outputs, list(result), strict=True))
+        self._valid = max(self._valid, need)
+        collected: dict[str, list[np.ndarray]] = {s: [] for s in self.symbols if s in wanted}
+        for state in self._states:
+            for symbol, var in self.reads:
+                if symbol in wanted:
+                    array = state[var].numpy()
+                    collected[symbol].append(array.reshape(-1, array.shape[-1]))
         return {
             symbol: np.concatenate(arrays).astype(np.float32)
             for symbol, arrays in collected.items()
         }
+
+
+def _callee(binding: relax.Binding) -> str | None:
+    value = binding.value
+    if isinstance(value, relax.Call) and isinstance(value.op, relax.GlobalVar):
+        return value.op.name_hint
+    return None
 
 
 def _feed(
@@ -211,7 +270,7 @@ def attach_calibration(
         current = dense
         for index, symbol in enumerate(ordered):
             if index:
-                current = twin.collect(samples)
+                current = twin.collect(samples, [symbol])
             attrs[symbol] = {ATTR_CALIBRATION: current[symbol], ATTR_REFERENCE: dense[symbol]}
             if index + 1 < len(ordered):
                 func = _with_attrs(mod[symbol], attrs[symbol])
