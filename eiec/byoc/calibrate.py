@@ -150,13 +150,16 @@ class CpuTwin:
         #: (function, inputs, outputs) of each segment.
         self.segments: list[tuple[str, list[relax.Var], list[relax.Var]]] = []
         read = {var for _, var in self.reads}
+        # Values a segment may take: main's inputs, the weights, what bindings compute (not
+        # symbolic dimensions, which the tensors' shapes define).
+        values = {*main.params, *(slot.param for slot in self.slots), *(b.var for b in every)}
         starts = [0, *cuts]
         for index, (start, stop) in enumerate(zip(starts, cuts, strict=False)):
             part = every[start:stop]
-            defined = [b.var for b in part]
+            defined = {b.var: None for b in part}  # (in order)
             used = [v for b in part for v in relax.analysis.free_vars(b.value)]
             later = {v for b in every[stop : cuts[-1]] for v in relax.analysis.free_vars(b.value)}
-            inputs = list(dict.fromkeys(v for v in used if v not in set(defined)))
+            inputs = list(dict.fromkeys(v for v in used if v in values and v not in defined))
             outputs = [v for v in defined if v in later or v in read]
             body = relax.SeqExpr([relax.BindingBlock(part)], relax.Tuple(outputs))
             ret_ty = relax.TupleType([v.ty for v in outputs])

@@ -141,6 +141,19 @@ def offloaded_module(func: relax.Function) -> tuple[IRModule, bool]:
     return _build(func, params, lift_recurrent=True), rows
 
 
+def rows_module(mod: IRModule) -> IRModule:
+    """``mod``, an FC chain compiled for one row (:func:`offloaded_module`), taking any number
+    of rows at once: its parameters' first dimension symbolic (each row's result is the
+    same, one run instead of one per row)."""
+    main = mod["main"]
+    rows = tvm.tirx.Var("rows", "int64")
+    params = [
+        relax.Var(p.name, relax.TensorType([rows, *p.ty.shape.values[1:]], p.ty.dtype))
+        for p in main.params
+    ]
+    return _build(main, params, lift_recurrent=False)
+
+
 def inline_function(func: relax.Function) -> relax.Function:
     """``func`` as a plain Relax function for the CPU (composites, LSTMs and GRUs inlined)."""
     params = [relax.Var(p.name, p.ty) for p in func.params]
