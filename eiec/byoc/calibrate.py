@@ -166,8 +166,10 @@ class CpuTwin:
             func = relax.utils.copy_with_new_vars(relax.Function(inputs, body, ret_ty))
             name = builder.add_func(func, f"segment_{index}").name_hint  # (alike: one)
             self.segments.append((name, inputs, outputs))
-        twin = relax.transform.ToNonDataflow()(builder.get())
-        self.vm = relax.VirtualMachine(tvm.compile(twin, target="llvm"), tvm.cpu())
+        self.vm = None  # nothing to run without an offloaded call
+        if self.segments:
+            twin = relax.transform.ToNonDataflow()(builder.get())
+            self.vm = relax.VirtualMachine(tvm.compile(twin, target="llvm"), tvm.cpu())
         self.inputs = list(main.params)
         self.values = {slot.param: tvm.runtime.tensor(slot.initial) for slot in self.slots}
         self._samples: Sequence[np.ndarray] | None = None
@@ -211,7 +213,7 @@ class CpuTwin:
             for index in range(self._valid, need):
                 name, inputs, outputs = self.segments[index]
                 fed = [state[v] if v in state else self.values[v] for v in inputs]
-                result = self.vm[name](*fed)
+                result = self.vm[name](*fed)  # type: ignore[index]
                 state.update(zip(outputs, list(result), strict=True))
         self._valid = max(self._valid, need)
         collected: dict[str, list[np.ndarray]] = {s: [] for s in self.symbols if s in wanted}
