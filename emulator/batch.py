@@ -315,9 +315,7 @@ def _mac(
     ctx = emulator.context
     states = [lane.state for lane in lanes]
     pc = states[0].pc
-    for lane in lanes:
-        for probe in lane.probes:
-            probe.before(ins, lane.values)
+    _probes_before(lanes, ins)
     operands = [mac_operands(ctx, state, ins, pc) for state in states]
     tables = operands[0][0]
     columns = [sent for _, sent in operands]
@@ -336,3 +334,23 @@ def _mac(
     ):
         state.acc[:] = acc
         lane.retire(mac_event(state, ins, pc, tables, sent, overflow), cost)
+
+
+def _probes_before(lanes: list[Emulator], ins: SparseColumnMac) -> None:
+    """Every lane's probes see ``ins`` before it runs; the probes at one position of every
+    lane, when of one class with a ``before_lanes`` (the error bound's,
+    ``ErrorBounds.before_lanes``), see it all at once."""
+    if len({len(lane.probes) for lane in lanes}) == 1:
+        reads = [lane.values for lane in lanes]
+        for same in zip(*(lane.probes for lane in lanes), strict=True):
+            kind = type(same[0])
+            batched = getattr(kind, "before_lanes", None)
+            if batched is not None and all(type(probe) is kind for probe in same):
+                batched(same, ins, reads)
+            else:
+                for probe, read in zip(same, reads, strict=True):
+                    probe.before(ins, read)
+        return
+    for lane in lanes:
+        for probe in lane.probes:
+            probe.before(ins, lane.values)

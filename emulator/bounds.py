@@ -55,7 +55,7 @@ that rounds exactly onto a rail is counted too (never the reverse).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -172,6 +172,7 @@ class _StoredWeights:
     signed: np.ndarray
     code: np.ndarray
     dw: float
+    _matrices: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, program: Program, name: str, exact: bool = False) -> _StoredWeights:
@@ -191,18 +192,47 @@ class _StoredWeights:
             dw=0.0 if exact else 2.0 ** -(layer.codebook.frac + 1),
         )
 
-    def rowsum(self, per_entry: np.ndarray) -> np.ndarray:
-        """Sum of a per-entry quantity over each row's entries."""
-        return np.bincount(self.row, weights=per_entry, minlength=self.rows)
+    def sums(self, factor: str, values: np.ndarray) -> np.ndarray:
+        """Each row's sum over its entries of ``factor`` (``"weight"``, ``"weight_dw"``: |W_q|
+        + dw, ``"weight_sq"``, ``"signed"`` or ``"one"``) times its column's value in
+        ``values`` (columns x lanes): rows x lanes, one sparse product. Each sum adds the
+        row's products in the entries' order, as ``np.bincount`` over them would (bit for
+        bit, whatever the number of lanes)."""
+        return self._matrix(factor) @ values
 
-    def rowsum_by_code(self, per_entry: np.ndarray) -> np.ndarray:
-        """Sums of a per-entry quantity over each row's entries of each code (rows x 16)."""
-        flat = np.bincount(self.row * 16 + self.code, weights=per_entry, minlength=self.rows * 16)
-        return flat.reshape(self.rows, 16)
+    def code_sums(self, values: np.ndarray) -> np.ndarray:
+        """Each row's sums of ``values`` (columns x lanes) over its entries of each code:
+        lanes x rows x 16 (each lane's rows x 16 contiguous)."""
+        flat = self._matrix("code") @ values  # (rows * 16) x lanes
+        return np.ascontiguousarray(flat.T).reshape(-1, self.rows, 16)
 
-    def rowany(self, per_entry: np.ndarray) -> np.ndarray:
-        """Whether any of each row's entries has ``per_entry`` set."""
-        return self.rowsum(per_entry.astype(np.float64)) > 0
+    def _matrix(self, factor: str) -> Any:
+        """The CSR matrix of a factor (rows x cols; ``"code"``: (rows * 16) x cols of ones by
+        row and code), its entries kept in their order within each row (built once)."""
+        if factor not in self._matrices:
+            from scipy.sparse import csr_matrix  # lazy: scipy, for the start-up of the CLI
+
+            per_entry = {
+                "weight": self.weight,
+                "weight_dw": self.weight + self.dw,
+                "weight_sq": self.weight**2,
+                "signed": self.signed,
+            }.get(factor, np.ones(self.weight.size))
+            index, rows = (
+                (self.row * 16 + self.code, self.rows * 16)
+                if factor == "code"
+                else (
+                    self.row,
+                    self.rows,
+                )
+            )
+            order = np.argsort(index, kind="stable")
+            ptr = np.zeros(rows + 1, dtype=np.int64)
+            np.cumsum(np.bincount(index, minlength=rows), out=ptr[1:])
+            self._matrices[factor] = csr_matrix(
+                (per_entry[order], self.col[order], ptr), shape=(rows, self.cols)
+            )
+        return self._matrices[factor]
 
 
 @dataclass
@@ -283,6 +313,21 @@ class ErrorBounds:
         """Account for ``instruction`` using the machine state before it runs."""
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is an inf bound
             rule(instruction).before(self, instruction, read)
+
+    @staticmethod
+    def before_lanes(
+        lanes: Sequence[ErrorBounds], instruction: Instruction, reads: Sequence[ReadView]
+    ) -> None:
+        """:meth:`before` of the bounds of several lockstep runs of one program (``reads``:
+        each run's view reader): a MAC's rule for every lane at once (:func:`mac_lanes`),
+        others lane by lane; each lane's bounds as its own ``before`` gives them."""
+        settings = {(b.fixed_point, b.reference_u, b.exact_weights) for b in lanes}
+        if isinstance(instruction, SparseColumnMac) and len(settings) == 1:
+            with np.errstate(over="ignore", invalid="ignore"):
+                mac_lanes(lanes, instruction)
+            return
+        for bounds, read in zip(lanes, reads, strict=True):
+            bounds.before(instruction, read)
 
     def after(self, event: Event, read: ReadView) -> None:
         """Account for ``event.instruction`` using the machine state after it ran."""
@@ -513,32 +558,50 @@ _FIELDS = ("worst", "spread", "taint")
 
 
 def _mac(bounds: ErrorBounds, ins: SparseColumnMac, read: ReadView) -> None:
-    assert bounds._stream is not None, "the verifier guarantees a broadcast before a MAC"
-    magnitude, e_a = bounds._stream.magnitude, bounds._stream.error
-    w = bounds.layer(ins.layer)
-    reach = (magnitude + e_a.worst)[w.col]  # bounds |a_ref|
-    worst = w.rowsum(w.weight * e_a.worst[w.col]) + w.dw * w.rowsum(reach)
-    worst += bounds.float_gamma(w.cols + 1) * w.rowsum((w.weight + w.dw) * reach)
+    mac_lanes([bounds], ins)
+
+
+def mac_lanes(lanes: Sequence[ErrorBounds], ins: SparseColumnMac) -> None:
+    """The MAC rule (before ``ins`` runs) of the bounds of several runs of one program at
+    once (lockstep lanes with the same settings, e.g. ``eiec.emulator.batch.run_lanes``): each
+    sum over a row's stored entries is one sparse product for every lane, and every lane's
+    bounds are those its own rule would give (bit for bit: :meth:`_StoredWeights.sums`)."""
+    first = lanes[0]
+    streams = [bounds._stream for bounds in lanes]
+    assert all(streams), "the verifier guarantees a broadcast before a MAC"
+    w = first.layer(ins.layer)
+
+    def columns(per_lane: Callable[[_Stream], np.ndarray]) -> np.ndarray:
+        return np.stack([per_lane(stream) for stream in streams], axis=1)  # type: ignore[arg-type]
+
+    magnitude = columns(lambda s: s.magnitude)
+    e_worst = columns(lambda s: s.error.worst)
+    reach = magnitude + e_worst  # bounds |a_ref|
+    worst = w.sums("weight", e_worst) + w.dw * w.sums("one", reach)
+    worst += first.float_gamma(w.cols + 1) * w.sums("weight_dw", reach)
     # In quadrature: the inputs' errors, each codebook entry's rounding (shared by the row's
     # entries of that code), the float32 reference's roundings (sqrt(K) instead of K terms).
     # The inputs' known signed errors (the host's quantisation, element-wise roundings)
     # propagate exactly, added to the rest. |a_ref| is taken within the inputs' tolerances (the
     # worst case may be vacuous, e.g. in a recurrence).
-    reach = (magnitude + e_a.tolerance())[w.col]
-    float_sum = w.rowsum((w.weight + w.dw) * reach)
-    u = bounds.float_u()
-    per_code = w.rowsum_by_code(reach)
-    spread_sq = w.dw**2 * (per_code**2).sum(axis=1) + (u * np.sqrt(w.cols + 1) * float_sum) ** 2
-    spread_sq += w.rowsum(w.weight**2 * e_a.unknown()[w.col] ** 2)
-    known = np.abs(w.rowsum(w.signed * e_a.signed()[w.col]))
+    reach = magnitude + columns(lambda s: s.error.tolerance())
+    float_sum = w.sums("weight_dw", reach)
+    u = first.float_u()
+    per_code = w.code_sums(reach)
+    spread_sq = w.dw**2 * (per_code**2).sum(axis=2).T + (u * np.sqrt(w.cols + 1) * float_sum) ** 2
+    spread_sq += w.sums("weight_sq", columns(lambda s: s.error.unknown()) ** 2)
+    known = np.abs(w.sums("signed", columns(lambda s: s.error.signed())))
     spread_sq = (known + np.sqrt(spread_sq)) ** 2
-    taint = w.rowany(e_a.taint[w.col])
-    if bounds._acc is not None:
-        worst = bounds._acc.worst + worst
-        spread_sq = bounds._acc.spread**2 + spread_sq
-        taint = bounds._acc.taint | taint
-    bounds._acc = _Error(worst, np.sqrt(spread_sq), taint)
-    bounds._acc_layer = ins.layer
+    taint = w.sums("one", columns(lambda s: s.error.taint).astype(np.float64)) > 0
+    for bounds, lane_worst, lane_spread_sq, lane_taint in zip(
+        lanes, worst.T.copy(), spread_sq.T.copy(), taint.T.copy(), strict=True
+    ):
+        if bounds._acc is not None:
+            lane_worst = bounds._acc.worst + lane_worst
+            lane_spread_sq = bounds._acc.spread**2 + lane_spread_sq
+            lane_taint = bounds._acc.taint | lane_taint
+        bounds._acc = _Error(lane_worst, np.sqrt(lane_spread_sq), lane_taint)
+        bounds._acc_layer = ins.layer
 
 
 def _mac_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:

@@ -34,6 +34,7 @@ import tvm
 from tvm import relax
 
 from eiec.byoc import run_onnx
+from eiec.byoc.codegen import rows_module
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, CheckedRun, Profiler, profile
 from eiec.compiler import CompileOptions, check_calibration_range
@@ -188,9 +189,26 @@ def calibrate(
 
 
 def _function_vm(offload: Offload) -> Any:
-    """The compressed function of ``offload`` built for the CPU."""
+    """The compressed function of ``offload`` built for the CPU (for any number of rows at
+    once when its program runs row by row: ``eiec.byoc.codegen.rows_module``)."""
     assert offload.compiled is not None
-    return relax.VirtualMachine(tvm.compile(offload.compiled.module, target="llvm"), tvm.cpu())
+    module = offload.compiled.module
+    if offload.rows:
+        module = rows_module(module)
+    return relax.VirtualMachine(tvm.compile(module, target="llvm"), tvm.cpu())
+
+
+def _run_rows(vm: Any, offload: Offload, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """The compressed function on every row of one call's ``inputs`` in one run: per row (as
+    :meth:`Offload.feeds` splits them), its outputs."""
+    params = [p.ty.shape.values for p in offload.compiled.module["main"].params]  # type: ignore[union-attr]
+    rows = [
+        np.ascontiguousarray(x.reshape(-1, *(int(d) for d in shape[1:])), dtype=np.float32)
+        for x, shape in zip(inputs, params, strict=True)
+    ]
+    result = vm["main"](*(tvm.runtime.tensor(x) for x in rows))
+    values = [v.numpy() for v in (list(result) if len(offload.outputs) > 1 else [result])]
+    return [[value[index : index + 1] for value in values] for index in range(len(rows[0]))]
 
 
 def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -282,7 +300,10 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 )
                 for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
             ]
-        cpu = [_run_function(vm, offload, feed) for feed in feeds]
+        if offload.rows:
+            cpu = [row for call in records for row in _run_rows(vm, offload, call.inputs or ())]
+        else:
+            cpu = [_run_function(vm, offload, feed) for feed in feeds]
         checks.append(
             CallCheck(
                 symbol,

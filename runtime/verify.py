@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from eiec.codegen.assembly import CALIBRATION_HEADROOM
 from eiec.emulator.batch import run_lanes, split_batch
 from eiec.emulator.bounds import FLOAT32_U, ErrorBounds, LayerBound, Saturation
 from eiec.emulator.config import EmulatorConfig
@@ -489,13 +490,16 @@ def compare_values(
         fix = (
             "compile with a wider accumulator (--acc-bits; the paper's chip: 48)"
             if first_saturation is not None and first_saturation.accumulator
-            else "compile with --calibration on representative inputs, or with an "
+            else "compile with --calibration on representative inputs (its formats hold at "
+            f"least {CALIBRATION_HEADROOM:g}x the largest value the samples reach), or with an "
             "--input-range that holds every input"
         )
+        index = tuple(int(i) for i in np.argwhere(saturated)[0])
         report.problems.append(
             f"output '{tensor}': {count} of {saturated.size} elements depend on words that "
-            f"saturated{where}; a clamped value is not a rounding error, so they are not "
-            f"checked: {fix}"
+            f"saturated{where}; the first such element: index {index}, emulator "
+            f"{float(got[index]):.6g}, CPU {float(want[index]):.6g}; a clamped value is not a "
+            f"rounding error, so they are not checked: {fix}"
         )
     if checked.any():
         tolerance = float(np.max(bound[checked]))  # NaN stays NaN
@@ -506,7 +510,7 @@ def compare_values(
         if report.relative_tolerance is None or not relative < report.relative_tolerance:
             report.relative_tolerance, report.output_range = relative, span
     report.problems.extend(untrusted(tensor, got, want, bound, checked, first_unbounded))
-    over = finite & ~(off <= width)
+    over = finite & ~(off <= width) & checked  # (a saturated element: the problem above)
     if not over.any():
         return
     per_sample = np.moveaxis(over, axis, 0).reshape(over.shape[axis], -1).any(axis=1)

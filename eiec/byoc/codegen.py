@@ -141,6 +141,19 @@ def offloaded_module(func: relax.Function) -> tuple[IRModule, bool]:
     return _build(func, params, lift_recurrent=True), rows
 
 
+def rows_module(mod: IRModule) -> IRModule:
+    """``mod``, an FC chain compiled for one row (:func:`offloaded_module`), taking any number
+    of rows at once: its parameters' first dimension symbolic (each row's result is the
+    same, one run instead of one per row)."""
+    main = mod["main"]
+    rows = tvm.tirx.Var("rows", "int64")
+    params = [
+        relax.Var(p.name, relax.TensorType([rows, *p.ty.shape.values[1:]], p.ty.dtype))
+        for p in main.params
+    ]
+    return _build(main, params, lift_recurrent=False)
+
+
 def inline_function(func: relax.Function) -> relax.Function:
     """``func`` as a plain Relax function for the CPU (composites, LSTMs and GRUs inlined)."""
     params = [relax.Var(p.name, p.ty) for p in func.params]
@@ -155,8 +168,19 @@ class _CompressedRewriter(LayerConstantRewriter):
 
 def compressed_function(func: relax.Function, options: CompileOptions) -> relax.Function:
     """``func`` for the CPU (:func:`inline_function`) with the weights and biases of its FC
-    layers as the compiler compresses them (pruned and shared, float32) with ``options`` and
-    the function's calibration attributes. LSTM and GRU layers stay as they are."""
+    layers as the compiler compresses them (:func:`compressed_constants`). LSTM and GRU layers
+    stay as they are."""
+    plain = IRModule({"main": inline_function(func)})
+    constants = compressed_constants(func, options)
+    return rewrite_layers(plain, constants, _CompressedRewriter)["main"]
+
+
+def compressed_constants(
+    func: relax.Function, options: CompileOptions
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """The (K, M) weight and the bias of each FC layer of ``func``, by layer name, as the
+    compiler compresses them (pruned and shared, float32) with ``options`` and the function's
+    calibration attributes."""
     if ATTR_CALIBRATION in (func.attrs or {}):
         reference = func.attrs[ATTR_REFERENCE].numpy() if ATTR_REFERENCE in func.attrs else None
         options = replace(
@@ -166,12 +190,10 @@ def compressed_function(func: relax.Function, options: CompileOptions) -> relax.
         )
     mod, _ = offloaded_module(func)
     compressed = run_pass(compression_passes(options, {}), mod)
-    constants = {
+    return {
         layer.name: (np.asarray(layer.weight), layer.bias)
         for layer in find_fc_layers(compressed["main"])
     }
-    plain = IRModule({"main": inline_function(func)})
-    return rewrite_layers(plain, constants, _CompressedRewriter)["main"]
 
 
 def _port_names(ports: list, params: list[str], role: str, symbol: str) -> tuple[str, ...]:

@@ -137,15 +137,16 @@ class LayerConstantRewriter(PyExprMutator):
     """Replaces the weight and bias constants of FC layers (keyed by the layer's binding vars).
 
     ``weights`` maps a layer's matmul var to its new (K, M) weight, ``biases`` a bias add's var
-    to its new bias (same shape as before). Each pass subclasses it privately and decorates the
-    subclass with ``tvm.relax.expr_functor.mutator``.
+    to its new bias (same shape as before): arrays (new constants) or Relax expressions (e.g.
+    parameters of the function, to feed them at run time). Each pass subclasses it privately
+    and decorates the subclass with ``tvm.relax.expr_functor.mutator``.
     """
 
     def __init__(
         self,
         mod: tvm.IRModule,
-        weights: dict[relax.Var, np.ndarray],
-        biases: dict[relax.Var, np.ndarray],
+        weights: dict[relax.Var, np.ndarray | relax.Expr],
+        biases: dict[relax.Var, np.ndarray | relax.Expr],
     ) -> None:
         super().__init__(mod)
         self.weights = weights
@@ -156,17 +157,21 @@ class LayerConstantRewriter(PyExprMutator):
         if binding.var in self.weights:
             value = relax.Call(
                 value.op,
-                [value.args[0], const(self.weights[binding.var])],
+                [value.args[0], _expr(self.weights[binding.var])],
                 value.attrs,
             )
             binding = relax.VarBinding(binding.var, value)
         elif binding.var in self.biases:
             args = [
-                const(self.biases[binding.var]) if constant_value(a) is not None else a
+                _expr(self.biases[binding.var]) if constant_value(a) is not None else a
                 for a in value.args
             ]
             binding = relax.VarBinding(binding.var, relax.Call(value.op, args, value.attrs))
         super().visit_var_binding_(binding)
+
+
+def _expr(value: np.ndarray | relax.Expr) -> relax.Expr:
+    return value if isinstance(value, relax.Expr) else const(value)
 
 
 def rewrite_layers(

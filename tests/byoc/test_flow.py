@@ -11,7 +11,8 @@ from tvm import relax
 import eiec.byoc
 from eiec.byoc import offloaded_symbols
 from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_OPTIONS, ATTR_REFERENCE, is_offloaded
-from eiec.byoc.codegen import compile_function, compressed_function
+from eiec.byoc.calibrate import CpuTwin
+from eiec.byoc.codegen import compile_function, compressed_function, inline_function
 from eiec.byoc.options import make_options
 from eiec.byoc.partition import options_to_json
 from eiec.relax_layers.fc import find_fc_layers
@@ -152,6 +153,40 @@ def test_refit_calibrates_each_function_on_the_compressed_functions_before_it() 
     (program_layer,) = find_fc_layers(compiled.compiled.module["main"])
     assert np.array_equal(twin_layer.weight, program_layer.weight)
     assert np.array_equal(twin_layer.bias, program_layer.bias)
+
+
+def test_the_cpu_twin_recomputes_only_what_follows_a_changed_function() -> None:
+    # attach_calibration's twin is built once, cut at the offloaded calls: new weights for the
+    # middle function change the last one's inputs (as the model computes them), not the
+    # inputs of the functions before it, and none of it needs a new build.
+    model = mlp_onnx([6, 12, 8, 4], seed=21, between="Neg")
+    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    part = eiec.byoc.partition_for_eie(to_relax(model))
+    by_width = _offloaded_by_width(part)
+    samples = np.random.default_rng(22).uniform(-2, 2, (5, 1, 6)).astype(np.float32)
+    twin = CpuTwin(part)
+    assert twin.symbols == [_symbol(part, by_width[w]) for w in (6, 12, 8)]  # in call order
+    dense = twin.collect([samples])
+    x = samples.reshape(-1, 6).astype(np.float64)
+    hidden = -(x @ weights["w0"].T + weights["b0"])
+    np.testing.assert_allclose(dense[_symbol(part, by_width[12])], hidden, atol=1e-5)
+
+    middle = _symbol(part, by_width[12])
+    (layer,) = find_fc_layers(inline_function(by_width[12]))
+    halved = weights["w1"].T * np.float32(0.5)  # (K, M), as Relax holds it
+    twin.set_constants(middle, {layer.name: (halved, None)})
+    assert twin._valid == 2  # the segments before the middle call stay computed
+    last = twin.collect([samples], [_symbol(part, by_width[8])])
+    expected = -(hidden @ (0.5 * weights["w1"].T) + weights["b1"])
+    np.testing.assert_allclose(last[_symbol(part, by_width[8])], expected, atol=1e-5)
+    again = twin.collect([samples])
+    for symbol, inputs in dense.items():
+        if symbol != _symbol(part, by_width[8]):
+            assert np.array_equal(again[symbol], inputs)
+
+
+def _symbol(mod: tvm.IRModule, func: relax.Function) -> str:
+    return next(g.name_hint for g, f in mod.functions_items() if f.same_as(func))
 
 
 def _offloaded_by_width(mod: tvm.IRModule) -> dict[int, relax.Function]:

@@ -14,6 +14,7 @@ from eiec.passes.prune_weights import (
     prune_scored_rows,
     quantize_refit,
     refit_rows,
+    solve_refit,
 )
 from eiec.passes.share_weights import ShareWeights, share_values
 from eiec.relax_layers.fc import find_fc_layers
@@ -124,6 +125,25 @@ def test_refit_moves_the_bias_and_corrects_toward_the_reference() -> None:
     kept = np.flatnonzero(refitted[0])
     assert np.abs(x[:, kept].T @ residual).max() < 1e-6 * np.abs(x.T @ wanted[:, 0]).max()
     assert abs(residual.sum()) < 1e-6 * np.abs(wanted[:, 0]).sum()
+
+
+def test_refit_is_remembered_by_the_values_of_its_arguments() -> None:
+    """BYOC refits each layer in its sequential calibration and again in its codegen: the
+    second call is the first's result, a copy, and only for the very same arguments."""
+    rng = np.random.default_rng(1)
+    x, dense, bias = rng.normal(size=(50, 8)), rng.normal(size=(3, 8)), rng.normal(size=3)
+    pruned = prune_scored_rows(dense, np.abs(dense), 0.5)
+    solved = solve_refit(dense, pruned, x, bias=bias, clusters=3)
+    first = refit_rows(dense, pruned, x, bias=bias, clusters=3)
+    first[0][0, :] = 99.0  # the caller's copy: the remembered result stays
+    again = refit_rows(dense, pruned, x, bias=bias, clusters=3)
+    for got, want in zip(again, solved, strict=True):
+        assert np.array_equal(got, want)
+    moved = x.copy()
+    moved[0, 0] += 1.0  # one calibration value differs: a new refit
+    other = refit_rows(dense, pruned, moved, bias=bias, clusters=3)
+    assert np.array_equal(other[0], solve_refit(dense, pruned, moved, bias=bias, clusters=3)[0])
+    assert not np.array_equal(other[0], solved[0])
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from eiec.codegen.tables import activation_table
 from eiec.emulator import EmulatorConfig
 from eiec.emulator.arith import FixedArith
+from eiec.emulator.batch import run_lanes
 from eiec.emulator.bounds import (
     FLOAT32_U,
     RULES,
@@ -310,3 +313,64 @@ def test_a_wrong_element_wise_result_is_not_taken_for_a_rounding(
     out = Emulator(program, probes=(probe,)).run({"x": x}).outputs["c"]
     exact = 0.0 * 15565 / 2**14 + x  # c starts at 0
     assert (np.abs(out - exact) > probe.tolerance("c")).all()
+
+
+def _random_fc(seed: int) -> Program:
+    """Three FC layers (37 -> 50 -> 23 -> 9) with random codes, 40% dense, on 4 PEs."""
+    rng = np.random.default_rng(seed)
+    sizes = [37, 50, 23, 9]
+    codes = [
+        (rng.integers(0, 16, (rows, cols)) * (rng.random((rows, cols)) < 0.4)).astype(np.uint8)
+        for cols, rows in itertools.pairwise(sizes)
+    ]
+    books = [np.concatenate([[0], rng.integers(-3000, 3000, 15)]).astype(np.int16)] * 3
+    machine = Machine(pes=4, spmat_sram=1 << 16, ptr_sram=1 << 16, act_sram=1 << 16)
+    return fc_program(codes, books, [12, 11, 13], [6, 7, 8, 9], machine=machine, relu=True)
+
+
+def test_a_rows_sums_over_its_entries_are_bincounts_bit_for_bit() -> None:
+    # The MAC rule's sums are sparse products for all lanes at once: each must add a row's
+    # products in the entries' order, as a per-run np.bincount over the entries does.
+    program = _random_fc(5)
+    bounds = ErrorBounds(program)
+    rng = np.random.default_rng(6)
+    for name in program.layers:
+        w = bounds.layer(name)
+        values = rng.normal(size=(w.cols, 7)) * 10.0 ** rng.integers(-9, 3, (w.cols, 7))
+        for factor, per_entry in (("weight", w.weight), ("signed", w.signed), ("one", 1.0)):
+            got = w.sums(factor, values)
+            for lane in range(7):
+                want = np.bincount(w.row, per_entry * values[w.col, lane], minlength=w.rows)
+                assert got[:, lane].tobytes() == want.tobytes()
+        by_code = w.code_sums(values)
+        for lane in range(7):
+            flat = np.bincount(w.row * 16 + w.code, values[w.col, lane], minlength=w.rows * 16)
+            assert by_code[lane].tobytes() == flat.reshape(w.rows, 16).tobytes()
+
+
+def test_lockstep_lanes_get_the_bounds_of_their_own_runs() -> None:
+    # run_lanes batches the MAC rule over its lanes (ErrorBounds.before_lanes); each lane's
+    # bounds, taints and saturations are those of its sample run alone, bit for bit.
+    program = _random_fc(3)
+    rng = np.random.default_rng(4)
+    name = program.inputs[0].name
+    samples = [{name: rng.normal(size=(1, 37)) * (40.0 if k % 7 == 3 else 3.0)} for k in range(12)]
+    for fixed in (True, False):
+        lanes = run_lanes(
+            Emulator(program),
+            samples,
+            partial(lambda f: (ErrorBounds(program, fixed_point=f),), fixed),
+        )
+        saturated = 0
+        for sample, (result, (batched,)) in zip(samples, lanes, strict=True):
+            alone = ErrorBounds(program, fixed_point=fixed)
+            Emulator(program, probes=[alone]).run(sample)
+            for table in ("words", "spreads", "saturated", "known"):
+                for buffer, words in getattr(alone, table).items():
+                    assert getattr(batched, table)[buffer].tobytes() == words.tobytes()
+            assert [w.bound.tobytes() for w in batched.writebacks] == [
+                w.bound.tobytes() for w in alone.writebacks
+            ]
+            assert batched.first_saturation == alone.first_saturation
+            saturated += result.stats.saturations
+        assert saturated > 0  # the large samples clamp: taints are compared too

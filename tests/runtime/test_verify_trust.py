@@ -23,12 +23,18 @@ def test_an_input_beyond_its_format_fails_as_saturation_not_rounding() -> None:
     report = verify(made.compressed, made.program, x)
     assert not report.passed
     assert report.saturated_outputs > 0
-    assert report.problems[0] == (
+    assert report.problems[0].startswith(
         f"output 'logits': {report.saturated_outputs} of 60 elements depend on words that "
-        "saturated (the first at input 'input' (buffer 'input')); a clamped value is not a "
-        "rounding error, so they are not checked: compile with --calibration on "
-        "representative inputs, or with an --input-range that holds every input"
+        "saturated (the first at input 'input' (buffer 'input')); the first such element: "
+        "index (2, "
     )
+    assert report.problems[0].endswith(
+        "a clamped value is not a rounding error, so they are not checked: compile with "
+        "--calibration on representative inputs (its formats hold at least 1.5x the largest "
+        "value the samples reach), or with an --input-range that holds every input"
+    )
+    # The saturated elements are not checked, so not reported as beyond their bounds too.
+    assert not any("exceed their error bound" in p for p in report.problems)
     assert verify(made.compressed, made.program, made.x).passed
 
 
@@ -42,8 +48,9 @@ def test_an_accumulator_overflow_fails_asking_for_a_wider_accumulator() -> None:
     assert report.problems[0] == (
         f"output 'logits': {report.saturated_outputs} of 60 elements depend on words that "
         "saturated (the first at instruction 2 (sparse-column-mac fc1), buffer 'accumulators "
-        "of fc1'); a clamped value is not a rounding error, so they are not checked: compile "
-        "with a wider accumulator (--acc-bits; the paper's chip: 48)"
+        "of fc1'); the first such element: index (0, 0), emulator 0.00195312, CPU 0.675355; a "
+        "clamped value is not a rounding error, so they are not checked: compile with a wider "
+        "accumulator (--acc-bits; the paper's chip: 48)"
     )
 
 
@@ -160,3 +167,23 @@ def test_huge_inputs_fail_clearly_without_numpy_warnings() -> None:
     assert report.saturated_outputs == 10
     assert "nan" not in report.summary()
     assert report.problems[0].startswith("output 'logits': 10 of 60 elements depend on words")
+
+
+def test_a_saturated_element_is_one_problem_naming_its_values() -> None:
+    # A clamped element is not checked against its bound: the saturation is its one problem
+    # (with where it is and both values), not also an error beyond the bound.
+    got, want = np.array([[0.5, -4.0], [0.25, 1.0]]), np.array([[0.5, -4.024], [0.25, 1.0]])
+    bound = np.full(got.shape, 1e-3)
+    saturated = np.array([[False, True], [False, False]])
+    report = VerifyReport(samples=2, outputs=["y"])
+    compare_values(report, "y", got, want, bound, axis=0, saturated=saturated)
+    assert not report.passed
+    assert len(report.problems) == 1
+    assert (
+        "1 of 4 elements depend on words that saturated; the first such element: index "
+        in (report.problems[0])
+    )
+    assert "(0, 1), emulator -4, CPU -4.024;" in report.problems[0]
+    unsaturated = VerifyReport(samples=2, outputs=["y"])
+    compare_values(unsaturated, "y", got, want, bound, axis=0)
+    assert "exceed their error bound" in unsaturated.problems[0]
