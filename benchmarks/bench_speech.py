@@ -10,7 +10,8 @@ or GRU(12, 64) -> Linear(64, 9) on the last of 29 frames), on the paper's 64-PE 
 - ``pruned``: compiled at each of ``--densities`` (weight density, default 10%; formats
   calibrated on the training sequences), no retraining;
 - ``trained``: the same with ``--train speech_train.npz`` (gradual pruning and centroid
-  fine-tuning, ``--epochs``, default 60, validated on the test sequences);
+  fine-tuning, ``--epochs``, default 60, validated on the test sequences; with the compiler's
+  default knowledge distillation from the dense model, ``--distill 0.5`` for these models);
 - ``balance+train``: ``--balance`` with ``--train`` (ESE's load-balance-aware pruning), when
   the compiler accepts the pair (a printed note otherwise).
 
@@ -24,6 +25,10 @@ With ``--seeds N`` the trained configurations are also compiled with seeds 1..N-
 ``mean`` column gives the emulated accuracy over the N seeds (and its spread): one test sequence
 is 0.27 points, and a training run's accuracy varies with its seed by about a point, as much as
 the differences the rows show (the other columns are seed 0's, the compiler's default).
+``stages`` splits a trained row's loss between the stages of training: the test accuracy on the
+CPU (float) after pruning with retraining, after weight sharing (4-bit codebooks) and after
+centroid fine-tuning (= ``cpu``), seed 0's, then with several seeds their means; ``emulated``
+minus the last is what the 16-bit fixed point costs.
 A model with an op the compiler does not support (GRU, until it does) is skipped with a note;
 so is a configuration the compiler refuses or fails on (the reason is printed).
 """

@@ -14,8 +14,10 @@ sparsity, and returns the module with pruned, weight-shared and fine-tuned const
 3. **Fine-tune the centroids**: ``weights = take(codebook, indices)``, Adam on the codebook
    (the gradient of a centroid is the sum over its cluster), ``finetune_epochs`` epochs.
 
-The objective is cross-entropy against ``y`` when the data has labels, else the mean squared
-error against the original model's outputs on ``x`` (distillation). Every stage is measured on
+The objective is cross-entropy against ``y`` when the data has labels (with ``distill``, the
+default for recurrent models, against ``y`` mixed with the original model's softened outputs:
+knowledge distillation), else the mean squared error against the original model's outputs on
+``x`` (distillation). Every stage is measured on
 a held-out split (``held_out`` of the data, seeded): accuracy with labels, the relative RMS
 output error against the original model without. Deterministic for a given seed.
 """

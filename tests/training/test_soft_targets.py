@@ -8,7 +8,7 @@ import pytest
 
 from eiec.frontend.read import read_onnx
 from eiec.training.backbone import build_backbone, fixed_inputs, read_layers
-from eiec.training.compress import Trainer, TrainOptions, soft_targets
+from eiec.training.compress import RECURRENT_DISTILL, Trainer, TrainOptions, soft_targets
 from eiec.training.data import TrainingData
 from eiec.training.tvm_engine import TvmEngine
 from tests.training.models import Digits
@@ -23,6 +23,13 @@ def test_soft_targets_mix_the_label_and_the_tempered_teacher() -> None:
     tempered = np.exp(teacher / 2.0) / np.exp(teacher / 2.0).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(q, 0.75 * np.eye(3)[labels] + 0.25 * tempered, rtol=1e-6)
     np.testing.assert_array_equal(soft_targets(labels, teacher, 0.0, 2.0), np.eye(3)[labels])
+
+
+def test_distill_defaults_on_for_recurrent_models_only() -> None:
+    assert TrainOptions().distill_weight(recurrent=True) == RECURRENT_DISTILL > 0
+    assert TrainOptions().distill_weight(recurrent=False) == 0.0
+    assert TrainOptions(distill=0.0).distill_weight(recurrent=True) == 0.0
+    assert TrainOptions(distill=0.3).distill_weight(recurrent=False) == 0.3
 
 
 @pytest.mark.slow
