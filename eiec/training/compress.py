@@ -188,6 +188,8 @@ class TrainingReport:
     shared_train_loss: float = 0.0
     fine_tuned_train_loss: float = 0.0
     balance: list[PeBalance] = field(default_factory=list)
+    #: The weight of the dense model's soft outputs in the targets (TrainOptions.distill).
+    distill: float = 0.0
 
     def stage(self, name: str) -> StageResult | None:
         """The figures of stage ``name``, if measured."""
@@ -214,6 +216,7 @@ class TrainingReport:
             "shared_train_loss": self.shared_train_loss,
             "fine_tuned_train_loss": self.fine_tuned_train_loss,
             "balance": [asdict(b) for b in self.balance],
+            "distill": self.distill,
             "sensitivity": sensitivity() if sensitivity else None,
         }
 
@@ -299,6 +302,7 @@ class Trainer:
             len(self.held_out),
             self.masked.backbone.batch,
         )
+        self.report.distill = self.distill if self.soft_targets is not None else 0.0
         self.report.build_seconds += time.perf_counter() - start
 
     # --- sessions ---------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_distill_trains_against_the_dense_models_soft_outputs(digits: Digits) ->
     module = read_onnx(digits.model).module
     data = TrainingData(digits.train_x, digits.train_y)
     plain = Trainer(module, data, 0, TrainOptions(epochs=1))
-    assert plain.soft_targets is None
+    assert plain.soft_targets is None and plain.report.distill == 0.0
     index = np.arange(8)
     np.testing.assert_array_equal(plain._targets(index), plain.train_data.y[index])
     trainer = Trainer(module, data, 0, TrainOptions(epochs=1, distill=0.5, temperature=2.0))
@@ -79,3 +79,4 @@ def test_distill_trains_against_the_dense_models_soft_outputs(digits: Digits) ->
     expected = soft_targets(part.y, teacher, 0.5, 2.0)
     np.testing.assert_allclose(trainer._targets(index), expected[index], atol=1e-5)
     assert (trainer.soft_targets.argmax(axis=1) == part.y).all()
+    assert trainer.report.distill == 0.5
