@@ -104,7 +104,8 @@ def main() -> None:
     x, y = sequence_data(SAMPLES, seq=SEQ, inputs=INPUTS, classes=CLASSES)
     data = TrainingData(np.ascontiguousarray(np.moveaxis(x, 1, 0)), y)
     module = read_onnx(model).module
-    dense_trainer = Trainer(module, data, 1, TrainOptions(epochs=args.epochs))
+    # trained from its random initialisation: no dense model to distil from
+    dense_trainer = Trainer(module, data, 1, TrainOptions(epochs=args.epochs, distill=0.0))
     dense = write_back(module, dense_trainer.retrain({}, args.epochs, record=False))
     names = [layer.name for layer in dense_trainer.layers]
     targets = dict.fromkeys(names, args.sparsity)

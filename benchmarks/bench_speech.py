@@ -10,7 +10,8 @@ or GRU(12, 64) -> Linear(64, 9) on the last of 29 frames), on the paper's 64-PE 
 - ``pruned``: compiled at each of ``--densities`` (weight density, default 10%; formats
   calibrated on the training sequences), no retraining;
 - ``trained``: the same with ``--train speech_train.npz`` (gradual pruning and centroid
-  fine-tuning, ``--epochs``, default 60, validated on the test sequences);
+  fine-tuning, ``--epochs``, default 60, validated on the test sequences; with the compiler's
+  default knowledge distillation from the dense model, ``--distill 0.5`` for these models);
 - ``balance+train``: ``--balance`` with ``--train`` (ESE's load-balance-aware pruning), when
   the compiler accepts the pair (a printed note otherwise).
 
@@ -24,6 +25,10 @@ With ``--seeds N`` the trained configurations are also compiled with seeds 1..N-
 ``mean`` column gives the emulated accuracy over the N seeds (and its spread): one test sequence
 is 0.27 points, and a training run's accuracy varies with its seed by about a point, as much as
 the differences the rows show (the other columns are seed 0's, the compiler's default).
+``stages`` splits a trained row's loss between the stages of training: the test accuracy on the
+CPU (float) after pruning with retraining, after weight sharing (4-bit codebooks) and after
+centroid fine-tuning (= ``cpu``), seed 0's, then with several seeds their means; ``emulated``
+minus the last is what the 16-bit fixed point costs.
 A model with an op the compiler does not support (GRU, until it does) is skipped with a note;
 so is a configuration the compiler refuses or fails on (the reason is printed).
 """
@@ -33,7 +38,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,8 +68,19 @@ class Row:
     cpu: float | None = None
     emulated: float | None = None
     seeds: list[float] | None = None
+    #: Per training seed, the CPU test accuracy after each trained stage (TRAINED_STAGES).
+    stages: list[list[float]] = field(default_factory=list)
     verify: str = ""
     note: str = ""
+
+
+#: The training stages whose test accuracy (CPU, float) the ``stages`` column prints.
+TRAINED_STAGES = ("retrained", "shared", "fine-tuned")
+
+
+def _stages(result: CompileResult) -> list[float]:
+    """The test accuracy of ``result``'s training after each of ``TRAINED_STAGES``."""
+    return [result.training.stage(name).accuracy for name in TRAINED_STAGES]
 
 
 def _layout(name: str, x: np.ndarray) -> np.ndarray:
@@ -131,6 +147,7 @@ def bench_model(name: str, args: argparse.Namespace, console: Console) -> list[R
         training = result.training
         if training is not None:
             row.epoch = f"{training.seconds_per_epoch():.1f} (batch {training.batch})"
+            row.stages.append(_stages(result))
         compressed = result.compressed_model
         row.cpu = _accuracy(run_rows(compressed, {"x": test_x})["logits"], labels)
         (port,) = result.program.inputs
@@ -140,6 +157,7 @@ def bench_model(name: str, args: argparse.Namespace, console: Console) -> list[R
             for seed in range(1, args.seeds):
                 again = compile_model(model, replace(options, seed=seed))
                 row.seeds.append(_emulated(again, test_x, labels))
+                row.stages.append(_stages(again))
         sample = np.take(test_x, np.arange(args.verify), axis=axis)
         report = verify(compressed, result.program, {port.name: sample}, original=model)
         tolerance = report.relative_tolerance
@@ -159,6 +177,17 @@ def _mean(values: list[float], dense: float | None) -> str:
     mean = float(np.mean(values))
     text = f"{mean:.2%} ({min(values):.2%}-{max(values):.2%}, {len(values)} seeds)"
     return text if dense is None else f"{text} {(mean - dense) * 100:+.2f} pt"
+
+
+def _stage_text(stages: list[list[float]]) -> str:
+    """Seed 0's accuracy after each trained stage, then (several seeds) the means."""
+    if not stages:
+        return ""
+    text = " / ".join(f"{a:.2%}" for a in stages[0])
+    if len(stages) > 1:
+        means = np.mean(np.array(stages), axis=0)
+        text += " (mean " + " / ".join(f"{a:.2%}" for a in means) + ")"
+    return text
 
 
 def main() -> None:
@@ -189,6 +218,7 @@ def main() -> None:
         "emulated",
         "vs dense",
         "mean",
+        "stages",
         "verify",
     ):
         table.add_column(column)
@@ -211,6 +241,7 @@ def main() -> None:
             pct(row.emulated),
             delta,
             "" if not row.seeds else _mean(row.seeds, dense.get(row.model)),
+            _stage_text(row.stages),
             row.verify or (f"skipped: {row.note}" if row.note else ""),
         )
     console.print(table)

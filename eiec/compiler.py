@@ -112,6 +112,9 @@ class CompileOptions:
     validation: str | Path | Mapping[str, np.ndarray] | None = None
     epochs: int = 10
     seed: int = 0
+    #: Knowledge distillation from the dense model with labels (``TrainOptions.distill``; None:
+    #: on for a model with recurrent layers, off for the others).
+    distill: float | None = None
     max_accuracy_drop: float = 0.5
     weights: WeightsMode = "auto"
 
@@ -340,6 +343,8 @@ def _train(
         )
     if options.epochs < 0:
         raise CompileError(f"--epochs {options.epochs}: give 0 or more epochs")
+    if options.distill is not None and not 0.0 <= options.distill <= 1.0:
+        raise CompileError(f"--distill {options.distill}: give a weight from 0 to 1")
     lstm = find_recurrent_layers(mod)
     names = [layer.name for layer in find_fc_layers(mod["main"])] + [x.name for x in lstm]
     targets = None
@@ -357,6 +362,7 @@ def _train(
         TrainOptions(
             epochs=options.epochs,
             seed=options.seed,
+            distill=options.distill,
             balance=options.balance,
             pes=options.machine.pes,
         ),

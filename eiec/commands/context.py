@@ -55,6 +55,7 @@ RULES: tuple[Needs, ...] = (
           _given("train")),
     Needs("epochs", "--epochs", "without --train", "add --train DATA.npz", _given("train"), 10),
     Needs("seed", "--seed", "without --train", "add --train DATA.npz", _given("train"), 0),
+    Needs("distill", "--distill", "without --train", "add --train DATA.npz", _given("train")),
     Needs("sparsity", "--sparsity auto", "without --train",
           "auto picks each layer's sparsity by training: add --train DATA.npz", _given("train"),
           given=_auto, instead="give --sparsity S"),

@@ -41,6 +41,7 @@ INPUT_RANGE = float_range(0, 32767, low_open=True)
 EPOCHS = int_range(0, 10000)
 SEED = int_range(0, 2**32 - 1)
 MAX_DROP = float_range(0, 100)
+DISTILL = float_range(0, 1)
 NPZ = InputKind("no such file", "give a .npz archive written by numpy.savez (x, optional y)")
 
 
@@ -117,6 +118,14 @@ def add_compile_options(parser: argparse.ArgumentParser, sweep: bool = False) ->
         "fine-tuning runs half as many)",
     )
     group.add_argument("--seed", type=SEED, metavar="S", help="with --train: the random seed (0)")
+    group.add_argument(
+        "--distill",
+        type=DISTILL,
+        metavar="A",
+        help="with --train and labels: knowledge distillation from the dense model, the weight "
+        "of its soft outputs (temperature 2) in each sample's target beside the label, 0..1 "
+        "(default 0.5 for a model with an LSTM or GRU, 0 for the others: the labels alone)",
+    )
     group.add_argument(
         "--max-accuracy-drop",
         type=MAX_DROP,
@@ -212,6 +221,7 @@ def options_from_args(args: argparse.Namespace, progress: bool = False) -> Compi
         validation=str(args.validation) if args.validation else None,
         epochs=args.epochs,
         seed=args.seed,
+        distill=args.distill,
         max_accuracy_drop=args.max_accuracy_drop,
         weights=args.weights,
     )

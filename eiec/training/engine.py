@@ -1,7 +1,8 @@
 """The interface a training engine implements (TVM's is :mod:`eiec.training.tvm_engine`).
 
 An engine compiles a :class:`~eiec.training.backbone.Backbone` with a loss (``cross_entropy``
-against integer labels, or ``mse`` against targets of the backbone's output shape) and an
+against integer labels, ``soft_cross_entropy`` against class distributions, or ``mse`` against
+targets, both of the backbone's output shape) and an
 Adam learning rate into a :class:`TrainingSession`, which holds the parameters and steps them.
 Another engine (e.g. for models far past a million weights) implements the same two classes.
 """

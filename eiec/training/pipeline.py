@@ -159,10 +159,11 @@ def stage_table(report: TrainingReport) -> object:
     from rich.table import Table  # lazy: rich
 
     labels = report.objective == "cross_entropy"
+    distilled = f", distilled from the dense model ({report.distill:g})" if report.distill else ""
     table = Table(
         title=f"Training ({report.engine}, {report.samples} samples, "
         f"{report.held_out_samples} held out, batch {report.batch}, "
-        f"{report.seconds_per_epoch():.2f} s/epoch)"
+        f"{report.seconds_per_epoch():.2f} s/epoch{distilled})"
     )
     table.add_column("held out")
     stages = [*STAGES, "emulated"]

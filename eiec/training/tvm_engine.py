@@ -26,7 +26,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 from tvm.relax.training import SetupTrainer, Trainer
-from tvm.relax.training.loss import CrossEntropyLoss, MSELoss
+from tvm.relax.training.loss import CrossEntropyLoss, Loss, MSELoss
 from tvm.relax.training.optimizer import Adam
 
 from eiec.errors import CompileError, EiecError
@@ -42,6 +42,28 @@ class _Adam(Adam):
     def _set_params_and_dtype(self, params: list[relax.Var]) -> None:
         super()._set_params_and_dtype(params)
         self.dtype = str(getattr(self.dtype, "dtype", self.dtype))
+
+
+class _SoftCrossEntropyLoss(Loss):
+    """Cross-entropy against target distributions: ``-sum(q * log_softmax(z)) / B`` over a
+    batch of B rows (TVM's ``CategoricalCrossEntropyLoss`` takes integer one-hot targets
+    only)."""
+
+    def __init__(self) -> None:
+        super().__init__("soft_cross_entropy_loss", 1, "sum")
+
+    def __call__(self, predictions: relax.Type, targets: relax.Type) -> relax.Function:
+        bb = relax.BlockBuilder()
+        z = relax.Var("predictions", predictions)
+        q = relax.Var("targets", targets)
+        rows = float(int(predictions.shape[0]))
+        with bb.function(self._loss_name, [z, q]):
+            with bb.dataflow():
+                log_p = bb.emit(relax.op.nn.log_softmax(z))
+                total = bb.emit(relax.op.sum(relax.op.multiply(q, log_p)))
+                loss = bb.emit_output(relax.op.divide(total, relax.const(-rows, "float32")))
+            bb.emit_func_output(loss)
+        return bb.get()[self._loss_name]
 
 
 def host_target() -> tvm.target.Target:
@@ -174,6 +196,9 @@ class TvmSession(TrainingSession):
         if loss == "cross_entropy":
             target_ty = relax.TensorType([out[0]], "int64")
             loss_fn = CrossEntropyLoss(reduction="mean")
+        elif loss == "soft_cross_entropy":
+            target_ty = relax.TensorType(list(out), "float32")
+            loss_fn = _SoftCrossEntropyLoss()
         else:
             target_ty = relax.TensorType(list(out), "float32")
             loss_fn = MSELoss(reduction="mean")

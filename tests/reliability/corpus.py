@@ -630,6 +630,8 @@ def _cases() -> list[Case]:
         ("--seed", "1.5"),
         ("--max-accuracy-drop", "200"),
         ("--max-accuracy-drop", "nan"),
+        ("--distill", "1.5"),
+        ("--distill", "-0.1"),
     ):
         add(Case(f"compile: {flag} {value!r}", "option", (*comp, flag, value), code=2))
     for name, extra in (

@@ -253,6 +253,7 @@ def io_cases() -> list[Case]:
     for name, argv in (
         ("compile: --epochs without --train", (*COMPILE, "--epochs", "5")),
         ("compile: --seed without --train", (*COMPILE, "--seed", "3")),
+        ("compile: --distill without --train", (*COMPILE, "--distill", "0.5")),
         ("compile: --validation without --train", (*COMPILE, "--validation",
                                                    f"{d}/train.npz")),
         ("compile: --max-accuracy-drop without --sparsity auto", (*COMPILE, "--train",

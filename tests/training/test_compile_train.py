@@ -48,6 +48,7 @@ def test_report_has_every_stage_and_epoch(compiled_digits: Compiled) -> None:
         "emulated",
     ]
     assert [e["stage"] for e in data["epochs"]] == ["retrain"] * 30 + ["fine-tune"] * 15
+    assert data["distill"] == 0.0  # an FC model trains on the labels alone by default
     pruned, retrained = training.stage("pruned"), training.stage("retrained")
     assert retrained.accuracy > pruned.accuracy + 0.2
 

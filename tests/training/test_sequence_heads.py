@@ -126,6 +126,7 @@ def test_the_exported_two_layer_lstm_trains_from_the_command_line(tmp_path) -> N
     assert main([*args, "--report-json", str(report)]) == 0
     training = json.loads(report.read_text())["training"]
     assert training["batch"] == 8
+    assert training["distill"] == 0.5  # labels, recurrent layers: distilled by default
     assert [s["stage"] for s in training["stages"]][-1] == "emulated"
     lstm = [b for b in training["balance"] if b["layer"] != "node_linear"]
     assert len(lstm) == 2 and all(b["max_after"] == b["mean_after"] for b in lstm)
