@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
+from threadpoolctl import threadpool_limits
 from tvm import relax
 from tvm.relax.expr_functor import mutator
 
@@ -170,14 +171,17 @@ def refit_rows(
     """(``pruned`` (M, K) with each row's non-zero weights refitted, the refitted ``bias``):
     :func:`solve_refit`, remembered for the process (BYOC's sequential calibration refits each
     layer, then its codegen compiles the same layer again with the same arguments: the second
-    refit is a copy of the first)."""
+    refit is a copy of the first). The solve runs on one BLAS thread: OpenBLAS's products and
+    factorisations round differently with another thread count, so the refitted weights, and
+    the program, would depend on the machine's core count (one thread is also faster here)."""
     key = _refit_key((dense, pruned, inputs, bias, reference), ridge, clusters)
     if key in _REFITS:
         _REFITS.move_to_end(key)
     else:
-        _REFITS[key] = solve_refit(
-            dense, pruned, inputs, ridge, bias=bias, reference=reference, clusters=clusters
-        )
+        with threadpool_limits(limits=1, user_api="blas"):
+            _REFITS[key] = solve_refit(
+                dense, pruned, inputs, ridge, bias=bias, reference=reference, clusters=clusters
+            )
         held = lambda entry: sum(a.nbytes for a in entry if a is not None)  # noqa: E731
         while len(_REFITS) > 1 and sum(map(held, _REFITS.values())) > REFIT_CACHE_BYTES:
             _REFITS.popitem(last=False)
