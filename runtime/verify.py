@@ -479,7 +479,8 @@ def compare_values(
     report.max_abs_error_vs_compressed = max(report.max_abs_error_vs_compressed or 0.0, worst)
     rel = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
     report.max_rel_error_vs_compressed = max(report.max_rel_error_vs_compressed or 0.0, rel)
-    ratio = off[finite] / np.maximum(width[finite], np.finfo(np.float64).tiny)
+    bounded = finite & checked  # a saturated element is not checked against its bound
+    ratio = off[bounded] / np.maximum(width[bounded], np.finfo(np.float64).tiny)
     report.worst_error_to_tolerance = max(
         report.worst_error_to_tolerance or 0.0, float(ratio.max(initial=0.0))
     )

@@ -33,9 +33,22 @@ def test_an_input_beyond_its_format_fails_as_saturation_not_rounding() -> None:
         "--calibration on representative inputs (its formats hold at least 1.5x the largest "
         "value the samples reach), or with an --input-range that holds every input"
     )
-    # The saturated elements are not checked, so not reported as beyond their bounds too.
+    # The saturated elements are not checked, so not reported as beyond their bounds too,
+    # nor counted in the worst error/bound of the checked ones.
     assert not any("exceed their error bound" in p for p in report.problems)
+    assert report.worst_error_to_tolerance <= 1.0
     assert verify(made.compressed, made.program, made.x).passed
+
+
+def test_a_clamped_writeback_is_left_out_of_the_worst_error_to_bound() -> None:
+    made = handmade_mlp()
+    program = made.program
+    program.buffers["logits"] = replace(program.buffers["logits"], frac=15)  # |y| < 1
+    report = verify(made.compressed, program, made.x)
+    assert not report.passed
+    assert report.saturated_outputs > 0
+    assert report.max_abs_error_vs_compressed > 0.1  # a clamped logit is far from the CPU's
+    assert report.worst_error_to_tolerance <= 1.0  # the checked ones are within their bounds
 
 
 def test_an_accumulator_overflow_fails_asking_for_a_wider_accumulator() -> None:
