@@ -117,7 +117,9 @@ def schedule_matmuls(mod: tvm.IRModule) -> tvm.IRModule:
         for rule in rules:
             try:
                 sch = rule.apply(func, target, False)
-            except (tvm.error.InternalError, s_tir.ScheduleError):
+            except (tvm.error.InternalError, s_tir.ScheduleError, ValueError):
+                # ValueError: a failed check of a primitive, e.g. reverse_compute_at of a
+                # batched GRU's epilogue ("TensorRegion pattern match failed")
                 sch = None
             if sch is not None:
                 updated[gvar] = sch.mod["main"].with_attr("tirx.is_scheduled", True)
