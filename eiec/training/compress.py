@@ -315,9 +315,8 @@ class Trainer:
         except CompileError:
             if batch == 1:
                 raise
-            # TVM could not build the re-batched graph (a TIR schedule of a batched GRU's
-            # training graph fails in TVM 0.27): train one sample per step, as a model that
-            # retrace cannot re-batch does.
+            # TVM could not build the re-batched graph: train one sample per step, as a model
+            # that retrace cannot re-batch does.
             return self._session(shared, 1, recurrent)
 
     def _session(
