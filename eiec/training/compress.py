@@ -98,8 +98,9 @@ class TrainOptions:
     #: default): ``RECURRENT_DISTILL`` for a model with recurrent layers, 0 for the others. On
     #: the speech classifiers of ``benchmarks/bench_speech.py`` at 10% density (60 epochs,
     #: seeds 0-2) the emulated test accuracy rose from a mean of 95.86% to 97.39% (LSTM) and
-    #: 95.77% to 97.30% (LSTM with ``balance``), 96.76% to 97.12% (GRU), the dense models'
-    #: 97.30% (the GRU's 96.76% measured by the same benchmark before this option); on the
+    #: 95.77% to 97.30% (LSTM with ``balance``), 96.76% to 97.12% (GRU; 97.30% once it trained
+    #: 8 sequences per step), the dense models' 97.30% (the GRU's 96.76% measured by the same
+    #: benchmark before this option); on the
     #: LSTM(6, 24) of ``benchmarks/bench_lstm_training.py`` (100 held-out sequences) fine-tuned
     #: 95 / 99 / 83% at 1 / 8 / 32 sequences per step and 99% with ``balance``, against 90 /
     #: 98 / 77% and 93% with the labels alone. On FC models it gained nothing
