@@ -36,6 +36,7 @@ from eiec.isa.fixed import dequantize, frac_for_range
 from eiec.isa.program import (
     CODEBOOK_SIZE,
     BroadcastActivation,
+    Codebook,
     LoadCodebook,
     One,
     ReluWriteback,
@@ -148,6 +149,33 @@ class LoweringContext:
             return frac_for_range(max_abs), max_abs, "spread"
         return frac_for_range(max_abs), max_abs, "bound"
 
+    def layer_sums(
+        self,
+        name: str,
+        codebook: Codebook,
+        codes: np.ndarray,
+        acc_frac: int,
+        bound: np.ndarray,
+        rms: np.ndarray,
+        *,
+        has_bias: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(worst-case bound, statistical bound, root mean square) of each row's sums of
+        program layer ``name`` (its stored ``codebook`` words by ``codes``) over inputs within
+        ``bound`` and of root mean square ``rms`` (the bias column's #1 last when
+        ``has_bias``), checked against the accumulator (:meth:`check_accumulator`)."""
+        stored = np.abs(dequantize(codebook.values, codebook.frac))
+        entries = SparseWeights.of(stored, codes)  # the non-zeros only, not an M x K matrix
+        worst = entries.matvec(bound)
+        spread, sums_rms = entries.spread_bound(rms, has_bias=has_bias)
+        self.check_accumulator(
+            name,
+            acc_frac,
+            float(np.minimum(spread, worst).max(initial=0.0)),
+            float(worst.max(initial=0.0)),
+        )
+        return worst, spread, sums_rms
+
     def check_accumulator(self, name: str, acc_frac: int, typical: float, worst: float) -> None:
         """CompileError when layer ``name``'s sums, of ``acc_frac`` fraction bits, typically
         reach ``typical`` (the statistical bound) beyond the machine's accumulator
@@ -188,15 +216,14 @@ class LoweringContext:
         # Formats come from float64 arithmetic on the (exactly widened) weights; the bound from
         # the stored words (a codebook word may round up), the bias column's #1 included.
         samples = None if source.samples is None else source.samples @ weight.astype(np.float64)
-        stored = np.abs(dequantize(eie_layer.codebook.values, eie_layer.codebook.frac))
-        entries = SparseWeights.of(stored, codes)  # the non-zeros only, not an M x K matrix
-        bound = entries.matvec(np.append(source.bound, 1.0)[: codes.shape[1]])
-        spread, rms = entries.spread_bound(source.rms_or_bound, has_bias=bias is not None)
-        self.check_accumulator(
+        bound, spread, rms = self.layer_sums(
             layer.name,
+            eie_layer.codebook,
+            codes,
             eie_layer.codebook.frac + self.asm.buffers[source.buffer].frac,
-            float(np.minimum(spread, bound).max(initial=0.0)),
-            float(bound.max(initial=0.0)),
+            np.append(source.bound, 1.0)[: codes.shape[1]],
+            source.rms_or_bound,
+            has_bias=bias is not None,
         )
         if bias is not None:
             samples = None if samples is None else samples + bias.astype(np.float64)

@@ -122,14 +122,13 @@ from eiec.codegen.assembly import ProgramAssembly
 from eiec.codegen.context import (
     Activation,
     LoweringContext,
-    SparseWeights,
     Value,
     layer_codebook,
 )
 from eiec.codegen.tables import GATE_FRAC, GATE_VALUE_FRAC, activation_table
 from eiec.errors import UnsupportedModelError
 from eiec.isa.builder import codes_of
-from eiec.isa.fixed import dequantize, frac_for_range, quantize
+from eiec.isa.fixed import frac_for_range, quantize
 from eiec.isa.program import (
     BroadcastActivation,
     Buffer,
@@ -444,27 +443,25 @@ class _Recurrence:
         return eie.name
 
     def check_sums(self, name: str, codes: np.ndarray, codebook: Codebook, h_bound: float) -> None:
-        """:meth:`LoweringContext.check_accumulator` of program layer ``name``: its columns
-        (``[r * h |] x | h | 1``, :func:`_sources`) hold values within the input's bound and
-        ``h_bound``, the input's root mean square and ``h_bound``, and 1."""
+        """:meth:`LoweringContext.layer_sums` of program layer ``name``, checked against the
+        accumulator: its columns (``[r * h |] x | h | 1``, :func:`_sources`) hold values
+        within the input's bound and ``h_bound``, the input's root mean square and
+        ``h_bound``, and 1."""
         inputs, hidden = self.layer.input_size, self.layer.hidden_size
         extra = codes.shape[1] - inputs - hidden - 1  # the r * h columns of a GRU
 
-        def columns(x: float) -> np.ndarray:
-            parts = ([h_bound] * extra, [x] * inputs, [h_bound] * hidden, [1.0])
-            return np.concatenate(parts)
+        def columns(x: np.ndarray) -> np.ndarray:
+            x_max = float(x.max(initial=0.0))
+            return np.concatenate(([h_bound] * extra, [x_max] * inputs, [h_bound] * hidden, [1.0]))
 
-        stored = np.abs(dequantize(codebook.values, codebook.frac))
-        entries = SparseWeights.of(stored, codes)
-        worst = entries.matvec(columns(float(self.x.bound.max(initial=0.0))))
-        spread, _ = entries.spread_bound(
-            columns(float(self.x.rms_or_bound.max(initial=0.0))), has_bias=True
-        )
-        self.ctx.check_accumulator(
+        self.ctx.layer_sums(
             name,
+            codebook,
+            codes,
             codebook.frac + self.frac,
-            float(np.minimum(spread, worst).max(initial=0.0)),
-            float(worst.max(initial=0.0)),
+            columns(self.x.bound),
+            columns(self.x.rms_or_bound),
+            has_bias=True,
         )
 
 
