@@ -1,6 +1,8 @@
 """The two arithmetic modes: the machine's 16-bit fixed point, and float32 for debugging.
 
 Both expose the same operations on word arrays so the instruction handlers are written once.
+An array of one run is 1-D; a lockstep batch's has a leading lane axis (lanes x words), and the
+counts of saturated words are then per lane (int64 arrays of the lanes) instead of ints.
 Fixed point follows isa/SPEC.md §4 through ``eiec.isa.fixed`` (round half up, saturate, count);
 float32 mode uses real values and never rounds or saturates (SPEC §5, "float32 mode").
 """
@@ -8,6 +10,7 @@ float32 mode uses real values and never rounds or saturates (SPEC §5, "float32 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,25 +41,25 @@ class FixedArith:
         """Buffer words as computation values."""
         return words.astype(np.int64)
 
-    def quantize(self, values: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
+    def quantize(self, values: np.ndarray, frac: int) -> tuple[np.ndarray, Count]:
         """Host reals to words (inputs, ``#1``)."""
-        return fixed.quantize(values, frac)
+        return fixed.quantize(values, frac, rows=_lanes(values))
 
     def to_host(self, words: np.ndarray, frac: int) -> np.ndarray:
         """Words to host float32 values."""
         return fixed.dequantize(words, frac).astype(np.float32)
 
-    def narrow(self, values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, int]:
+    def narrow(self, values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, Count]:
         """Wide integers to words (round half up, saturate)."""
-        return fixed.narrow(values, from_frac, to_frac)
+        return fixed.narrow(values, from_frac, to_frac, rows=_lanes(values))
 
     def codebook(self, values: np.ndarray, frac: int) -> np.ndarray:
         """Codebook registers from the layer's int16 codebook."""
         return values.astype(np.int64)
 
-    def zeros(self, rows: int) -> np.ndarray:
+    def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
         """Cleared accumulators."""
-        return np.zeros(rows, dtype=np.int64)
+        return np.zeros(shape, dtype=np.int64)
 
     def mac(
         self,
@@ -121,7 +124,7 @@ class FixedArith:
 
     def add(
         self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, Count]:
         """``ew-add``: align both to the finer format, add, narrow."""
         common = max(a_frac, b_frac)
         total = (a << (common - a_frac)) + (b << (common - b_frac))
@@ -129,11 +132,13 @@ class FixedArith:
 
     def mul(
         self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, Count]:
         """``ew-mul``: exact product, narrow."""
         return self.narrow(a * b, a_frac + b_frac, to_frac)
 
-    def lut(self, a: np.ndarray, a_frac: int, table: Table, to_frac: int) -> tuple[np.ndarray, int]:
+    def lut(
+        self, a: np.ndarray, a_frac: int, table: Table, to_frac: int
+    ) -> tuple[np.ndarray, Count]:
         """``ew-lut``: piecewise-linear interpolation of the table samples (SPEC §5, lut)."""
         t = table.values.astype(np.int64)
         shift = a_frac + table.step_log2
@@ -166,25 +171,27 @@ class FloatArith:
         """Buffer words as computation values."""
         return words.astype(np.float64)
 
-    def quantize(self, values: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
+    def quantize(self, values: np.ndarray, frac: int) -> tuple[np.ndarray, Count]:
         """Host reals unchanged (float32)."""
-        return np.asarray(values, dtype=np.float32), 0
+        values = np.asarray(values, dtype=np.float32)
+        return values, _none(values)
 
     def to_host(self, words: np.ndarray, frac: int) -> np.ndarray:
         """Words are already host values."""
         return np.asarray(words, dtype=np.float32)
 
-    def narrow(self, values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, int]:
+    def narrow(self, values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, Count]:
         """Values to float32 words; formats are ignored."""
-        return np.asarray(values, dtype=np.float32), 0
+        values = np.asarray(values, dtype=np.float32)
+        return values, _none(values)
 
     def codebook(self, values: np.ndarray, frac: int) -> np.ndarray:
         """Codebook registers as reals."""
         return fixed.dequantize(values, frac)
 
-    def zeros(self, rows: int) -> np.ndarray:
+    def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
         """Cleared accumulators."""
-        return np.zeros(rows, dtype=np.float64)
+        return np.zeros(shape, dtype=np.float64)
 
     def mac(
         self,
@@ -215,22 +222,39 @@ class FloatArith:
 
     def add(
         self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, Count]:
         """``ew-add``."""
         return self.narrow(a + b, 0, 0)
 
     def mul(
         self, a: np.ndarray, a_frac: int, b: np.ndarray, b_frac: int, to_frac: int
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, Count]:
         """``ew-mul``."""
         return self.narrow(a * b, 0, 0)
 
-    def lut(self, a: np.ndarray, a_frac: int, table: Table, to_frac: int) -> tuple[np.ndarray, int]:
+    def lut(
+        self, a: np.ndarray, a_frac: int, table: Table, to_frac: int
+    ) -> tuple[np.ndarray, Count]:
         """``ew-lut``: the table's function evaluated exactly."""
         return self.narrow(TABLE_FUNCTIONS[table.fn](a), 0, 0)
 
 
 Arithmetic = FixedArith | FloatArith
+
+#: How many words an operation saturated: an int for one run, an int64 array of the lanes'
+#: counts for a lockstep batch (arrays with a leading lane axis).
+Count = Any
+
+
+def _lanes(values: np.ndarray) -> bool:
+    """Whether ``values`` have a leading lane axis (a lockstep batch's: lanes x words)."""
+    return np.ndim(values) > 1
+
+
+def _none(values: np.ndarray) -> Count:
+    """No saturation, counted as for ``values``."""
+    return np.zeros(values.shape[0], dtype=np.int64) if _lanes(values) else 0
+
 
 #: :meth:`FixedArith.mac` multiplies the whole stream when at least 1 / this of its columns
 #: are sent (a gather of few columns' entries is cheaper than a pass over all of them).

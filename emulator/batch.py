@@ -280,7 +280,14 @@ def _lockstep(
     (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`.
     ``weights``: the codebook and dense weights of each layer, built once for the batch's
     ``total`` samples; ``tick`` is called after each instruction. Each run with its lane's
-    probes."""
+    probes. Without probes, one state holds every lane (``Emulator.reset_lanes``)."""
+    if probes is None:
+        machine = emulator.sibling()
+        machine.reset_lanes(samples)
+        while machine.step() is not None:
+            if tick is not None:
+                tick()
+        return [(run, ()) for run in machine.lane_results()]
     lanes = [emulator.sibling() for _ in samples]
     for inputs, lane in zip(samples, lanes, strict=True):
         if probes is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -506,16 +507,33 @@ def _column_totals(
     )
 
 
+def stack_costs(costs: Sequence[MacCost]) -> MacCost:
+    """The costs of one MAC on each lane of a batch as one: every field of the timing and
+    every activity count an array over the lanes (per-PE fields: lanes x N)."""
+    timings = [timing for timing, _ in costs]
+    fields = {
+        name: np.array([getattr(timing, name) for timing in timings])
+        for name in MacTiming.__dataclass_fields__
+    }
+    activity = {name: np.array([counts[name] for _, counts in costs]) for name in costs[0][1]}
+    return MacTiming(**fields), activity
+
+
 class CycleModel:
-    """Times each executed instruction (isa/SPEC.md §6); instructions run back to back."""
+    """Times each executed instruction (isa/SPEC.md §6); instructions run back to back.
+
+    With ``lanes`` (a lockstep batch), each lane has its own clock: ``now`` and a timing's
+    ``start`` are arrays over the lanes, and so are a MAC's cycles, activity and per-PE
+    accounting (:func:`stack_costs`); other instructions take the same cycles in every lane.
+    """
 
     def __init__(self, config: ResolvedConfig) -> None:
         self.config = config
-        self.now = 0
+        self.now: Any = 0
 
-    def reset(self) -> None:
-        """Start a new run at cycle 0."""
-        self.now = 0
+    def reset(self, lanes: int | None = None) -> None:
+        """Start a new run (of ``lanes`` lanes) at cycle 0."""
+        self.now = 0 if lanes is None else np.zeros(lanes, dtype=np.int64)
 
     def time(self, event: Event, mac_cost: MacCost | None = None) -> Timing:
         """The timing of ``event``, starting where the previous instruction ended (a MAC's
@@ -523,20 +541,20 @@ class CycleModel:
         machine = self.config.machine
         pes = machine.pes
         mac = None
-        activity: dict[str, int] = {}
+        activity: dict[str, Any] = {}
         match event:
             case MacEvent():
                 assert event.layer is not None
-                if mac_cost is None:
+                if mac_cost is None and isinstance(event.columns, list):  # a batch's lanes
+                    lanes = event.columns
+                    lengths = [event.stream_length] * len(lanes)
+                    mac_cost = stack_costs(mac_costs(machine, event.layer, lanes, lengths))
+                elif mac_cost is None:
                     (mac_cost,) = mac_costs(
                         machine, event.layer, [event.columns], [event.stream_length]
                     )
                 mac, activity = mac_cost
-                cycles = 0
-                if mac.dram_bytes:  # a streamed layer: its window waited for DRAM
-                    cycles = mac.compute_cycles + mac.dram_stall_cycles
-                elif mac.broadcasts:
-                    cycles = mac.window + mac_latency(machine)
+                cycles = _mac_cycles(machine, mac)
             case CodebookEvent():
                 cycles = event.size * machine.codebook_cycles
                 activity = {"codebook_write": event.size * pes}
@@ -557,5 +575,22 @@ class CycleModel:
             case _:
                 raise TypeError(f"no cycle rule for {type(event).__name__}")
         timing = Timing(start=self.now, cycles=cycles, activity=activity, mac=mac)
-        self.now += cycles
+        self.now = self.now + cycles
         return timing
+
+
+def _mac_cycles(machine: Machine, mac: MacTiming) -> Any:
+    """A MAC's cycles: its window and pipeline latency, or for a streamed layer (weights in
+    DRAM) its computation and the cycles it waited for DRAM; 0 with nothing broadcast
+    (arrays over a batch's lanes for a stacked timing)."""
+    if np.ndim(mac.window):
+        return np.where(
+            mac.dram_bytes > 0,
+            mac.compute_cycles + mac.dram_stall_cycles,
+            np.where(mac.broadcasts > 0, mac.window + mac_latency(machine), 0),
+        ).astype(np.int64)
+    if mac.dram_bytes:  # a streamed layer: its window waited for DRAM
+        return mac.compute_cycles + mac.dram_stall_cycles
+    if mac.broadcasts:
+        return mac.window + mac_latency(machine)
+    return 0

@@ -8,7 +8,7 @@ result.outputs["y"], result.stats.cycles
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,27 +98,54 @@ class Emulator:
     def reset(self, inputs: Mapping[str, np.ndarray]) -> None:
         """Start a run: buffers from their initial contents, inputs quantised into theirs."""
         checked = check_inputs(self.program, dict(inputs))
-        arith = self.arith
-        buffers = {}
-        for name, buf in self.program.buffers.items():
-            if buf.init is None:
-                buffers[name] = np.zeros(buf.size, dtype=arith.word_dtype)
-            else:
-                buffers[name] = arith.constant(buf.init, buf.frac)
-        self.cycle_model.reset()
-        for observer in self.observers:
-            observer.reset()
-        for port in self.program.inputs:
-            buf = self.program.buffers[port.buffer]
-            words, saturations = arith.quantize(checked[port.name].ravel(), buf.frac)
-            buffers[port.buffer][self._words[port.buffer]] = words
-            self.collector.add_input_saturations(port.name, saturations)
-        self.state = MachineState(buffers=buffers)
+        self._load({name: array.ravel() for name, array in checked.items()}, None)
         for probe in self.probes:
             probe.start(checked, self.values)
 
+    def reset_lanes(self, samples: Sequence[Mapping[str, np.ndarray]]) -> None:
+        """Start a lockstep batch: one lane per sample of ``samples`` (each input of its
+        port's shape), every array of the state with a leading lane axis (``MachineState``).
+        Each instruction then runs once for all lanes; ``lane_results`` gives each lane's run,
+        equal to the sample run alone. The emulator's observers must be its statistics only;
+        its probes see the lanes' values with the lane axis (``inputs`` stacked likewise)."""
+        if len(self.observers) > 1:
+            raise ValueError("a lockstep batch is observed by its statistics only")
+        checked = [check_inputs(self.program, dict(inputs)) for inputs in samples]
+        stacked = {
+            port.name: np.stack([inputs[port.name] for inputs in checked])
+            for port in self.program.inputs
+        }
+        self._load(
+            {name: array.reshape(len(samples), -1) for name, array in stacked.items()}, len(samples)
+        )
+        for probe in self.probes:
+            probe.start(stacked, self.values)
+
+    def _load(self, inputs: Mapping[str, np.ndarray], lanes: int | None) -> None:
+        """A fresh state of ``lanes`` lanes (or one run) holding the (flattened) ``inputs``."""
+        arith = self.arith
+        lead = () if lanes is None else (lanes,)
+        buffers = {}
+        for name, buf in self.program.buffers.items():
+            if buf.init is None:
+                buffers[name] = np.zeros((*lead, buf.size), dtype=arith.word_dtype)
+            else:
+                buffers[name] = np.broadcast_to(
+                    arith.constant(buf.init, buf.frac), (*lead, buf.size)
+                ).copy()
+        self.cycle_model.reset(lanes)
+        self.collector.reset(lanes)
+        for observer in self.observers[1:]:
+            observer.reset()
+        for port in self.program.inputs:
+            buf = self.program.buffers[port.buffer]
+            words, saturations = arith.quantize(inputs[port.name], buf.frac)
+            buffers[port.buffer][..., self._words[port.buffer]] = words
+            self.collector.add_input_saturations(port.name, saturations)
+        self.state = MachineState(buffers=buffers, lanes=lanes)
+
     def values(self, view: View) -> np.ndarray:
-        """A view's current contents as real values (float64)."""
+        """A view's current contents as real values (float64; lanes x words for a batch)."""
         if self.state is None:
             raise EmulatorError(
                 "the emulator has no inputs yet",
@@ -126,7 +153,7 @@ class Emulator:
                 fix="call reset(inputs) (or run(inputs)) before reading values",
             )
         start = self.program.view_offset(view)
-        words = self.state.buffers[view.buffer][start : start + self.program.view_length(view)]
+        words = self.state.buffers[view.buffer][..., start : start + self.program.view_length(view)]
         frac = self.program.buffers[view.buffer].frac
         return self.arith.to_host(words, frac).astype(np.float64)
 
@@ -194,6 +221,38 @@ class Emulator:
 
     def result(self) -> RunResult:
         """Outputs, buffers and statistics of the run so far."""
+        buffers = self._host_buffers()
+        if self.state is not None and self.state.lanes is not None:
+            raise EmulatorError(
+                "the emulator runs a lockstep batch",
+                where=self.program.source,
+                fix="call lane_results() for each lane's run",
+            )
+        outputs = {
+            port.name: buffers[port.buffer].reshape(port.shape).copy()
+            for port in self.program.outputs
+        }
+        return RunResult(outputs=outputs, buffers=buffers, stats=self.collector.finish())
+
+    def lane_results(self) -> list[RunResult]:
+        """Each lane's run so far (a lockstep batch: ``reset_lanes``)."""
+        buffers = self._host_buffers()
+        assert self.state is not None and self.state.lanes is not None, "reset_lanes() first"
+        outputs = {
+            port.name: buffers[port.buffer].reshape(-1, *port.shape)
+            for port in self.program.outputs
+        }
+        return [
+            RunResult(
+                outputs={name: value[lane].copy() for name, value in outputs.items()},
+                buffers={name: value[lane] for name, value in buffers.items()},
+                stats=stats,
+            )
+            for lane, stats in enumerate(self.collector.finish_lanes())
+        ]
+
+    def _host_buffers(self) -> dict[str, np.ndarray]:
+        """Every buffer's words as host values, rows x cols (lanes x rows x cols)."""
         if self.state is None:
             raise EmulatorError(
                 "the emulator has not run",
@@ -202,10 +261,7 @@ class Emulator:
             )
         buffers = {}
         for name, buf in self.program.buffers.items():
-            words = self.state.buffers[name][self._words[name]]
-            buffers[name] = self.arith.to_host(words, buf.frac).reshape(buf.rows, buf.cols)
-        outputs = {
-            port.name: buffers[port.buffer].reshape(port.shape).copy()
-            for port in self.program.outputs
-        }
-        return RunResult(outputs=outputs, buffers=buffers, stats=self.collector.finish())
+            words = self.state.buffers[name][..., self._words[name]]
+            shape = (*self.state.lead, buf.rows, buf.cols)
+            buffers[name] = self.arith.to_host(words, buf.frac).reshape(shape)
+        return buffers

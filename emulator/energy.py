@@ -25,6 +25,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from eiec.errors import EmulatorError
 from eiec.isa.program import Machine
 
@@ -187,10 +189,12 @@ class EnergyModel:
         self, activity: Mapping[str, int], machine: Machine | None = None, pe_cycles: int = 0
     ) -> Priced:
         """pJ per (unit, component) of the given event counts and ``pe_cycles`` (cycles times
-        PEs) on ``machine`` (events missing from the table are errors)."""
+        PEs) on ``machine`` (events missing from the table are errors). Counts may be arrays
+        (a batch's lanes): each lane's energies are then those of its own counts (a count of 0
+        in some lanes adds exactly 0.0 there)."""
         priced: Priced = {}
         for name, count in activity.items():
-            if not count:
+            if not np.any(count):
                 continue
             event = self.events.get(name)
             if event is None:
@@ -202,7 +206,7 @@ class EnergyModel:
             for part in event.parts:
                 key = (part.unit, part.component)
                 priced[key] = priced.get(key, 0.0) + part.at(machine) * count * self.energy_factor
-        if pe_cycles:
+        if np.any(pe_cycles):
             for part in self.per_cycle.values():
                 key = (part.unit, part.component)
                 energy = part.at(machine) * pe_cycles * self.energy_factor

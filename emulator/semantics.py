@@ -2,7 +2,9 @@
 
 Handlers change :class:`MachineState` and return an :class:`Event` describing what they did;
 they know nothing of cycles or energy (the observers do). ``HANDLERS`` maps every class of the
-``INSTRUCTIONS`` registry to its handler.
+``INSTRUCTIONS`` registry to its handler. A state of a lockstep batch (``state.lanes``) runs
+each instruction for all its lanes at once: its arrays have a leading lane axis, and the
+event's saturation counts (and a MAC's broadcast columns) are per lane.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from eiec.emulator.arith import Arithmetic
+from eiec.emulator.arith import Arithmetic, Count, FixedArith, dense_weights
 from eiec.emulator.events import (
     BroadcastEvent,
     CodebookEvent,
@@ -54,6 +56,17 @@ class Context:
         self.program = program
         self.tables = tables
         self.arith = arith
+        self._dense: dict[str, np.ndarray | None] = {}
+
+    def dense_weights(self, layer: str, codebook: np.ndarray, lanes: int) -> np.ndarray | None:
+        """A layer's dense decoded weights for the MACs of a batch (``arith.dense_weights``,
+        decided on its first batch of ``lanes`` and kept; None in float32 mode, whose batched
+        MACs run lane by lane). The codebook registers of a layer always hold its codebook."""
+        if not isinstance(self.arith, FixedArith):
+            return None
+        if layer not in self._dense:
+            self._dense[layer] = dense_weights(self.tables[layer], codebook, lanes)
+        return self._dense[layer]
 
     def where(self, pc: int, instruction: Instruction) -> str:
         """Where an instruction is: its source line when known, else its index."""
@@ -68,7 +81,7 @@ class Context:
 
     def read(self, state: MachineState, view: View) -> np.ndarray:
         """A view's words as computation values."""
-        return self.arith.load(state.buffers[view.buffer][self.span(view)])
+        return self.arith.load(state.buffers[view.buffer][..., self.span(view)])
 
     def frac(self, view: View) -> int:
         """A view's fraction bits."""
@@ -103,21 +116,28 @@ def broadcast_activation(
     parts = []
     for source in ins.sources:
         if isinstance(source, One):
-            one, clamped = ctx.arith.quantize(np.ones(1), frac)
+            one, clamped = ctx.arith.quantize(np.ones((*state.lead, 1)), frac)
             saturations += clamped
             parts.append(ctx.arith.load(one))
         else:
             parts.append(ctx.read(state, source))
-    state.stream = np.concatenate(parts)
+    state.stream = np.concatenate(parts, axis=-1)
     state.stream_frac = frac
-    return BroadcastEvent(pc, ins, saturations=saturations, length=int(state.stream.size))
+    length = int(state.stream.shape[-1])
+    return BroadcastEvent(pc, ins, saturations=saturations, length=length)
 
 
 def sparse_column_mac(ctx: Context, state: MachineState, ins: SparseColumnMac, pc: int) -> Event:
-    """``ACC[row] += CB[v] * a_j`` for every non-zero a_j of the stream and entry of column j."""
+    """``ACC[row] += CB[v] * a_j`` for every non-zero a_j of the stream and entry of column j
+    (a batch's lanes: ``arith.mac_batch``, with the layer's dense weights when they pay)."""
     tables, columns = mac_operands(ctx, state, ins, pc)
-    overflows = ctx.arith.mac(state.acc, tables, state.codebook, columns, state.stream[columns])
-    return mac_event(state, ins, pc, tables, columns, overflows)
+    if state.lanes is None:
+        overflows = ctx.arith.mac(state.acc, tables, state.codebook, columns, state.stream[columns])
+        return mac_event(state, ins, pc, tables, columns, overflows)
+    lanes = [np.flatnonzero(stream) for stream in state.stream]
+    dense = ctx.dense_weights(ins.layer, state.codebook, state.lanes)
+    overflows = ctx.arith.mac_batch(state.acc, tables, dense, state.codebook, state.stream, lanes)
+    return mac_event(state, ins, pc, tables, lanes, overflows)
 
 
 def stream_chunk(ctx: Context, state: MachineState, ins: StreamChunk, pc: int) -> Event:
@@ -151,8 +171,8 @@ def mac_operands(
             where=where,
             fix=f"run 'load-codebook {ins.layer}' before the MAC",
         )
-    if state.stream is None or state.stream.size != layer.cols:
-        got = "no stream" if state.stream is None else f"a stream of {state.stream.size} words"
+    if state.stream is None or state.stream.shape[-1] != layer.cols:
+        got = "no stream" if state.stream is None else f"a stream of {state.stream.shape[-1]} words"
         raise EmulatorError(
             f"layer {ins.layer} has {layer.cols} columns but there is {got}",
             where=where,
@@ -171,19 +191,20 @@ def mac_operands(
     state.queued.clear()
     acc_frac = state.codebook_frac + state.stream_frac
     if state.acc is None:
-        state.acc = ctx.arith.zeros(layer.rows)
+        state.acc = ctx.arith.zeros((*state.lead, layer.rows))
         state.acc_frac = acc_frac
         state.acc_layer = ins.layer
-    elif state.acc.size != layer.rows or state.acc_frac != acc_frac:
+    elif state.acc.shape[-1] != layer.rows or state.acc_frac != acc_frac:
         raise EmulatorError(
             f"layer {ins.layer} ({layer.rows} rows, accumulator frac {acc_frac}) does not "
-            f"match the pending accumulators of {state.acc_layer} ({state.acc.size} rows, "
+            f"match the pending accumulators of {state.acc_layer} ({state.acc.shape[-1]} rows, "
             f"frac {state.acc_frac})",
             where=where,
             fix="write the accumulators back first, or give both MACs the same rows and the "
             "same codebook frac + activation frac",
         )
-    return ctx.tables[ins.layer], np.flatnonzero(state.stream)
+    columns = np.flatnonzero(state.stream) if state.lanes is None else np.empty(0, np.int64)
+    return ctx.tables[ins.layer], columns
 
 
 def mac_event(
@@ -191,10 +212,11 @@ def mac_event(
     ins: SparseColumnMac,
     pc: int,
     tables: LayerTables,
-    columns: np.ndarray,
-    overflows: int,
+    columns: np.ndarray | list[np.ndarray],
+    overflows: Count,
 ) -> MacEvent:
-    """Count the MAC in ``state.mac_steps``; its event."""
+    """Count the MAC in ``state.mac_steps``; its event (a batch's: per lane ``columns`` and
+    ``overflows``)."""
     step = state.mac_steps.get(ins.layer, 0)
     state.mac_steps[ins.layer] = step + 1
     return MacEvent(
@@ -203,7 +225,7 @@ def mac_event(
         saturations=overflows,
         layer=tables,
         columns=columns,
-        stream_length=int(state.stream.size),
+        stream_length=int(state.stream.shape[-1]),
         step=step,
     )
 
@@ -218,17 +240,17 @@ def _writeback(
             fix="run a sparse-column-mac before the writeback",
         )
     span = ctx.span(ins.dst)
-    if span.stop - span.start != state.acc.size:
+    rows = int(state.acc.shape[-1])
+    if span.stop - span.start != rows:
         raise EmulatorError(
             f"destination {ins.dst} has {span.stop - span.start} words but layer "
-            f"{state.acc_layer} has {state.acc.size} rows",
+            f"{state.acc_layer} has {rows} rows",
             where=ctx.where(pc, ins),
             fix="write back into a view of exactly the layer's rows",
         )
     values = np.maximum(state.acc, 0) if relu else state.acc
     words, saturations = ctx.arith.narrow(values, state.acc_frac, ctx.frac(ins.dst))
-    state.buffers[ins.dst.buffer][span] = words
-    rows = int(state.acc.size)
+    state.buffers[ins.dst.buffer][..., span] = words
     state.acc = None
     state.acc_layer = None
     return WritebackEvent(pc, ins, saturations=saturations, rows=rows)
@@ -257,7 +279,7 @@ def _check_lengths(ctx: Context, pc: int, ins: Instruction, views: tuple[View, .
 
 
 def _store(ctx: Context, state: MachineState, dst: View, words: np.ndarray) -> None:
-    state.buffers[dst.buffer][ctx.span(dst)] = words
+    state.buffers[dst.buffer][..., ctx.span(dst)] = words
 
 
 def _binary(

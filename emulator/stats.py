@@ -22,14 +22,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from eiec.emulator.config import ResolvedConfig
-from eiec.emulator.events import Event, MacEvent, Timing
+from eiec.emulator.events import Event, MacEvent, MacTiming, Timing
 
 
 @dataclass
@@ -134,7 +133,14 @@ class Stats:
     instructions: dict[str, dict[str, int]] = field(default_factory=dict)
     layers: list[MacStats] = field(default_factory=list)
     layer_totals: list[LayerTotals] = field(default_factory=list)
-    pe_stats: list[PeStats] = field(default_factory=list)
+    #: Per PE over the run: useful, padding, pointer-only, starved and stall cycles (5 x N;
+    #: ``pe_stats`` gives them as :class:`PeStats`).
+    pe_table: list[list[int]] = field(default_factory=list, repr=False)
+
+    @property
+    def pe_stats(self) -> list[PeStats]:
+        """Each PE's cycles by kind over the run."""
+        return [PeStats(pe, *column) for pe, column in enumerate(zip(*self.pe_table, strict=True))]
 
     @property
     def time_us(self) -> float:
@@ -169,7 +175,7 @@ class Stats:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (keys of docs/interfaces: cycles, time_us, ..., layers, pes)."""
         data = asdict(self)
-        data.pop("pe_stats")
+        data.pop("pe_table")
         data["time_us"] = self.time_us
         data["alu_utilization"] = self.alu_utilization
         data["load_efficiency"] = self.load_efficiency
@@ -194,9 +200,48 @@ def _ratio(a: float, b: float) -> float:
 #: The most (activity, cycles) keys a collector keeps the energy of.
 _PRICES = 4096
 
+#: The fields of a MAC's record that add up into its layer's totals, in order.
+_TOTALLED = (
+    "cycles",
+    "window",
+    "broadcasts",
+    "useful_macs",
+    "padding_entries",
+    "pointer_cycles",
+    "starved_cycles",
+    "stall_cycles",
+    "ideal_cycles",
+    "energy_pj",
+    "dram_bytes",
+    "dram_stall_cycles",
+    "transfer_cycles",
+    "compute_cycles",
+)
+
+#: The per-PE fields of a MAC's timing, in :class:`PeStats` order.
+_PER_PE = ("busy", "padding", "pointer", "starved", "stall")
+
+
+@dataclass
+class _MacRecord:
+    """One executed MAC as observed (every count an array over the lanes: shape ``lead``)."""
+
+    event: MacEvent
+    start: Any
+    cycles: Any
+    mac: MacTiming
+    energy_pj: Any
+    saturations: Any
+
 
 class StatsCollector:
-    """The observer that builds :class:`Stats` (energy priced with the config's table)."""
+    """The observer that builds :class:`Stats` (energy priced with the config's table).
+
+    It counts one run, or every lane of a lockstep batch at once (``reset(lanes)``): then each
+    count is an array over the lanes, the events' saturation counts and a MAC's timing are per
+    lane (``cycles.stack_costs``), and :meth:`finish_lanes` gives each lane's statistics, equal
+    to those of the lane run alone (the same additions in the same order, lane by lane).
+    """
 
     def __init__(self, config: ResolvedConfig, shared: StatsCollector | None = None) -> None:
         self.config = config
@@ -212,107 +257,141 @@ class StatsCollector:
             self.base, self.prices = shared.base, shared.prices
         self.reset()
 
-    def _fresh(self) -> Stats:
+    def reset(self, lanes: int | None = None) -> None:
+        """Start over (for ``lanes`` lanes of a batch, or one run)."""
+        _, _, units, components = self.base
+        self.lanes = lanes
+        lead = () if lanes is None else (lanes,)
+        self._lead = lead
+        self._cycles = np.zeros(lead, dtype=np.int64)
+        self._energy = np.zeros(lead)
+        self._units = {unit: np.zeros(lead) for unit in units}
+        self._components = {component: np.zeros(lead) for component in components}
+        self._activity: dict[str, np.ndarray] = {}
+        self._instructions: dict[str, tuple[list[int], np.ndarray]] = {}
+        self._saturations = np.zeros(lead, dtype=np.int64)
+        self._events: list[list[dict[str, Any]]] = [[] for _ in range(lanes or 1)]
+        self._macs: list[_MacRecord] = []
+        # Per PE: useful, padding, pointer-only, starved, stall cycles.
+        self._pe = np.zeros((*lead, 5, self.config.pes), dtype=np.int64)
+
+    def finish(self) -> Stats:
+        """The statistics of the run so far (one run)."""
+        assert self.lanes is None, "a batch's statistics: finish_lanes()"
+        return self._stats(0, self._mac_records())
+
+    def finish_lanes(self) -> list[Stats]:
+        """The statistics of each lane of the batch so far."""
+        assert self.lanes is not None, "one run's statistics: finish()"
+        records = self._mac_records()
+        return [self._stats(lane, records) for lane in range(self.lanes)]
+
+    def _mac_records(self) -> list[list[MacStats]]:
+        """Each observed MAC's records, one per lane."""
+        return [_mac_stats(record, self.config.pes) for record in self._macs]
+
+    def add_input_saturations(self, port: str, count: Any) -> None:
+        """Inputs clamped while quantising a host tensor (per lane for a batch)."""
+        self._saturated({"input": port}, count)
+
+    def _saturated(self, entry: dict[str, Any], count: Any) -> None:
+        """Add ``count`` saturations (an int, or per lane), noted as ``entry`` in each lane
+        that has any."""
+        counts = np.broadcast_to(np.asarray(count, dtype=np.int64), self._lead)
+        if not counts.any():
+            return
+        self._saturations += counts
+        for lane in np.flatnonzero(counts.reshape(-1)).tolist():
+            self._events[lane].append({**entry, "count": int(counts.reshape(-1)[lane])})
+
+    def observe(self, event: Event, timing: Timing) -> None:
+        """Account one instruction."""
+        self._cycles = np.broadcast_to(timing.end, self._lead).copy()
+        energy = self._price(timing)
+        spent = sum(energy.values())
+        self._energy += spent
+        for (unit, component), pj in energy.items():
+            self._units[unit] = self._units.get(unit, 0.0) + pj
+            self._components[component] = self._components.get(component, 0.0) + pj
+        for name, count in timing.activity.items():
+            total = self._activity.get(name)
+            if total is None:
+                total = self._activity[name] = np.zeros(self._lead, dtype=np.int64)
+            total += count
+        mnemonic = event.instruction.MNEMONIC
+        entry = self._instructions.get(mnemonic)
+        if entry is None:
+            entry = self._instructions[mnemonic] = ([0], np.zeros(self._lead, dtype=np.int64))
+        entry[0][0] += 1
+        entry[1][...] += timing.cycles
+        self._saturated({"pc": event.pc, "instruction": mnemonic}, event.saturations)
+        if isinstance(event, MacEvent) and timing.mac is not None:
+            lead = self._lead
+            self._macs.append(
+                _MacRecord(
+                    event,
+                    np.broadcast_to(timing.start, lead),
+                    np.broadcast_to(timing.cycles, lead),
+                    timing.mac,
+                    np.broadcast_to(spent, lead),
+                    np.broadcast_to(event.saturations, lead),
+                )
+            )
+            mac = timing.mac
+            self._pe += np.stack([getattr(mac, name) for name in _PER_PE], axis=-2)
+
+    def _price(self, timing: Timing) -> dict[tuple[str, str], Any]:
+        """The energy of an instruction by (unit, component) (arrays over the lanes for a
+        MAC of a batch; the same in every lane otherwise)."""
         config = self.config
-        pe_mm2, chip_mm2, units, components = self.base
-        return Stats(
+        pe_cycles = timing.cycles * config.pes
+        if np.ndim(timing.cycles):  # per lane: priced with arrays of counts
+            return config.energy.price(timing.activity, config.machine, pe_cycles)
+        key = (tuple(timing.activity.items()), timing.cycles)
+        energy = self.prices.get(key)
+        if energy is None:
+            energy = config.energy.price(timing.activity, config.machine, pe_cycles)
+            if len(self.prices) < _PRICES:
+                self.prices[key] = energy
+        return energy
+
+    def _stats(self, lane: int, records: list[list[MacStats]]) -> Stats:
+        """One lane's statistics (lane 0 of one run), with its MACs' ``records``."""
+        config = self.config
+        pe_mm2, chip_mm2, _, _ = self.base
+
+        def at(values: np.ndarray) -> Any:
+            return values.reshape(-1)[lane]
+
+        stats = Stats(
             pes=config.pes,
             fifo_depth=config.fifo_depth,
             clock_mhz=config.clock_mhz,
             arith=config.arith,
-            energy_breakdown_pj=dict.fromkeys(units, 0.0),
-            energy_components_pj=dict.fromkeys(components, 0.0),
+            cycles=int(at(self._cycles)),
+            energy_pj=float(at(self._energy)),
+            energy_breakdown_pj={unit: float(at(pj)) for unit, pj in self._units.items()},
+            energy_components_pj={part: float(at(pj)) for part, pj in self._components.items()},
             process=config.energy.process,
             pe_area_mm2=pe_mm2,
             chip_area_mm2=chip_mm2,
+            saturations=int(at(self._saturations)),
+            saturation_events=list(self._events[lane]),
+            activity={name: int(at(count)) for name, count in self._activity.items()},
+            instructions={
+                mnemonic: {"count": count[0], "cycles": int(at(cycles))}
+                for mnemonic, (count, cycles) in self._instructions.items()
+            },
+            pe_table=self._pe.reshape(-1, 5, self.config.pes)[lane].tolist(),
         )
+        totals: dict[str, LayerTotals] = {}
+        for per_lane in records:
+            self._add_mac(stats, totals, per_lane[lane])
+        return stats
 
-    def reset(self) -> None:
-        """Start over."""
-        self.stats = self._fresh()
-        self._totals: dict[str, LayerTotals] = {}
-        self._activity: Counter[str] = Counter()
-        # Per PE: useful, padding, pointer-only, starved, stall cycles.
-        self._pe = np.zeros((5, self.config.pes), dtype=np.int64)
-
-    def finish(self) -> Stats:
-        """The statistics of the run so far."""
-        self.stats.pe_stats = [
-            PeStats(pe, *column) for pe, column in enumerate(self._pe.T.tolist())
-        ]
-        return self.stats
-
-    def add_input_saturations(self, port: str, count: int) -> None:
-        """Inputs clamped while quantising a host tensor."""
-        if count:
-            self.stats.saturations += count
-            self.stats.saturation_events.append({"input": port, "count": count})
-
-    def observe(self, event: Event, timing: Timing) -> None:
-        """Account one instruction."""
-        stats = self.stats
-        stats.cycles = timing.end
-        config = self.config
-        key = (tuple(timing.activity.items()), timing.cycles)
-        energy = self.prices.get(key)
-        if energy is None:
-            pe_cycles = timing.cycles * config.pes
-            energy = config.energy.price(timing.activity, config.machine, pe_cycles)
-            if len(self.prices) < _PRICES:
-                self.prices[key] = energy
-        spent = sum(energy.values())
-        stats.energy_pj += spent
-        for (unit, component), pj in energy.items():
-            stats.energy_breakdown_pj[unit] = stats.energy_breakdown_pj.get(unit, 0.0) + pj
-            parts = stats.energy_components_pj
-            parts[component] = parts.get(component, 0.0) + pj
-        self._activity.update(timing.activity)
-        stats.activity = dict(self._activity)
-        mnemonic = event.instruction.MNEMONIC
-        entry = stats.instructions.setdefault(mnemonic, {"count": 0, "cycles": 0})
-        entry["count"] += 1
-        entry["cycles"] += timing.cycles
-        if event.saturations:
-            stats.saturations += event.saturations
-            stats.saturation_events.append(
-                {"pc": event.pc, "instruction": mnemonic, "count": event.saturations}
-            )
-        if isinstance(event, MacEvent) and timing.mac is not None:
-            self._mac(event, timing, spent)
-
-    def _mac(self, event: MacEvent, timing: Timing, energy_pj: float) -> None:
-        assert event.layer is not None and timing.mac is not None
-        mac, stats, pes = timing.mac, self.stats, self.config.pes
-        record = MacStats(
-            layer=event.layer.name,
-            step=event.step,
-            pc=event.pc,
-            start_cycle=timing.start,
-            cycles=timing.cycles,
-            window=mac.window,
-            broadcasts=mac.broadcasts,
-            stream_length=event.stream_length,
-            useful_macs=int(mac.busy.sum()),
-            padding_entries=int(mac.padding.sum()),
-            pointer_cycles=int(mac.pointer.sum()),
-            starved_cycles=int(mac.starved.sum()),
-            stall_cycles=mac.stall_cycles,
-            ideal_cycles=mac.ideal_cycles,
-            alu_utilization=_ratio(mac.busy.sum(), pes * timing.cycles),
-            load_efficiency=1.0 - _ratio(mac.starved.sum(), pes * mac.window),
-            energy_pj=energy_pj,
-            saturations=event.saturations,
-            dram_bytes=mac.dram_bytes,
-            dram_stall_cycles=mac.dram_stall_cycles,
-            transfer_cycles=mac.transfer_cycles,
-            compute_cycles=mac.compute_cycles,
-            memory_bound=mac.memory_bound,
-            pe_useful_macs=mac.busy.tolist(),
-            pe_padding_cycles=mac.padding.tolist(),
-            pe_pointer_cycles=mac.pointer.tolist(),
-            pe_starved_cycles=mac.starved.tolist(),
-            pe_stall_cycles=mac.stall.tolist(),
-        )
+    @staticmethod
+    def _add_mac(stats: Stats, totals: dict[str, LayerTotals], record: MacStats) -> None:
+        """Add one MAC's record to the run's totals and its layer's."""
         stats.layers.append(record)
         stats.useful_macs += record.useful_macs
         stats.padding_entries += record.padding_entries
@@ -323,29 +402,109 @@ class StatsCollector:
         stats.mac_window_cycles += record.window
         stats.dram_bytes += record.dram_bytes
         stats.dram_stall_cycles += record.dram_stall_cycles
-        self._pe += np.stack((mac.busy, mac.padding, mac.pointer, mac.starved, mac.stall))
-        totals = self._totals.get(record.layer)
-        if totals is None:
-            totals = self._totals[record.layer] = LayerTotals(layer=record.layer)
-            stats.layer_totals.append(totals)
-        totals.macs += 1
-        for name in (
-            "cycles",
-            "window",
-            "broadcasts",
-            "useful_macs",
-            "padding_entries",
-            "pointer_cycles",
-            "starved_cycles",
-            "stall_cycles",
-            "ideal_cycles",
-            "energy_pj",
-            "dram_bytes",
-            "dram_stall_cycles",
-            "transfer_cycles",
-            "compute_cycles",
-        ):
-            setattr(totals, name, getattr(totals, name) + getattr(record, name))
-        totals.memory_bound = totals.transfer_cycles > totals.compute_cycles
-        totals.alu_utilization = _ratio(totals.useful_macs, pes * totals.cycles)
-        totals.load_efficiency = 1.0 - _ratio(totals.starved_cycles, pes * totals.window)
+        layer = totals.get(record.layer)
+        if layer is None:
+            layer = totals[record.layer] = LayerTotals(layer=record.layer)
+            stats.layer_totals.append(layer)
+        layer.macs += 1
+        for name in _TOTALLED:
+            setattr(layer, name, getattr(layer, name) + getattr(record, name))
+        pes = stats.pes
+        layer.memory_bound = layer.transfer_cycles > layer.compute_cycles
+        layer.alu_utilization = _ratio(layer.useful_macs, pes * layer.cycles)
+        layer.load_efficiency = 1.0 - _ratio(layer.starved_cycles, pes * layer.window)
+
+
+def _mac_stats(record: _MacRecord, pes: int) -> list[MacStats]:
+    """The :class:`MacStats` of each lane of an observed MAC (one for one run)."""
+    event, mac = record.event, record.mac
+    assert event.layer is not None
+
+    def lanes(value: Any) -> list[Any]:
+        return np.asarray(value).reshape(-1).tolist()
+
+    busy, padding, pointer, starved, stall = (
+        np.asarray(getattr(mac, name)).reshape(-1, pes) for name in _PER_PE
+    )
+    cycles, window = lanes(record.cycles), lanes(mac.window)
+    useful, starving = busy.sum(axis=1).tolist(), starved.sum(axis=1).tolist()
+    transfer, compute = lanes(mac.transfer_cycles), lanes(mac.compute_cycles)
+    columns = zip(
+        lanes(record.start),
+        cycles,
+        window,
+        lanes(mac.broadcasts),
+        useful,
+        padding.sum(axis=1).tolist(),
+        pointer.sum(axis=1).tolist(),
+        starving,
+        lanes(mac.stall_cycles),
+        lanes(mac.ideal_cycles),
+        lanes(record.energy_pj),
+        lanes(record.saturations),
+        lanes(mac.dram_bytes),
+        lanes(mac.dram_stall_cycles),
+        transfer,
+        compute,
+        busy.tolist(),
+        padding.tolist(),
+        pointer.tolist(),
+        starved.tolist(),
+        stall.tolist(),
+        strict=True,
+    )
+    return [
+        MacStats(
+            layer=event.layer.name,
+            step=event.step,
+            pc=event.pc,
+            start_cycle=start,
+            cycles=cycles,
+            window=window,
+            broadcasts=broadcasts,
+            stream_length=event.stream_length,
+            useful_macs=useful,
+            padding_entries=padded,
+            pointer_cycles=pointers,
+            starved_cycles=starving,
+            stall_cycles=stalled,
+            ideal_cycles=float(ideal),
+            alu_utilization=_ratio(useful, pes * cycles),
+            load_efficiency=1.0 - _ratio(starving, pes * window),
+            energy_pj=float(energy),
+            saturations=saturations,
+            dram_bytes=dram,
+            dram_stall_cycles=dram_stall,
+            transfer_cycles=float(transfer),
+            compute_cycles=compute,
+            memory_bound=transfer > compute,
+            pe_useful_macs=pe_busy,
+            pe_padding_cycles=pe_padding,
+            pe_pointer_cycles=pe_pointer,
+            pe_starved_cycles=pe_starved,
+            pe_stall_cycles=pe_stall,
+        )
+        for (
+            start,
+            cycles,
+            window,
+            broadcasts,
+            useful,
+            padded,
+            pointers,
+            starving,
+            stalled,
+            ideal,
+            energy,
+            saturations,
+            dram,
+            dram_stall,
+            transfer,
+            compute,
+            pe_busy,
+            pe_padding,
+            pe_pointer,
+            pe_starved,
+            pe_stall,
+        ) in columns
+    ]

@@ -7,6 +7,8 @@ same rule: round half up (add half an LSB, shift right arithmetically), then sat
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from eiec.isa.program import WORD_MAX, WORD_MIN
@@ -20,24 +22,34 @@ def round_shift(values: np.ndarray, shift: int) -> np.ndarray:
     return (wide + (1 << (shift - 1))) >> shift
 
 
-def saturate(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """Clamp int64 values to 16 bits; returns (int16 array, number clamped)."""
+def saturate(values: np.ndarray, rows: bool = False) -> tuple[np.ndarray, Any]:
+    """Clamp int64 values to 16 bits; returns (int16 array, number clamped: an int, or with
+    ``rows`` an int64 array of the count along the last axis, one per row)."""
     clipped = np.clip(values, WORD_MIN, WORD_MAX)
-    count = int(np.count_nonzero(clipped != values))
-    return clipped.astype(np.int16), count
+    return clipped.astype(np.int16), _count(clipped != values, rows)
 
 
-def narrow(values: np.ndarray, from_frac: int, to_frac: int) -> tuple[np.ndarray, int]:
-    """Integers with ``from_frac`` fraction bits to 16-bit words with ``to_frac`` bits."""
-    return saturate(round_shift(values, from_frac - to_frac))
+def narrow(
+    values: np.ndarray, from_frac: int, to_frac: int, rows: bool = False
+) -> tuple[np.ndarray, Any]:
+    """Integers with ``from_frac`` fraction bits to 16-bit words with ``to_frac`` bits (the
+    count as :func:`saturate`'s)."""
+    return saturate(round_shift(values, from_frac - to_frac), rows)
 
 
-def quantize(x: np.ndarray, frac: int) -> tuple[np.ndarray, int]:
-    """Real values to 16-bit words with ``frac`` fraction bits (round half up, saturate)."""
+def quantize(x: np.ndarray, frac: int, rows: bool = False) -> tuple[np.ndarray, Any]:
+    """Real values to 16-bit words with ``frac`` fraction bits (round half up, saturate; the
+    count as :func:`saturate`'s)."""
     scaled = np.floor(np.asarray(x, dtype=np.float64) * 2.0**frac + 0.5)
     clipped = np.clip(scaled, WORD_MIN, WORD_MAX)
-    count = int(np.count_nonzero(clipped != scaled))
-    return clipped.astype(np.int16), count
+    return clipped.astype(np.int16), _count(clipped != scaled, rows)
+
+
+def _count(clamped: np.ndarray, rows: bool) -> Any:
+    """How many are set: in all (an int), or along the last axis (an int64 array)."""
+    if rows:
+        return np.count_nonzero(clamped, axis=-1).astype(np.int64)
+    return int(np.count_nonzero(clamped))
 
 
 def dequantize(q: np.ndarray, frac: int) -> np.ndarray:
