@@ -209,9 +209,8 @@ class _StoredWeights:
 
     def code_sums(self, values: np.ndarray) -> np.ndarray:
         """Each row's sums of ``values`` (columns x lanes) over its entries of each code:
-        lanes x rows x 16 (each lane's rows x 16 contiguous)."""
-        flat = self._matrix("code") @ values  # (rows * 16) x lanes
-        return np.ascontiguousarray(flat.T).reshape(-1, self.rows, 16)
+        rows x 16 x lanes (one sparse product, reshaped)."""
+        return (self._matrix("code") @ values).reshape(self.rows, 16, -1)
 
     def _matrix(self, factor: str) -> Any:
         """The CSR matrix of a factor (rows x cols; ``"code"``: (rows * 16) x cols of ones by
@@ -507,7 +506,7 @@ class ErrorBounds:
         """The words of ``dst`` that ``event`` clamped (those on a rail, in the runs it clamped
         any)."""
         length = self.program.view_length(dst)
-        if not self.fixed_point or not np.any(event.saturations):
+        if not self.fixed_point or not _any(event.saturations):
             return np.zeros((*self._lead, length), bool)
         rail = WORD_MAX * 2.0 ** -self.frac(dst)
         on_rail = np.abs(read(dst)) >= rail
@@ -535,6 +534,11 @@ class ErrorBounds:
                 self.first_saturation[lane] = _saturation_at(
                     event, where, int(words[lane]), accumulator
                 )
+
+
+def _any(saturations: int | np.ndarray) -> bool:
+    """Whether an event's saturations (one run's count, or each lane's) are not all 0."""
+    return bool(saturations) if isinstance(saturations, int) else bool(saturations.any())
 
 
 def _saturation_at(event: Event, where: str, words: int, accumulator: bool) -> Saturation:
@@ -700,7 +704,8 @@ def _mac_terms(
     lead = stream.magnitude.shape[:-1]
 
     def columns(values: np.ndarray) -> np.ndarray:
-        return values.reshape(-1, w.cols).T  # columns x lanes
+        # columns x lanes, C-contiguous: the sparse products take it without a copy each
+        return np.ascontiguousarray(values.reshape(-1, w.cols).T)
 
     magnitude = columns(stream.magnitude)
     e_worst = columns(stream.error.worst)
@@ -715,8 +720,8 @@ def _mac_terms(
     reach = magnitude + columns(stream.error.tolerance())
     float_sum = w.sums("weight_dw", reach)
     u = bounds.float_u()
-    per_code = w.code_sums(reach)
-    spread_sq = w.dw**2 * (per_code**2).sum(axis=2).T + (u * np.sqrt(w.cols + 1) * float_sum) ** 2
+    spread_sq = w.dw**2 * _sum16(w.code_sums(reach) ** 2)
+    spread_sq += (u * np.sqrt(w.cols + 1) * float_sum) ** 2
     spread_sq += w.sums("weight_sq", columns(stream.error.unknown()) ** 2)
     known = np.abs(w.sums("signed", columns(stream.error.signed())))
     spread_sq = (known + np.sqrt(spread_sq)) ** 2
@@ -726,6 +731,14 @@ def _mac_terms(
         return np.ascontiguousarray(sums.T).reshape(*lead, w.rows)
 
     return rows(worst), rows(spread_sq), rows(taint)
+
+
+def _sum16(terms: np.ndarray) -> np.ndarray:
+    """The sums over axis 1 (16 terms) of ``terms`` (rows x 16 x lanes), added in one fixed
+    order whatever the number of lanes: numpy's pairwise order for 16 (eight sums of two,
+    then a tree)."""
+    r = terms[:, :8] + terms[:, 8:]
+    return ((r[:, 0] + r[:, 1]) + (r[:, 2] + r[:, 3])) + ((r[:, 4] + r[:, 5]) + (r[:, 6] + r[:, 7]))
 
 
 def _accumulate(
@@ -741,9 +754,9 @@ def _accumulate(
 
 
 def _mac_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
-    hit = np.asarray(event.saturations) > 0  # per lane with lanes
-    if bounds._acc is not None and hit.any():  # the wide accumulators overflowed
+    if bounds._acc is not None and _any(event.saturations):  # the wide accumulators overflowed
         acc = bounds._acc
+        hit = np.asarray(event.saturations) > 0  # per lane with lanes
         bounds._acc = _Error(acc.worst, acc.spread, acc.taint | hit[..., None])
         bounds.note_saturation(
             event, f"accumulators of {bounds._acc_layer}", event.saturations, accumulator=True

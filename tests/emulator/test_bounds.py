@@ -347,7 +347,7 @@ def test_a_rows_sums_over_its_entries_are_bincounts_bit_for_bit() -> None:
         by_code = w.code_sums(values)
         for lane in range(7):
             flat = np.bincount(w.row * 16 + w.code, values[w.col, lane], minlength=w.rows * 16)
-            assert by_code[lane].tobytes() == flat.reshape(w.rows, 16).tobytes()
+            assert by_code[:, :, lane].tobytes() == flat.reshape(w.rows, 16).tobytes()
 
 
 def test_lockstep_lanes_get_the_bounds_of_their_own_runs() -> None:
