@@ -249,7 +249,8 @@ class ErrorBounds:
     After a run, ``words[buffer]`` holds the worst-case bounds, ``spreads[buffer]`` the
     statistical ones (root-mean-square bounds), ``saturated[buffer]`` the taints; the tolerance
     of a word is :meth:`tolerance`. ``writebacks`` has one :class:`LayerBound` per writeback,
-    ``first_saturation`` the first clamp.
+    ``first_saturation`` the first clamp. With ``lanes=B`` it probes B lockstep runs at once
+    (module docstring, "Lanes"); :meth:`lane` gives one lane's bounds as those of one run.
     """
 
     program: Program
@@ -272,11 +273,13 @@ class ErrorBounds:
     #: include its magnitude (FIXED_POINT.md, "Through recurrences").
     known: dict[str, np.ndarray] = field(default_factory=dict)
     writebacks: list[LayerBound] = field(default_factory=list)
-    first_saturation: Any = None  # Saturation | None; with lanes, a list of them
+    #: With lanes, a list by lane (as ``first_unbounded``).
+    first_saturation: Saturation | list[Saturation | None] | None = None
     #: The first instruction that left a word with a non-finite tolerance (``words`` counts
-    #: them); with lanes, a list by lane.
-    first_unbounded: Any = None
-    _unbounded: Any = None  # (buffer, words) of the first store with one, or None; by lane
+    #: them).
+    first_unbounded: Saturation | list[Saturation | None] | None = None
+    #: The buffer and words of the first store with a non-finite tolerance (by lane).
+    _unbounded: tuple[str, int] | list[tuple[str, int] | None] | None = None
     #: Lanes whose ``_unbounded`` the current instruction set (``first_unbounded`` to note).
     _fresh: list[int] = field(default_factory=list)
     _stream: _Stream | None = None
@@ -377,7 +380,7 @@ class ErrorBounds:
 
     def ports(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The tolerances and the saturation taints of each output port's elements (by port
-        name, of the port's shape)."""
+        name, of the port's shape; with lanes, (B, *port.shape): every lane's at once)."""
         return self._by_port(self.tolerance), self._by_port(self.saturated.__getitem__)
 
     def port_centres(self) -> dict[str, np.ndarray]:

@@ -400,12 +400,14 @@ def _alone_and_together(
     program: Program,
     samples: list[dict[str, np.ndarray]],
     config: EmulatorConfig | None = None,
+    strided: bool = False,
     **settings: object,
 ) -> tuple[list[ErrorBounds], ErrorBounds, int]:
     """Each sample's run in lockstep on a sibling emulator with its own probe, and one
-    ``ErrorBounds(lanes=B)`` driven beside them with the lanes' reads stacked and one event
-    (lane 0's with every lane's saturations): the per-lane probes, the lane probe and the
-    saturations of all runs."""
+    ``ErrorBounds(lanes=B)`` driven beside them with the lanes' reads stacked (``strided``:
+    as a view that is not contiguous, as a slice of a lanes x words state would be) and one
+    event (lane 0's with every lane's saturations): the per-lane probes, the lane probe and
+    the saturations of all runs."""
     base = Emulator(program, config)
     lanes = [base.sibling() for _ in samples]
     alone = [ErrorBounds(program, **settings) for _ in samples]  # type: ignore[arg-type]
@@ -416,6 +418,8 @@ def _alone_and_together(
         lane.reset(sample)
 
     def read(view: View) -> np.ndarray:
+        if strided:
+            return np.stack([lane.values(view) for lane in lanes], axis=1).T
         return np.stack([lane.values(view) for lane in lanes])
 
     stacked = {name: np.stack([np.asarray(s[name]) for s in samples]) for name in samples[0]}
@@ -480,7 +484,7 @@ def test_the_lanes_probe_gives_each_lane_the_bounds_of_its_run_alone_fc(fixed: b
     for settings in ({}, {"exact_weights": True, "reference_u": 2.0**-11}):
         samples = _samples(program, scales, 4)
         alone, together, clamps = _alone_and_together(
-            program, samples, config, fixed_point=fixed, **settings
+            program, samples, config, bool(settings), fixed_point=fixed, **settings
         )
         _assert_lanes_are_their_runs(alone, together)
         if fixed:
@@ -516,7 +520,7 @@ def test_the_lanes_probe_gives_each_lane_the_bounds_of_its_run_alone_recurrent(
     samples = _samples(program, [1.0, 3.0, 0.1, 1000.0, 0.0, 2.0], 9)
     for settings in ({}, {"exact_weights": True, "reference_u": 2.0**-11}):
         alone, together, _ = _alone_and_together(
-            program, samples, config, fixed_point=fixed, **settings
+            program, samples, config, bool(settings), fixed_point=fixed, **settings
         )
         _assert_lanes_are_their_runs(alone, together)
     if fixed:
@@ -529,8 +533,9 @@ def test_the_lanes_probe_gives_each_lane_the_bounds_of_its_run_alone_recurrent(
 )
 def test_the_lanes_probe_carries_each_lanes_known_roundings(program: Program) -> None:
     samples = _samples(program, [0.3, 1.0, 4.0, 0.0, 30.0], 10)
-    alone, together, _ = _alone_and_together(program, samples)
-    _assert_lanes_are_their_runs(alone, together)
+    for strided in (False, True):
+        alone, together, _ = _alone_and_together(program, samples, strided=strided)
+        _assert_lanes_are_their_runs(alone, together)
 
 
 def test_the_lanes_probe_notes_each_lanes_first_unbounded_word() -> None:
