@@ -51,11 +51,18 @@ like the bounds: a MAC row through its stored entries' columns). An input is tai
 lies beyond its buffer's range. A word of an instruction that reported saturations is taken
 as clamped when it sits at a rail of its format (``-2**15`` or ``2**15 - 1`` words), so a value
 that rounds exactly onto a rail is counted too (never the reverse).
+
+**Lanes**: ``ErrorBounds(program, lanes=B)`` is the probe of B lockstep runs of the program at
+once (``eiec.emulator.batch``): every table and writeback array has a leading lane axis, the
+view reader gives (B, n) arrays and the one event of an instruction counts each lane's
+saturations ((B,) array); each rule runs once for all lanes, and lane i's bounds
+(:meth:`ErrorBounds.lane`) are bit for bit those of lane i's run probed alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -202,9 +209,8 @@ class _StoredWeights:
 
     def code_sums(self, values: np.ndarray) -> np.ndarray:
         """Each row's sums of ``values`` (columns x lanes) over its entries of each code:
-        lanes x rows x 16 (each lane's rows x 16 contiguous)."""
-        flat = self._matrix("code") @ values  # (rows * 16) x lanes
-        return np.ascontiguousarray(flat.T).reshape(-1, self.rows, 16)
+        rows x 16 x lanes (one sparse product, reshaped)."""
+        return (self._matrix("code") @ values).reshape(self.rows, 16, -1)
 
     def _matrix(self, factor: str) -> Any:
         """The CSR matrix of a factor (rows x cols; ``"code"``: (rows * 16) x cols of ones by
@@ -243,7 +249,8 @@ class ErrorBounds:
     After a run, ``words[buffer]`` holds the worst-case bounds, ``spreads[buffer]`` the
     statistical ones (root-mean-square bounds), ``saturated[buffer]`` the taints; the tolerance
     of a word is :meth:`tolerance`. ``writebacks`` has one :class:`LayerBound` per writeback,
-    ``first_saturation`` the first clamp.
+    ``first_saturation`` the first clamp. With ``lanes=B`` it probes B lockstep runs at once
+    (module docstring, "Lanes"); :meth:`lane` gives one lane's bounds as those of one run.
     """
 
     program: Program
@@ -253,6 +260,10 @@ class ErrorBounds:
     #: Whether the reference holds the program's decoded weights exactly (then no codebook
     #: rounding term): the source model with decoded weights, in float32 or float64.
     exact_weights: bool = False
+    #: None: the probe of one run; B: of B lockstep runs at once (module docstring, "Lanes":
+    #: tables (B, size), reads (B, n), ``event.saturations`` (B,), inputs (B, *port.shape);
+    #: ``first_saturation`` and ``first_unbounded`` are lists of B, one per lane).
+    lanes: int | None = None
     words: dict[str, np.ndarray] = field(default_factory=dict)
     spreads: dict[str, np.ndarray] = field(default_factory=dict)
     saturated: dict[str, np.ndarray] = field(default_factory=dict)
@@ -262,11 +273,15 @@ class ErrorBounds:
     #: include its magnitude (FIXED_POINT.md, "Through recurrences").
     known: dict[str, np.ndarray] = field(default_factory=dict)
     writebacks: list[LayerBound] = field(default_factory=list)
-    first_saturation: Saturation | None = None
+    #: With lanes, a list by lane (as ``first_unbounded``).
+    first_saturation: Saturation | list[Saturation | None] | None = None
     #: The first instruction that left a word with a non-finite tolerance (``words`` counts
     #: them).
-    first_unbounded: Saturation | None = None
-    _unbounded: tuple[str, int] | None = None
+    first_unbounded: Saturation | list[Saturation | None] | None = None
+    #: The buffer and words of the first store with a non-finite tolerance (by lane).
+    _unbounded: tuple[str, int] | list[tuple[str, int] | None] | None = None
+    #: Lanes whose ``_unbounded`` the current instruction set (``first_unbounded`` to note).
+    _fresh: list[int] = field(default_factory=list)
     _stream: _Stream | None = None
     _stream_frac: int = 0
     _acc: _Error | None = None
@@ -281,17 +296,21 @@ class ErrorBounds:
 
     def start(self, inputs: Mapping[str, np.ndarray], read: ReadView) -> None:
         """Reset: constants are exact, inputs carry their quantisation error."""
-        program = self.program
-        self.words = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
-        self.spreads = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
-        self.saturated = {name: np.zeros(buf.size, bool) for name, buf in program.buffers.items()}
-        self.known = {name: np.zeros(buf.size) for name, buf in program.buffers.items()}
-        self.writebacks, self.first_saturation, self.exact = [], None, {}
-        self.first_unbounded, self._unbounded = None, None
+        program, lead = self.program, self._lead
+        sizes = {name: (*lead, buf.size) for name, buf in program.buffers.items()}
+        self.words = {name: np.zeros(size) for name, size in sizes.items()}
+        self.spreads = {name: np.zeros(size) for name, size in sizes.items()}
+        self.saturated = {name: np.zeros(size, bool) for name, size in sizes.items()}
+        self.known = {name: np.zeros(size) for name, size in sizes.items()}
+        self.writebacks, self.exact = [], {}
+        per_lane = None if self.lanes is None else [None] * self.lanes
+        self.first_saturation, self.first_unbounded = per_lane, copy(per_lane)
+        self._unbounded, self._fresh = copy(per_lane), []
         self._stream, self._acc, self._steps = None, None, {}
         for port in program.inputs:
             buf = program.buffers[port.buffer]
-            value = np.asarray(inputs[port.name], dtype=np.float64).reshape(buf.rows, buf.cols)
+            value = np.asarray(inputs[port.name], dtype=np.float64)
+            value = value.reshape(*lead, buf.rows, buf.cols)
             if self.fixed_point:
                 words, _ = quantize(value, buf.frac)  # as the emulator stores the input
                 signed = dequantize(words, buf.frac) - value
@@ -300,14 +319,20 @@ class ErrorBounds:
                 signed = value.astype(np.float32) - value
                 clamped = np.zeros(value.shape, bool)
             error = np.abs(signed)
-            self.exact.setdefault(port.buffer, np.zeros(buf.size))
+            self.exact.setdefault(port.buffer, np.zeros(sizes[port.buffer]))
             for table, grid in ((self.words, error), (self.spreads, error), (self.exact, signed)):
-                table[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols] = grid
-            self.saturated[port.buffer].reshape(buf.rows, buf.pitch)[:, : buf.cols] = clamped
-            if clamped.any() and self.first_saturation is None:
-                self.first_saturation = Saturation(
-                    None, f"input '{port.name}' (buffer '{port.buffer}')", int(clamped.sum())
-                )
+                table[port.buffer].reshape(*lead, buf.rows, buf.pitch)[..., : buf.cols] = grid
+            taint = self.saturated[port.buffer].reshape(*lead, buf.rows, buf.pitch)
+            taint[..., : buf.cols] = clamped
+            where = f"input '{port.name}' (buffer '{port.buffer}')"
+            if self.lanes is None:
+                if clamped.any() and self.first_saturation is None:
+                    self.first_saturation = Saturation(None, where, int(clamped.sum()))
+                continue
+            counts = np.count_nonzero(clamped, axis=(-2, -1))
+            for lane in np.flatnonzero(counts):  # the lanes with a clamped input only
+                if self.first_saturation[lane] is None:
+                    self.first_saturation[lane] = Saturation(None, where, int(counts[lane]))
 
     def before(self, instruction: Instruction, read: ReadView) -> None:
         """Account for ``instruction`` using the machine state before it runs."""
@@ -333,12 +358,13 @@ class ErrorBounds:
         """Account for ``event.instruction`` using the machine state after it ran."""
         with np.errstate(over="ignore", invalid="ignore"):
             rule(event.instruction).after(self, event, read)
-        if self._unbounded is not None and self.first_unbounded is None:
-            buffer, words = self._unbounded
-            text = format_instruction(event.instruction)
-            self.first_unbounded = Saturation(
-                event.pc, f"instruction {event.pc} ({text}), buffer '{buffer}'", words
-            )
+        if self.lanes is None:
+            if self._unbounded is not None and self.first_unbounded is None:
+                self.first_unbounded = _unbounded_at(event, *self._unbounded)
+            return
+        for lane in self._fresh:  # the lanes this instruction left unbounded only
+            self.first_unbounded[lane] = _unbounded_at(event, *self._unbounded[lane])
+        self._fresh = []
 
     # --- results --------------------------------------------------------------------------------
 
@@ -354,7 +380,7 @@ class ErrorBounds:
 
     def ports(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The tolerances and the saturation taints of each output port's elements (by port
-        name, of the port's shape)."""
+        name, of the port's shape; with lanes, (B, *port.shape): every lane's at once)."""
         return self._by_port(self.tolerance), self._by_port(self.saturated.__getitem__)
 
     def port_centres(self) -> dict[str, np.ndarray]:
@@ -363,14 +389,58 @@ class ErrorBounds:
 
     def _by_port(self, table: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
         """A per-word table of each output port's buffer as the port's elements."""
-        into = {}
+        into, lead = {}, self._lead
         for port in self.program.outputs:
             buf = self.program.buffers[port.buffer]
-            grid = table(port.buffer).reshape(buf.rows, buf.pitch)[:, : buf.cols]
-            into[port.name] = grid.reshape(port.shape)
+            grid = table(port.buffer).reshape(*lead, buf.rows, buf.pitch)[..., : buf.cols]
+            into[port.name] = grid.reshape(*lead, *port.shape)
         return into
 
+    def lane(self, index: int) -> ErrorBounds:
+        """Lane ``index``'s bounds as the probe of its run alone (``lanes=None``): its tables
+        (views of this probe's), writebacks, first saturation and first unbounded word; every
+        one-run result (:meth:`ports`, :meth:`tolerance`, ...) works on it. All lanes' port
+        tables at once, (B, *port.shape): :meth:`ports` and :meth:`port_centres` of this
+        probe."""
+        if self.lanes is None:
+            raise ValueError("lane() of the bounds of one run (lanes=None)")
+
+        def pick(tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {name: array[index] for name, array in tables.items()}
+
+        return ErrorBounds(
+            self.program,
+            self.fixed_point,
+            self.reference_u,
+            self.exact_weights,
+            words=pick(self.words),
+            spreads=pick(self.spreads),
+            saturated=pick(self.saturated),
+            exact=pick(self.exact),
+            known=pick(self.known),
+            writebacks=[
+                LayerBound(
+                    w.layer,
+                    w.step,
+                    w.dst,
+                    w.values[index] if w.values.ndim > 1 else w.values,
+                    w.bound[index],
+                    w.saturated[index],
+                )
+                for w in self.writebacks
+            ],
+            first_saturation=self.first_saturation[index],
+            first_unbounded=self.first_unbounded[index],
+            _unbounded=self._unbounded[index],
+            _weights=self._weights,
+        )
+
     # --- helpers --------------------------------------------------------------------------------
+
+    @property
+    def _lead(self) -> tuple[int, ...]:
+        """The leading axes of every per-word array: none for one run, (lanes,)."""
+        return () if self.lanes is None else (self.lanes,)
 
     def layer(self, name: str) -> _StoredWeights:
         """A layer's stored weights (cached)."""
@@ -383,11 +453,11 @@ class ErrorBounds:
         span = self._span(view)
         exact = self.exact.get(view.buffer)
         return _Error(
-            self.words[view.buffer][span],
-            self.spreads[view.buffer][span],
-            self.saturated[view.buffer][span],
-            None if exact is None else exact[span],
-            self.known[view.buffer][span],
+            self.words[view.buffer][..., span],
+            self.spreads[view.buffer][..., span],
+            self.saturated[view.buffer][..., span],
+            None if exact is None else exact[..., span],
+            self.known[view.buffer][..., span],
         )
 
     def store(self, view: View, error: _Error) -> None:
@@ -398,13 +468,21 @@ class ErrorBounds:
         spread = np.where(np.isnan(error.spread), np.inf, error.spread)
         known = np.zeros_like(worst) if error.known is None else error.known
         known = np.where(np.isfinite(known), known, 0.0)
-        self.words[view.buffer][span] = worst
-        self.spreads[view.buffer][span] = spread
-        self.saturated[view.buffer][span] = error.taint
-        self.known[view.buffer][span] = known
-        unbounded = int(np.count_nonzero(~np.isfinite(_tolerance(worst, spread, known))))
-        if unbounded and self._unbounded is None:
-            self._unbounded = (view.buffer, unbounded)
+        self.words[view.buffer][..., span] = worst
+        self.spreads[view.buffer][..., span] = spread
+        self.saturated[view.buffer][..., span] = error.taint
+        self.known[view.buffer][..., span] = known
+        unbounded = ~np.isfinite(_tolerance(worst, spread, known))
+        if self.lanes is None:
+            count = int(np.count_nonzero(unbounded))
+            if count and self._unbounded is None:
+                self._unbounded = (view.buffer, count)
+        elif unbounded.any():
+            counts = np.count_nonzero(unbounded, axis=-1)
+            for lane in np.flatnonzero(counts):  # the lanes with an unbounded word only
+                if self._unbounded[lane] is None:
+                    self._unbounded[lane] = (view.buffer, int(counts[lane]))
+                    self._fresh.append(int(lane))
 
     def _span(self, view: View) -> slice:
         start = self.program.view_offset(view)
@@ -428,24 +506,56 @@ class ErrorBounds:
         return self.program.buffers[view.buffer].frac
 
     def clamped(self, event: Event, dst: View, read: ReadView) -> np.ndarray:
-        """The words of ``dst`` that ``event`` clamped (those on a rail, if it clamped any)."""
+        """The words of ``dst`` that ``event`` clamped (those on a rail, in the runs it clamped
+        any)."""
         length = self.program.view_length(dst)
-        if not event.saturations or not self.fixed_point:
-            return np.zeros(length, bool)
+        if not self.fixed_point or not _any(event.saturations):
+            return np.zeros((*self._lead, length), bool)
         rail = WORD_MAX * 2.0 ** -self.frac(dst)
         on_rail = np.abs(read(dst)) >= rail
-        self.note_saturation(event, dst.buffer, int(on_rail.sum()))
+        if self.lanes is not None:
+            on_rail &= (np.asarray(event.saturations) > 0)[:, None]
+        self.note_saturation(event, dst.buffer, np.count_nonzero(on_rail, axis=-1))
         return on_rail
 
     def note_saturation(
-        self, event: Event, where: str, words: int, *, accumulator: bool = False
+        self,
+        event: Event,
+        where: str,
+        words: int | np.ndarray,
+        *,
+        accumulator: bool = False,
     ) -> None:
-        """Remember the first saturation of the run."""
-        if self.first_saturation is None:
-            text = format_instruction(event.instruction)
-            self.first_saturation = Saturation(
-                event.pc, f"instruction {event.pc} ({text}), buffer '{where}'", words, accumulator
-            )
+        """Remember the first saturation of the run (with lanes: of each lane whose
+        ``event.saturations`` is not 0, ``words`` by lane)."""
+        if self.lanes is None:
+            if self.first_saturation is None:
+                self.first_saturation = _saturation_at(event, where, int(words), accumulator)
+            return
+        for lane in np.flatnonzero(event.saturations):  # the lanes that clamped only
+            if self.first_saturation[lane] is None:
+                self.first_saturation[lane] = _saturation_at(
+                    event, where, int(words[lane]), accumulator
+                )
+
+
+def _any(saturations: int | np.ndarray) -> bool:
+    """Whether an event's saturations (one run's count, or each lane's) are not all 0."""
+    return bool(saturations) if isinstance(saturations, int) else bool(saturations.any())
+
+
+def _saturation_at(event: Event, where: str, words: int, accumulator: bool) -> Saturation:
+    """A saturation of ``words`` words of buffer ``where`` by ``event``'s instruction."""
+    text = format_instruction(event.instruction)
+    return Saturation(
+        event.pc, f"instruction {event.pc} ({text}), buffer '{where}'", words, accumulator
+    )
+
+
+def _unbounded_at(event: Event, buffer: str, words: int) -> Saturation:
+    """``words`` words of ``buffer`` left unbounded by ``event``'s instruction."""
+    text = format_instruction(event.instruction)
+    return Saturation(event.pc, f"instruction {event.pc} ({text}), buffer '{buffer}'", words)
 
 
 @dataclass(frozen=True)
@@ -536,20 +646,21 @@ def _broadcast(bounds: ErrorBounds, ins: BroadcastActivation, read: ReadView) ->
     bounds._stream_frac = bounds.frac(views[0]) if views else 0
     # #1 is 1.0 quantised to the stream's format: exact unless it saturates (F >= 15).
     one = min(2.0**bounds._stream_frac, WORD_MAX) * 2.0**-bounds._stream_frac
-    one_error = np.array([1.0 - one if bounds.fixed_point else 0.0])
+    lead = bounds._lead
+    one_error = np.full((*lead, 1), 1.0 - one if bounds.fixed_point else 0.0)
     values, errors = [], []
     for source in ins.sources:
         if isinstance(source, One):
-            values.append(np.array([one]))
-            errors.append(_Error(one_error, one_error, np.zeros(1, bool), -one_error))
+            values.append(np.full((*lead, 1), one))
+            errors.append(_Error(one_error, one_error, np.zeros((*lead, 1), bool), -one_error))
         else:
             values.append(read(source))
             errors.append(bounds.error(source))
     bounds._stream = _Stream(
-        np.abs(np.concatenate(values)),
+        np.abs(np.concatenate(values, axis=-1)),
         _Error(
-            *(np.concatenate([getattr(e, f) for e in errors]) for f in _FIELDS),
-            known=np.concatenate([e.signed() for e in errors]),
+            *(np.concatenate([getattr(e, f) for e in errors], axis=-1) for f in _FIELDS),
+            known=np.concatenate([e.signed() for e in errors], axis=-1),
         ),
     )
 
@@ -558,56 +669,98 @@ _FIELDS = ("worst", "spread", "taint")
 
 
 def _mac(bounds: ErrorBounds, ins: SparseColumnMac, read: ReadView) -> None:
-    mac_lanes([bounds], ins)
+    assert bounds._stream is not None, "the verifier guarantees a broadcast before a MAC"
+    _accumulate(bounds, ins.layer, *_mac_terms(bounds, ins.layer, bounds._stream))
 
 
 def mac_lanes(lanes: Sequence[ErrorBounds], ins: SparseColumnMac) -> None:
-    """The MAC rule (before ``ins`` runs) of the bounds of several runs of one program at
-    once (lockstep lanes with the same settings, e.g. ``eiec.emulator.batch.run_lanes``): each
-    sum over a row's stored entries is one sparse product for every lane, and every lane's
-    bounds are those its own rule would give (bit for bit: :meth:`_StoredWeights.sums`)."""
-    first = lanes[0]
+    """The MAC rule (before ``ins`` runs) of the one-run bounds of several runs of one program
+    at once (lockstep lanes with the same settings, each its own probe): their streams
+    stacked, one rule for all (:func:`_mac_terms`), each lane's bounds those its own rule
+    would give (bit for bit: :meth:`_StoredWeights.sums`). ``ErrorBounds(lanes=B)`` is one
+    probe of all lanes instead."""
     streams = [bounds._stream for bounds in lanes]
     assert all(streams), "the verifier guarantees a broadcast before a MAC"
-    w = first.layer(ins.layer)
 
-    def columns(per_lane: Callable[[_Stream], np.ndarray]) -> np.ndarray:
-        return np.stack([per_lane(stream) for stream in streams], axis=1)  # type: ignore[arg-type]
+    def stacked(per_lane: Callable[[_Stream], np.ndarray]) -> np.ndarray:
+        return np.stack([per_lane(stream) for stream in streams])  # type: ignore[arg-type]
 
-    magnitude = columns(lambda s: s.magnitude)
-    e_worst = columns(lambda s: s.error.worst)
+    stream = _Stream(
+        stacked(lambda s: s.magnitude),
+        _Error(
+            *(stacked(lambda s, f=f: getattr(s.error, f)) for f in _FIELDS),  # type: ignore[misc]
+            known=stacked(lambda s: s.error.signed()),
+        ),
+    )
+    worst, spread_sq, taint = _mac_terms(lanes[0], ins.layer, stream)
+    for index, bounds in enumerate(lanes):
+        _accumulate(bounds, ins.layer, worst[index], spread_sq[index], taint[index])
+
+
+def _mac_terms(
+    bounds: ErrorBounds, layer: str, stream: _Stream
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A MAC's worst-case bounds, squared spreads and taints of the rows of ``layer`` from
+    the broadcast ``stream`` (one run's, or lanes x columns: rows or lanes x rows): each sum
+    over a row's stored entries is one sparse product for every lane."""
+    w = bounds.layer(layer)
+    lead = stream.magnitude.shape[:-1]
+
+    def columns(values: np.ndarray) -> np.ndarray:
+        # columns x lanes, C-contiguous: the sparse products take it without a copy each
+        return np.ascontiguousarray(values.reshape(-1, w.cols).T)
+
+    magnitude = columns(stream.magnitude)
+    e_worst = columns(stream.error.worst)
     reach = magnitude + e_worst  # bounds |a_ref|
     worst = w.sums("weight", e_worst) + w.dw * w.sums("one", reach)
-    worst += first.float_gamma(w.cols + 1) * w.sums("weight_dw", reach)
+    worst += bounds.float_gamma(w.cols + 1) * w.sums("weight_dw", reach)
     # In quadrature: the inputs' errors, each codebook entry's rounding (shared by the row's
     # entries of that code), the float32 reference's roundings (sqrt(K) instead of K terms).
     # The inputs' known signed errors (the host's quantisation, element-wise roundings)
     # propagate exactly, added to the rest. |a_ref| is taken within the inputs' tolerances (the
     # worst case may be vacuous, e.g. in a recurrence).
-    reach = magnitude + columns(lambda s: s.error.tolerance())
+    reach = magnitude + columns(stream.error.tolerance())
     float_sum = w.sums("weight_dw", reach)
-    u = first.float_u()
-    per_code = w.code_sums(reach)
-    spread_sq = w.dw**2 * (per_code**2).sum(axis=2).T + (u * np.sqrt(w.cols + 1) * float_sum) ** 2
-    spread_sq += w.sums("weight_sq", columns(lambda s: s.error.unknown()) ** 2)
-    known = np.abs(w.sums("signed", columns(lambda s: s.error.signed())))
+    u = bounds.float_u()
+    spread_sq = w.dw**2 * _sum16(w.code_sums(reach) ** 2)
+    spread_sq += (u * np.sqrt(w.cols + 1) * float_sum) ** 2
+    spread_sq += w.sums("weight_sq", columns(stream.error.unknown()) ** 2)
+    known = np.abs(w.sums("signed", columns(stream.error.signed())))
     spread_sq = (known + np.sqrt(spread_sq)) ** 2
-    taint = w.sums("one", columns(lambda s: s.error.taint).astype(np.float64)) > 0
-    for bounds, lane_worst, lane_spread_sq, lane_taint in zip(
-        lanes, worst.T.copy(), spread_sq.T.copy(), taint.T.copy(), strict=True
-    ):
-        if bounds._acc is not None:
-            lane_worst = bounds._acc.worst + lane_worst
-            lane_spread_sq = bounds._acc.spread**2 + lane_spread_sq
-            lane_taint = bounds._acc.taint | lane_taint
-        bounds._acc = _Error(lane_worst, np.sqrt(lane_spread_sq), lane_taint)
-        bounds._acc_layer = ins.layer
+    taint = w.sums("one", columns(stream.error.taint).astype(np.float64)) > 0
+
+    def rows(sums: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(sums.T).reshape(*lead, w.rows)
+
+    return rows(worst), rows(spread_sq), rows(taint)
+
+
+def _sum16(terms: np.ndarray) -> np.ndarray:
+    """The sums over axis 1 (16 terms) of ``terms`` (rows x 16 x lanes), added in one fixed
+    order whatever the number of lanes: numpy's pairwise order for 16 (eight sums of two,
+    then a tree)."""
+    r = terms[:, :8] + terms[:, 8:]
+    return ((r[:, 0] + r[:, 1]) + (r[:, 2] + r[:, 3])) + ((r[:, 4] + r[:, 5]) + (r[:, 6] + r[:, 7]))
+
+
+def _accumulate(
+    bounds: ErrorBounds, layer: str, worst: np.ndarray, spread_sq: np.ndarray, taint: np.ndarray
+) -> None:
+    """Add a MAC's terms (:func:`_mac_terms`) to the pending accumulators' bounds."""
+    if bounds._acc is not None:
+        worst = bounds._acc.worst + worst
+        spread_sq = bounds._acc.spread**2 + spread_sq
+        taint = bounds._acc.taint | taint
+    bounds._acc = _Error(worst, np.sqrt(spread_sq), taint)
+    bounds._acc_layer = layer
 
 
 def _mac_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
-    if event.saturations and bounds._acc is not None:  # the wide accumulators overflowed
+    if bounds._acc is not None and _any(event.saturations):  # the wide accumulators overflowed
         acc = bounds._acc
-        bounds._acc = _Error(acc.worst, acc.spread, np.ones_like(acc.taint))
+        hit = np.asarray(event.saturations) > 0  # per lane with lanes
+        bounds._acc = _Error(acc.worst, acc.spread, acc.taint | hit[..., None])
         bounds.note_saturation(
             event, f"accumulators of {bounds._acc_layer}", event.saturations, accumulator=True
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from eiec.emulator.emulator import Emulator
 from eiec.emulator.events import Event
 from eiec.errors import EmulatorError
 from eiec.isa.builder import fc_program
+from eiec.isa.parser import parse
 from eiec.isa.program import (
     Buffer,
     EwAdd,
@@ -345,7 +347,7 @@ def test_a_rows_sums_over_its_entries_are_bincounts_bit_for_bit() -> None:
         by_code = w.code_sums(values)
         for lane in range(7):
             flat = np.bincount(w.row * 16 + w.code, values[w.col, lane], minlength=w.rows * 16)
-            assert by_code[lane].tobytes() == flat.reshape(w.rows, 16).tobytes()
+            assert by_code[:, :, lane].tobytes() == flat.reshape(w.rows, 16).tobytes()
 
 
 def test_lockstep_lanes_get_the_bounds_of_their_own_runs() -> None:
@@ -374,3 +376,216 @@ def test_lockstep_lanes_get_the_bounds_of_their_own_runs() -> None:
             assert batched.first_saturation == alone.first_saturation
             saturated += result.stats.saturations
         assert saturated > 0  # the large samples clamp: taints are compared too
+
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
+
+
+class _LastEvent:
+    """A probe keeping the event of the instruction that ran last."""
+
+    event: Event
+
+    def start(self, inputs: object, read: object) -> None:
+        pass
+
+    def before(self, instruction: Instruction, read: object) -> None:
+        pass
+
+    def after(self, event: Event, read: object) -> None:
+        self.event = event
+
+
+def _alone_and_together(
+    program: Program,
+    samples: list[dict[str, np.ndarray]],
+    config: EmulatorConfig | None = None,
+    strided: bool = False,
+    **settings: object,
+) -> tuple[list[ErrorBounds], ErrorBounds, int]:
+    """Each sample's run in lockstep on a sibling emulator with its own probe, and one
+    ``ErrorBounds(lanes=B)`` driven beside them with the lanes' reads stacked (``strided``:
+    as a view that is not contiguous, as a slice of a lanes x words state would be) and one
+    event (lane 0's with every lane's saturations): the per-lane probes, the lane probe and
+    the saturations of all runs."""
+    base = Emulator(program, config)
+    lanes = [base.sibling() for _ in samples]
+    alone = [ErrorBounds(program, **settings) for _ in samples]  # type: ignore[arg-type]
+    last = [_LastEvent() for _ in samples]
+    together = ErrorBounds(program, lanes=len(samples), **settings)  # type: ignore[arg-type]
+    for lane, probe, events, sample in zip(lanes, alone, last, samples, strict=True):
+        lane.probes = (probe, events)
+        lane.reset(sample)
+
+    def read(view: View) -> np.ndarray:
+        if strided:
+            return np.stack([lane.values(view) for lane in lanes], axis=1).T
+        return np.stack([lane.values(view) for lane in lanes])
+
+    stacked = {name: np.stack([np.asarray(s[name]) for s in samples]) for name in samples[0]}
+    together.start(stacked, read)
+    while (instruction := lanes[0].next_instruction()) is not None:
+        together.before(instruction, read)  # before any lane's handler runs
+        for lane in lanes:
+            lane.step()
+        saturations = np.array([events.event.saturations for events in last], dtype=np.int64)
+        together.after(replace(last[0].event, saturations=saturations), read)
+    clamps = sum(lane.result().stats.saturations for lane in lanes)
+    return alone, together, clamps
+
+
+def _assert_lanes_are_their_runs(alone: list[ErrorBounds], together: ErrorBounds) -> None:
+    """Bit for bit: every table, writeback, first saturation and first unbounded word of
+    each lane, and the stacked port tables."""
+    tolerances, taints = together.ports()
+    centres = together.port_centres()
+    for index, probe in enumerate(alone):
+        lane = together.lane(index)
+        for table in ("words", "spreads", "saturated", "known", "exact"):
+            mine, theirs = getattr(lane, table), getattr(probe, table)
+            assert mine.keys() == theirs.keys(), table
+            for buffer, words in theirs.items():
+                assert mine[buffer].dtype == words.dtype, (table, buffer)
+                assert mine[buffer].tobytes() == words.tobytes(), (table, buffer, index)
+        assert len(lane.writebacks) == len(probe.writebacks)
+        for mine_wb, theirs_wb in zip(lane.writebacks, probe.writebacks, strict=True):
+            assert (mine_wb.layer, mine_wb.step, mine_wb.dst) == (
+                theirs_wb.layer,
+                theirs_wb.step,
+                theirs_wb.dst,
+            )
+            for part in ("values", "bound", "saturated"):
+                mine_part, theirs_part = getattr(mine_wb, part), getattr(theirs_wb, part)
+                assert mine_part.tobytes() == theirs_part.tobytes(), (part, index)
+        assert lane.first_saturation == probe.first_saturation, index
+        assert lane.first_unbounded == probe.first_unbounded, index
+        (want_tol, want_taint), want_centres = probe.ports(), probe.port_centres()
+        for name in want_tol:
+            assert tolerances[name][index].tobytes() == want_tol[name].tobytes()
+            assert taints[name][index].tobytes() == want_taint[name].tobytes()
+            assert centres[name][index].tobytes() == want_centres[name].tobytes()
+            assert lane.ports()[0][name].tobytes() == want_tol[name].tobytes()
+
+
+def _samples(program: Program, scales: list[float], seed: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [
+        {port.name: rng.normal(size=port.shape) * scale for port in program.inputs}
+        for scale in scales
+    ]
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_the_lanes_probe_gives_each_lane_the_bounds_of_its_run_alone_fc(fixed: bool) -> None:
+    # Three FC layers; the large samples clamp their inputs and writebacks, the others not.
+    program = _random_fc(3)
+    config = EmulatorConfig(arith="fixed16" if fixed else "float32")
+    scales = [3.0, 40.0, 0.5, 3.0, 300.0, 1.0, 0.0]
+    for settings in ({}, {"exact_weights": True, "reference_u": 2.0**-11}):
+        samples = _samples(program, scales, 4)
+        alone, together, clamps = _alone_and_together(
+            program, samples, config, bool(settings), fixed_point=fixed, **settings
+        )
+        _assert_lanes_are_their_runs(alone, together)
+        if fixed:
+            assert clamps > 0
+            hit = [probe.first_saturation is not None for probe in alone]
+            assert any(hit) and not all(hit)  # lanes that clamp and lanes that do not
+        # One lane.
+        alone, together, _ = _alone_and_together(program, samples[1:2], config, fixed_point=fixed)
+        _assert_lanes_are_their_runs(alone, together)
+
+
+def test_the_lanes_probe_taints_the_lanes_whose_accumulators_overflow() -> None:
+    # 20-bit accumulators: the large samples overflow them, the small ones do not.
+    program = _random_fc(7)
+    program = replace(program, machine=replace(program.machine, acc_bits=20))
+    samples = _samples(program, [0.01, 8.0, 0.02, 16.0], 8)
+    alone, together, _ = _alone_and_together(program, samples)
+    _assert_lanes_are_their_runs(alone, together)
+    firsts = [probe.first_saturation for probe in alone]
+    assert any(first is not None and first.accumulator for first in firsts)
+    assert any(first is None for first in firsts)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp")  # float32 mode's sigmoid
+@pytest.mark.parametrize("name", ["lstm_head", "gru_head"])
+@pytest.mark.parametrize("fixed", [True, False])
+def test_the_lanes_probe_gives_each_lane_the_bounds_of_its_run_alone_recurrent(
+    name: str, fixed: bool
+) -> None:
+    # Recurrent programs: ew-mul, ew-add, ew-lut (sigmoid, tanh) and ew-copy on every lane.
+    program = parse((GOLDEN / "compile" / f"{name}.eie").read_text(encoding="utf-8"))
+    config = EmulatorConfig(arith="fixed16" if fixed else "float32")
+    samples = _samples(program, [1.0, 3.0, 0.1, 1000.0, 0.0, 2.0], 9)
+    for settings in ({}, {"exact_weights": True, "reference_u": 2.0**-11}):
+        alone, together, _ = _alone_and_together(
+            program, samples, config, bool(settings), fixed_point=fixed, **settings
+        )
+        _assert_lanes_are_their_runs(alone, together)
+    if fixed:
+        hit = [probe.first_saturation is not None for probe in alone]
+        assert any(hit) and not all(hit)
+
+
+@pytest.mark.parametrize(
+    "program", [_cell_carry(20), _sigmoid_after_copy(6), _sigmoid_after_copy(-2)]
+)
+def test_the_lanes_probe_carries_each_lanes_known_roundings(program: Program) -> None:
+    samples = _samples(program, [0.3, 1.0, 4.0, 0.0, 30.0], 10)
+    for strided in (False, True):
+        alone, together, _ = _alone_and_together(program, samples, strided=strided)
+        _assert_lanes_are_their_runs(alone, together)
+
+
+def test_the_lanes_probe_notes_each_lanes_first_unbounded_word() -> None:
+    # c = x * x, then c = c * c six times, in -16 fraction bits: a lane with x != 0 has bounds
+    # that square at each step and overflow; a lane of zeros stays bounded.
+    buffers = {
+        "x": Buffer("x", rows=1, cols=4, pitch=4, frac=-16),
+        "c": Buffer("c", rows=1, cols=4, pitch=4, frac=-16),
+    }
+    square = EwMul(View("c"), View("c"), View("c"))
+    program = Program(
+        machine=Machine(pes=4),
+        buffers=buffers,
+        inputs=[Port("x", "x", (4,))],
+        outputs=[Port("c", "c", (4,))],
+        text=[EwMul(View("c"), View("x"), View("x")), *[square] * 6, Halt()],
+    )
+    samples = [
+        {"x": np.array([3e4, 0.0, 5e5, 0.0])},
+        {"x": np.zeros(4)},
+        {"x": np.array([0.0, 7e4, 1e3, 2e4])},
+    ]
+    alone, together, _ = _alone_and_together(program, samples)
+    _assert_lanes_are_their_runs(alone, together)
+    unbounded = [probe.first_unbounded for probe in alone]
+    assert unbounded[0] is not None and unbounded[1] is None and unbounded[2] is not None
+
+
+def test_lane_of_the_bounds_of_one_run_is_an_error() -> None:
+    program, _ = _tiny()
+    with pytest.raises(ValueError, match="lanes=None"):
+        ErrorBounds(program).lane(0)
+
+
+def test_the_lanes_probe_takes_rail_words_as_clamped_only_in_lanes_that_clamped() -> None:
+    # g = x + y in 10 fraction bits (|g| < 32): lane 0 clamps, lane 1 lands exactly on the
+    # rail (32767 / 1024) without clamping, lane 2 neither.
+    buffers = {name: Buffer(name, rows=1, cols=2, pitch=2, frac=10) for name in "xyg"}
+    program = Program(
+        machine=Machine(pes=2),
+        buffers=buffers,
+        inputs=[Port("x", "x", (2,)), Port("y", "y", (2,))],
+        outputs=[Port("g", "g", (2,))],
+        text=[EwAdd(View("g"), View("x"), View("y")), Halt()],
+    )
+    samples = [
+        {"x": np.array([31.0, 1.0]), "y": np.array([5.0, 1.0])},
+        {"x": np.array([31.0, 1.0]), "y": np.array([1023 / 1024, 1.0])},
+        {"x": np.array([1.0, 1.0]), "y": np.array([1.0, 1.0])},
+    ]
+    alone, together, _ = _alone_and_together(program, samples)
+    _assert_lanes_are_their_runs(alone, together)
+    assert [probe.saturated["g"].tolist() for probe in alone] == [[True, False]] + [[False] * 2] * 2
