@@ -51,7 +51,7 @@ PHASES: tuple[tuple[str, Any, str], ...] = (
     ("compile: sequential calibration", eiec.byoc.partition, "attach_calibration"),
     ("  of which refits (compressed weights)", eiec.byoc.calibrate, "compressed_constants"),
     ("  of which CPU twin runs", eiec.byoc.calibrate.CpuTwin, "collect"),
-    ("evaluation: emulation with bounds", eiec.byoc.offload.Runner, "_run_checked"),
+    ("evaluation: emulation with bounds", eiec.byoc.offload.Runner, "run"),
     ("evaluation: check vs compressed functions", eiec.runtime.run_byoc, "emulate_calls"),
     ("evaluation: original model (CPU)", eiec.runtime.reference, "run_rows"),
 )

@@ -1,7 +1,8 @@
 """Batches: independent runs of one program, split and stacked along each port's batch axis.
 
-The samples run in lockstep (a program has no control flow): one instruction for all of them
-at a time, the MACs batched; the outputs and statistics are those of one run per sample.
+The samples run in lockstep (a program has no control flow): one machine state holds every
+sample as a lane, and each instruction runs once for all of them (``Emulator.reset_lanes``);
+the outputs and statistics are those of one run per sample.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from eiec.emulator.arith import FixedArith, dense_weights
 from eiec.emulator.config import EmulatorConfig
-from eiec.emulator.cycles import mac_costs
 from eiec.emulator.emulator import Emulator, RunResult
 from eiec.emulator.events import Observer, Probe
 from eiec.emulator.layers import LayerTables
 from eiec.emulator.ports import batch_size, check_dtype_and_values
-from eiec.emulator.semantics import mac_event, mac_operands
-from eiec.emulator.stats import Stats
+from eiec.emulator.stats import LaneTotals, Stats
 from eiec.errors import InputError
-from eiec.isa.program import Program, SparseColumnMac
+from eiec.isa.program import Program
 
 
 def _ratio(a: float, b: float) -> float:
@@ -207,7 +205,6 @@ def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResul
     chunks = [
         range(start, min(start + LANES, batch.count)) for start in range(0, batch.count, LANES)
     ]
-    weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     # One BLAS thread: the lockstep's products are small, and a BLAS thread that waits for a
     # busy CPU costs more than it saves (4096x1000, 100 samples at load 1: 3.1 ms per sample
     # on two threads, 0.7 ms on one).
@@ -215,7 +212,7 @@ def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResul
         if not progress:
             for chunk in chunks:
                 samples = [batch.sample(index) for index in chunk]
-                yield from (run for run, _ in _lockstep(emulator, samples, weights, batch.count))
+                yield from _lockstep(emulator, samples)
             return
         from eiec.console import progress_bar  # lazy: rich
 
@@ -224,9 +221,7 @@ def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResul
             for chunk in chunks:
                 samples = [batch.sample(index) for index in chunk]
                 tick = lambda: bar.advance(task)  # noqa: E731
-                yield from (
-                    run for run, _ in _lockstep(emulator, samples, weights, batch.count, tick)
-                )
+                yield from _lockstep(emulator, samples, tick)
 
 
 def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResult]:
@@ -247,117 +242,75 @@ LANES = 128
 def run_lanes(
     emulator: Emulator,
     samples: Sequence[Mapping[str, np.ndarray]],
-    probes: Callable[[], tuple[Probe, ...]],
+    probes: Callable[[int], tuple[Probe, ...]],
 ) -> list[tuple[RunResult, tuple[Probe, ...]]]:
     """Run each of ``samples`` (inputs of exactly the ports' shapes) in lockstep, as
-    :func:`run_batch` does, each with its own probes from ``probes()`` (e.g. an error bound):
-    its run and its probes, in order. The MACs' arithmetic and timing are batched; the probes
-    see every instruction of their sample as in ``Emulator.run``."""
+    :func:`run_batch` does, probed by ``probes(lanes)`` (probes of that many lockstep lanes,
+    e.g. ``ErrorBounds(..., lanes=lanes)``): each sample's run and its own probes (each lane
+    probe's ``lane(i)``), in order, as ``Emulator.run`` with one-run probes gives them."""
+    return [
+        (run, tuple(probe.lane(index) for probe in chunk.probes))  # type: ignore[attr-defined]
+        for chunk in run_chunks(emulator, samples, probes)
+        for index, run in enumerate(chunk.machine.lane_results())
+    ]
+
+
+@dataclass
+class LaneChunk:
+    """Samples run in lockstep by ``machine`` (``Emulator.reset_lanes``): their ``outputs``
+    (by port, lanes x the port's shape), what each lane added up to (``totals``) and the
+    probes of all lanes; ``machine.lane_results()`` gives each lane's whole run."""
+
+    machine: Emulator
+    outputs: dict[str, np.ndarray]
+    totals: LaneTotals
+    probes: tuple[Probe, ...]
+
+
+def run_chunks(
+    emulator: Emulator,
+    samples: Sequence[Mapping[str, np.ndarray]],
+    probes: Callable[[int], tuple[Probe, ...]] = lambda lanes: (),
+) -> list[LaneChunk]:
+    """:func:`run_lanes` in chunks of up to ``LANES`` lockstep lanes, each with its outputs,
+    totals and probes over all its lanes (e.g. the error bounds of every lane's outputs at
+    once), without each lane's :class:`Stats` (``chunk.machine.lane_results()``)."""
     from threadpoolctl import threadpool_limits  # lazy: only a lockstep batch multiplies
 
-    weights: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    runs: list[tuple[RunResult, tuple[Probe, ...]]] = []
+    chunks = []
     with threadpool_limits(limits=1, user_api="blas"):
         for start in range(0, len(samples), LANES):
             chunk = samples[start : start + LANES]
-            runs += _lockstep(emulator, chunk, weights, len(samples), probes=probes)
-    return runs
+            lane_probes = probes(len(chunk))
+            machine = _lockstep_machine(emulator, chunk, probes=lane_probes)
+            outputs = machine.lane_outputs()
+            chunks.append(LaneChunk(machine, outputs, machine.collector.lane_totals(), lane_probes))
+    return chunks
 
 
 def _lockstep(
     emulator: Emulator,
     samples: Sequence[Mapping[str, np.ndarray]],
-    weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
-    total: int,
     tick: Callable[[], None] | None = None,
-    probes: Callable[[], tuple[Probe, ...]] | None = None,
-) -> list[tuple[RunResult, tuple[Probe, ...]]]:
-    """``samples`` (inputs of exactly the ports' shapes) at once, one instruction at a time:
-    each sample has its own machine state and statistics (``Emulator.sibling``; and its own
-    ``probes()``, if given) and executes every instruction with the ordinary handlers, except
-    the MACs: their arithmetic is one matrix product for all samples when it is exact
-    (``FixedArith.mac_batch``) and their pipeline recurrence runs for all samples at once
-    (``cycles.mac_costs``). Outputs and statistics are those of :func:`_sequential`.
-    ``weights``: the codebook and dense weights of each layer, built once for the batch's
-    ``total`` samples; ``tick`` is called after each instruction. Each run with its lane's
-    probes. Without probes, one state holds every lane (``Emulator.reset_lanes``)."""
-    if probes is None:
-        machine = emulator.sibling()
-        machine.reset_lanes(samples)
-        while machine.step() is not None:
-            if tick is not None:
-                tick()
-        return [(run, ()) for run in machine.lane_results()]
-    lanes = [emulator.sibling() for _ in samples]
-    for inputs, lane in zip(samples, lanes, strict=True):
-        if probes is not None:
-            lane.probes = probes()
-        lane.reset(inputs)
-    for _ in range(len(emulator.program.text)):
-        instruction = lanes[0].next_instruction()
-        if instruction is None:
-            break
-        if isinstance(instruction, SparseColumnMac):
-            _mac(emulator, lanes, instruction, weights, total)
-        else:
-            for lane in lanes:
-                lane.step()
+) -> list[RunResult]:
+    """Each lane's run of :func:`_lockstep_machine`, as :func:`_sequential` gives it."""
+    return _lockstep_machine(emulator, samples, tick).lane_results()
+
+
+def _lockstep_machine(
+    emulator: Emulator,
+    samples: Sequence[Mapping[str, np.ndarray]],
+    tick: Callable[[], None] | None = None,
+    probes: tuple[Probe, ...] = (),
+) -> Emulator:
+    """``samples`` (inputs of exactly the ports' shapes) run at once: one state of every lane
+    (``Emulator.reset_lanes``), each instruction executed once for all of them, observed by
+    ``probes`` of as many lanes; ``tick`` is called after each instruction. The emulator
+    (a sibling of ``emulator``) that ran them."""
+    machine = emulator.sibling()
+    machine.probes = probes
+    machine.reset_lanes(samples)
+    while machine.step() is not None:
         if tick is not None:
             tick()
-    else:
-        lanes[0].next_instruction()  # past the end without a halt: its error
-    return [(lane.result(), lane.probes) for lane in lanes]
-
-
-def _mac(
-    emulator: Emulator,
-    lanes: list[Emulator],
-    ins: SparseColumnMac,
-    weights: dict[str, tuple[np.ndarray, np.ndarray | None]],
-    samples: int,
-) -> None:
-    """One ``sparse-column-mac`` on every lane: the handler's checks and event per lane, the
-    arithmetic and the timing batched (``weights``: codebook and dense weights by layer, built
-    on the layer's first MAC for the batch's ``samples``)."""
-    ctx = emulator.context
-    states = [lane.state for lane in lanes]
-    pc = states[0].pc
-    _probes_before(lanes, ins)
-    operands = [mac_operands(ctx, state, ins, pc) for state in states]
-    tables = operands[0][0]
-    columns = [sent for _, sent in operands]
-    codebook = states[0].codebook
-    if ins.layer not in weights and isinstance(ctx.arith, FixedArith):
-        weights[ins.layer] = (codebook, dense_weights(tables, codebook, samples))
-    built, dense = weights.get(ins.layer, (codebook, None))
-    if not all(np.array_equal(state.codebook, built) for state in states):
-        dense = None  # (load-codebook loads the same words every time)
-    accs = np.stack([state.acc for state in states])
-    streams = np.stack([state.stream for state in states])
-    overflows = ctx.arith.mac_batch(accs, tables, dense, codebook, streams, columns)
-    costs = mac_costs(emulator.config.machine, tables, columns, [stream.size for stream in streams])
-    for lane, state, acc, sent, overflow, cost in zip(
-        lanes, states, accs, columns, overflows.tolist(), costs, strict=True
-    ):
-        state.acc[:] = acc
-        lane.retire(mac_event(state, ins, pc, tables, sent, overflow), cost)
-
-
-def _probes_before(lanes: list[Emulator], ins: SparseColumnMac) -> None:
-    """Every lane's probes see ``ins`` before it runs; the probes at one position of every
-    lane, when of one class with a ``before_lanes`` (the error bound's,
-    ``ErrorBounds.before_lanes``), see it all at once."""
-    if len({len(lane.probes) for lane in lanes}) == 1:
-        reads = [lane.values for lane in lanes]
-        for same in zip(*(lane.probes for lane in lanes), strict=True):
-            kind = type(same[0])
-            batched = getattr(kind, "before_lanes", None)
-            if batched is not None and all(type(probe) is kind for probe in same):
-                batched(same, ins, reads)
-            else:
-                for probe, read in zip(same, reads, strict=True):
-                    probe.before(ins, read)
-        return
-    for lane in lanes:
-        for probe in lane.probes:
-            probe.before(ins, lane.values)
+    return machine

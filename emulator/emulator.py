@@ -18,7 +18,7 @@ from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.cycles import CycleModel, MacCost
 from eiec.emulator.events import Event, Observer, Probe
 from eiec.emulator.layers import LayerTables, program_tables
-from eiec.emulator.ports import check_inputs, data_words
+from eiec.emulator.ports import check_inputs, check_lane_inputs, data_words
 from eiec.emulator.semantics import HANDLERS, Context
 from eiec.emulator.state import MachineState
 from eiec.emulator.stats import Stats, StatsCollector
@@ -110,11 +110,7 @@ class Emulator:
         its probes see the lanes' values with the lane axis (``inputs`` stacked likewise)."""
         if len(self.observers) > 1:
             raise ValueError("a lockstep batch is observed by its statistics only")
-        checked = [check_inputs(self.program, dict(inputs)) for inputs in samples]
-        stacked = {
-            port.name: np.stack([inputs[port.name] for inputs in checked])
-            for port in self.program.inputs
-        }
+        stacked = check_lane_inputs(self.program, samples)
         self._load(
             {name: array.reshape(len(samples), -1) for name, array in stacked.items()}, len(samples)
         )
@@ -234,14 +230,23 @@ class Emulator:
         }
         return RunResult(outputs=outputs, buffers=buffers, stats=self.collector.finish())
 
-    def lane_results(self) -> list[RunResult]:
-        """Each lane's run so far (a lockstep batch: ``reset_lanes``)."""
-        buffers = self._host_buffers()
+    def lane_outputs(self) -> dict[str, np.ndarray]:
+        """Every lane's outputs so far (a lockstep batch), lanes x the port's shape."""
+        return self._lane_outputs(
+            self._host_buffers({port.buffer for port in self.program.outputs})
+        )
+
+    def _lane_outputs(self, buffers: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         assert self.state is not None and self.state.lanes is not None, "reset_lanes() first"
-        outputs = {
+        return {
             port.name: buffers[port.buffer].reshape(-1, *port.shape)
             for port in self.program.outputs
         }
+
+    def lane_results(self) -> list[RunResult]:
+        """Each lane's run so far (a lockstep batch: ``reset_lanes``)."""
+        buffers = self._host_buffers()
+        outputs = self._lane_outputs(buffers)
         return [
             RunResult(
                 outputs={name: value[lane].copy() for name, value in outputs.items()},
@@ -251,8 +256,9 @@ class Emulator:
             for lane, stats in enumerate(self.collector.finish_lanes())
         ]
 
-    def _host_buffers(self) -> dict[str, np.ndarray]:
-        """Every buffer's words as host values, rows x cols (lanes x rows x cols)."""
+    def _host_buffers(self, names: set[str] | None = None) -> dict[str, np.ndarray]:
+        """Every buffer's (or those ``names``) words as host values, rows x cols (lanes x rows
+        x cols)."""
         if self.state is None:
             raise EmulatorError(
                 "the emulator has not run",
@@ -261,6 +267,8 @@ class Emulator:
             )
         buffers = {}
         for name, buf in self.program.buffers.items():
+            if names is not None and name not in names:
+                continue
             words = self.state.buffers[name][..., self._words[name]]
             shape = (*self.state.lead, buf.rows, buf.cols)
             buffers[name] = self.arith.to_host(words, buf.frac).reshape(shape)

@@ -115,6 +115,29 @@ def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, n
     return checked
 
 
+def check_lane_inputs(
+    program: Program, samples: Sequence[Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """:func:`check_inputs` of each of ``samples`` (a lockstep batch's), stacked: by port,
+    lanes x the port's shape. The names and shapes are checked per sample, the dtype and
+    values once on the stack (a bad value's index then starts with its sample's)."""
+    first = check_inputs(program, dict(samples[0]))
+    names = set(first)
+    stacked = {}
+    for port in program.inputs:
+        arrays = []
+        for sample in samples:
+            if set(sample) != names:
+                check_inputs(program, dict(sample))  # names the unknown or missing input
+            array = np.asarray(sample[port.name])
+            check_shape(port, array, program.source)
+            arrays.append(array)
+        stack = np.stack(arrays)
+        check_dtype_and_values(port, stack, program.source)
+        stacked[port.name] = stack
+    return stacked
+
+
 def clamped_inputs(program: Program, runs: Sequence[Stats]) -> list[str]:
     """One sentence per input port whose host values were clamped to its buffer's range over
     ``runs`` (the emulator's input saturation events): the outputs are those of other inputs."""

@@ -197,6 +197,22 @@ def _ratio(a: float, b: float) -> float:
     return float(a) / float(b) if b else 0.0
 
 
+@dataclass(frozen=True)
+class LaneTotals:
+    """What each lane of a lockstep batch added up to (arrays over the lanes), as its
+    :class:`Stats` has them, without the rest of them (cheap for many lanes): ``cycles``,
+    ``energy_pj``, ``saturations``; ``clamped``: by input port, its values clamped while
+    quantised (ports with any, in port order); ``layers``: by layer in the order they first
+    ran, its MACs' count, cycles and energy (``LayerTotals.macs/cycles/energy_pj``)."""
+
+    clock_mhz: float
+    cycles: np.ndarray
+    energy_pj: np.ndarray
+    saturations: np.ndarray
+    clamped: dict[str, np.ndarray]
+    layers: dict[str, tuple[int, np.ndarray, np.ndarray]]
+
+
 #: The most (activity, cycles) keys a collector keeps the energy of.
 _PRICES = 4096
 
@@ -272,26 +288,47 @@ class StatsCollector:
         self._saturations = np.zeros(lead, dtype=np.int64)
         self._events: list[list[dict[str, Any]]] = [[] for _ in range(lanes or 1)]
         self._macs: list[_MacRecord] = []
+        self._clamped: dict[str, np.ndarray] = {}
         # Per PE: useful, padding, pointer-only, starved, stall cycles.
         self._pe = np.zeros((*lead, 5, self.config.pes), dtype=np.int64)
 
     def finish(self) -> Stats:
         """The statistics of the run so far (one run)."""
         assert self.lanes is None, "a batch's statistics: finish_lanes()"
-        return self._stats(0, self._mac_records())
+        return self._lane_stats()[0]
 
     def finish_lanes(self) -> list[Stats]:
         """The statistics of each lane of the batch so far."""
         assert self.lanes is not None, "one run's statistics: finish()"
-        records = self._mac_records()
-        return [self._stats(lane, records) for lane in range(self.lanes)]
+        return self._lane_stats()
 
-    def _mac_records(self) -> list[list[MacStats]]:
-        """Each observed MAC's records, one per lane."""
-        return [_mac_stats(record, self.config.pes) for record in self._macs]
+    def lane_totals(self) -> LaneTotals:
+        """What each lane of the batch added up to so far (as ``finish_lanes`` has it)."""
+        count = self.lanes or 1
+        layers: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        for record in self._macs:
+            assert record.event.layer is not None
+            name = record.event.layer.name
+            macs, cycles, energy = layers.get(name, (0, 0, 0.0))
+            layers[name] = (
+                macs + 1,
+                cycles + np.broadcast_to(record.cycles, (count,)),
+                energy + np.broadcast_to(record.energy_pj, (count,)).astype(np.float64),
+            )
+        return LaneTotals(
+            clock_mhz=self.config.clock_mhz,
+            cycles=self._cycles.reshape(count),
+            energy_pj=self._energy.reshape(count),
+            saturations=self._saturations.reshape(count),
+            clamped=dict(self._clamped),
+            layers=layers,
+        )
 
     def add_input_saturations(self, port: str, count: Any) -> None:
         """Inputs clamped while quantising a host tensor (per lane for a batch)."""
+        counts = np.broadcast_to(np.asarray(count, dtype=np.int64), self._lead)
+        if counts.any():
+            self._clamped[port] = counts.reshape(-1)
         self._saturated({"input": port}, count)
 
     def _saturated(self, entry: dict[str, Any], count: Any) -> None:
@@ -355,64 +392,128 @@ class StatsCollector:
                 self.prices[key] = energy
         return energy
 
-    def _stats(self, lane: int, records: list[list[MacStats]]) -> Stats:
-        """One lane's statistics (lane 0 of one run), with its MACs' ``records``."""
+    def _lane_stats(self) -> list[Stats]:
+        """Each lane's statistics (one for one run): every count read out of its array once
+        for all lanes, the MACs' totals added up over the lanes in the order they ran."""
         config = self.config
         pe_mm2, chip_mm2, _, _ = self.base
+        count = self.lanes or 1
+        records = [_mac_stats(record, config.pes) for record in self._macs]
+        run_totals = {name: np.zeros(count, dtype=np.int64) for name in _RUN_TOTALS}
+        run_totals["ideal_cycles"] = np.zeros(count)
+        layer_totals: dict[str, dict[str, np.ndarray]] = {}
+        for record in self._macs:
+            fields = _mac_fields(record, config.pes)
+            for name, field_name in _RUN_TOTALS.items():
+                run_totals[name] += fields[field_name]
+            layer = layer_totals.setdefault(record.event.layer.name, {"macs": 0})  # type: ignore[union-attr]
+            layer["macs"] += 1
+            for name in _TOTALLED:
+                layer[name] = layer.get(name, 0) + fields[name]
+        columns = {
+            "cycles": self._cycles,
+            "energy_pj": self._energy,
+            "saturations": self._saturations,
+            **{f"unit {unit}": pj for unit, pj in self._units.items()},
+            **{f"component {part}": pj for part, pj in self._components.items()},
+            **{f"activity {name}": value for name, value in self._activity.items()},
+            **{f"cycles of {name}": cycles for name, (_, cycles) in self._instructions.items()},
+            **run_totals,
+        }
+        lanes = _by_lane(columns, count)
+        pe_tables = self._pe.reshape(count, 5, config.pes).tolist()
+        layers = {name: _by_lane(totals, count) for name, totals in layer_totals.items()}
+        runs = []
+        for lane, values in enumerate(lanes):
+            stats = Stats(
+                pes=config.pes,
+                fifo_depth=config.fifo_depth,
+                clock_mhz=config.clock_mhz,
+                arith=config.arith,
+                cycles=values["cycles"],
+                energy_pj=values["energy_pj"],
+                energy_breakdown_pj={unit: values[f"unit {unit}"] for unit in self._units},
+                energy_components_pj={
+                    part: values[f"component {part}"] for part in self._components
+                },
+                process=config.energy.process,
+                pe_area_mm2=pe_mm2,
+                chip_area_mm2=chip_mm2,
+                saturations=values["saturations"],
+                saturation_events=list(self._events[lane]),
+                activity={name: values[f"activity {name}"] for name in self._activity},
+                instructions={
+                    name: {"count": times[0], "cycles": values[f"cycles of {name}"]}
+                    for name, (times, _) in self._instructions.items()
+                },
+                layers=[per_lane[lane] for per_lane in records],
+                layer_totals=[
+                    _layer_totals(name, totals[lane], config.pes) for name, totals in layers.items()
+                ],
+                pe_table=pe_tables[lane],
+                **{name: values[name] for name in _RUN_TOTALS},
+            )
+            runs.append(stats)
+        return runs
 
-        def at(values: np.ndarray) -> Any:
-            return values.reshape(-1)[lane]
 
-        stats = Stats(
-            pes=config.pes,
-            fifo_depth=config.fifo_depth,
-            clock_mhz=config.clock_mhz,
-            arith=config.arith,
-            cycles=int(at(self._cycles)),
-            energy_pj=float(at(self._energy)),
-            energy_breakdown_pj={unit: float(at(pj)) for unit, pj in self._units.items()},
-            energy_components_pj={part: float(at(pj)) for part, pj in self._components.items()},
-            process=config.energy.process,
-            pe_area_mm2=pe_mm2,
-            chip_area_mm2=chip_mm2,
-            saturations=int(at(self._saturations)),
-            saturation_events=list(self._events[lane]),
-            activity={name: int(at(count)) for name, count in self._activity.items()},
-            instructions={
-                mnemonic: {"count": count[0], "cycles": int(at(cycles))}
-                for mnemonic, (count, cycles) in self._instructions.items()
-            },
-            pe_table=self._pe.reshape(-1, 5, self.config.pes)[lane].tolist(),
-        )
-        totals: dict[str, LayerTotals] = {}
-        for per_lane in records:
-            self._add_mac(stats, totals, per_lane[lane])
-        return stats
+#: The run's totals of its MACs (Stats field: the MAC record's field added up).
+_RUN_TOTALS = {
+    "useful_macs": "useful_macs",
+    "padding_entries": "padding_entries",
+    "pointer_cycles": "pointer_cycles",
+    "starved_cycles": "starved_cycles",
+    "stall_cycles": "stall_cycles",
+    "ideal_cycles": "ideal_cycles",
+    "mac_window_cycles": "window",
+    "dram_bytes": "dram_bytes",
+    "dram_stall_cycles": "dram_stall_cycles",
+}
 
-    @staticmethod
-    def _add_mac(stats: Stats, totals: dict[str, LayerTotals], record: MacStats) -> None:
-        """Add one MAC's record to the run's totals and its layer's."""
-        stats.layers.append(record)
-        stats.useful_macs += record.useful_macs
-        stats.padding_entries += record.padding_entries
-        stats.pointer_cycles += record.pointer_cycles
-        stats.starved_cycles += record.starved_cycles
-        stats.stall_cycles += record.stall_cycles
-        stats.ideal_cycles += record.ideal_cycles
-        stats.mac_window_cycles += record.window
-        stats.dram_bytes += record.dram_bytes
-        stats.dram_stall_cycles += record.dram_stall_cycles
-        layer = totals.get(record.layer)
-        if layer is None:
-            layer = totals[record.layer] = LayerTotals(layer=record.layer)
-            stats.layer_totals.append(layer)
-        layer.macs += 1
-        for name in _TOTALLED:
-            setattr(layer, name, getattr(layer, name) + getattr(record, name))
-        pes = stats.pes
-        layer.memory_bound = layer.transfer_cycles > layer.compute_cycles
-        layer.alu_utilization = _ratio(layer.useful_macs, pes * layer.cycles)
-        layer.load_efficiency = 1.0 - _ratio(layer.starved_cycles, pes * layer.window)
+
+def _by_lane(columns: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """``columns`` (name -> a value or an array over the lanes) as one dict per lane of
+    Python numbers."""
+    names = list(columns)
+    values = [np.broadcast_to(columns[name], (count,)).tolist() for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def _layer_totals(name: str, totals: dict[str, Any], pes: int) -> LayerTotals:
+    """One lane's totals of a layer's MACs."""
+    layer = LayerTotals(layer=name, **totals)
+    layer.memory_bound = layer.transfer_cycles > layer.compute_cycles
+    layer.alu_utilization = _ratio(layer.useful_macs, pes * layer.cycles)
+    layer.load_efficiency = 1.0 - _ratio(layer.starved_cycles, pes * layer.window)
+    return layer
+
+
+def _mac_fields(record: _MacRecord, pes: int) -> dict[str, np.ndarray]:
+    """The fields of an observed MAC that add up into totals, each an array over the lanes."""
+    mac = record.mac
+
+    def lanes(value: Any) -> np.ndarray:
+        return np.asarray(value).reshape(-1)
+
+    def per_pe(name: str) -> np.ndarray:
+        return np.asarray(getattr(mac, name)).reshape(-1, pes).sum(axis=1)
+
+    return {
+        "cycles": lanes(record.cycles),
+        "window": lanes(mac.window),
+        "broadcasts": lanes(mac.broadcasts),
+        "useful_macs": per_pe("busy"),
+        "padding_entries": per_pe("padding"),
+        "pointer_cycles": per_pe("pointer"),
+        "starved_cycles": per_pe("starved"),
+        "stall_cycles": lanes(mac.stall_cycles),
+        "ideal_cycles": lanes(mac.ideal_cycles).astype(np.float64),
+        "energy_pj": lanes(record.energy_pj).astype(np.float64),
+        "dram_bytes": lanes(mac.dram_bytes),
+        "dram_stall_cycles": lanes(mac.dram_stall_cycles),
+        "transfer_cycles": lanes(mac.transfer_cycles).astype(np.float64),
+        "compute_cycles": lanes(mac.compute_cycles),
+    }
 
 
 def _mac_stats(record: _MacRecord, pes: int) -> list[MacStats]:

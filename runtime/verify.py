@@ -246,8 +246,8 @@ def emulate_all_with_bounds(
     fixed = emulator.config.arith == "fixed16"
     shared: dict = {}  # the layers' stored weights, the same for every lane: built once
 
-    def probes() -> tuple[ErrorBounds]:
-        return (ErrorBounds(emulator.program, fixed_point=fixed, _weights=shared),)
+    def probes(lanes: int) -> tuple[ErrorBounds]:
+        return (ErrorBounds(emulator.program, fixed_point=fixed, lanes=lanes, _weights=shared),)
 
     runs = run_lanes(emulator, samples, probes)
     return [_collect(probes[0], result) for result, probes in runs]

@@ -17,10 +17,10 @@ import numpy as np
 import tvm
 
 from eiec.byoc.profile import CallRecord, CheckedRun, LayerRecord, checking, record
-from eiec.emulator import Emulator, EmulatorConfig, Stats
-from eiec.emulator.batch import run_batch, run_lanes
+from eiec.emulator import Emulator, EmulatorConfig
+from eiec.emulator.batch import LaneChunk, run_chunks
 from eiec.emulator.bounds import ErrorBounds
-from eiec.emulator.ports import input_clamps
+from eiec.emulator.stats import LaneTotals
 from eiec.errors import BackendError
 from eiec.isa.program import Program
 
@@ -91,25 +91,38 @@ def _port_shape(program: Program, name: str, outputs: bool) -> tuple[int, ...]:
     return next(port.shape for port in ports if port.name == name)
 
 
-def call_record(symbol: str, runs: Sequence[Stats]) -> CallRecord:
-    """The profile record of one call made of ``runs`` emulator runs."""
+def call_record(symbol: str, lanes: Sequence[LaneTotals]) -> CallRecord:
+    """The profile record of one call made of the runs of ``lanes`` (lockstep chunks of them,
+    in order): each lane's figures added up one run after the other."""
     layers: dict[str, list[float]] = {}
-    for stats in runs:
-        for totals in stats.layer_totals:
-            entry = layers.setdefault(totals.layer, [0, 0, 0.0, 0.0])
-            entry[0] += totals.macs
-            entry[1] += totals.cycles
-            entry[2] += totals.cycles / stats.clock_mhz
-            entry[3] += totals.energy_pj
+    runs, cycles, time_us, energy_pj = 0, 0, 0.0, 0.0
+    for totals in lanes:
+        clock = totals.clock_mhz
+        per_layer = [
+            (layers.setdefault(name, [0, 0, 0.0, 0.0]), macs, spent.tolist(), pj.tolist())
+            for name, (macs, spent, pj) in totals.layers.items()
+        ]
+        for lane, (run_cycles, run_pj) in enumerate(
+            zip(totals.cycles.tolist(), totals.energy_pj.tolist(), strict=True)
+        ):
+            runs += 1
+            cycles += run_cycles
+            time_us += run_cycles / clock
+            energy_pj += run_pj
+            for entry, macs, spent, pj in per_layer:
+                entry[0] += macs
+                entry[1] += spent[lane]
+                entry[2] += spent[lane] / clock
+                entry[3] += pj[lane]
     return CallRecord(
         symbol=symbol,
-        runs=len(runs),
-        cycles=sum(stats.cycles for stats in runs),
-        time_us=sum(stats.time_us for stats in runs),
-        energy_pj=sum(stats.energy_pj for stats in runs),
+        runs=runs,
+        cycles=cycles,
+        time_us=time_us,
+        energy_pj=energy_pj,
         layers=tuple(
-            LayerRecord(name, int(macs), int(cycles), float(time_us), float(pj))
-            for name, (macs, cycles, time_us, pj) in layers.items()
+            LayerRecord(name, int(macs), int(spent), float(time), float(pj))
+            for name, (macs, spent, time, pj) in layers.items()
         ),
     )
 
@@ -124,59 +137,34 @@ class Runner:
         self._weights: dict = {}  # the error bounds' stored weights of the layers, built once
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The program's outputs for host inputs (rows split off when ``offload.rows``, and
-        run in lockstep: ``eiec.emulator.batch.run_batch``)."""
+        """The program's outputs for host inputs: one run, or one per row when
+        ``offload.rows``, run in lockstep (``eiec.emulator.batch.run_chunks``); while a
+        profiler checks (``checking()``), every run with its error bounds, recorded with the
+        call for its check."""
         offload = self.offload
-        if checking():
-            return self._run_checked(inputs)
-        if not offload.rows:
-            result = self.emulator.run(offload.feeds(inputs)[0])
-            record(call_record(offload.symbol, [result.stats]), inputs)
-            return [result.outputs[name] for name in offload.outputs]
-        batch = run_batch(
-            offload.program, offload.stacked(inputs), self.config, tables=self.emulator.tables
+        checked = checking()
+        chunks = run_chunks(
+            self.emulator, offload.feeds(inputs), self._bounds if checked else lambda lanes: ()
         )
-        record(call_record(offload.symbol, batch.runs), inputs)
-        lead = inputs[0].shape[:-1]
-        return [batch.outputs[name].reshape(*lead, -1) for name in offload.outputs]
-
-    def _run_checked(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """:meth:`run` with an error-bound probe on each run (in lockstep:
-        ``eiec.emulator.batch.run_lanes``), recorded with the call for its check."""
-        offload = self.offload
-        fixed = self.emulator.config.arith == "fixed16"
-
-        def probes() -> tuple[ErrorBounds]:
-            return (ErrorBounds(offload.program, fixed_point=fixed, _weights=self._weights),)
-
-        runs = run_lanes(self.emulator, offload.feeds(inputs), probes)
-        checked = []
-        for result, (bounds,) in runs:
-            tolerances, taints = bounds.ports()
-            checked.append(
-                CheckedRun(
-                    outputs=result.outputs,
-                    bounds=tolerances,
-                    saturated=taints,
-                    saturations=result.stats.saturations,
-                    clamped=input_clamps([result.stats]),
-                    first_saturation=bounds.first_saturation,
-                    first_unbounded=bounds.first_unbounded,
-                    centres=bounds.port_centres(),
-                )
-            )
-        record(call_record(offload.symbol, [result.stats for result, _ in runs]), inputs, checked)
+        runs = _checked_runs(chunks) if checked else None
+        record(call_record(offload.symbol, [chunk.totals for chunk in chunks]), inputs, runs)
         if not offload.rows:
-            return [runs[0][0].outputs[name] for name in offload.outputs]
+            return [chunks[0].outputs[name][0] for name in offload.outputs]
         lead = inputs[0].shape[:-1]
         axes = {port.name: port.batch_axis for port in offload.program.outputs}
         stacked = []
         for name in offload.outputs:  # as run_batch stacks them
-            parts = [result.outputs[name] for result, _ in runs]
+            parts = [lane for chunk in chunks for lane in chunk.outputs[name]]
             axis = axes[name]
             value = np.stack(parts) if axis is None else np.concatenate(parts, axis=axis)
             stacked.append(value.reshape(*lead, -1))
         return stacked
+
+    def _bounds(self, lanes: int) -> tuple[ErrorBounds]:
+        """The error-bound probe of ``lanes`` lockstep runs."""
+        fixed = self.emulator.config.arith == "fixed16"
+        program = self.offload.program
+        return (ErrorBounds(program, fixed_point=fixed, lanes=lanes, _weights=self._weights),)
 
     def __call__(self, *args: tvm.runtime.Tensor) -> None:
         n_in = len(self.offload.inputs)
@@ -184,6 +172,33 @@ class Runner:
         results = self.run(inputs)
         for dst, value in zip(args[n_in:], results, strict=True):
             dst.copyfrom(np.ascontiguousarray(value.reshape(dst.shape), dtype=np.float32))
+
+
+def _checked_runs(chunks: Sequence[LaneChunk]) -> list[CheckedRun]:
+    """Each lane's run of ``chunks`` with what checking it needs, from its chunk's outputs,
+    totals and error-bound probe (``ErrorBounds`` of all the chunk's lanes)."""
+    checked = []
+    for chunk in chunks:
+        (bounds,) = chunk.probes
+        tolerances, taints = bounds.ports()  # type: ignore[attr-defined]
+        centres = bounds.port_centres()  # type: ignore[attr-defined]
+        totals = chunk.totals
+        saturations = totals.saturations.tolist()
+        clamped = {port: counts.tolist() for port, counts in totals.clamped.items()}
+        for lane, count in enumerate(saturations):
+            checked.append(
+                CheckedRun(
+                    outputs={name: table[lane] for name, table in chunk.outputs.items()},
+                    bounds={name: table[lane] for name, table in tolerances.items()},
+                    saturated={name: table[lane] for name, table in taints.items()},
+                    saturations=count,
+                    clamped={port: per[lane] for port, per in clamped.items() if per[lane]},
+                    first_saturation=bounds.first_saturation[lane],  # type: ignore[attr-defined]
+                    first_unbounded=bounds.first_unbounded[lane],  # type: ignore[attr-defined]
+                    centres={name: table[lane] for name, table in centres.items()},
+                )
+            )
+    return checked
 
 
 def register(offload: Offload, config: EmulatorConfig | None = None) -> None:

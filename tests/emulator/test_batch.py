@@ -15,7 +15,9 @@ from strategies import programs
 
 from eiec.emulator import Emulator, EmulatorConfig, run_batch, schedule, split_batch
 from eiec.emulator import batch as batch_module
+from eiec.emulator.batch import run_chunks
 from eiec.emulator.cycles import _cycle_dtype, schedules
+from eiec.emulator.ports import input_clamps
 from eiec.errors import EmulatorError
 from eiec.isa import load
 from eiec.isa.builder import fc_program, random_codes
@@ -109,6 +111,23 @@ def assert_lockstep_equals_sequential(
     # The sequential path (observers given) is the same too.
     observed = run_batch(program, inputs, config, observers=[_Nothing()])
     assert observed.runs == lockstep.runs
+    # run_chunks gives each lane's outputs and totals without its Stats: the same figures.
+    samples = [batch.sample(index) for index in range(batch.count)]
+    chunks = run_chunks(Emulator(program, config), samples)
+    lanes = [(chunk, lane) for chunk in chunks for lane in range(chunk.totals.cycles.size)]
+    for (chunk, lane), run in zip(lanes, alone, strict=True):
+        totals, stats = chunk.totals, run.stats
+        assert int(totals.cycles[lane]) == stats.cycles
+        assert float(totals.energy_pj[lane]) == stats.energy_pj
+        assert int(totals.saturations[lane]) == stats.saturations
+        clamped = {port: int(c[lane]) for port, c in totals.clamped.items() if c[lane]}
+        assert clamped == input_clamps([stats])
+        layers = {
+            name: (m, int(c[lane]), float(e[lane])) for name, (m, c, e) in totals.layers.items()
+        }
+        assert layers == {t.layer: (t.macs, t.cycles, t.energy_pj) for t in stats.layer_totals}
+        for name, value in chunk.outputs.items():
+            assert value[lane].tobytes() == run.outputs[name].tobytes()
 
 
 class _Nothing:
@@ -166,6 +185,19 @@ def test_lockstep_counts_accumulator_overflows_per_sample() -> None:
     assert sum(run.saturations for run in batch.runs) > 0
     assert batch.runs[0].saturations == 0  # the all-zero sample
     assert_lockstep_equals_sequential(program, inputs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_spmat_reads_of_lanes_are_each_lanes(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    program = _fc_chain(rng, pes=int(rng.integers(1, 9)), depth=2)
+    for tables in Emulator(program).tables.values():
+        columns = [
+            np.flatnonzero(rng.random(tables.cols) < density)
+            for density in (0.0, 0.1, 0.5, 1.0, float(rng.random()))
+        ]
+        want = [tables.spmat_reads(sent) for sent in columns]
+        assert tables.spmat_reads_lanes(columns).tolist() == want
 
 
 @pytest.mark.parametrize("count", [1, 2])

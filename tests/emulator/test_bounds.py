@@ -361,7 +361,7 @@ def test_lockstep_lanes_get_the_bounds_of_their_own_runs() -> None:
         lanes = run_lanes(
             Emulator(program),
             samples,
-            partial(lambda f: (ErrorBounds(program, fixed_point=f),), fixed),
+            partial(lambda f, lanes: (ErrorBounds(program, fixed_point=f, lanes=lanes),), fixed),
         )
         saturated = 0
         for sample, (result, (batched,)) in zip(samples, lanes, strict=True):
