@@ -95,6 +95,8 @@ from eiec.isa.program import (
     Writeback,
 )
 
+#: Values (rows x 16 x lanes) of a block of per-code sums the MAC rule computes at once.
+CODE_BLOCK = 1 << 15
 #: Unit roundoff of float32.
 FLOAT32_U = 2.0**-24
 #: The statistical bound's safety factor: a word's tolerance is at most this many times its
@@ -207,14 +209,32 @@ class _StoredWeights:
         bit, whatever the number of lanes)."""
         return self._matrix(factor) @ values
 
-    def code_sums(self, values: np.ndarray) -> np.ndarray:
-        """Each row's sums of ``values`` (columns x lanes) over its entries of each code:
-        rows x 16 x lanes (one sparse product, reshaped)."""
-        return (self._matrix("code") @ values).reshape(self.rows, 16, -1)
+    def code_square_sums(self, values: np.ndarray) -> np.ndarray:
+        """Each row's sum over the 16 codes of the square of its sum of ``values`` (columns x
+        lanes) over its entries of that code: rows x lanes. Each lane's bits are those of
+        one lane alone: the per-code sums are sparse products (:meth:`sums`), their squares
+        added in one order (:func:`_sum16`). Computed in blocks of rows of ``CODE_BLOCK``
+        values (a large temporary costs more in page faults than in arithmetic)."""
+        lanes = values.shape[1]
+        block = max(1, CODE_BLOCK // (16 * lanes))
+        into = np.empty((self.rows, lanes))
+        for start in range(0, self.rows, block):
+            sums = (self._matrix("code", start, block) @ values).reshape(-1, 16, lanes)
+            np.square(sums, out=sums)
+            into[start : start + block] = _sum16(sums)
+        return into
 
-    def _matrix(self, factor: str) -> Any:
+    def _matrix(self, factor: str, start: int = 0, block: int = 0) -> Any:
         """The CSR matrix of a factor (rows x cols; ``"code"``: (rows * 16) x cols of ones by
-        row and code), its entries kept in their order within each row (built once)."""
+        row and code), its entries kept in their order within each row (built once); with a
+        ``block``: its rows of rows ``start`` to ``start + block``."""
+        if block:
+            key = f"{factor}/{start}/{block}"
+            if key not in self._matrices:
+                whole = self._matrix(factor)
+                scale = whole.shape[0] // self.rows
+                self._matrices[key] = whole[start * scale : (start + block) * scale]
+            return self._matrices[key]
         if factor not in self._matrices:
             from scipy.sparse import csr_matrix  # lazy: scipy, for the start-up of the CLI
 
@@ -723,7 +743,7 @@ def _mac_terms(
     reach = magnitude + columns(stream.error.tolerance())
     float_sum = w.sums("weight_dw", reach)
     u = bounds.float_u()
-    spread_sq = w.dw**2 * _sum16(w.code_sums(reach) ** 2)
+    spread_sq = w.dw**2 * w.code_square_sums(reach)
     spread_sq += (u * np.sqrt(w.cols + 1) * float_sum) ** 2
     spread_sq += w.sums("weight_sq", columns(stream.error.unknown()) ** 2)
     known = np.abs(w.sums("signed", columns(stream.error.signed())))
@@ -797,6 +817,8 @@ def _writeback_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
 
 
 def _taint_clamped(bounds: ErrorBounds, event: Event, dst: View, read: ReadView) -> None:
+    if not bounds.fixed_point or not _any(event.saturations):
+        return  # nothing clamped: dst's bounds (stored by this instruction) stay as they are
     error = bounds.error(dst)
     taint = error.taint | bounds.clamped(event, dst, read)
     bounds.store(dst, _Error(error.worst, error.spread, taint, None, error.known))
