@@ -281,7 +281,8 @@ class ErrorBounds:
     #: rounding term): the source model with decoded weights, in float32 or float64.
     exact_weights: bool = False
     #: None: the probe of one run; B: of B lockstep runs at once (module docstring, "Lanes":
-    #: tables (B, size), reads (B, n), ``event.saturations`` (B,), inputs (B, *port.shape);
+    #: tables (B, size), reads (B, n), ``event.saturations`` (B,) (an int: every lane's),
+    #: inputs (B, *port.shape);
     #: ``first_saturation`` and ``first_unbounded`` are lists of B, one per lane).
     lanes: int | None = None
     words: dict[str, np.ndarray] = field(default_factory=dict)
@@ -534,7 +535,7 @@ class ErrorBounds:
         rail = WORD_MAX * 2.0 ** -self.frac(dst)
         on_rail = np.abs(read(dst)) >= rail
         if self.lanes is not None:
-            on_rail &= (np.asarray(event.saturations) > 0)[:, None]
+            on_rail &= self._clamped_lanes(event)[:, None]
         self.note_saturation(event, dst.buffer, np.count_nonzero(on_rail, axis=-1))
         return on_rail
 
@@ -552,11 +553,17 @@ class ErrorBounds:
             if self.first_saturation is None:
                 self.first_saturation = _saturation_at(event, where, int(words), accumulator)
             return
-        for lane in np.flatnonzero(event.saturations):  # the lanes that clamped only
+        counts = np.broadcast_to(words, (self.lanes,))
+        for lane in np.flatnonzero(self._clamped_lanes(event)):  # the lanes that clamped only
             if self.first_saturation[lane] is None:
                 self.first_saturation[lane] = _saturation_at(
-                    event, where, int(words[lane]), accumulator
+                    event, where, int(counts[lane]), accumulator
                 )
+
+    def _clamped_lanes(self, event: Event) -> np.ndarray:
+        """Whether each lane's run clamped a word at ``event`` (lanes only)."""
+        assert self.lanes is not None
+        return np.broadcast_to(np.asarray(event.saturations) > 0, (self.lanes,))
 
 
 def _any(saturations: int | np.ndarray) -> bool:
@@ -779,8 +786,8 @@ def _accumulate(
 def _mac_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     if bounds._acc is not None and _any(event.saturations):  # the wide accumulators overflowed
         acc = bounds._acc
-        hit = np.asarray(event.saturations) > 0  # per lane with lanes
-        bounds._acc = _Error(acc.worst, acc.spread, acc.taint | hit[..., None])
+        hit = True if bounds.lanes is None else bounds._clamped_lanes(event)[:, None]
+        bounds._acc = _Error(acc.worst, acc.spread, acc.taint | hit)
         bounds.note_saturation(
             event, f"accumulators of {bounds._acc_layer}", event.saturations, accumulator=True
         )

@@ -436,7 +436,8 @@ def _alone_and_together(
         together.before(instruction, read)  # before any lane's handler runs
         for lane in lanes:
             lane.step()
-        saturations = np.array([events.event.saturations for events in last], dtype=np.int64)
+        counts = np.array([events.event.saturations for events in last], dtype=np.int64)
+        saturations = counts if counts.any() else 0  # an int: every lane's count
         together.after(replace(last[0].event, saturations=saturations), read)
     clamps = sum(lane.result().stats.saturations for lane in lanes)
     return alone, together, clamps
