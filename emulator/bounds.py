@@ -280,10 +280,9 @@ class ErrorBounds:
     #: Whether the reference holds the program's decoded weights exactly (then no codebook
     #: rounding term): the source model with decoded weights, in float32 or float64.
     exact_weights: bool = False
-    #: None: the probe of one run; B: of B lockstep runs at once (module docstring, "Lanes":
-    #: tables (B, size), reads (B, n), ``event.saturations`` (B,) (an int: every lane's),
-    #: inputs (B, *port.shape);
-    #: ``first_saturation`` and ``first_unbounded`` are lists of B, one per lane).
+    #: None: the probe of one run; B: of B lockstep runs at once (module docstring, "Lanes"):
+    #: inputs (B, *port.shape), reads (B, n), ``event.saturations`` (B,) (an int: every
+    #: lane's), tables (B, size); ``first_saturation`` and ``first_unbounded`` lists of B.
     lanes: int | None = None
     words: dict[str, np.ndarray] = field(default_factory=dict)
     spreads: dict[str, np.ndarray] = field(default_factory=dict)
@@ -381,10 +380,10 @@ class ErrorBounds:
             rule(event.instruction).after(self, event, read)
         if self.lanes is None:
             if self._unbounded is not None and self.first_unbounded is None:
-                self.first_unbounded = _unbounded_at(event, *self._unbounded)
+                self.first_unbounded = _happened(event, *self._unbounded)
             return
         for lane in self._fresh:  # the lanes this instruction left unbounded only
-            self.first_unbounded[lane] = _unbounded_at(event, *self._unbounded[lane])
+            self.first_unbounded[lane] = _happened(event, *self._unbounded[lane])
         self._fresh = []
 
     # --- results --------------------------------------------------------------------------------
@@ -418,11 +417,11 @@ class ErrorBounds:
         return into
 
     def lane(self, index: int) -> ErrorBounds:
-        """Lane ``index``'s bounds as the probe of its run alone (``lanes=None``): its tables
-        (views of this probe's), writebacks, first saturation and first unbounded word; every
-        one-run result (:meth:`ports`, :meth:`tolerance`, ...) works on it. All lanes' port
-        tables at once, (B, *port.shape): :meth:`ports` and :meth:`port_centres` of this
-        probe."""
+        """Lane ``index``'s bounds as a probe of its run alone (``lanes=None``; its tables are
+        views of this probe's): its writebacks, first saturation and first unbounded word,
+        and every one-run result (:meth:`ports`, :meth:`tolerance`, ...). Every lane's port
+        tables at once, (B, *port.shape): this probe's :meth:`ports` and
+        :meth:`port_centres`."""
         if self.lanes is None:
             raise ValueError("lane() of the bounds of one run (lanes=None)")
 
@@ -551,12 +550,12 @@ class ErrorBounds:
         ``event.saturations`` is not 0, ``words`` by lane)."""
         if self.lanes is None:
             if self.first_saturation is None:
-                self.first_saturation = _saturation_at(event, where, int(words), accumulator)
+                self.first_saturation = _happened(event, where, int(words), accumulator)
             return
         counts = np.broadcast_to(words, (self.lanes,))
         for lane in np.flatnonzero(self._clamped_lanes(event)):  # the lanes that clamped only
             if self.first_saturation[lane] is None:
-                self.first_saturation[lane] = _saturation_at(
+                self.first_saturation[lane] = _happened(
                     event, where, int(counts[lane]), accumulator
                 )
 
@@ -571,18 +570,13 @@ def _any(saturations: int | np.ndarray) -> bool:
     return bool(saturations) if isinstance(saturations, int) else bool(saturations.any())
 
 
-def _saturation_at(event: Event, where: str, words: int, accumulator: bool) -> Saturation:
-    """A saturation of ``words`` words of buffer ``where`` by ``event``'s instruction."""
+def _happened(event: Event, where: str, words: int, accumulator: bool = False) -> Saturation:
+    """``event``'s instruction did something (clamped, left unbounded) to ``words`` words of
+    buffer ``where``."""
     text = format_instruction(event.instruction)
     return Saturation(
         event.pc, f"instruction {event.pc} ({text}), buffer '{where}'", words, accumulator
     )
-
-
-def _unbounded_at(event: Event, buffer: str, words: int) -> Saturation:
-    """``words`` words of ``buffer`` left unbounded by ``event``'s instruction."""
-    text = format_instruction(event.instruction)
-    return Saturation(event.pc, f"instruction {event.pc} ({text}), buffer '{buffer}'", words)
 
 
 @dataclass(frozen=True)
