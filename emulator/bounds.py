@@ -95,6 +95,8 @@ from eiec.isa.program import (
     Writeback,
 )
 
+#: Values (rows x 16 x lanes) of a block of per-code sums the MAC rule computes at once.
+CODE_BLOCK = 1 << 15
 #: Unit roundoff of float32.
 FLOAT32_U = 2.0**-24
 #: The statistical bound's safety factor: a word's tolerance is at most this many times its
@@ -207,14 +209,32 @@ class _StoredWeights:
         bit, whatever the number of lanes)."""
         return self._matrix(factor) @ values
 
-    def code_sums(self, values: np.ndarray) -> np.ndarray:
-        """Each row's sums of ``values`` (columns x lanes) over its entries of each code:
-        rows x 16 x lanes (one sparse product, reshaped)."""
-        return (self._matrix("code") @ values).reshape(self.rows, 16, -1)
+    def code_square_sums(self, values: np.ndarray) -> np.ndarray:
+        """Each row's sum over the 16 codes of the square of its sum of ``values`` (columns x
+        lanes) over its entries of that code: rows x lanes. Each lane's bits are those of
+        one lane alone: the per-code sums are sparse products (:meth:`sums`), their squares
+        added in one order (:func:`_sum16`). Computed in blocks of rows of ``CODE_BLOCK``
+        values (a large temporary costs more in page faults than in arithmetic)."""
+        lanes = values.shape[1]
+        block = max(1, CODE_BLOCK // (16 * lanes))
+        into = np.empty((self.rows, lanes))
+        for start in range(0, self.rows, block):
+            sums = (self._matrix("code", start, block) @ values).reshape(-1, 16, lanes)
+            np.square(sums, out=sums)
+            into[start : start + block] = _sum16(sums)
+        return into
 
-    def _matrix(self, factor: str) -> Any:
+    def _matrix(self, factor: str, start: int = 0, block: int = 0) -> Any:
         """The CSR matrix of a factor (rows x cols; ``"code"``: (rows * 16) x cols of ones by
-        row and code), its entries kept in their order within each row (built once)."""
+        row and code), its entries kept in their order within each row (built once); with a
+        ``block``: its rows of rows ``start`` to ``start + block``."""
+        if block:
+            key = f"{factor}/{start}/{block}"
+            if key not in self._matrices:
+                whole = self._matrix(factor)
+                scale = whole.shape[0] // self.rows
+                self._matrices[key] = whole[start * scale : (start + block) * scale]
+            return self._matrices[key]
         if factor not in self._matrices:
             from scipy.sparse import csr_matrix  # lazy: scipy, for the start-up of the CLI
 
@@ -260,9 +280,9 @@ class ErrorBounds:
     #: Whether the reference holds the program's decoded weights exactly (then no codebook
     #: rounding term): the source model with decoded weights, in float32 or float64.
     exact_weights: bool = False
-    #: None: the probe of one run; B: of B lockstep runs at once (module docstring, "Lanes":
-    #: tables (B, size), reads (B, n), ``event.saturations`` (B,), inputs (B, *port.shape);
-    #: ``first_saturation`` and ``first_unbounded`` are lists of B, one per lane).
+    #: None: the probe of one run; B: of B lockstep runs at once (module docstring, "Lanes"):
+    #: inputs (B, *port.shape), reads (B, n), ``event.saturations`` (B,) (an int: every
+    #: lane's), tables (B, size); ``first_saturation`` and ``first_unbounded`` lists of B.
     lanes: int | None = None
     words: dict[str, np.ndarray] = field(default_factory=dict)
     spreads: dict[str, np.ndarray] = field(default_factory=dict)
@@ -360,10 +380,10 @@ class ErrorBounds:
             rule(event.instruction).after(self, event, read)
         if self.lanes is None:
             if self._unbounded is not None and self.first_unbounded is None:
-                self.first_unbounded = _unbounded_at(event, *self._unbounded)
+                self.first_unbounded = _happened(event, *self._unbounded)
             return
         for lane in self._fresh:  # the lanes this instruction left unbounded only
-            self.first_unbounded[lane] = _unbounded_at(event, *self._unbounded[lane])
+            self.first_unbounded[lane] = _happened(event, *self._unbounded[lane])
         self._fresh = []
 
     # --- results --------------------------------------------------------------------------------
@@ -397,11 +417,11 @@ class ErrorBounds:
         return into
 
     def lane(self, index: int) -> ErrorBounds:
-        """Lane ``index``'s bounds as the probe of its run alone (``lanes=None``): its tables
-        (views of this probe's), writebacks, first saturation and first unbounded word; every
-        one-run result (:meth:`ports`, :meth:`tolerance`, ...) works on it. All lanes' port
-        tables at once, (B, *port.shape): :meth:`ports` and :meth:`port_centres` of this
-        probe."""
+        """Lane ``index``'s bounds as a probe of its run alone (``lanes=None``; its tables are
+        views of this probe's): its writebacks, first saturation and first unbounded word,
+        and every one-run result (:meth:`ports`, :meth:`tolerance`, ...). Every lane's port
+        tables at once, (B, *port.shape): this probe's :meth:`ports` and
+        :meth:`port_centres`."""
         if self.lanes is None:
             raise ValueError("lane() of the bounds of one run (lanes=None)")
 
@@ -514,7 +534,7 @@ class ErrorBounds:
         rail = WORD_MAX * 2.0 ** -self.frac(dst)
         on_rail = np.abs(read(dst)) >= rail
         if self.lanes is not None:
-            on_rail &= (np.asarray(event.saturations) > 0)[:, None]
+            on_rail &= self._clamped_lanes(event)[:, None]
         self.note_saturation(event, dst.buffer, np.count_nonzero(on_rail, axis=-1))
         return on_rail
 
@@ -530,13 +550,19 @@ class ErrorBounds:
         ``event.saturations`` is not 0, ``words`` by lane)."""
         if self.lanes is None:
             if self.first_saturation is None:
-                self.first_saturation = _saturation_at(event, where, int(words), accumulator)
+                self.first_saturation = _happened(event, where, int(words), accumulator)
             return
-        for lane in np.flatnonzero(event.saturations):  # the lanes that clamped only
+        counts = np.broadcast_to(words, (self.lanes,))
+        for lane in np.flatnonzero(self._clamped_lanes(event)):  # the lanes that clamped only
             if self.first_saturation[lane] is None:
-                self.first_saturation[lane] = _saturation_at(
-                    event, where, int(words[lane]), accumulator
+                self.first_saturation[lane] = _happened(
+                    event, where, int(counts[lane]), accumulator
                 )
+
+    def _clamped_lanes(self, event: Event) -> np.ndarray:
+        """Whether each lane's run clamped a word at ``event`` (lanes only)."""
+        assert self.lanes is not None
+        return np.broadcast_to(np.asarray(event.saturations) > 0, (self.lanes,))
 
 
 def _any(saturations: int | np.ndarray) -> bool:
@@ -544,18 +570,13 @@ def _any(saturations: int | np.ndarray) -> bool:
     return bool(saturations) if isinstance(saturations, int) else bool(saturations.any())
 
 
-def _saturation_at(event: Event, where: str, words: int, accumulator: bool) -> Saturation:
-    """A saturation of ``words`` words of buffer ``where`` by ``event``'s instruction."""
+def _happened(event: Event, where: str, words: int, accumulator: bool = False) -> Saturation:
+    """``event``'s instruction did something (clamped, left unbounded) to ``words`` words of
+    buffer ``where``."""
     text = format_instruction(event.instruction)
     return Saturation(
         event.pc, f"instruction {event.pc} ({text}), buffer '{where}'", words, accumulator
     )
-
-
-def _unbounded_at(event: Event, buffer: str, words: int) -> Saturation:
-    """``words`` words of ``buffer`` left unbounded by ``event``'s instruction."""
-    text = format_instruction(event.instruction)
-    return Saturation(event.pc, f"instruction {event.pc} ({text}), buffer '{buffer}'", words)
 
 
 @dataclass(frozen=True)
@@ -723,7 +744,7 @@ def _mac_terms(
     reach = magnitude + columns(stream.error.tolerance())
     float_sum = w.sums("weight_dw", reach)
     u = bounds.float_u()
-    spread_sq = w.dw**2 * _sum16(w.code_sums(reach) ** 2)
+    spread_sq = w.dw**2 * w.code_square_sums(reach)
     spread_sq += (u * np.sqrt(w.cols + 1) * float_sum) ** 2
     spread_sq += w.sums("weight_sq", columns(stream.error.unknown()) ** 2)
     known = np.abs(w.sums("signed", columns(stream.error.signed())))
@@ -759,8 +780,8 @@ def _accumulate(
 def _mac_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
     if bounds._acc is not None and _any(event.saturations):  # the wide accumulators overflowed
         acc = bounds._acc
-        hit = np.asarray(event.saturations) > 0  # per lane with lanes
-        bounds._acc = _Error(acc.worst, acc.spread, acc.taint | hit[..., None])
+        hit = True if bounds.lanes is None else bounds._clamped_lanes(event)[:, None]
+        bounds._acc = _Error(acc.worst, acc.spread, acc.taint | hit)
         bounds.note_saturation(
             event, f"accumulators of {bounds._acc_layer}", event.saturations, accumulator=True
         )
@@ -797,6 +818,8 @@ def _writeback_after(bounds: ErrorBounds, event: Event, read: ReadView) -> None:
 
 
 def _taint_clamped(bounds: ErrorBounds, event: Event, dst: View, read: ReadView) -> None:
+    if not bounds.fixed_point or not _any(event.saturations):
+        return  # nothing clamped: dst's bounds (stored by this instruction) stay as they are
     error = bounds.error(dst)
     taint = error.taint | bounds.clamped(event, dst, read)
     bounds.store(dst, _Error(error.worst, error.spread, taint, None, error.known))

@@ -12,6 +12,7 @@ import pytest
 
 from eiec.codegen.tables import activation_table
 from eiec.emulator import EmulatorConfig
+from eiec.emulator import bounds as bounds_module
 from eiec.emulator.arith import FixedArith
 from eiec.emulator.batch import run_lanes
 from eiec.emulator.bounds import (
@@ -330,12 +331,15 @@ def _random_fc(seed: int) -> Program:
     return fc_program(codes, books, [12, 11, 13], [6, 7, 8, 9], machine=machine, relu=True)
 
 
-def test_a_rows_sums_over_its_entries_are_bincounts_bit_for_bit() -> None:
+def test_a_rows_sums_over_its_entries_are_bincounts_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # The MAC rule's sums are sparse products for all lanes at once: each must add a row's
     # products in the entries' order, as a per-run np.bincount over the entries does.
     program = _random_fc(5)
     bounds = ErrorBounds(program)
     rng = np.random.default_rng(6)
+    monkeypatch.setattr(bounds_module, "CODE_BLOCK", 16 * 7 * 5)  # blocks of 5 rows at 7 lanes
     for name in program.layers:
         w = bounds.layer(name)
         values = rng.normal(size=(w.cols, 7)) * 10.0 ** rng.integers(-9, 3, (w.cols, 7))
@@ -344,10 +348,14 @@ def test_a_rows_sums_over_its_entries_are_bincounts_bit_for_bit() -> None:
             for lane in range(7):
                 want = np.bincount(w.row, per_entry * values[w.col, lane], minlength=w.rows)
                 assert got[:, lane].tobytes() == want.tobytes()
-        by_code = w.code_sums(values)
+        squares = w.code_square_sums(values)
         for lane in range(7):
             flat = np.bincount(w.row * 16 + w.code, values[w.col, lane], minlength=w.rows * 16)
-            assert by_code[:, :, lane].tobytes() == flat.reshape(w.rows, 16).tobytes()
+            # Each row's 16 squares added as numpy adds 16 contiguous values.
+            want = (flat.reshape(w.rows, 16) ** 2).sum(axis=1)
+            assert squares[:, lane].tobytes() == want.tobytes()
+            alone = w.code_square_sums(np.ascontiguousarray(values[:, lane : lane + 1]))
+            assert alone[:, 0].tobytes() == want.tobytes()
 
 
 def test_lockstep_lanes_get_the_bounds_of_their_own_runs() -> None:
@@ -428,7 +436,8 @@ def _alone_and_together(
         together.before(instruction, read)  # before any lane's handler runs
         for lane in lanes:
             lane.step()
-        saturations = np.array([events.event.saturations for events in last], dtype=np.int64)
+        counts = np.array([events.event.saturations for events in last], dtype=np.int64)
+        saturations = counts if counts.any() else 0  # an int: every lane's count
         together.after(replace(last[0].event, saturations=saturations), read)
     clamps = sum(lane.result().stats.saturations for lane in lanes)
     return alone, together, clamps
