@@ -7,9 +7,8 @@ A random FC layer (``--cols`` inputs, ``--rows`` outputs, 10% dense, bias, 64 PE
 each instruction are recorded first, so only the probes are timed (start, then every
 instruction's before and after), as the lockstep would drive them:
 
-- **per lane**: one ``ErrorBounds`` per lane, the MAC rule batched over them
-  (``ErrorBounds.before_lanes``, as ``eiec.emulator.batch`` drives them today), every other
-  rule lane by lane;
+- **per lane**: one ``ErrorBounds`` per lane, every rule lane by lane (as a lockstep of
+  one-run probes would drive them);
 - **lanes**: one ``ErrorBounds(lanes=B)`` reading (B, n) views of the recorded values.
 
 Both give every lane the same bounds bit for bit (checked here too). Best of ``--repeat``.
@@ -112,8 +111,8 @@ def main() -> None:
             probe.start(sample, read)
         for index, instruction in enumerate(text):
             reads = lane_reads[index]
-            ErrorBounds.before_lanes(probes, instruction, [before for before, _ in reads])
-            for probe, recorder, (_, after) in zip(probes, recorders, reads, strict=True):
+            for probe, recorder, (before, after) in zip(probes, recorders, reads, strict=True):
+                probe.before(instruction, before)
                 probe.after(recorder.events[index], after)
         return probes
 

@@ -61,7 +61,7 @@ saturations ((B,) array); each rule runs once for all lanes, and lane i's bounds
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from copy import copy
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -358,21 +358,6 @@ class ErrorBounds:
         """Account for ``instruction`` using the machine state before it runs."""
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is an inf bound
             rule(instruction).before(self, instruction, read)
-
-    @staticmethod
-    def before_lanes(
-        lanes: Sequence[ErrorBounds], instruction: Instruction, reads: Sequence[ReadView]
-    ) -> None:
-        """:meth:`before` of the bounds of several lockstep runs of one program (``reads``:
-        each run's view reader): a MAC's rule for every lane at once (:func:`mac_lanes`),
-        others lane by lane; each lane's bounds as its own ``before`` gives them."""
-        settings = {(b.fixed_point, b.reference_u, b.exact_weights) for b in lanes}
-        if isinstance(instruction, SparseColumnMac) and len(settings) == 1:
-            with np.errstate(over="ignore", invalid="ignore"):
-                mac_lanes(lanes, instruction)
-            return
-        for bounds, read in zip(lanes, reads, strict=True):
-            bounds.before(instruction, read)
 
     def after(self, event: Event, read: ReadView) -> None:
         """Account for ``event.instruction`` using the machine state after it ran."""
@@ -692,30 +677,6 @@ _FIELDS = ("worst", "spread", "taint")
 def _mac(bounds: ErrorBounds, ins: SparseColumnMac, read: ReadView) -> None:
     assert bounds._stream is not None, "the verifier guarantees a broadcast before a MAC"
     _accumulate(bounds, ins.layer, *_mac_terms(bounds, ins.layer, bounds._stream))
-
-
-def mac_lanes(lanes: Sequence[ErrorBounds], ins: SparseColumnMac) -> None:
-    """The MAC rule (before ``ins`` runs) of the one-run bounds of several runs of one program
-    at once (lockstep lanes with the same settings, each its own probe): their streams
-    stacked, one rule for all (:func:`_mac_terms`), each lane's bounds those its own rule
-    would give (bit for bit: :meth:`_StoredWeights.sums`). ``ErrorBounds(lanes=B)`` is one
-    probe of all lanes instead."""
-    streams = [bounds._stream for bounds in lanes]
-    assert all(streams), "the verifier guarantees a broadcast before a MAC"
-
-    def stacked(per_lane: Callable[[_Stream], np.ndarray]) -> np.ndarray:
-        return np.stack([per_lane(stream) for stream in streams])  # type: ignore[arg-type]
-
-    stream = _Stream(
-        stacked(lambda s: s.magnitude),
-        _Error(
-            *(stacked(lambda s, f=f: getattr(s.error, f)) for f in _FIELDS),  # type: ignore[misc]
-            known=stacked(lambda s: s.error.signed()),
-        ),
-    )
-    worst, spread_sq, taint = _mac_terms(lanes[0], ins.layer, stream)
-    for index, bounds in enumerate(lanes):
-        _accumulate(bounds, ins.layer, worst[index], spread_sq[index], taint[index])
 
 
 def _mac_terms(

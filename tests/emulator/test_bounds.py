@@ -359,7 +359,7 @@ def test_a_rows_sums_over_its_entries_are_bincounts_bit_for_bit(
 
 
 def test_lockstep_lanes_get_the_bounds_of_their_own_runs() -> None:
-    # run_lanes batches the MAC rule over its lanes (ErrorBounds.before_lanes); each lane's
+    # run_lanes probes its lanes with one ErrorBounds(lanes=B); each lane's
     # bounds, taints and saturations are those of its sample run alone, bit for bit.
     program = _random_fc(3)
     rng = np.random.default_rng(4)
