@@ -503,7 +503,7 @@ def _column_totals(
         totals[:, pes : 2 * pes],
         totals[:, :pes],
         totals[:, 2 * pes : 3 * pes],
-        layer.spmat_reads_lanes(columns),
+        np.array([layer.spmat_reads(broadcast) for broadcast in columns], dtype=np.int64),
     )
 
 

@@ -10,7 +10,6 @@ and last 64-bit words of the sparse-matrix SRAM they occupy. Arrays indexed by c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,24 +138,6 @@ class LayerTables:
         first, last = self.first_word[columns[1:]], self.last_word[columns]
         held = np.maximum.accumulate(last[:-1], axis=0)
         return words - int(np.count_nonzero((first >= 0) & (first == held)))
-
-    def spmat_reads_lanes(self, columns: Sequence[np.ndarray]) -> np.ndarray:
-        """:meth:`spmat_reads` of each of several MACs (a lockstep batch's lanes) at once:
-        their columns padded to the longest, padding as columns without entries."""
-        longest = max((c.size for c in columns), default=0)
-        if longest == 0:
-            return np.zeros(len(columns), dtype=np.int64)
-        index = np.zeros((len(columns), longest), dtype=np.int64)
-        valid = np.zeros((len(columns), longest), dtype=bool)
-        for lane, sent in enumerate(columns):
-            index[lane, : sent.size] = sent
-            valid[lane, : sent.size] = True
-        words = np.where(valid[:, :, None], self.spmat_words[index], 0).sum(axis=(1, 2))
-        first = np.where(valid[:, 1:, None], self.first_word[index[:, 1:]], -1)
-        last = np.where(valid[:, :-1, None], self.last_word[index[:, :-1]], -1)
-        held = np.maximum.accumulate(last, axis=1)
-        kept = np.count_nonzero((first >= 0) & (first == held), axis=(1, 2))
-        return (words - kept).astype(np.int64)
 
     @property
     def exact_in_float64(self) -> bool:

@@ -187,19 +187,6 @@ def test_lockstep_counts_accumulator_overflows_per_sample() -> None:
     assert_lockstep_equals_sequential(program, inputs)
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_spmat_reads_of_lanes_are_each_lanes(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    program = _fc_chain(rng, pes=int(rng.integers(1, 9)), depth=2)
-    for tables in Emulator(program).tables.values():
-        columns = [
-            np.flatnonzero(rng.random(tables.cols) < density)
-            for density in (0.0, 0.1, 0.5, 1.0, float(rng.random()))
-        ]
-        want = [tables.spmat_reads(sent) for sent in columns]
-        assert tables.spmat_reads_lanes(columns).tolist() == want
-
-
 @pytest.mark.parametrize("count", [1, 2])
 def test_lockstep_batch_of_one_and_two(count: int) -> None:
     rng = np.random.default_rng(5)
