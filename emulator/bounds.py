@@ -206,7 +206,11 @@ class _StoredWeights:
         + dw, ``"weight_sq"``, ``"signed"`` or ``"one"``) times its column's value in
         ``values`` (columns x lanes): rows x lanes, one sparse product. Each sum adds the
         row's products in the entries' order, as ``np.bincount`` over them would (bit for
-        bit, whatever the number of lanes)."""
+        bit, whatever the number of lanes). All-zero ``values`` give +0.0 sums without a
+        product (``"signed"`` ones would add -0.0 products of negative weights: callers take
+        their magnitude)."""
+        if not values.any():
+            return np.zeros((self.rows, values.shape[1]))
         return self._matrix(factor) @ values
 
     def code_square_sums(self, values: np.ndarray) -> np.ndarray:
