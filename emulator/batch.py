@@ -17,7 +17,12 @@ from eiec.emulator.config import EmulatorConfig
 from eiec.emulator.emulator import Emulator, RunResult
 from eiec.emulator.events import Observer, Probe
 from eiec.emulator.layers import LayerTables
-from eiec.emulator.ports import batch_size, check_dtype_and_values
+from eiec.emulator.ports import (
+    batch_size,
+    check_dtype_and_values,
+    check_inputs,
+    check_lane_inputs,
+)
 from eiec.emulator.stats import LaneTotals, Stats
 from eiec.errors import InputError
 from eiec.isa.program import Program
@@ -239,6 +244,18 @@ def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[Ru
 LANES = 128
 
 
+def stack_samples(
+    program: Program, samples: Sequence[Mapping[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """``samples`` (each input of its port's shape) as lockstep lanes: by port, samples x the
+    port's shape (InputError for a missing input or a wrong shape, as one sample's)."""
+    for sample in samples:
+        check_inputs(program, dict(sample))
+    return {
+        port.name: np.stack([sample[port.name] for sample in samples]) for port in program.inputs
+    }
+
+
 def run_lanes(
     emulator: Emulator,
     samples: Sequence[Mapping[str, np.ndarray]],
@@ -248,9 +265,10 @@ def run_lanes(
     :func:`run_batch` does, probed by ``probes(lanes)`` (probes of that many lockstep lanes,
     e.g. ``ErrorBounds(..., lanes=lanes)``): each sample's run and its own probes (each lane
     probe's ``lane(i)``), in order, as ``Emulator.run`` with one-run probes gives them."""
+    stacked = stack_samples(emulator.program, samples)
     return [
         (run, tuple(probe.lane(index) for probe in chunk.probes))  # type: ignore[attr-defined]
-        for chunk in run_chunks(emulator, samples, probes)
+        for chunk in run_chunks(emulator, stacked, probes, len(samples))
         for index, run in enumerate(chunk.machine.lane_results())
     ]
 
@@ -269,20 +287,25 @@ class LaneChunk:
 
 def run_chunks(
     emulator: Emulator,
-    samples: Sequence[Mapping[str, np.ndarray]],
+    inputs: Mapping[str, np.ndarray],
     probes: Callable[[int], tuple[Probe, ...]] = lambda lanes: (),
+    count: int | None = None,
 ) -> list[LaneChunk]:
-    """:func:`run_lanes` in chunks of up to ``LANES`` lockstep lanes, each with its outputs,
-    totals and probes over all its lanes (e.g. the error bounds of every lane's outputs at
-    once), without each lane's :class:`Stats` (``chunk.machine.lane_results()``)."""
+    """:func:`run_lanes` of ``inputs`` (by port, samples x the port's shape) in chunks of up
+    to ``LANES`` lockstep lanes, each with its outputs, totals and probes over all its lanes
+    (e.g. the error bounds of every lane's outputs at once), without each lane's
+    :class:`Stats` (``chunk.machine.lane_results()``); ``count`` samples (needed for a
+    program without inputs)."""
     from threadpoolctl import threadpool_limits  # lazy: only a lockstep batch multiplies
 
+    count = check_lane_inputs(emulator.program, inputs, count)
     chunks = []
     with threadpool_limits(limits=1, user_api="blas"):
-        for start in range(0, len(samples), LANES):
-            chunk = samples[start : start + LANES]
-            lane_probes = probes(len(chunk))
-            machine = _lockstep_machine(emulator, chunk, probes=lane_probes)
+        for start in range(0, count, LANES):
+            chunk = {name: array[start : start + LANES] for name, array in inputs.items()}
+            lanes = min(LANES, count - start)
+            lane_probes = probes(lanes)
+            machine = _lockstep_machine(emulator, chunk, lanes, probes=lane_probes)
             outputs = machine.lane_outputs()
             chunks.append(LaneChunk(machine, outputs, machine.collector.lane_totals(), lane_probes))
     return chunks
@@ -293,23 +316,26 @@ def _lockstep(
     samples: Sequence[Mapping[str, np.ndarray]],
     tick: Callable[[], None] | None = None,
 ) -> list[RunResult]:
-    """Each lane's run of :func:`_lockstep_machine`, as :func:`_sequential` gives it."""
-    return _lockstep_machine(emulator, samples, tick).lane_results()
+    """Each lane's run of :func:`_lockstep_machine` of ``samples`` (each input of its port's
+    shape), as :func:`_sequential` gives it."""
+    stacked = stack_samples(emulator.program, samples)
+    return _lockstep_machine(emulator, stacked, len(samples), tick).lane_results()
 
 
 def _lockstep_machine(
     emulator: Emulator,
-    samples: Sequence[Mapping[str, np.ndarray]],
+    samples: Mapping[str, np.ndarray],
+    count: int,
     tick: Callable[[], None] | None = None,
     probes: tuple[Probe, ...] = (),
 ) -> Emulator:
-    """``samples`` (inputs of exactly the ports' shapes) run at once: one state of every lane
-    (``Emulator.reset_lanes``), each instruction executed once for all of them, observed by
-    ``probes`` of as many lanes; ``tick`` is called after each instruction. The emulator
-    (a sibling of ``emulator``) that ran them."""
+    """``samples`` (by port, ``count`` lanes x the port's shape) run at once: one state of
+    every lane (``Emulator.reset_lanes``), each instruction executed once for all of them,
+    observed by ``probes`` of as many lanes; ``tick`` is called after each instruction. The
+    emulator (a sibling of ``emulator``) that ran them."""
     machine = emulator.sibling()
     machine.probes = probes
-    machine.reset_lanes(samples)
+    machine.reset_lanes(samples, count)
     while machine.step() is not None:
         if tick is not None:
             tick()

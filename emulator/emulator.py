@@ -8,7 +8,7 @@ result.outputs["y"], result.stats.cycles
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,20 +102,21 @@ class Emulator:
         for probe in self.probes:
             probe.start(checked, self.values)
 
-    def reset_lanes(self, samples: Sequence[Mapping[str, np.ndarray]]) -> None:
-        """Start a lockstep batch: one lane per sample of ``samples`` (each input of its
-        port's shape), every array of the state with a leading lane axis (``MachineState``).
+    def reset_lanes(self, inputs: Mapping[str, np.ndarray], count: int | None = None) -> None:
+        """Start a lockstep batch: one lane per sample of ``inputs`` (by port, lanes x the
+        port's shape; ``count`` lanes, needed for a program without inputs), every array of the
+        state with a leading lane axis (``MachineState``).
         Each instruction then runs once for all lanes; ``lane_results`` gives each lane's run,
         equal to the sample run alone. The emulator's observers must be its statistics only;
-        its probes see the lanes' values with the lane axis (``inputs`` stacked likewise)."""
+        its probes see the lanes' values with the lane axis (and these inputs)."""
         if len(self.observers) > 1:
             raise ValueError("a lockstep batch is observed by its statistics only")
-        stacked = check_lane_inputs(self.program, samples)
+        lanes = check_lane_inputs(self.program, inputs, count)
         self._load(
-            {name: array.reshape(len(samples), -1) for name, array in stacked.items()}, len(samples)
+            {name: np.asarray(array).reshape(lanes, -1) for name, array in inputs.items()}, lanes
         )
         for probe in self.probes:
-            probe.start(stacked, self.values)
+            probe.start(inputs, self.values)
 
     def _load(self, inputs: Mapping[str, np.ndarray], lanes: int | None) -> None:
         """A fresh state of ``lanes`` lanes (or one run) holding the (flattened) ``inputs``."""

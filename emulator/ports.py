@@ -90,8 +90,8 @@ def _shape_fix(port: Port) -> str:
     )
 
 
-def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """One sample per input port: every port given, no unknown names, shapes exact, finite."""
+def check_names(program: Program, inputs: Mapping[str, object]) -> None:
+    """Every input port given, no unknown names."""
     names = [port.name for port in program.inputs]
     unknown = sorted(set(inputs) - set(names))
     if unknown:
@@ -100,14 +100,20 @@ def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, n
             where=program.source,
             fix=f"the program's inputs are: {', '.join(names) or 'none'}",
         )
-    checked = {}
-    for port in program.inputs:
-        if port.name not in inputs:
+    for name in names:
+        if name not in inputs:
             raise InputError(
-                f"missing input {port.name!r}",
+                f"missing input {name!r}",
                 where=program.source,
                 fix=f"give every input: {', '.join(names)}",
             )
+
+
+def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One sample per input port: every port given, no unknown names, shapes exact, finite."""
+    check_names(program, inputs)
+    checked = {}
+    for port in program.inputs:
         array = np.asarray(inputs[port.name])
         check_dtype_and_values(port, array, program.source)
         check_shape(port, array, program.source)
@@ -116,26 +122,32 @@ def check_inputs(program: Program, inputs: dict[str, np.ndarray]) -> dict[str, n
 
 
 def check_lane_inputs(
-    program: Program, samples: Sequence[Mapping[str, np.ndarray]]
-) -> dict[str, np.ndarray]:
-    """:func:`check_inputs` of each of ``samples`` (a lockstep batch's), stacked: by port,
-    lanes x the port's shape. The names and shapes are checked per sample, the dtype and
-    values once on the stack (a bad value's index then starts with its sample's)."""
-    first = check_inputs(program, dict(samples[0]))
-    names = set(first)
-    stacked = {}
+    program: Program, inputs: Mapping[str, np.ndarray], count: int | None = None
+) -> int:
+    """The number of lanes of a lockstep batch's ``inputs`` (by port: lanes x the port's
+    shape; ``count``, if given, or for a program without inputs), checked as
+    :func:`check_inputs` checks one sample's (a bad value's index then starts with its
+    lane)."""
+    check_names(program, inputs)
+    lanes = set() if count is None else {count}
     for port in program.inputs:
-        arrays = []
-        for sample in samples:
-            if set(sample) != names:
-                check_inputs(program, dict(sample))  # names the unknown or missing input
-            array = np.asarray(sample[port.name])
-            check_shape(port, array, program.source)
-            arrays.append(array)
-        stack = np.stack(arrays)
-        check_dtype_and_values(port, stack, program.source)
-        stacked[port.name] = stack
-    return stacked
+        array = np.asarray(inputs[port.name])
+        if array.ndim == 0 or tuple(array.shape[1:]) != port.shape:
+            raise InputError(
+                f"input {port.name!r} has shape {_shape(tuple(array.shape))}, expected lanes "
+                f"x {_shape(port.shape)}",
+                where=program.source,
+                fix="stack one sample of the port's shape per lane",
+            )
+        check_dtype_and_values(port, array, program.source)
+        lanes.add(array.shape[0])
+    if len(lanes) != 1 or 0 in lanes:
+        raise InputError(
+            f"the inputs have {sorted(lanes)} lanes",
+            where=program.source,
+            fix="give every input the same number of samples, at least one",
+        )
+    return lanes.pop()
 
 
 def clamped_inputs(program: Program, runs: Sequence[Stats]) -> list[str]:

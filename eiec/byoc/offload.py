@@ -56,11 +56,7 @@ class Offload:
     def feeds(self, inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """The program's inputs (port -> array) of each emulator run one call makes: one run,
         or one per row of the flattened leading dimensions with ``rows``."""
-        if len(inputs) != len(self.inputs):
-            raise BackendError(
-                f"{self.symbol} takes {len(self.inputs)} inputs, got {len(inputs)}",
-                where=self.symbol,
-            )
+        self._check_count(inputs)
         if not self.rows:
             return [dict(zip(self.inputs, inputs, strict=True))]
         shapes = [_port_shape(self.program, name, False) for name in self.inputs]
@@ -73,17 +69,23 @@ class Offload:
             for index in range(rows[0].shape[0])
         ]
 
-    def stacked(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """The rows of :meth:`feeds` stacked along each input port's batch axis: one
-        ``run_batch`` runs them all in lockstep."""
-        feeds = self.feeds(inputs)
-        if len(feeds) == 1:
-            return feeds[0]
-        axes = {port.name: port.batch_axis or 0 for port in self.program.inputs}
+    def lanes(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The runs of :meth:`feeds` stacked as lockstep lanes: by input port, runs x the
+        port's shape."""
+        self._check_count(inputs)
+        if not self.rows:
+            return {name: np.asarray(x)[None] for name, x in zip(self.inputs, inputs, strict=True)}
         return {
-            name: np.concatenate([feed[name] for feed in feeds], axis=axes[name])
-            for name in self.inputs
+            name: np.asarray(x).reshape(-1, *_port_shape(self.program, name, False))
+            for name, x in zip(self.inputs, inputs, strict=True)
         }
+
+    def _check_count(self, inputs: Sequence[np.ndarray]) -> None:
+        if len(inputs) != len(self.inputs):
+            raise BackendError(
+                f"{self.symbol} takes {len(self.inputs)} inputs, got {len(inputs)}",
+                where=self.symbol,
+            )
 
 
 def _port_shape(program: Program, name: str, outputs: bool) -> tuple[int, ...]:
@@ -144,7 +146,7 @@ class Runner:
         offload = self.offload
         checked = checking()
         chunks = run_chunks(
-            self.emulator, offload.feeds(inputs), self._bounds if checked else lambda lanes: ()
+            self.emulator, offload.lanes(inputs), self._bounds if checked else lambda lanes: ()
         )
         runs = _checked_runs(chunks) if checked else None
         record(call_record(offload.symbol, [chunk.totals for chunk in chunks]), inputs, runs)

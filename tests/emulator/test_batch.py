@@ -15,7 +15,7 @@ from strategies import programs
 
 from eiec.emulator import Emulator, EmulatorConfig, run_batch, schedule, split_batch
 from eiec.emulator import batch as batch_module
-from eiec.emulator.batch import run_chunks
+from eiec.emulator.batch import run_chunks, stack_samples
 from eiec.emulator.cycles import _cycle_dtype, schedules
 from eiec.emulator.ports import input_clamps
 from eiec.errors import EmulatorError
@@ -113,7 +113,8 @@ def assert_lockstep_equals_sequential(
     assert observed.runs == lockstep.runs
     # run_chunks gives each lane's outputs and totals without its Stats: the same figures.
     samples = [batch.sample(index) for index in range(batch.count)]
-    chunks = run_chunks(Emulator(program, config), samples)
+    stacked = stack_samples(program, samples)
+    chunks = run_chunks(Emulator(program, config), stacked, count=batch.count)
     lanes = [(chunk, lane) for chunk in chunks for lane in range(chunk.totals.cycles.size)]
     for (chunk, lane), run in zip(lanes, alone, strict=True):
         totals, stats = chunk.totals, run.stats
