@@ -205,15 +205,13 @@ def _runs(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[RunResul
     if len(emulator.observers) > 1:
         yield from _sequential(emulator, batch, progress)
         return
-    from threadpoolctl import threadpool_limits  # lazy: only a lockstep batch multiplies
-
     chunks = [
         range(start, min(start + LANES, batch.count)) for start in range(0, batch.count, LANES)
     ]
     # One BLAS thread: the lockstep's products are small, and a BLAS thread that waits for a
     # busy CPU costs more than it saves (4096x1000, 100 samples at load 1: 3.1 ms per sample
     # on two threads, 0.7 ms on one).
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         if not progress:
             for chunk in chunks:
                 samples = [batch.sample(index) for index in chunk]
@@ -238,6 +236,19 @@ def _sequential(emulator: Emulator, batch: Batch, progress: bool) -> Iterator[Ru
         samples = track(samples, "emulating", total=batch.count)
     for index in samples:
         yield emulator.run(batch.sample(index))
+
+
+_BLAS: list[Any] = []  # the process's threadpoolctl controller, made on first use
+
+
+def one_blas_thread() -> Any:
+    """A context in which BLAS runs on one thread (threadpoolctl's controller of the process's
+    libraries is made once: scanning them costs about 1 ms in a process with TVM loaded)."""
+    if not _BLAS:
+        from threadpoolctl import ThreadpoolController  # lazy: only a lockstep batch multiplies
+
+        _BLAS.append(ThreadpoolController())
+    return _BLAS[0].limit(limits=1, user_api="blas")
 
 
 #: Samples run in lockstep at once (bounds the memory of the batched MACs).
@@ -296,11 +307,9 @@ def run_chunks(
     (e.g. the error bounds of every lane's outputs at once), without each lane's
     :class:`Stats` (``chunk.machine.lane_results()``); ``count`` samples (needed for a
     program without inputs)."""
-    from threadpoolctl import threadpool_limits  # lazy: only a lockstep batch multiplies
-
     count = check_lane_inputs(emulator.program, inputs, count)
     chunks = []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         for start in range(0, count, LANES):
             chunk = {name: array[start : start + LANES] for name, array in inputs.items()}
             lanes = min(LANES, count - start)
