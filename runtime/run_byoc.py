@@ -23,7 +23,7 @@ What is checked, and against what:
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 import onnx
 import tvm
-from tvm import relax
 
 from eiec.byoc import run_onnx
 from eiec.byoc.codegen import rows_module
+from eiec.byoc.cpu import cpu_vm
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, CheckedRun, Profiler, profile
-from eiec.compiler import CompileOptions, check_calibration_range
+from eiec.compiler import CompileOptions, CompileResult, check_calibration_range
 from eiec.emulator import Emulator, EmulatorConfig
 from eiec.emulator.bounds import Saturation
 from eiec.emulator.ports import CLAMPED_FIX, clamped_sentences, input_clamps
@@ -188,27 +188,46 @@ def calibrate(
     return replace(options, calibration=np.asarray(arrays[0])), "inputs"
 
 
+#: Each compressed function's CPU build by symbol, with the compile result it was built from
+#: (:func:`_function_vm`), the most recently used last.
+_VMS: OrderedDict[str, tuple[CompileResult, Any]] = OrderedDict()
+#: Builds kept per process.
+VM_CACHE_SIZE = 64
+
+
 def _function_vm(offload: Offload) -> Any:
     """The compressed function of ``offload`` built for the CPU (for any number of rows at
-    once when its program runs row by row: ``eiec.byoc.codegen.rows_module``)."""
-    assert offload.compiled is not None
-    module = offload.compiled.module
-    if offload.rows:
-        module = rows_module(module)
-    return relax.VirtualMachine(tvm.compile(module, target="llvm"), tvm.cpu())
+    once when its program runs row by row: ``eiec.byoc.codegen.rows_module``), with its
+    matmuls scheduled in their order (``eiec.byoc.cpu``); built once per process."""
+    compiled = offload.compiled
+    assert compiled is not None
+    cached = _VMS.get(offload.symbol)
+    if cached is not None and cached[0] is compiled:
+        _VMS.move_to_end(offload.symbol)
+        return cached[1]
+    vm = cpu_vm(rows_module(compiled.module) if offload.rows else compiled.module)
+    _VMS[offload.symbol] = (compiled, vm)
+    if len(_VMS) > VM_CACHE_SIZE:
+        _VMS.popitem(last=False)
+    return vm
 
 
-def _run_rows(vm: Any, offload: Offload, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-    """The compressed function on every row of one call's ``inputs`` in one run: per row (as
-    :meth:`Offload.feeds` splits them), its outputs."""
+def _run_rows(vm: Any, offload: Offload, calls: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
+    """The compressed function on the rows of every call (each one's ``inputs``, split into
+    rows as :meth:`Offload.feeds` splits them) in one run: per output, its values, one row per
+    row of the calls in order."""
     params = [p.ty.shape.values for p in offload.compiled.module["main"].params]  # type: ignore[union-attr]
     rows = [
-        np.ascontiguousarray(x.reshape(-1, *(int(d) for d in shape[1:])), dtype=np.float32)
-        for x, shape in zip(inputs, params, strict=True)
+        np.concatenate(
+            [
+                np.asarray(inputs[index], np.float32).reshape(-1, *map(int, shape[1:]))
+                for inputs in calls
+            ]
+        )
+        for index, shape in enumerate(params)
     ]
-    result = vm["main"](*(tvm.runtime.tensor(x) for x in rows))
-    values = [v.numpy() for v in (list(result) if len(offload.outputs) > 1 else [result])]
-    return [[value[index : index + 1] for value in values] for index in range(len(rows[0]))]
+    result = vm["main"](*(tvm.runtime.tensor(np.ascontiguousarray(x)) for x in rows))
+    return [v.numpy() for v in (list(result) if len(offload.outputs) > 1 else [result])]
 
 
 def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -283,8 +302,13 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
             checks.append(CallCheck(symbol, None))
             continue
         vm = _function_vm(offload)
-        feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
-        if all(call.checked is not None for call in records):
+        recorded = all(call.checked is not None for call in records)
+        feeds = (
+            []  # (not needed: the rows run at once, and the runner checked them)
+            if recorded and offload.rows
+            else [feed for call in records for feed in offload.feeds(call.inputs or ())]
+        )
+        if recorded:
             emulated = [run for call in records for run in call.checked or ()]
         else:
             emulated = [
@@ -301,15 +325,19 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
             ]
         if offload.rows:
-            cpu = [row for call in records for row in _run_rows(vm, offload, call.inputs or ())]
+            cpu = _run_rows(vm, offload, [call.inputs or () for call in records])
         else:
-            cpu = [_run_function(vm, offload, feed) for feed in feeds]
+            runs = [_run_function(vm, offload, feed) for feed in feeds]
+            cpu = [
+                _per_sample([values[index] for values in runs], samples)
+                for index in range(len(offload.outputs))
+            ]
         checks.append(
             CallCheck(
                 symbol,
                 emulated=_rows(emulated, "outputs", offload.outputs, samples),
                 cpu={
-                    name: _per_sample([values[index] for values in cpu], samples)
+                    name: cpu[index].reshape(samples, -1)
                     for index, name in enumerate(offload.outputs)
                 },
                 bounds=_rows(emulated, "bounds", offload.outputs, samples),
@@ -390,7 +418,7 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
 
 def _per_sample(values: Sequence[np.ndarray], samples: int) -> np.ndarray:
     """One function's results of every run, flattened, one row per sample (in run order)."""
-    return np.stack([np.asarray(value).reshape(-1) for value in values]).reshape(samples, -1)
+    return np.concatenate(values, axis=None).reshape(samples, -1)
 
 
 def _byoc_options(options: CompileOptions) -> dict[str, Any]:

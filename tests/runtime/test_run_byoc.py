@@ -5,18 +5,24 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import tvm
 from onnx import TensorProto, helper, numpy_helper
+from tvm import relax
 
 import eiec
+from eiec.byoc import run_onnx
+from eiec.byoc.cpu import cpu_vm
 from eiec.byoc.offload import register, registered
-from eiec.byoc.profile import CallRecord
+from eiec.byoc.profile import CallRecord, profile
 from eiec.cli import main
-from eiec.runtime.run_byoc import ByocReport, check_calls
+from eiec.runtime import run_byoc
+from eiec.runtime.run_byoc import ByocReport, check_calls, emulate_calls
 from eiec.runtime.verify import VerifyReport
 
 from .test_cli import VERIFY_KEYS
@@ -139,3 +145,53 @@ def test_emulator_settings_are_refused_on_the_byoc_path(
         "run in fixed16 on the machine they were compiled for (keep --arith fixed16 "
         "(config=None); set the FIFO depth as a compile option)\n"
     )
+
+
+def test_each_compressed_function_is_built_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x = np.random.default_rng(5).uniform(-1, 1, (3, 12)).astype(np.float32)
+    with profile(keep_inputs=True) as recorder:
+        run_onnx(sigmoid_between(seed=6), x, pes=4, calibration=x[:, None])
+    calls = list(recorder.calls)
+    built: list[tvm.IRModule] = []
+
+    def counting(mod: tvm.IRModule) -> relax.VirtualMachine:
+        built.append(mod)
+        return cpu_vm(mod)
+
+    monkeypatch.setattr(run_byoc, "cpu_vm", counting)
+    monkeypatch.setattr(run_byoc, "_VMS", OrderedDict())
+    first = emulate_calls(calls, 3)
+    assert len(built) == 2  # the two offloaded functions
+    again = emulate_calls(calls, 3)
+    assert len(built) == 2  # reused
+    for one, other in zip(first, again, strict=True):
+        assert one.cpu.keys() == other.cpu.keys()
+        assert all(np.array_equal(one.cpu[k], other.cpu[k]) for k in one.cpu)
+    # A function compiled again (another compile result under the same symbol) is rebuilt.
+    symbol = first[0].symbol
+    offload = registered(symbol)
+    assert offload is not None and offload.compiled is not None
+    register(dataclasses.replace(offload, compiled=dataclasses.replace(offload.compiled)))
+    try:
+        emulate_calls([call for call in calls if call.symbol == symbol], 3)
+    finally:
+        register(offload)
+    assert len(built) == 3
+
+
+def test_the_rows_of_all_calls_in_one_run_equal_each_row_alone() -> None:
+    x = np.random.default_rng(7).uniform(-1, 1, (5, 12)).astype(np.float32)
+    with profile(keep_inputs=True) as recorder:
+        run_onnx(sigmoid_between(seed=8), x, pes=4, calibration=x[:, None])
+    symbol = recorder.calls[0].symbol
+    offload = registered(symbol)
+    assert offload is not None and offload.rows
+    # Calls of 1, 3 and 2 rows (with a leading batch axis, as the VM passes them).
+    calls = [(x[None, :1],), (x[None, 1:4],), (x[None, 4:],)]
+    vm = run_byoc._function_vm(offload)
+    (together,) = run_byoc._run_rows(vm, offload, calls)
+    alone = [vm["main"](tvm.runtime.tensor(x[i : i + 1])).numpy() for i in range(5)]
+    assert together.shape == (5, alone[0].shape[-1])
+    assert np.array_equal(together, np.concatenate(alone))  # bit for bit
