@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import onnx
 import tvm
+from tvm.ir import IRModule
 
 from eiec.byoc import run_onnx
 from eiec.byoc.codegen import rows_module
@@ -188,34 +189,66 @@ def calibrate(
     return replace(options, calibration=np.asarray(arrays[0])), "inputs"
 
 
-#: Each compressed function's CPU build by symbol, with the compile result it was built from
-#: (:func:`_function_vm`), the most recently used last.
-_VMS: OrderedDict[str, tuple[CompileResult, Any]] = OrderedDict()
-#: Builds kept per process.
+#: Each compressed function's CPU build by symbol: the compile result it was built from, the
+#: virtual machine and the function's name in it (:func:`_cpu_functions`), the most recently
+#: used last.
+_VMS: OrderedDict[str, tuple[CompileResult, Any, str]] = OrderedDict()
+#: Functions kept per process.
 VM_CACHE_SIZE = 64
 
 
-def _function_vm(offload: Offload) -> Any:
-    """The compressed function of ``offload`` built for the CPU (for any number of rows at
-    once when its program runs row by row: ``eiec.byoc.codegen.rows_module``), with its
-    matmuls scheduled in their order (``eiec.byoc.cpu``); built once per process."""
-    compiled = offload.compiled
-    assert compiled is not None
-    cached = _VMS.get(offload.symbol)
-    if cached is not None and cached[0] is compiled:
-        _VMS.move_to_end(offload.symbol)
-        return cached[1]
-    vm = cpu_vm(rows_module(compiled.module) if offload.rows else compiled.module)
-    _VMS[offload.symbol] = (compiled, vm)
-    if len(_VMS) > VM_CACHE_SIZE:
+def _cpu_functions(offloads: Sequence[Offload]) -> dict[str, Any]:
+    """The compressed function of each offload (compiled in this process) built for the CPU,
+    with its matmuls scheduled in their order (``eiec.byoc.cpu``), by symbol; built once per
+    process. Those whose programs run row by row take any number of rows at once
+    (``eiec.byoc.codegen.rows_module``) and are built together, as the functions of one
+    module (one build: their kernels are shared); the others (LSTM, GRU) one module each."""
+    missing = []
+    for offload in offloads:
+        cached = _VMS.get(offload.symbol)
+        if cached is not None and cached[0] is offload.compiled:
+            _VMS.move_to_end(offload.symbol)
+        else:
+            missing.append(offload)
+    rows = {o.symbol: o for o in missing if o.rows}  # (a symbol once)
+    if rows:
+        vm = cpu_vm(
+            IRModule(
+                {
+                    symbol: _cpu_module(o)["main"].with_attr("global_symbol", symbol)
+                    for symbol, o in rows.items()
+                }
+            )
+        )
+        for symbol, offload in rows.items():
+            _VMS[symbol] = (offload.compiled, vm, symbol)  # type: ignore[assignment]
+    for offload in missing:
+        if not offload.rows:
+            vm = cpu_vm(_cpu_module(offload))
+            _VMS[offload.symbol] = (offload.compiled, vm, "main")  # type: ignore[assignment]
+    functions = {}
+    for offload in offloads:
+        _, vm, name = _VMS[offload.symbol]
+        functions[offload.symbol] = vm[name]
+    while len(_VMS) > VM_CACHE_SIZE:
         _VMS.popitem(last=False)
-    return vm
+    return functions
 
 
-def _run_rows(vm: Any, offload: Offload, calls: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """The compressed function on the rows of every call (each one's ``inputs``, split into
-    rows as :meth:`Offload.feeds` splits them) in one run: per output, its values, one row per
-    row of the calls in order."""
+def _cpu_module(offload: Offload) -> IRModule:
+    """The compressed function's module, taking any number of rows when its program runs
+    row by row."""
+    assert offload.compiled is not None
+    module = offload.compiled.module
+    return rows_module(module) if offload.rows else module
+
+
+def _run_rows(
+    function: Any, offload: Offload, calls: Sequence[Sequence[np.ndarray]]
+) -> list[np.ndarray]:
+    """The compressed function (built by :func:`_cpu_functions`) on the rows of every call
+    (each one's ``inputs``, split into rows as :meth:`Offload.feeds` splits them) in one run:
+    per output, its values, one row per row of the calls in order."""
     params = [p.ty.shape.values for p in offload.compiled.module["main"].params]  # type: ignore[union-attr]
     rows = [
         np.concatenate(
@@ -226,12 +259,14 @@ def _run_rows(vm: Any, offload: Offload, calls: Sequence[Sequence[np.ndarray]]) 
         )
         for index, shape in enumerate(params)
     ]
-    result = vm["main"](*(tvm.runtime.tensor(np.ascontiguousarray(x)) for x in rows))
+    result = function(*(tvm.runtime.tensor(np.ascontiguousarray(x)) for x in rows))
     return [v.numpy() for v in (list(result) if len(offload.outputs) > 1 else [result])]
 
 
-def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    result = vm["main"](*(tvm.runtime.tensor(feed[name]) for name in offload.inputs))
+def _run_function(
+    function: Any, offload: Offload, feed: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    result = function(*(tvm.runtime.tensor(feed[name]) for name in offload.inputs))
     values = list(result) if len(offload.outputs) > 1 else [result]
     return [value.numpy() for value in values]
 
@@ -294,14 +329,17 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
     by_symbol: dict[str, list[CallRecord]] = {}
     for call in calls:
         by_symbol.setdefault(call.symbol, []).append(call)
+    offloads = {symbol: registered(symbol) for symbol in by_symbol}
+    assert all(offloads.values()), "a recorded call comes from a registered offload"
+    functions = _cpu_functions([o for o in offloads.values() if o and o.compiled is not None])
     checks = []
     for symbol, records in by_symbol.items():
-        offload = registered(symbol)
-        assert offload is not None, "a recorded call comes from a registered offload"
+        offload = offloads[symbol]
+        assert offload is not None
         if offload.compiled is None:
             checks.append(CallCheck(symbol, None))
             continue
-        vm = _function_vm(offload)
+        function = functions[symbol]
         recorded = all(call.checked is not None for call in records)
         feeds = (
             []  # (not needed: the rows run at once, and the runner checked them)
@@ -325,9 +363,9 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
             ]
         if offload.rows:
-            cpu = _run_rows(vm, offload, [call.inputs or () for call in records])
+            cpu = _run_rows(function, offload, [call.inputs or () for call in records])
         else:
-            runs = [_run_function(vm, offload, feed) for feed in feeds]
+            runs = [_run_function(function, offload, feed) for feed in feeds]
             cpu = [
                 _per_sample([values[index] for values in runs], samples)
                 for index in range(len(offload.outputs))
