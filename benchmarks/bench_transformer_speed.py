@@ -16,8 +16,10 @@ processes at the same time):
   original model on the CPU, the report).
 
 and, inside them, the phases measured by wrapping the functions named (the remainder of the
-evaluation is the model's CPU ops through BYOC and the report). The report's verdict and
-perplexity are printed too: speed must not change any result.
+evaluation is the model's CPU ops through BYOC and the report); the last two lines (``both:``)
+are TVM's builds for the CPU and their JIT compilation wherever they happen (the calibration's
+twin and the CPU reference in the compile, the BYOC model, the check's compressed functions).
+The report's verdict and perplexity are printed too: speed must not change any result.
 
 Run: ``.venv/bin/python benchmarks/bench_transformer_speed.py [--windows 200] [--workers 2]``
 """
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import tvm
 
 import eiec.byoc.calibrate
 import eiec.byoc.offload
@@ -54,6 +57,8 @@ PHASES: tuple[tuple[str, Any, str], ...] = (
     ("evaluation: emulation with bounds", eiec.byoc.offload.Runner, "run"),
     ("evaluation: check vs compressed functions", eiec.runtime.run_byoc, "emulate_calls"),
     ("evaluation: original model (CPU)", eiec.runtime.reference, "run_rows"),
+    ("both: TVM CPU builds (every tvm.compile)", tvm, "compile"),
+    ("both: their JIT (every VM setup)", tvm.runtime.vm.VirtualMachine, "_setup_device"),
 )
 
 

@@ -1,9 +1,9 @@
 """The CPU reference: an ONNX model built by TVM for the host CPU and run on numpy inputs.
 
-``tvm.relax.frontend.onnx.from_onnx`` -> ``tvm.compile(mod, target="llvm")`` ->
-``relax.VirtualMachine``. Builds are cached per process, keyed by the SHA-256 of the model's
-serialised bytes (and the extra outputs asked for), so the original and the compressed model of
-one run are built once each.
+``tvm.relax.frontend.onnx.from_onnx`` -> ``tvm.compile(mod, target="llvm")`` (its matmuls
+scheduled, the same bits: ``eiec.byoc.cpu``) -> ``relax.VirtualMachine``. Builds are cached
+per process, keyed by the SHA-256 of the model's serialised bytes (and the extra outputs asked
+for), so the original and the compressed model of one run are built once each.
 
 TVM's ONNX front end lacks some ops that exporters write; the model is first rewritten by
 :func:`eiec.frontend.compat.tvm_compatible`.
@@ -135,6 +135,7 @@ def _compile(model: onnx.ModelProto) -> Reference:
     import tvm  # lazy: TVM, only to build a reference
     from tvm import relax  # lazy: TVM
 
+    from eiec.byoc.cpu import cpu_executable  # lazy: TVM
     from eiec.frontend.fold import fold_constants  # lazy: onnx.reference, only to build
     from eiec.frontend.tvm_import import relax_from_onnx  # lazy: TVM
 
@@ -144,7 +145,7 @@ def _compile(model: onnx.ModelProto) -> Reference:
     inputs = model_inputs(runnable)
     try:
         mod = relax_from_onnx(runnable, keep_params_in_input=False)
-        executable = tvm.compile(mod, target="llvm")
+        executable = cpu_executable(mod)
     except Exception as error:
         raise RuntimeCheckError(
             f"TVM could not build the model for the CPU: {str(error).strip().splitlines()[-1]}",

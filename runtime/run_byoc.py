@@ -23,7 +23,7 @@ What is checked, and against what:
 from __future__ import annotations
 
 import itertools
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 import onnx
 import tvm
-from tvm import relax
+from tvm.ir import IRModule
 
 from eiec.byoc import run_onnx
 from eiec.byoc.codegen import rows_module
+from eiec.byoc.cpu import cpu_vm
 from eiec.byoc.offload import Offload, registered
 from eiec.byoc.profile import CallRecord, CheckedRun, Profiler, profile
-from eiec.compiler import CompileOptions, check_calibration_range
+from eiec.compiler import CompileOptions, CompileResult, check_calibration_range
 from eiec.emulator import Emulator, EmulatorConfig
 from eiec.emulator.bounds import Saturation
 from eiec.emulator.ports import CLAMPED_FIX, clamped_sentences, input_clamps
@@ -188,31 +189,84 @@ def calibrate(
     return replace(options, calibration=np.asarray(arrays[0])), "inputs"
 
 
-def _function_vm(offload: Offload) -> Any:
-    """The compressed function of ``offload`` built for the CPU (for any number of rows at
-    once when its program runs row by row: ``eiec.byoc.codegen.rows_module``)."""
+#: Each compressed function's CPU build by symbol: the compile result it was built from, the
+#: virtual machine and the function's name in it (:func:`_cpu_functions`), the most recently
+#: used last.
+_VMS: OrderedDict[str, tuple[CompileResult, Any, str]] = OrderedDict()
+#: Functions kept per process.
+VM_CACHE_SIZE = 64
+
+
+def _cpu_functions(offloads: Sequence[Offload]) -> dict[str, Any]:
+    """The compressed function of each offload (compiled in this process) built for the CPU,
+    with its matmuls scheduled in their order (``eiec.byoc.cpu``), by symbol; built once per
+    process. Those whose programs run row by row take any number of rows at once
+    (``eiec.byoc.codegen.rows_module``) and are built together, as the functions of one
+    module (one build: their kernels are shared); the others (LSTM, GRU) one module each."""
+    missing = []
+    for offload in offloads:
+        cached = _VMS.get(offload.symbol)
+        if cached is not None and cached[0] is offload.compiled:
+            _VMS.move_to_end(offload.symbol)
+        else:
+            missing.append(offload)
+    rows = {o.symbol: o for o in missing if o.rows}  # (a symbol once)
+    if rows:
+        vm = cpu_vm(
+            IRModule(
+                {
+                    symbol: _cpu_module(o)["main"].with_attr("global_symbol", symbol)
+                    for symbol, o in rows.items()
+                }
+            )
+        )
+        for symbol, offload in rows.items():
+            _VMS[symbol] = (offload.compiled, vm, symbol)  # type: ignore[assignment]
+    for offload in missing:
+        if not offload.rows:
+            vm = cpu_vm(_cpu_module(offload))
+            _VMS[offload.symbol] = (offload.compiled, vm, "main")  # type: ignore[assignment]
+    functions = {}
+    for offload in offloads:
+        _, vm, name = _VMS[offload.symbol]
+        functions[offload.symbol] = vm[name]
+    while len(_VMS) > VM_CACHE_SIZE:
+        _VMS.popitem(last=False)
+    return functions
+
+
+def _cpu_module(offload: Offload) -> IRModule:
+    """The compressed function's module, taking any number of rows when its program runs
+    row by row."""
     assert offload.compiled is not None
     module = offload.compiled.module
-    if offload.rows:
-        module = rows_module(module)
-    return relax.VirtualMachine(tvm.compile(module, target="llvm"), tvm.cpu())
+    return rows_module(module) if offload.rows else module
 
 
-def _run_rows(vm: Any, offload: Offload, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-    """The compressed function on every row of one call's ``inputs`` in one run: per row (as
-    :meth:`Offload.feeds` splits them), its outputs."""
+def _run_rows(
+    function: Any, offload: Offload, calls: Sequence[Sequence[np.ndarray]]
+) -> list[np.ndarray]:
+    """The compressed function (built by :func:`_cpu_functions`) on the rows of every call
+    (each one's ``inputs``, split into rows as :meth:`Offload.feeds` splits them) in one run:
+    per output, its values, one row per row of the calls in order."""
     params = [p.ty.shape.values for p in offload.compiled.module["main"].params]  # type: ignore[union-attr]
     rows = [
-        np.ascontiguousarray(x.reshape(-1, *(int(d) for d in shape[1:])), dtype=np.float32)
-        for x, shape in zip(inputs, params, strict=True)
+        np.concatenate(
+            [
+                np.asarray(inputs[index], np.float32).reshape(-1, *map(int, shape[1:]))
+                for inputs in calls
+            ]
+        )
+        for index, shape in enumerate(params)
     ]
-    result = vm["main"](*(tvm.runtime.tensor(x) for x in rows))
-    values = [v.numpy() for v in (list(result) if len(offload.outputs) > 1 else [result])]
-    return [[value[index : index + 1] for value in values] for index in range(len(rows[0]))]
+    result = function(*(tvm.runtime.tensor(np.ascontiguousarray(x)) for x in rows))
+    return [v.numpy() for v in (list(result) if len(offload.outputs) > 1 else [result])]
 
 
-def _run_function(vm: Any, offload: Offload, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    result = vm["main"](*(tvm.runtime.tensor(feed[name]) for name in offload.inputs))
+def _run_function(
+    function: Any, offload: Offload, feed: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    result = function(*(tvm.runtime.tensor(feed[name]) for name in offload.inputs))
     values = list(result) if len(offload.outputs) > 1 else [result]
     return [value.numpy() for value in values]
 
@@ -275,16 +329,24 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
     by_symbol: dict[str, list[CallRecord]] = {}
     for call in calls:
         by_symbol.setdefault(call.symbol, []).append(call)
+    offloads = {symbol: registered(symbol) for symbol in by_symbol}
+    assert all(offloads.values()), "a recorded call comes from a registered offload"
+    functions = _cpu_functions([o for o in offloads.values() if o and o.compiled is not None])
     checks = []
     for symbol, records in by_symbol.items():
-        offload = registered(symbol)
-        assert offload is not None, "a recorded call comes from a registered offload"
+        offload = offloads[symbol]
+        assert offload is not None
         if offload.compiled is None:
             checks.append(CallCheck(symbol, None))
             continue
-        vm = _function_vm(offload)
-        feeds = [feed for call in records for feed in offload.feeds(call.inputs or ())]
-        if all(call.checked is not None for call in records):
+        function = functions[symbol]
+        recorded = all(call.checked is not None for call in records)
+        feeds = (
+            []  # (not needed: the rows run at once, and the runner checked them)
+            if recorded and offload.rows
+            else [feed for call in records for feed in offload.feeds(call.inputs or ())]
+        )
+        if recorded:
             emulated = [run for call in records for run in call.checked or ()]
         else:
             emulated = [
@@ -301,15 +363,19 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 for run in emulate_all_with_bounds(Emulator(offload.program), feeds)
             ]
         if offload.rows:
-            cpu = [row for call in records for row in _run_rows(vm, offload, call.inputs or ())]
+            cpu = _run_rows(function, offload, [call.inputs or () for call in records])
         else:
-            cpu = [_run_function(vm, offload, feed) for feed in feeds]
+            runs = [_run_function(function, offload, feed) for feed in feeds]
+            cpu = [
+                _per_sample([values[index] for values in runs], samples)
+                for index in range(len(offload.outputs))
+            ]
         checks.append(
             CallCheck(
                 symbol,
                 emulated=_rows(emulated, "outputs", offload.outputs, samples),
                 cpu={
-                    name: _per_sample([values[index] for values in cpu], samples)
+                    name: cpu[index].reshape(samples, -1)
                     for index, name in enumerate(offload.outputs)
                 },
                 bounds=_rows(emulated, "bounds", offload.outputs, samples),
@@ -390,7 +456,7 @@ def check_calls(report: VerifyReport, calls: Sequence[CallRecord]) -> dict[str, 
 
 def _per_sample(values: Sequence[np.ndarray], samples: int) -> np.ndarray:
     """One function's results of every run, flattened, one row per sample (in run order)."""
-    return np.stack([np.asarray(value).reshape(-1) for value in values]).reshape(samples, -1)
+    return np.concatenate(values, axis=None).reshape(samples, -1)
 
 
 def _byoc_options(options: CompileOptions) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from tvm.relax.expr_functor import mutator
 
 from eiec.byoc.attrs import ATTR_CALIBRATION, ATTR_REFERENCE, is_offloaded
 from eiec.byoc.codegen import compressed_constants, inline_function
+from eiec.byoc.cpu import cpu_vm
 from eiec.compiler import CompileOptions
 from eiec.errors import BackendError
 from eiec.passes.prune_weights import refits
@@ -169,7 +170,7 @@ class CpuTwin:
         self.vm = None  # nothing to run without an offloaded call
         if self.segments:
             twin = relax.transform.ToNonDataflow()(builder.get())
-            self.vm = relax.VirtualMachine(tvm.compile(twin, target="llvm"), tvm.cpu())
+            self.vm = cpu_vm(twin)
         self.inputs = list(main.params)
         self.values = {slot.param: tvm.runtime.tensor(slot.initial) for slot in self.slots}
         self._samples: Sequence[np.ndarray] | None = None

@@ -7,10 +7,17 @@ one reduction block has two or more spatial loops and one reduction loop (epilog
 bias add and ReLU are inlined into it or computed per tile):
 
 - the output's last axis ``j`` is tiled by up to twice the target's float32 vector lanes
-  (32 on AVX-512) and vectorised, the other spatial axes fused and tiled by 4 rows, the
-  reduction ``k`` blocked by up to 64; tiles are divisors of their loops (no predicated tails:
-  a 300-wide layer gets 20-wide vectors);
-- the outer tile loop runs in parallel over the cores; epilogues are computed per tile.
+  (32 on AVX-512) and vectorised, the other spatial axes fused and tiled by 4 rows (not tiled
+  when their extent is symbolic, e.g. a module taking any number of rows), the reduction ``k``
+  blocked by up to 64; tiles are divisors of their loops (no predicated tails: a 300-wide
+  layer gets 20-wide vectors);
+- the outer tile loop runs in parallel over the cores (``Matmul(parallel=False)``: on one);
+  epilogues are computed per tile.
+
+Each output element is still summed over ``k`` in ascending order from zero, one rounding per
+product and per addition (no reduction is split into partial sums), so a function scheduled by
+:class:`Matmul` alone computes the same bits as TVM's unscheduled loops
+(``tests/byoc/test_cpu.py`` checks it).
 
 The legalised training graph transposes explicitly, so its matmuls all read ``B[k, j]`` with
 ``j`` contiguous.
@@ -20,6 +27,8 @@ legalised, fused module.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import tvm
 from tvm import s_tir, tirx
@@ -51,9 +60,14 @@ def _divisor(n: int, limit: int, multiple: int = 1) -> int:
 
 
 class Matmul(CPUScheduleRule):
-    """Tiles, vectorises and parallelises a matmul-like reduction block (module docstring)."""
+    """Tiles, vectorises and (with ``parallel``) parallelises a matmul-like reduction block
+    (module docstring)."""
 
     # pylint: disable=too-many-locals
+
+    def __init__(self, parallel: bool = True) -> None:
+        super().__init__()
+        self.parallel = parallel
 
     def apply(self, func: tirx.PrimFunc, target: Target, _: bool) -> s_tir.Schedule | None:
         if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
@@ -73,8 +87,7 @@ class Matmul(CPUScheduleRule):
         if kinds.count("R") != 1 or not kinds.endswith("R") or kinds.count("S") < 2:
             return None
         loops = sch.get_loops(main.block_rv)
-        extents = [get_extent(sch, loop) for loop in loops]
-        if not all(isinstance(e, int) for e in extents):
+        if not all(isinstance(get_extent(sch, loop), int) for loop in loops[-2:]):
             return None
         epilogues = infos[infos.index(main) + 1 :]
         if any(not info.is_injective() for info in infos[: infos.index(main)]):
@@ -84,7 +97,7 @@ class Matmul(CPUScheduleRule):
         *spatial, j, k = sch.get_loops(block)
         i = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
         i_extent, j_extent, k_extent = (get_extent(sch, loop) for loop in (i, j, k))
-        rows = _divisor(i_extent, ROWS)
+        rows = _divisor(i_extent, ROWS) if isinstance(i_extent, int) else 1
         cols = _divisor(j_extent, lanes, multiple=4)
         kb = _divisor(k_extent, K_BLOCK)
         io, ii = sch.split(i, [None, rows])
@@ -92,7 +105,8 @@ class Matmul(CPUScheduleRule):
         ko, ki = sch.split(k, [None, kb])
         sch.reorder(io, jo, ko, ki, ii, ji)
         outer = sch.fuse(io, jo)
-        sch.parallel(outer)
+        if self.parallel:
+            sch.parallel(outer)
         for info in epilogues:
             sch.reverse_compute_at(info.block_rv, outer)
         if cols > 1:
@@ -103,12 +117,16 @@ class Matmul(CPUScheduleRule):
         return sch
 
 
-def schedule_matmuls(mod: tvm.IRModule) -> tvm.IRModule:
+def schedule_matmuls(
+    mod: tvm.IRModule, rules: Sequence[CPUScheduleRule] | None = None
+) -> tvm.IRModule:
     """Schedule every unscheduled PrimFunc of the legalised, fused ``mod`` for the current
-    target with the first of :class:`Matmul`, dlight's CPU GEMV and reduction rules that
-    applies; a rule that fails on a function (an access pattern it cannot schedule) leaves
-    it to the next, and a function no rule takes keeps its default loops."""
-    rules = (Matmul(), dlight.cpu.GEMV(), dlight.cpu.Reduction())
+    target with the first of ``rules`` (default: :class:`Matmul`, dlight's CPU GEMV and
+    reduction rules) that applies; a rule that fails on a function (an access pattern it
+    cannot schedule) leaves it to the next, and a function no rule takes keeps its default
+    loops."""
+    if rules is None:
+        rules = (Matmul(), dlight.cpu.GEMV(), dlight.cpu.Reduction())
     target = Target.current(allow_none=False)
     updated = {}
     for gvar, func in mod.functions_items():

@@ -5,18 +5,24 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
+import tvm
 from onnx import TensorProto, helper, numpy_helper
+from tvm import relax
 
 import eiec
+from eiec.byoc import run_onnx
+from eiec.byoc.cpu import cpu_vm
 from eiec.byoc.offload import register, registered
-from eiec.byoc.profile import CallRecord
+from eiec.byoc.profile import CallRecord, profile
 from eiec.cli import main
-from eiec.runtime.run_byoc import ByocReport, check_calls
+from eiec.runtime import run_byoc
+from eiec.runtime.run_byoc import ByocReport, check_calls, emulate_calls
 from eiec.runtime.verify import VerifyReport
 
 from .test_cli import VERIFY_KEYS
@@ -139,3 +145,61 @@ def test_emulator_settings_are_refused_on_the_byoc_path(
         "run in fixed16 on the machine they were compiled for (keep --arith fixed16 "
         "(config=None); set the FIFO depth as a compile option)\n"
     )
+
+
+def test_the_compressed_functions_are_built_once_per_process_in_one_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x = np.random.default_rng(5).uniform(-1, 1, (3, 12)).astype(np.float32)
+    with profile(keep_inputs=True) as recorder:
+        run_onnx(sigmoid_between(seed=6), x, pes=4, calibration=x[:, None])
+    calls = list(recorder.calls)
+    built: list[tvm.IRModule] = []
+
+    def counting(mod: tvm.IRModule) -> relax.VirtualMachine:
+        built.append(mod)
+        return cpu_vm(mod)
+
+    monkeypatch.setattr(run_byoc, "cpu_vm", counting)
+    monkeypatch.setattr(run_byoc, "_VMS", OrderedDict())
+    first = emulate_calls(calls, 3)
+    symbols = [check.symbol for check in first]
+    assert len(symbols) == 2
+    assert len(built) == 1  # both functions, one build
+    assert sorted(gvar.name_hint for gvar in built[0].get_global_vars()) == sorted(symbols)
+    again = emulate_calls(calls, 3)
+    assert len(built) == 1  # reused
+    for one, other in zip(first, again, strict=True):
+        assert one.cpu.keys() == other.cpu.keys()
+        assert all(np.array_equal(one.cpu[k], other.cpu[k]) for k in one.cpu)
+    # A function compiled again (another compile result under the same symbol) is rebuilt.
+    offload = registered(symbols[0])
+    assert offload is not None and offload.compiled is not None
+    register(dataclasses.replace(offload, compiled=dataclasses.replace(offload.compiled)))
+    try:
+        emulate_calls(calls, 3)
+    finally:
+        register(offload)
+    assert len(built) == 2
+    assert [gvar.name_hint for gvar in built[1].get_global_vars()] == [symbols[0]]
+
+
+def test_the_rows_of_all_calls_in_one_run_equal_each_row_alone_built_alone() -> None:
+    x = np.random.default_rng(7).uniform(-1, 1, (5, 12)).astype(np.float32)
+    with profile(keep_inputs=True) as recorder:
+        run_onnx(sigmoid_between(seed=8), x, pes=4, calibration=x[:, None])
+    symbol = recorder.calls[0].symbol
+    offload = registered(symbol)
+    assert offload is not None and offload.rows
+    # Calls of 1, 3 and 2 rows (with a leading batch axis, as the VM passes them).
+    calls = [(x[None, :1],), (x[None, 1:4],), (x[None, 4:],)]
+    other = registered(recorder.calls[-1].symbol)
+    assert other is not None and other.symbol != symbol
+    # Built with the other function in one module, run on all rows at once.
+    function = run_byoc._cpu_functions([offload, other])[symbol]
+    (together,) = run_byoc._run_rows(function, offload, calls)
+    # Built alone, run row by row.
+    single = cpu_vm(run_byoc._cpu_module(offload))["main"]
+    alone = [single(tvm.runtime.tensor(x[i : i + 1])).numpy() for i in range(5)]
+    assert together.shape == (5, alone[0].shape[-1])
+    assert np.array_equal(together, np.concatenate(alone))  # bit for bit
