@@ -13,7 +13,8 @@ from eiec.emulator.stats import Stats
 from eiec.errors import EmulatorError
 from eiec.fileio import write_atomic
 
-#: (PeStats field, legend label, colour) of the stacked bars, bottom to top.
+#: (PeStats field, legend label, colour) of the stacked bars, bottom to top: the first four
+#: rows of ``Stats.pe_table``, in order.
 PE_CYCLES = (
     ("useful_macs", "useful MAC", "#2a7ab9"),
     ("padding_cycles", "padding entry", "#f2a23a"),
@@ -40,13 +41,12 @@ def plot_run(runs: Sequence[Stats], path: str | os.PathLike[str]) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.6), width_ratios=(3, 2))
 
     bottom = np.zeros(first.pes)
-    for name, label, colour in PE_CYCLES:
-        values = np.array(
-            [sum(getattr(run.pe_stats[pe], name) for run in runs) for pe in pes], dtype=float
-        )
+    # Per PE over the runs: useful, padding, pointer-only, starved, stall cycles (Stats.pe_table).
+    table = np.sum([np.asarray(run.pe_table, dtype=float) for run in runs], axis=0)
+    for values, (_, label, colour) in zip(table, PE_CYCLES, strict=False):
         left.bar(pes, values, bottom=bottom, width=1.0, color=colour, label=label)
         bottom += values
-    stalls = np.array([sum(run.pe_stats[pe].stall_cycles for run in runs) for pe in pes])
+    stalls = table[4]
     left.plot(pes, stalls, color="#c0392b", lw=1.2, label="broadcast stalled on its queue")
     left.set(
         xlabel="PE",
