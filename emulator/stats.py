@@ -240,7 +240,7 @@ _PER_PE = ("busy", "padding", "pointer", "starved", "stall")
 
 @dataclass
 class _MacRecord:
-    """One executed MAC as observed (every count an array over the lanes: shape ``lead``)."""
+    """One executed MAC as observed (for a batch, every count an array over the lanes)."""
 
     event: MacEvent
     start: Any
@@ -279,13 +279,14 @@ class StatsCollector:
         self.lanes = lanes
         lead = () if lanes is None else (lanes,)
         self._lead = lead
-        self._cycles = np.zeros(lead, dtype=np.int64)
-        self._energy = np.zeros(lead)
-        self._units = {unit: np.zeros(lead) for unit in units}
-        self._components = {component: np.zeros(lead) for component in components}
-        self._activity: dict[str, np.ndarray] = {}
-        self._instructions: dict[str, tuple[list[int], np.ndarray]] = {}
-        self._saturations = np.zeros(lead, dtype=np.int64)
+        # Counts are Python numbers for one run, arrays over the lanes once a lane differs.
+        self._cycles: Any = 0
+        self._energy: Any = 0.0
+        self._units: dict[str, Any] = dict.fromkeys(units, 0.0)
+        self._components: dict[str, Any] = dict.fromkeys(components, 0.0)
+        self._activity: dict[str, Any] = {}
+        self._instructions: dict[str, list[Any]] = {}
+        self._saturations: Any = 0
         self._events: list[list[dict[str, Any]]] = [[] for _ in range(lanes or 1)]
         self._macs: list[_MacRecord] = []
         self._clamped: dict[str, np.ndarray] = {}
@@ -317,63 +318,53 @@ class StatsCollector:
             )
         return LaneTotals(
             clock_mhz=self.config.clock_mhz,
-            cycles=self._cycles.reshape(count),
-            energy_pj=self._energy.reshape(count),
-            saturations=self._saturations.reshape(count),
+            cycles=np.broadcast_to(self._cycles, (count,)).astype(np.int64),
+            energy_pj=np.broadcast_to(self._energy, (count,)).astype(np.float64),
+            saturations=np.broadcast_to(self._saturations, (count,)).astype(np.int64),
             clamped=dict(self._clamped),
             layers=layers,
         )
 
     def add_input_saturations(self, port: str, count: Any) -> None:
         """Inputs clamped while quantising a host tensor (per lane for a batch)."""
-        counts = np.broadcast_to(np.asarray(count, dtype=np.int64), self._lead)
-        if counts.any():
-            self._clamped[port] = counts.reshape(-1)
+        if np.any(count):
+            self._clamped[port] = np.broadcast_to(np.asarray(count, np.int64), (self.lanes or 1,))
         self._saturated({"input": port}, count)
 
     def _saturated(self, entry: dict[str, Any], count: Any) -> None:
-        """Add ``count`` saturations (an int, or per lane), noted as ``entry`` in each lane
-        that has any."""
-        counts = np.broadcast_to(np.asarray(count, dtype=np.int64), self._lead)
-        if not counts.any():
+        """Add ``count`` saturations (an int: in every lane, or per lane), noted as ``entry``
+        in each lane that has any."""
+        if (isinstance(count, int) and not count) or not np.any(count):
             return
-        self._saturations += counts
-        for lane in np.flatnonzero(counts.reshape(-1)).tolist():
-            self._events[lane].append({**entry, "count": int(counts.reshape(-1)[lane])})
+        counts = np.broadcast_to(np.asarray(count, dtype=np.int64), (self.lanes or 1,))
+        self._saturations = self._saturations + (counts if self.lanes else int(counts[0]))
+        for lane in np.flatnonzero(counts).tolist():
+            self._events[lane].append({**entry, "count": int(counts[lane])})
 
     def observe(self, event: Event, timing: Timing) -> None:
         """Account one instruction."""
-        self._cycles = np.broadcast_to(timing.end, self._lead).copy()
+        self._cycles = timing.end
         energy = self._price(timing)
         spent = sum(energy.values())
-        self._energy += spent
+        self._energy = self._energy + spent
         for (unit, component), pj in energy.items():
             self._units[unit] = self._units.get(unit, 0.0) + pj
             self._components[component] = self._components.get(component, 0.0) + pj
         for name, count in timing.activity.items():
-            total = self._activity.get(name)
-            if total is None:
-                total = self._activity[name] = np.zeros(self._lead, dtype=np.int64)
-            total += count
+            self._activity[name] = self._activity.get(name, 0) + count
         mnemonic = event.instruction.MNEMONIC
         entry = self._instructions.get(mnemonic)
         if entry is None:
-            entry = self._instructions[mnemonic] = ([0], np.zeros(self._lead, dtype=np.int64))
-        entry[0][0] += 1
-        entry[1][...] += timing.cycles
+            entry = self._instructions[mnemonic] = [0, 0]
+        entry[0] += 1
+        entry[1] = entry[1] + timing.cycles
         self._saturated({"pc": event.pc, "instruction": mnemonic}, event.saturations)
         if isinstance(event, MacEvent) and timing.mac is not None:
-            lead = self._lead
-            self._macs.append(
-                _MacRecord(
-                    event,
-                    np.broadcast_to(timing.start, lead),
-                    np.broadcast_to(timing.cycles, lead),
-                    timing.mac,
-                    np.broadcast_to(spent, lead),
-                    np.broadcast_to(event.saturations, lead),
-                )
-            )
+            fields = (timing.start, timing.cycles, spent, event.saturations)
+            if self.lanes is not None:  # each an array over the lanes
+                fields = tuple(np.broadcast_to(field, self._lead) for field in fields)
+            start, cycles, spent, saturations = fields
+            self._macs.append(_MacRecord(event, start, cycles, timing.mac, spent, saturations))
             mac = timing.mac
             self._pe += np.stack([getattr(mac, name) for name in _PER_PE], axis=-2)
 
@@ -382,7 +373,7 @@ class StatsCollector:
         MAC of a batch; the same in every lane otherwise)."""
         config = self.config
         pe_cycles = timing.cycles * config.pes
-        if np.ndim(timing.cycles):  # per lane: priced with arrays of counts
+        if isinstance(timing.cycles, np.ndarray):  # per lane: priced with arrays of counts
             return config.energy.price(timing.activity, config.machine, pe_cycles)
         key = (tuple(timing.activity.items()), timing.cycles)
         energy = self.prices.get(key)
@@ -443,7 +434,7 @@ class StatsCollector:
                 saturation_events=list(self._events[lane]),
                 activity={name: values[f"activity {name}"] for name in self._activity},
                 instructions={
-                    name: {"count": times[0], "cycles": values[f"cycles of {name}"]}
+                    name: {"count": times, "cycles": values[f"cycles of {name}"]}
                     for name, (times, _) in self._instructions.items()
                 },
                 layers=[per_lane[lane] for per_lane in records],
@@ -475,7 +466,14 @@ def _by_lane(columns: dict[str, Any], count: int) -> list[dict[str, Any]]:
     """``columns`` (name -> a value or an array over the lanes) as one dict per lane of
     Python numbers."""
     names = list(columns)
-    values = [np.broadcast_to(columns[name], (count,)).tolist() for name in names]
+    values = []
+    for name in names:
+        value = columns[name]
+        if isinstance(value, np.ndarray | np.generic):
+            listed = np.asarray(value).reshape(-1).tolist()
+            values.append(listed if len(listed) == count else listed * count)
+        else:  # a Python number: the same in every lane
+            values.append([value] * count)
     return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
