@@ -134,7 +134,8 @@ def sparse_column_mac(ctx: Context, state: MachineState, ins: SparseColumnMac, p
     if state.lanes is None:
         overflows = ctx.arith.mac(state.acc, tables, state.codebook, columns, state.stream[columns])
         return mac_event(state, ins, pc, tables, columns, overflows)
-    lanes = [np.flatnonzero(stream) for stream in state.stream]
+    lane, column = np.nonzero(state.stream)
+    lanes = np.split(column, np.cumsum(np.bincount(lane, minlength=state.lanes))[:-1])
     dense = ctx.dense_weights(ins.layer, state.codebook, state.lanes)
     overflows = ctx.arith.mac_batch(state.acc, tables, dense, state.codebook, state.stream, lanes)
     return mac_event(state, ins, pc, tables, lanes, overflows)

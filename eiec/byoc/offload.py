@@ -185,22 +185,30 @@ def _checked_runs(chunks: Sequence[LaneChunk]) -> list[CheckedRun]:
         tolerances, taints = bounds.ports()  # type: ignore[attr-defined]
         centres = bounds.port_centres()  # type: ignore[attr-defined]
         totals = chunk.totals
-        saturations = totals.saturations.tolist()
         clamped = {port: counts.tolist() for port, counts in totals.clamped.items()}
-        for lane, count in enumerate(saturations):
+        tables = [_lane_rows(table) for table in (chunk.outputs, tolerances, taints, centres)]
+        for lane, (count, outputs, bound, taint, centre) in enumerate(
+            zip(totals.saturations.tolist(), *tables, strict=True)
+        ):
             checked.append(
                 CheckedRun(
-                    outputs={name: table[lane] for name, table in chunk.outputs.items()},
-                    bounds={name: table[lane] for name, table in tolerances.items()},
-                    saturated={name: table[lane] for name, table in taints.items()},
+                    outputs=outputs,
+                    bounds=bound,
+                    saturated=taint,
                     saturations=count,
                     clamped={port: per[lane] for port, per in clamped.items() if per[lane]},
                     first_saturation=bounds.first_saturation[lane],  # type: ignore[attr-defined]
                     first_unbounded=bounds.first_unbounded[lane],  # type: ignore[attr-defined]
-                    centres={name: table[lane] for name, table in centres.items()},
+                    centres=centre,
                 )
             )
     return checked
+
+
+def _lane_rows(tables: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Tables of lanes (by name, lanes x ...) as one dict of views per lane."""
+    names = list(tables)
+    return [dict(zip(names, rows, strict=True)) for rows in zip(*tables.values(), strict=True)]
 
 
 def register(offload: Offload, config: EmulatorConfig | None = None) -> None:
