@@ -297,7 +297,7 @@ class CallCheck:
     def merge(cls, parts: Sequence[CallCheck]) -> CallCheck:
         """The checks of consecutive shards of the samples as one (samples in order)."""
         first = parts[0]
-        if first.emulated is None:
+        if first.emulated is None or len(parts) == 1:
             return first
 
         def stacked(table: str) -> dict[str, np.ndarray]:

@@ -468,14 +468,17 @@ def compare_values(
     first instruction whose bound overflowed: ``first_unbounded``)."""
     checked = None if saturated is None else ~saturated  # None: every element
     with np.errstate(over="ignore", invalid="ignore"):
-        signed = got.astype(np.float64) - want.astype(np.float64)
+        signed = np.subtract(got, want, dtype=np.float64)
         error = np.abs(signed)
         if centre is None:
             off, width = error, np.asarray(bound, np.float64)
         else:
-            off = np.abs(signed - centre)  # from the centre, within bound - |centre|
-            width = bound - np.abs(centre)
-    finite = np.isfinite(error) & np.isfinite(bound)
+            off = np.subtract(signed, centre)  # from the centre, within bound - |centre|
+            np.abs(off, out=off)
+            width = np.abs(centre, dtype=np.float64)
+            np.subtract(bound, width, out=width)
+    finite = np.isfinite(error)
+    finite &= np.isfinite(bound)
     every = bool(finite.all())  # (then no element needs masking out)
     finite_want = np.isfinite(want)
     scale = float(np.abs(want if finite_want.all() else want[finite_want]).max(initial=0.0))
