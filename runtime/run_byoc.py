@@ -370,29 +370,58 @@ def emulate_calls(calls: Sequence[CallRecord], samples: int) -> list[CallCheck]:
                 _per_sample([values[index] for values in runs], samples)
                 for index in range(len(offload.outputs))
             ]
-        checks.append(
-            CallCheck(
-                symbol,
-                emulated=_rows(emulated, "outputs", offload.outputs, samples),
-                cpu={
-                    name: cpu[index].reshape(samples, -1)
-                    for index, name in enumerate(offload.outputs)
-                },
-                bounds=_rows(emulated, "bounds", offload.outputs, samples),
-                saturated=_rows(emulated, "saturated", offload.outputs, samples),
-                saturations=sum(run.saturations for run in emulated),
-                clamped=_summed(run.clamped for run in emulated),
-                runs=len(emulated),
-                first_saturation=next(
-                    (run.first_saturation for run in emulated if run.first_saturation), None
-                ),
-                first_unbounded=next(
-                    (run.first_unbounded for run in emulated if run.first_unbounded), None
-                ),
-                centres=_rows(emulated, "centres", offload.outputs, samples),
-            )
-        )
+        rows = {name: cpu[index].reshape(samples, -1) for index, name in enumerate(offload.outputs)}
+        checks.append(_gathered(symbol, emulated, rows, offload.outputs, samples))
     return checks
+
+
+def _gathered(
+    symbol: str,
+    runs: Sequence[CheckedRun],
+    cpu: dict[str, np.ndarray],
+    names: Sequence[str],
+    samples: int,
+) -> CallCheck:
+    """The :class:`CallCheck` of one function's emulated ``runs`` (in one pass over them) and
+    its ``cpu`` outputs: each output's values, bounds, saturation taints and centres one row
+    per sample, the saturations and clamped values added up, the first saturation and
+    unbounded bound."""
+    tables: dict[str, dict[str, list[np.ndarray]]] = {
+        table: {name: [] for name in names}
+        for table in ("outputs", "bounds", "saturated", "centres")
+    }
+    saturations = 0
+    clamped = []
+    first_saturation = first_unbounded = None
+    for run in runs:
+        for table, columns in tables.items():
+            values = getattr(run, table)
+            for name, column in columns.items():
+                column.append(values[name])
+        saturations += run.saturations
+        if run.clamped:
+            clamped.append(run.clamped)
+        if first_saturation is None and run.first_saturation:
+            first_saturation = run.first_saturation
+        if first_unbounded is None and run.first_unbounded:
+            first_unbounded = run.first_unbounded
+    rows = {
+        table: {name: _per_sample(column, samples) for name, column in columns.items()}
+        for table, columns in tables.items()
+    }
+    return CallCheck(
+        symbol,
+        emulated=rows["outputs"],
+        cpu=cpu,
+        bounds=rows["bounds"],
+        saturated=rows["saturated"],
+        saturations=saturations,
+        clamped=_summed(clamped),
+        runs=len(runs),
+        first_saturation=first_saturation,
+        first_unbounded=first_unbounded,
+        centres=rows["centres"],
+    )
 
 
 def _summed(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
@@ -401,16 +430,6 @@ def _summed(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     for part in counts:
         total.update(part)
     return dict(total)
-
-
-def _rows(
-    runs: Sequence[CheckedRun], table: str, names: Sequence[str], samples: int
-) -> dict[str, np.ndarray]:
-    """Each output's ``table`` (outputs, bounds, saturated, centres) of ``runs``, one row per
-    sample."""
-    return {
-        name: _per_sample([getattr(run, table)[name] for run in runs], samples) for name in names
-    }
 
 
 def compare_calls(report: VerifyReport, checks: Sequence[CallCheck]) -> dict[str, Offload]:
