@@ -18,8 +18,11 @@ processes at the same time):
 and, inside them, the phases measured by wrapping the functions named (the remainder of the
 evaluation is the model's CPU ops through BYOC and the report); the last two lines (``both:``)
 are TVM's builds for the CPU and their JIT compilation wherever they happen (the calibration's
-twin and the CPU reference in the compile, the BYOC model, the check's compressed functions).
-The report's verdict and perplexity are printed too: speed must not change any result.
+twin and the CPU reference in the compile, the BYOC model, the check's compressed functions),
+with how many there were: ``eiec.byoc.cpu`` keeps its builds in eiec's cache, so a rerun loads
+the CPU reference, the twin and (same options) the check's functions instead of building them
+(``EIEC_NO_CACHE=1`` or a fresh ``XDG_CACHE_HOME``: the figures of a first run). The report's
+verdict and perplexity are printed too: speed must not change any result.
 
 Run: ``.venv/bin/python benchmarks/bench_transformer_speed.py [--windows 200] [--workers 2]``
 """
@@ -42,6 +45,7 @@ import tvm
 import eiec.byoc.calibrate
 import eiec.byoc.offload
 import eiec.byoc.partition
+import eiec.isa.cache
 import eiec.runtime.reference
 import eiec.runtime.run_byoc
 from eiec.compiler import CompileOptions
@@ -63,14 +67,14 @@ PHASES: tuple[tuple[str, Any, str], ...] = (
 
 
 @contextmanager
-def timed(phases: dict[str, float], first: list[float]) -> Iterator[None]:
-    """Wrap the functions of ``PHASES`` to add their wall time to ``phases``; ``first`` gets
-    the time the first emulated call started."""
+def timed(phases: dict[str, float], first: list[float], calls: dict[str, int]) -> Iterator[None]:
+    """Wrap the functions of ``PHASES`` to add their wall time to ``phases`` and count their
+    calls in ``calls``; ``first`` gets the time the first emulated call started."""
     saved = []
     for label, owner, name in PHASES:
         original = getattr(owner, name)
         saved.append((owner, name, original))
-        setattr(owner, name, _timer(original, label, phases, first))
+        setattr(owner, name, _timer(original, label, phases, first, calls))
     try:
         yield
     finally:
@@ -79,10 +83,15 @@ def timed(phases: dict[str, float], first: list[float]) -> Iterator[None]:
 
 
 def _timer(
-    function: Callable[..., Any], label: str, phases: dict[str, float], first: list[float]
+    function: Callable[..., Any],
+    label: str,
+    phases: dict[str, float],
+    first: list[float],
+    calls: dict[str, int],
 ) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
+        calls[label] = calls.get(label, 0) + 1
         if label.startswith("evaluation: emulation") and not first:
             first.append(start)
         try:
@@ -106,11 +115,12 @@ def main() -> None:
     model = onnx.load(EXAMPLE / "gpt.onnx")
     load = os.getloadavg()
     phases: dict[str, float] = {}
+    calls: dict[str, int] = {}
     first: list[float] = []
     cpu = time.process_time()
     children = os.times()
     start = time.perf_counter()
-    with timed(phases, first):
+    with timed(phases, first, calls):
         report = eiec.runtime.run_byoc.run_byoc(
             model, ids, labels=targets, options=options, workers=args.workers
         )
@@ -129,7 +139,9 @@ def main() -> None:
     print(f"  compile    {compile_s:7.1f} s")
     print(f"  evaluation {wall - compile_s:7.1f} s{shard}")
     for label, _, _ in PHASES:
-        print(f"    {label:<44} {phases.get(label, 0.0):7.1f} s")
+        count = f" ({calls.get(label, 0)})" if label.startswith("both:") else ""
+        print(f"    {label:<44} {phases.get(label, 0.0):7.1f} s{count}")
+    print(f"eiec's cache of CPU builds: {'on' if eiec.isa.cache.enabled() else 'off'}")
     if report.sequence is not None:
         seq = report.sequence
         print(f"perplexity original {seq.original_perplexity:.3f}, EIE + CPU {seq.perplexity:.3f}")

@@ -6,6 +6,9 @@ that key too, so one renamed or swapped on disk is never taken for another. The 
 needed for a correct result: an entry that is missing, truncated, corrupt or not the user's own
 is rebuilt, and a cache that cannot be written costs only the rebuild. ``EIEC_NO_CACHE=1`` turns
 the pickled entries off (the grammar and training caches keep their own files).
+:func:`store_library` and :func:`load_library` keep TVM builds as shared libraries (the
+training engine's and ``eiec.byoc.cpu``'s), each beside a stamp naming its key and its bytes'
+digest.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import hashlib
 import mmap
 import os
 import pickle
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -177,6 +181,70 @@ def _evict(folder: Path, limit: int) -> None:
             if total <= limit:
                 break
             path.unlink(missing_ok=True)
+            total -= size
+    except OSError:
+        pass
+
+
+def _stamp(path: Path) -> Path:
+    """The file beside a cached library that says what it is: its key and its bytes' digest."""
+    return path.with_suffix(".sha256")
+
+
+def load_library(path: Path, key: str) -> Any | None:
+    """The TVM build of ``key`` cached at ``path`` (a loaded runtime module), or None when
+    there is none or it is not sound: its stamp must name ``key`` and the digest of its bytes
+    (a truncated, damaged or swapped library is rebuilt, never loaded: loading one can crash
+    the process). A hit refreshes the library's time, which :func:`store_library`'s eviction
+    goes by."""
+    import tvm  # lazy: TVM, only for builds
+
+    try:
+        stamp = _stamp(path).read_text(encoding="ascii").split()
+        data = path.read_bytes()
+        if stamp != [key, hashlib.sha256(data).hexdigest()]:
+            return None
+        module = tvm.runtime.load_module(str(path))
+        os.utime(path)
+        return module
+    except (OSError, ValueError, RuntimeError, tvm.error.InternalError):
+        return None
+
+
+def store_library(executable: Any, path: Path, key: str, limit: int | None = None) -> None:
+    """Export the TVM ``executable`` to ``path`` and write its stamp; then, with ``limit``,
+    remove the least recently used libraries of the folder beyond ``limit`` bytes in all. A
+    cache that cannot be written only costs the next build."""
+    import tvm  # lazy: TVM, only for builds
+
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+            temporary = Path(scratch) / path.name
+            executable.export_library(str(temporary))
+            digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
+            os.replace(temporary, path)
+        write_file(_stamp(path), lambda file: file.write(f"{key} {digest}\n".encode()))
+    except (OSError, RuntimeError, tvm.error.InternalError):
+        return
+    if limit is not None:
+        _evict_libraries(path.parent, limit)
+
+
+def _evict_libraries(folder: Path, limit: int) -> None:
+    """Remove the oldest ``*.so`` files of ``folder`` (and their stamps) until the rest fit in
+    ``limit``."""
+    try:
+        entries = []
+        for path in folder.glob("*.so"):
+            info = path.stat()
+            entries.append((info.st_mtime_ns, info.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= limit:
+                break
+            path.unlink(missing_ok=True)
+            _stamp(path).unlink(missing_ok=True)
             total -= size
     except OSError:
         pass

@@ -466,21 +466,32 @@ def compare_values(
     whenever the check itself cannot be trusted (:func:`untrusted`: a non-finite value or
     bound, a zero tolerance, one above ``MAX_RELATIVE_TOLERANCE`` of ``want``'s range; the
     first instruction whose bound overflowed: ``first_unbounded``)."""
-    checked = np.ones(got.shape, bool) if saturated is None else ~saturated
-    centre = np.zeros(got.shape) if centre is None else centre
+    checked = None if saturated is None else ~saturated  # None: every element
     with np.errstate(over="ignore", invalid="ignore"):
-        signed = got.astype(np.float64) - want.astype(np.float64)
+        signed = np.subtract(got, want, dtype=np.float64)
         error = np.abs(signed)
-        off = np.abs(signed - centre)  # from the centre, within bound - |centre|
-        width = bound - np.abs(centre)
-    finite = np.isfinite(error) & np.isfinite(bound)
-    scale = float(np.abs(want[np.isfinite(want)]).max(initial=0.0))
-    worst = float(error[finite].max(initial=0.0))
+        if centre is None:
+            off, width = error, np.asarray(bound, np.float64)
+        else:
+            off = np.subtract(signed, centre)  # from the centre, within bound - |centre|
+            np.abs(off, out=off)
+            width = np.abs(centre, dtype=np.float64)
+            np.subtract(bound, width, out=width)
+    finite = np.isfinite(error)
+    finite &= np.isfinite(bound)
+    every = bool(finite.all())  # (then no element needs masking out)
+    finite_want = np.isfinite(want)
+    scale = float(np.abs(want if finite_want.all() else want[finite_want]).max(initial=0.0))
+    worst = float((error if every else error[finite]).max(initial=0.0))
     report.max_abs_error_vs_compressed = max(report.max_abs_error_vs_compressed or 0.0, worst)
     rel = worst / scale if scale > 0 else (0.0 if worst == 0 else float("inf"))
     report.max_rel_error_vs_compressed = max(report.max_rel_error_vs_compressed or 0.0, rel)
-    bounded = finite & checked  # a saturated element is not checked against its bound
-    ratio = off[bounded] / np.maximum(width[bounded], np.finfo(np.float64).tiny)
+    bounded = finite if checked is None else finite & checked  # a saturated one is not checked
+    tiny = np.finfo(np.float64).tiny
+    if every and checked is None:
+        ratio = off / np.maximum(width, tiny)
+    else:
+        ratio = off[bounded] / np.maximum(width[bounded], tiny)
     report.worst_error_to_tolerance = max(
         report.worst_error_to_tolerance or 0.0, float(ratio.max(initial=0.0))
     )
@@ -502,16 +513,18 @@ def compare_values(
             f"{float(got[index]):.6g}, CPU {float(want[index]):.6g}; a clamped value is not a "
             f"rounding error, so they are not checked: {fix}"
         )
-    if checked.any():
-        tolerance = float(np.max(bound[checked]))  # NaN stays NaN
-        span = output_range(want)
+    span = output_range(want)
+    if got.size if checked is None else checked.any():
+        tolerance = float(np.max(bound if checked is None else bound[checked]))  # NaN stays NaN
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = tolerance / span if span > 0 else float("inf")
         report.tolerance = _worse(report.tolerance, tolerance)
         if report.relative_tolerance is None or not relative < report.relative_tolerance:
             report.relative_tolerance, report.output_range = relative, span
-    report.problems.extend(untrusted(tensor, got, want, bound, checked, first_unbounded))
-    over = finite & ~(off <= width) & checked  # (a saturated element: the problem above)
+    report.problems.extend(untrusted(tensor, got, want, bound, checked, first_unbounded, span))
+    over = finite & ~(off <= width)
+    if checked is not None:
+        over &= checked  # (a saturated element: the problem above)
     if not over.any():
         return
     per_sample = np.moveaxis(over, axis, 0).reshape(over.shape[axis], -1).any(axis=1)
@@ -522,7 +535,7 @@ def compare_values(
         report.first_failing_sample = first
     where = tuple(int(i) for i in np.argwhere(over)[0])
     beyond = f"error {float(error[where]):.3g} > bound {float(bound[where]):.3g}"
-    if centre[where] != 0:
+    if centre is not None and centre[where] != 0:
         beyond = (
             f"error {float(signed[where]):.3g} outside {float(centre[where]):.3g} +- "
             f"{float(width[where]):.3g} (its known roundings, +- the bound of the rest)"
@@ -539,16 +552,18 @@ def untrusted(
     got: np.ndarray,
     want: np.ndarray,
     bound: np.ndarray,
-    checked: np.ndarray,
+    checked: np.ndarray | None,
     first_unbounded: Saturation | None = None,
+    span: float | None = None,
 ) -> list[str]:
     """Why comparing ``got`` (EIE) with ``want`` (CPU) within ``bound`` would not check them:
     the one rule that a PASS needs a meaningful check (FIXED_POINT.md, "What PASS means").
 
     Each reason is a problem (so a FAIL): a NaN or infinite value on either side; a NaN or
-    infinite bound of an element that is ``checked`` (not saturated; ``first_unbounded``: where
-    the bound first overflowed); a tolerance (the largest bound of those elements) of 0; a
-    reference output with no range; a tolerance above ``MAX_RELATIVE_TOLERANCE`` of the range.
+    infinite bound of an element that is ``checked`` (not saturated; None: every element;
+    ``first_unbounded``: where the bound first overflowed); a tolerance (the largest bound of
+    those elements) of 0; a reference output with no range (``span``: its
+    :func:`output_range`, when known); a tolerance above ``MAX_RELATIVE_TOLERANCE`` of the range.
     """
     problems = []
     for side, values, why in (
@@ -560,14 +575,16 @@ def untrusted(
             "model was made for",
         ),
     ):
-        bad = ~np.isfinite(values.astype(np.float64))
+        bad = ~np.isfinite(values if values.dtype.kind == "f" else values.astype(np.float64))
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             problems.append(
                 f"output '{tensor}': {side} gives {float(values[index])} at index {index} "
                 f"({int(bad.sum())} non-finite values), so it cannot be compared: {why}"
             )
-    unbounded = checked & ~np.isfinite(bound)
+    unbounded = ~np.isfinite(bound)
+    if checked is not None:
+        unbounded &= checked
     if unbounded.any():
         index = tuple(int(i) for i in np.argwhere(unbounded)[0])
         kind = "NaN" if np.isnan(bound[index]) else "infinite"
@@ -580,10 +597,10 @@ def untrusted(
             "bound's rule for that instruction (eiec.emulator.bounds) is too loose for it"
         )
         return problems
-    if not checked.any() or problems:
+    if not (got.size if checked is None else checked.any()) or problems:
         return problems
-    tolerance = float(bound[checked].max())
-    span = output_range(want)
+    tolerance = float((bound if checked is None else bound[checked]).max())
+    span = output_range(want) if span is None else span
     if tolerance <= 0:
         problems.append(
             f"output '{tensor}': the tolerance is 0 (every element's error bound vanished), "

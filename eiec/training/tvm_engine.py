@@ -18,7 +18,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from tvm.relax.training.loss import CrossEntropyLoss, Loss, MSELoss
 from tvm.relax.training.optimizer import Adam
 
 from eiec.errors import CompileError, EiecError
-from eiec.isa.cache import cache_dir, write_file
+from eiec.isa.cache import cache_dir, load_library, store_library
 from eiec.training.backbone import Backbone
 from eiec.training.engine import TrainingSession
 from eiec.training.schedule_rules import schedule_matmuls
@@ -118,10 +117,10 @@ def _compiled(train_mod: tvm.IRModule) -> Any:
         return _COMPILED[key]
     path = cache_dir() / "training" / f"{key[:32]}.so"
     with _without_tvm_notes():
-        executable = _load_build(path, key)
+        executable = load_library(path, key)
         if executable is None:
             executable = tvm.compile(train_mod, target=target, relax_pipeline=_pipeline(target))
-            _store_build(executable, path, key)
+            store_library(executable, path, key)
     _COMPILED[key] = executable
     return executable
 
@@ -150,40 +149,6 @@ def _without_tvm_notes() -> Iterator[None]:
             kept = [line for line in log.read().splitlines(True) if not _NOTES.search(line)]
             if kept:
                 sys.stderr.write(b"".join(kept).decode(errors="replace"))
-
-
-def _stamp(path: Path) -> Path:
-    """The file beside a cached build that says what it is: its key and its bytes' digest."""
-    return path.with_suffix(".sha256")
-
-
-def _load_build(path: Path, key: str) -> Any | None:
-    """The cached build of ``key`` at ``path``, or None when there is none or it is not sound:
-    its stamp must name ``key`` and the digest of its bytes (a truncated, damaged or swapped
-    library is rebuilt, never loaded: loading one can crash the process)."""
-    try:
-        stamp = _stamp(path).read_text(encoding="ascii").split()
-        data = path.read_bytes()
-        if stamp != [key, hashlib.sha256(data).hexdigest()]:
-            return None
-        return tvm.runtime.load_module(str(path))
-    except (OSError, ValueError, RuntimeError, tvm.error.InternalError):
-        return None
-
-
-def _store_build(executable: Any, path: Path, key: str) -> None:
-    """Export ``executable`` to ``path`` and write its stamp; a cache that cannot be written
-    only costs the next build."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-            temporary = Path(scratch) / path.name
-            executable.export_library(str(temporary))
-            digest = hashlib.sha256(temporary.read_bytes()).hexdigest()
-            os.replace(temporary, path)
-        write_file(_stamp(path), lambda file: file.write(f"{key} {digest}\n".encode()))
-    except (OSError, RuntimeError, tvm.error.InternalError):
-        pass
 
 
 class TvmSession(TrainingSession):

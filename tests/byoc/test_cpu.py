@@ -1,7 +1,10 @@
 """``eiec.byoc.cpu``: CPU builds with their matmuls scheduled compute the bits of TVM's
-default build (the checks, the calibration and the CPU reference rely on it)."""
+default build (the checks, the calibration and the CPU reference rely on it), and are cached
+across processes by module."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,6 +12,12 @@ import tvm
 from tvm import relax, tirx
 
 from eiec.byoc.cpu import TARGET, cpu_executable, cpu_vm, scheduled
+
+
+@pytest.fixture
+def building(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Builds made here, not loaded from eiec's cache."""
+    monkeypatch.setenv("EIEC_NO_CACHE", "1")
 
 
 def _fc_chain(rows: int | tirx.Var, seed: int) -> tvm.IRModule:
@@ -62,6 +71,7 @@ def _default(mod: tvm.IRModule, *args: np.ndarray) -> np.ndarray:
     return vm["main"](*(tvm.runtime.tensor(a) for a in args)).numpy()
 
 
+@pytest.mark.usefixtures("building")
 @pytest.mark.parametrize("symbolic", [True, False])
 def test_an_fc_chain_with_scheduled_matmuls_gives_the_default_builds_bits(symbolic: bool) -> None:
     rows = 37
@@ -74,6 +84,7 @@ def test_an_fc_chain_with_scheduled_matmuls_gives_the_default_builds_bits(symbol
     assert np.array_equal(got, want)  # bit for bit, not within a tolerance
 
 
+@pytest.mark.usefixtures("building")
 def test_attention_and_reductions_with_scheduled_matmuls_give_the_default_builds_bits() -> None:
     mod = _attention()
     assert any(name.startswith("matmul") for name in _scheduled_names(mod))
@@ -82,3 +93,36 @@ def test_attention_and_reductions_with_scheduled_matmuls_give_the_default_builds
     vm = relax.VirtualMachine(cpu_executable(mod), tvm.cpu())
     got = vm["main"](*(tvm.runtime.tensor(a) for a in args)).numpy()
     assert np.array_equal(got, _default(mod, *args))
+
+
+def test_builds_are_cached_across_processes_by_module_constants_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("EIEC_NO_CACHE", raising=False)
+    folder = tmp_path / "eiec" / "cpu"
+    x = np.random.default_rng(4).standard_normal((5, 96)).astype(np.float32)
+    one, other = _fc_chain(5, seed=5), _fc_chain(5, seed=6)  # the same text, other weights
+    want = [_default(one, x), _default(other, x)]
+    first = cpu_executable(one)
+    assert len(list(folder.glob("*.so"))) == 1
+    again = cpu_executable(one)  # loaded: a library, no build
+    assert isinstance(again, tvm.runtime.Module)
+    assert len(list(folder.glob("*.so"))) == 1
+    third = cpu_executable(other)
+    assert len(list(folder.glob("*.so"))) == 2
+    for executable, expected in ((first, want[0]), (again, want[0]), (third, want[1])):
+        vm = relax.VirtualMachine(executable, tvm.cpu())
+        assert np.array_equal(vm["main"](tvm.runtime.tensor(x)).numpy(), expected)
+
+
+def test_no_build_is_cached_with_eiec_no_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("EIEC_NO_CACHE", "1")
+    mod = _fc_chain(3, seed=7)
+    x = np.random.default_rng(8).standard_normal((3, 96)).astype(np.float32)
+    got = cpu_vm(mod)["main"](tvm.runtime.tensor(x)).numpy()
+    assert np.array_equal(got, _default(mod, x))
+    assert not (tmp_path / "eiec").exists()

@@ -572,19 +572,19 @@ def _damaged_entry(keep: float) -> Callable[[Path], None]:
 def _damaged_build(folder: Path) -> None:
     import tvm
 
-    from eiec.training.tvm_engine import _load_build, _store_build
+    from eiec.isa.cache import load_library, store_library
     from tests.training.test_build_cache import Double
 
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / "training" / "k.so"
-        _store_build(tvm.compile(Double, target="llvm"), path, "k")
-        if _load_build(path, "k") is None:
+        store_library(tvm.compile(Double, target="llvm"), path, "k")
+        if load_library(path, "k") is None:
             raise IoFailure("a sound build was not loaded")
         data = path.read_bytes()
         damaged = path.with_suffix(".new")  # a new file: the loaded one stays mapped
         damaged.write_bytes(data[: len(data) // 3])
         damaged.replace(path)
-        if _load_build(path, "k") is not None:
+        if load_library(path, "k") is not None:
             raise IoFailure("a truncated build was loaded")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib.util
 import json
 from collections import OrderedDict
@@ -203,3 +204,25 @@ def test_the_rows_of_all_calls_in_one_run_equal_each_row_alone_built_alone() -> 
     alone = [single(tvm.runtime.tensor(x[i : i + 1])).numpy() for i in range(5)]
     assert together.shape == (5, alone[0].shape[-1])
     assert np.array_equal(together, np.concatenate(alone))  # bit for bit
+
+
+def test_a_run_collects_garbage_less_often_and_restores_the_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[int, int, int]] = []
+    real = run_byoc.run_onnx
+
+    def spying(*args: object, **kwargs: object) -> object:
+        seen.append(gc.get_threshold())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_byoc, "run_onnx", spying)
+    before = gc.get_threshold()
+    x = np.random.default_rng(9).uniform(-1, 1, (2, 12)).astype(np.float32)
+    run_byoc.run_samples(sigmoid_between(seed=10), {"x": x}, eiec.CompileOptions.of(pes=4))
+    assert seen == [(max(run_byoc.GC_THRESHOLD, before[0]), *before[1:])]
+    assert gc.get_threshold() == before
+    with pytest.raises(RuntimeError), run_byoc.rarer_collections(50_000):
+        assert gc.get_threshold()[0] == max(50_000, before[0])
+        raise RuntimeError  # restored on the way out of an error too
+    assert gc.get_threshold() == before

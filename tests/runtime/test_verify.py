@@ -12,7 +12,7 @@ from onnx.reference import ReferenceEvaluator
 
 from eiec.emulator import EmulatorConfig
 from eiec.isa.program import Program
-from eiec.runtime.verify import emulate_with_bounds, verify
+from eiec.runtime.verify import VerifyReport, compare_values, emulate_with_bounds, verify
 
 from .handmade import handmade_mlp
 
@@ -164,3 +164,29 @@ def test_compiled_digits_model_passes_and_a_corrupted_second_layer_is_named(
     assert bad.diverging_layer == second
     # Without the compiler's tensor_map, the mapping is rebuilt from the layer names.
     assert verify(*args).diverging_layer == second
+
+
+@pytest.mark.parametrize("poison", [None, "got", "bound"])
+@pytest.mark.parametrize("with_centre", [False, True])
+def test_comparing_with_no_saturation_mask_equals_an_all_clear_one(
+    poison: str | None, with_centre: bool
+) -> None:
+    """``compare_values`` skips masking when nothing is saturated and every value is finite;
+    the verdict, figures and problems are those of the masked path."""
+    rng = np.random.default_rng(11)
+    got = rng.standard_normal((3, 40)).astype(np.float32)
+    want = (got + rng.normal(0, 1e-3, got.shape)).astype(np.float32)
+    bound = np.full(got.shape, 2e-3)
+    bound[1, 5] = 1e-9  # one element beyond its bound: a failing sample
+    if poison == "got":
+        got[2, 7] = np.nan
+    elif poison == "bound":
+        bound[0, 3] = np.inf
+    centre = rng.normal(0, 1e-4, got.shape) if with_centre else None
+    reports = []
+    for saturated in (None, np.zeros(got.shape, bool)):
+        report = VerifyReport(samples=3, outputs=["y"], scope="offloaded_calls")
+        compare_values(report, "f/y", got, want, bound, 0, saturated=saturated, centre=centre)
+        reports.append(report.to_json())
+    assert reports[0] == reports[1]
+    assert reports[0]["failing_samples"] >= 1 and reports[0]["problems"]

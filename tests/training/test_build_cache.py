@@ -12,7 +12,7 @@ from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
 
-from eiec.training.tvm_engine import _load_build, _store_build
+from eiec.isa.cache import load_library, store_library
 
 
 @I.ir_module
@@ -37,19 +37,19 @@ def _replace(path: Path, data: bytes) -> None:
 
 def test_a_sound_build_loads_and_a_damaged_one_does_not(tmp_path: Path) -> None:
     path = tmp_path / "training" / "k.so"
-    _store_build(tvm.compile(Double, target="llvm"), path, "key-a")
-    loaded = _load_build(path, "key-a")
+    store_library(tvm.compile(Double, target="llvm"), path, "key-a")
+    loaded = load_library(path, "key-a")
     assert loaded is not None
     np.testing.assert_array_equal(_run(loaded), [2.0, 4.0])
-    assert _load_build(path, "key-b") is None  # another key's entry (swapped on disk)
+    assert load_library(path, "key-b") is None  # another key's entry (swapped on disk)
     data = path.read_bytes()
     _replace(path, data[: len(data) // 2])  # truncated: loading it would crash
-    assert _load_build(path, "key-a") is None
+    assert load_library(path, "key-a") is None
     _replace(path, b"\x7fELF" + bytes(100))
-    assert _load_build(path, "key-a") is None
+    assert load_library(path, "key-a") is None
     path.with_suffix(".sha256").unlink()
     _replace(path, data)  # sound again, but no stamp says what it is
-    assert _load_build(path, "key-a") is None
+    assert load_library(path, "key-a") is None
 
 
 def test_tvm_notes_are_dropped_and_other_lines_kept(capfd: pytest.CaptureFixture[str]) -> None:
