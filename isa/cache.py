@@ -193,13 +193,15 @@ def _stamp(path: Path) -> Path:
 
 def load_library(path: Path, key: str) -> Any | None:
     """The TVM build of ``key`` cached at ``path`` (a loaded runtime module), or None when
-    there is none or it is not sound: its stamp must name ``key`` and the digest of its bytes
-    (a truncated, damaged or swapped library is rebuilt, never loaded: loading one can crash
-    the process). A hit refreshes the library's time, which :func:`store_library`'s eviction
-    goes by."""
+    there is none or it is not sound: the user's own, its stamp naming ``key`` and the digest
+    of its bytes (a truncated, damaged or swapped library is rebuilt, never loaded: loading one
+    can crash the process). A hit refreshes the library's time, which
+    :func:`store_library`'s eviction goes by."""
     import tvm  # lazy: TVM, only for builds
 
     try:
+        if path.stat().st_uid != os.getuid():
+            return None
         stamp = _stamp(path).read_text(encoding="ascii").split()
         data = path.read_bytes()
         if stamp != [key, hashlib.sha256(data).hexdigest()]:

@@ -52,6 +52,29 @@ def test_a_sound_build_loads_and_a_damaged_one_does_not(tmp_path: Path) -> None:
     assert load_library(path, "key-a") is None
 
 
+def test_a_library_of_another_user_is_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "cpu" / "k.so"
+    store_library(tvm.compile(Double, target="llvm"), path, "key-a")
+    assert load_library(path, "key-a") is not None
+    monkeypatch.setattr(os, "getuid", lambda: path.stat().st_uid + 1)
+    assert load_library(path, "key-a") is None
+
+
+def test_the_least_recently_used_libraries_go_beyond_the_limit(tmp_path: Path) -> None:
+    folder = tmp_path / "cpu"
+    executable = tvm.compile(Double, target="llvm")
+    store_library(executable, folder / "a.so", "key-a")
+    size = (folder / "a.so").stat().st_size
+    store_library(executable, folder / "b.so", "key-b")
+    os.utime(folder / "a.so", (1, 1))  # a used long ago
+    store_library(executable, folder / "c.so", "key-c", limit=2 * size)
+    assert sorted(p.name for p in folder.glob("*.so")) == ["b.so", "c.so"]
+    assert not (folder / "a.sha256").exists()
+    assert load_library(folder / "b.so", "key-b") is not None
+
+
 def test_tvm_notes_are_dropped_and_other_lines_kept(capfd: pytest.CaptureFixture[str]) -> None:
     from eiec.training.tvm_engine import _without_tvm_notes
 
