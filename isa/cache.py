@@ -169,11 +169,12 @@ def _unpack(data: memoryview, key: str) -> Any:
     return pickle.loads(stream, buffers=buffers)
 
 
-def _evict(folder: Path, limit: int) -> None:
-    """Remove the oldest ``*.pickle`` files of ``folder`` until the rest fit in ``limit``."""
+def _evict(folder: Path, limit: int, pattern: str = "*.pickle") -> None:
+    """Remove the oldest ``pattern`` files of ``folder`` (a library with its stamp) until the
+    rest fit in ``limit``."""
     try:
         entries = []
-        for path in folder.glob("*.pickle"):
+        for path in folder.glob(pattern):
             info = path.stat()
             entries.append((info.st_mtime_ns, info.st_size, path))
         total = sum(size for _, size, _ in entries)
@@ -181,6 +182,8 @@ def _evict(folder: Path, limit: int) -> None:
             if total <= limit:
                 break
             path.unlink(missing_ok=True)
+            if path.suffix == ".so":
+                _stamp(path).unlink(missing_ok=True)
             total -= size
     except OSError:
         pass
@@ -230,23 +233,4 @@ def store_library(executable: Any, path: Path, key: str, limit: int | None = Non
     except (OSError, RuntimeError, tvm.error.InternalError):
         return
     if limit is not None:
-        _evict_libraries(path.parent, limit)
-
-
-def _evict_libraries(folder: Path, limit: int) -> None:
-    """Remove the oldest ``*.so`` files of ``folder`` (and their stamps) until the rest fit in
-    ``limit``."""
-    try:
-        entries = []
-        for path in folder.glob("*.so"):
-            info = path.stat()
-            entries.append((info.st_mtime_ns, info.st_size, path))
-        total = sum(size for _, size, _ in entries)
-        for _, size, path in sorted(entries):
-            if total <= limit:
-                break
-            path.unlink(missing_ok=True)
-            _stamp(path).unlink(missing_ok=True)
-            total -= size
-    except OSError:
-        pass
+        _evict(path.parent, limit, "*.so")
