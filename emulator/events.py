@@ -2,7 +2,11 @@
 
 Handlers implement the semantics and return one :class:`Event` per instruction. The cycle
 model turns an event into a :class:`Timing` (cycle span, per-PE accounting, activity counts);
-the other observers (statistics, energy, tracing) receive both.
+the other observers (statistics, energy, tracing) receive both. For a lockstep batch (a machine
+state with lanes) one event and one timing stand for all lanes: what differs between lanes
+(saturation counts, a MAC's broadcast columns, start cycles, a MAC's cycles, activity and
+per-PE accounting) is an array (or list) over the lanes; an int saturation count is every
+lane's.
 """
 
 from __future__ import annotations
