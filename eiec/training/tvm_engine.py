@@ -11,13 +11,13 @@ rejected (the target is built from a dict).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,8 @@ from tvm.relax.training.loss import CrossEntropyLoss, Loss, MSELoss
 from tvm.relax.training.optimizer import Adam
 
 from eiec.errors import CompileError, EiecError
-from eiec.isa.cache import cache_dir, load_library, store_library
+from eiec.isa.cache import cache_dir, digest, files_digest, load_library, store_library
+from eiec.training import schedule_rules
 from eiec.training.backbone import Backbone
 from eiec.training.engine import TrainingSession
 from eiec.training.schedule_rules import schedule_matmuls
@@ -95,24 +96,31 @@ def _pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     return pipeline
 
 
-#: Bump when the schedule or pipeline changes what a build produces (part of the cache key).
+#: Bump when the pipeline changes what a build produces (part of the cache key, with the
+#: sources of the schedule rules and of this module).
 BUILD_VERSION = 1
 _COMPILED: dict[str, Any] = {}
+#: The sources whose code decides what a training build is (its cache key covers them).
+_BUILD_SOURCES = (Path(__file__), Path(schedule_rules.__file__))
+
+
+def build_key(train_mod: tvm.IRModule, target: Any) -> str:
+    """The cache key of ``train_mod``'s build for ``target`` (:func:`_compiled`)."""
+    # The text omits constants' values; the structural hash covers them.
+    text = f"{train_mod.script()}\0{tvm_ffi.structural_hash(train_mod)}"
+    sources = files_digest(_BUILD_SOURCES)
+    return digest(text, str(target), tvm.__version__, str(BUILD_VERSION), sources)
 
 
 def _compiled(train_mod: tvm.IRModule) -> Any:
     """``train_mod`` built for the host: once per process, and kept across processes in
     ``$XDG_CACHE_HOME/eiec/training`` as a shared library keyed by a hash of the module's text
-    and structural hash (constants included), the target, TVM's version and
-    :data:`BUILD_VERSION`. The backbone holds no weights, masks or indices, so one build serves
-    every run of an architecture, loss and learning rate. An unreadable, unwritable or damaged
-    cache only costs the build."""
+    and structural hash (constants included), the target, TVM's version, :data:`BUILD_VERSION`
+    and the sources that schedule the build (``_BUILD_SOURCES``). The backbone holds no
+    weights, masks or indices, so one build serves every run of an architecture, loss and
+    learning rate. An unreadable, unwritable or damaged cache only costs the build."""
     target = host_target()
-    # The text omits constants' values; the structural hash covers them.
-    text = f"{train_mod.script()}\0{tvm_ffi.structural_hash(train_mod)}"
-    key = hashlib.sha256(
-        f"{text}\0{target}\0{tvm.__version__}\0{BUILD_VERSION}".encode()
-    ).hexdigest()
+    key = build_key(train_mod, target)
     if key in _COMPILED:
         return _COMPILED[key]
     path = cache_dir() / "training" / f"{key[:32]}.so"

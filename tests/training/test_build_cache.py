@@ -82,3 +82,18 @@ def test_tvm_notes_are_dropped_and_other_lines_kept(capfd: pytest.CaptureFixture
         os.write(2, b"[13:26:45] codegen_cpu.cc:1183: Warning: Unknown pragma pragma_scope\n")
         os.write(2, b"Scope Saving: 3\nsomething else\n")
     assert capfd.readouterr().err == "something else\n"
+
+
+def test_the_build_key_follows_the_schedule_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eiec.training import tvm_engine
+
+    rules = tmp_path / "schedule_rules.py"
+    rules.write_text("# a rule\n")
+    monkeypatch.setattr(tvm_engine, "_BUILD_SOURCES", (rules,))
+    target = tvm.target.Target("llvm")
+    before = tvm_engine.build_key(Double, target)
+    assert tvm_engine.build_key(Double, target) == before
+    rules.write_text("# another rule\n")
+    assert tvm_engine.build_key(Double, target) != before
