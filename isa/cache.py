@@ -53,10 +53,11 @@ def digest(*parts: bytes | str) -> str:
 
 
 def files_digest(paths: Iterable[Path]) -> str:
-    """A digest of the names and contents of ``paths`` (e.g. the source files an entry
-    depends on), in sorted order."""
-    ordered = sorted(paths)
-    return digest(*(str(p) for p in ordered), *(p.read_bytes() for p in ordered))
+    """A digest of the file names and contents of ``paths`` (e.g. the source files an entry
+    depends on), in order of name: not of their folders, so that another checkout or install
+    of the same sources shares the entries."""
+    ordered = sorted(paths, key=lambda path: path.name)
+    return digest(*(p.name for p in ordered), *(p.read_bytes() for p in ordered))
 
 
 def write_file(path: Path, write: Callable[[IO[bytes]], None]) -> bool:

@@ -97,3 +97,17 @@ def test_the_build_key_follows_the_schedule_sources(
     assert tvm_engine.build_key(Double, target) == before
     rules.write_text("# another rule\n")
     assert tvm_engine.build_key(Double, target) != before
+
+
+def test_the_sources_digest_is_the_same_in_another_checkout(tmp_path: Path) -> None:
+    from eiec.isa.cache import files_digest
+
+    for checkout in ("a", "b"):
+        (tmp_path / checkout).mkdir()
+        (tmp_path / checkout / "rules.py").write_text("# a rule\n")
+        (tmp_path / checkout / "engine.py").write_text("# an engine\n")
+    a = [tmp_path / "a" / "rules.py", tmp_path / "a" / "engine.py"]
+    b = [tmp_path / "b" / "engine.py", tmp_path / "b" / "rules.py"]
+    assert files_digest(a) == files_digest(b)
+    (tmp_path / "b" / "rules.py").write_text("# another rule\n")
+    assert files_digest(a) != files_digest(b)
