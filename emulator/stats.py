@@ -306,23 +306,17 @@ class StatsCollector:
     def lane_totals(self) -> LaneTotals:
         """What each lane of the batch added up to so far (as ``finish_lanes`` has it)."""
         count = self.lanes or 1
-        layers: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
-        for record in self._macs:
-            assert record.event.layer is not None
-            name = record.event.layer.name
-            macs, cycles, energy = layers.get(name, (0, 0, 0.0))
-            layers[name] = (
-                macs + 1,
-                cycles + np.broadcast_to(record.cycles, (count,)),
-                energy + np.broadcast_to(record.energy_pj, (count,)).astype(np.float64),
-            )
+        _, _, layer_totals = self._sums()
         return LaneTotals(
             clock_mhz=self.config.clock_mhz,
             cycles=np.broadcast_to(self._cycles, (count,)).astype(np.int64),
             energy_pj=np.broadcast_to(self._energy, (count,)).astype(np.float64),
             saturations=np.broadcast_to(self._saturations, (count,)).astype(np.int64),
             clamped=dict(self._clamped),
-            layers=layers,
+            layers={
+                name: (totals["macs"], totals["cycles"], totals["energy_pj"])
+                for name, totals in layer_totals.items()
+            },
         )
 
     def add_input_saturations(self, port: str, count: Any) -> None:
@@ -383,24 +377,37 @@ class StatsCollector:
                 self.prices[key] = energy
         return energy
 
+    def _sums(
+        self,
+    ) -> tuple[list[dict[str, np.ndarray]], dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """The observed MACs' fields that add up (:func:`_mac_fields`, one dict per MAC), and
+        their sums over the run and by layer (``macs`` and the ``_TOTALLED`` fields), each an
+        array over the lanes, added in the order the MACs ran."""
+        count = self.lanes or 1
+        fields = [_mac_fields(record, self.config.pes) for record in self._macs]
+        run_totals = {name: np.zeros(count, dtype=np.int64) for name in _RUN_TOTALS}
+        run_totals["ideal_cycles"] = np.zeros(count)
+        layer_totals: dict[str, dict[str, Any]] = {}
+        for record, summed in zip(self._macs, fields, strict=True):
+            for name, field_name in _RUN_TOTALS.items():
+                run_totals[name] += summed[field_name]
+            layer = layer_totals.setdefault(record.event.layer.name, {"macs": 0})  # type: ignore[union-attr]
+            layer["macs"] += 1
+            for name in _TOTALLED:
+                layer[name] = layer.get(name, 0) + summed[name]
+        return fields, run_totals, layer_totals
+
     def _lane_stats(self) -> list[Stats]:
         """Each lane's statistics (one for one run): every count read out of its array once
         for all lanes, the MACs' totals added up over the lanes in the order they ran."""
         config = self.config
         pe_mm2, chip_mm2, _, _ = self.base
         count = self.lanes or 1
-        records = [_mac_stats(record, config.pes) for record in self._macs]
-        run_totals = {name: np.zeros(count, dtype=np.int64) for name in _RUN_TOTALS}
-        run_totals["ideal_cycles"] = np.zeros(count)
-        layer_totals: dict[str, dict[str, np.ndarray]] = {}
-        for record in self._macs:
-            fields = _mac_fields(record, config.pes)
-            for name, field_name in _RUN_TOTALS.items():
-                run_totals[name] += fields[field_name]
-            layer = layer_totals.setdefault(record.event.layer.name, {"macs": 0})  # type: ignore[union-attr]
-            layer["macs"] += 1
-            for name in _TOTALLED:
-                layer[name] = layer.get(name, 0) + fields[name]
+        fields, run_totals, layer_totals = self._sums()
+        records = [
+            _mac_stats(record, summed, config.pes)
+            for record, summed in zip(self._macs, fields, strict=True)
+        ]
         columns = {
             "cycles": self._cycles,
             "energy_pj": self._energy,
@@ -514,96 +521,30 @@ def _mac_fields(record: _MacRecord, pes: int) -> dict[str, np.ndarray]:
     }
 
 
-def _mac_stats(record: _MacRecord, pes: int) -> list[MacStats]:
-    """The :class:`MacStats` of each lane of an observed MAC (one for one run)."""
-    event, mac = record.event, record.mac
+def _mac_stats(record: _MacRecord, fields: dict[str, np.ndarray], pes: int) -> list[MacStats]:
+    """The :class:`MacStats` of each lane of an observed MAC (one for one run), from its
+    fields that add up (:func:`_mac_fields`)."""
+    event = record.event
     assert event.layer is not None
-
-    def lanes(value: Any) -> list[Any]:
-        return np.asarray(value).reshape(-1).tolist()
-
-    busy, padding, pointer, starved, stall = (
-        np.asarray(getattr(mac, name)).reshape(-1, pes) for name in _PER_PE
-    )
-    cycles, window = lanes(record.cycles), lanes(mac.window)
-    useful, starving = busy.sum(axis=1).tolist(), starved.sum(axis=1).tolist()
-    transfer, compute = lanes(mac.transfer_cycles), lanes(mac.compute_cycles)
-    columns = zip(
-        lanes(record.start),
-        cycles,
-        window,
-        lanes(mac.broadcasts),
-        useful,
-        padding.sum(axis=1).tolist(),
-        pointer.sum(axis=1).tolist(),
-        starving,
-        lanes(mac.stall_cycles),
-        lanes(mac.ideal_cycles),
-        lanes(record.energy_pj),
-        lanes(record.saturations),
-        lanes(mac.dram_bytes),
-        lanes(mac.dram_stall_cycles),
-        transfer,
-        compute,
-        busy.tolist(),
-        padding.tolist(),
-        pointer.tolist(),
-        starved.tolist(),
-        stall.tolist(),
-        strict=True,
-    )
+    count = fields["cycles"].size
+    extra = {"start_cycle": record.start, "saturations": record.saturations}
+    per_lane = _by_lane({**fields, **extra}, count)
+    per_pe = [np.asarray(getattr(record.mac, name)).reshape(-1, pes).tolist() for name in _PER_PE]
     return [
         MacStats(
             layer=event.layer.name,
             step=event.step,
             pc=event.pc,
-            start_cycle=start,
-            cycles=cycles,
-            window=window,
-            broadcasts=broadcasts,
             stream_length=event.stream_length,
-            useful_macs=useful,
-            padding_entries=padded,
-            pointer_cycles=pointers,
-            starved_cycles=starving,
-            stall_cycles=stalled,
-            ideal_cycles=float(ideal),
-            alu_utilization=_ratio(useful, pes * cycles),
-            load_efficiency=1.0 - _ratio(starving, pes * window),
-            energy_pj=float(energy),
-            saturations=saturations,
-            dram_bytes=dram,
-            dram_stall_cycles=dram_stall,
-            transfer_cycles=float(transfer),
-            compute_cycles=compute,
-            memory_bound=transfer > compute,
-            pe_useful_macs=pe_busy,
-            pe_padding_cycles=pe_padding,
-            pe_pointer_cycles=pe_pointer,
-            pe_starved_cycles=pe_starved,
-            pe_stall_cycles=pe_stall,
+            **values,
+            alu_utilization=_ratio(values["useful_macs"], pes * values["cycles"]),
+            load_efficiency=1.0 - _ratio(values["starved_cycles"], pes * values["window"]),
+            memory_bound=values["transfer_cycles"] > values["compute_cycles"],
+            pe_useful_macs=busy,
+            pe_padding_cycles=padding,
+            pe_pointer_cycles=pointer,
+            pe_starved_cycles=starved,
+            pe_stall_cycles=stall,
         )
-        for (
-            start,
-            cycles,
-            window,
-            broadcasts,
-            useful,
-            padded,
-            pointers,
-            starving,
-            stalled,
-            ideal,
-            energy,
-            saturations,
-            dram,
-            dram_stall,
-            transfer,
-            compute,
-            pe_busy,
-            pe_padding,
-            pe_pointer,
-            pe_starved,
-            pe_stall,
-        ) in columns
+        for values, busy, padding, pointer, starved, stall in zip(per_lane, *per_pe, strict=True)
     ]
