@@ -20,8 +20,9 @@ from eiec.emulator.layers import LayerTables
 from eiec.emulator.ports import (
     batch_size,
     check_dtype_and_values,
-    check_inputs,
     check_lane_inputs,
+    check_names,
+    check_shape,
 )
 from eiec.emulator.stats import LaneTotals, Stats
 from eiec.errors import InputError
@@ -259,9 +260,12 @@ def stack_samples(
     program: Program, samples: Sequence[Mapping[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
     """``samples`` (each input of its port's shape) as lockstep lanes: by port, samples x the
-    port's shape (InputError for a missing input or a wrong shape, as one sample's)."""
+    port's shape (InputError for a missing input or a wrong shape, as one sample's; the values
+    are checked on the stack, by ``Emulator.reset_lanes``)."""
     for sample in samples:
-        check_inputs(program, dict(sample))
+        check_names(program, sample)
+        for port in program.inputs:
+            check_shape(port, np.asarray(sample[port.name]), program.source)
     return {
         port.name: np.stack([sample[port.name] for sample in samples]) for port in program.inputs
     }

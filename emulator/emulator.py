@@ -218,13 +218,13 @@ class Emulator:
 
     def result(self) -> RunResult:
         """Outputs, buffers and statistics of the run so far."""
-        buffers = self._host_buffers()
         if self.state is not None and self.state.lanes is not None:
             raise EmulatorError(
                 "the emulator runs a lockstep batch",
                 where=self.program.source,
                 fix="call lane_results() for each lane's run",
             )
+        buffers = self._host_buffers()
         outputs = {
             port.name: buffers[port.buffer].reshape(port.shape).copy()
             for port in self.program.outputs
