@@ -535,9 +535,9 @@ class CycleModel:
         """Start a new run (of ``lanes`` lanes) at cycle 0."""
         self.now = 0 if lanes is None else np.zeros(lanes, dtype=np.int64)
 
-    def time(self, event: Event, mac_cost: MacCost | None = None) -> Timing:
-        """The timing of ``event``, starting where the previous instruction ended (a MAC's
-        ``mac_cost`` may be given, from :func:`mac_costs` of a batch)."""
+    def time(self, event: Event) -> Timing:
+        """The timing of ``event``, starting where the previous instruction ended (a batch's
+        MAC: every lane's at once, :func:`mac_costs` and :func:`stack_costs`)."""
         machine = self.config.machine
         pes = machine.pes
         mac = None
@@ -545,15 +545,14 @@ class CycleModel:
         match event:
             case MacEvent():
                 assert event.layer is not None
-                if mac_cost is None and isinstance(event.columns, list):  # a batch's lanes
+                if isinstance(event.columns, list):  # a batch's lanes
                     lanes = event.columns
                     lengths = [event.stream_length] * len(lanes)
-                    mac_cost = stack_costs(mac_costs(machine, event.layer, lanes, lengths))
-                elif mac_cost is None:
-                    (mac_cost,) = mac_costs(
+                    mac, activity = stack_costs(mac_costs(machine, event.layer, lanes, lengths))
+                else:
+                    ((mac, activity),) = mac_costs(
                         machine, event.layer, [event.columns], [event.stream_length]
                     )
-                mac, activity = mac_cost
                 cycles = _mac_cycles(machine, mac)
             case CodebookEvent():
                 cycles = event.size * machine.codebook_cycles

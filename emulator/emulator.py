@@ -15,7 +15,7 @@ import numpy as np
 
 from eiec.emulator.arith import TABLE_FUNCTIONS, Arithmetic, FixedArith, FloatArith
 from eiec.emulator.config import EmulatorConfig
-from eiec.emulator.cycles import CycleModel, MacCost
+from eiec.emulator.cycles import CycleModel
 from eiec.emulator.events import Event, Observer, Probe
 from eiec.emulator.layers import LayerTables, program_tables
 from eiec.emulator.ports import check_inputs, check_lane_inputs, data_words
@@ -198,12 +198,12 @@ class Emulator:
         self.retire(event)
         return instruction
 
-    def retire(self, event: Event, mac_cost: MacCost | None = None) -> None:
-        """Finish an executed instruction: advance the pc, time it (``mac_cost``: a MAC's
-        timing computed for a batch), tell the observers and probes."""
+    def retire(self, event: Event) -> None:
+        """Finish an executed instruction: advance the pc, time it, tell the observers and
+        probes."""
         assert self.state is not None
         self.state.pc += 1
-        timing = self.cycle_model.time(event, mac_cost)
+        timing = self.cycle_model.time(event)
         for observer in self.observers:
             observer.observe(event, timing)
         for probe in self.probes:
