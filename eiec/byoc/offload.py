@@ -55,37 +55,27 @@ class Offload:
 
     def feeds(self, inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """The program's inputs (port -> array) of each emulator run one call makes: one run,
-        or one per row of the flattened leading dimensions with ``rows``."""
-        self._check_count(inputs)
-        if not self.rows:
-            return [dict(zip(self.inputs, inputs, strict=True))]
-        shapes = [_port_shape(self.program, name, False) for name in self.inputs]
-        rows = [x.reshape(-1, shape[-1]) for x, shape in zip(inputs, shapes, strict=True)]
-        return [
-            {
-                name: x[index].reshape(shape)
-                for name, x, shape in zip(self.inputs, rows, shapes, strict=True)
-            }
-            for index in range(rows[0].shape[0])
-        ]
+        or one per row of the flattened leading dimensions with ``rows`` (:meth:`lanes`, a
+        run at a time)."""
+        lanes = self.lanes(inputs)
+        count = len(next(iter(lanes.values())))
+        return [{name: array[index] for name, array in lanes.items()} for index in range(count)]
 
     def lanes(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """The runs of :meth:`feeds` stacked as lockstep lanes: by input port, runs x the
-        port's shape."""
-        self._check_count(inputs)
+        """The program's inputs of the emulator runs one call makes, stacked as lockstep
+        lanes: by input port, runs x the port's shape (one run, or one per row of the
+        flattened leading dimensions with ``rows``)."""
+        if len(inputs) != len(self.inputs):
+            raise BackendError(
+                f"{self.symbol} takes {len(self.inputs)} inputs, got {len(inputs)}",
+                where=self.symbol,
+            )
         if not self.rows:
             return {name: np.asarray(x)[None] for name, x in zip(self.inputs, inputs, strict=True)}
         return {
             name: np.asarray(x).reshape(-1, *_port_shape(self.program, name, False))
             for name, x in zip(self.inputs, inputs, strict=True)
         }
-
-    def _check_count(self, inputs: Sequence[np.ndarray]) -> None:
-        if len(inputs) != len(self.inputs):
-            raise BackendError(
-                f"{self.symbol} takes {len(self.inputs)} inputs, got {len(inputs)}",
-                where=self.symbol,
-            )
 
 
 def _port_shape(program: Program, name: str, outputs: bool) -> tuple[int, ...]:
